@@ -1,0 +1,528 @@
+//! A fault-injecting HTTP proxy between the SDK and moto: by rule (service, operation, region,
+//! probability, count) it answers with throttling, 5xx, added latency or a dropped connection,
+//! in the error shape of the service's protocol, and it logs every call it saw.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpListener;
+
+use crate::SandboxError;
+
+/// What a rule does to a matching request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Fault {
+    /// The service's throttling error (S3: 503 `SlowDown`; others: 400 `Throttling`/`ThrottlingException`).
+    Throttle,
+    /// HTTP 429 `TooManyRequestsException`.
+    TooManyRequests,
+    /// HTTP 500 `InternalError`.
+    ServerError,
+    /// Forward the request after a delay.
+    Latency(Duration),
+    /// Close the connection without answering.
+    Drop,
+}
+
+/// When a fault applies. Unset fields match anything.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rule {
+    /// The signing name (`s3`, `sns`, `eks`, …).
+    pub service: Option<String>,
+    /// The operation (`PutObject`, `Publish`, …).
+    pub operation: Option<String>,
+    /// The region from the request's signature.
+    pub region: Option<String>,
+    /// The chance (0..=1) that a matching request is hit.
+    pub probability: f64,
+    /// At most this many hits, then the rule is spent.
+    pub count: Option<u32>,
+    /// What to do.
+    pub fault: Fault,
+}
+
+impl Rule {
+    /// A rule hitting every request with `fault`.
+    pub fn always(fault: Fault) -> Self {
+        Rule {
+            service: None,
+            operation: None,
+            region: None,
+            probability: 1.0,
+            count: None,
+            fault,
+        }
+    }
+
+    /// Restricts the rule to one service.
+    pub fn service(mut self, service: &str) -> Self {
+        self.service = Some(service.to_string());
+        self
+    }
+
+    /// Restricts the rule to one operation.
+    pub fn operation(mut self, operation: &str) -> Self {
+        self.operation = Some(operation.to_string());
+        self
+    }
+
+    /// Restricts the rule to one region.
+    pub fn region(mut self, region: &str) -> Self {
+        self.region = Some(region.to_string());
+        self
+    }
+
+    /// Hits only with this probability.
+    pub fn probability(mut self, p: f64) -> Self {
+        self.probability = p.clamp(0.0, 1.0);
+        self
+    }
+
+    /// Hits at most `n` times.
+    pub fn times(mut self, n: u32) -> Self {
+        self.count = Some(n);
+        self
+    }
+
+    fn matches(&self, call: &Call) -> bool {
+        self.service.as_ref().is_none_or(|s| *s == call.service)
+            && self.operation.as_ref().is_none_or(|o| *o == call.operation)
+            && self.region.as_ref().is_none_or(|r| *r == call.region)
+    }
+}
+
+/// One request the proxy saw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Call {
+    /// The signing name of the service.
+    pub service: String,
+    /// The operation, as well as the proxy can tell.
+    pub operation: String,
+    /// The region of the signature.
+    pub region: String,
+    /// HTTP method and path.
+    pub method: String,
+    /// The path and query.
+    pub path: String,
+    /// The status returned to the client (`None` when the connection was dropped).
+    pub status: Option<u16>,
+    /// The fault injected, if any.
+    pub fault: Option<String>,
+}
+
+#[derive(Debug)]
+struct State {
+    upstream: String,
+    rules: Mutex<Vec<(Rule, u32)>>,
+    calls: Mutex<Vec<Call>>,
+    rng: Mutex<u64>,
+    client: Client<HttpConnector, Full<Bytes>>,
+}
+
+/// A running fault proxy.
+#[derive(Debug)]
+pub struct FaultProxy {
+    addr: SocketAddr,
+    state: Arc<State>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl FaultProxy {
+    /// Starts a proxy on a free loopback port forwarding to `upstream` (`http://127.0.0.1:PORT`).
+    /// `seed` makes the probabilistic rules repeatable.
+    pub async fn start(upstream: &str, seed: u64) -> Result<Self, SandboxError> {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(|e| SandboxError::Io(format!("bind: {e}")))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| SandboxError::Io(e.to_string()))?;
+        let state = Arc::new(State {
+            upstream: upstream.trim_end_matches('/').to_string(),
+            rules: Mutex::new(Vec::new()),
+            calls: Mutex::new(Vec::new()),
+            rng: Mutex::new(seed | 1),
+            client: Client::builder(TokioExecutor::new()).build_http(),
+        });
+        let serving = state.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let state = serving.clone();
+                tokio::spawn(async move {
+                    let service =
+                        hyper::service::service_fn(move |req| forward(state.clone(), req));
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Ok(FaultProxy { addr, state, task })
+    }
+
+    /// The endpoint URL to give the SDK instead of moto's.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Adds a rule (rules are tried in order; the first that matches and fires wins).
+    pub fn add_rule(&self, rule: Rule) {
+        self.state
+            .rules
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((rule, 0));
+    }
+
+    /// Removes every rule.
+    pub fn clear_rules(&self) {
+        self.state
+            .rules
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+    }
+
+    /// Every call seen so far.
+    pub fn calls(&self) -> Vec<Call> {
+        self.state
+            .calls
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// How many faults were injected so far.
+    pub fn faults_injected(&self) -> usize {
+        self.calls().iter().filter(|c| c.fault.is_some()).count()
+    }
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Errors the proxy answers with instead of forwarding, or `Drop` as a service error.
+#[derive(Debug)]
+struct Dropped;
+
+impl std::fmt::Display for Dropped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("connection dropped by the fault proxy")
+    }
+}
+
+impl std::error::Error for Dropped {}
+
+async fn forward(
+    state: Arc<State>,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Dropped> {
+    let (parts, body) = req.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let mut call = classify(&parts, &body);
+    let fault = choose_fault(&state, &call);
+    call.fault = fault.as_ref().map(|f| format!("{f:?}"));
+    let record = |call: Call| {
+        state
+            .calls
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(call)
+    };
+    match fault {
+        Some(Fault::Drop) => {
+            record(call);
+            return Err(Dropped);
+        }
+        Some(Fault::Latency(delay)) => tokio::time::sleep(delay).await,
+        Some(fault) => {
+            let response = fault_response(&fault, &call, &parts.headers);
+            call.status = Some(response.status().as_u16());
+            record(call);
+            return Ok(response);
+        }
+        None => {}
+    }
+    let uri = format!(
+        "{}{}",
+        state.upstream,
+        parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/")
+    );
+    let mut upstream = Request::builder().method(parts.method.clone()).uri(uri);
+    for (name, value) in &parts.headers {
+        upstream = upstream.header(name, value);
+    }
+    let Ok(upstream) = upstream.body(Full::new(body)) else {
+        call.status = Some(502);
+        record(call);
+        return Ok(plain(StatusCode::BAD_GATEWAY, "bad request to forward"));
+    };
+    let response = match state.client.request(upstream).await {
+        Ok(response) => response,
+        Err(err) => {
+            call.status = Some(502);
+            record(call);
+            return Ok(plain(StatusCode::BAD_GATEWAY, &format!("upstream: {err}")));
+        }
+    };
+    let (parts, body) = response.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    call.status = Some(parts.status.as_u16());
+    record(call);
+    Ok(Response::from_parts(parts, Full::new(body)))
+}
+
+fn choose_fault(state: &State, call: &Call) -> Option<Fault> {
+    let mut rules = state.rules.lock().unwrap_or_else(|p| p.into_inner());
+    for (rule, hits) in rules.iter_mut() {
+        if rule.count.is_some_and(|max| *hits >= max) || !rule.matches(call) {
+            continue;
+        }
+        if next_unit(&state.rng) < rule.probability {
+            *hits += 1;
+            return Some(rule.fault.clone());
+        }
+    }
+    None
+}
+
+/// xorshift64*: repeatable for a seed, good enough to spread faults.
+fn next_unit(rng: &Mutex<u64>) -> f64 {
+    let mut x = rng.lock().unwrap_or_else(|p| p.into_inner());
+    *x ^= *x >> 12;
+    *x ^= *x << 25;
+    *x ^= *x >> 27;
+    let v = x.wrapping_mul(0x2545_F491_4F6C_DD1D);
+    (v >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// Service, region and operation from the SigV4 credential scope, `X-Amz-Target`, the query
+/// protocol's `Action`, or (for S3) the REST shape of the request.
+fn classify(parts: &hyper::http::request::Parts, body: &Bytes) -> Call {
+    let header = |name: &str| {
+        parts
+            .headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string()
+    };
+    let authorization = header("authorization");
+    let scope: Vec<&str> = authorization
+        .split("Credential=")
+        .nth(1)
+        .and_then(|s| s.split([',', ' ']).next())
+        .map(|s| s.split('/').collect())
+        .unwrap_or_default();
+    let region = scope.get(2).copied().unwrap_or("unknown").to_string();
+    let service = scope.get(3).copied().unwrap_or("unknown").to_string();
+    let query = parts.uri.query().unwrap_or_default();
+    let target = header("x-amz-target");
+    let operation = if let Some(op) = target.rsplit('.').next().filter(|_| !target.is_empty()) {
+        op.to_string()
+    } else if let Some(action) =
+        form_value(&String::from_utf8_lossy(body), "Action").or_else(|| form_value(query, "Action"))
+    {
+        action
+    } else if service == "s3" {
+        s3_operation(
+            parts.method.as_str(),
+            parts.uri.path(),
+            query,
+            parts.headers.contains_key("x-amz-copy-source"),
+        )
+    } else {
+        format!("{} {}", parts.method, parts.uri.path())
+    };
+    Call {
+        service,
+        operation,
+        region,
+        method: parts.method.to_string(),
+        path: parts
+            .uri
+            .path_and_query()
+            .map(|p| p.to_string())
+            .unwrap_or_default(),
+        status: None,
+        fault: None,
+    }
+}
+
+fn form_value(form: &str, key: &str) -> Option<String> {
+    form.split('&').find_map(|pair| {
+        pair.split_once('=')
+            .filter(|(k, _)| *k == key)
+            .map(|(_, v)| v.to_string())
+    })
+}
+
+fn s3_operation(method: &str, path: &str, query: &str, copy: bool) -> String {
+    let mut segments = path.trim_start_matches('/').splitn(2, '/');
+    let bucket = segments.next().unwrap_or_default();
+    let has_key = segments.next().is_some_and(|k| !k.is_empty());
+    let has = |q: &str| {
+        query
+            .split('&')
+            .any(|p| p == q || p.starts_with(&format!("{q}=")))
+    };
+    let sub = [
+        "lifecycle",
+        "tagging",
+        "versioning",
+        "policy",
+        "encryption",
+        "location",
+        "notification",
+        "replication",
+        "object-lock",
+    ]
+    .into_iter()
+    .find(|s| has(s));
+    let sub_name = |s: &str| match s {
+        "lifecycle" => "BucketLifecycleConfiguration".to_string(),
+        "object-lock" => "ObjectLockConfiguration".to_string(),
+        other => format!("Bucket{}{}", other[..1].to_uppercase(), &other[1..]),
+    };
+    match (method, has_key, sub) {
+        ("GET", _, _) if bucket.is_empty() => "ListBuckets".to_string(),
+        ("PUT", true, _) if copy => "CopyObject".to_string(),
+        ("PUT", true, Some("tagging")) => "PutObjectTagging".to_string(),
+        ("PUT", true, _) => "PutObject".to_string(),
+        ("GET", true, _) => "GetObject".to_string(),
+        ("HEAD", true, _) => "HeadObject".to_string(),
+        ("DELETE", true, _) => "DeleteObject".to_string(),
+        ("PUT", false, Some(s)) => format!("Put{}", sub_name(s)),
+        ("GET", false, Some(s)) => format!("Get{}", sub_name(s)),
+        ("DELETE", false, Some("lifecycle")) => "DeleteBucketLifecycle".to_string(),
+        ("DELETE", false, Some(s)) => format!("Delete{}", sub_name(s)),
+        ("PUT", false, None) => "CreateBucket".to_string(),
+        ("GET", false, None) => "ListObjects".to_string(),
+        ("HEAD", false, _) => "HeadBucket".to_string(),
+        ("DELETE", false, None) => "DeleteBucket".to_string(),
+        ("POST", false, _) if has("delete") => "DeleteObjects".to_string(),
+        (m, _, _) => format!("{m} {path}"),
+    }
+}
+
+fn fault_response(fault: &Fault, call: &Call, headers: &hyper::HeaderMap) -> Response<Full<Bytes>> {
+    let json = headers.contains_key("x-amz-target")
+        || headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|c| c.contains("json"))
+        || matches!(call.service.as_str(), "eks" | "lambda");
+    let (status, code, message) = match (fault, call.service.as_str()) {
+        (Fault::Throttle, "s3") => (503, "SlowDown", "Please reduce your request rate."),
+        (Fault::Throttle, _) if json => (400, "ThrottlingException", "Rate exceeded"),
+        (Fault::Throttle, _) => (400, "Throttling", "Rate exceeded"),
+        (Fault::TooManyRequests, _) => (429, "TooManyRequestsException", "Too many requests"),
+        (_, "s3") => (
+            500,
+            "InternalError",
+            "We encountered an internal error. Please try again.",
+        ),
+        (_, _) => (
+            500,
+            "InternalFailure",
+            "The request processing has failed because of an unknown error.",
+        ),
+    };
+    let request_id = "fault-proxy-0000";
+    let builder = Response::builder()
+        .status(status)
+        .header("x-amzn-requestid", request_id)
+        .header("x-amz-request-id", request_id);
+    let response = if json {
+        builder
+            .header("content-type", "application/x-amz-json-1.0")
+            .header("x-amzn-errortype", code)
+            .body(Full::new(Bytes::from(format!(
+                r#"{{"__type":"{code}","message":"{message}"}}"#
+            ))))
+    } else if call.service == "s3" {
+        builder.header("content-type", "application/xml").body(Full::new(Bytes::from(format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{code}</Code><Message>{message}</Message><RequestId>{request_id}</RequestId></Error>"
+        ))))
+    } else {
+        builder.header("content-type", "text/xml").body(Full::new(Bytes::from(format!(
+            "<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message></Error><RequestId>{request_id}</RequestId></ErrorResponse>"
+        ))))
+    };
+    response.unwrap_or_default()
+}
+
+fn plain(status: StatusCode, text: &str) -> Response<Full<Bytes>> {
+    Response::builder()
+        .status(status)
+        .body(Full::new(Bytes::from(text.to_string())))
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_s3_operations_from_the_rest_shape() {
+        assert_eq!(
+            s3_operation("PUT", "/bucket/key/a.json", "", false),
+            "PutObject"
+        );
+        assert_eq!(s3_operation("PUT", "/bucket/key", "", true), "CopyObject");
+        assert_eq!(s3_operation("PUT", "/bucket", "", false), "CreateBucket");
+        assert_eq!(
+            s3_operation("PUT", "/bucket", "lifecycle", false),
+            "PutBucketLifecycleConfiguration"
+        );
+        assert_eq!(
+            s3_operation("GET", "/bucket", "tagging", false),
+            "GetBucketTagging"
+        );
+        assert_eq!(
+            s3_operation("DELETE", "/bucket", "lifecycle", false),
+            "DeleteBucketLifecycle"
+        );
+        assert_eq!(s3_operation("GET", "/", "", false), "ListBuckets");
+        assert_eq!(
+            s3_operation("GET", "/bucket", "list-type=2&prefix=a", false),
+            "ListObjects"
+        );
+    }
+
+    #[test]
+    fn probabilities_are_repeatable_for_a_seed_and_near_their_rate() {
+        let a = Mutex::new(42u64 | 1);
+        let b = Mutex::new(42u64 | 1);
+        let xs: Vec<f64> = (0..1000).map(|_| next_unit(&a)).collect();
+        let ys: Vec<f64> = (0..1000).map(|_| next_unit(&b)).collect();
+        assert_eq!(xs, ys);
+        let hits = xs.iter().filter(|x| **x < 0.2).count();
+        assert!((150..250).contains(&hits), "{hits}");
+    }
+}

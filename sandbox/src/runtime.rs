@@ -1,0 +1,446 @@
+//! A Lambda Runtime API emulator: runs a function's real binary as a child process with
+//! `AWS_LAMBDA_RUNTIME_API` pointing here, hands it events, collects responses and errors, and
+//! measures init time (exec → first `/next`), per-invoke time and peak RSS.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::SandboxError;
+
+const PREFIX: &str = "/2018-06-01/runtime";
+/// The account the emulator reports in function ARNs (moto's default account).
+pub const ACCOUNT: &str = "123456789012";
+
+/// An error the function reported (`/invocation/{id}/error` or `/init/error`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FunctionError {
+    /// The stable `errorType`.
+    pub error_type: String,
+    /// The message.
+    pub error_message: String,
+}
+
+/// One invocation's outcome and timing.
+#[derive(Debug, Clone)]
+pub struct Invocation {
+    /// The request id the function saw.
+    pub request_id: String,
+    /// The response, or the error the function reported.
+    pub outcome: Result<Value, FunctionError>,
+    /// From handing the event out on `/next` to receiving the response.
+    pub duration: Duration,
+}
+
+struct Pending {
+    request_id: String,
+    body: Bytes,
+    deadline_ms: u64,
+    reply: oneshot::Sender<Result<Value, FunctionError>>,
+}
+
+struct Shared {
+    function_name: String,
+    region: String,
+    queue: tokio::sync::Mutex<mpsc::UnboundedReceiver<Pending>>,
+    in_flight: Mutex<HashMap<String, oneshot::Sender<Result<Value, FunctionError>>>>,
+    handed_out: Mutex<HashMap<String, Instant>>,
+    first_next: OnceLock<Instant>,
+    init_error: Mutex<Option<FunctionError>>,
+}
+
+/// A function binary running under the emulator.
+#[derive(Debug)]
+pub struct FunctionProcess {
+    child: tokio::process::Child,
+    pid: u32,
+    spawned_at: Instant,
+    queue: mpsc::UnboundedSender<Pending>,
+    shared: Arc<SharedHandle>,
+    output: Arc<Mutex<Vec<String>>>,
+    server: tokio::task::JoinHandle<()>,
+    timeout: Duration,
+    counter: AtomicU64,
+}
+
+/// `Shared` behind a `Debug` wrapper.
+struct SharedHandle(Shared);
+
+impl std::fmt::Debug for SharedHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("function_name", &self.0.function_name)
+            .finish()
+    }
+}
+
+impl FunctionProcess {
+    /// Starts `binary` with exactly the environment `env` (plus the Lambda runtime variables).
+    pub async fn start(
+        binary: &Path,
+        function_name: &str,
+        region: &str,
+        env: &[(String, String)],
+    ) -> Result<Self, SandboxError> {
+        if !binary.exists() {
+            return Err(SandboxError::Io(format!(
+                "{} does not exist: build it first (`cargo build --bins`)",
+                binary.display()
+            )));
+        }
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(|e| SandboxError::Io(format!("bind: {e}")))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| SandboxError::Io(e.to_string()))?;
+        let (queue, receiver) = mpsc::unbounded_channel();
+        let shared = Arc::new(SharedHandle(Shared {
+            function_name: function_name.to_string(),
+            region: region.to_string(),
+            queue: tokio::sync::Mutex::new(receiver),
+            in_flight: Mutex::new(HashMap::new()),
+            handed_out: Mutex::new(HashMap::new()),
+            first_next: OnceLock::new(),
+            init_error: Mutex::new(None),
+        }));
+        let server = tokio::spawn(serve(listener, shared.clone()));
+
+        let mut command = tokio::process::Command::new(binary);
+        command
+            .env_clear()
+            .env("AWS_LAMBDA_RUNTIME_API", addr.to_string())
+            .env("AWS_LAMBDA_FUNCTION_NAME", function_name)
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
+            .env("AWS_REGION", region)
+            .env("AWS_DEFAULT_REGION", region)
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true);
+        let spawned_at = Instant::now();
+        let mut child = command
+            .spawn()
+            .map_err(|e| SandboxError::Io(format!("start {}: {e}", binary.display())))?;
+        let pid = child.id().unwrap_or_default();
+        let output = Arc::new(Mutex::new(Vec::new()));
+        for stream in [
+            child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
+            child.stderr.take().map(|s| Box::new(s) as _),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let output = output.clone();
+            tokio::spawn(async move {
+                let mut lines = BufReader::new(stream).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    output.lock().unwrap_or_else(|p| p.into_inner()).push(line);
+                }
+            });
+        }
+        Ok(FunctionProcess {
+            child,
+            pid,
+            spawned_at,
+            queue,
+            shared,
+            output,
+            server,
+            timeout: Duration::from_secs(60),
+            counter: AtomicU64::new(0),
+        })
+    }
+
+    /// Sets how long an invocation may take before it counts as timed out (default 60 s).
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Invokes the function with `event` and waits for its response or error.
+    pub async fn invoke(&mut self, event: &Value) -> Result<Invocation, SandboxError> {
+        let body =
+            Bytes::from(serde_json::to_vec(event).map_err(|e| SandboxError::Io(e.to_string()))?);
+        self.invoke_raw(body).await
+    }
+
+    /// Invokes the function with raw bytes (malformed payloads included).
+    pub async fn invoke_raw(&mut self, body: Bytes) -> Result<Invocation, SandboxError> {
+        let n = self.counter.fetch_add(1, Ordering::SeqCst);
+        let request_id = format!("{:08x}-0000-4000-8000-{:012x}", self.pid, n);
+        let (reply, response) = oneshot::channel();
+        let deadline_ms = epoch_ms() + self.timeout.as_millis() as u64;
+        self.queue
+            .send(Pending {
+                request_id: request_id.clone(),
+                body,
+                deadline_ms,
+                reply,
+            })
+            .map_err(|_| SandboxError::Function("the emulator stopped".into()))?;
+        let outcome = tokio::select! {
+            r = response => r.map_err(|_| SandboxError::Function("the emulator dropped the invocation".into()))?,
+            status = self.child.wait() => {
+                let status = status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
+                return Err(SandboxError::Function(format!("function process exited ({status}) during invocation {request_id}{}", self.init_error_suffix())));
+            }
+            _ = tokio::time::sleep(self.timeout) => {
+                return Err(SandboxError::Function(format!("invocation {request_id} timed out after {:?}", self.timeout)));
+            }
+        };
+        let handed_out = self
+            .shared
+            .0
+            .handed_out
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&request_id);
+        let duration = handed_out.map(|t| t.elapsed()).unwrap_or_default();
+        Ok(Invocation {
+            request_id,
+            outcome,
+            duration,
+        })
+    }
+
+    /// The init error the function reported, else its last output lines (what an operator would
+    /// read in the log after a `Runtime.ExitError`).
+    fn init_error_suffix(&self) -> String {
+        if let Some(e) = &*self
+            .shared
+            .0
+            .init_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+        {
+            return format!("; init error {}: {}", e.error_type, e.error_message);
+        }
+        let output = self.output();
+        let tail: Vec<&str> = output
+            .iter()
+            .rev()
+            .take(3)
+            .rev()
+            .map(String::as_str)
+            .collect();
+        if tail.is_empty() {
+            String::new()
+        } else {
+            format!("; last output: {}", tail.join(" | "))
+        }
+    }
+
+    /// Waits until the function asks for its first event and returns the init time
+    /// (exec → first `/next`).
+    pub async fn wait_init(&mut self) -> Result<Duration, SandboxError> {
+        let started = Instant::now();
+        while started.elapsed() < self.timeout {
+            if let Some(at) = self.shared.0.first_next.get() {
+                return Ok(at.duration_since(self.spawned_at));
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                return Err(SandboxError::Function(format!(
+                    "function exited during init ({status}){}",
+                    self.init_error_suffix()
+                )));
+            }
+            tokio::time::sleep(Duration::from_micros(200)).await;
+        }
+        Err(SandboxError::Function(
+            "the function never asked for an event".into(),
+        ))
+    }
+
+    /// The init time, once the function has asked for its first event.
+    pub fn init_duration(&self) -> Option<Duration> {
+        self.shared
+            .0
+            .first_next
+            .get()
+            .map(|at| at.duration_since(self.spawned_at))
+    }
+
+    /// The process's peak resident set size in KiB (`VmHWM`), while it runs.
+    pub fn peak_rss_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid)).ok()?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Everything the function wrote to stdout and stderr so far, line by line.
+    pub fn output(&self) -> Vec<String> {
+        self.output
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Kills the process (a crash at a chosen moment, or the end of a run).
+    pub async fn kill(&mut self) {
+        let _ = self.child.kill().await;
+        self.server.abort();
+    }
+}
+
+impl Drop for FunctionProcess {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+        self.server.abort();
+    }
+}
+
+async fn serve(listener: TcpListener, shared: Arc<SharedHandle>) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req| handle(shared.clone(), req));
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+async fn handle(
+    shared: Arc<SharedHandle>,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let shared = &shared.0;
+    let path = req.uri().path().to_string();
+    let method = req.method().clone();
+    let Some(rest) = path.strip_prefix(PREFIX) else {
+        return Ok(reply(StatusCode::NOT_FOUND, r#"{"errorType":"NotFound"}"#));
+    };
+    if method == Method::GET && rest == "/invocation/next" {
+        let _ = shared.first_next.set(Instant::now());
+        let next = shared.queue.lock().await.recv().await;
+        let Some(pending) = next else {
+            return Ok(reply(StatusCode::GONE, r#"{"errorType":"Shutdown"}"#));
+        };
+        shared
+            .in_flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(pending.request_id.clone(), pending.reply);
+        shared
+            .handed_out
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(pending.request_id.clone(), Instant::now());
+        let arn = format!(
+            "arn:aws:lambda:{}:{ACCOUNT}:function:{}",
+            shared.region, shared.function_name
+        );
+        let trace = format!(
+            "Root=1-{:08x}-{:024x};Parent={:016x};Sampled=0",
+            epoch_ms() / 1000,
+            epoch_ms(),
+            epoch_ms()
+        );
+        let response = Response::builder()
+            .status(StatusCode::OK)
+            .header("content-type", "application/json")
+            .header("lambda-runtime-aws-request-id", &pending.request_id)
+            .header(
+                "lambda-runtime-deadline-ms",
+                pending.deadline_ms.to_string(),
+            )
+            .header("lambda-runtime-invoked-function-arn", arn)
+            .header("lambda-runtime-trace-id", trace)
+            .body(Full::new(pending.body))
+            .unwrap_or_default();
+        return Ok(response);
+    }
+    let body = req
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    if method == Method::POST && rest == "/init/error" {
+        *shared.init_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(parse_error(&body));
+        return Ok(reply(StatusCode::ACCEPTED, r#"{"status":"OK"}"#));
+    }
+    if method == Method::POST {
+        if let Some(id_and_kind) = rest.strip_prefix("/invocation/") {
+            if let Some((id, kind)) = id_and_kind.split_once('/') {
+                let outcome = match kind {
+                    "response" => Ok(serde_json::from_slice(&body).unwrap_or_else(|_| {
+                        Value::String(String::from_utf8_lossy(&body).into_owned())
+                    })),
+                    "error" => Err(parse_error(&body)),
+                    _ => return Ok(reply(StatusCode::NOT_FOUND, r#"{"errorType":"NotFound"}"#)),
+                };
+                let sender = shared
+                    .in_flight
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(id);
+                return Ok(match sender {
+                    Some(sender) => {
+                        let _ = sender.send(outcome);
+                        reply(StatusCode::ACCEPTED, r#"{"status":"OK"}"#)
+                    }
+                    None => reply(
+                        StatusCode::BAD_REQUEST,
+                        r#"{"errorType":"InvalidRequestID"}"#,
+                    ),
+                });
+            }
+        }
+    }
+    Ok(reply(StatusCode::NOT_FOUND, r#"{"errorType":"NotFound"}"#))
+}
+
+fn parse_error(body: &[u8]) -> FunctionError {
+    let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    FunctionError {
+        error_type: v["errorType"].as_str().unwrap_or("Unknown").to_string(),
+        error_message: v["errorMessage"].as_str().unwrap_or_default().to_string(),
+    }
+}
+
+fn reply(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from_static(body.as_bytes())))
+        .unwrap_or_default()
+}
+
+fn epoch_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

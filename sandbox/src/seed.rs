@@ -1,0 +1,217 @@
+//! The seeded two-region estate that the sandbox, the tests and the demo start from: per region a
+//! versioned state bucket, the notification topic, and an SQS queue subscribed to the topic so
+//! that notifications can be read back. Later scenes add databases, clusters and buckets.
+
+use aws_config::SdkConfig;
+use serde::{Deserialize, Serialize};
+
+use crate::SandboxError;
+
+/// moto's default account.
+pub const ACCOUNT: &str = "123456789012";
+
+/// What was seeded in one region.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegionEstate {
+    /// The region.
+    pub region: String,
+    /// The state bucket.
+    pub state_bucket: String,
+    /// The notification topic.
+    pub topic_arn: String,
+    /// The queue subscribed to the topic.
+    pub queue_url: String,
+}
+
+/// The two-region estate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Estate {
+    /// The account.
+    pub account: String,
+    /// The primary region (production).
+    pub primary: RegionEstate,
+    /// The secondary region (standby).
+    pub secondary: RegionEstate,
+}
+
+/// Seeds both regions. Names carry `suffix`, so that tests sharing one server do not collide.
+pub async fn seed(
+    config: &SdkConfig,
+    primary: &str,
+    secondary: &str,
+    suffix: &str,
+) -> Result<Estate, SandboxError> {
+    Ok(Estate {
+        account: ACCOUNT.to_string(),
+        primary: seed_region(config, primary, suffix).await?,
+        secondary: seed_region(config, secondary, suffix).await?,
+    })
+}
+
+async fn seed_region(
+    config: &SdkConfig,
+    region: &str,
+    suffix: &str,
+) -> Result<RegionEstate, SandboxError> {
+    let config = config
+        .to_builder()
+        .region(aws_config::Region::new(region.to_string()))
+        .build();
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&config)
+            .force_path_style(true)
+            .build(),
+    );
+    let sns = aws_sdk_sns::Client::new(&config);
+    let sqs = aws_sdk_sqs::Client::new(&config);
+
+    let state_bucket = format!("breakwater-state-{ACCOUNT}-{region}{suffix}");
+    let mut create = s3.create_bucket().bucket(&state_bucket);
+    if region != "us-east-1" {
+        create = create.create_bucket_configuration(
+            aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::from(region))
+                .build(),
+        );
+    }
+    create
+        .send()
+        .await
+        .map_err(|e| seed_error(&format!("create bucket {state_bucket}"), &e))?;
+    s3.put_bucket_versioning()
+        .bucket(&state_bucket)
+        .versioning_configuration(
+            aws_sdk_s3::types::VersioningConfiguration::builder()
+                .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
+                .build(),
+        )
+        .send()
+        .await
+        .map_err(|e| seed_error(&format!("enable versioning on {state_bucket}"), &e))?;
+
+    let topic_name = format!("breakwater-notifications{suffix}");
+    let topic_arn = sns
+        .create_topic()
+        .name(&topic_name)
+        .send()
+        .await
+        .map_err(|e| seed_error(&format!("create topic {topic_name}"), &e))?
+        .topic_arn()
+        .unwrap_or_default()
+        .to_string();
+    let queue_name = format!("breakwater-notifications-tap{suffix}");
+    let queue_url = sqs
+        .create_queue()
+        .queue_name(&queue_name)
+        .send()
+        .await
+        .map_err(|e| seed_error(&format!("create queue {queue_name}"), &e))?
+        .queue_url()
+        .unwrap_or_default()
+        .to_string();
+    let queue_arn = format!("arn:aws:sqs:{region}:{ACCOUNT}:{queue_name}");
+    sns.subscribe()
+        .topic_arn(&topic_arn)
+        .protocol("sqs")
+        .endpoint(&queue_arn)
+        .send()
+        .await
+        .map_err(|e| seed_error(&format!("subscribe {queue_arn} to {topic_arn}"), &e))?;
+    Ok(RegionEstate {
+        region: region.to_string(),
+        state_bucket,
+        topic_arn,
+        queue_url,
+    })
+}
+
+fn seed_error(what: &str, err: &(dyn std::error::Error + 'static)) -> SandboxError {
+    SandboxError::Seed(format!(
+        "{what}: {}",
+        breakwater::aws::describe_sdk_error(err)
+    ))
+}
+
+/// A notification as read back from the subscribed queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceivedNotification {
+    /// The SNS message id.
+    pub message_id: String,
+    /// The subject.
+    pub subject: String,
+    /// The body.
+    pub message: String,
+    /// The message attributes (name → string value).
+    pub attributes: std::collections::BTreeMap<String, String>,
+}
+
+/// Drains the queue: every notification delivered so far (waits up to `wait_seconds` for the first).
+pub async fn read_notifications(
+    config: &SdkConfig,
+    region: &str,
+    queue_url: &str,
+    wait_seconds: i32,
+) -> Result<Vec<ReceivedNotification>, SandboxError> {
+    let config = config
+        .to_builder()
+        .region(aws_config::Region::new(region.to_string()))
+        .build();
+    let sqs = aws_sdk_sqs::Client::new(&config);
+    let mut out = Vec::new();
+    let mut wait = wait_seconds;
+    loop {
+        let received = sqs
+            .receive_message()
+            .queue_url(queue_url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(wait)
+            .send()
+            .await
+            .map_err(|e| {
+                SandboxError::Seed(format!(
+                    "receive from {queue_url}: {}",
+                    breakwater::aws::describe_sdk_error(&e)
+                ))
+            })?;
+        let messages = received.messages.unwrap_or_default();
+        if messages.is_empty() {
+            return Ok(out);
+        }
+        wait = 0;
+        for m in messages {
+            let envelope: serde_json::Value =
+                serde_json::from_str(m.body().unwrap_or("{}")).unwrap_or_default();
+            let attributes = envelope["MessageAttributes"]
+                .as_object()
+                .map(|attrs| {
+                    attrs
+                        .iter()
+                        .map(|(k, v)| {
+                            (
+                                k.clone(),
+                                v["Value"].as_str().unwrap_or_default().to_string(),
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            out.push(ReceivedNotification {
+                message_id: envelope["MessageId"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                subject: envelope["Subject"].as_str().unwrap_or_default().to_string(),
+                message: envelope["Message"].as_str().unwrap_or_default().to_string(),
+                attributes,
+            });
+            if let Some(handle) = m.receipt_handle() {
+                let _ = sqs
+                    .delete_message()
+                    .queue_url(queue_url)
+                    .receipt_handle(handle)
+                    .send()
+                    .await;
+            }
+        }
+    }
+}

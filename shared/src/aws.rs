@@ -1,0 +1,166 @@
+//! One place that builds AWS SDK clients from one `SdkConfig`, lazily, with a client per region
+//! on demand. It honours `AWS_ENDPOINT_URL` (and the service-specific variants) through aws-config.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
+
+/// The HTTPS client every SDK client shares: rustls with ring (smaller and faster to build than
+/// the default aws-lc stack).
+fn https_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
+        .build_https()
+}
+
+/// Lazily-built SDK clients over one configuration.
+///
+/// Building a client is cheap but not free; nothing is built at init that an invocation may not
+/// need. S3 uses path-style addressing whenever an endpoint override is set (a local emulator or
+/// a private endpoint), because virtual-hosted names do not resolve there.
+#[derive(Debug)]
+pub struct Aws {
+    config: SdkConfig,
+    s3: OnceLock<aws_sdk_s3::Client>,
+    sns: OnceLock<aws_sdk_sns::Client>,
+    regional: Mutex<HashMap<String, SdkConfig>>,
+}
+
+impl Aws {
+    /// Loads the configuration the way Lambda provides it: credentials, `AWS_REGION` and
+    /// `AWS_ENDPOINT_URL` from the environment.
+    pub async fn from_env(region: &str) -> Self {
+        let config = aws_config::defaults(BehaviorVersion::latest())
+            .region(Region::new(region.to_string()))
+            .http_client(https_client())
+            .load()
+            .await;
+        Self::from_config(config)
+    }
+
+    /// A configuration pointed at one endpoint with fixed dummy credentials: the sandbox.
+    pub async fn for_endpoint(endpoint: &str, region: &str) -> Self {
+        let credentials = aws_credential_types::Credentials::from_keys("testing", "testing", None);
+        let config = aws_config::defaults(BehaviorVersion::latest())
+            .region(Region::new(region.to_string()))
+            .endpoint_url(endpoint)
+            .credentials_provider(credentials)
+            .http_client(https_client())
+            .load()
+            .await;
+        Self::from_config(config)
+    }
+
+    /// Wraps an existing configuration.
+    pub fn from_config(config: SdkConfig) -> Self {
+        Aws {
+            config,
+            s3: OnceLock::new(),
+            sns: OnceLock::new(),
+            regional: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The configuration of the home region.
+    pub fn config(&self) -> &SdkConfig {
+        &self.config
+    }
+
+    /// The home region's name.
+    pub fn region(&self) -> &str {
+        self.config
+            .region()
+            .map(|r| r.as_ref())
+            .unwrap_or("us-east-1")
+    }
+
+    /// The same configuration in another region (for cross-region work), cached per region.
+    pub fn config_in(&self, region: &str) -> SdkConfig {
+        if region == self.region() {
+            return self.config.clone();
+        }
+        let mut regional = self
+            .regional
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        regional
+            .entry(region.to_string())
+            .or_insert_with(|| {
+                self.config
+                    .to_builder()
+                    .region(Region::new(region.to_string()))
+                    .build()
+            })
+            .clone()
+    }
+
+    /// The S3 client of the home region.
+    pub fn s3(&self) -> aws_sdk_s3::Client {
+        self.s3.get_or_init(|| s3_client(&self.config)).clone()
+    }
+
+    /// An S3 client in `region`.
+    pub fn s3_in(&self, region: &str) -> aws_sdk_s3::Client {
+        if region == self.region() {
+            return self.s3();
+        }
+        s3_client(&self.config_in(region))
+    }
+
+    /// The SNS client of the home region.
+    pub fn sns(&self) -> aws_sdk_sns::Client {
+        self.sns
+            .get_or_init(|| aws_sdk_sns::Client::new(&self.config))
+            .clone()
+    }
+
+    /// An SNS client in `region`.
+    pub fn sns_in(&self, region: &str) -> aws_sdk_sns::Client {
+        if region == self.region() {
+            return self.sns();
+        }
+        aws_sdk_sns::Client::new(&self.config_in(region))
+    }
+}
+
+fn s3_client(config: &SdkConfig) -> aws_sdk_s3::Client {
+    let s3_config = aws_sdk_s3::config::Builder::from(config)
+        .force_path_style(config.endpoint_url().is_some())
+        .build();
+    aws_sdk_s3::Client::from_conf(s3_config)
+}
+
+/// The whole chain of an SDK error (the `Display` of an `SdkError` alone says only "dispatch failure").
+pub fn describe_sdk_error(err: &(dyn std::error::Error + 'static)) -> String {
+    aws_smithy_types::error::display::DisplayErrorContext(err).to_string()
+}
+
+/// The HTTP status of the response behind an SDK error, when there was one.
+pub fn http_status<E>(
+    err: &aws_smithy_runtime_api::client::result::SdkError<
+        E,
+        aws_smithy_runtime_api::http::Response,
+    >,
+) -> Option<u16> {
+    err.raw_response().map(|r| r.status().as_u16())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn clients_in_other_regions_keep_the_endpoint_override() {
+        let aws = Aws::for_endpoint("http://127.0.0.1:9", "us-east-1").await;
+        let west = aws.config_in("us-west-2");
+        assert_eq!(west.region().unwrap().as_ref(), "us-west-2");
+        assert_eq!(west.endpoint_url(), Some("http://127.0.0.1:9"));
+        assert_eq!(aws.region(), "us-east-1");
+        assert_eq!(
+            aws.s3_in("us-west-2").config().region().unwrap().as_ref(),
+            "us-west-2"
+        );
+    }
+}

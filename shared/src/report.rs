@@ -1,0 +1,216 @@
+//! Reports: what a function did, as JSON for machines and Markdown for people, written to
+//! `reports/<function>/<execution-id>.{json,md}` in the state bucket.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
+
+use crate::clock::rfc3339;
+use crate::error::Result;
+use crate::state::{key_segment, StateStore};
+
+/// One phase of an execution, with its timing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Phase {
+    /// The phase's name (`detected`, `database promoted`, `node drained`, …).
+    pub name: String,
+    /// When it began (ms since the epoch).
+    pub started_at_ms: u64,
+    /// When it ended (ms since the epoch).
+    pub finished_at_ms: u64,
+    /// What happened, in a sentence.
+    pub detail: String,
+}
+
+/// One change made to AWS or Kubernetes, with the request id that proves it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Action {
+    /// What was done (`UpdateNodegroupConfig`).
+    pub operation: String,
+    /// On what.
+    pub target: String,
+    /// The request id AWS or the API server returned, if any.
+    pub request_id: Option<String>,
+}
+
+/// A report of one execution.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Report {
+    /// The function that wrote it.
+    pub function: String,
+    /// The execution (or event) it reports on.
+    pub execution_id: String,
+    /// A one-line title.
+    pub title: String,
+    /// `acted`, `refused`, `noop`, `failed`, `dry-run`, …
+    pub outcome: String,
+    /// The phases in order.
+    pub phases: Vec<Phase>,
+    /// Every change made.
+    pub actions: Vec<Action>,
+    /// Key figures (`rto_seconds`, `lag_seconds`, …).
+    pub facts: BTreeMap<String, String>,
+    /// Anything else a reader must know (assumptions, what was left alone and why).
+    pub notes: Vec<String>,
+}
+
+/// Where a report was written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportLocation {
+    /// The bucket.
+    pub bucket: String,
+    /// The JSON document's key.
+    pub json_key: String,
+    /// The Markdown document's key.
+    pub markdown_key: String,
+}
+
+impl Report {
+    /// An empty report.
+    pub fn new(function: &str, execution_id: &str, title: &str, outcome: &str) -> Self {
+        Report {
+            function: function.into(),
+            execution_id: execution_id.into(),
+            title: title.into(),
+            outcome: outcome.into(),
+            phases: Vec::new(),
+            actions: Vec::new(),
+            facts: BTreeMap::new(),
+            notes: Vec::new(),
+        }
+    }
+
+    /// The report for people.
+    pub fn to_markdown(&self) -> String {
+        let mut md = String::new();
+        let _ = writeln!(md, "# {}\n", self.title);
+        let _ = writeln!(md, "- function: `{}`", self.function);
+        let _ = writeln!(md, "- execution: `{}`", self.execution_id);
+        let _ = writeln!(md, "- outcome: **{}**", self.outcome);
+        if let (Some(first), Some(last)) = (self.phases.first(), self.phases.last()) {
+            let total = last.finished_at_ms.saturating_sub(first.started_at_ms);
+            let _ = writeln!(
+                md,
+                "- from {} to {} ({})",
+                rfc3339(first.started_at_ms),
+                rfc3339(last.finished_at_ms),
+                seconds(total)
+            );
+        }
+        if !self.facts.is_empty() {
+            let _ = writeln!(md, "\n## Figures\n\n| figure | value |\n|---|---|");
+            for (k, v) in &self.facts {
+                let _ = writeln!(md, "| {} | {} |", cell(k), cell(v));
+            }
+        }
+        if !self.phases.is_empty() {
+            let _ = writeln!(
+                md,
+                "\n## Timeline\n\n| phase | start | duration | detail |\n|---|---|---|---|"
+            );
+            for p in &self.phases {
+                let _ = writeln!(
+                    md,
+                    "| {} | {} | {} | {} |",
+                    cell(&p.name),
+                    rfc3339(p.started_at_ms),
+                    seconds(p.finished_at_ms.saturating_sub(p.started_at_ms)),
+                    cell(&p.detail)
+                );
+            }
+        }
+        if !self.actions.is_empty() {
+            let _ = writeln!(
+                md,
+                "\n## Actions\n\n| operation | target | request id |\n|---|---|---|"
+            );
+            for a in &self.actions {
+                let _ = writeln!(
+                    md,
+                    "| {} | {} | {} |",
+                    cell(&a.operation),
+                    cell(&a.target),
+                    a.request_id
+                        .as_deref()
+                        .map(cell)
+                        .unwrap_or_else(|| "—".into())
+                );
+            }
+        }
+        if !self.notes.is_empty() {
+            let _ = writeln!(md, "\n## Notes\n");
+            for n in &self.notes {
+                let _ = writeln!(md, "- {n}");
+            }
+        }
+        md
+    }
+
+    /// Writes the JSON and Markdown documents to the state bucket.
+    pub async fn write(&self, store: &StateStore) -> Result<ReportLocation> {
+        let base = format!(
+            "reports/{}/{}",
+            key_segment(&self.function),
+            key_segment(&self.execution_id)
+        );
+        let json_key = format!("{base}.json");
+        let markdown_key = format!("{base}.md");
+        store.put(&json_key, self).await?;
+        store
+            .put_document(
+                &markdown_key,
+                self.to_markdown().into_bytes(),
+                "text/markdown; charset=utf-8",
+            )
+            .await?;
+        Ok(ReportLocation {
+            bucket: store.bucket().to_string(),
+            json_key,
+            markdown_key,
+        })
+    }
+}
+
+fn seconds(ms: u64) -> String {
+    format!("{}.{:03} s", ms / 1000, ms % 1000)
+}
+
+/// A Markdown table cell: pipes escaped, line breaks flattened.
+fn cell(s: &str) -> String {
+    s.replace('|', "\\|").replace(['\n', '\r'], " ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markdown_has_figures_timeline_and_actions() {
+        let mut report = Report::new("failover", "exec-1", "Failover drill", "acted");
+        report
+            .facts
+            .insert("rto_seconds".into(), "412 (target 900)".into());
+        report.phases.push(Phase {
+            name: "detected".into(),
+            started_at_ms: 1_000,
+            finished_at_ms: 3_500,
+            detail: "2 of 3 | signals".into(),
+        });
+        report.actions.push(Action {
+            operation: "PromoteReadReplica".into(),
+            target: "db-replica".into(),
+            request_id: Some("req-7".into()),
+        });
+        report.notes.push("lag at promotion was 0 s".into());
+        let md = report.to_markdown();
+        assert!(md.starts_with("# Failover drill\n"));
+        assert!(md.contains("| rto_seconds | 412 (target 900) |"));
+        assert!(
+            md.contains("| detected | 1970-01-01T00:00:01.000Z | 2.500 s | 2 of 3 \\| signals |"),
+            "{md}"
+        );
+        assert!(md.contains("| PromoteReadReplica | db-replica | req-7 |"));
+        assert!(md.contains("- lag at promotion was 0 s"));
+    }
+}

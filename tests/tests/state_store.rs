@@ -1,0 +1,308 @@
+//! The S3 state store against moto: create-once, compare-and-swap, leases, idempotency.
+
+mod common;
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use breakwater::clock::{ManualClock, SystemClock};
+use breakwater::state::{Acquisition, Idempotent};
+use breakwater::Error;
+use common::{fresh_store, read_object};
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_concurrent_lease_acquisitions_have_exactly_one_winner() {
+    // GIVEN a free lease
+    let store = fresh_store(Arc::new(SystemClock)).await;
+    // WHEN eight owners race for it, twice over
+    for round in 0..2 {
+        let tasks: Vec<_> = (0..8)
+            .map(|i| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    store
+                        .acquire_lease(
+                            "plan",
+                            &format!("prod-{round}"),
+                            &format!("owner-{i}"),
+                            Duration::from_secs(60),
+                        )
+                        .await
+                })
+            })
+            .collect();
+        let mut winners = Vec::new();
+        let mut held = 0;
+        for task in tasks {
+            match task.await.unwrap().unwrap() {
+                Acquisition::Acquired(lease) => winners.push(lease.owner),
+                Acquisition::Held { .. } => held += 1,
+            }
+        }
+        // THEN exactly one holds it, and the record in S3 names that one
+        assert_eq!(winners.len(), 1, "winners: {winners:?}");
+        assert_eq!(held, 7);
+        let stored = read_object(store.bucket(), &format!("leases/plan/prod-{round}"))
+            .await
+            .unwrap();
+        assert_eq!(stored["data"]["owner"], winners[0].as_str());
+        assert_eq!(stored["schema_version"], 1);
+    }
+}
+
+#[tokio::test]
+async fn an_expired_lease_is_taken_over_and_its_old_owner_can_no_longer_renew() {
+    // GIVEN owner a holds a 10-second lease
+    let clock = ManualClock::at(1_800_000_000_000);
+    let store = fresh_store(Arc::new(clock.clone())).await;
+    let Acquisition::Acquired(mut lease_a) = store
+        .acquire_lease("plan", "p", "a", Duration::from_secs(10))
+        .await
+        .unwrap()
+    else {
+        panic!("a should acquire a free lease");
+    };
+    // WHEN b asks while it is live, then after it expired
+    let early = store
+        .acquire_lease("plan", "p", "b", Duration::from_secs(10))
+        .await
+        .unwrap();
+    clock.advance(Duration::from_secs(11));
+    let late = store
+        .acquire_lease("plan", "p", "b", Duration::from_secs(10))
+        .await
+        .unwrap();
+    // THEN b is refused first, then takes over; a's renewal and release change nothing
+    assert_eq!(
+        early,
+        Acquisition::Held {
+            owner: "a".into(),
+            expires_at_ms: 1_800_000_010_000
+        }
+    );
+    let Acquisition::Acquired(lease_b) = late else {
+        panic!("b should take over: {late:?}")
+    };
+    assert_eq!(lease_b.taken_over_from.as_deref(), Some("a"));
+    assert_eq!(lease_b.generation, 2);
+    let renewal = store
+        .renew_lease(&mut lease_a, Duration::from_secs(10))
+        .await;
+    assert!(matches!(renewal, Err(Error::Conflict(_))), "{renewal:?}");
+    store.release_lease(lease_a).await.unwrap();
+    let stored = read_object(store.bucket(), "leases/plan/p").await.unwrap();
+    assert_eq!(stored["data"]["owner"], "b");
+    assert_eq!(stored["data"]["expires_at_ms"], 1_800_000_021_000u64);
+    // AND b's own release frees it for the next owner at once
+    store.release_lease(lease_b).await.unwrap();
+    let next = store
+        .acquire_lease("plan", "p", "c", Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert!(
+        matches!(next, Acquisition::Acquired(ref l) if l.taken_over_from.as_deref() == Some("b")),
+        "{next:?}"
+    );
+}
+
+#[tokio::test]
+async fn renewal_extends_a_held_lease() {
+    let clock = ManualClock::at(1_800_000_000_000);
+    let store = fresh_store(Arc::new(clock.clone())).await;
+    let Acquisition::Acquired(mut lease) = store
+        .acquire_lease("plan", "r", "a", Duration::from_secs(10))
+        .await
+        .unwrap()
+    else {
+        panic!()
+    };
+    clock.advance(Duration::from_secs(8));
+    store
+        .renew_lease(&mut lease, Duration::from_secs(10))
+        .await
+        .unwrap();
+    clock.advance(Duration::from_secs(8));
+    let other = store
+        .acquire_lease("plan", "r", "b", Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(
+        other,
+        Acquisition::Held {
+            owner: "a".into(),
+            expires_at_ms: 1_800_000_018_000
+        }
+    );
+}
+
+#[tokio::test]
+async fn create_once_refuses_a_second_create_and_a_stale_etag_is_refused() {
+    // GIVEN a record written once and then updated
+    let store = fresh_store(Arc::new(SystemClock)).await;
+    let first = store
+        .create("ledger/x.json", &json!({"size": 3}))
+        .await
+        .unwrap()
+        .expect("created");
+    assert_eq!(
+        store
+            .create("ledger/x.json", &json!({"size": 99}))
+            .await
+            .unwrap(),
+        None
+    );
+    let second = store
+        .replace("ledger/x.json", &json!({"size": 4}), &first)
+        .await
+        .unwrap();
+    assert_ne!(first, second);
+    // WHEN a writer still holding the first ETag tries to write
+    let stale = store
+        .replace("ledger/x.json", &json!({"size": 5}), &first)
+        .await;
+    // THEN it is refused and the second write stands
+    assert!(matches!(stale, Err(Error::Conflict(_))), "{stale:?}");
+    let current = store
+        .get::<serde_json::Value>("ledger/x.json")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(current.value, json!({"size": 4}));
+    assert_eq!(current.etag, second);
+    assert_eq!(
+        store
+            .get::<serde_json::Value>("ledger/none.json")
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+#[tokio::test]
+async fn the_same_idempotency_key_twice_returns_the_stored_result_without_a_second_effect() {
+    let store = fresh_store(Arc::new(SystemClock)).await;
+    let effects = Arc::new(AtomicU32::new(0));
+    let run = |owner: &'static str| {
+        let effects = effects.clone();
+        let store = store.clone();
+        async move {
+            store
+                .once(
+                    "probe",
+                    "evt-1",
+                    owner,
+                    Duration::from_secs(60),
+                    || async move {
+                        let n = effects.fetch_add(1, Ordering::SeqCst) + 1;
+                        Ok(json!({"scaled_to": 6, "effect": n}))
+                    },
+                )
+                .await
+        }
+    };
+    let first = run("req-1").await.unwrap();
+    let second = run("req-2").await.unwrap();
+    assert_eq!(
+        first,
+        Idempotent::Fresh(json!({"scaled_to": 6, "effect": 1}))
+    );
+    assert_eq!(
+        second,
+        Idempotent::Repeat(json!({"scaled_to": 6, "effect": 1}))
+    );
+    assert_eq!(effects.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_duplicates_run_the_effect_once() {
+    let store = fresh_store(Arc::new(SystemClock)).await;
+    let effects = Arc::new(AtomicU32::new(0));
+    let tasks: Vec<_> = (0..10)
+        .map(|i| {
+            let store = store.clone();
+            let effects = effects.clone();
+            tokio::spawn(async move {
+                store
+                    .once(
+                        "probe",
+                        "evt-dup",
+                        &format!("req-{i}"),
+                        Duration::from_secs(60),
+                        || async move {
+                            effects.fetch_add(1, Ordering::SeqCst);
+                            tokio::time::sleep(Duration::from_millis(200)).await;
+                            Ok(json!("done"))
+                        },
+                    )
+                    .await
+            })
+        })
+        .collect();
+    let mut fresh = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(Idempotent::Fresh(_)) => fresh += 1,
+            Ok(Idempotent::Repeat(v)) => assert_eq!(v, json!("done")),
+            Err(Error::Conflict(reason)) => {
+                assert!(reason.contains("already being handled"), "{reason}")
+            }
+            Err(other) => panic!("unexpected {other}"),
+        }
+    }
+    assert_eq!(fresh, 1);
+    assert_eq!(effects.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_failed_effect_is_retried_and_an_abandoned_one_is_taken_over() {
+    let clock = ManualClock::at(1_800_000_000_000);
+    let store = fresh_store(Arc::new(clock.clone())).await;
+    // A failure is stored as failed, and the next delivery runs the effect again.
+    let failed = store
+        .once(
+            "probe",
+            "evt-f",
+            "req-1",
+            Duration::from_secs(60),
+            || async { Err::<u32, _>(Error::Retryable("throttled".into())) },
+        )
+        .await;
+    assert!(matches!(failed, Err(Error::Retryable(_))));
+    let retried = store
+        .once(
+            "probe",
+            "evt-f",
+            "req-2",
+            Duration::from_secs(60),
+            || async { Ok(7u32) },
+        )
+        .await
+        .unwrap();
+    assert_eq!(retried, Idempotent::Fresh(7));
+    // An owner that vanished mid-effect blocks duplicates only until its record expires.
+    store.create("idempotency/probe/evt-a", &json!({"status": "in_progress", "owner": "crashed", "expires_at_ms": 1_800_000_060_000u64})).await.unwrap();
+    let blocked = store
+        .once(
+            "probe",
+            "evt-a",
+            "req-3",
+            Duration::from_secs(60),
+            || async { Ok(1u32) },
+        )
+        .await;
+    assert!(matches!(blocked, Err(Error::Conflict(_))), "{blocked:?}");
+    clock.advance(Duration::from_secs(61));
+    let taken = store
+        .once(
+            "probe",
+            "evt-a",
+            "req-4",
+            Duration::from_secs(60),
+            || async { Ok(2u32) },
+        )
+        .await
+        .unwrap();
+    assert_eq!(taken, Idempotent::Fresh(2));
+}
