@@ -2,6 +2,7 @@
 //! loopback, a Lambda Runtime API emulator that runs the real function binaries, a fault proxy,
 //! and the seeded two-region estate.
 
+pub mod bench;
 pub mod moto;
 pub mod proxy;
 pub mod runtime;

@@ -1,0 +1,88 @@
+# Breakwater — the commands a person runs. See README.md.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+export SAM_CLI_TELEMETRY := 0
+# cargo-lambda and zig (for the ARM64 builds) live in the project's .venv.
+export PATH := $(CURDIR)/.venv/bin:$(PATH)
+
+ARM64_TARGET := aarch64-unknown-linux-gnu
+# Every Lambda binary of the workspace: the hello-world floor first (the bench's baseline).
+LAMBDA_PACKAGES := hello-floor sandbox-probe
+LAMBDA_BINARIES := hello-floor probe
+BENCH_FLAGS ?=
+
+SANDBOX_VENV := .venv/.installed
+SAM_VENV := .venv-sam/.installed
+CHECKOV_VENV := .venv-checkov/.installed
+ARM64_STAMP := target/.arm64-target
+
+.PHONY: help setup build test lint fmt demo bench up down invoke deploy clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+$(SANDBOX_VENV): requirements.txt
+	python3 -m venv .venv
+	.venv/bin/pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $@
+
+$(SAM_VENV): requirements-sam.txt
+	python3 -m venv .venv-sam
+	.venv-sam/bin/pip install --quiet --disable-pip-version-check -r requirements-sam.txt
+	touch $@
+
+$(CHECKOV_VENV): requirements-checkov.txt
+	python3 -m venv .venv-checkov
+	.venv-checkov/bin/pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
+	touch $@
+
+$(ARM64_STAMP):
+	rustup target add $(ARM64_TARGET)
+	mkdir -p target && touch $@
+
+setup: $(SANDBOX_VENV) $(SAM_VENV) $(CHECKOV_VENV) $(ARM64_STAMP) ## install the Python tools (.venv*) and the ARM64 target
+
+build: $(SANDBOX_VENV) $(ARM64_STAMP) ## ARM64 release binaries with cargo-lambda (target/lambda/<bin>/bootstrap)
+	cargo lambda build --release --arm64 $(addprefix -p ,$(LAMBDA_PACKAGES))
+
+test: $(SANDBOX_VENV) ## unit and integration tests (moto, the fault proxy, the real binaries)
+	cargo build --workspace --bins
+	cargo test --workspace
+
+lint: $(SAM_VENV) $(CHECKOV_VENV) ## rustfmt, clippy -D warnings, sam validate --lint, checkov
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+	.venv-sam/bin/sam validate --lint --region us-east-1
+	BC_SKIP_MAPPING=TRUE .venv-checkov/bin/checkov -f template.yaml --framework cloudformation --quiet --compact --skip-download
+
+fmt: ## format the code
+	cargo fmt --all
+
+demo: $(SANDBOX_VENV) ## start the sandbox, seed it, run a function through it, stop everything
+	cargo build --release -p breakwater-sandbox $(addprefix -p ,$(LAMBDA_PACKAGES))
+	target/release/sandbox demo --bin-dir target/release
+
+bench: build ## size, init, invoke p50/p99 and RSS of every function beside the hello-world floor
+	cargo build --release -p breakwater-sandbox $(addprefix -p ,$(LAMBDA_PACKAGES))
+	target/release/sandbox bench --bin-dir target/release --arm64-dir target/lambda $(BENCH_FLAGS) $(LAMBDA_BINARIES)
+
+up: $(SANDBOX_VENV) ## start moto in the background and seed it (for `make invoke`)
+	cargo build --release -p breakwater-sandbox $(addprefix -p ,$(LAMBDA_PACKAGES))
+	target/release/sandbox up
+
+down: ## stop what `make up` started
+	@if [ -x target/release/sandbox ]; then target/release/sandbox down; else echo "nothing to stop"; fi
+
+invoke: ## run FUNCTION once with EVENT (a file in events/) against the `make up` sandbox
+	@test -n "$(FUNCTION)" && test -n "$(EVENT)" || { echo "usage: make invoke FUNCTION=probe EVENT=events/probe/record.json"; exit 2; }
+	cargo build --release $(addprefix -p ,$(LAMBDA_PACKAGES))
+	target/release/sandbox invoke $(FUNCTION) $(EVENT) --bin-dir target/release
+
+deploy: $(SAM_VENV) $(SANDBOX_VENV) ## sam build + sam deploy --guided (run once per region)
+	.venv-sam/bin/sam build
+	.venv-sam/bin/sam deploy --guided
+
+clean: ## remove build output and the Python environments
+	cargo clean
+	rm -rf .venv .venv-sam .venv-checkov .aws-sam

@@ -1,0 +1,172 @@
+//! Measures a function binary the way Lambda would run it: init time (exec → first `/next`,
+//! median of several cold starts), invoke time (p50/p99 over many warm invocations of its main
+//! event) and peak RSS, beside its ARM64 stripped size.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::runtime::FunctionProcess;
+use crate::SandboxError;
+
+/// What to measure.
+#[derive(Debug)]
+pub struct Target {
+    /// The binary's name.
+    pub name: String,
+    /// The native build that runs here.
+    pub native: PathBuf,
+    /// The ARM64 build that ships (its size is reported).
+    pub arm64: PathBuf,
+    /// The environment it runs with.
+    pub env: Vec<(String, String)>,
+    /// The main event; `{{n}}` anywhere in a string is replaced by the invocation number, so that
+    /// each invocation can be a fresh one.
+    pub event: Value,
+}
+
+/// The figures of one binary.
+#[derive(Debug, Clone)]
+pub struct Figures {
+    /// The binary's name.
+    pub name: String,
+    /// The ARM64 stripped size in bytes, when the ARM64 build exists.
+    pub arm64_bytes: Option<u64>,
+    /// Median init time.
+    pub init: Duration,
+    /// Median invoke time.
+    pub p50: Duration,
+    /// 99th-percentile invoke time.
+    pub p99: Duration,
+    /// Peak RSS in KiB after the invocations.
+    pub peak_rss_kib: u64,
+}
+
+/// Runs the measurements: `cold_starts` starts for init, `invocations` warm invocations.
+pub async fn measure(
+    target: &Target,
+    cold_starts: usize,
+    invocations: usize,
+) -> Result<Figures, SandboxError> {
+    let mut inits = Vec::with_capacity(cold_starts);
+    for _ in 0..cold_starts {
+        let mut process =
+            FunctionProcess::start(&target.native, &target.name, "us-east-1", &target.env).await?;
+        inits.push(process.wait_init().await?);
+        process.kill().await;
+    }
+    let mut process =
+        FunctionProcess::start(&target.native, &target.name, "us-east-1", &target.env).await?;
+    process.wait_init().await?;
+    let mut durations = Vec::with_capacity(invocations);
+    for n in 0..invocations {
+        let event = numbered(&target.event, n);
+        let invocation = process.invoke(&event).await?;
+        if let Err(e) = &invocation.outcome {
+            return Err(SandboxError::Function(format!(
+                "{} failed its main event: {}: {}",
+                target.name, e.error_type, e.error_message
+            )));
+        }
+        durations.push(invocation.duration);
+    }
+    let peak_rss_kib = process.peak_rss_kib().unwrap_or_default();
+    process.kill().await;
+    Ok(Figures {
+        name: target.name.clone(),
+        arm64_bytes: std::fs::metadata(&target.arm64).ok().map(|m| m.len()),
+        init: percentile(&mut inits, 50),
+        p50: percentile(&mut durations, 50),
+        p99: percentile(&mut durations, 99),
+        peak_rss_kib,
+    })
+}
+
+fn numbered(event: &Value, n: usize) -> Value {
+    match event {
+        Value::String(s) => Value::String(s.replace("{{n}}", &n.to_string())),
+        Value::Array(items) => Value::Array(items.iter().map(|v| numbered(v, n)).collect()),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| (k.clone(), numbered(v, n)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+/// The nearest-rank percentile.
+pub fn percentile(samples: &mut [Duration], p: usize) -> Duration {
+    if samples.is_empty() {
+        return Duration::ZERO;
+    }
+    samples.sort_unstable();
+    let rank = (p * samples.len()).div_ceil(100).clamp(1, samples.len());
+    samples[rank - 1]
+}
+
+/// The table, each figure beside the floor's (the first row) as a ratio.
+pub fn table(rows: &[Figures]) -> String {
+    let Some(floor) = rows.first() else {
+        return String::new();
+    };
+    let ratio = |a: f64, b: f64| {
+        if b > 0.0 {
+            format!(" ({:.1}×)", a / b)
+        } else {
+            String::new()
+        }
+    };
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let mut out = String::from(
+        "| binary | ARM64 size | init (median) | invoke p50 | invoke p99 | peak RSS |\n|---|---:|---:|---:|---:|---:|\n",
+    );
+    for r in rows {
+        let size = match (r.arm64_bytes, floor.arm64_bytes) {
+            (Some(a), Some(f)) => format!(
+                "{:.2} MiB{}",
+                a as f64 / 1_048_576.0,
+                ratio(a as f64, f as f64)
+            ),
+            _ => "not built".to_string(),
+        };
+        out.push_str(&format!(
+            "| {} | {} | {:.2} ms{} | {:.2} ms{} | {:.2} ms{} | {:.1} MiB{} |\n",
+            r.name,
+            size,
+            ms(r.init),
+            ratio(ms(r.init), ms(floor.init)),
+            ms(r.p50),
+            ratio(ms(r.p50), ms(floor.p50)),
+            ms(r.p99),
+            ratio(ms(r.p99), ms(floor.p99)),
+            r.peak_rss_kib as f64 / 1024.0,
+            ratio(r.peak_rss_kib as f64, floor.peak_rss_kib as f64),
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        let mut xs: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
+        assert_eq!(percentile(&mut xs, 50), Duration::from_millis(50));
+        assert_eq!(percentile(&mut xs, 99), Duration::from_millis(99));
+        let mut one = vec![Duration::from_millis(7)];
+        assert_eq!(percentile(&mut one, 99), Duration::from_millis(7));
+    }
+
+    #[test]
+    fn numbering_reaches_nested_strings() {
+        let e = serde_json::json!({"id": "bench-{{n}}", "inner": ["x{{n}}"], "k": 1});
+        assert_eq!(
+            numbered(&e, 3),
+            serde_json::json!({"id": "bench-3", "inner": ["x3"], "k": 1})
+        );
+    }
+}
