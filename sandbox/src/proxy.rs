@@ -430,13 +430,19 @@ fn s3_operation(method: &str, path: &str, query: &str, copy: bool) -> String {
     }
 }
 
+/// Signing names of the REST-JSON services Breakwater calls.
+const REST_JSON_SERVICES: &[&str] = &["eks", "lambda", "budgets"];
+
 fn fault_response(fault: &Fault, call: &Call, headers: &hyper::HeaderMap) -> Response<Full<Bytes>> {
-    let json = headers.contains_key("x-amz-target")
-        || headers
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|c| c.contains("json"))
-        || matches!(call.service.as_str(), "eks" | "lambda");
+    // The error shape follows the service's protocol, never the payload's content type (an S3
+    // object may well be application/json).
+    let json = call.service != "s3"
+        && (headers.contains_key("x-amz-target")
+            || headers
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|c| c.starts_with("application/x-amz-json"))
+            || REST_JSON_SERVICES.contains(&call.service.as_str()));
     let (status, code, message) = match (fault, call.service.as_str()) {
         (Fault::Throttle, "s3") => (503, "SlowDown", "Please reduce your request rate."),
         (Fault::Throttle, _) if json => (400, "ThrottlingException", "Rate exceeded"),
