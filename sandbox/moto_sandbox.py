@@ -22,7 +22,10 @@ def main() -> None:
     port = sys.argv[1]
     if "--watch-parent" in sys.argv[2:]:
         threading.Thread(target=watch, args=(os.getppid(),), daemon=True).start()
+    import moto_patches
     from moto.server import main as moto_main
+
+    moto_patches.apply()
 
     moto_main(["-H", "127.0.0.1", "-p", port])
 

@@ -6,6 +6,7 @@ pub mod bench;
 pub mod moto;
 pub mod proxy;
 pub mod runtime;
+pub mod scenes;
 pub mod seed;
 
 use std::path::PathBuf;

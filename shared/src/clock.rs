@@ -46,20 +46,25 @@ impl Clock for ManualClock {
     }
 }
 
-/// Milliseconds since the epoch as RFC 3339 UTC (`2026-11-22T21:05:16.123Z`), without a date crate.
-pub fn rfc3339(ms: u64) -> String {
-    let secs = ms / 1000;
-    let (days, rem) = (secs / 86_400, secs % 86_400);
+/// The UTC calendar date `(year, month, day)` of a time in milliseconds since the epoch.
+pub fn civil_date(ms: u64) -> (i64, u32, u32) {
+    let days = (ms / 1000 / 86_400) as i64;
     // Civil-from-days (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
+    let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);
     let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
     let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
     let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(month <= 2), month, day)
+}
+
+/// Milliseconds since the epoch as RFC 3339 UTC (`2026-11-22T21:05:16.123Z`), without a date crate.
+pub fn rfc3339(ms: u64) -> String {
+    let (year, month, day) = civil_date(ms);
+    let rem = ms / 1000 % 86_400;
     format!(
         "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
         rem / 3600,

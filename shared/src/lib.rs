@@ -9,6 +9,7 @@ pub mod events;
 pub mod logging;
 pub mod metrics;
 pub mod notify;
+pub mod ports;
 pub mod report;
 pub mod state;
 

@@ -1,6 +1,10 @@
 //! One place that builds AWS SDK clients from one `SdkConfig`, lazily, with a client per region
 //! on demand. It honours `AWS_ENDPOINT_URL` (and the service-specific variants) through aws-config.
 
+pub mod budgets;
+pub mod eks;
+pub mod rds;
+
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 
@@ -25,6 +29,9 @@ pub struct Aws {
     config: SdkConfig,
     s3: OnceLock<aws_sdk_s3::Client>,
     sns: OnceLock<aws_sdk_sns::Client>,
+    eks: OnceLock<aws_sdk_eks::Client>,
+    rds: OnceLock<aws_sdk_rds::Client>,
+    budgets: OnceLock<aws_sdk_budgets::Client>,
     regional: Mutex<HashMap<String, SdkConfig>>,
 }
 
@@ -59,6 +66,9 @@ impl Aws {
             config,
             s3: OnceLock::new(),
             sns: OnceLock::new(),
+            eks: OnceLock::new(),
+            rds: OnceLock::new(),
+            budgets: OnceLock::new(),
             regional: Mutex::new(HashMap::new()),
         }
     }
@@ -122,6 +132,36 @@ impl Aws {
             return self.sns();
         }
         aws_sdk_sns::Client::new(&self.config_in(region))
+    }
+}
+
+impl Aws {
+    /// The EKS client of the home region.
+    pub fn eks(&self) -> aws_sdk_eks::Client {
+        self.eks
+            .get_or_init(|| aws_sdk_eks::Client::new(&self.config))
+            .clone()
+    }
+
+    /// The RDS client of the home region.
+    pub fn rds(&self) -> aws_sdk_rds::Client {
+        self.rds
+            .get_or_init(|| aws_sdk_rds::Client::new(&self.config))
+            .clone()
+    }
+
+    /// The Budgets client (a global service, signed in us-east-1 whatever the home region).
+    pub fn budgets(&self) -> aws_sdk_budgets::Client {
+        self.budgets
+            .get_or_init(|| {
+                let config = self
+                    .config
+                    .to_builder()
+                    .region(Region::new("us-east-1"))
+                    .build();
+                aws_sdk_budgets::Client::new(&config)
+            })
+            .clone()
     }
 }
 

@@ -1,0 +1,456 @@
+//! The engine that climbs and descends the ladder over the ports: observe, record in the ledger,
+//! act, record again; and undo in reverse order, leaving alone whatever a person changed since.
+
+use std::collections::BTreeMap;
+
+use breakwater::ports::{DatabaseKind, Databases, NodeGroups, Scaling};
+use breakwater::state::{StateStore, Versioned};
+use breakwater::{Error, Result};
+use serde::Serialize;
+
+use crate::ledger::{EnforcementState, LedgerEntry, Observed, Resource, Restoration};
+use crate::settings::BudgetSettings;
+use crate::targets;
+
+/// What one run did, for the response, the notification and the report.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Outcome {
+    /// Changes made (or, in dry-run, that would be made).
+    pub changed: Vec<String>,
+    /// Resources a person changed after enforcement: reported, not overwritten.
+    pub left_alone: Vec<String>,
+    /// Resources not touched, and why (not eligible, over the cap, already there).
+    pub skipped: Vec<String>,
+    /// Estimated saving per day of the changes made, in USD (on-demand prices, us-east-1).
+    pub saving_per_day_usd: f64,
+    /// Changes whose saving could not be estimated (unknown instance type or class).
+    pub unestimated: Vec<String>,
+}
+
+/// The engine over the ports and the store.
+#[derive(Debug)]
+pub struct Engine<'a, N, D> {
+    /// EKS node groups.
+    pub node_groups: &'a N,
+    /// RDS databases.
+    pub databases: &'a D,
+    /// The state store.
+    pub store: &'a StateStore,
+    /// The budget function's settings.
+    pub settings: &'a BudgetSettings,
+    /// Plan only.
+    pub dry_run: bool,
+}
+
+impl<N: NodeGroups, D: Databases> Engine<'_, N, D> {
+    /// Applies what `level` does.
+    pub async fn apply_level(
+        &self,
+        state: &mut Versioned<EnforcementState>,
+        level: u8,
+        out: &mut Outcome,
+    ) -> Result<()> {
+        match level {
+            2 => self.scale_down_node_groups(state, out).await,
+            3 => self.stop_databases(state, out).await,
+            _ => Ok(()),
+        }
+    }
+
+    async fn scale_down_node_groups(
+        &self,
+        state: &mut Versioned<EnforcementState>,
+        out: &mut Outcome,
+    ) -> Result<()> {
+        let mut touched = 0;
+        for cluster in &self.settings.clusters {
+            for group in self.node_groups.list(cluster).await? {
+                let label = format!("node group {}", group.id);
+                if let Err(why) = targets::node_group_eligible(&group.tags) {
+                    out.skipped.push(format!("{label}: {why}"));
+                    continue;
+                }
+                let floor = targets::floor(&group.tags);
+                let target = Scaling {
+                    min: floor,
+                    desired: floor,
+                    max: group.scaling.max.max(1),
+                };
+                if group.scaling.min <= floor && group.scaling.desired <= floor {
+                    out.skipped
+                        .push(format!("{label}: already at its floor ({})", group.scaling));
+                    continue;
+                }
+                if touched >= self.settings.max_targets {
+                    out.skipped.push(format!(
+                        "{label}: over the cap of {} targets per run",
+                        self.settings.max_targets
+                    ));
+                    continue;
+                }
+                touched += 1;
+                let resource = Resource::NodeGroup {
+                    id: group.id.clone(),
+                    arn: group.arn.clone(),
+                };
+                let saving = hourly_price(
+                    group
+                        .instance_types
+                        .first()
+                        .map(String::as_str)
+                        .unwrap_or_default(),
+                )
+                .map(|p| p * 24.0 * f64::from(group.scaling.desired - target.desired));
+                let line = format!("{label}: {} → {}", group.scaling, target);
+                if self.dry_run {
+                    out.changed.push(format!("would scale {line}"));
+                    continue;
+                }
+                let key = resource.ledger_key(&state.value.budget, &state.value.period);
+                let entry = LedgerEntry {
+                    resource,
+                    level: 2,
+                    before: Observed::Scaling(group.scaling),
+                    after: Observed::Scaling(target),
+                    applied_at_ms: self.store.clock().now_ms(),
+                    update_id: None,
+                    restops: 0,
+                    restored: None,
+                };
+                // The ledger entry is written once, before acting: a repeat never records the
+                // floor as the "before" state.
+                let Some(etag) = self.store.create(&key, &entry).await? else {
+                    out.skipped
+                        .push(format!("{label}: already in this period's ledger"));
+                    continue;
+                };
+                self.remember(state, &key).await?;
+                let mut tags = BTreeMap::new();
+                tags.insert(
+                    targets::BEFORE_TAG.to_string(),
+                    format!(
+                        "min={},desired={},max={}",
+                        group.scaling.min, group.scaling.desired, group.scaling.max
+                    ),
+                );
+                if let Err(err) = self.node_groups.tag(&group.arn, tags).await {
+                    tracing::warn!(node_group = %group.id, error = %err, "could not tag the recorded sizes; the ledger has them");
+                }
+                let token = request_token(&[
+                    "budget",
+                    &state.value.period,
+                    &group.id.cluster,
+                    &group.id.name,
+                    "down",
+                ]);
+                let update_id = self
+                    .node_groups
+                    .update_scaling(&group.id, target, &token)
+                    .await?;
+                let done = LedgerEntry {
+                    update_id: Some(update_id),
+                    ..entry
+                };
+                self.store.replace(&key, &done, &etag).await?;
+                out.changed.push(format!("scaled {line}"));
+                add_saving(out, &label, saving);
+            }
+        }
+        Ok(())
+    }
+
+    async fn stop_databases(
+        &self,
+        state: &mut Versioned<EnforcementState>,
+        out: &mut Outcome,
+    ) -> Result<()> {
+        let mut touched = 0;
+        for db in self.databases.list().await? {
+            let resource = Resource::Database {
+                kind: db.kind,
+                id: db.id.clone(),
+            };
+            let label = resource.label();
+            if let Err(why) = targets::database_eligible(&db.tags) {
+                out.skipped.push(format!("{label}: {why}"));
+                continue;
+            }
+            if db.status != "available" {
+                out.skipped.push(format!("{label}: status {}", db.status));
+                continue;
+            }
+            if touched >= self.settings.max_targets {
+                out.skipped.push(format!(
+                    "{label}: over the cap of {} targets per run",
+                    self.settings.max_targets
+                ));
+                continue;
+            }
+            touched += 1;
+            if self.dry_run {
+                out.changed.push(format!("would stop {label}"));
+                continue;
+            }
+            let key = resource.ledger_key(&state.value.budget, &state.value.period);
+            let entry = LedgerEntry {
+                resource,
+                level: 3,
+                before: Observed::Status {
+                    status: db.status.clone(),
+                },
+                after: Observed::Status {
+                    status: "stopped".into(),
+                },
+                applied_at_ms: self.store.clock().now_ms(),
+                update_id: None,
+                restops: 0,
+                restored: None,
+            };
+            if self.store.create(&key, &entry).await?.is_none() {
+                out.skipped
+                    .push(format!("{label}: already in this period's ledger"));
+                continue;
+            }
+            self.remember(state, &key).await?;
+            self.databases.stop(db.kind, &db.id).await?;
+            out.changed.push(format!("stopped {label}"));
+            add_saving(
+                out,
+                &label,
+                db.class.as_deref().and_then(hourly_price).map(|p| p * 24.0),
+            );
+        }
+        Ok(())
+    }
+
+    /// Undoes the changes of `level`, newest first.
+    pub async fn restore_level(
+        &self,
+        state: &Versioned<EnforcementState>,
+        level: u8,
+        out: &mut Outcome,
+    ) -> Result<()> {
+        for key in state.value.ledger.iter().rev() {
+            let Some(entry) = self.store.get::<LedgerEntry>(key).await? else {
+                continue;
+            };
+            if entry.value.level != level || entry.value.restored.is_some() {
+                continue;
+            }
+            let label = entry.value.resource.label();
+            let found = self.observe(&entry.value.resource).await?;
+            if self.dry_run {
+                out.changed
+                    .push(format!("would restore {label} to {}", entry.value.before));
+                continue;
+            }
+            let now = self.store.clock().now_ms();
+            let restored = if found == entry.value.after
+                || is_enforced_state(&found, &entry.value.after)
+            {
+                self.put_back(&entry.value).await?;
+                out.changed
+                    .push(format!("restored {label} to {}", entry.value.before));
+                Restoration::Restored { at_ms: now }
+            } else if found == entry.value.before || is_running(&found, &entry.value.before) {
+                out.changed.push(format!(
+                    "{label} was already back to {}",
+                    entry.value.before
+                ));
+                Restoration::Restored { at_ms: now }
+            } else {
+                out.left_alone.push(format!(
+                    "{label}: changed after enforcement (enforcement left {}, found {found}); left as it is — it was {} before",
+                    entry.value.after, entry.value.before
+                ));
+                Restoration::LeftAlone { at_ms: now, found }
+            };
+            let done = LedgerEntry {
+                restored: Some(restored),
+                ..entry.value
+            };
+            self.store.replace(key, &done, &entry.etag).await?;
+        }
+        Ok(())
+    }
+
+    /// Stops again a database that AWS restarted after seven days stopped, if this period's
+    /// ledger says enforcement stopped it and level 3 still holds.
+    pub async fn restop(
+        &self,
+        state: &Versioned<EnforcementState>,
+        kind: DatabaseKind,
+        id: &str,
+        out: &mut Outcome,
+    ) -> Result<()> {
+        let resource = Resource::Database {
+            kind,
+            id: id.to_string(),
+        };
+        let label = resource.label();
+        let key = resource.ledger_key(&state.value.budget, &state.value.period);
+        let Some(entry) = self.store.get::<LedgerEntry>(&key).await? else {
+            out.skipped
+                .push(format!("{label}: not stopped by enforcement this period"));
+            return Ok(());
+        };
+        if state.value.level < 3 || entry.value.restored.is_some() {
+            out.skipped
+                .push(format!("{label}: level 3 no longer holds"));
+            return Ok(());
+        }
+        match self.observe(&resource).await? {
+            Observed::Status { status } if status == "available" => {
+                if self.dry_run {
+                    out.changed.push(format!(
+                        "would stop {label} again (AWS restarted it after 7 days)"
+                    ));
+                    return Ok(());
+                }
+                self.databases.stop(kind, id).await?;
+                let done = LedgerEntry {
+                    restops: entry.value.restops + 1,
+                    ..entry.value
+                };
+                self.store.replace(&key, &done, &entry.etag).await?;
+                out.changed.push(format!(
+                    "stopped {label} again (AWS restarted it after 7 days)"
+                ));
+            }
+            found => out.skipped.push(format!(
+                "{label}: {found}, not available yet; the next evaluation stops it"
+            )),
+        }
+        Ok(())
+    }
+
+    async fn observe(&self, resource: &Resource) -> Result<Observed> {
+        Ok(match resource {
+            Resource::NodeGroup { id, .. } => match self.node_groups.describe(id).await? {
+                Some(g) => Observed::Scaling(g.scaling),
+                None => Observed::Missing,
+            },
+            Resource::Database { kind, id } => match self.databases.describe(*kind, id).await? {
+                Some(d) => Observed::Status { status: d.status },
+                None => Observed::Missing,
+            },
+        })
+    }
+
+    async fn put_back(&self, entry: &LedgerEntry) -> Result<()> {
+        match (&entry.resource, &entry.before) {
+            (Resource::NodeGroup { id, .. }, Observed::Scaling(before)) => {
+                let token = request_token(&[
+                    "budget",
+                    &entry.applied_at_ms.to_string(),
+                    &id.cluster,
+                    &id.name,
+                    "up",
+                ]);
+                self.node_groups
+                    .update_scaling(id, *before, &token)
+                    .await
+                    .map(drop)
+            }
+            (Resource::Database { kind, id }, _) => self.databases.start(*kind, id).await,
+            (resource, before) => Err(Error::CorruptRecord {
+                key: resource.label(),
+                reason: format!("cannot restore to {before}"),
+            }),
+        }
+    }
+
+    async fn remember(&self, state: &mut Versioned<EnforcementState>, key: &str) -> Result<()> {
+        if !state.value.ledger.iter().any(|k| k == key) {
+            state.value.ledger.push(key.to_string());
+            save(self.store, state).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Saves the state with a compare-and-swap on the version read.
+pub async fn save(store: &StateStore, state: &mut Versioned<EnforcementState>) -> Result<()> {
+    state.etag = store
+        .replace(
+            &EnforcementState::key(&state.value.budget),
+            &state.value,
+            &state.etag,
+        )
+        .await?;
+    Ok(())
+}
+
+/// A stopped database counts as "as enforcement left it" while it is still stopping.
+fn is_enforced_state(found: &Observed, after: &Observed) -> bool {
+    matches!((found, after), (Observed::Status { status }, Observed::Status { status: a }) if a == "stopped" && status == "stopping")
+}
+
+/// A database that is starting or available is back to running.
+fn is_running(found: &Observed, before: &Observed) -> bool {
+    matches!((found, before), (Observed::Status { status }, Observed::Status { .. }) if status == "available" || status == "starting")
+}
+
+fn add_saving(out: &mut Outcome, label: &str, saving: Option<f64>) {
+    match saving {
+        Some(s) => out.saving_per_day_usd += s,
+        None => out.unestimated.push(label.to_string()),
+    }
+}
+
+/// An idempotency token for an EKS update (≤ 64 characters of `[A-Za-z0-9-]`).
+fn request_token(parts: &[&str]) -> String {
+    let joined = parts.join("-");
+    let cleaned: String = joined
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    if cleaned.len() <= 64 {
+        return cleaned;
+    }
+    // Keep it unique when long: a stable FNV-1a hash of the whole, after a readable prefix.
+    let hash = joined.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    format!("{}-{hash:016x}", &cleaned[..47])
+}
+
+/// On-demand hourly prices (us-east-1, Linux / single-AZ, as of 2026-11) of common types; other
+/// types are reported as not estimated rather than guessed.
+pub fn hourly_price(instance_type: &str) -> Option<f64> {
+    Some(match instance_type {
+        "t3.medium" => 0.0416,
+        "t3.large" => 0.0832,
+        "m5.large" | "m6i.large" => 0.096,
+        "m5.xlarge" | "m6i.xlarge" => 0.192,
+        "m6g.large" => 0.077,
+        "m7g.large" => 0.0816,
+        "c5.large" | "c6i.large" => 0.085,
+        "c5.xlarge" | "c6i.xlarge" => 0.17,
+        "r5.large" | "r6i.large" => 0.126,
+        "db.t3.medium" => 0.072,
+        "db.t3.large" => 0.145,
+        "db.m5.large" | "db.m6i.large" => 0.171,
+        "db.r5.large" | "db.r6i.large" => 0.25,
+        "db.r6g.large" => 0.225,
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_tokens_are_short_stable_and_distinct() {
+        let a = request_token(&["budget", "2026-11", "prod", "batch", "down"]);
+        assert_eq!(a, "budget-2026-11-prod-batch-down");
+        let long1 = request_token(&["budget", "2026-11", &"c".repeat(60), "x", "down"]);
+        let long2 = request_token(&["budget", "2026-11", &"c".repeat(60), "y", "down"]);
+        assert!(long1.len() <= 64 && long1 != long2);
+        assert_eq!(
+            long1,
+            request_token(&["budget", "2026-11", &"c".repeat(60), "x", "down"])
+        );
+    }
+}

@@ -1,0 +1,175 @@
+//! The enforcement record of a budget and the ledger of every change it made, kept in the state
+//! store so that each change can be undone exactly, and a human change made afterwards is
+//! reported instead of overwritten.
+
+use breakwater::ports::{DatabaseKind, NodeGroupId, Scaling};
+use breakwater::state::key_segment;
+use serde::{Deserialize, Serialize};
+
+/// Where a budget stands in its current period.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EnforcementState {
+    /// The budget.
+    pub budget: String,
+    /// The period (`2026-11`, `2026-11-22`, `2026-Q4`, `2026`).
+    pub period: String,
+    /// The level in force.
+    pub level: u8,
+    /// Every level change, oldest first.
+    pub changes: Vec<LevelChange>,
+    /// The ledger keys of the changes made in this period, in the order they were made.
+    pub ledger: Vec<String>,
+}
+
+impl EnforcementState {
+    /// A fresh state at level 0.
+    pub fn new(budget: &str, period: &str) -> Self {
+        EnforcementState {
+            budget: budget.into(),
+            period: period.into(),
+            level: 0,
+            changes: Vec::new(),
+            ledger: Vec::new(),
+        }
+    }
+
+    /// The state's key in the store.
+    pub fn key(budget: &str) -> String {
+        format!("budget/{}/state.json", key_segment(budget))
+    }
+}
+
+/// One level change.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LevelChange {
+    /// From this level.
+    pub from: u8,
+    /// To this level.
+    pub to: u8,
+    /// When (ms since the epoch).
+    pub at_ms: u64,
+    /// Why, in a sentence.
+    pub reason: String,
+}
+
+/// A resource enforcement changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Resource {
+    /// An EKS managed node group.
+    NodeGroup {
+        /// Cluster and name.
+        id: NodeGroupId,
+        /// Its ARN.
+        arn: String,
+    },
+    /// An RDS instance or Aurora cluster.
+    Database {
+        /// Instance or cluster.
+        kind: DatabaseKind,
+        /// Its identifier.
+        id: String,
+    },
+}
+
+impl Resource {
+    /// A short name for people.
+    pub fn label(&self) -> String {
+        match self {
+            Resource::NodeGroup { id, .. } => format!("node group {id}"),
+            Resource::Database {
+                kind: DatabaseKind::Instance,
+                id,
+            } => format!("DB instance {id}"),
+            Resource::Database {
+                kind: DatabaseKind::Cluster,
+                id,
+            } => format!("DB cluster {id}"),
+        }
+    }
+
+    /// The ledger key of this resource for a budget and period.
+    pub fn ledger_key(&self, budget: &str, period: &str) -> String {
+        let name = match self {
+            Resource::NodeGroup { id, .. } => format!("nodegroup-{}-{}", id.cluster, id.name),
+            Resource::Database {
+                kind: DatabaseKind::Instance,
+                id,
+            } => format!("db-instance-{id}"),
+            Resource::Database {
+                kind: DatabaseKind::Cluster,
+                id,
+            } => format!("db-cluster-{id}"),
+        };
+        format!(
+            "ledger/budget/{}/{}/{}.json",
+            key_segment(period),
+            key_segment(budget),
+            key_segment(&name)
+        )
+    }
+}
+
+/// What was observed of a resource.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Observed {
+    /// A node group's sizes.
+    Scaling(Scaling),
+    /// A database's status.
+    Status {
+        /// `available`, `stopped`, …
+        status: String,
+    },
+    /// It no longer exists.
+    Missing,
+}
+
+impl std::fmt::Display for Observed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Observed::Scaling(s) => write!(f, "{s}"),
+            Observed::Status { status } => f.write_str(status),
+            Observed::Missing => f.write_str("gone"),
+        }
+    }
+}
+
+/// How a ledger entry was undone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Restoration {
+    /// Put back to the recorded state.
+    Restored {
+        /// When (ms since the epoch).
+        at_ms: u64,
+    },
+    /// Someone changed it after enforcement; left as found and reported.
+    LeftAlone {
+        /// When (ms since the epoch).
+        at_ms: u64,
+        /// What was found.
+        found: Observed,
+    },
+}
+
+/// One change enforcement made, with the states before and after.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LedgerEntry {
+    /// What was changed.
+    pub resource: Resource,
+    /// By which level.
+    pub level: u8,
+    /// As found before the change.
+    pub before: Observed,
+    /// As left by the change.
+    pub after: Observed,
+    /// When (ms since the epoch).
+    pub applied_at_ms: u64,
+    /// The AWS update id, when the API returns one.
+    pub update_id: Option<String>,
+    /// How many times a database that AWS restarted after 7 days was stopped again.
+    pub restops: u32,
+    /// How it was undone, once it was.
+    pub restored: Option<Restoration>,
+}

@@ -1,0 +1,648 @@
+//! `budget`: reversible budget enforcement from AWS Budgets alerts.
+//!
+//! Budgets alerts (plain text on SNS) are hints: each one is confirmed with `DescribeBudget`
+//! before anything changes. The confirmed spend sets the level of a reversible ladder (notify →
+//! scale non-critical node groups to their floor → stop non-production databases → loud notice);
+//! a scheduled re-evaluation escalates, steps down with hysteresis and restores everything at
+//! period rollover. Every change is in a ledger, so that it can be undone exactly.
+
+pub mod enforce;
+pub mod ladder;
+pub mod ledger;
+pub mod message;
+pub mod money;
+pub mod settings;
+pub mod targets;
+
+use breakwater::clock::civil_date;
+use breakwater::events::{Routes, Trigger};
+use breakwater::metrics::{Metrics, Unit};
+use breakwater::notify::Notification;
+use breakwater::ports::{Budgets, DatabaseKind, Databases, NodeGroups};
+use breakwater::state::{Acquisition, Versioned};
+use breakwater::{Error, Result, Toolkit};
+use serde_json::{json, Value};
+
+use crate::enforce::{save, Engine, Outcome};
+use crate::ladder::{next_level, Occasion};
+use crate::ledger::{EnforcementState, LevelChange};
+use crate::message::Message;
+use crate::money::Money;
+use crate::settings::BudgetSettings;
+
+/// What the budget function is wired to.
+const EVENTBRIDGE: &[(&str, &str)] = &[
+    ("aws.events", "Scheduled Event"),
+    ("aws.rds", "RDS DB Instance Event"),
+    ("aws.rds", "RDS DB Cluster Event"),
+];
+const COMMANDS: &[&str] = &["evaluate", "restore", "status"];
+
+/// RDS starts a database that has been stopped for seven days: 0154 (instance), 0153 (cluster).
+const AUTO_STARTED: &[&str] = &["RDS-EVENT-0154", "RDS-EVENT-0153"];
+
+/// The function: its toolkit, settings and ports.
+#[derive(Debug)]
+pub struct BudgetFunction<N, D, B> {
+    /// Shared settings, store, notifier.
+    pub toolkit: Toolkit,
+    /// The budget settings.
+    pub settings: BudgetSettings,
+    /// EKS node groups.
+    pub node_groups: N,
+    /// RDS databases.
+    pub databases: D,
+    /// AWS Budgets.
+    pub budgets: B,
+}
+
+impl<N: NodeGroups, D: Databases, B: Budgets> BudgetFunction<N, D, B> {
+    fn manages(&self, budget: &str) -> bool {
+        self.settings.budgets.iter().any(|b| b == budget)
+    }
+
+    fn routes(&self) -> Routes {
+        Routes {
+            function: "budget",
+            eventbridge: EVENTBRIDGE,
+            alarm_actions: false,
+            sns: true,
+            commands: COMMANDS,
+            account: Some(self.settings.account.clone()),
+            region: None,
+        }
+    }
+
+    /// Handles one invocation. `owner` identifies this invocation (the Lambda request id).
+    pub async fn handle(&self, event: Value, owner: &str) -> Result<Value> {
+        let trigger = self.routes().route(event)?;
+        let event_id = trigger.event_id();
+        let span = tracing::info_span!("budget", event_id = event_id.as_deref().unwrap_or("-"));
+        let _entered = span.enter();
+        let store = &self.toolkit.store;
+        let ttl = self.toolkit.settings.idempotency_ttl;
+        match trigger {
+            Trigger::Sns(sns) => {
+                let mut results = Vec::new();
+                for record in &sns.records {
+                    let body = record.sns.message.clone();
+                    let done = store
+                        .once("budget", &record.sns.message_id, owner, ttl, || {
+                            self.on_message(&body, owner)
+                        })
+                        .await?;
+                    results.push(mark_repeat(done));
+                }
+                Ok(if results.len() == 1 {
+                    results.remove(0)
+                } else {
+                    json!({"outcome": "batch", "results": results})
+                })
+            }
+            Trigger::EventBridge(event) if event.detail_type == "Scheduled Event" => {
+                let id = event.id.clone().unwrap_or_else(|| owner.to_string());
+                let done = store
+                    .once("budget", &id, owner, ttl, || async {
+                        let mut results = Vec::new();
+                        for name in &self.settings.budgets {
+                            results.push(
+                                self.evaluate(
+                                    name,
+                                    Occasion::Schedule,
+                                    "scheduled re-evaluation",
+                                    owner,
+                                )
+                                .await?,
+                            );
+                        }
+                        Ok(json!({"outcome": "evaluated", "results": results}))
+                    })
+                    .await?;
+                Ok(mark_repeat(done))
+            }
+            Trigger::EventBridge(event) => {
+                let event_code = event.detail["EventID"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                let source = event.detail["SourceIdentifier"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                if !AUTO_STARTED.contains(&event_code.as_str()) || source.is_empty() {
+                    tracing::info!(event_code = %event_code, "RDS event that needs nothing from budget enforcement");
+                    return Ok(
+                        json!({"outcome": "ignored", "reason": format!("RDS event {event_code:?} needs nothing")}),
+                    );
+                }
+                let kind = if event.detail_type.contains("Cluster") {
+                    DatabaseKind::Cluster
+                } else {
+                    DatabaseKind::Instance
+                };
+                let id = event.id.clone().unwrap_or_else(|| owner.to_string());
+                let done = store
+                    .once("budget", &id, owner, ttl, || {
+                        self.on_auto_start(kind, &source, owner)
+                    })
+                    .await?;
+                Ok(mark_repeat(done))
+            }
+            Trigger::Command { command, body } => self.on_command(&command, &body, owner).await,
+            Trigger::AlarmAction(_) => Err(Error::InvalidEvent(
+                "budget is not invoked by alarm actions".into(),
+            )),
+        }
+    }
+
+    async fn on_message(&self, body: &str, owner: &str) -> Result<Value> {
+        match message::parse(body) {
+            Message::Unknown { reason } => {
+                tracing::warn!(reason = %reason, "unrecognised message on the budget topic");
+                let excerpt: String = body.chars().take(300).collect();
+                let note = Notification::new(
+                    "budget: unrecognised message on the budget topic",
+                    format!("A message on the budget topic was not an AWS Budgets alert ({reason}). Nothing was changed.\n\nIt began:\n{excerpt}"),
+                )
+                .attribute("function", "budget")
+                .attribute("outcome", "unknown-message");
+                self.toolkit.notifier.publish(&note).await?;
+                emit(
+                    "unknown-message",
+                    0,
+                    &Outcome::default(),
+                    self.toolkit.store.clock().now_ms(),
+                );
+                Ok(json!({"outcome": "unknown-message", "reason": reason}))
+            }
+            Message::Alert(alert) => {
+                if !self.manages(&alert.budget_name) {
+                    tracing::warn!(budget = %alert.budget_name, "alert for a budget this deployment does not enforce");
+                    return Ok(json!({"outcome": "not-managed", "budget": alert.budget_name}));
+                }
+                let reason = format!(
+                    "{:?} alert: {} of {} (threshold {})",
+                    alert.alert_type, alert.amount, alert.budgeted, alert.threshold
+                );
+                self.evaluate(&alert.budget_name, Occasion::Alert, &reason, owner)
+                    .await
+            }
+        }
+    }
+
+    async fn on_auto_start(&self, kind: DatabaseKind, id: &str, owner: &str) -> Result<Value> {
+        let mut results = Vec::new();
+        for name in &self.settings.budgets {
+            let Some(state) = self
+                .toolkit
+                .store
+                .get::<EnforcementState>(&EnforcementState::key(name))
+                .await?
+            else {
+                continue;
+            };
+            let lease = self.lease(name, owner).await?;
+            let mut outcome = Outcome::default();
+            let result = self.engine().restop(&state, kind, id, &mut outcome).await;
+            self.toolkit.store.release_lease(lease).await?;
+            result?;
+            if !outcome.changed.is_empty() {
+                self.notify(
+                    name,
+                    state.value.level,
+                    state.value.level,
+                    "RDS restarted a database after 7 days stopped",
+                    &outcome,
+                    None,
+                )
+                .await?;
+            }
+            results.push(
+                json!({"budget": name, "changed": outcome.changed, "skipped": outcome.skipped}),
+            );
+        }
+        Ok(json!({"outcome": "auto-start-handled", "database": id, "results": results}))
+    }
+
+    async fn on_command(&self, command: &str, body: &Value, owner: &str) -> Result<Value> {
+        let budget = body["budget"]
+            .as_str()
+            .ok_or_else(|| Error::InvalidEvent("budget: the budget's name is required".into()))?;
+        if !self.manages(budget) {
+            return Err(Error::InvalidEvent(format!(
+                "budget {budget:?} is not enforced by this deployment"
+            )));
+        }
+        match command {
+            "status" => {
+                let state = self
+                    .toolkit
+                    .store
+                    .get::<EnforcementState>(&EnforcementState::key(budget))
+                    .await?;
+                Ok(json!({"outcome": "status", "state": state.map(|s| s.value)}))
+            }
+            "evaluate" => {
+                self.evaluate(budget, Occasion::Schedule, "manual evaluation", owner)
+                    .await
+            }
+            _ => {
+                // restore: a copied payload must not undo the wrong budget's enforcement.
+                if body["confirm"].as_str() != Some(budget) {
+                    return Err(Error::InvalidEvent(format!(
+                        "restore: \"confirm\" must repeat the budget's name {budget:?}"
+                    )));
+                }
+                let lease = self.lease(budget, owner).await?;
+                let result = self.restore_all(budget, "manual restore").await;
+                self.toolkit.store.release_lease(lease).await?;
+                result
+            }
+        }
+    }
+
+    async fn restore_all(&self, budget: &str, reason: &str) -> Result<Value> {
+        let Some(mut state) = self
+            .toolkit
+            .store
+            .get::<EnforcementState>(&EnforcementState::key(budget))
+            .await?
+        else {
+            return Ok(
+                json!({"outcome": "noop", "budget": budget, "reason": "nothing was ever enforced"}),
+            );
+        };
+        let before = state.value.level;
+        let mut outcome = Outcome::default();
+        self.step_down(&mut state, 0, reason, &mut outcome).await?;
+        self.notify(budget, before, state.value.level, reason, &outcome, None)
+            .await?;
+        Ok(
+            json!({"outcome": outcome_name(self.toolkit.settings.dry_run, before, 0, &outcome), "budget": budget, "level_before": before, "level_after": 0, "changed": outcome.changed, "left_alone": outcome.left_alone}),
+        )
+    }
+
+    /// Confirms the budget's spend with the API and moves to the level it calls for.
+    async fn evaluate(
+        &self,
+        budget: &str,
+        occasion: Occasion,
+        reason: &str,
+        owner: &str,
+    ) -> Result<Value> {
+        let lease = self.lease(budget, owner).await?;
+        let result = self.evaluate_held(budget, occasion, reason).await;
+        self.toolkit.store.release_lease(lease).await?;
+        result
+    }
+
+    async fn evaluate_held(&self, budget: &str, occasion: Occasion, reason: &str) -> Result<Value> {
+        let store = &self.toolkit.store;
+        let Some(figures) = self
+            .budgets
+            .describe(&self.settings.account, budget)
+            .await?
+        else {
+            let note = Notification::new(
+                format!("budget: {budget} not found"),
+                format!(
+                    "The budget {budget:?} does not exist in account {}; nothing was changed.",
+                    self.settings.account
+                ),
+            )
+            .attribute("function", "budget")
+            .attribute("outcome", "unconfirmed");
+            self.toolkit.notifier.publish(&note).await?;
+            return Ok(
+                json!({"outcome": "unconfirmed", "budget": budget, "reason": "budget not found"}),
+            );
+        };
+        let amount = |text: &str, what: &str| {
+            Money::parse(text).ok_or_else(|| {
+                Error::Aws(format!(
+                    "budget {budget:?}: {what} {text:?} is not an amount"
+                ))
+            })
+        };
+        let limit = amount(&figures.limit, "limit")?;
+        let actual = amount(&figures.actual, "actual spend")?;
+        let forecast = figures
+            .forecast
+            .as_deref()
+            .map(|f| amount(f, "forecast"))
+            .transpose()?;
+        let actual_pct = actual.percent_of(limit).unwrap_or(0.0);
+        let forecast_pct = forecast.and_then(|f| f.percent_of(limit));
+        let period = period_key(&figures.time_unit, store.clock().now_ms());
+
+        let key = EnforcementState::key(budget);
+        let mut state = match store.get::<EnforcementState>(&key).await? {
+            Some(s) => s,
+            None => {
+                let fresh = EnforcementState::new(budget, &period);
+                store.create(&key, &fresh).await?;
+                store
+                    .get::<EnforcementState>(&key)
+                    .await?
+                    .ok_or_else(|| Error::Conflict(format!("{key} vanished")))?
+            }
+        };
+        let mut outcome = Outcome::default();
+        let level_before = state.value.level;
+        if state.value.period != period {
+            // Period rollover: everything of the old period is restored before the new one starts.
+            let ended = format!("period {} ended", state.value.period);
+            self.step_down(&mut state, 0, &ended, &mut outcome).await?;
+            if !self.toolkit.settings.dry_run {
+                state.value = EnforcementState {
+                    changes: state.value.changes.clone(),
+                    ..EnforcementState::new(budget, &period)
+                };
+                save(store, &mut state).await?;
+            }
+        }
+        let current = if self.toolkit.settings.dry_run && state.value.period != period {
+            0
+        } else {
+            state.value.level
+        };
+        let target = next_level(
+            current,
+            actual_pct,
+            forecast_pct,
+            &self.settings.thresholds,
+            self.settings.hysteresis,
+            occasion,
+        );
+        let why = format!(
+            "{reason}; confirmed: actual {actual} ({actual_pct:.1} %) and forecast {} ({}) of the {limit} limit",
+            forecast.map(|f| f.to_string()).unwrap_or_else(|| "n/a".into()),
+            forecast_pct.map(|p| format!("{p:.1} %")).unwrap_or_else(|| "n/a".into()),
+        );
+        if target > current {
+            let engine = self.engine();
+            for level in current + 1..=target {
+                engine.apply_level(&mut state, level, &mut outcome).await?;
+                if !self.toolkit.settings.dry_run {
+                    state.value.changes.push(LevelChange {
+                        from: level - 1,
+                        to: level,
+                        at_ms: store.clock().now_ms(),
+                        reason: why.clone(),
+                    });
+                    state.value.level = level;
+                    save(store, &mut state).await?;
+                }
+            }
+        } else if target < current {
+            self.step_down(&mut state, target, &why, &mut outcome)
+                .await?;
+        } else if occasion == Occasion::Schedule && current >= 3 {
+            // Databases that AWS restarted after seven days are stopped again while L3 holds.
+            for key in state.value.ledger.clone() {
+                if let Some(entry) = store.get::<ledger::LedgerEntry>(&key).await? {
+                    if let ledger::Resource::Database { kind, id } = &entry.value.resource {
+                        self.engine()
+                            .restop(&state, *kind, id, &mut outcome)
+                            .await?;
+                    }
+                }
+            }
+        }
+        let level_after = if self.toolkit.settings.dry_run {
+            target
+        } else {
+            state.value.level
+        };
+        let changed_level = level_after != level_before;
+        if changed_level || !outcome.changed.is_empty() || !outcome.left_alone.is_empty() {
+            let figures_line = format!(
+                "actual {actual} of {limit} ({actual_pct:.1} %), forecast {}",
+                forecast
+                    .map(|f| f.to_string())
+                    .unwrap_or_else(|| "n/a".into())
+            );
+            self.notify(
+                budget,
+                level_before,
+                level_after,
+                &why,
+                &outcome,
+                Some(figures_line),
+            )
+            .await?;
+        }
+        let name = outcome_name(
+            self.toolkit.settings.dry_run,
+            level_before,
+            level_after,
+            &outcome,
+        );
+        emit(name, level_after, &outcome, store.clock().now_ms());
+        Ok(json!({
+            "outcome": name,
+            "budget": budget,
+            "period": period,
+            "level_before": level_before,
+            "level_after": level_after,
+            "limit": limit,
+            "actual": actual,
+            "forecast": forecast,
+            "changed": outcome.changed,
+            "left_alone": outcome.left_alone,
+            "skipped": outcome.skipped,
+            "saving_per_day_usd": (outcome.saving_per_day_usd * 100.0).round() / 100.0,
+        }))
+    }
+
+    async fn step_down(
+        &self,
+        state: &mut Versioned<EnforcementState>,
+        to: u8,
+        reason: &str,
+        outcome: &mut Outcome,
+    ) -> Result<()> {
+        let engine = self.engine();
+        let from = state.value.level;
+        for level in (to + 1..=from).rev() {
+            engine.restore_level(state, level, outcome).await?;
+            if !self.toolkit.settings.dry_run {
+                state.value.changes.push(LevelChange {
+                    from: level,
+                    to: level - 1,
+                    at_ms: self.toolkit.store.clock().now_ms(),
+                    reason: reason.to_string(),
+                });
+                state.value.level = level - 1;
+                save(&self.toolkit.store, state).await?;
+            }
+        }
+        Ok(())
+    }
+
+    fn engine(&self) -> Engine<'_, N, D> {
+        Engine {
+            node_groups: &self.node_groups,
+            databases: &self.databases,
+            store: &self.toolkit.store,
+            settings: &self.settings,
+            dry_run: self.toolkit.settings.dry_run,
+        }
+    }
+
+    async fn lease(&self, budget: &str, owner: &str) -> Result<breakwater::state::Lease> {
+        match self
+            .toolkit
+            .store
+            .acquire_lease("budget", budget, owner, self.toolkit.settings.lease_ttl)
+            .await?
+        {
+            Acquisition::Acquired(lease) => Ok(lease),
+            Acquisition::Held {
+                owner,
+                expires_at_ms,
+            } => Err(Error::Conflict(format!(
+                "budget {budget:?} is being enforced by {owner} (lease until {}); retry later",
+                breakwater::clock::rfc3339(expires_at_ms)
+            ))),
+        }
+    }
+
+    async fn notify(
+        &self,
+        budget: &str,
+        from: u8,
+        to: u8,
+        why: &str,
+        outcome: &Outcome,
+        figures: Option<String>,
+    ) -> Result<()> {
+        let dry = if self.toolkit.settings.dry_run {
+            " (dry run: nothing was changed)"
+        } else {
+            ""
+        };
+        let subject = if from == to {
+            format!("budget {budget}: level {to} holds{dry}")
+        } else {
+            format!("budget {budget}: level {from} -> {to}{dry}")
+        };
+        let mut text =
+            format!("Budget {budget:?}: enforcement level {from} → {to}.\nWhy: {why}.\n");
+        if let Some(f) = figures {
+            text.push_str(&format!("Spend: {f}.\n"));
+        }
+        let section = |title: &str, lines: &[String]| {
+            if lines.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "\n{title}:\n{}\n",
+                    lines
+                        .iter()
+                        .map(|l| format!("- {l}"))
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                )
+            }
+        };
+        text.push_str(&section("What changed", &outcome.changed));
+        text.push_str(&section(
+            "Changed by someone after enforcement (left as found)",
+            &outcome.left_alone,
+        ));
+        if outcome.saving_per_day_usd > 0.0 {
+            text.push_str(&format!(
+                "\nEstimated saving: ${:.2} per day (on-demand prices, us-east-1).",
+                outcome.saving_per_day_usd
+            ));
+            if !outcome.unestimated.is_empty() {
+                text.push_str(&format!(
+                    " Not estimated: {}.",
+                    outcome.unestimated.join(", ")
+                ));
+            }
+            text.push('\n');
+        }
+        text.push_str(&format!(
+            "\nTo undo now: invoke the budget function with {{\"command\": \"restore\", \"budget\": \"{budget}\", \"confirm\": \"{budget}\"}}. Everything is restored at the end of the period anyway.\n"
+        ));
+        if to < 4 {
+            text.push_str(&format!(
+                "Next level ({}) would: {}.\n",
+                to + 1,
+                ladder::describe(to + 1)
+            ));
+        }
+        let note = Notification::new(subject, text)
+            .attribute("function", "budget")
+            .attribute("budget", budget)
+            .attribute("level", to.to_string())
+            .attribute(
+                "outcome",
+                outcome_name(self.toolkit.settings.dry_run, from, to, outcome),
+            );
+        self.toolkit.notifier.publish(&note).await?;
+        Ok(())
+    }
+}
+
+fn outcome_name(dry_run: bool, from: u8, to: u8, outcome: &Outcome) -> &'static str {
+    if dry_run {
+        "dry-run"
+    } else if to > from {
+        "escalated"
+    } else if to < from {
+        "restored"
+    } else if !outcome.changed.is_empty() || !outcome.left_alone.is_empty() {
+        "acted"
+    } else {
+        "noop"
+    }
+}
+
+fn mark_repeat(done: breakwater::state::Idempotent<Value>) -> Value {
+    let repeat = done.is_repeat();
+    let mut value = done.into_inner();
+    if repeat {
+        value["repeat"] = json!(true);
+    }
+    value
+}
+
+fn emit(outcome: &str, level: u8, o: &Outcome, now_ms: u64) {
+    let mut m = Metrics::new("budget", outcome);
+    m.add("EnforcementLevel", f64::from(level), Unit::None)
+        .add("ResourcesChanged", o.changed.len() as f64, Unit::Count)
+        .add(
+            "HumanChangesLeftAlone",
+            o.left_alone.len() as f64,
+            Unit::Count,
+        );
+    m.emit(now_ms);
+}
+
+/// The period a time falls in, for a budget's time unit.
+pub fn period_key(time_unit: &str, now_ms: u64) -> String {
+    let (y, m, d) = civil_date(now_ms);
+    match time_unit {
+        "DAILY" => format!("{y:04}-{m:02}-{d:02}"),
+        "QUARTERLY" => format!("{y:04}-Q{}", (m - 1) / 3 + 1),
+        "ANNUALLY" => format!("{y:04}"),
+        _ => format!("{y:04}-{m:02}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn periods_follow_the_time_unit() {
+        let t = 1_795_381_516_123; // 2026-11-22
+        assert_eq!(period_key("MONTHLY", t), "2026-11");
+        assert_eq!(period_key("DAILY", t), "2026-11-22");
+        assert_eq!(period_key("QUARTERLY", t), "2026-Q4");
+        assert_eq!(period_key("ANNUALLY", t), "2026");
+    }
+}

@@ -1,0 +1,122 @@
+//! The budget function's own settings, read once at init; errors name the variable.
+
+use breakwater::config::{ConfigError, Env};
+
+use crate::ladder::Thresholds;
+
+/// What the budget function is configured with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BudgetSettings {
+    /// `BREAKWATER_ACCOUNT_ID`: the account whose budgets are read.
+    pub account: String,
+    /// `BREAKWATER_BUDGET_NAMES`: the budgets enforced (comma-separated; names may contain spaces).
+    pub budgets: Vec<String>,
+    /// `BREAKWATER_BUDGET_CLUSTERS`: the EKS clusters whose non-critical node groups may be scaled.
+    pub clusters: Vec<String>,
+    /// `BREAKWATER_BUDGET_THRESHOLDS`: `L1=90,L2=100,L3=85,L4=100` (percent of the limit).
+    pub thresholds: Thresholds,
+    /// `BREAKWATER_BUDGET_HYSTERESIS`: points below a threshold before its level is released (default 5).
+    pub hysteresis: f64,
+    /// `BREAKWATER_BUDGET_MAX_TARGETS`: at most this many resources changed per level per run (default 10).
+    pub max_targets: usize,
+}
+
+fn list(env: &Env, name: &'static str) -> Vec<String> {
+    env.optional(name)
+        .map(|v| {
+            v.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+impl BudgetSettings {
+    /// Reads and validates the settings.
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let account = env.required("BREAKWATER_ACCOUNT_ID")?;
+        if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(ConfigError {
+                variable: "BREAKWATER_ACCOUNT_ID",
+                reason: format!("{account:?} is not a 12-digit account id"),
+            });
+        }
+        let budgets = list(env, "BREAKWATER_BUDGET_NAMES");
+        if budgets.is_empty() {
+            return Err(ConfigError {
+                variable: "BREAKWATER_BUDGET_NAMES",
+                reason: "is required but not set".into(),
+            });
+        }
+        let thresholds = match env.optional("BREAKWATER_BUDGET_THRESHOLDS") {
+            Some(text) => Thresholds::parse(&text).map_err(|reason| ConfigError {
+                variable: "BREAKWATER_BUDGET_THRESHOLDS",
+                reason,
+            })?,
+            None => Thresholds::default(),
+        };
+        let hysteresis = match env.optional("BREAKWATER_BUDGET_HYSTERESIS") {
+            Some(v) => v
+                .parse::<f64>()
+                .ok()
+                .filter(|h| (0.0..=50.0).contains(h))
+                .ok_or(ConfigError {
+                    variable: "BREAKWATER_BUDGET_HYSTERESIS",
+                    reason: format!("{v:?} is not a number of points in 0..=50"),
+                })?,
+            None => 5.0,
+        };
+        let max_targets = match env.optional("BREAKWATER_BUDGET_MAX_TARGETS") {
+            Some(v) => v
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=100).contains(n))
+                .ok_or(ConfigError {
+                    variable: "BREAKWATER_BUDGET_MAX_TARGETS",
+                    reason: format!("{v:?} is not a whole number in 1..=100"),
+                })?,
+            None => 10,
+        };
+        Ok(BudgetSettings {
+            account,
+            budgets,
+            clusters: list(env, "BREAKWATER_BUDGET_CLUSTERS"),
+            thresholds,
+            hysteresis,
+            max_targets,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_lists_and_names_bad_variables() {
+        let env = Env::from_pairs([
+            ("BREAKWATER_ACCOUNT_ID", "123456789012"),
+            ("BREAKWATER_BUDGET_NAMES", "platform monthly, data team"),
+            ("BREAKWATER_BUDGET_CLUSTERS", "prod-east"),
+        ]);
+        let s = BudgetSettings::from_env(&env).unwrap();
+        assert_eq!(s.budgets, vec!["platform monthly", "data team"]);
+        assert_eq!(s.clusters, vec!["prod-east"]);
+        assert_eq!((s.hysteresis, s.max_targets), (5.0, 10));
+        for (var, value) in [
+            ("BREAKWATER_ACCOUNT_ID", "12345"),
+            ("BREAKWATER_BUDGET_THRESHOLDS", "L9=1"),
+            ("BREAKWATER_BUDGET_HYSTERESIS", "90"),
+            ("BREAKWATER_BUDGET_MAX_TARGETS", "0"),
+        ] {
+            let env = Env::from_pairs([
+                ("BREAKWATER_ACCOUNT_ID", "123456789012"),
+                ("BREAKWATER_BUDGET_NAMES", "b"),
+                (var, value),
+            ]);
+            assert_eq!(BudgetSettings::from_env(&env).unwrap_err().variable, var);
+        }
+    }
+}

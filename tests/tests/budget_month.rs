@@ -1,0 +1,456 @@
+//! A month of budget enforcement against moto, on an injected clock: escalation level by level,
+//! duplicate and reordered alerts, a human resize left alone, a database that AWS restarted after
+//! seven days stopped again, and rollover restoring exactly the recorded sizes and states.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use breakwater::aws::budgets::AwsBudgets;
+use breakwater::aws::eks::EksNodeGroups;
+use breakwater::aws::rds::RdsDatabases;
+use breakwater::aws::Aws;
+use breakwater::clock::ManualClock;
+use breakwater::config::Settings;
+use breakwater::ports::{DatabaseKind, Databases, NodeGroupId, NodeGroups, Scaling};
+use breakwater::Toolkit;
+use breakwater_sandbox::proxy::FaultProxy;
+use breakwater_sandbox::scenes::{
+    budget_alert_text, budget_scene, set_spend, sns_event, BudgetScene,
+};
+use breakwater_sandbox::seed::{read_notifications, seed, Estate};
+use budget::ladder::Thresholds;
+use budget::settings::BudgetSettings;
+use budget::BudgetFunction;
+use common::{aws, moto, unique};
+use serde_json::{json, Value};
+
+const NOV_5: u64 = 1_793_836_800_000;
+const NOV_20: u64 = 1_795_132_800_000;
+const NOV_29: u64 = 1_795_910_400_000;
+const DEC_1: u64 = 1_796_083_200_000;
+
+type Function = BudgetFunction<EksNodeGroups, RdsDatabases, AwsBudgets>;
+
+struct World {
+    estate: Estate,
+    scene: BudgetScene,
+    direct: Aws,
+    clock: ManualClock,
+    proxy: FaultProxy,
+    function: Function,
+}
+
+/// A world of its own in `region`: enforcement acts on everything tagged in its region, so tests
+/// sharing one moto server must not share a region.
+async fn world(region: &str) -> World {
+    let direct = aws(&moto().endpoint(), region).await;
+    let suffix = format!("-{}", unique("b"));
+    let estate = seed(direct.config(), region, "us-west-2", &suffix)
+        .await
+        .unwrap();
+    let scene = budget_scene(direct.config(), region, &suffix)
+        .await
+        .unwrap();
+    // The function talks to moto through the proxy, which counts its calls.
+    let proxy = FaultProxy::start(&moto().endpoint(), 11).await.unwrap();
+    let clock = ManualClock::at(NOV_5);
+    let aws = Arc::new(Aws::for_endpoint(&proxy.endpoint(), region).await);
+    let settings = Settings {
+        region: region.into(),
+        state_bucket: estate.primary.state_bucket.clone(),
+        topic_arn: Some(estate.primary.topic_arn.clone()),
+        dry_run: false,
+        lease_ttl: Duration::from_secs(60),
+        idempotency_ttl: Duration::from_secs(900),
+        function_name: "budget".into(),
+    };
+    let toolkit = Toolkit::with_aws(settings, aws.clone(), Arc::new(clock.clone()));
+    let function = BudgetFunction {
+        node_groups: EksNodeGroups::new(aws.eks()),
+        databases: RdsDatabases::new(aws.rds()),
+        budgets: AwsBudgets::new(aws.budgets()),
+        toolkit,
+        settings: BudgetSettings {
+            account: "123456789012".into(),
+            budgets: vec![scene.budget.clone()],
+            clusters: vec![scene.cluster.clone()],
+            thresholds: Thresholds::default(),
+            hysteresis: 5.0,
+            max_targets: 10,
+        },
+    };
+    World {
+        estate,
+        scene,
+        direct,
+        clock,
+        proxy,
+        function,
+    }
+}
+
+impl World {
+    async fn alert(
+        &self,
+        message_id: &str,
+        alert_type: &str,
+        threshold: &str,
+        amount: &str,
+    ) -> Value {
+        let text = budget_alert_text(
+            &self.scene.budget,
+            alert_type,
+            "$2,460.00",
+            threshold,
+            amount,
+        );
+        let event = sns_event(
+            message_id,
+            &format!(
+                "AWS Budgets: {} has exceeded your alert threshold",
+                self.scene.budget
+            ),
+            &text,
+        );
+        self.function
+            .handle(event, &format!("req-{message_id}"))
+            .await
+            .unwrap()
+    }
+
+    async fn schedule(&self, id: &str) -> Value {
+        let event = json!({"version": "0", "id": id, "detail-type": "Scheduled Event", "source": "aws.events",
+            "account": "123456789012", "time": "2026-11-22T06:00:00Z", "region": "us-east-1", "resources": [], "detail": {}});
+        self.function
+            .handle(event, &format!("req-{id}"))
+            .await
+            .unwrap()
+    }
+
+    async fn scaling(&self, name: &str) -> Scaling {
+        let eks = EksNodeGroups::new(self.direct.eks());
+        let id = NodeGroupId {
+            cluster: self.scene.cluster.clone(),
+            name: name.into(),
+        };
+        eks.describe(&id).await.unwrap().unwrap().scaling
+    }
+
+    async fn db_status(&self, kind: DatabaseKind, id: &str) -> String {
+        RdsDatabases::new(self.direct.rds())
+            .describe(kind, id)
+            .await
+            .unwrap()
+            .unwrap()
+            .status
+    }
+
+    fn calls(&self, needle: &str) -> usize {
+        self.proxy
+            .calls()
+            .iter()
+            .filter(|c| c.operation.contains(needle) || c.path.contains(needle))
+            .count()
+    }
+}
+
+const START: Scaling = Scaling {
+    min: 2,
+    desired: 4,
+    max: 6,
+};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_month_escalates_level_by_level_and_rollover_restores_exactly_what_was_recorded() {
+    let w = world("eu-west-1").await;
+    let dev = w.scene.dev_instance.clone();
+    let staging = w.scene.staging_cluster.clone();
+
+    // Nov 5, the scheduled check: forecast 73 %, nothing to do.
+    let r = w.schedule("tick-1").await;
+    assert_eq!(r["results"][0]["level_after"], 0, "{r}");
+
+    // Nov 20: forecast crosses 90 % → L1, a notification and nothing changed.
+    w.clock.advance(Duration::from_millis(NOV_20 - NOV_5));
+    set_spend(
+        w.direct.config(),
+        &w.scene.budget,
+        "2460",
+        "1500",
+        Some("2250"),
+    )
+    .await
+    .unwrap();
+    let r = w.alert("m-1", "FORECASTED", "$2,214.00", "$2,250.00").await;
+    assert_eq!(
+        (r["level_before"].as_u64(), r["level_after"].as_u64()),
+        (Some(0), Some(1)),
+        "{r}"
+    );
+    assert_eq!(w.scaling("batch").await, START);
+
+    // Forecast crosses 100 % → L2: only the non-critical node group goes to its floor.
+    set_spend(
+        w.direct.config(),
+        &w.scene.budget,
+        "2460",
+        "1700",
+        Some("2600"),
+    )
+    .await
+    .unwrap();
+    let r = w.alert("m-2", "FORECASTED", "$2,460.00", "$2,600.00").await;
+    assert_eq!(r["level_after"], 2, "{r}");
+    assert_eq!(
+        w.scaling("batch").await,
+        Scaling {
+            min: 0,
+            desired: 0,
+            max: 6
+        }
+    );
+    for protected in ["api", "checkout", "misc"] {
+        assert_eq!(
+            w.scaling(protected).await,
+            START,
+            "{protected} must never be touched"
+        );
+    }
+    let tags = EksNodeGroups::new(w.direct.eks())
+        .describe(&NodeGroupId {
+            cluster: w.scene.cluster.clone(),
+            name: "batch".into(),
+        })
+        .await
+        .unwrap()
+        .unwrap()
+        .tags;
+    assert_eq!(
+        tags.get("breakwater:budget-before").map(String::as_str),
+        Some("min=2,desired=4,max=6")
+    );
+    assert_eq!(w.calls("/update-config"), 1);
+
+    // The same alert ten more times, and an older alert arriving late: no second enforcement.
+    for _ in 0..10 {
+        let r = w.alert("m-2", "FORECASTED", "$2,460.00", "$2,600.00").await;
+        assert_eq!(r["repeat"], true);
+    }
+    let late = w.alert("m-0", "FORECASTED", "$2,214.00", "$2,230.00").await;
+    assert_eq!(
+        (late["level_before"].as_u64(), late["level_after"].as_u64()),
+        (Some(2), Some(2)),
+        "{late}"
+    );
+    assert_eq!(w.calls("/update-config"), 1);
+
+    // Actual passes 85 % → L3: the dev instance and the staging cluster stop, production does not.
+    set_spend(
+        w.direct.config(),
+        &w.scene.budget,
+        "2460",
+        "2120.40",
+        Some("2650"),
+    )
+    .await
+    .unwrap();
+    let r = w.alert("m-3", "ACTUAL", "$2,091.00", "$2,120.40").await;
+    assert_eq!(r["level_after"], 3, "{r}");
+    assert_eq!(w.db_status(DatabaseKind::Instance, &dev).await, "stopped");
+    assert_eq!(
+        w.db_status(DatabaseKind::Cluster, &staging).await,
+        "stopped"
+    );
+    assert_eq!(
+        w.db_status(DatabaseKind::Instance, &w.scene.production_instance)
+            .await,
+        "available"
+    );
+    assert_eq!(
+        r["changed"].as_array().unwrap().len(),
+        2,
+        "exactly the dev instance and the staging cluster: {r}"
+    );
+    assert!(r["saving_per_day_usd"].as_f64().unwrap() > 0.0, "{r}");
+
+    // A person resizes the node group by hand after enforcement.
+    let human = Scaling {
+        min: 1,
+        desired: 1,
+        max: 6,
+    };
+    EksNodeGroups::new(w.direct.eks())
+        .update_scaling(
+            &NodeGroupId {
+                cluster: w.scene.cluster.clone(),
+                name: "batch".into(),
+            },
+            human,
+            "human-1",
+        )
+        .await
+        .unwrap();
+
+    // Nov 29: AWS starts the dev instance after seven days stopped; enforcement stops it again.
+    w.clock.advance(Duration::from_millis(NOV_29 - NOV_20));
+    RdsDatabases::new(w.direct.rds())
+        .start(DatabaseKind::Instance, &dev)
+        .await
+        .unwrap();
+    let mut rds_event: Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../events/budget/rds-auto-start.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    rds_event["detail"]["SourceIdentifier"] = json!(dev);
+    let r = w.function.handle(rds_event, "req-rds").await.unwrap();
+    assert_eq!(
+        r["results"][0]["changed"].as_array().unwrap().len(),
+        1,
+        "{r}"
+    );
+    assert_eq!(w.db_status(DatabaseKind::Instance, &dev).await, "stopped");
+
+    // Dec 1: the new period restores what was recorded, and leaves the human's resize alone.
+    w.clock.advance(Duration::from_millis(DEC_1 - NOV_29));
+    set_spend(
+        w.direct.config(),
+        &w.scene.budget,
+        "2460",
+        "12",
+        Some("1900"),
+    )
+    .await
+    .unwrap();
+    let r = w.schedule("tick-2").await;
+    let result = &r["results"][0];
+    assert_eq!(
+        (result["period"].as_str(), result["level_after"].as_u64()),
+        (Some("2026-12"), Some(0)),
+        "{r}"
+    );
+    assert_eq!(w.db_status(DatabaseKind::Instance, &dev).await, "available");
+    assert_eq!(
+        w.db_status(DatabaseKind::Cluster, &staging).await,
+        "available"
+    );
+    assert_eq!(
+        w.scaling("batch").await,
+        human,
+        "a human change after enforcement is never overwritten"
+    );
+    let left_alone = result["left_alone"].as_array().unwrap();
+    assert_eq!(left_alone.len(), 1, "{r}");
+    assert!(
+        left_alone[0].as_str().unwrap().contains("node group"),
+        "{r}"
+    );
+
+    // The notifications tell the story: L1, L2, L3, the re-stop, and the rollover with the human change.
+    let notes = read_notifications(
+        w.direct.config(),
+        &w.estate.primary.region,
+        &w.estate.primary.queue_url,
+        2,
+    )
+    .await
+    .unwrap();
+    let subjects: Vec<&str> = notes.iter().map(|n| n.subject.as_str()).collect();
+    assert_eq!(notes.len(), 5, "{subjects:#?}");
+    let rollover = notes.last().unwrap();
+    assert!(
+        rollover
+            .message
+            .contains("Changed by someone after enforcement"),
+        "{}",
+        rollover.message
+    );
+    assert!(
+        notes[1].message.contains("Estimated saving: $"),
+        "{}",
+        notes[1].message
+    );
+    assert!(
+        notes[1].message.contains("\"command\": \"restore\""),
+        "{}",
+        notes[1].message
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_messages_alert_and_change_nothing() {
+    let w = world("eu-west-2").await;
+    for file in ["sns-unknown.json", "sns-cloudwatch-alarm.json"] {
+        let event: Value = serde_json::from_str(
+            &std::fs::read_to_string(format!(
+                "{}/../events/budget/{file}",
+                env!("CARGO_MANIFEST_DIR")
+            ))
+            .unwrap(),
+        )
+        .unwrap();
+        let r = w.function.handle(event, "req-x").await.unwrap();
+        assert_eq!(r["outcome"], "unknown-message", "{file}: {r}");
+    }
+    let notes = read_notifications(
+        w.direct.config(),
+        &w.estate.primary.region,
+        &w.estate.primary.queue_url,
+        2,
+    )
+    .await
+    .unwrap();
+    assert_eq!(notes.len(), 2);
+    assert!(notes
+        .iter()
+        .all(|n| n.attributes.get("outcome").map(String::as_str) == Some("unknown-message")));
+    // Nothing but the idempotency records and the notifications was written.
+    let mutating: Vec<_> = w
+        .proxy
+        .calls()
+        .into_iter()
+        .filter(|c| c.method != "GET" && c.service != "s3" && c.operation != "Publish")
+        .collect();
+    assert!(mutating.is_empty(), "{mutating:#?}");
+    assert_eq!(w.scaling("batch").await, START);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_needs_the_budget_name_confirmed_and_bad_commands_change_nothing() {
+    let w = world("eu-west-3").await;
+    let cases = [
+        (
+            json!({"command": "restore", "budget": w.scene.budget}),
+            "confirm",
+        ),
+        (
+            json!({"command": "restore", "budget": w.scene.budget, "confirm": "another budget"}),
+            "confirm",
+        ),
+        (
+            json!({"command": "restore", "budget": "somebody else's", "confirm": "somebody else's"}),
+            "not enforced",
+        ),
+        (json!({"command": "evaluate"}), "budget"),
+    ];
+    for (event, expected) in cases {
+        let err = w.function.handle(event.clone(), "req").await.unwrap_err();
+        assert_eq!(err.error_type(), "InvalidEvent");
+        assert!(err.to_string().contains(expected), "{event}: {err}");
+    }
+    let foreign = json!({"version": "0", "id": "x", "detail-type": "Scheduled Event", "source": "aws.events",
+        "account": "999999999999", "time": "2026-11-22T06:00:00Z", "region": "us-east-1", "resources": [], "detail": {}});
+    assert!(w
+        .function
+        .handle(foreign, "req")
+        .await
+        .unwrap_err()
+        .to_string()
+        .contains("account 999999999999"));
+    assert!(w.proxy.calls().is_empty(), "{:#?}", w.proxy.calls());
+}
