@@ -46,6 +46,28 @@ impl Clock for ManualClock {
     }
 }
 
+/// The system clock moved by a fixed offset: the sandbox's way of letting a real binary live on
+/// another day (a month rollover in the demo) while time still passes.
+#[derive(Debug, Clone, Copy)]
+pub struct OffsetClock {
+    offset_ms: i64,
+}
+
+impl OffsetClock {
+    /// A clock that reads `now_ms` at this moment and advances with the system clock.
+    pub fn starting_at(now_ms: u64) -> Self {
+        OffsetClock {
+            offset_ms: now_ms as i64 - SystemClock.now_ms() as i64,
+        }
+    }
+}
+
+impl Clock for OffsetClock {
+    fn now_ms(&self) -> u64 {
+        (SystemClock.now_ms() as i64 + self.offset_ms).max(0) as u64
+    }
+}
+
 /// The UTC calendar date `(year, month, day)` of a time in milliseconds since the epoch.
 pub fn civil_date(ms: u64) -> (i64, u32, u32) {
     let days = (ms / 1000 / 86_400) as i64;

@@ -17,6 +17,36 @@ use std::sync::Arc;
 
 pub use error::{Error, Result};
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sandbox_clock_is_refused_outside_the_sandbox() {
+        let deployed = config::Env::from_pairs([("BREAKWATER_SANDBOX_NOW_MS", "1796083200000")]);
+        let err = sandbox_clock(&deployed).unwrap_err();
+        assert!(
+            err.to_string().contains("BREAKWATER_SANDBOX_NOW_MS"),
+            "{err}"
+        );
+        let remote = config::Env::from_pairs([
+            ("BREAKWATER_SANDBOX_NOW_MS", "1796083200000"),
+            ("AWS_ENDPOINT_URL", "https://s3.example.com"),
+        ]);
+        assert!(sandbox_clock(&remote).is_err());
+        let sandbox = config::Env::from_pairs([
+            ("BREAKWATER_SANDBOX_NOW_MS", "1796083200000"),
+            ("AWS_ENDPOINT_URL", "http://127.0.0.1:5000"),
+        ]);
+        let now = sandbox_clock(&sandbox).unwrap().now_ms();
+        assert!(
+            (1_796_083_200_000..1_796_083_260_000).contains(&now),
+            "{now}"
+        );
+        assert!(sandbox_clock(&config::Env::default()).is_ok());
+    }
+}
+
 /// What a function builds once at init and shares across invocations: validated settings, the
 /// SDK configuration, the state store and the notifier. Building it makes no network call.
 #[derive(Debug, Clone)]
@@ -31,12 +61,36 @@ pub struct Toolkit {
     pub notifier: notify::Notifier,
 }
 
+/// `BREAKWATER_SANDBOX_NOW_MS` moves the clock of a binary running in the sandbox (the demo lives
+/// through a month rollover). It is refused unless every AWS call goes to a loopback endpoint, so
+/// that it can never change what a deployed function believes the date is.
+fn sandbox_clock(env: &config::Env) -> Result<Arc<dyn clock::Clock>> {
+    const VARIABLE: &str = "BREAKWATER_SANDBOX_NOW_MS";
+    let Some(raw) = env.optional(VARIABLE) else {
+        return Ok(Arc::new(clock::SystemClock));
+    };
+    let endpoint = env.optional("AWS_ENDPOINT_URL").unwrap_or_default();
+    if !(endpoint.starts_with("http://127.0.0.1:") || endpoint.starts_with("http://localhost:")) {
+        return Err(config::ConfigError {
+            variable: VARIABLE,
+            reason: "is only honoured against a loopback AWS_ENDPOINT_URL (the sandbox)".into(),
+        }
+        .into());
+    }
+    let now: u64 = raw.parse().map_err(|_| config::ConfigError {
+        variable: VARIABLE,
+        reason: format!("{raw:?} is not milliseconds since the epoch"),
+    })?;
+    Ok(Arc::new(clock::OffsetClock::starting_at(now)))
+}
+
 impl Toolkit {
     /// Reads and validates the settings, then builds the clients.
     pub async fn from_env(env: &config::Env) -> Result<Self> {
         let settings = config::Settings::from_env(env)?;
+        let clock = sandbox_clock(env)?;
         let aws = Arc::new(aws::Aws::from_env(&settings.region).await);
-        Ok(Self::with_aws(settings, aws, Arc::new(clock::SystemClock)))
+        Ok(Self::with_aws(settings, aws, clock))
     }
 
     /// Builds the toolkit over given clients and clock (tests and the sandbox).
