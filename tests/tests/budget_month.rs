@@ -45,6 +45,10 @@ struct World {
 /// A world of its own in `region`: enforcement acts on everything tagged in its region, so tests
 /// sharing one moto server must not share a region.
 async fn world(region: &str) -> World {
+    world_with(region, false).await
+}
+
+async fn world_with(region: &str, dry_run: bool) -> World {
     let direct = aws(&moto().endpoint(), region).await;
     let suffix = format!("-{}", unique("b"));
     let estate = seed(direct.config(), region, "us-west-2", &suffix)
@@ -61,7 +65,7 @@ async fn world(region: &str) -> World {
         region: region.into(),
         state_bucket: estate.primary.state_bucket.clone(),
         topic_arn: Some(estate.primary.topic_arn.clone()),
-        dry_run: false,
+        dry_run,
         lease_ttl: Duration::from_secs(60),
         idempotency_ttl: Duration::from_secs(900),
         function_name: "budget".into(),
@@ -232,6 +236,7 @@ async fn a_month_escalates_level_by_level_and_rollover_restores_exactly_what_was
         Some("min=2,desired=4,max=6")
     );
     assert_eq!(w.calls("/update-config"), 1);
+    assert_eq!(w.calls("/tags/"), 1, "the recorded sizes are tagged on the node group once");
 
     // The same alert ten more times, and an older alert arriving late: no second enforcement.
     for _ in 0..10 {
@@ -453,4 +458,28 @@ async fn a_restore_needs_the_budget_name_confirmed_and_bad_commands_change_nothi
         .to_string()
         .contains("account 999999999999"));
     assert!(w.proxy.calls().is_empty(), "{:#?}", w.proxy.calls());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_run_plans_every_level_and_changes_nothing() {
+    let w = world_with("eu-north-1", true).await;
+    set_spend(w.direct.config(), &w.scene.budget, "2460", "2120.40", Some("2650")).await.unwrap();
+    let r = w.alert("d-1", "ACTUAL", "$2,091.00", "$2,120.40").await;
+    assert_eq!((r["outcome"].as_str(), r["level_after"].as_u64()), (Some("dry-run"), Some(3)), "{r}");
+    let planned: Vec<&str> = r["changed"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    assert_eq!(planned.len(), 3, "{planned:#?}");
+    assert!(planned.iter().all(|line| line.starts_with("would ")), "{planned:#?}");
+    assert_eq!(w.scaling("batch").await, START);
+    assert_eq!(w.db_status(DatabaseKind::Instance, &w.scene.dev_instance).await, "available");
+    let mutating: Vec<_> = w
+        .proxy
+        .calls()
+        .into_iter()
+        // No AWS resource was resized, stopped or tagged (the function's own records may be written).
+        .filter(|c| c.path.ends_with("/update-config") || c.operation.starts_with("Stop") || c.path.contains("/tags/"))
+        .collect();
+    assert!(mutating.is_empty(), "{mutating:#?}");
+    let notes = read_notifications(w.direct.config(), &w.estate.primary.region, &w.estate.primary.queue_url, 2).await.unwrap();
+    assert_eq!(notes.len(), 1);
+    assert!(notes[0].subject.contains("dry run"), "{}", notes[0].subject);
 }
