@@ -569,3 +569,97 @@ async fn the_cap_per_run_bounds_what_one_level_changes() {
         "{skipped:#?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_that_failed_is_made_on_redelivery_and_a_released_level_can_return() {
+    use breakwater_sandbox::proxy::{Fault, Rule};
+    let w = world("sa-east-1").await;
+    let floor = Scaling {
+        min: 0,
+        desired: 0,
+        max: 6,
+    };
+    // GIVEN EKS throttles every attempt of the first scale-down (past the SDK's retries)
+    w.proxy
+        .add_rule(Rule::always(Fault::Throttle).service("eks").times(3));
+    set_spend(
+        w.direct.config(),
+        &w.scene.budget,
+        "2460",
+        "1700",
+        Some("2600"),
+    )
+    .await
+    .unwrap();
+    let text = budget_alert_text(
+        &w.scene.budget,
+        "FORECASTED",
+        "$2,460.00",
+        "$2,460.00",
+        "$2,600.00",
+    );
+    let event = sns_event("f-1", "AWS Budgets: over", &text);
+    let err = w
+        .function
+        .handle(event.clone(), "req-f1")
+        .await
+        .unwrap_err();
+    assert_eq!(err.error_type(), "Retryable", "{err}");
+    assert_eq!(w.scaling("batch").await, START);
+    // WHEN SNS delivers the alert again
+    let r = w.function.handle(event, "req-f2").await.unwrap();
+    // THEN the recorded-but-unmade change is made, with the sizes recorded the first time
+    assert_eq!(r["level_after"], 2, "{r}");
+    assert_eq!(w.scaling("batch").await, floor);
+
+    // The schedule releases L2 once the forecast is 5 points under 100 % (here 93 %) …
+    set_spend(
+        w.direct.config(),
+        &w.scene.budget,
+        "2460",
+        "1800",
+        Some("2290"),
+    )
+    .await
+    .unwrap();
+    let r = w.schedule("release").await;
+    assert_eq!(r["results"][0]["level_after"], 1, "{r}");
+    assert_eq!(w.scaling("batch").await, START);
+    // … and a new forecast over 100 % in the same period scales it down again.
+    set_spend(
+        w.direct.config(),
+        &w.scene.budget,
+        "2460",
+        "1900",
+        Some("2700"),
+    )
+    .await
+    .unwrap();
+    let text = budget_alert_text(
+        &w.scene.budget,
+        "FORECASTED",
+        "$2,460.00",
+        "$2,460.00",
+        "$2,700.00",
+    );
+    let r = w
+        .function
+        .handle(sns_event("f-3", "AWS Budgets: over", &text), "req-f3")
+        .await
+        .unwrap();
+    assert_eq!(r["level_after"], 2, "{r}");
+    assert_eq!(w.scaling("batch").await, floor);
+    // AND the rollover restores the sizes recorded before the second scale-down
+    w.clock.advance(Duration::from_millis(DEC_1 - NOV_5));
+    set_spend(
+        w.direct.config(),
+        &w.scene.budget,
+        "2460",
+        "3",
+        Some("1000"),
+    )
+    .await
+    .unwrap();
+    w.schedule("rollover").await;
+    assert_eq!(w.scaling("batch").await, START);
+}

@@ -117,11 +117,7 @@ impl<N: NodeGroups, D: Databases> Engine<'_, N, D> {
                     restops: 0,
                     restored: None,
                 };
-                // The ledger entry is written once, before acting: a repeat never records the
-                // floor as the "before" state.
-                let Some(etag) = self.store.create(&key, &entry).await? else {
-                    out.skipped
-                        .push(format!("{label}: already in this period's ledger"));
+                let Some((entry, etag)) = self.record(&key, entry, &label, out).await? else {
                     continue;
                 };
                 self.remember(state, &key).await?;
@@ -206,13 +202,21 @@ impl<N: NodeGroups, D: Databases> Engine<'_, N, D> {
                 restops: 0,
                 restored: None,
             };
-            if self.store.create(&key, &entry).await?.is_none() {
-                out.skipped
-                    .push(format!("{label}: already in this period's ledger"));
+            let Some((entry, etag)) = self.record(&key, entry, &label, out).await? else {
                 continue;
-            }
+            };
             self.remember(state, &key).await?;
             self.databases.stop(db.kind, &db.id).await?;
+            self.store
+                .replace(
+                    &key,
+                    &LedgerEntry {
+                        applied_at_ms: self.store.clock().now_ms(),
+                        ..entry
+                    },
+                    &etag,
+                )
+                .await?;
             out.changed.push(format!("stopped {label}"));
             add_saving(
                 out,
@@ -358,6 +362,35 @@ impl<N: NodeGroups, D: Databases> Engine<'_, N, D> {
                 reason: format!("cannot restore to {before}"),
             }),
         }
+    }
+
+    /// Writes the ledger entry before acting, so that a repeat never records the enforced state
+    /// as the "before" one. An entry already there is reused when its change was never made (an
+    /// earlier run failed between recording and acting: the step is unknown, not done) and
+    /// replaced when it was restored earlier in the period; otherwise the resource is skipped.
+    async fn record(
+        &self,
+        key: &str,
+        entry: LedgerEntry,
+        label: &str,
+        out: &mut Outcome,
+    ) -> Result<Option<(LedgerEntry, String)>> {
+        if let Some(etag) = self.store.create(key, &entry).await? {
+            return Ok(Some((entry, etag)));
+        }
+        let Some(existing) = self.store.get::<LedgerEntry>(key).await? else {
+            return Err(Error::Conflict(format!("ledger entry {key} vanished")));
+        };
+        if existing.value.restored.is_some() {
+            let etag = self.store.replace(key, &entry, &existing.etag).await?;
+            return Ok(Some((entry, etag)));
+        }
+        if existing.value.before == entry.before {
+            return Ok(Some((existing.value, existing.etag)));
+        }
+        out.skipped
+            .push(format!("{label}: already enforced this period"));
+        Ok(None)
     }
 
     async fn remember(&self, state: &mut Versioned<EnforcementState>, key: &str) -> Result<()> {
