@@ -28,6 +28,17 @@ pub enum SandboxError {
     Seed(String),
 }
 
+impl SandboxError {
+    /// A failed AWS call while seeding or reading the estate: what was being done, and the whole
+    /// error chain.
+    pub fn aws(what: &str, err: &(dyn std::error::Error + 'static)) -> Self {
+        SandboxError::Seed(format!(
+            "{what}: {}",
+            breakwater::aws::describe_sdk_error(err)
+        ))
+    }
+}
+
 /// The workspace root (where `Cargo.toml`, `.venv` and `target/` live).
 pub fn workspace_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

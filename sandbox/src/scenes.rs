@@ -8,7 +8,7 @@ use aws_sdk_eks::types::{CapacityTypes, NodegroupScalingConfig, VpcConfigRequest
 use aws_sdk_rds::types::Tag;
 use serde::{Deserialize, Serialize};
 
-use crate::seed::ACCOUNT;
+use crate::seed::{regional, ACCOUNT};
 use crate::SandboxError;
 
 /// What the budget scene created.
@@ -32,20 +32,6 @@ pub struct BudgetScene {
     pub staging_cluster: String,
     /// The budget's name.
     pub budget: String,
-}
-
-fn err(what: &str, e: &(dyn std::error::Error + 'static)) -> SandboxError {
-    SandboxError::Seed(format!(
-        "{what}: {}",
-        breakwater::aws::describe_sdk_error(e)
-    ))
-}
-
-fn regional(config: &SdkConfig, region: &str) -> SdkConfig {
-    config
-        .to_builder()
-        .region(aws_config::Region::new(region.to_string()))
-        .build()
 }
 
 /// Creates the budget scene in `region`; names end with `suffix`.
@@ -78,7 +64,7 @@ pub async fn budget_scene(
         )
         .send()
         .await
-        .map_err(|e| err(&format!("create cluster {}", scene.cluster), &e))?;
+        .map_err(|e| SandboxError::aws(&format!("create cluster {}", scene.cluster), &e))?;
     let groups: [(&str, &[(&str, &str)]); 4] = [
         (
             &scene.batch_node_group,
@@ -122,7 +108,7 @@ pub async fn budget_scene(
         request
             .send()
             .await
-            .map_err(|e| err(&format!("create node group {name}"), &e))?;
+            .map_err(|e| SandboxError::aws(&format!("create node group {name}"), &e))?;
     }
     for (id, environment) in [
         (&scene.dev_instance, "dev"),
@@ -138,7 +124,7 @@ pub async fn budget_scene(
             .tags(Tag::builder().key("environment").value(environment).build())
             .send()
             .await
-            .map_err(|e| err(&format!("create DB instance {id}"), &e))?;
+            .map_err(|e| SandboxError::aws(&format!("create DB instance {id}"), &e))?;
     }
     rds.create_db_cluster()
         .db_cluster_identifier(&scene.staging_cluster)
@@ -148,7 +134,9 @@ pub async fn budget_scene(
         .tags(Tag::builder().key("environment").value("staging").build())
         .send()
         .await
-        .map_err(|e| err(&format!("create DB cluster {}", scene.staging_cluster), &e))?;
+        .map_err(|e| {
+            SandboxError::aws(&format!("create DB cluster {}", scene.staging_cluster), &e)
+        })?;
     set_spend(&config, &scene.budget, "2460", "800", Some("1800")).await?;
     Ok(scene)
 }
@@ -194,7 +182,7 @@ pub async fn set_spend(
         .budget(budget)
         .send()
         .await
-        .map_err(|e| err(&format!("create budget {name}"), &e))?;
+        .map_err(|e| SandboxError::aws(&format!("create budget {name}"), &e))?;
     Ok(())
 }
 

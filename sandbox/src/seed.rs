@@ -34,6 +34,14 @@ pub struct Estate {
     pub secondary: RegionEstate,
 }
 
+/// The same configuration in another region.
+pub fn regional(config: &SdkConfig, region: &str) -> SdkConfig {
+    config
+        .to_builder()
+        .region(aws_config::Region::new(region.to_string()))
+        .build()
+}
+
 /// Seeds both regions. Names carry `suffix`, so that tests sharing one server do not collide.
 pub async fn seed(
     config: &SdkConfig,
@@ -53,10 +61,7 @@ async fn seed_region(
     region: &str,
     suffix: &str,
 ) -> Result<RegionEstate, SandboxError> {
-    let config = config
-        .to_builder()
-        .region(aws_config::Region::new(region.to_string()))
-        .build();
+    let config = regional(config, region);
     let s3 = aws_sdk_s3::Client::from_conf(
         aws_sdk_s3::config::Builder::from(&config)
             .force_path_style(true)
@@ -77,7 +82,7 @@ async fn seed_region(
     create
         .send()
         .await
-        .map_err(|e| seed_error(&format!("create bucket {state_bucket}"), &e))?;
+        .map_err(|e| SandboxError::aws(&format!("create bucket {state_bucket}"), &e))?;
     s3.put_bucket_versioning()
         .bucket(&state_bucket)
         .versioning_configuration(
@@ -87,7 +92,7 @@ async fn seed_region(
         )
         .send()
         .await
-        .map_err(|e| seed_error(&format!("enable versioning on {state_bucket}"), &e))?;
+        .map_err(|e| SandboxError::aws(&format!("enable versioning on {state_bucket}"), &e))?;
 
     let topic_name = format!("breakwater-notifications{suffix}");
     let topic_arn = sns
@@ -95,7 +100,7 @@ async fn seed_region(
         .name(&topic_name)
         .send()
         .await
-        .map_err(|e| seed_error(&format!("create topic {topic_name}"), &e))?
+        .map_err(|e| SandboxError::aws(&format!("create topic {topic_name}"), &e))?
         .topic_arn()
         .unwrap_or_default()
         .to_string();
@@ -105,7 +110,7 @@ async fn seed_region(
         .queue_name(&queue_name)
         .send()
         .await
-        .map_err(|e| seed_error(&format!("create queue {queue_name}"), &e))?
+        .map_err(|e| SandboxError::aws(&format!("create queue {queue_name}"), &e))?
         .queue_url()
         .unwrap_or_default()
         .to_string();
@@ -116,20 +121,13 @@ async fn seed_region(
         .endpoint(&queue_arn)
         .send()
         .await
-        .map_err(|e| seed_error(&format!("subscribe {queue_arn} to {topic_arn}"), &e))?;
+        .map_err(|e| SandboxError::aws(&format!("subscribe {queue_arn} to {topic_arn}"), &e))?;
     Ok(RegionEstate {
         region: region.to_string(),
         state_bucket,
         topic_arn,
         queue_url,
     })
-}
-
-fn seed_error(what: &str, err: &(dyn std::error::Error + 'static)) -> SandboxError {
-    SandboxError::Seed(format!(
-        "{what}: {}",
-        breakwater::aws::describe_sdk_error(err)
-    ))
 }
 
 /// A notification as read back from the subscribed queue.
@@ -152,10 +150,7 @@ pub async fn read_notifications(
     queue_url: &str,
     wait_seconds: i32,
 ) -> Result<Vec<ReceivedNotification>, SandboxError> {
-    let config = config
-        .to_builder()
-        .region(aws_config::Region::new(region.to_string()))
-        .build();
+    let config = regional(config, region);
     let sqs = aws_sdk_sqs::Client::new(&config);
     let mut out = Vec::new();
     let mut wait = wait_seconds;
@@ -167,12 +162,7 @@ pub async fn read_notifications(
             .wait_time_seconds(wait)
             .send()
             .await
-            .map_err(|e| {
-                SandboxError::Seed(format!(
-                    "receive from {queue_url}: {}",
-                    breakwater::aws::describe_sdk_error(&e)
-                ))
-            })?;
+            .map_err(|e| SandboxError::aws(&format!("receive from {queue_url}"), &e))?;
         let messages = received.messages.unwrap_or_default();
         if messages.is_empty() {
             return Ok(out);

@@ -499,10 +499,7 @@ async fn budget_scene(
 
 async fn show_estate(config: &SdkConfig, estate: &Estate) -> Result<(), SandboxError> {
     for region in [&estate.primary.region, &estate.secondary.region] {
-        let regional = config
-            .to_builder()
-            .region(aws_config::Region::new(region.clone()))
-            .build();
+        let regional = seed::regional(config, region);
         let sns = aws_sdk_sns::Client::new(&regional);
         let topics = sns.list_topics().send().await.map_err(seed_err)?;
         let subscriptions = sns.list_subscriptions().send().await.map_err(seed_err)?;
@@ -536,10 +533,7 @@ async fn show_estate(config: &SdkConfig, estate: &Estate) -> Result<(), SandboxE
 }
 
 fn s3(config: &SdkConfig, region: &str) -> aws_sdk_s3::Client {
-    let regional = config
-        .to_builder()
-        .region(aws_config::Region::new(region.to_string()))
-        .build();
+    let regional = seed::regional(config, region);
     aws_sdk_s3::Client::from_conf(
         aws_sdk_s3::config::Builder::from(&regional)
             .force_path_style(true)
@@ -548,7 +542,7 @@ fn s3(config: &SdkConfig, region: &str) -> aws_sdk_s3::Client {
 }
 
 fn seed_err<E: std::error::Error + 'static>(e: E) -> SandboxError {
-    SandboxError::Seed(breakwater::aws::describe_sdk_error(&e))
+    SandboxError::aws("reading the estate", &e)
 }
 
 fn read_event(path: &Path) -> Result<Value, SandboxError> {

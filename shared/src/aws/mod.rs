@@ -10,13 +10,39 @@ use std::sync::{Mutex, OnceLock};
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
+use aws_smithy_runtime_api::client::http::{
+    HttpClient, HttpConnectorSettings, SharedHttpClient, SharedHttpConnector,
+};
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 
 /// The HTTPS client every SDK client shares: rustls with ring (smaller and faster to build than
 /// the default aws-lc stack).
-fn https_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+fn https_client() -> SharedHttpClient {
     aws_smithy_http_client::Builder::new()
         .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
         .build_https()
+}
+
+/// Builds the HTTPS client on the first AWS call instead of at init: building it reads and
+/// parses the system's CA bundle (milliseconds), which an invocation that never calls AWS (a
+/// malformed event, a dry-run decision) should not pay for.
+#[derive(Debug, Default)]
+struct LazyHttpsClient(OnceLock<SharedHttpClient>);
+
+impl HttpClient for LazyHttpsClient {
+    fn http_connector(
+        &self,
+        settings: &HttpConnectorSettings,
+        components: &RuntimeComponents,
+    ) -> SharedHttpConnector {
+        self.0
+            .get_or_init(https_client)
+            .http_connector(settings, components)
+    }
+}
+
+fn lazy_https_client() -> SharedHttpClient {
+    SharedHttpClient::new(LazyHttpsClient::default())
 }
 
 /// Lazily-built SDK clients over one configuration.
@@ -41,7 +67,7 @@ impl Aws {
     pub async fn from_env(region: &str) -> Self {
         let config = aws_config::defaults(BehaviorVersion::latest())
             .region(Region::new(region.to_string()))
-            .http_client(https_client())
+            .http_client(lazy_https_client())
             .load()
             .await;
         Self::from_config(config)
@@ -54,7 +80,7 @@ impl Aws {
             .region(Region::new(region.to_string()))
             .endpoint_url(endpoint)
             .credentials_provider(credentials)
-            .http_client(https_client())
+            .http_client(lazy_https_client())
             .load()
             .await;
         Self::from_config(config)
