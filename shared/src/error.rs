@@ -14,6 +14,12 @@ pub enum Error {
     /// A setting is missing or malformed; the message names the environment variable.
     #[error("configuration: {0}")]
     Config(#[from] crate::config::ConfigError),
+    /// The resource does not exist (or not yet: S3 answers `NoSuchBucket` for a moment after creation).
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// The caller may not act on the resource (another account's bucket, a denied action).
+    #[error("forbidden: {0}")]
+    Forbidden(String),
     /// A conditional write lost a race (precondition failed) or a lease is held by someone else.
     #[error("conflict: {0}")]
     Conflict(String),
@@ -39,6 +45,8 @@ impl Error {
         match self {
             Error::InvalidEvent(_) => "InvalidEvent",
             Error::Config(_) => "Config",
+            Error::NotFound(_) => "NotFound",
+            Error::Forbidden(_) => "Forbidden",
             Error::Conflict(_) => "Conflict",
             Error::Retryable(_) => "Retryable",
             Error::Aws(_) => "Aws",
@@ -92,7 +100,21 @@ impl Error {
             ),
             _ => false,
         };
-        if transient {
+        let code = match err {
+            SdkError::ServiceError(service) => service.err().code(),
+            _ => None,
+        };
+        if matches!(
+            code,
+            Some("NoSuchBucket" | "NotFound" | "ResourceNotFoundException" | "NoSuchKey")
+        ) {
+            Error::NotFound(format!("{what}: {detail}"))
+        } else if matches!(
+            code,
+            Some("AccessDenied" | "AccessDeniedException" | "Forbidden")
+        ) {
+            Error::Forbidden(format!("{what}: {detail}"))
+        } else if transient {
             Error::Retryable(format!("{what}: {detail}"))
         } else {
             Error::Aws(format!("{what}: {detail}"))
@@ -121,6 +143,8 @@ mod tests {
         let cases = [
             (Error::InvalidEvent("x".into()), "InvalidEvent"),
             (Error::Conflict("x".into()), "Conflict"),
+            (Error::NotFound("x".into()), "NotFound"),
+            (Error::Forbidden("x".into()), "Forbidden"),
             (Error::Retryable("x".into()), "Retryable"),
             (Error::Aws("x".into()), "Aws"),
             (

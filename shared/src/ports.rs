@@ -154,3 +154,58 @@ pub trait Budgets: Send + Sync {
         name: &str,
     ) -> impl Future<Output = Result<Option<BudgetFigures>>> + Send;
 }
+
+/// What decides whether a bucket may be tiered, besides its tags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct BucketFacts {
+    /// Versioning is enabled (or suspended, with versions kept).
+    pub versioned: bool,
+    /// Object Lock is enabled.
+    pub object_lock: bool,
+    /// The bucket is a replication source.
+    pub replication_source: bool,
+    /// Requester pays.
+    pub requester_pays: bool,
+    /// The bucket policy lets the S3 log-delivery service write to it.
+    pub log_delivery_target: bool,
+}
+
+/// S3 buckets of one account, every call made with `ExpectedBucketOwner`.
+pub trait Buckets: Send + Sync {
+    /// Every bucket's name.
+    fn list(&self) -> impl Future<Output = Result<Vec<String>>> + Send;
+    /// The bucket's tags (none: empty).
+    fn tags(&self, bucket: &str) -> impl Future<Output = Result<BTreeMap<String, String>>> + Send;
+    /// Versioning, Object Lock, replication, requester pays, log delivery.
+    fn facts(&self, bucket: &str) -> impl Future<Output = Result<BucketFacts>> + Send;
+    /// The lifecycle configuration (none: empty).
+    fn lifecycle(
+        &self,
+        bucket: &str,
+    ) -> impl Future<Output = Result<crate::lifecycle::LifecycleConfiguration>> + Send;
+    /// Replaces the lifecycle configuration (no rules: deletes it).
+    fn put_lifecycle(
+        &self,
+        bucket: &str,
+        config: &crate::lifecycle::LifecycleConfiguration,
+    ) -> impl Future<Output = Result<()>> + Send;
+}
+
+/// A bucket's stored bytes per storage type (CloudWatch's daily `BucketSizeBytes`) and object count.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct BucketStorage {
+    /// Bytes per CloudWatch `StorageType` (`StandardStorage`, `GlacierStorage`, …).
+    pub bytes_by_storage_type: BTreeMap<String, f64>,
+    /// `NumberOfObjects` (all storage types), when reported.
+    pub objects: Option<f64>,
+}
+
+/// S3 storage metrics.
+pub trait StorageMetrics: Send + Sync {
+    /// The latest daily figures of `bucket` as of `now_ms`.
+    fn bucket_storage(
+        &self,
+        bucket: &str,
+        now_ms: u64,
+    ) -> impl Future<Output = Result<BucketStorage>> + Send;
+}

@@ -167,6 +167,12 @@ fn first_change(
     None
 }
 
+/// Whether two configurations do the same thing (rule order and filter shapes aside): what a
+/// read-back after a write must show.
+pub fn equivalent(a: &LifecycleConfiguration, b: &LifecycleConfiguration) -> bool {
+    canonical(a) == canonical(b)
+}
+
 /// A rule reduced to what S3 does with it, for comparison: filter shape, empty strings and
 /// element order do not matter.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -226,7 +232,12 @@ fn canonical(config: &LifecycleConfiguration) -> (Vec<CanonicalRule>, Option<Str
         })
         .collect();
     rules.sort();
-    (rules, config.transition_default_minimum_object_size.clone())
+    // Unset means S3's default for configurations that do not say: 128 KiB for every class.
+    let size_default = config
+        .transition_default_minimum_object_size
+        .clone()
+        .unwrap_or_else(|| "all_storage_classes_128K".into());
+    (rules, Some(size_default))
 }
 
 #[cfg(test)]

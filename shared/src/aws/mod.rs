@@ -1,7 +1,9 @@
 //! One place that builds AWS SDK clients from one `SdkConfig`, lazily, with a client per region
 //! on demand. It honours `AWS_ENDPOINT_URL` (and the service-specific variants) through aws-config.
 
+pub mod buckets;
 pub mod budgets;
+pub mod cloudwatch;
 pub mod eks;
 pub mod rds;
 
@@ -174,6 +176,11 @@ impl Aws {
         self.rds
             .get_or_init(|| aws_sdk_rds::Client::new(&self.config))
             .clone()
+    }
+
+    /// The CloudWatch client of the home region.
+    pub fn cloudwatch(&self) -> aws_sdk_cloudwatch::Client {
+        aws_sdk_cloudwatch::Client::new(&self.config)
     }
 
     /// The Budgets client (a global service, signed in us-east-1 whatever the home region).

@@ -1,0 +1,204 @@
+//! The CloudWatch adapter: S3's free daily storage metrics, read with one `GetMetricData` call.
+
+use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat, ScanBy};
+use aws_smithy_types::DateTime;
+
+use crate::error::{Error, Result};
+use crate::ports::{BucketStorage, StorageMetrics};
+
+/// The storage types the savings report prices.
+pub const STORAGE_TYPES: &[&str] = &[
+    "StandardStorage",
+    "StandardIAStorage",
+    "GlacierInstantRetrievalStorage",
+    "GlacierStorage",
+    "DeepArchiveStorage",
+];
+
+/// [`StorageMetrics`] over CloudWatch (S3 publishes them in the bucket's region).
+#[derive(Debug, Clone)]
+pub struct CloudWatchStorage {
+    client: aws_sdk_cloudwatch::Client,
+}
+
+impl CloudWatchStorage {
+    /// The adapter over `client`.
+    pub fn new(client: aws_sdk_cloudwatch::Client) -> Self {
+        CloudWatchStorage { client }
+    }
+}
+
+fn query(id: &str, bucket: &str, metric: &str, storage_type: &str) -> MetricDataQuery {
+    let metric = Metric::builder()
+        .namespace("AWS/S3")
+        .metric_name(metric)
+        .dimensions(
+            Dimension::builder()
+                .name("BucketName")
+                .value(bucket)
+                .build(),
+        )
+        .dimensions(
+            Dimension::builder()
+                .name("StorageType")
+                .value(storage_type)
+                .build(),
+        )
+        .build();
+    MetricDataQuery::builder()
+        .id(id)
+        .metric_stat(
+            MetricStat::builder()
+                .metric(metric)
+                .period(86_400)
+                .stat("Average")
+                .build(),
+        )
+        .return_data(true)
+        .build()
+}
+
+impl StorageMetrics for CloudWatchStorage {
+    async fn bucket_storage(&self, bucket: &str, now_ms: u64) -> Result<BucketStorage> {
+        // The metrics are daily and arrive a day late: three days back always holds the latest.
+        let end = DateTime::from_millis(now_ms as i64);
+        let start = DateTime::from_millis(now_ms as i64 - 3 * 86_400_000);
+        let mut request = self
+            .client
+            .get_metric_data()
+            .start_time(start)
+            .end_time(end)
+            .scan_by(ScanBy::TimestampDescending);
+        for (i, storage_type) in STORAGE_TYPES.iter().enumerate() {
+            request = request.metric_data_queries(query(
+                &format!("bytes{i}"),
+                bucket,
+                "BucketSizeBytes",
+                storage_type,
+            ));
+        }
+        request = request.metric_data_queries(query(
+            "objects",
+            bucket,
+            "NumberOfObjects",
+            "AllStorageTypes",
+        ));
+        let response = request
+            .send()
+            .await
+            .map_err(|e| Error::from_sdk(&format!("storage metrics of bucket {bucket}"), &e))?;
+        let mut storage = BucketStorage::default();
+        for result in response.metric_data_results() {
+            let Some(latest) = result.values().first().copied() else {
+                continue;
+            };
+            match result.id() {
+                Some("objects") => storage.objects = Some(latest),
+                Some(id) => {
+                    if let Some(storage_type) = id
+                        .strip_prefix("bytes")
+                        .and_then(|n| n.parse::<usize>().ok())
+                        .and_then(|n| STORAGE_TYPES.get(n))
+                    {
+                        storage
+                            .bytes_by_storage_type
+                            .insert(storage_type.to_string(), latest);
+                    }
+                }
+                None => {}
+            }
+        }
+        Ok(storage)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_cloudwatch::operation::get_metric_data::GetMetricDataOutput;
+    use aws_sdk_cloudwatch::types::MetricDataResult;
+    use aws_smithy_mocks::{mock, mock_client};
+
+    #[tokio::test]
+    async fn reads_the_latest_bytes_per_storage_type_and_the_object_count() {
+        // GIVEN CloudWatch answering for one bucket, newest value first
+        let rule = mock!(aws_sdk_cloudwatch::Client::get_metric_data)
+            .match_requests(|req| {
+                let queries = req.metric_data_queries();
+                queries.len() == STORAGE_TYPES.len() + 1
+                    && queries.iter().all(|q| {
+                        let metric = q.metric_stat().and_then(|s| s.metric());
+                        metric.is_some_and(|m| m.namespace() == Some("AWS/S3"))
+                            && metric.is_some_and(|m| {
+                                m.dimensions().iter().any(|d| {
+                                    d.name() == Some("BucketName")
+                                        && d.value() == Some("analytics-raw")
+                                })
+                            })
+                            && q.metric_stat().and_then(|s| s.period()) == Some(86_400)
+                    })
+            })
+            .then_output(|| {
+                GetMetricDataOutput::builder()
+                    .metric_data_results(
+                        MetricDataResult::builder()
+                            .id("bytes0")
+                            .values(5.0e12)
+                            .values(4.9e12)
+                            .build(),
+                    )
+                    .metric_data_results(
+                        MetricDataResult::builder()
+                            .id("bytes3")
+                            .values(1.0e11)
+                            .build(),
+                    )
+                    .metric_data_results(MetricDataResult::builder().id("bytes1").build())
+                    .metric_data_results(
+                        MetricDataResult::builder()
+                            .id("objects")
+                            .values(2.0e6)
+                            .build(),
+                    )
+                    .build()
+            });
+        let client = mock_client!(aws_sdk_cloudwatch, [&rule]);
+        // WHEN the adapter reads the bucket's storage
+        let storage = CloudWatchStorage::new(client)
+            .bucket_storage("analytics-raw", 1_795_381_516_123)
+            .await
+            .unwrap();
+        // THEN it keeps the newest value of each series and skips empty ones
+        assert_eq!(
+            storage.bytes_by_storage_type.get("StandardStorage"),
+            Some(&5.0e12)
+        );
+        assert_eq!(
+            storage.bytes_by_storage_type.get("GlacierStorage"),
+            Some(&1.0e11)
+        );
+        assert!(!storage
+            .bytes_by_storage_type
+            .contains_key("StandardIAStorage"));
+        assert_eq!(storage.objects, Some(2.0e6));
+        assert_eq!(rule.num_calls(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_throttled_read_is_a_retryable_error() {
+        let rule = mock!(aws_sdk_cloudwatch::Client::get_metric_data).then_error(|| {
+            aws_sdk_cloudwatch::operation::get_metric_data::GetMetricDataError::generic(
+                aws_smithy_types::error::ErrorMetadata::builder()
+                    .code("Throttling")
+                    .message("Rate exceeded")
+                    .build(),
+            )
+        });
+        let client = mock_client!(aws_sdk_cloudwatch, [&rule]);
+        let err = CloudWatchStorage::new(client)
+            .bucket_storage("b", 1_795_381_516_123)
+            .await
+            .unwrap_err();
+        assert_eq!(err.error_type(), "Retryable", "{err}");
+    }
+}
