@@ -540,3 +540,36 @@ async fn a_sweep_tiers_every_opted_in_bucket_once_and_reports_the_saving() {
         "{text}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_tiering_event_file_is_accepted_and_names_what_it_found() {
+    let w = world().await;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../events/tiering");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        // The sweeps would act on every bucket of the shared server; they run in the sweep test.
+        if name == "schedule.json" || name == "command-plan.json" || name == "command-report.json" {
+            continue;
+        }
+        let event: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let r = w
+            .function
+            .handle(event, "req-file")
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let outcome = r["buckets"][0]["outcome"].as_str().unwrap_or_default();
+        assert!(["not-found", "unchanged"].contains(&outcome), "{name}: {r}");
+        checked += 1;
+    }
+    assert_eq!(checked, 8);
+    assert_eq!(
+        w.proxy
+            .calls()
+            .iter()
+            .filter(|c| c.operation == "PutBucketLifecycleConfiguration")
+            .count(),
+        0
+    );
+}

@@ -106,6 +106,16 @@ impl<B: Buckets> Tierer<'_, B> {
             }
             Err(e) => return Err(e),
         };
+        // Only an opted-in bucket is worth the six calls that read its facts.
+        let policy = match Policy::from_tags(&tags, false) {
+            PolicyDecision::Tier(policy) => policy,
+            PolicyDecision::NotOptedIn(why) => {
+                return Ok(BucketOutcome::new(bucket, "not-opted-in", Some(why)))
+            }
+            PolicyDecision::BadTag(why) => {
+                return Ok(BucketOutcome::new(bucket, "bad-tag", Some(why)))
+            }
+        };
         let facts = self.buckets.facts(bucket).await?;
         let exclusion = if facts.object_lock {
             Some("Object Lock is enabled")
@@ -118,15 +128,6 @@ impl<B: Buckets> Tierer<'_, B> {
         } else {
             None
         };
-        let policy = match Policy::from_tags(&tags, facts.versioned) {
-            PolicyDecision::Tier(policy) => policy,
-            PolicyDecision::NotOptedIn(why) => {
-                return Ok(BucketOutcome::new(bucket, "not-opted-in", Some(why)))
-            }
-            PolicyDecision::BadTag(why) => {
-                return Ok(BucketOutcome::new(bucket, "bad-tag", Some(why)))
-            }
-        };
         if let Some(why) = exclusion {
             return Ok(BucketOutcome::new(
                 bucket,
@@ -134,6 +135,10 @@ impl<B: Buckets> Tierer<'_, B> {
                 Some(why.to_string()),
             ));
         }
+        let policy = Policy {
+            versioned: facts.versioned,
+            ..policy
+        };
         let current = self.buckets.lifecycle(bucket).await?;
         match merge(&current, &policy) {
             Merge::Unchanged => {
