@@ -33,6 +33,7 @@ async fn main() -> ExitCode {
         Some("down") => down(),
         Some("invoke") => invoke(&args[1..]).await,
         Some("bench") => bench_command(&args[1..]).await,
+        Some("sweep-bench") => sweep_bench(&args[1..]).await,
         _ => Err(SandboxError::Io(
             "usage: sandbox demo | up | down | invoke BINARY EVENT.json | bench --bin-dir DIR --arm64-dir DIR NAME...".into(),
         )),
@@ -242,6 +243,18 @@ async fn demo(args: &[String]) -> Result<(), SandboxError> {
             &format!(
                 "no probe binary at {}: build it with `make build` to see a function run",
                 probe.display()
+            ),
+        );
+    }
+    let tiering = bins.join("tiering");
+    if tiering.exists() {
+        tiering_scene(started, &moto.endpoint(), &config, &estate, &tiering).await?;
+    } else {
+        step(
+            started,
+            &format!(
+                "no tiering binary at {}: skipping the tiering scene",
+                tiering.display()
             ),
         );
     }
@@ -497,6 +510,361 @@ async fn budget_scene(
     Ok(())
 }
 
+fn tiering_env(endpoint: &str, estate: &Estate) -> Vec<(String, String)> {
+    let mut env = function_env(endpoint, estate);
+    env.push((
+        "BREAKWATER_ACCOUNT_ID".to_string(),
+        seed::ACCOUNT.to_string(),
+    ));
+    env
+}
+
+async fn tag_bucket(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    tags: &[(&str, &str)],
+) -> Result<(), SandboxError> {
+    use aws_sdk_s3::types::{Tag, Tagging};
+    let set = tags
+        .iter()
+        .map(|(k, v)| Tag::builder().key(*k).value(*v).build())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| SandboxError::Seed(e.to_string()))?;
+    let tagging = Tagging::builder()
+        .set_tag_set(Some(set))
+        .build()
+        .map_err(|e| SandboxError::Seed(e.to_string()))?;
+    s3.put_bucket_tagging()
+        .bucket(bucket)
+        .tagging(tagging)
+        .send()
+        .await
+        .map_err(seed_err)?;
+    Ok(())
+}
+
+/// The tiering scene: a new bucket and tagged buckets get tiered beside a team's own rule, the
+/// others are left alone, a second sweep writes nothing, and the savings are printed.
+async fn tiering_scene(
+    started: Instant,
+    endpoint: &str,
+    config: &SdkConfig,
+    estate: &Estate,
+    binary: &Path,
+) -> Result<(), SandboxError> {
+    use aws_sdk_s3::types::{
+        BucketLifecycleConfiguration, ExpirationStatus, LifecycleExpiration, LifecycleRule,
+        LifecycleRuleFilter, TransitionDefaultMinimumObjectSize,
+    };
+    use breakwater::ports::Buckets;
+    println!();
+    step(started, "tiering scene: analytics-raw (opted in, with the data team's own rule), team-logs (opted in, logs/ only), scratch-space (not opted in), vendor-share (another account's)");
+    let s3 = s3(config, PRIMARY);
+    for bucket in [
+        "analytics-raw",
+        "team-logs",
+        "scratch-space",
+        "vendor-share",
+    ] {
+        s3.create_bucket()
+            .bucket(bucket)
+            .send()
+            .await
+            .map_err(seed_err)?;
+    }
+    tag_bucket(&s3, "analytics-raw", &[("breakwater:tiering", "on")]).await?;
+    tag_bucket(
+        &s3,
+        "team-logs",
+        &[
+            ("breakwater:tiering", "on"),
+            ("breakwater:tiering-prefixes", "logs/"),
+        ],
+    )
+    .await?;
+    tag_bucket(
+        &s3,
+        "vendor-share",
+        &[
+            ("breakwater:tiering", "on"),
+            ("sandbox:owner-account", "999999999999"),
+        ],
+    )
+    .await?;
+    let team_rule = LifecycleRule::builder()
+        .id("data-team-expire-tmp")
+        .status(ExpirationStatus::Enabled)
+        .filter(LifecycleRuleFilter::builder().prefix("tmp/").build())
+        .expiration(LifecycleExpiration::builder().days(3).build())
+        .build()
+        .map_err(|e| SandboxError::Seed(e.to_string()))?;
+    s3.put_bucket_lifecycle_configuration()
+        .bucket("analytics-raw")
+        .lifecycle_configuration(
+            BucketLifecycleConfiguration::builder()
+                .rules(team_rule)
+                .build()
+                .map_err(|e| SandboxError::Seed(e.to_string()))?,
+        )
+        .transition_default_minimum_object_size(
+            TransitionDefaultMinimumObjectSize::VariesByStorageClass,
+        )
+        .send()
+        .await
+        .map_err(seed_err)?;
+    let buckets = breakwater::aws::buckets::S3Buckets::new(s3.clone(), seed::ACCOUNT);
+    let before = buckets
+        .lifecycle("analytics-raw")
+        .await
+        .map_err(|e| SandboxError::Seed(e.to_string()))?;
+
+    let mut process =
+        FunctionProcess::start(binary, "tiering", PRIMARY, &tiering_env(endpoint, estate)).await?;
+    let init = process.wait_init().await?;
+    step(
+        started,
+        &format!(
+            "tiering function initialised in {:.2} ms",
+            init.as_secs_f64() * 1000.0
+        ),
+    );
+    s3.create_bucket()
+        .bucket("ml-datasets")
+        .send()
+        .await
+        .map_err(seed_err)?;
+    tag_bucket(&s3, "ml-datasets", &[("breakwater:tiering", "on")]).await?;
+    let created: Value =
+        read_event(&workspace_root().join("events/tiering/cloudtrail-create-bucket.json"))?;
+    let invocation = process.invoke(&created).await?;
+    let response = invocation
+        .outcome
+        .map_err(|e| SandboxError::Function(format!("{}: {}", e.error_type, e.error_message)))?;
+    step(
+        started,
+        &format!(
+            "CloudTrail CreateBucket ml-datasets → {} in {:.1} ms",
+            response["outcome"],
+            invocation.duration.as_secs_f64() * 1000.0
+        ),
+    );
+    let tick: Value = read_event(&workspace_root().join("events/tiering/schedule.json"))?;
+    for round in ["daily sweep", "next day's sweep"] {
+        let invocation = process.invoke(&tick_with_id(&tick, round)).await?;
+        let response = invocation.outcome.map_err(|e| {
+            SandboxError::Function(format!("{}: {}", e.error_type, e.error_message))
+        })?;
+        step(
+            started,
+            &format!(
+                "{round}: {} in {:.1} ms",
+                response["counts"],
+                invocation.duration.as_secs_f64() * 1000.0
+            ),
+        );
+        if round == "daily sweep" {
+            for b in response["buckets"].as_array().into_iter().flatten() {
+                let name = b["bucket"].as_str().unwrap_or_default();
+                if [
+                    "analytics-raw",
+                    "team-logs",
+                    "scratch-space",
+                    "vendor-share",
+                    "ml-datasets",
+                ]
+                .contains(&name)
+                {
+                    println!(
+                        "           {name}: {}{}",
+                        b["outcome"].as_str().unwrap_or_default(),
+                        b["reason"]
+                            .as_str()
+                            .map(|r| format!(" ({r})"))
+                            .unwrap_or_default()
+                    );
+                }
+            }
+        }
+    }
+    process.kill().await;
+    let after = buckets
+        .lifecycle("analytics-raw")
+        .await
+        .map_err(|e| SandboxError::Seed(e.to_string()))?;
+    let ids: Vec<&str> = after.rules.iter().filter_map(|r| r.id.as_deref()).collect();
+    step(
+        started,
+        &format!("analytics-raw now has: {}", ids.join(", ")),
+    );
+    let kept = after.rules.first() == before.rules.first()
+        && after.transition_default_minimum_object_size
+            == before.transition_default_minimum_object_size;
+    let scratch = buckets
+        .lifecycle("scratch-space")
+        .await
+        .map_err(|e| SandboxError::Seed(e.to_string()))?;
+    // The sandbox does not speak CloudWatch's protocol, so the figures are stated here; in AWS
+    // the function reads them with GetMetricData (`{"command": "report"}`).
+    let gib = 1_073_741_824.0;
+    let samples = [
+        ("analytics-raw", 2_000.0, 500_000.0),
+        ("team-logs", 300.0, 600_000_000.0),
+        ("ml-datasets", 800.0, 80_000.0),
+    ];
+    let estimates: Vec<_> = samples
+        .iter()
+        .map(|(name, gb, objects)| {
+            let storage = breakwater::ports::BucketStorage {
+                bytes_by_storage_type: [("StandardStorage".to_string(), gb * gib)].into(),
+                objects: Some(*objects),
+            };
+            tiering::savings::estimate(name, &storage, &tiering::policy::Policy::default())
+        })
+        .collect();
+    step(started, "savings report (sample storage figures, stated because the sandbox does not serve CloudWatch):");
+    for line in tiering::savings::markdown(&estimates).lines() {
+        println!("           {line}");
+    }
+    let verified = kept && ids.len() == 3 && scratch.rules.is_empty();
+    step(
+        started,
+        &format!(
+            "tiering scene end state: {}",
+            if verified {
+                "verified (the team's rule and the size setting kept, others untouched)"
+            } else {
+                "WRONG"
+            }
+        ),
+    );
+    if !verified {
+        return Err(SandboxError::Function(format!(
+            "tiering scene: before {before:?}, after {after:?}, scratch {scratch:?}"
+        )));
+    }
+    Ok(())
+}
+
+fn tick_with_id(tick: &Value, id: &str) -> Value {
+    let mut t = tick.clone();
+    t["id"] = json!(format!("demo-{}", id.replace(' ', "-")));
+    t
+}
+
+/// The 1,000-bucket sweep against moto, beside the ceiling of moto itself for the same calls.
+async fn sweep_bench(args: &[String]) -> Result<(), SandboxError> {
+    use futures_util::stream::{self, StreamExt};
+    let bins = option(args, "--bin-dir")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| bin_dir("release"));
+    let count: usize = option(args, "--buckets")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1000);
+    let concurrency = 16;
+    let moto = Moto::start(Lifetime::TiedToParent)?;
+    let config = sdk_config(&moto.endpoint()).await;
+    let estate = seed::seed(&config, PRIMARY, SECONDARY, "").await?;
+    let s3 = s3(&config, PRIMARY);
+    eprintln!("creating {count} buckets, one in five opted in");
+    let created: Vec<Result<(), SandboxError>> = stream::iter(0..count)
+        .map(|i| {
+            let s3 = s3.clone();
+            async move {
+                let name = format!("sweep-{i:04}");
+                s3.create_bucket()
+                    .bucket(&name)
+                    .send()
+                    .await
+                    .map_err(seed_err)?;
+                if i % 5 == 0 {
+                    tag_bucket(&s3, &name, &[("breakwater:tiering", "on")]).await?;
+                }
+                Ok(())
+            }
+        })
+        .buffer_unordered(concurrency)
+        .collect()
+        .await;
+    created.into_iter().collect::<Result<Vec<_>, _>>()?;
+    let proxy = breakwater_sandbox::proxy::FaultProxy::start(&moto.endpoint(), 1).await?;
+    let mut env = tiering_env(&proxy.endpoint(), &estate);
+    env.push((
+        "BREAKWATER_TIERING_CONCURRENCY".into(),
+        concurrency.to_string(),
+    ));
+    let mut process = FunctionProcess::start(&bins.join("tiering"), "tiering", PRIMARY, &env)
+        .await?
+        .with_timeout(std::time::Duration::from_secs(600));
+    process.wait_init().await?;
+    let tick: Value = read_event(&workspace_root().join("events/tiering/schedule.json"))?;
+    let first = process.invoke(&tick_with_id(&tick, "bench 1")).await?;
+    let first_counts = first
+        .outcome
+        .map_err(|e| SandboxError::Function(e.error_message))?["counts"]
+        .clone();
+    let calls_before = proxy.calls().len();
+    let second = process.invoke(&tick_with_id(&tick, "bench 2")).await?;
+    let second_counts = second
+        .outcome
+        .map_err(|e| SandboxError::Function(e.error_message))?["counts"]
+        .clone();
+    process.kill().await;
+    let second_calls: Vec<_> = proxy.calls().into_iter().skip(calls_before).collect();
+    let writes = second_calls
+        .iter()
+        .filter(|c| c.operation == "PutBucketLifecycleConfiguration")
+        .count();
+    // The ceiling: the same read calls straight at moto, as fast as it answers them at the same concurrency.
+    let client: hyper_util::client::legacy::Client<_, http_body_util::Empty<bytes::Bytes>> =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .build_http();
+    let base = moto.endpoint();
+    let replay_started = Instant::now();
+    let replayed: Vec<bool> = stream::iter(
+        second_calls
+            .iter()
+            .filter(|c| c.method == "GET" && c.service == "s3"),
+    )
+    .map(|c| {
+        let client = client.clone();
+        let uri = format!("{base}{}", c.path);
+        async move {
+            let Ok(uri) = uri.parse::<hyper::Uri>() else {
+                return false;
+            };
+            client.get(uri).await.is_ok()
+        }
+    })
+    .buffer_unordered(concurrency)
+    .collect()
+    .await;
+    let ceiling = replay_started.elapsed();
+    let per_s = |d: std::time::Duration| count as f64 / d.as_secs_f64();
+    println!("| sweep of {count} buckets (1 in 5 opted in), concurrency {concurrency} | time | buckets/s |\n|---|---:|---:|");
+    println!(
+        "| first sweep (writes {}) | {:.2} s | {:.0} |",
+        first_counts["written"],
+        first.duration.as_secs_f64(),
+        per_s(first.duration)
+    );
+    println!(
+        "| second sweep ({writes} writes; {second_counts}) | {:.2} s | {:.0} |",
+        second.duration.as_secs_f64(),
+        per_s(second.duration)
+    );
+    println!(
+        "| moto alone, the second sweep's {} reads replayed | {:.2} s | {:.0} |",
+        replayed.len(),
+        ceiling.as_secs_f64(),
+        per_s(ceiling)
+    );
+    println!(
+        "\nsecond sweep at {:.0} % of the emulator's ceiling for the same calls",
+        ceiling.as_secs_f64() / second.duration.as_secs_f64() * 100.0
+    );
+    Ok(())
+}
+
 async fn show_estate(config: &SdkConfig, estate: &Estate) -> Result<(), SandboxError> {
     for region in [&estate.primary.region, &estate.secondary.region] {
         let regional = seed::regional(config, region);
@@ -702,6 +1070,23 @@ async fn bench_command(args: &[String]) -> Result<(), SandboxError> {
                     "AWS Budgets: platform monthly has exceeded your alert threshold",
                     &text,
                 )
+            }
+            "tiering" => {
+                // A tag change on an opted-in bucket: the first is written, the rest are no-ops.
+                let s3 = s3(&config, PRIMARY);
+                s3.create_bucket()
+                    .bucket("bench-tiering")
+                    .send()
+                    .await
+                    .map_err(seed_err)?;
+                tag_bucket(&s3, "bench-tiering", &[("breakwater:tiering", "on")]).await?;
+                env = tiering_env(&moto.endpoint(), &estate);
+                let mut event = read_event(
+                    &workspace_root().join("events/tiering/cloudtrail-put-bucket-tagging.json"),
+                )?;
+                event["detail"]["requestParameters"]["bucketName"] = json!("bench-tiering");
+                event["id"] = json!("bench-{{n}}");
+                event
             }
             other => read_event(&workspace_root().join(format!("events/{other}/bench.json")))?,
         };
