@@ -33,13 +33,9 @@ struct ProbeRecord {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     breakwater::logging::init();
-    let toolkit = match Toolkit::from_env(&Env::from_process()).await {
-        Ok(toolkit) => toolkit,
-        Err(err) => {
-            tracing::error!(error_type = err.error_type(), error = %err, "init failed");
-            return Err(err.into());
-        }
-    };
+    let toolkit = Toolkit::from_env(&Env::from_process())
+        .await
+        .map_err(breakwater::lambda::init_failed)?;
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
         handle(&toolkit, event)
     }))
