@@ -68,6 +68,41 @@ impl Env {
         }
     }
 
+    /// A 12-digit AWS account id (required).
+    pub fn account_id(&self, name: &'static str) -> Result<String, ConfigError> {
+        let account = self.required(name)?;
+        if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(ConfigError {
+                variable: name,
+                reason: format!("{account:?} is not a 12-digit account id"),
+            });
+        }
+        Ok(account)
+    }
+
+    /// A whole number within `range`, `default` when unset.
+    pub fn whole_number(
+        &self,
+        name: &'static str,
+        default: usize,
+        range: std::ops::RangeInclusive<usize>,
+    ) -> Result<usize, ConfigError> {
+        let Some(raw) = self.optional(name) else {
+            return Ok(default);
+        };
+        raw.parse::<usize>()
+            .ok()
+            .filter(|n| range.contains(n))
+            .ok_or(ConfigError {
+                variable: name,
+                reason: format!(
+                    "{raw:?} is not a whole number in {}..={}",
+                    range.start(),
+                    range.end()
+                ),
+            })
+    }
+
     /// A whole number of seconds within `range`, `default` when unset.
     pub fn seconds(
         &self,
@@ -228,6 +263,27 @@ mod tests {
             let err = Settings::from_env(&Env::from_pairs(pairs)).unwrap_err();
             assert_eq!(err.variable, variable, "{variable}={value}");
         }
+    }
+
+    #[test]
+    fn account_ids_and_whole_numbers_name_their_variable() {
+        let env = Env::from_pairs([
+            ("ACCOUNT", "12345"),
+            ("GOOD", "123456789012"),
+            ("N", "0"),
+            ("M", "7"),
+        ]);
+        assert_eq!(
+            env.account_id("ACCOUNT").unwrap_err().reason,
+            "\"12345\" is not a 12-digit account id"
+        );
+        assert_eq!(env.account_id("GOOD").unwrap(), "123456789012");
+        assert_eq!(
+            env.whole_number("N", 10, 1..=100).unwrap_err().reason,
+            "\"0\" is not a whole number in 1..=100"
+        );
+        assert_eq!(env.whole_number("M", 10, 1..=100).unwrap(), 7);
+        assert_eq!(env.whole_number("UNSET", 10, 1..=100).unwrap(), 10);
     }
 
     #[test]

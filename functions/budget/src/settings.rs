@@ -36,13 +36,7 @@ fn list(env: &Env, name: &'static str) -> Vec<String> {
 impl BudgetSettings {
     /// Reads and validates the settings.
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        let account = env.required("BREAKWATER_ACCOUNT_ID")?;
-        if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(ConfigError {
-                variable: "BREAKWATER_ACCOUNT_ID",
-                reason: format!("{account:?} is not a 12-digit account id"),
-            });
-        }
+        let account = env.account_id("BREAKWATER_ACCOUNT_ID")?;
         let budgets = list(env, "BREAKWATER_BUDGET_NAMES");
         if budgets.is_empty() {
             return Err(ConfigError {
@@ -68,17 +62,7 @@ impl BudgetSettings {
                 })?,
             None => 5.0,
         };
-        let max_targets = match env.optional("BREAKWATER_BUDGET_MAX_TARGETS") {
-            Some(v) => v
-                .parse::<usize>()
-                .ok()
-                .filter(|n| (1..=100).contains(n))
-                .ok_or(ConfigError {
-                    variable: "BREAKWATER_BUDGET_MAX_TARGETS",
-                    reason: format!("{v:?} is not a whole number in 1..=100"),
-                })?,
-            None => 10,
-        };
+        let max_targets = env.whole_number("BREAKWATER_BUDGET_MAX_TARGETS", 10, 1..=100)?;
         Ok(BudgetSettings {
             account,
             budgets,

@@ -54,24 +54,8 @@ pub struct TieringSettings {
 impl TieringSettings {
     /// Reads and validates the settings.
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        let account = env.required("BREAKWATER_ACCOUNT_ID")?;
-        if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(ConfigError {
-                variable: "BREAKWATER_ACCOUNT_ID",
-                reason: format!("{account:?} is not a 12-digit account id"),
-            });
-        }
-        let concurrency = match env.optional("BREAKWATER_TIERING_CONCURRENCY") {
-            Some(v) => v
-                .parse::<usize>()
-                .ok()
-                .filter(|n| (1..=64).contains(n))
-                .ok_or(ConfigError {
-                    variable: "BREAKWATER_TIERING_CONCURRENCY",
-                    reason: format!("{v:?} is not a whole number in 1..=64"),
-                })?,
-            None => 16,
-        };
+        let account = env.account_id("BREAKWATER_ACCOUNT_ID")?;
+        let concurrency = env.whole_number("BREAKWATER_TIERING_CONCURRENCY", 16, 1..=64)?;
         Ok(TieringSettings {
             account,
             concurrency,
