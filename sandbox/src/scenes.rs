@@ -1,6 +1,7 @@
 //! The scenes later issues add to the seeded estate. The budget scene: an EKS cluster whose node
 //! groups carry the tags enforcement reads (non-critical, critical, production, untagged), RDS
-//! instances and an Aurora cluster tagged by environment, and a budget whose spend can be moved.
+//! instances and an Aurora cluster tagged by environment, a budget whose spend can be moved, and
+//! an IAM role for the L4 guard-rail.
 
 use aws_config::SdkConfig;
 use aws_sdk_budgets::types::{Budget, BudgetType, CalculatedSpend, Spend, TimeUnit};
@@ -32,6 +33,8 @@ pub struct BudgetScene {
     pub staging_cluster: String,
     /// The budget's name.
     pub budget: String,
+    /// An IAM role (a CI deployer) tagged `breakwater:budget-guardrail=allowed`.
+    pub guardrail_role: String,
 }
 
 /// Creates the budget scene in `region`; names end with `suffix`.
@@ -53,6 +56,7 @@ pub async fn budget_scene(
         production_instance: format!("orders-prod{suffix}"),
         staging_cluster: format!("analytics-staging{suffix}"),
         budget: format!("platform monthly{suffix}"),
+        guardrail_role: format!("ci-deployer{suffix}"),
     };
     eks.create_cluster()
         .name(&scene.cluster)
@@ -137,6 +141,22 @@ pub async fn budget_scene(
         .map_err(|e| {
             SandboxError::aws(&format!("create DB cluster {}", scene.staging_cluster), &e)
         })?;
+    aws_sdk_iam::Client::new(&regional(&config, "us-east-1"))
+        .create_role()
+        .role_name(&scene.guardrail_role)
+        .tags(
+            aws_sdk_iam::types::Tag::builder()
+                .key("breakwater:budget-guardrail")
+                .value("allowed")
+                .build()
+                .map_err(|e| SandboxError::Seed(e.to_string()))?,
+        )
+        .assume_role_policy_document(
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"codebuild.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#,
+        )
+        .send()
+        .await
+        .map_err(|e| SandboxError::aws(&format!("create role {}", scene.guardrail_role), &e))?;
     set_spend(&config, &scene.budget, "2460", "800", Some("1800")).await?;
     Ok(scene)
 }

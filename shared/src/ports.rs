@@ -209,3 +209,38 @@ pub trait StorageMetrics: Send + Sync {
         now_ms: u64,
     ) -> impl Future<Output = Result<BucketStorage>> + Send;
 }
+
+/// What a role holds under one inline policy name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum InlinePolicy {
+    /// The role does not exist.
+    NoRole,
+    /// The role has no inline policy of that name.
+    Absent,
+    /// The role has it, with this document (JSON).
+    Present {
+        /// The policy document.
+        document: String,
+    },
+}
+
+/// Inline policies of IAM roles (a global service).
+pub trait RolePolicies: Send + Sync {
+    /// The role's tags, `None` when the role does not exist.
+    fn role_tags(
+        &self,
+        role: &str,
+    ) -> impl Future<Output = Result<Option<BTreeMap<String, String>>>> + Send;
+    /// The inline policy `name` of `role`.
+    fn get(&self, role: &str, name: &str) -> impl Future<Output = Result<InlinePolicy>> + Send;
+    /// Adds or replaces the inline policy `name` of `role`.
+    fn put(
+        &self,
+        role: &str,
+        name: &str,
+        document: &str,
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// Deletes the inline policy `name` of `role`; one already gone is not an error.
+    fn delete(&self, role: &str, name: &str) -> impl Future<Output = Result<()>> + Send;
+}

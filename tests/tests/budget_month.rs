@@ -9,17 +9,21 @@ use std::time::Duration;
 
 use breakwater::aws::budgets::AwsBudgets;
 use breakwater::aws::eks::EksNodeGroups;
+use breakwater::aws::iam::IamRolePolicies;
 use breakwater::aws::rds::RdsDatabases;
 use breakwater::aws::Aws;
 use breakwater::clock::ManualClock;
 use breakwater::config::Settings;
-use breakwater::ports::{DatabaseKind, Databases, NodeGroupId, NodeGroups, Scaling};
+use breakwater::ports::{
+    DatabaseKind, Databases, InlinePolicy, NodeGroupId, NodeGroups, RolePolicies, Scaling,
+};
 use breakwater::Toolkit;
 use breakwater_sandbox::proxy::FaultProxy;
 use breakwater_sandbox::scenes::{
     budget_alert_text, budget_scene, set_spend, sns_event, BudgetScene,
 };
 use breakwater_sandbox::seed::{read_notifications, seed, Estate};
+use budget::guardrail;
 use budget::ladder::Thresholds;
 use budget::settings::BudgetSettings;
 use budget::BudgetFunction;
@@ -31,7 +35,7 @@ const NOV_20: u64 = 1_795_132_800_000;
 const NOV_29: u64 = 1_795_910_400_000;
 const DEC_1: u64 = 1_796_083_200_000;
 
-type Function = BudgetFunction<EksNodeGroups, RdsDatabases, AwsBudgets>;
+type Function = BudgetFunction<EksNodeGroups, RdsDatabases, AwsBudgets, IamRolePolicies>;
 
 struct World {
     estate: Estate,
@@ -45,10 +49,10 @@ struct World {
 /// A world of its own in `region`: enforcement acts on everything tagged in its region, so tests
 /// sharing one moto server must not share a region.
 async fn world(region: &str) -> World {
-    world_with(region, false, 10).await
+    world_with(region, false, 10, false).await
 }
 
-async fn world_with(region: &str, dry_run: bool, max_targets: usize) -> World {
+async fn world_with(region: &str, dry_run: bool, max_targets: usize, guardrail: bool) -> World {
     let direct = aws(&moto().endpoint(), region).await;
     let suffix = format!("-{}", unique("b"));
     let estate = seed(direct.config(), region, "us-west-2", &suffix)
@@ -75,6 +79,7 @@ async fn world_with(region: &str, dry_run: bool, max_targets: usize) -> World {
         node_groups: EksNodeGroups::new(aws.eks()),
         databases: RdsDatabases::new(aws.rds()),
         budgets: AwsBudgets::new(aws.budgets()),
+        roles: IamRolePolicies::new(aws.iam()),
         toolkit,
         settings: BudgetSettings {
             account: "123456789012".into(),
@@ -83,6 +88,15 @@ async fn world_with(region: &str, dry_run: bool, max_targets: usize) -> World {
             thresholds: Thresholds::default(),
             hysteresis: 5.0,
             max_targets,
+            guardrail_roles: if guardrail {
+                vec![
+                    scene.guardrail_role.clone(),
+                    format!("gone{suffix}"),
+                    format!("untagged{suffix}"),
+                ]
+            } else {
+                Vec::new()
+            },
         },
     };
     World {
@@ -476,7 +490,7 @@ async fn a_restore_needs_the_budget_name_confirmed_and_bad_commands_change_nothi
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dry_run_plans_every_level_and_changes_nothing() {
-    let w = world_with("eu-north-1", true, 10).await;
+    let w = world_with("eu-north-1", true, 10, false).await;
     set_spend(
         w.direct.config(),
         &w.scene.budget,
@@ -535,7 +549,7 @@ async fn dry_run_plans_every_level_and_changes_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cap_per_run_bounds_what_one_level_changes() {
-    let w = world_with("ca-central-1", false, 1).await;
+    let w = world_with("ca-central-1", false, 1, false).await;
     set_spend(
         w.direct.config(),
         &w.scene.budget,
@@ -662,4 +676,111 @@ async fn a_change_that_failed_is_made_on_redelivery_and_a_released_level_can_ret
     .unwrap();
     w.schedule("rollover").await;
     assert_eq!(w.scaling("batch").await, START);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_l4_guard_rail_denies_new_capacity_to_named_roles_until_rollover() {
+    // GIVEN the guard-rail configured for the CI deployer role (tagged to allow it), a role that
+    // does not exist and a role without the opt-in tag
+    let w = world_with("ap-southeast-2", false, 10, true).await;
+    let iam = IamRolePolicies::new(w.direct.iam());
+    let role = w.scene.guardrail_role.clone();
+    let untagged = w.scene.guardrail_role.replace("ci-deployer", "untagged");
+    w.direct
+        .iam()
+        .create_role()
+        .role_name(&untagged)
+        .assume_role_policy_document(r#"{"Version":"2012-10-17","Statement":[]}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        iam.get(&role, guardrail::POLICY_NAME).await.unwrap(),
+        InlinePolicy::Absent
+    );
+    // WHEN actual spend passes 100 % (the alert arrives twice, as SNS may deliver it)
+    set_spend(
+        w.direct.config(),
+        &w.scene.budget,
+        "2460",
+        "2510",
+        Some("2800"),
+    )
+    .await
+    .unwrap();
+    let r = w.alert("g-1", "ACTUAL", "$2,460.00", "$2,510.00").await;
+    assert_eq!(r["level_after"], 4, "{r}");
+    assert_eq!(
+        w.alert("g-1", "ACTUAL", "$2,460.00", "$2,510.00").await["repeat"],
+        true
+    );
+    // THEN the role holds a deny of new capacity, put there once, and the missing role is reported
+    let InlinePolicy::Present { document } = iam.get(&role, guardrail::POLICY_NAME).await.unwrap()
+    else {
+        panic!("the guard-rail is not on {role}");
+    };
+    let document: Value = serde_json::from_str(&document).unwrap();
+    assert_eq!(document["Statement"][0]["Effect"], "Deny");
+    assert!(document["Statement"][0]["Action"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("ec2:RunInstances")));
+    assert_eq!(w.calls("PutRolePolicy"), 1);
+    let skipped = r["skipped"].to_string();
+    assert!(skipped.contains("no such role"), "{r}");
+    assert!(
+        skipped.contains("not tagged breakwater:budget-guardrail=allowed"),
+        "{r}"
+    );
+    assert_eq!(
+        iam.get(&untagged, guardrail::POLICY_NAME).await.unwrap(),
+        InlinePolicy::Absent,
+        "a role without the opt-in tag is never changed"
+    );
+    // … and the lower levels acted too: L4 includes everything below it
+    assert_eq!(w.scaling("batch").await.desired, 0);
+    // A schedule while L4 holds changes nothing
+    let r = w.schedule("hold").await;
+    assert_eq!(r["results"][0]["level_after"], 4, "{r}");
+    assert_eq!(w.calls("PutRolePolicy"), 1);
+
+    // WHEN the period rolls over
+    w.clock.advance(Duration::from_millis(DEC_1 - NOV_5));
+    set_spend(
+        w.direct.config(),
+        &w.scene.budget,
+        "2460",
+        "5",
+        Some("1500"),
+    )
+    .await
+    .unwrap();
+    let r = w.schedule("rollover").await;
+    assert_eq!(r["results"][0]["level_after"], 0, "{r}");
+    // THEN the policy is gone and everything else is back
+    assert_eq!(
+        iam.get(&role, guardrail::POLICY_NAME).await.unwrap(),
+        InlinePolicy::Absent
+    );
+    assert_eq!(w.calls("DeleteRolePolicy"), 1);
+    assert_eq!(w.scaling("batch").await, START);
+    assert_eq!(
+        w.db_status(DatabaseKind::Instance, &w.scene.dev_instance)
+            .await,
+        "available"
+    );
+    // AND the L4 notification said what was done to which role, and how to undo it
+    let notes = read_notifications(
+        w.direct.config(),
+        &w.estate.primary.region,
+        &w.estate.primary.queue_url,
+        2,
+    )
+    .await
+    .unwrap();
+    let escalation = notes
+        .iter()
+        .find(|n| n.message.contains(guardrail::POLICY_NAME))
+        .unwrap_or_else(|| panic!("{notes:#?}"));
+    assert!(escalation.message.contains(&role), "{}", escalation.message);
 }

@@ -3,11 +3,12 @@
 
 use std::collections::BTreeMap;
 
-use breakwater::ports::{DatabaseKind, Databases, NodeGroups, Scaling};
+use breakwater::ports::{DatabaseKind, Databases, InlinePolicy, NodeGroups, RolePolicies, Scaling};
 use breakwater::state::{StateStore, Versioned};
 use breakwater::{Error, Result};
 use serde::Serialize;
 
+use crate::guardrail;
 use crate::ledger::{EnforcementState, LedgerEntry, Observed, Resource, Restoration};
 use crate::settings::BudgetSettings;
 use crate::targets;
@@ -29,11 +30,13 @@ pub struct Outcome {
 
 /// The engine over the ports and the store.
 #[derive(Debug)]
-pub struct Engine<'a, N, D> {
+pub struct Engine<'a, N, D, R> {
     /// EKS node groups.
     pub node_groups: &'a N,
     /// RDS databases.
     pub databases: &'a D,
+    /// IAM role policies (the L4 guard-rail).
+    pub roles: &'a R,
     /// The state store.
     pub store: &'a StateStore,
     /// The budget function's settings.
@@ -42,7 +45,7 @@ pub struct Engine<'a, N, D> {
     pub dry_run: bool,
 }
 
-impl<N: NodeGroups, D: Databases> Engine<'_, N, D> {
+impl<N: NodeGroups, D: Databases, R: RolePolicies> Engine<'_, N, D, R> {
     /// Applies what `level` does.
     pub async fn apply_level(
         &self,
@@ -50,9 +53,12 @@ impl<N: NodeGroups, D: Databases> Engine<'_, N, D> {
         level: u8,
         out: &mut Outcome,
     ) -> Result<()> {
+        // Boxed: each level's future is large, and inlining all of them into the caller's made
+        // the whole invocation's future overflow a 2 MiB stack in debug builds.
         match level {
-            2 => self.scale_down_node_groups(state, out).await,
-            3 => self.stop_databases(state, out).await,
+            2 => Box::pin(self.scale_down_node_groups(state, out)).await,
+            3 => Box::pin(self.stop_databases(state, out)).await,
+            4 => Box::pin(self.attach_guardrails(state, out)).await,
             _ => Ok(()),
         }
     }
@@ -227,6 +233,89 @@ impl<N: NodeGroups, D: Databases> Engine<'_, N, D> {
         Ok(())
     }
 
+    /// Puts the deny policy on every configured role (none configured: L4 is a notice only).
+    async fn attach_guardrails(
+        &self,
+        state: &mut Versioned<EnforcementState>,
+        out: &mut Outcome,
+    ) -> Result<()> {
+        let document = guardrail::document(&state.value.budget, &state.value.period);
+        for role in &self.settings.guardrail_roles {
+            let resource = Resource::Role { name: role.clone() };
+            let label = resource.label();
+            let (key, value) = guardrail::OPT_IN_TAG;
+            match self.roles.role_tags(role).await? {
+                Some(tags) if tags.get(key).map(String::as_str) == Some(value) => {}
+                Some(_) => {
+                    out.skipped.push(format!(
+                        "{label}: not tagged {key}={value}; no guard-rail put on it"
+                    ));
+                    continue;
+                }
+                None => {
+                    out.skipped
+                        .push(format!("{label}: no such role; no guard-rail put on it"));
+                    continue;
+                }
+            }
+            let before = self.observe(&resource).await?;
+            match before {
+                Observed::Missing => {
+                    out.skipped
+                        .push(format!("{label}: no such role; no guard-rail put on it"));
+                    continue;
+                }
+                Observed::Guardrail { attached: true } => {
+                    out.skipped
+                        .push(format!("{label}: already holds {}", guardrail::POLICY_NAME));
+                    continue;
+                }
+                _ => {}
+            }
+            if self.dry_run {
+                out.changed.push(format!(
+                    "would deny new capacity to {label} (inline policy {})",
+                    guardrail::POLICY_NAME
+                ));
+                continue;
+            }
+            let key = resource.ledger_key(&state.value.budget, &state.value.period);
+            let entry = LedgerEntry {
+                resource,
+                level: 4,
+                before,
+                after: Observed::Guardrail { attached: true },
+                applied_at_ms: self.store.clock().now_ms(),
+                update_id: None,
+                restops: 0,
+                restored: None,
+            };
+            let Some((entry, etag)) = self.record(&key, entry, &label, out).await? else {
+                continue;
+            };
+            self.remember(state, &key).await?;
+            self.roles
+                .put(role, guardrail::POLICY_NAME, &document)
+                .await?;
+            self.store
+                .replace(
+                    &key,
+                    &LedgerEntry {
+                        applied_at_ms: self.store.clock().now_ms(),
+                        ..entry
+                    },
+                    &etag,
+                )
+                .await?;
+            out.changed.push(format!(
+                "denied new capacity to {label} (inline policy {}: {} actions)",
+                guardrail::POLICY_NAME,
+                guardrail::DENIED_ACTIONS.len()
+            ));
+        }
+        Ok(())
+    }
+
     /// Undoes the changes of `level`, newest first.
     pub async fn restore_level(
         &self,
@@ -338,6 +427,11 @@ impl<N: NodeGroups, D: Databases> Engine<'_, N, D> {
                 Some(d) => Observed::Status { status: d.status },
                 None => Observed::Missing,
             },
+            Resource::Role { name } => match self.roles.get(name, guardrail::POLICY_NAME).await? {
+                InlinePolicy::NoRole => Observed::Missing,
+                InlinePolicy::Absent => Observed::Guardrail { attached: false },
+                InlinePolicy::Present { .. } => Observed::Guardrail { attached: true },
+            },
         })
     }
 
@@ -357,6 +451,7 @@ impl<N: NodeGroups, D: Databases> Engine<'_, N, D> {
                     .map(drop)
             }
             (Resource::Database { kind, id }, _) => self.databases.start(*kind, id).await,
+            (Resource::Role { name }, _) => self.roles.delete(name, guardrail::POLICY_NAME).await,
             (resource, before) => Err(Error::CorruptRecord {
                 key: resource.label(),
                 reason: format!("cannot restore to {before}"),

@@ -70,6 +70,11 @@ pub enum Resource {
         /// Its identifier.
         id: String,
     },
+    /// An IAM role given the L4 guard-rail policy.
+    Role {
+        /// The role's name.
+        name: String,
+    },
 }
 
 impl Resource {
@@ -85,6 +90,7 @@ impl Resource {
                 kind: DatabaseKind::Cluster,
                 id,
             } => format!("DB cluster {id}"),
+            Resource::Role { name } => format!("role {name}"),
         }
     }
 
@@ -100,6 +106,7 @@ impl Resource {
                 kind: DatabaseKind::Cluster,
                 id,
             } => format!("db-cluster-{id}"),
+            Resource::Role { name } => format!("role-{name}"),
         };
         format!(
             "ledger/budget/{}/{}/{}.json",
@@ -121,6 +128,11 @@ pub enum Observed {
         /// `available`, `stopped`, …
         status: String,
     },
+    /// Whether a role holds the guard-rail policy.
+    Guardrail {
+        /// The policy is on the role.
+        attached: bool,
+    },
     /// It no longer exists.
     Missing,
 }
@@ -130,6 +142,8 @@ impl std::fmt::Display for Observed {
         match self {
             Observed::Scaling(s) => write!(f, "{s}"),
             Observed::Status { status } => f.write_str(status),
+            Observed::Guardrail { attached: true } => f.write_str("guard-rail policy attached"),
+            Observed::Guardrail { attached: false } => f.write_str("no guard-rail policy"),
             Observed::Missing => f.write_str("gone"),
         }
     }

@@ -2,11 +2,13 @@
 //!
 //! Budgets alerts (plain text on SNS) are hints: each one is confirmed with `DescribeBudget`
 //! before anything changes. The confirmed spend sets the level of a reversible ladder (notify →
-//! scale non-critical node groups to their floor → stop non-production databases → loud notice);
+//! scale non-critical node groups to their floor → stop non-production databases → loud notice, and an optional deny
+//! policy on named roles);
 //! a scheduled re-evaluation escalates, steps down with hysteresis and restores everything at
 //! period rollover. Every change is in a ledger, so that it can be undone exactly.
 
 pub mod enforce;
+pub mod guardrail;
 pub mod ladder;
 pub mod ledger;
 pub mod message;
@@ -18,7 +20,7 @@ use breakwater::clock::civil_date;
 use breakwater::events::{Routes, Trigger};
 use breakwater::metrics::{Metrics, Unit};
 use breakwater::notify::Notification;
-use breakwater::ports::{Budgets, DatabaseKind, Databases, NodeGroups};
+use breakwater::ports::{Budgets, DatabaseKind, Databases, NodeGroups, RolePolicies};
 use breakwater::state::{Acquisition, Versioned};
 use breakwater::{Error, Result, Toolkit};
 use serde_json::{json, Value};
@@ -43,7 +45,7 @@ const AUTO_STARTED: &[&str] = &["RDS-EVENT-0154", "RDS-EVENT-0153"];
 
 /// The function: its toolkit, settings and ports.
 #[derive(Debug)]
-pub struct BudgetFunction<N, D, B> {
+pub struct BudgetFunction<N, D, B, R> {
     /// Shared settings, store, notifier.
     pub toolkit: Toolkit,
     /// The budget settings.
@@ -54,9 +56,11 @@ pub struct BudgetFunction<N, D, B> {
     pub databases: D,
     /// AWS Budgets.
     pub budgets: B,
+    /// IAM role policies (the optional L4 guard-rail).
+    pub roles: R,
 }
 
-impl<N: NodeGroups, D: Databases, B: Budgets> BudgetFunction<N, D, B> {
+impl<N: NodeGroups, D: Databases, B: Budgets, R: RolePolicies> BudgetFunction<N, D, B, R> {
     fn manages(&self, budget: &str) -> bool {
         self.settings.budgets.iter().any(|b| b == budget)
     }
@@ -480,10 +484,11 @@ impl<N: NodeGroups, D: Databases, B: Budgets> BudgetFunction<N, D, B> {
         Ok(())
     }
 
-    fn engine(&self) -> Engine<'_, N, D> {
+    fn engine(&self) -> Engine<'_, N, D, R> {
         Engine {
             node_groups: &self.node_groups,
             databases: &self.databases,
+            roles: &self.roles,
             store: &self.toolkit.store,
             settings: &self.settings,
             dry_run: self.toolkit.settings.dry_run,
@@ -568,11 +573,15 @@ impl<N: NodeGroups, D: Databases, B: Budgets> BudgetFunction<N, D, B> {
             "\nTo undo now: invoke the budget function with {{\"command\": \"restore\", \"budget\": \"{budget}\", \"confirm\": \"{budget}\"}}. Everything is restored at the end of the period anyway.\n"
         ));
         if to < 4 {
-            text.push_str(&format!(
-                "Next level ({}) would: {}.\n",
-                to + 1,
-                ladder::describe(to + 1)
-            ));
+            let mut next = ladder::describe(to + 1).to_string();
+            if to + 1 == 4 && !self.settings.guardrail_roles.is_empty() {
+                next.push_str(&format!(
+                    ", and deny new capacity to the roles {} (inline policy {})",
+                    self.settings.guardrail_roles.join(", "),
+                    guardrail::POLICY_NAME
+                ));
+            }
+            text.push_str(&format!("Next level ({}) would: {next}.\n", to + 1));
         }
         let note = Notification::new(subject, text)
             .attribute("function", "budget")

@@ -2,6 +2,7 @@
 
 use breakwater::aws::budgets::AwsBudgets;
 use breakwater::aws::eks::EksNodeGroups;
+use breakwater::aws::iam::IamRolePolicies;
 use breakwater::aws::rds::RdsDatabases;
 use breakwater::config::Env;
 use breakwater::lambda::{init_failed, serve};
@@ -20,6 +21,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         node_groups: EksNodeGroups::new(toolkit.aws.eks()),
         databases: RdsDatabases::new(toolkit.aws.rds()),
         budgets: AwsBudgets::new(toolkit.aws.budgets()),
+        roles: IamRolePolicies::new(toolkit.aws.iam()),
         toolkit,
         settings,
     };

@@ -19,6 +19,9 @@ pub struct BudgetSettings {
     pub hysteresis: f64,
     /// `BREAKWATER_BUDGET_MAX_TARGETS`: at most this many resources changed per level per run (default 10).
     pub max_targets: usize,
+    /// `BREAKWATER_BUDGET_GUARDRAIL_ROLES`: IAM roles that get the L4 deny policy (comma-separated;
+    /// none, the default, leaves L4 a notice only).
+    pub guardrail_roles: Vec<String>,
 }
 
 fn list(env: &Env, name: &'static str) -> Vec<String> {
@@ -63,6 +66,13 @@ impl BudgetSettings {
             None => 5.0,
         };
         let max_targets = env.whole_number("BREAKWATER_BUDGET_MAX_TARGETS", 10, 1..=100)?;
+        let guardrail_roles = list(env, "BREAKWATER_BUDGET_GUARDRAIL_ROLES");
+        for role in &guardrail_roles {
+            crate::guardrail::check_role_name(role).map_err(|reason| ConfigError {
+                variable: "BREAKWATER_BUDGET_GUARDRAIL_ROLES",
+                reason,
+            })?;
+        }
         Ok(BudgetSettings {
             account,
             budgets,
@@ -70,6 +80,7 @@ impl BudgetSettings {
             thresholds,
             hysteresis,
             max_targets,
+            guardrail_roles,
         })
     }
 }
@@ -89,11 +100,19 @@ mod tests {
         assert_eq!(s.budgets, vec!["platform monthly", "data team"]);
         assert_eq!(s.clusters, vec!["prod-east"]);
         assert_eq!((s.hysteresis, s.max_targets), (5.0, 10));
+        assert!(
+            s.guardrail_roles.is_empty(),
+            "the guard-rail is off by default"
+        );
         for (var, value) in [
             ("BREAKWATER_ACCOUNT_ID", "12345"),
             ("BREAKWATER_BUDGET_THRESHOLDS", "L9=1"),
             ("BREAKWATER_BUDGET_HYSTERESIS", "90"),
             ("BREAKWATER_BUDGET_MAX_TARGETS", "0"),
+            (
+                "BREAKWATER_BUDGET_GUARDRAIL_ROLES",
+                "ci-deployer, arn:aws:iam::1:role/x",
+            ),
         ] {
             let env = Env::from_pairs([
                 ("BREAKWATER_ACCOUNT_ID", "123456789012"),

@@ -5,6 +5,7 @@ pub mod buckets;
 pub mod budgets;
 pub mod cloudwatch;
 pub mod eks;
+pub mod iam;
 pub mod rds;
 
 use std::collections::HashMap;
@@ -60,6 +61,7 @@ pub struct Aws {
     eks: OnceLock<aws_sdk_eks::Client>,
     rds: OnceLock<aws_sdk_rds::Client>,
     budgets: OnceLock<aws_sdk_budgets::Client>,
+    iam: OnceLock<aws_sdk_iam::Client>,
     regional: Mutex<HashMap<String, SdkConfig>>,
 }
 
@@ -97,6 +99,7 @@ impl Aws {
             eks: OnceLock::new(),
             rds: OnceLock::new(),
             budgets: OnceLock::new(),
+            iam: OnceLock::new(),
             regional: Mutex::new(HashMap::new()),
         }
     }
@@ -186,15 +189,22 @@ impl Aws {
     /// The Budgets client (a global service, signed in us-east-1 whatever the home region).
     pub fn budgets(&self) -> aws_sdk_budgets::Client {
         self.budgets
-            .get_or_init(|| {
-                let config = self
-                    .config
-                    .to_builder()
-                    .region(Region::new("us-east-1"))
-                    .build();
-                aws_sdk_budgets::Client::new(&config)
-            })
+            .get_or_init(|| aws_sdk_budgets::Client::new(&self.global_config()))
             .clone()
+    }
+
+    /// The IAM client (a global service, signed in us-east-1 whatever the home region).
+    pub fn iam(&self) -> aws_sdk_iam::Client {
+        self.iam
+            .get_or_init(|| aws_sdk_iam::Client::new(&self.global_config()))
+            .clone()
+    }
+
+    fn global_config(&self) -> SdkConfig {
+        self.config
+            .to_builder()
+            .region(Region::new("us-east-1"))
+            .build()
     }
 }
 
