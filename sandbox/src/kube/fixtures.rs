@@ -1,0 +1,86 @@
+//! Objects as a real cluster holds them, for seeding the emulator: EKS nodes with their
+//! `providerID` and labels, pods owned by ReplicaSets and DaemonSets (and mirror and finished
+//! pods), PodDisruptionBudgets.
+
+use serde_json::{json, Value};
+
+/// An EKS node: `aws:///<az>/<instance-id>`, the node-group and capacity-type labels.
+pub fn node(name: &str, instance_id: &str, az: &str, node_group: &str, capacity: &str) -> Value {
+    json!({
+        "metadata": {"name": name, "labels": {
+            "kubernetes.io/hostname": name,
+            "topology.kubernetes.io/zone": az,
+            "eks.amazonaws.com/nodegroup": node_group,
+            "eks.amazonaws.com/capacityType": capacity,
+        }},
+        "spec": {"providerID": format!("aws:///{az}/{instance_id}")},
+        "status": {"conditions": [{"type": "Ready", "status": "True"}]},
+    })
+}
+
+/// A ReplicaSet of `replicas` pods labelled `app=<app>` (its pods are added with [`pod`]).
+pub fn replica_set(name: &str, app: &str, replicas: i64) -> Value {
+    json!({
+        "metadata": {"name": name, "labels": {"app": app}},
+        "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": app}},
+            "template": {"metadata": {"labels": {"app": app}},
+                "spec": {"containers": [{"name": app, "image": format!("{app}:1")}],
+                         "terminationGracePeriodSeconds": 30}}},
+    })
+}
+
+/// A DaemonSet named `name`.
+pub fn daemon_set(name: &str) -> Value {
+    json!({
+        "metadata": {"name": name},
+        "spec": {"selector": {"matchLabels": {"app": name}},
+            "template": {"metadata": {"labels": {"app": name}},
+                "spec": {"containers": [{"name": name, "image": format!("{name}:1")}]}}},
+    })
+}
+
+/// A running, ready pod on `node`, owned by `owner` (`(kind, name, uid)`) if given.
+pub fn pod(
+    name: &str,
+    node: &str,
+    app: &str,
+    owner: Option<(&str, &str, &str)>,
+    grace: i64,
+) -> Value {
+    let mut pod = json!({
+        "metadata": {"name": name, "labels": {"app": app}},
+        "spec": {"nodeName": node, "terminationGracePeriodSeconds": grace,
+            "containers": [{"name": app, "image": format!("{app}:1")}]},
+        "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]},
+    });
+    if let Some((kind, owner_name, uid)) = owner {
+        let api_version = if kind == "Node" { "v1" } else { "apps/v1" };
+        pod["metadata"]["ownerReferences"] = json!([{"apiVersion": api_version, "kind": kind,
+            "name": owner_name, "uid": uid, "controller": true, "blockOwnerDeletion": true}]);
+    }
+    pod
+}
+
+/// A static (mirror) pod on `node`, as the kubelet reports it.
+pub fn mirror_pod(name: &str, node: &str) -> Value {
+    let mut p = pod(name, node, name, Some(("Node", node, "node-uid")), 30);
+    p["metadata"]["annotations"] = json!({"kubernetes.io/config.mirror": "abc123"});
+    p
+}
+
+/// A PDB over `app=<app>` with `minAvailable` or `maxUnavailable` (an int or a percentage).
+pub fn pdb(
+    name: &str,
+    app: &str,
+    min_available: Option<Value>,
+    max_unavailable: Option<Value>,
+) -> Value {
+    let mut spec = json!({"selector": {"matchLabels": {"app": app}}});
+    if let Some(m) = min_available {
+        spec["minAvailable"] = m;
+    }
+    if let Some(m) = max_unavailable {
+        spec["maxUnavailable"] = m;
+    }
+    json!({"metadata": {"name": name}, "spec": spec})
+}

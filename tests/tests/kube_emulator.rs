@@ -1,0 +1,570 @@
+//! The Kubernetes API emulator, over HTTP: the eviction subresource with the API server's
+//! PodDisruptionBudget rules, graceful deletion with preconditions, the three patch formats,
+//! resourceVersion conflicts, `dryRun=All`, throttling — and the real `kubectl cordon` and
+//! `kubectl drain` against it, which must leave the state the API server would.
+
+use std::process::Command;
+
+use breakwater_sandbox::kube::fixtures::{daemon_set, mirror_pod, node, pdb, pod, replica_set};
+use breakwater_sandbox::kube::{KubeEmulator, Throttle};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use serde_json::{json, Value};
+
+const NOV_23: u64 = 1_795_392_000_000;
+const NODE_A: &str = "ip-10-0-1-10.ec2.internal";
+const NODE_B: &str = "ip-10-0-2-20.ec2.internal";
+
+async fn call(
+    emu: &KubeEmulator,
+    method: &str,
+    path: &str,
+    content_type: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let request = hyper::Request::builder()
+        .method(method)
+        .uri(format!("{}{path}", emu.endpoint()))
+        .header("content-type", content_type)
+        .body(Full::new(Bytes::from(
+            body.map(|b| b.to_string()).unwrap_or_default(),
+        )))
+        .unwrap();
+    let response = client.request(request).await.unwrap();
+    let status = response.status().as_u16();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+fn uid(obj: &Value) -> String {
+    obj["metadata"]["uid"].as_str().unwrap().to_string()
+}
+
+/// Two nodes; on node A: three `web` pods of a ReplicaSet of 4 guarded by `minAvailable: 3`, two
+/// `api` pods guarded by `maxUnavailable: 1`, a DaemonSet pod, a mirror pod and a finished Job pod.
+async fn estate(factor: f64) -> KubeEmulator {
+    let emu = KubeEmulator::start(NOV_23, factor).await.unwrap();
+    emu.with(|c| c.pause_replication(true));
+    emu.create(
+        "nodes",
+        "",
+        node(NODE_A, "i-0aaa1111", "us-east-1a", "spot-a", "SPOT"),
+    )
+    .unwrap();
+    emu.create(
+        "nodes",
+        "",
+        node(NODE_B, "i-0bbb2222", "us-east-1b", "on-demand", "ON_DEMAND"),
+    )
+    .unwrap();
+    for (app, replicas, on_a) in [("web", 4, 3), ("api", 2, 2)] {
+        let rs = emu
+            .create(
+                "replicasets",
+                "shop",
+                replica_set(&format!("{app}-7d9f"), app, replicas),
+            )
+            .unwrap();
+        for i in 0..replicas {
+            let node = if i < on_a { NODE_A } else { NODE_B };
+            emu.create(
+                "pods",
+                "shop",
+                pod(
+                    &format!("{app}-{i}"),
+                    node,
+                    app,
+                    Some(("ReplicaSet", &format!("{app}-7d9f"), &uid(&rs))),
+                    30,
+                ),
+            )
+            .unwrap();
+        }
+    }
+    emu.create(
+        "poddisruptionbudgets",
+        "shop",
+        pdb("web", "web", Some(json!(3)), None),
+    )
+    .unwrap();
+    emu.create(
+        "poddisruptionbudgets",
+        "shop",
+        pdb("api", "api", None, Some(json!(1))),
+    )
+    .unwrap();
+    let ds = emu
+        .create("daemonsets", "kube-system", daemon_set("node-exporter"))
+        .unwrap();
+    emu.create(
+        "pods",
+        "kube-system",
+        pod(
+            "node-exporter-a",
+            NODE_A,
+            "node-exporter",
+            Some(("DaemonSet", "node-exporter", &uid(&ds))),
+            30,
+        ),
+    )
+    .unwrap();
+    emu.create("pods", "kube-system", mirror_pod("kube-proxy-a", NODE_A))
+        .unwrap();
+    let mut job = pod(
+        "report-28471",
+        NODE_A,
+        "report",
+        Some(("Job", "report", "job-uid")),
+        30,
+    );
+    job["metadata"]["ownerReferences"][0]["apiVersion"] = json!("batch/v1");
+    job["status"] = json!({"phase": "Succeeded"});
+    emu.create("pods", "batch", job).unwrap();
+    emu.with(|c| c.pause_replication(false));
+    emu
+}
+
+fn pods_on(emu: &KubeEmulator, node: &str) -> Vec<String> {
+    let mut names: Vec<String> = emu
+        .list("pods")
+        .iter()
+        .filter(|p| p["spec"]["nodeName"] == node)
+        .map(|p| p["metadata"]["name"].as_str().unwrap().to_string())
+        .collect();
+    names.sort();
+    names
+}
+
+#[tokio::test]
+async fn evictions_follow_the_api_servers_disruption_budget_rules() {
+    let emu = estate(0.0).await;
+    let eviction = |name: &str, delete_options: Value| {
+        json!({"apiVersion": "policy/v1", "kind": "Eviction",
+            "metadata": {"name": name, "namespace": "shop"}, "deleteOptions": delete_options})
+    };
+    let web = |n: &str| emu.get("pods", "shop", n).unwrap();
+    let allowed = |name: &str| {
+        emu.get("poddisruptionbudgets", "shop", name).unwrap()["status"]["disruptionsAllowed"]
+            .as_i64()
+            .unwrap()
+    };
+    assert_eq!(allowed("web"), 1, "4 healthy, 3 needed");
+
+    // A UID precondition that does not match: 409, nothing deleted, no disruption spent.
+    let (status, body) = call(
+        &emu,
+        "POST",
+        "/api/v1/namespaces/shop/pods/web-0/eviction",
+        "application/json",
+        Some(eviction(
+            "web-0",
+            json!({"preconditions": {"uid": "not-the-uid"}}),
+        )),
+    )
+    .await;
+    assert_eq!(
+        (status, body["reason"].as_str()),
+        (409, Some("Conflict")),
+        "{body}"
+    );
+    assert!(web("web-0")["metadata"]["deletionTimestamp"].is_null());
+    assert_eq!(allowed("web"), 1);
+
+    // dryRun=All: the answer of a real eviction, and no change.
+    let (status, _) = call(
+        &emu,
+        "POST",
+        "/api/v1/namespaces/shop/pods/web-0/eviction?dryRun=All",
+        "application/json",
+        Some(eviction("web-0", json!({}))),
+    )
+    .await;
+    assert_eq!(status, 201);
+    assert!(web("web-0")["metadata"]["deletionTimestamp"].is_null());
+
+    // The allowed disruption: 201, the pod terminates with the grace asked for, the budget is spent.
+    let (status, body) = call(
+        &emu,
+        "POST",
+        "/api/v1/namespaces/shop/pods/web-0/eviction",
+        "application/json",
+        Some(eviction(
+            "web-0",
+            json!({"gracePeriodSeconds": 10, "preconditions": {"uid": uid(&web("web-0"))}}),
+        )),
+    )
+    .await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (201, Some("Success")),
+        "{body}"
+    );
+    assert_eq!(web("web-0")["metadata"]["deletionGracePeriodSeconds"], 10);
+    assert_eq!(allowed("web"), 0);
+
+    // The next one is refused with the DisruptionBudget cause.
+    let (status, body) = call(
+        &emu,
+        "POST",
+        "/api/v1/namespaces/shop/pods/web-1/eviction",
+        "application/json",
+        Some(eviction("web-1", json!({}))),
+    )
+    .await;
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(body["details"]["causes"][0]["reason"], "DisruptionBudget");
+    assert_eq!(
+        body["details"]["causes"][0]["message"],
+        "The disruption budget web needs 3 healthy pods and has 3 currently"
+    );
+
+    // The ReplicaSet replaces web-0 at once (a terminating pod does not count); the budget
+    // allows one more once the replacement is Ready, and the kubelet removes web-0 after its 10 s.
+    let replacement = emu
+        .list("pods")
+        .into_iter()
+        .find(|p| p["metadata"]["generateName"] == "web-7d9f-")
+        .expect("a replacement pod");
+    assert_eq!(
+        replacement["spec"]["nodeName"], NODE_B,
+        "not onto the node being drained"
+    );
+    assert_eq!(allowed("web"), 0, "the replacement is not Ready yet");
+    emu.advance(2_000);
+    assert_eq!(allowed("web"), 1);
+    assert!(emu.get("pods", "shop", "web-0").is_some());
+    emu.advance(8_000);
+    assert!(emu.get("pods", "shop", "web-0").is_none());
+
+    // A stale budget status: 429 until the disruption controller catches up.
+    emu.with(|c| c.mark_pdb_stale("shop", "web"));
+    let (status, body) = call(
+        &emu,
+        "POST",
+        "/api/v1/namespaces/shop/pods/web-1/eviction",
+        "application/json",
+        Some(eviction("web-1", json!({}))),
+    )
+    .await;
+    assert_eq!(status, 429);
+    assert!(body["details"]["causes"][0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("still being processed"));
+    emu.with(|c| c.refresh_pdb("shop", "web"));
+
+    // A pod under two budgets: 500, as the API server answers.
+    emu.create(
+        "poddisruptionbudgets",
+        "shop",
+        pdb("web-too", "web", Some(json!(1)), None),
+    )
+    .unwrap();
+    let (status, body) = call(
+        &emu,
+        "POST",
+        "/api/v1/namespaces/shop/pods/web-1/eviction",
+        "application/json",
+        Some(eviction("web-1", json!({}))),
+    )
+    .await;
+    assert_eq!(status, 500, "{body}");
+    assert!(body["message"]
+        .as_str()
+        .unwrap()
+        .contains("more than one PodDisruptionBudget"));
+
+    // Finished and pending pods go without a budget check; a missing pod is 404.
+    let (status, _) = call(
+        &emu,
+        "POST",
+        "/api/v1/namespaces/batch/pods/report-28471/eviction",
+        "application/json",
+        Some(json!({"metadata": {"name": "report-28471"}})),
+    )
+    .await;
+    assert_eq!(status, 201);
+    assert!(
+        emu.get("pods", "batch", "report-28471").is_none(),
+        "a finished pod goes at once"
+    );
+    let (status, body) = call(
+        &emu,
+        "POST",
+        "/api/v1/namespaces/shop/pods/nope/eviction",
+        "application/json",
+        Some(eviction("nope", json!({}))),
+    )
+    .await;
+    assert_eq!((status, body["reason"].as_str()), (404, Some("NotFound")));
+}
+
+#[tokio::test]
+async fn patches_conflicts_selectors_dry_run_and_throttling() {
+    let emu = estate(0.0).await;
+    let path = format!("/api/v1/nodes/{NODE_A}");
+    let node = emu.get("nodes", "", NODE_A).unwrap();
+    let rv = node["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // Strategic merge: taints merged by key, cordon.
+    let (status, body) = call(&emu, "PATCH", &path, "application/strategic-merge-patch+json",
+        Some(json!({"spec": {"unschedulable": true, "taints": [{"key": "breakwater/draining", "effect": "NoSchedule"}]}}))).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = call(
+        &emu,
+        "PATCH",
+        &path,
+        "application/strategic-merge-patch+json",
+        Some(json!({"spec": {"taints": [{"key": "spot", "effect": "NoExecute"}]}})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let node = emu.get("nodes", "", NODE_A).unwrap();
+    assert_eq!(node["spec"]["unschedulable"], true);
+    assert_eq!(
+        node["spec"]["taints"].as_array().unwrap().len(),
+        2,
+        "{node}"
+    );
+
+    // A JSON patch whose `test` of the old resourceVersion fails: 422, nothing applied.
+    let (status, body) = call(
+        &emu,
+        "PATCH",
+        &path,
+        "application/json-patch+json",
+        Some(json!([
+        {"op": "test", "path": "/metadata/resourceVersion", "value": rv},
+        {"op": "replace", "path": "/spec/unschedulable", "value": false}])),
+    )
+    .await;
+    assert_eq!(
+        (status, body["reason"].as_str()),
+        (422, Some("Invalid")),
+        "{body}"
+    );
+    // A merge patch carrying a stale resourceVersion: 409.
+    let (status, body) = call(
+        &emu,
+        "PATCH",
+        &path,
+        "application/merge-patch+json",
+        Some(json!({"metadata": {"resourceVersion": rv}, "spec": {"unschedulable": false}})),
+    )
+    .await;
+    assert_eq!(
+        (status, body["reason"].as_str()),
+        (409, Some("Conflict")),
+        "{body}"
+    );
+    // dryRun=All answers the patched object and keeps the stored one.
+    let (status, body) = call(
+        &emu,
+        "PATCH",
+        &format!("{path}?dryRun=All"),
+        "application/merge-patch+json",
+        Some(json!({"spec": {"unschedulable": false}})),
+    )
+    .await;
+    assert_eq!(
+        (status, &body["spec"]["unschedulable"]),
+        (200, &json!(false))
+    );
+    assert_eq!(
+        emu.get("nodes", "", NODE_A).unwrap()["spec"]["unschedulable"],
+        true
+    );
+    // Status is a subresource: the main resource does not change it.
+    let (_, body) = call(
+        &emu,
+        "PATCH",
+        &path,
+        "application/merge-patch+json",
+        Some(json!({"status": {"conditions": []}})),
+    )
+    .await;
+    assert_eq!(body["status"]["conditions"][0]["type"], "Ready");
+
+    // Selectors.
+    let (status, body) = call(&emu, "GET",
+        &format!("/api/v1/pods?fieldSelector=spec.nodeName%3D{NODE_A}&labelSelector=app%20in%20(web,api)"),
+        "", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["kind"], "PodList");
+    assert_eq!(
+        body["items"].as_array().unwrap().len(),
+        5,
+        "3 web + 2 api on node A"
+    );
+    let (status, _) = call(
+        &emu,
+        "GET",
+        "/api/v1/pods?fieldSelector=spec.color%3Dred",
+        "",
+        None,
+    )
+    .await;
+    assert_eq!(status, 400);
+
+    // Injected throttling: 429 with Retry-After, then normal service.
+    emu.throttle(Throttle {
+        method: Some("GET".into()),
+        path_contains: "/nodes".into(),
+        times: 1,
+        retry_after_seconds: 2,
+    });
+    let (status, body) = call(&emu, "GET", &path, "", None).await;
+    assert_eq!(
+        (status, body["details"]["retryAfterSeconds"].as_i64()),
+        (429, Some(2))
+    );
+    assert_eq!(call(&emu, "GET", &path, "", None).await.0, 200);
+
+    // Graceful delete with a UID precondition.
+    let api0 = emu.get("pods", "shop", "api-0").unwrap();
+    let (status, _) = call(
+        &emu,
+        "DELETE",
+        "/api/v1/namespaces/shop/pods/api-0",
+        "application/json",
+        Some(json!({"preconditions": {"uid": "other"}})),
+    )
+    .await;
+    assert_eq!(status, 409);
+    let (status, body) = call(
+        &emu,
+        "DELETE",
+        "/api/v1/namespaces/shop/pods/api-0",
+        "application/json",
+        Some(json!({"gracePeriodSeconds": 5, "preconditions": {"uid": uid(&api0)}})),
+    )
+    .await;
+    assert_eq!(
+        (
+            status,
+            body["metadata"]["deletionGracePeriodSeconds"].as_i64()
+        ),
+        (200, Some(5))
+    );
+    emu.advance(4_999);
+    assert!(emu.get("pods", "shop", "api-0").is_some());
+    emu.advance(1);
+    assert!(emu.get("pods", "shop", "api-0").is_none());
+}
+
+fn kubectl() -> Option<String> {
+    let found = Command::new("kubectl")
+        .arg("version")
+        .arg("--client")
+        .output()
+        .ok()?;
+    found.status.success().then(|| "kubectl".to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_cordon_and_drain_leave_the_state_the_api_server_would() {
+    let Some(kubectl) = kubectl() else {
+        println!("SKIPPED: no kubectl on PATH (Debian's kubernetes-client provides one)");
+        return;
+    };
+    // The emulator's clock runs 40× real time: kubectl's 5 s retry is 200 s of cluster time.
+    let emu = estate(40.0).await;
+    let dir = std::env::temp_dir().join(format!("bw-kubectl-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = emu.write_kubeconfig(&dir).unwrap();
+    let run = |args: &[&str]| {
+        let out = Command::new(&kubectl)
+            .env("KUBECONFIG", &config)
+            .env("HOME", &dir)
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+
+    let (ok, out) = run(&["cordon", NODE_A]);
+    assert!(ok, "{out}");
+    assert!(out.contains("cordoned"), "{out}");
+    assert_eq!(
+        emu.get("nodes", "", NODE_A).unwrap()["spec"]["unschedulable"],
+        true
+    );
+    let patch = emu
+        .requests()
+        .into_iter()
+        .find(|r| r.method == "PATCH")
+        .unwrap();
+    assert_eq!(patch.content_type, "application/strategic-merge-patch+json");
+    assert_eq!(patch.body, json!({"spec": {"unschedulable": true}}));
+
+    // Without --ignore-daemonsets kubectl refuses, and changes nothing.
+    let (ok, out) = run(&["drain", NODE_A, "--timeout=60s"]);
+    assert!(!ok, "{out}");
+    assert!(out.contains("DaemonSet-managed Pods"), "{out}");
+    assert_eq!(pods_on(&emu, NODE_A).len(), 8);
+
+    emu.clear_requests();
+    let (ok, out) = run(&[
+        "drain",
+        NODE_A,
+        "--ignore-daemonsets",
+        "--delete-emptydir-data",
+        "--timeout=90s",
+    ]);
+    assert!(ok, "{out}");
+    assert!(out.contains("drained"), "{out}");
+    // What the API server would leave: the DaemonSet and mirror pods stay; every other pod is gone
+    // from node A, replaced on node B by its ReplicaSet; the budgets held throughout.
+    assert_eq!(
+        pods_on(&emu, NODE_A),
+        vec!["kube-proxy-a", "node-exporter-a"]
+    );
+    let on_b = pods_on(&emu, NODE_B);
+    assert_eq!(
+        on_b.iter().filter(|p| p.starts_with("web")).count(),
+        4,
+        "{on_b:?}"
+    );
+    assert_eq!(
+        on_b.iter().filter(|p| p.starts_with("api")).count(),
+        2,
+        "{on_b:?}"
+    );
+    let evictions: Vec<_> = emu
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "POST" && r.path.ends_with("/eviction"))
+        .collect();
+    assert!(
+        evictions.iter().any(|r| r.status == 429),
+        "the web budget made kubectl wait"
+    );
+    for e in &evictions {
+        assert_eq!(e.body["apiVersion"], "policy/v1", "{}", e.body);
+        assert_eq!(e.body["kind"], "Eviction");
+        assert!(
+            e.body.get("deleteOptions").is_some(),
+            "kubectl sends deleteOptions: {}",
+            e.body
+        );
+        assert!(e.body.get("delete_options").is_none());
+    }
+    println!("kubectl eviction body: {}", evictions[0].body);
+    let _ = std::fs::remove_dir_all(&dir);
+}
