@@ -6,6 +6,7 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod events;
+pub mod kube;
 pub mod lambda;
 pub mod lifecycle;
 pub mod logging;

@@ -1,0 +1,222 @@
+//! Kubernetes access to EKS clusters: the cluster endpoint and CA from `eks:DescribeCluster`, a
+//! bearer token the function makes itself ([`token`]), and a kube-rs client over rustls + ring.
+//! In the sandbox, `BREAKWATER_KUBE_ENDPOINT` (loopback only) replaces the endpoint.
+
+pub mod token;
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, UNIX_EPOCH};
+
+use aws_credential_types::provider::ProvideCredentials;
+use base64::Engine;
+
+use crate::aws::Aws;
+use crate::error::{Error, Result};
+
+/// Where a cluster's API server is, and the CA its certificate is signed by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterAccess {
+    /// `https://….eks.amazonaws.com`, or the sandbox's `http://127.0.0.1:PORT`.
+    pub endpoint: String,
+    /// The CA certificate (DER), `None` for a plain-HTTP sandbox endpoint.
+    pub ca_der: Option<Vec<u8>>,
+}
+
+/// The DER bytes of the first certificate of a PEM bundle (EKS gives base64 of the PEM).
+pub fn pem_to_der(pem: &str) -> Result<Vec<u8>> {
+    let body: String = pem
+        .lines()
+        .skip_while(|l| !l.starts_with("-----BEGIN CERTIFICATE-----"))
+        .skip(1)
+        .take_while(|l| !l.starts_with("-----END CERTIFICATE-----"))
+        .map(str::trim)
+        .collect();
+    if body.is_empty() {
+        return Err(Error::Aws("the cluster CA is not a PEM certificate".into()));
+    }
+    base64::engine::general_purpose::STANDARD
+        .decode(body)
+        .map_err(|e| Error::Aws(format!("the cluster CA is not valid base64: {e}")))
+}
+
+/// Whether `endpoint` is plain HTTP on loopback (the only override honoured).
+pub fn is_loopback(endpoint: &str) -> bool {
+    endpoint.starts_with("http://127.0.0.1:") || endpoint.starts_with("http://localhost:")
+}
+
+/// Kubernetes clients per cluster for a warm container: the endpoint and CA are looked up once,
+/// the token is remade every [`token::TOKEN_REUSE`].
+pub struct KubeClients {
+    override_endpoint: Option<String>,
+    access: Mutex<HashMap<String, ClusterAccess>>,
+    clients: Mutex<HashMap<String, (String, kube::Client)>>,
+    tokens: token::TokenCache,
+}
+
+impl std::fmt::Debug for KubeClients {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KubeClients")
+            .field("override_endpoint", &self.override_endpoint)
+            .field("clusters", &lock(&self.access).keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl KubeClients {
+    /// `override_endpoint` (from `BREAKWATER_KUBE_ENDPOINT`) must be a loopback HTTP URL.
+    pub fn new(override_endpoint: Option<String>) -> Result<Self> {
+        if let Some(e) = &override_endpoint {
+            if !is_loopback(e) {
+                return Err(crate::config::ConfigError {
+                    variable: "BREAKWATER_KUBE_ENDPOINT",
+                    reason: format!(
+                        "{e:?} is not a loopback http:// URL (it exists for the sandbox)"
+                    ),
+                }
+                .into());
+            }
+        }
+        Ok(KubeClients {
+            override_endpoint,
+            access: Mutex::new(HashMap::new()),
+            clients: Mutex::new(HashMap::new()),
+            tokens: token::TokenCache::default(),
+        })
+    }
+
+    /// The endpoint and CA of `cluster` (DescribeCluster, once per container).
+    pub async fn access(&self, aws: &Aws, cluster: &str) -> Result<ClusterAccess> {
+        if let Some(found) = lock(&self.access).get(cluster) {
+            return Ok(found.clone());
+        }
+        let access = match &self.override_endpoint {
+            Some(endpoint) => ClusterAccess {
+                endpoint: endpoint.clone(),
+                ca_der: None,
+            },
+            None => {
+                let described = aws
+                    .eks()
+                    .describe_cluster()
+                    .name(cluster)
+                    .send()
+                    .await
+                    .map_err(|e| Error::from_sdk(&format!("describe cluster {cluster}"), &e))?;
+                let c = described
+                    .cluster
+                    .ok_or_else(|| Error::NotFound(format!("cluster {cluster}")))?;
+                let endpoint = c
+                    .endpoint
+                    .ok_or_else(|| Error::Aws(format!("cluster {cluster} has no endpoint yet")))?;
+                let pem = c
+                    .certificate_authority
+                    .and_then(|a| a.data)
+                    .ok_or_else(|| Error::Aws(format!("cluster {cluster} has no CA data")))?;
+                let pem = base64::engine::general_purpose::STANDARD
+                    .decode(pem.trim())
+                    .map_err(|e| Error::Aws(format!("cluster {cluster} CA data: {e}")))?;
+                ClusterAccess {
+                    endpoint,
+                    ca_der: Some(pem_to_der(&String::from_utf8_lossy(&pem))?),
+                }
+            }
+        };
+        lock(&self.access).insert(cluster.to_string(), access.clone());
+        Ok(access)
+    }
+
+    /// A client of `cluster` authenticated with a fresh-enough token.
+    pub async fn client(&self, aws: &Aws, cluster: &str, now_ms: u64) -> Result<kube::Client> {
+        let access = self.access(aws, cluster).await?;
+        let credentials = match aws.config().credentials_provider() {
+            Some(provider) => provider.provide_credentials().await.map_err(|e| {
+                Error::Config(crate::config::ConfigError {
+                    variable: "AWS_ACCESS_KEY_ID",
+                    reason: format!("no credentials to sign the EKS token: {e}"),
+                })
+            })?,
+            None => {
+                return Err(Error::Config(crate::config::ConfigError {
+                    variable: "AWS_ACCESS_KEY_ID",
+                    reason: "no credentials provider to sign the EKS token".into(),
+                }))
+            }
+        };
+        let region = aws.region().to_string();
+        let at = UNIX_EPOCH + Duration::from_millis(now_ms);
+        let token = self.tokens.get_or_make(cluster, now_ms, || {
+            token::eks_token(&credentials, &region, cluster, at)
+        })?;
+        if let Some((made_with, client)) = lock(&self.clients).get(cluster) {
+            if *made_with == token {
+                return Ok(client.clone());
+            }
+        }
+        let client = build_client(&access, &token)?;
+        lock(&self.clients).insert(cluster.to_string(), (token, client.clone()));
+        Ok(client)
+    }
+}
+
+/// A kube-rs client for `access` with a bearer `token`.
+pub fn build_client(access: &ClusterAccess, token: &str) -> Result<kube::Client> {
+    let url: http::Uri = access
+        .endpoint
+        .parse()
+        .map_err(|e| Error::Aws(format!("cluster endpoint {:?}: {e}", access.endpoint)))?;
+    let mut config = kube::Config::new(url);
+    config.root_cert = access.ca_der.clone().map(|der| vec![der]);
+    config.auth_info.token = Some(secrecy::SecretString::from(token.to_string()));
+    // The 2-minute warning leaves no room for a hung connection.
+    config.connect_timeout = Some(Duration::from_secs(3));
+    config.read_timeout = Some(Duration::from_secs(10));
+    config.write_timeout = Some(Duration::from_secs(10));
+    kube::Client::try_from(config).map_err(|e| Error::Aws(format!("Kubernetes client: {e}")))
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Classifies a kube-rs error the way [`Error::from_sdk`] does AWS ones.
+pub fn from_kube(what: &str, err: &kube::Error) -> Error {
+    match err {
+        kube::Error::Api(status) => {
+            let detail = format!(
+                "{what}: {} ({}, {})",
+                status.message, status.reason, status.code
+            );
+            match status.code {
+                404 => Error::NotFound(detail),
+                409 => Error::Conflict(detail),
+                401 | 403 => Error::Forbidden(detail),
+                429 | 500..=599 => Error::Retryable(detail),
+                _ => Error::Aws(detail),
+            }
+        }
+        other => Error::Retryable(format!("{what}: {other}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_first_certificate_of_a_pem_bundle() {
+        let pem = "-----BEGIN CERTIFICATE-----\nAAEC\nAwQ=\n-----END CERTIFICATE-----\n";
+        assert_eq!(pem_to_der(pem).unwrap(), vec![0, 1, 2, 3, 4]);
+        assert!(pem_to_der("not a certificate").is_err());
+    }
+
+    #[test]
+    fn only_a_loopback_override_is_honoured() {
+        assert!(KubeClients::new(Some("http://127.0.0.1:8080".into())).is_ok());
+        let err = KubeClients::new(Some("https://evil.example.com".into())).unwrap_err();
+        assert!(
+            err.to_string().contains("BREAKWATER_KUBE_ENDPOINT"),
+            "{err}"
+        );
+    }
+}
