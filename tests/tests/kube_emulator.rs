@@ -568,3 +568,135 @@ async fn kubectl_cordon_and_drain_leave_the_state_the_api_server_would() {
     println!("kubectl eviction body: {}", evictions[0].body);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn kube_rs_with_an_eks_token_cordons_lists_and_evicts_through_the_emulator() {
+    use k8s_openapi::api::core::v1::{Node, Pod};
+    use kube::api::{Api, EvictParams, ListParams, Patch, PatchParams};
+
+    let emu = estate(0.0).await;
+    let aws = breakwater::aws::Aws::for_endpoint("http://127.0.0.1:9", "us-east-1").await;
+    let clients = breakwater::kube::KubeClients::new(Some(emu.endpoint())).unwrap();
+    let client = clients.client(&aws, "prod-east", NOV_23).await.unwrap();
+
+    let nodes: Api<Node> = Api::all(client.clone());
+    nodes
+        .patch(
+            NODE_A,
+            &PatchParams::default(),
+            &Patch::Strategic(json!({"spec": {"unschedulable": true}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        emu.get("nodes", "", NODE_A).unwrap()["spec"]["unschedulable"],
+        true
+    );
+
+    let pods: Api<Pod> = Api::all(client.clone());
+    let on_a = pods
+        .list(&ListParams::default().fields(&format!("spec.nodeName={NODE_A}")))
+        .await
+        .unwrap();
+    assert_eq!(on_a.items.len(), 8);
+
+    // kube-rs's own `evict` spells the field `delete_options`: the server ignores it, and the
+    // grace period and UID precondition are lost. The emulator reads the body as the server does.
+    let shop: Api<Pod> = Api::namespaced(client.clone(), "shop");
+    let web0 = emu.get("pods", "shop", "web-0").unwrap();
+    let params = EvictParams {
+        delete_options: Some(kube::api::DeleteParams {
+            grace_period_seconds: Some(7),
+            preconditions: Some(kube::api::Preconditions {
+                uid: Some("not-the-uid".into()),
+                resource_version: None,
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    shop.evict("web-0", &params).await.unwrap();
+    let lost = emu.requests().last().cloned().unwrap();
+    assert!(lost.body.get("delete_options").is_some(), "{}", lost.body);
+    assert_eq!(
+        emu.get("pods", "shop", "web-0").unwrap()["metadata"]["deletionGracePeriodSeconds"],
+        web0["spec"]["terminationGracePeriodSeconds"],
+        "the precondition and the grace period were ignored"
+    );
+
+    // Breakwater's eviction: the precondition and the grace period hold.
+    use breakwater::kube::ops::{evict, Eviction};
+    let api0 = emu.get("pods", "shop", "api-0").unwrap();
+    assert_eq!(
+        evict(&client, "shop", "api-0", "not-the-uid", Some(7))
+            .await
+            .unwrap(),
+        Eviction::Replaced
+    );
+    assert_eq!(
+        evict(&client, "shop", "api-0", &uid(&api0), Some(7))
+            .await
+            .unwrap(),
+        Eviction::Evicted
+    );
+    assert_eq!(
+        emu.get("pods", "shop", "api-0").unwrap()["metadata"]["deletionGracePeriodSeconds"],
+        7
+    );
+    let api1 = emu.get("pods", "shop", "api-1").unwrap();
+    match evict(&client, "shop", "api-1", &uid(&api1), None)
+        .await
+        .unwrap()
+    {
+        Eviction::Blocked { reason } => {
+            assert!(reason.contains("disruption budget api"), "{reason}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        emu.requests()
+            .iter()
+            .filter(|r| r.path.ends_with("/api-1/eviction"))
+            .count(),
+        1,
+        "a refused eviction is answered at once, not retried inside the client"
+    );
+    assert_eq!(
+        evict(&client, "shop", "gone", "x", None).await.unwrap(),
+        Eviction::Gone
+    );
+    emu.throttle(Throttle {
+        method: Some("POST".into()),
+        path_contains: "/eviction".into(),
+        times: 1,
+        retry_after_seconds: 3,
+    });
+    assert_eq!(
+        evict(&client, "shop", "api-1", &uid(&api1), None)
+            .await
+            .unwrap(),
+        Eviction::Throttled {
+            retry_after: std::time::Duration::from_secs(3)
+        }
+    );
+
+    // On the wire: the EKS token on every request, and deleteOptions spelled as the server reads it.
+    let requests = emu.requests();
+    assert!(
+        requests
+            .iter()
+            .all(|r| r.authorization.starts_with("Bearer k8s-aws-v1.")),
+        "{:?}",
+        requests[0]
+    );
+    let eviction = requests
+        .iter()
+        .rfind(|r| r.path.ends_with("/api-0/eviction"))
+        .unwrap();
+    assert_eq!(
+        eviction.body["deleteOptions"]["gracePeriodSeconds"], 7,
+        "{}",
+        eviction.body
+    );
+    assert_eq!(eviction.body["kind"], "Eviction");
+}

@@ -2,6 +2,7 @@
 //! bearer token the function makes itself ([`token`]), and a kube-rs client over rustls + ring.
 //! In the sandbox, `BREAKWATER_KUBE_ENDPOINT` (loopback only) replaces the endpoint.
 
+pub mod ops;
 pub mod token;
 
 use std::collections::HashMap;
@@ -172,6 +173,10 @@ pub fn build_client(access: &ClusterAccess, token: &str) -> Result<kube::Client>
     config.connect_timeout = Some(Duration::from_secs(3));
     config.read_timeout = Some(Duration::from_secs(10));
     config.write_timeout = Some(Duration::from_secs(10));
+    // kube-rs retries every 429 by default (15 times, backoff up to 1,000 s) — including an
+    // eviction refused by a PodDisruptionBudget, which would hang a 2-minute drain for minutes.
+    // The callers retry themselves, bounded by their deadline.
+    config.default_retry = false;
     kube::Client::try_from(config).map_err(|e| Error::Aws(format!("Kubernetes client: {e}")))
 }
 
