@@ -244,3 +244,34 @@ pub trait RolePolicies: Send + Sync {
     /// Deletes the inline policy `name` of `role`; one already gone is not an error.
     fn delete(&self, role: &str, name: &str) -> impl Future<Output = Result<()>> + Send;
 }
+
+/// An EC2 instance as far as spot handling needs it (from its tags and placement).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstanceInfo {
+    /// `i-…`.
+    pub id: String,
+    /// `eks:cluster-name`.
+    pub cluster: Option<String>,
+    /// `eks:nodegroup-name`.
+    pub node_group: Option<String>,
+    /// `aws:autoscaling:groupName`.
+    pub auto_scaling_group: Option<String>,
+    /// `karpenter.sh/nodepool`.
+    pub node_pool: Option<String>,
+    /// `spot` or `on-demand`.
+    pub capacity: String,
+    /// The availability zone.
+    pub az: String,
+    /// `m5.large`.
+    pub instance_type: String,
+    /// The private DNS name (a hint for the node name only).
+    pub private_dns: Option<String>,
+    /// `running`, `shutting-down`, …
+    pub state: String,
+}
+
+/// EC2 instances of one region.
+pub trait Instances: Send + Sync {
+    /// One instance, `None` when EC2 does not know it.
+    fn describe(&self, id: &str) -> impl Future<Output = Result<Option<InstanceInfo>>> + Send;
+}

@@ -4,6 +4,7 @@
 pub mod buckets;
 pub mod budgets;
 pub mod cloudwatch;
+pub mod ec2;
 pub mod eks;
 pub mod iam;
 pub mod rds;
@@ -172,6 +173,11 @@ impl Aws {
         self.eks
             .get_or_init(|| aws_sdk_eks::Client::new(&self.config))
             .clone()
+    }
+
+    /// The EC2 client of the home region.
+    pub fn ec2(&self) -> aws_sdk_ec2::Client {
+        aws_sdk_ec2::Client::new(&self.config)
     }
 
     /// The RDS client of the home region.

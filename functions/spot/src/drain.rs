@@ -1,0 +1,576 @@
+//! The drain: deadline-aware, PDB-aware and explainable.
+//!
+//! Pods are chosen like `kubectl drain` (mirror, DaemonSet, finished and terminating pods stay),
+//! evicted in tiers (workloads → other `kube-system` pods → `system-*-critical` pods), every pod
+//! of a tier at once, through the eviction subresource with a UID precondition. A budget refusal
+//! is retried with jittered backoff; at `deadline − the pod's grace period` the pod's policy
+//! decides: `override-at-deadline` deletes it with the grace clamped to the time left,
+//! `respect-pdb` leaves it, `delete-now` never waited. Every pod that blocked is reported with the
+//! budget that blocked it.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use breakwater::clock::Clock;
+use breakwater::kube::from_kube;
+use breakwater::kube::ops::{evict, Eviction};
+use breakwater::Result;
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use k8s_openapi::api::core::v1::{Namespace, Pod};
+use kube::api::{Api, DeleteParams, ListParams, Preconditions};
+use serde::{Deserialize, Serialize};
+
+/// The annotation (on a pod or its namespace) that chooses a pod's policy.
+pub const POLICY_ANNOTATION: &str = "breakwater.io/drain-policy";
+
+/// What happens to a pod whose budget still refuses at `deadline − grace`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Policy {
+    /// Keep asking until the deadline; never delete.
+    RespectPdb,
+    /// Delete it then, with the grace clamped to the time left (the default).
+    OverrideAtDeadline,
+    /// Delete it at once, without asking the budget.
+    DeleteNow,
+}
+
+impl Policy {
+    /// `respect-pdb`, `override-at-deadline`, `delete-now`.
+    pub fn parse(text: &str) -> Option<Policy> {
+        match text {
+            "respect-pdb" => Some(Policy::RespectPdb),
+            "override-at-deadline" => Some(Policy::OverrideAtDeadline),
+            "delete-now" => Some(Policy::DeleteNow),
+            _ => None,
+        }
+    }
+}
+
+/// A pod to evict.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Candidate {
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// UID (the eviction's precondition).
+    pub uid: String,
+    /// `terminationGracePeriodSeconds`.
+    pub grace_s: i64,
+    /// 1 workloads, 2 other `kube-system` pods, 3 `system-*-critical` pods.
+    pub tier: u8,
+    /// Its policy.
+    pub policy: Policy,
+}
+
+impl Candidate {
+    fn label(&self) -> String {
+        format!("{}/{}", self.namespace, self.name)
+    }
+}
+
+/// Why a pod on the node is left alone.
+pub fn skip_reason(pod: &Pod) -> Option<&'static str> {
+    let meta = &pod.metadata;
+    if meta
+        .annotations
+        .as_ref()
+        .is_some_and(|a| a.contains_key("kubernetes.io/config.mirror"))
+    {
+        return Some("mirror pod");
+    }
+    if meta.owner_references.as_ref().is_some_and(|o| {
+        o.iter()
+            .any(|o| o.controller == Some(true) && o.kind == "DaemonSet")
+    }) {
+        return Some("DaemonSet pod");
+    }
+    let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
+    if matches!(phase, Some("Succeeded" | "Failed")) {
+        return Some("finished");
+    }
+    if meta.deletion_timestamp.is_some() {
+        return Some("already terminating");
+    }
+    None
+}
+
+/// The eviction tier of a pod.
+pub fn tier(pod: &Pod) -> u8 {
+    let priority = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.priority_class_name.as_deref())
+        .unwrap_or_default();
+    if priority.starts_with("system-") && priority.ends_with("-critical") {
+        3
+    } else if pod.metadata.namespace.as_deref() == Some("kube-system") {
+        2
+    } else {
+        1
+    }
+}
+
+/// Splits the node's pods into candidates and the ones left alone (with why).
+pub fn choose(
+    pods: &[Pod],
+    namespace_policies: &BTreeMap<String, Policy>,
+    default: Policy,
+) -> (Vec<Candidate>, Vec<String>) {
+    let mut candidates = Vec::new();
+    let mut left = Vec::new();
+    for pod in pods {
+        let namespace = pod.metadata.namespace.clone().unwrap_or_default();
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        if let Some(why) = skip_reason(pod) {
+            left.push(format!("{namespace}/{name}: {why}"));
+            continue;
+        }
+        let policy = pod
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(POLICY_ANNOTATION))
+            .and_then(|p| Policy::parse(p))
+            .or_else(|| namespace_policies.get(&namespace).copied())
+            .unwrap_or(default);
+        candidates.push(Candidate {
+            grace_s: pod
+                .spec
+                .as_ref()
+                .and_then(|s| s.termination_grace_period_seconds)
+                .unwrap_or(30),
+            uid: pod.metadata.uid.clone().unwrap_or_default(),
+            tier: tier(pod),
+            policy,
+            namespace,
+            name,
+        });
+    }
+    candidates
+        .sort_by(|a, b| (a.tier, &a.namespace, &a.name).cmp(&(b.tier, &b.namespace, &b.name)));
+    (candidates, left)
+}
+
+/// What became of one pod.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "kebab-case")]
+pub enum PodOutcome {
+    /// Evicted through its budget.
+    Evicted {
+        /// `namespace/name`.
+        pod: String,
+        /// Refusals before it went.
+        refusals: u32,
+    },
+    /// Gone (or replaced) before it was evicted.
+    Gone {
+        /// `namespace/name`.
+        pod: String,
+    },
+    /// Deleted over its budget at `deadline − grace` (or at once under `delete-now`).
+    Forced {
+        /// `namespace/name`.
+        pod: String,
+        /// The grace given.
+        grace_s: i64,
+        /// What blocked it (the budget's refusal), if anything did.
+        blocked_by: Option<String>,
+        /// The policy that forced it.
+        policy: Policy,
+    },
+    /// Still there at the deadline (`respect-pdb`, or the API failing).
+    Blocked {
+        /// `namespace/name`.
+        pod: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// The whole drain, for the notification, the log and the record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct DrainReport {
+    /// Per pod.
+    pub pods: Vec<PodOutcome>,
+    /// Left alone, with why.
+    pub left_alone: Vec<String>,
+    /// Evicted or forced pods still terminating at the deadline.
+    pub still_terminating: Vec<String>,
+    /// Whether anything was blocked or still there at the deadline.
+    pub deadline_missed: bool,
+    /// A pod is covered by more than one budget (the eviction API cannot work for it).
+    pub escalations: Vec<String>,
+    /// How long the drain took (ms).
+    pub took_ms: u64,
+}
+
+impl DrainReport {
+    /// Pods evicted through their budgets.
+    pub fn evicted(&self) -> usize {
+        self.pods
+            .iter()
+            .filter(|p| matches!(p, PodOutcome::Evicted { .. }))
+            .count()
+    }
+
+    /// Pods deleted over their budgets.
+    pub fn forced(&self) -> usize {
+        self.pods
+            .iter()
+            .filter(|p| matches!(p, PodOutcome::Forced { .. }))
+            .count()
+    }
+}
+
+/// Namespace policies from the namespaces' annotations (a namespace that cannot be read has none).
+pub async fn namespace_policies(
+    client: &kube::Client,
+    namespaces: &[String],
+) -> BTreeMap<String, Policy> {
+    let api: Api<Namespace> = Api::all(client.clone());
+    let mut out = BTreeMap::new();
+    for ns in namespaces {
+        if let Ok(Some(found)) = api.get_opt(ns).await {
+            if let Some(p) = found
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(POLICY_ANNOTATION))
+                .and_then(|p| Policy::parse(p))
+            {
+                out.insert(ns.clone(), p);
+            }
+        }
+    }
+    out
+}
+
+/// The pods on `node`.
+pub async fn pods_on(client: &kube::Client, node: &str) -> Result<Vec<Pod>> {
+    let api: Api<Pod> = Api::all(client.clone());
+    api.list(&ListParams::default().fields(&format!("spec.nodeName={node}")))
+        .await
+        .map(|l| l.items)
+        .map_err(|e| from_kube(&format!("list pods on {node}"), &e))
+}
+
+/// The drainer: a client, the clock and the deadline (ms since the epoch).
+#[derive(Clone)]
+pub struct Drainer {
+    /// The cluster.
+    pub client: kube::Client,
+    /// The function's clock.
+    pub clock: Arc<dyn Clock>,
+    /// When the instance goes, less the safety margin.
+    pub deadline_ms: u64,
+}
+
+impl std::fmt::Debug for Drainer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Drainer")
+            .field("deadline_ms", &self.deadline_ms)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A small deterministic jitter (0.8–1.2) from the pod and attempt, so that parallel retries do
+/// not march in step.
+fn jitter(seed: &str, attempt: u32) -> f64 {
+    let h = seed
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325u64 ^ u64::from(attempt), |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+    0.8 + (h % 401) as f64 / 1000.0
+}
+
+impl Drainer {
+    fn now(&self) -> u64 {
+        self.clock.now_ms()
+    }
+
+    async fn sleep_until(&self, at_ms: u64, at_most: Duration) {
+        let wait = Duration::from_millis(at_ms.saturating_sub(self.now())).min(at_most);
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    async fn delete(&self, c: &Candidate) -> Result<i64> {
+        let left_s = (self.deadline_ms.saturating_sub(self.now()) / 1000) as i64;
+        let grace = left_s.clamp(1, c.grace_s.max(1));
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), &c.namespace);
+        let params = DeleteParams {
+            grace_period_seconds: Some(grace as u32),
+            preconditions: Some(Preconditions {
+                uid: Some(c.uid.clone()),
+                resource_version: None,
+            }),
+            ..DeleteParams::default()
+        };
+        match api.delete(&c.name, &params).await {
+            Ok(_) => Ok(grace),
+            Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => Ok(0),
+            Err(e) => Err(from_kube(&format!("delete pod {}", c.label()), &e)),
+        }
+    }
+
+    /// Evicts one pod, retrying refusals until its policy says otherwise.
+    pub async fn evict_pod(&self, c: Candidate) -> (PodOutcome, Option<String>) {
+        let pod = c.label();
+        let force_at = self
+            .deadline_ms
+            .saturating_sub(c.grace_s.max(0) as u64 * 1000);
+        if c.policy == Policy::DeleteNow {
+            return match self.delete(&c).await {
+                Ok(grace_s) => (
+                    PodOutcome::Forced {
+                        pod,
+                        grace_s,
+                        blocked_by: None,
+                        policy: c.policy,
+                    },
+                    None,
+                ),
+                Err(e) => (
+                    PodOutcome::Blocked {
+                        pod,
+                        reason: e.to_string(),
+                    },
+                    None,
+                ),
+            };
+        }
+        let mut refusals = 0u32;
+        let mut blocked_by: Option<String> = None;
+        let mut escalation = None;
+        for attempt in 0u32.. {
+            let answer = evict(&self.client, &c.namespace, &c.name, &c.uid, None).await;
+            let mut pause = Duration::from_millis((250u64 << attempt.min(4)).min(4_000));
+            match answer {
+                Ok(Eviction::Evicted) => {
+                    return (PodOutcome::Evicted { pod, refusals }, escalation)
+                }
+                Ok(Eviction::Gone | Eviction::Replaced) => {
+                    return (PodOutcome::Gone { pod }, escalation)
+                }
+                Ok(Eviction::Blocked { reason }) => {
+                    refusals += 1;
+                    blocked_by = Some(reason);
+                }
+                Ok(Eviction::MultipleBudgets) => {
+                    refusals += 1;
+                    let why = "covered by more than one PodDisruptionBudget; the eviction API cannot evict it".to_string();
+                    escalation = Some(format!("{pod}: {why}"));
+                    blocked_by = Some(why);
+                    // Asking again will not help; wait for the policy's moment.
+                    pause = Duration::from_millis(force_at.saturating_sub(self.now()));
+                }
+                Ok(Eviction::Throttled { retry_after }) => pause = retry_after,
+                Err(e) if e.is_retryable() => blocked_by = Some(e.to_string()),
+                Err(e) => {
+                    return (
+                        PodOutcome::Blocked {
+                            pod,
+                            reason: e.to_string(),
+                        },
+                        escalation,
+                    )
+                }
+            }
+            let now = self.now();
+            if now >= force_at {
+                match c.policy {
+                    Policy::OverrideAtDeadline | Policy::DeleteNow => {
+                        return match self.delete(&c).await {
+                            Ok(grace_s) => (
+                                PodOutcome::Forced {
+                                    pod,
+                                    grace_s,
+                                    blocked_by,
+                                    policy: c.policy,
+                                },
+                                escalation,
+                            ),
+                            Err(e) => (
+                                PodOutcome::Blocked {
+                                    pod,
+                                    reason: e.to_string(),
+                                },
+                                escalation,
+                            ),
+                        };
+                    }
+                    Policy::RespectPdb if now >= self.deadline_ms => {
+                        let reason = blocked_by.unwrap_or_else(|| "the deadline passed".into());
+                        return (PodOutcome::Blocked { pod, reason }, escalation);
+                    }
+                    Policy::RespectPdb => {}
+                }
+            }
+            let next = if c.policy == Policy::RespectPdb {
+                self.deadline_ms
+            } else {
+                force_at
+            };
+            let pause = Duration::from_secs_f64(pause.as_secs_f64() * jitter(&pod, attempt));
+            self.sleep_until(next.max(now + 1), pause).await;
+        }
+        unreachable!("the loop returns")
+    }
+
+    /// Drains: every tier's pods at once; the next tier starts when the previous one has
+    /// settled, or at the latest when its cut-off comes (the deadline minus 40 s, then 25 s), so
+    /// that a blocked workload cannot keep system pods from moving.
+    pub async fn drain(&self, candidates: Vec<Candidate>, left_alone: Vec<String>) -> DrainReport {
+        let started = self.now();
+        let mut report = DrainReport {
+            left_alone,
+            ..DrainReport::default()
+        };
+        let mut running = FuturesUnordered::new();
+        let mut pending = 0usize;
+        for tier in 1..=3u8 {
+            let cutoff = match tier {
+                2 => self.deadline_ms.saturating_sub(40_000),
+                3 => self.deadline_ms.saturating_sub(25_000),
+                _ => 0,
+            };
+            // Wait for what runs to settle, or for this tier's cut-off.
+            while pending > 0 && self.now() < cutoff {
+                let wait = Duration::from_millis(cutoff.saturating_sub(self.now()));
+                tokio::select! {
+                    Some(done) = running.next() => {
+                        pending -= 1;
+                        record(&mut report, done);
+                    }
+                    _ = tokio::time::sleep(wait) => break,
+                }
+            }
+            for c in candidates.iter().filter(|c| c.tier == tier).cloned() {
+                let me = self.clone();
+                running.push(async move { me.evict_pod(c).await });
+                pending += 1;
+            }
+        }
+        while let Some(done) = running.next().await {
+            record(&mut report, done);
+        }
+        report.still_terminating = self.wait_for_pods_to_go(&report).await;
+        report.deadline_missed = report
+            .pods
+            .iter()
+            .any(|p| matches!(p, PodOutcome::Blocked { .. }))
+            || !report.still_terminating.is_empty();
+        report.took_ms = self.now().saturating_sub(started);
+        report
+    }
+
+    /// Waits (until the deadline) for evicted and forced pods to be gone; returns those still there.
+    async fn wait_for_pods_to_go(&self, report: &DrainReport) -> Vec<String> {
+        let mut waiting: Vec<String> = report
+            .pods
+            .iter()
+            .filter_map(|p| match p {
+                PodOutcome::Evicted { pod, .. } | PodOutcome::Forced { pod, .. } => {
+                    Some(pod.clone())
+                }
+                _ => None,
+            })
+            .collect();
+        loop {
+            let mut still = Vec::new();
+            for pod in waiting {
+                let (ns, name) = pod.split_once('/').unwrap_or_default();
+                let api: Api<Pod> = Api::namespaced(self.client.clone(), ns);
+                match api.get_opt(name).await {
+                    Ok(None) => {}
+                    _ => still.push(pod),
+                }
+            }
+            if still.is_empty() || self.now() >= self.deadline_ms {
+                return still;
+            }
+            waiting = still;
+            self.sleep_until(self.deadline_ms, Duration::from_millis(500))
+                .await;
+        }
+    }
+}
+
+fn record(report: &mut DrainReport, (outcome, escalation): (PodOutcome, Option<String>)) {
+    report.pods.push(outcome);
+    report.escalations.extend(escalation);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn pod(v: serde_json::Value) -> Pod {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn chooses_like_kubectl_drain_and_orders_tiers() {
+        let pods = vec![
+            pod(
+                json!({"metadata": {"name": "web", "namespace": "shop", "uid": "1"}, "spec": {"containers": []}}),
+            ),
+            pod(
+                json!({"metadata": {"name": "coredns", "namespace": "kube-system", "uid": "2"},
+                "spec": {"containers": [], "priorityClassName": "system-cluster-critical"}}),
+            ),
+            pod(
+                json!({"metadata": {"name": "metrics", "namespace": "kube-system", "uid": "3"}, "spec": {"containers": []}}),
+            ),
+            pod(
+                json!({"metadata": {"name": "proxy", "namespace": "kube-system", "annotations": {"kubernetes.io/config.mirror": "x"}}}),
+            ),
+            pod(
+                json!({"metadata": {"name": "exporter", "namespace": "kube-system",
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "DaemonSet", "name": "e", "uid": "d", "controller": true}]}}),
+            ),
+            pod(
+                json!({"metadata": {"name": "job", "namespace": "batch"}, "status": {"phase": "Succeeded"}}),
+            ),
+            pod(
+                json!({"metadata": {"name": "old", "namespace": "shop", "deletionTimestamp": "2026-11-23T00:00:00Z"}}),
+            ),
+            pod(
+                json!({"metadata": {"name": "db", "namespace": "data", "uid": "4",
+                "annotations": {POLICY_ANNOTATION: "respect-pdb"}}, "spec": {"containers": [], "terminationGracePeriodSeconds": 60}}),
+            ),
+        ];
+        let ns = BTreeMap::from([("shop".to_string(), Policy::DeleteNow)]);
+        let (candidates, left) = choose(&pods, &ns, Policy::OverrideAtDeadline);
+        let order: Vec<(&str, u8, Policy)> = candidates
+            .iter()
+            .map(|c| (c.name.as_str(), c.tier, c.policy))
+            .collect();
+        assert_eq!(
+            order,
+            vec![
+                ("db", 1, Policy::RespectPdb),
+                ("web", 1, Policy::DeleteNow),
+                ("metrics", 2, Policy::OverrideAtDeadline),
+                ("coredns", 3, Policy::OverrideAtDeadline),
+            ]
+        );
+        assert_eq!(candidates[0].grace_s, 60);
+        assert_eq!(left.len(), 4, "{left:?}");
+        assert!(left.iter().any(|l| l.contains("DaemonSet")));
+    }
+
+    #[test]
+    fn jitter_stays_within_twenty_percent() {
+        for i in 0..50 {
+            let j = jitter(&format!("pod-{i}"), i);
+            assert!((0.8..=1.2).contains(&j), "{j}");
+        }
+    }
+}

@@ -1,0 +1,766 @@
+//! `spot`: drain interrupted spot nodes inside the 2-minute warning, and fail over to on-demand.
+//!
+//! EventBridge delivers the interruption warning, the rebalance recommendation and the state
+//! change (at least once, in any order). One record per instance in the state store, a lease per
+//! instance and idempotency on the event id merge them into one handling: find the node by its
+//! `providerID`, cordon it at once (taint, unschedulable, out of load balancers), count the
+//! interruption in its pool's sliding window (failing over to on-demand past the threshold), then
+//! drain it by tiers within the deadline, and say which pod and which budget blocked.
+
+pub mod drain;
+pub mod events;
+pub mod failover;
+pub mod settings;
+
+use std::time::Instant;
+
+use breakwater::events::{Routes, Trigger};
+use breakwater::kube::ops::{cordon_patch, uncordon_patch};
+use breakwater::kube::{from_kube, KubeClients};
+use breakwater::metrics::{Metrics, Unit};
+use breakwater::notify::Notification;
+use breakwater::ports::{InstanceInfo, Instances, NodeGroups};
+use breakwater::state::{key_segment, Acquisition, Idempotent};
+use breakwater::{Error, Result, Toolkit};
+use k8s_openapi::api::core::v1::Node;
+use kube::api::{Api, Patch, PatchParams};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::drain::{choose, namespace_policies, pods_on, DrainReport, Drainer};
+use crate::events::SpotEvent;
+use crate::failover::{FailoverAction, Pool};
+use crate::settings::{RebalancePolicy, SpotSettings};
+
+const EVENTBRIDGE: &[(&str, &str)] = &[
+    ("aws.ec2", events::WARNING),
+    ("aws.ec2", events::REBALANCE),
+    ("aws.ec2", events::STATE_CHANGE),
+    ("aws.events", "Scheduled Event"),
+];
+const COMMANDS: &[&str] = &["status"];
+
+/// The key of the cordoned-by-rebalance index (the schedule uncordons from it).
+const CORDONED_KEY: &str = "spot/cordoned.json";
+
+/// Where an instance's handling stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "phase", rename_all = "kebab-case")]
+pub enum Phase {
+    /// Cordoned on a rebalance recommendation; uncordoned at this time if no warning follows.
+    Cordoned {
+        /// When to uncordon (ms).
+        uncordon_at_ms: u64,
+    },
+    /// A drain is running.
+    Draining,
+    /// Drained.
+    Drained,
+    /// Uncordoned: the rebalance came to nothing.
+    Uncordoned,
+    /// The instance stopped or terminated, or its node is gone.
+    Ended {
+        /// Why.
+        why: String,
+    },
+}
+
+/// One instance's story.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstanceRecord {
+    /// The instance.
+    pub instance_id: String,
+    /// Its cluster, once known.
+    pub cluster: Option<String>,
+    /// Its node, once found.
+    pub node: Option<String>,
+    /// Where it stands.
+    pub phase: Phase,
+    /// The drain, once done.
+    pub report: Option<DrainReport>,
+    /// Whether the drain's notification went out.
+    pub notified: bool,
+    /// What happened, oldest first.
+    pub history: Vec<String>,
+}
+
+fn record_key(instance: &str) -> String {
+    format!("spot/instances/{}.json", key_segment(instance))
+}
+
+/// The function: its toolkit, settings, ports and Kubernetes access.
+#[derive(Debug)]
+pub struct SpotFunction<I, G> {
+    /// Shared settings, store, notifier.
+    pub toolkit: Toolkit,
+    /// The spot settings.
+    pub settings: SpotSettings,
+    /// EC2 instances.
+    pub instances: I,
+    /// EKS node groups (the on-demand failover).
+    pub node_groups: G,
+    /// Kubernetes clients per cluster.
+    pub kube: KubeClients,
+}
+
+impl<I: Instances, G: NodeGroups> SpotFunction<I, G> {
+    fn routes(&self) -> Routes {
+        Routes {
+            function: "spot",
+            eventbridge: EVENTBRIDGE,
+            alarm_actions: false,
+            sns: false,
+            commands: COMMANDS,
+            account: None,
+            region: Some(self.toolkit.settings.region.clone()),
+        }
+    }
+
+    /// Handles one invocation. Malformed events, unknown and foreign instances are answered (and
+    /// counted) without an error: a retry would not change them, and nothing was changed.
+    pub async fn handle(&self, event: Value, owner: &str) -> Result<Value> {
+        let started = Instant::now();
+        let trigger = match self.routes().route(event) {
+            Ok(t) => t,
+            Err(Error::InvalidEvent(reason)) => return Ok(self.rejected(&reason)),
+            Err(e) => return Err(e),
+        };
+        match trigger {
+            Trigger::EventBridge(e) if e.detail_type == "Scheduled Event" => {
+                self.on_schedule().await
+            }
+            Trigger::EventBridge(e) => {
+                let parsed = match events::parse(&e.detail_type, &e.detail) {
+                    Ok(p) => p,
+                    Err(Error::InvalidEvent(reason)) => return Ok(self.rejected(&reason)),
+                    Err(other) => return Err(other),
+                };
+                let time_ms = e
+                    .time
+                    .and_then(|t| u64::try_from(t.timestamp_millis()).ok())
+                    .unwrap_or_else(|| self.toolkit.store.clock().now_ms());
+                let id = e.id.clone().unwrap_or_else(|| owner.to_string());
+                let span =
+                    tracing::info_span!("spot", instance = parsed.instance_id(), event_id = %id);
+                let _entered = span.enter();
+                let ttl = self.toolkit.settings.idempotency_ttl;
+                match self
+                    .toolkit
+                    .store
+                    .once("spot", &id, owner, ttl, || {
+                        self.on_event(parsed, time_ms, owner, started)
+                    })
+                    .await
+                {
+                    Ok(Idempotent::Fresh(v)) => Ok(v),
+                    Ok(Idempotent::Repeat(mut v)) => {
+                        v["repeat"] = json!(true);
+                        Ok(v)
+                    }
+                    Err(Error::Conflict(why)) => {
+                        tracing::info!(%why, "the same event is being handled by another invocation");
+                        Ok(json!({"outcome": "in-progress", "reason": why}))
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            Trigger::Command { body, .. } => {
+                let instance = body["instance_id"].as_str().unwrap_or_default();
+                events::check_instance_id(instance)?;
+                let record = self
+                    .toolkit
+                    .store
+                    .get::<InstanceRecord>(&record_key(instance))
+                    .await?;
+                Ok(json!({"outcome": "status", "record": record.map(|r| r.value)}))
+            }
+            _ => Err(Error::InvalidEvent("not a spot event".into())),
+        }
+    }
+
+    fn rejected(&self, reason: &str) -> Value {
+        tracing::error!(
+            reason,
+            "rejected a malformed or unexpected event; nothing changed"
+        );
+        let mut m = Metrics::new("spot", "rejected");
+        m.add("EventsRejected", 1.0, Unit::Count);
+        m.emit(self.toolkit.store.clock().now_ms());
+        json!({"outcome": "rejected", "reason": reason})
+    }
+
+    fn dropped(&self, outcome: &str, reason: String) -> Value {
+        tracing::warn!(outcome, %reason, "acknowledged and dropped");
+        let mut m = Metrics::new("spot", outcome);
+        m.add("EventsDropped", 1.0, Unit::Count);
+        m.emit(self.toolkit.store.clock().now_ms());
+        json!({"outcome": outcome, "reason": reason})
+    }
+
+    async fn on_event(
+        &self,
+        event: SpotEvent,
+        time_ms: u64,
+        owner: &str,
+        started: Instant,
+    ) -> Result<Value> {
+        let store = &self.toolkit.store;
+        let instance = event.instance_id().to_string();
+        let key = record_key(&instance);
+        if event.ends() {
+            return self
+                .end(&instance, &format!("instance {}", state_of(&event)))
+                .await;
+        }
+        if let Some(existing) = store.get::<InstanceRecord>(&key).await? {
+            match (&existing.value.phase, &event) {
+                (Phase::Ended { why }, _) => {
+                    return Ok(
+                        json!({"outcome": "already-ended", "instance": instance, "reason": why}),
+                    )
+                }
+                (Phase::Drained, _) if existing.value.notified => {
+                    return Ok(json!({"outcome": "already-drained", "instance": instance}))
+                }
+                (
+                    Phase::Cordoned { .. } | Phase::Draining | Phase::Drained,
+                    SpotEvent::Rebalance { .. },
+                ) => return Ok(json!({"outcome": "already-handled", "instance": instance})),
+                _ => {}
+            }
+        }
+        let Some(info) = self.instances.describe(&instance).await? else {
+            return Ok(self.dropped("unknown-instance", format!("EC2 does not know {instance}")));
+        };
+        let Some(cluster) = info
+            .cluster
+            .clone()
+            .filter(|c| self.settings.clusters.contains(c))
+        else {
+            return Ok(self.dropped(
+                "foreign-instance",
+                format!(
+                    "{instance} belongs to {}, not to a cluster this deployment manages ({})",
+                    info.cluster.as_deref().unwrap_or("no EKS cluster"),
+                    self.settings.clusters.join(", ")
+                ),
+            ));
+        };
+        let lease = match store
+            .acquire_lease("spot", &instance, owner, self.toolkit.settings.lease_ttl)
+            .await?
+        {
+            Acquisition::Acquired(lease) => lease,
+            Acquisition::Held { owner: other, .. } => {
+                return Ok(json!({"outcome": "in-progress", "instance": instance, "by": other}))
+            }
+        };
+        let result = self
+            .handle_instance(event, time_ms, &info, &cluster, started)
+            .await;
+        if let Err(e) = store.release_lease(lease).await {
+            tracing::warn!(error = %e, "could not release the instance lease; it expires on its own");
+        }
+        result
+    }
+
+    async fn handle_instance(
+        &self,
+        event: SpotEvent,
+        time_ms: u64,
+        info: &InstanceInfo,
+        cluster: &str,
+        started: Instant,
+    ) -> Result<Value> {
+        let store = &self.toolkit.store;
+        let clock = store.clock().clone();
+        let now = clock.now_ms();
+        let key = record_key(&info.id);
+        // Re-read under the lease: a concurrent invocation may have finished the work.
+        let existing = store.get::<InstanceRecord>(&key).await?;
+        if let Some(r) = &existing {
+            if matches!(r.value.phase, Phase::Drained) {
+                if !r.value.notified {
+                    self.notify_drain(&r.value, info, None).await?;
+                    let mut done = r.value.clone();
+                    done.notified = true;
+                    store.replace(&key, &done, &r.etag).await?;
+                }
+                return Ok(json!({"outcome": "already-drained", "instance": info.id}));
+            }
+        }
+        let client = self.kube.client(&self.toolkit.aws, cluster, now).await?;
+        let Some(node) = find_node(&client, info).await? else {
+            if matches!(event, SpotEvent::Warning { .. }) {
+                self.count(info, cluster).await?;
+            }
+            return self
+                .end(&info.id, "its Kubernetes node is already gone")
+                .await;
+        };
+        let dry_run = self.toolkit.settings.dry_run;
+        let (deadline_ms, rebalance) = match &event {
+            SpotEvent::Warning { .. } => (
+                (time_ms + 120_000).saturating_sub(self.settings.safety_margin_s * 1000),
+                None,
+            ),
+            SpotEvent::Rebalance { .. } => {
+                let policy = self
+                    .settings
+                    .rebalance_for(cluster, info.node_group.as_deref());
+                (
+                    now + 120_000 - self.settings.safety_margin_s * 1000,
+                    Some(policy),
+                )
+            }
+            SpotEvent::StateChange { .. } => {
+                return Ok(json!({"outcome": "ignored", "instance": info.id}))
+            }
+        };
+        if rebalance == Some(RebalancePolicy::Ignore) {
+            return Ok(
+                json!({"outcome": "ignored", "instance": info.id, "reason": "rebalance policy ignore"}),
+            );
+        }
+        let pods = pods_on(&client, &node).await?;
+        let namespaces: Vec<String> = {
+            let mut ns: Vec<String> = pods
+                .iter()
+                .filter_map(|p| p.metadata.namespace.clone())
+                .collect();
+            ns.sort();
+            ns.dedup();
+            ns
+        };
+        let policies = namespace_policies(&client, &namespaces).await;
+        let (candidates, left_alone) = choose(&pods, &policies, self.settings.default_policy);
+        if dry_run {
+            return Ok(
+                json!({"outcome": "dry-run", "instance": info.id, "node": node,
+                "would_cordon": true, "would_evict": candidates.iter().map(|c| format!("{}/{}", c.namespace, c.name)).collect::<Vec<_>>(),
+                "left_alone": left_alone, "deadline": breakwater::clock::rfc3339(deadline_ms)}),
+            );
+        }
+        // 1. Cordon at once.
+        let nodes: Api<Node> = Api::all(client.clone());
+        nodes
+            .patch(
+                &node,
+                &PatchParams::default(),
+                &Patch::Strategic(cordon_patch(reason_of(&event))),
+            )
+            .await
+            .map_err(|e| from_kube(&format!("cordon {node}"), &e))?;
+        let cordon_ms = started.elapsed().as_secs_f64() * 1000.0;
+        tracing::info!(node = %node, cordon_ms, "cordoned");
+        let mut record = InstanceRecord {
+            instance_id: info.id.clone(),
+            cluster: Some(cluster.to_string()),
+            node: Some(node.clone()),
+            phase: Phase::Draining,
+            report: None,
+            notified: false,
+            history: existing
+                .as_ref()
+                .map(|r| r.value.history.clone())
+                .unwrap_or_default(),
+        };
+        if rebalance == Some(RebalancePolicy::Cordon) {
+            record.phase = Phase::Cordoned {
+                uncordon_at_ms: now + self.settings.uncordon_after_ms,
+            };
+            record.history.push(format!(
+                "{}: cordoned on a rebalance recommendation",
+                breakwater::clock::rfc3339(now)
+            ));
+            self.save(&key, &record).await?;
+            self.index_cordoned(&info.id, true).await?;
+            let mut m = Metrics::new("spot", "cordoned");
+            m.add("TimeToCordon", cordon_ms, Unit::Milliseconds);
+            m.emit(clock.now_ms());
+            return Ok(
+                json!({"outcome": "cordoned", "instance": info.id, "node": node,
+                "uncordon_at": breakwater::clock::rfc3339(now + self.settings.uncordon_after_ms), "cordon_ms": cordon_ms}),
+            );
+        }
+        record.history.push(format!(
+            "{}: cordoned; draining until {}",
+            breakwater::clock::rfc3339(now),
+            breakwater::clock::rfc3339(deadline_ms)
+        ));
+        self.save(&key, &record).await?;
+        self.index_cordoned(&info.id, false).await?;
+        // 2. Count the interruption (a warning only) and fail over if the pool keeps being reclaimed.
+        let failover = if matches!(event, SpotEvent::Warning { .. }) {
+            self.count(info, cluster).await?
+        } else {
+            None
+        };
+        // 3. Drain.
+        let drainer = Drainer {
+            client,
+            clock: clock.clone(),
+            deadline_ms,
+        };
+        let report = drainer.drain(candidates, left_alone).await;
+        record.phase = Phase::Drained;
+        record.history.push(format!(
+            "{}: drained in {} ms: {} evicted, {} forced",
+            breakwater::clock::rfc3339(clock.now_ms()),
+            report.took_ms,
+            report.evicted(),
+            report.forced()
+        ));
+        record.report = Some(report.clone());
+        let etag = self.save(&key, &record).await?;
+        self.notify_drain(&record, info, failover.as_ref()).await?;
+        record.notified = true;
+        store.replace(&key, &record, &etag).await?;
+        let mut m = Metrics::new(
+            "spot",
+            if report.deadline_missed {
+                "deadline-missed"
+            } else {
+                "drained"
+            },
+        );
+        m.add("TimeToCordon", cordon_ms, Unit::Milliseconds)
+            .add("PodsEvicted", report.evicted() as f64, Unit::Count)
+            .add("PodsForced", report.forced() as f64, Unit::Count)
+            .add(
+                "DeadlineMisses",
+                f64::from(u8::from(report.deadline_missed)),
+                Unit::Count,
+            )
+            .add(
+                "DrainMilliseconds",
+                report.took_ms as f64,
+                Unit::Milliseconds,
+            );
+        m.emit(clock.now_ms());
+        Ok(
+            json!({"outcome": "drained", "instance": info.id, "node": node, "cordon_ms": cordon_ms,
+            "deadline": breakwater::clock::rfc3339(deadline_ms), "report": report, "failover": failover}),
+        )
+    }
+
+    async fn count(&self, info: &InstanceInfo, cluster: &str) -> Result<Option<FailoverAction>> {
+        let Some(node_group) = info.node_group.clone() else {
+            return Ok(None);
+        };
+        if info.capacity != "spot" {
+            return Ok(None);
+        }
+        let pool = Pool {
+            cluster: cluster.to_string(),
+            node_group,
+            instance_type: info.instance_type.clone(),
+            az: info.az.clone(),
+        };
+        let action = failover::count_interruption(
+            &self.toolkit.store,
+            &self.node_groups,
+            &self.settings,
+            &pool,
+            &info.id,
+            self.toolkit.settings.dry_run,
+        )
+        .await?;
+        if let FailoverAction::ScaledUp {
+            on_demand,
+            before,
+            after,
+            count,
+        } = &action
+        {
+            tracing::warn!(%on_demand, %before, %after, count, "failed over to on-demand");
+            let note = Notification::new(
+                format!("Spot: {} interruptions in {}/{} — on-demand {on_demand} raised", count, pool.node_group, pool.az),
+                format!(
+                    "{count} spot interruptions in pool {}/{}/{}/{} within {} min (threshold {}).\n\
+                     Raised on-demand node group {on_demand}: {before} → {after}.\n\
+                     It returns to {before} after {} min without interruptions, unless someone resizes it.\n",
+                    pool.cluster, pool.node_group, pool.instance_type, pool.az,
+                    self.settings.window_ms / 60_000, self.settings.failover_threshold,
+                    self.settings.stable_ms / 60_000
+                ),
+            )
+            .attribute("function", "spot")
+            .attribute("outcome", "failover");
+            self.toolkit.notifier.publish(&note).await?;
+        }
+        Ok(Some(action))
+    }
+
+    async fn save(&self, key: &str, record: &InstanceRecord) -> Result<String> {
+        self.toolkit.store.put(key, record).await
+    }
+
+    async fn end(&self, instance: &str, why: &str) -> Result<Value> {
+        let store = &self.toolkit.store;
+        let key = record_key(instance);
+        let now = store.clock().now_ms();
+        let mut record = store
+            .get::<InstanceRecord>(&key)
+            .await?
+            .map(|r| r.value)
+            .unwrap_or_else(|| InstanceRecord {
+                instance_id: instance.to_string(),
+                cluster: None,
+                node: None,
+                phase: Phase::Draining,
+                report: None,
+                notified: false,
+                history: Vec::new(),
+            });
+        if matches!(record.phase, Phase::Ended { .. }) {
+            return Ok(json!({"outcome": "already-ended", "instance": instance}));
+        }
+        record.phase = Phase::Ended {
+            why: why.to_string(),
+        };
+        record
+            .history
+            .push(format!("{}: ended: {why}", breakwater::clock::rfc3339(now)));
+        self.save(&key, &record).await?;
+        self.index_cordoned(instance, false).await?;
+        Ok(json!({"outcome": "ended", "instance": instance, "reason": why}))
+    }
+
+    async fn index_cordoned(&self, instance: &str, add: bool) -> Result<()> {
+        let store = &self.toolkit.store;
+        for _ in 0..8 {
+            let current = store.get::<Vec<String>>(CORDONED_KEY).await?;
+            let mut ids = current
+                .as_ref()
+                .map(|c| c.value.clone())
+                .unwrap_or_default();
+            let present = ids.iter().any(|i| i == instance);
+            if present == add {
+                return Ok(());
+            }
+            if add {
+                ids.push(instance.to_string());
+            } else {
+                ids.retain(|i| i != instance);
+            }
+            let written = match &current {
+                None => store.create(CORDONED_KEY, &ids).await?.is_some(),
+                Some(c) => store.replace(CORDONED_KEY, &ids, &c.etag).await.is_ok(),
+            };
+            if written {
+                return Ok(());
+            }
+        }
+        Err(Error::Conflict("the cordoned index kept changing".into()))
+    }
+
+    /// The schedule: uncordon nodes whose rebalance came to nothing, return stable failovers.
+    async fn on_schedule(&self) -> Result<Value> {
+        let store = &self.toolkit.store;
+        let now = store.clock().now_ms();
+        let dry_run = self.toolkit.settings.dry_run;
+        let mut lines = Vec::new();
+        let cordoned = store
+            .get::<Vec<String>>(CORDONED_KEY)
+            .await?
+            .map(|v| v.value)
+            .unwrap_or_default();
+        for instance in cordoned {
+            let key = record_key(&instance);
+            let Some(r) = store.get::<InstanceRecord>(&key).await? else {
+                continue;
+            };
+            let Phase::Cordoned { uncordon_at_ms } = r.value.phase else {
+                self.index_cordoned(&instance, false).await?;
+                continue;
+            };
+            if now < uncordon_at_ms {
+                continue;
+            }
+            let (Some(cluster), Some(node)) = (r.value.cluster.clone(), r.value.node.clone())
+            else {
+                continue;
+            };
+            if dry_run {
+                lines.push(format!(
+                    "would uncordon {node} ({instance}): no warning followed the rebalance"
+                ));
+                continue;
+            }
+            let client = self.kube.client(&self.toolkit.aws, &cluster, now).await?;
+            let nodes: Api<Node> = Api::all(client);
+            match nodes
+                .patch(
+                    &node,
+                    &PatchParams::default(),
+                    &Patch::Strategic(uncordon_patch()),
+                )
+                .await
+            {
+                Ok(_) => {}
+                Err(kube::Error::Api(s)) if s.code == 404 => {}
+                Err(e) => return Err(from_kube(&format!("uncordon {node}"), &e)),
+            }
+            let mut done = r.value.clone();
+            done.phase = Phase::Uncordoned;
+            done.history.push(format!(
+                "{}: uncordoned: no warning followed the rebalance",
+                breakwater::clock::rfc3339(now)
+            ));
+            store.replace(&key, &done, &r.etag).await?;
+            self.index_cordoned(&instance, false).await?;
+            lines.push(format!(
+                "uncordoned {node} ({instance}): no warning followed the rebalance"
+            ));
+        }
+        lines.extend(
+            failover::return_stable(store, &self.node_groups, &self.settings, dry_run).await?,
+        );
+        if lines
+            .iter()
+            .any(|l| l.starts_with("returned") || l.contains("left as it is"))
+        {
+            let note = Notification::new("Spot: on-demand failover ended", lines.join("\n"))
+                .attribute("function", "spot")
+                .attribute("outcome", "return");
+            self.toolkit.notifier.publish(&note).await?;
+        }
+        Ok(json!({"outcome": "evaluated", "actions": lines}))
+    }
+
+    async fn notify_drain(
+        &self,
+        record: &InstanceRecord,
+        info: &InstanceInfo,
+        failover: Option<&FailoverAction>,
+    ) -> Result<()> {
+        let Some(report) = &record.report else {
+            return Ok(());
+        };
+        let node = record.node.clone().unwrap_or_default();
+        let mut text = format!(
+            "Spot instance {} ({}, {}, node group {}) is being reclaimed. Node {node} was cordoned and drained in {:.1} s: {} pods evicted, {} forced past their budgets{}.\n",
+            info.id,
+            info.instance_type,
+            info.az,
+            info.node_group.as_deref().unwrap_or("-"),
+            report.took_ms as f64 / 1000.0,
+            report.evicted(),
+            report.forced(),
+            if report.deadline_missed { " — THE DEADLINE WAS MISSED" } else { "" }
+        );
+        let mut blocking = Vec::new();
+        for p in &report.pods {
+            match p {
+                drain::PodOutcome::Forced {
+                    pod,
+                    grace_s,
+                    blocked_by,
+                    policy,
+                } => blocking.push(format!(
+                    "- {pod}: deleted with {grace_s} s grace ({policy:?}); blocked by: {}",
+                    blocked_by.as_deref().unwrap_or("nothing (delete-now)")
+                )),
+                drain::PodOutcome::Blocked { pod, reason } => {
+                    blocking.push(format!("- {pod}: NOT evicted: {reason}"))
+                }
+                drain::PodOutcome::Evicted { pod, refusals } if *refusals > 0 => {
+                    blocking.push(format!("- {pod}: evicted after {refusals} budget refusals"))
+                }
+                _ => {}
+            }
+        }
+        if !blocking.is_empty() {
+            text.push_str("\nPods that blocked:\n");
+            text.push_str(&blocking.join("\n"));
+            text.push('\n');
+        }
+        for e in &report.escalations {
+            text.push_str(&format!("\nESCALATE: {e}\n"));
+        }
+        if !report.still_terminating.is_empty() {
+            text.push_str(&format!(
+                "\nStill terminating at the deadline: {}\n",
+                report.still_terminating.join(", ")
+            ));
+        }
+        text.push_str(&format!(
+            "\nLeft alone: {}\n",
+            if report.left_alone.is_empty() {
+                "nothing".into()
+            } else {
+                report.left_alone.join("; ")
+            }
+        ));
+        if let Some(FailoverAction::ScaledUp {
+            on_demand, after, ..
+        }) = failover
+        {
+            text.push_str(&format!(
+                "\nFailover: on-demand node group {on_demand} raised to {after}.\n"
+            ));
+        }
+        let note = Notification::new(
+            format!(
+                "Spot: drained {node} ({}) — {} evicted, {} forced",
+                info.id,
+                report.evicted(),
+                report.forced()
+            ),
+            text,
+        )
+        .attribute("function", "spot")
+        .attribute(
+            "outcome",
+            if report.deadline_missed {
+                "deadline-missed"
+            } else {
+                "drained"
+            },
+        )
+        .details(serde_json::to_value(report).unwrap_or(Value::Null));
+        self.toolkit.notifier.publish(&note).await.map(drop)
+    }
+}
+
+fn state_of(event: &SpotEvent) -> &str {
+    match event {
+        SpotEvent::StateChange { state, .. } => state,
+        _ => "",
+    }
+}
+
+fn reason_of(event: &SpotEvent) -> &'static str {
+    match event {
+        SpotEvent::Warning { .. } => "spot-interruption",
+        _ => "rebalance-recommendation",
+    }
+}
+
+/// The node of an instance: by `spec.providerID`, trying the private DNS name first (a hint only).
+pub async fn find_node(client: &kube::Client, info: &InstanceInfo) -> Result<Option<String>> {
+    let nodes: Api<Node> = Api::all(client.clone());
+    let matches = |n: &Node| {
+        n.spec
+            .as_ref()
+            .and_then(|s| s.provider_id.as_deref())
+            .is_some_and(|p| p.rsplit('/').next() == Some(info.id.as_str()))
+    };
+    if let Some(dns) = info.private_dns.as_deref().filter(|d| !d.is_empty()) {
+        if let Ok(Some(n)) = nodes.get_opt(dns).await {
+            if matches(&n) {
+                return Ok(n.metadata.name);
+            }
+        }
+    }
+    let all = nodes
+        .list(&kube::api::ListParams::default())
+        .await
+        .map_err(|e| from_kube("list nodes", &e))?;
+    Ok(all
+        .items
+        .iter()
+        .find(|n| matches(n))
+        .and_then(|n| n.metadata.name.clone()))
+}

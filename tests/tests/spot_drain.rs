@@ -1,0 +1,579 @@
+//! Spot handling end to end: moto for EC2, EKS, S3 and SNS, the Kubernetes API emulator for the
+//! cluster. A 50-pod node drains inside the deadline; a budget that never allows a disruption is
+//! overridden at `deadline − grace` and reported; DaemonSet, mirror and finished pods stay;
+//! duplicates and reordering make one handling; repeated interruptions fail over to on-demand
+//! exactly once and return exactly once; foreign, unknown and malformed events change nothing.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use breakwater::aws::ec2::Ec2Instances;
+use breakwater::aws::eks::EksNodeGroups;
+use breakwater::aws::Aws;
+use breakwater::clock::{Clock, ManualClock, SystemClock};
+use breakwater::config::{Env, Settings};
+use breakwater::kube::KubeClients;
+use breakwater::ports::{NodeGroupId, NodeGroups, Scaling};
+use breakwater::Toolkit;
+use breakwater_sandbox::kube::fixtures::{daemon_set, mirror_pod, pdb, pod, replica_set};
+use breakwater_sandbox::kube::KubeEmulator;
+use breakwater_sandbox::proxy::FaultProxy;
+use breakwater_sandbox::scenes::{spot_nodes, spot_scene, SpotScene};
+use breakwater_sandbox::seed::{read_notifications, seed, Estate};
+use common::{aws, moto, unique};
+use serde_json::{json, Value};
+use spot::settings::SpotSettings;
+use spot::SpotFunction;
+
+type Function = SpotFunction<Ec2Instances, EksNodeGroups>;
+
+struct World {
+    estate: Estate,
+    scene: SpotScene,
+    nodes: Vec<String>,
+    emu: KubeEmulator,
+    direct: Aws,
+    proxy: FaultProxy,
+    function: Arc<Function>,
+    region: String,
+}
+
+async fn world(
+    region: &str,
+    instances: usize,
+    factor: f64,
+    clock: Arc<dyn Clock>,
+    extra: &[(&str, &str)],
+) -> World {
+    let direct = aws(&moto().endpoint(), region).await;
+    let suffix = format!("-{}", unique("s"));
+    let estate = seed(direct.config(), region, "us-west-2", &suffix)
+        .await
+        .unwrap();
+    let scene = spot_scene(direct.config(), region, &suffix, instances)
+        .await
+        .unwrap();
+    let emu = KubeEmulator::start(clock.now_ms(), factor).await.unwrap();
+    let nodes = spot_nodes(&emu, &scene).unwrap();
+    let proxy = FaultProxy::start(&moto().endpoint(), 7).await.unwrap();
+    let aws = Arc::new(Aws::for_endpoint(&proxy.endpoint(), region).await);
+    let settings = Settings {
+        region: region.into(),
+        state_bucket: estate.primary.state_bucket.clone(),
+        topic_arn: Some(estate.primary.topic_arn.clone()),
+        dry_run: false,
+        lease_ttl: Duration::from_secs(180),
+        idempotency_ttl: Duration::from_secs(900),
+        function_name: "spot".into(),
+    };
+    let on_demand = format!(
+        "{}/{}={}",
+        scene.cluster, scene.spot_node_group, scene.on_demand_node_group
+    );
+    let mut pairs = vec![
+        ("BREAKWATER_SPOT_CLUSTERS", scene.cluster.as_str()),
+        ("BREAKWATER_SPOT_ON_DEMAND", on_demand.as_str()),
+    ];
+    pairs.extend_from_slice(extra);
+    let spot_settings = SpotSettings::from_env(&Env::from_pairs(pairs)).unwrap();
+    let function = SpotFunction {
+        instances: Ec2Instances::new(aws.ec2()),
+        node_groups: EksNodeGroups::new(aws.eks()),
+        kube: KubeClients::new(Some(emu.endpoint())).unwrap(),
+        toolkit: Toolkit::with_aws(settings, aws.clone(), clock),
+        settings: spot_settings,
+    };
+    World {
+        estate,
+        scene,
+        nodes,
+        emu,
+        direct,
+        proxy,
+        function: Arc::new(function),
+        region: region.into(),
+    }
+}
+
+impl World {
+    fn event(&self, detail_type: &str, id: &str, time_ms: u64, detail: Value) -> Value {
+        json!({"version": "0", "id": id, "detail-type": detail_type, "source": "aws.ec2",
+            "account": "123456789012", "time": breakwater::clock::rfc3339(time_ms), "region": self.region,
+            "resources": [], "detail": detail})
+    }
+
+    fn warning(&self, instance: &str, id: &str, time_ms: u64) -> Value {
+        self.event(
+            "EC2 Spot Instance Interruption Warning",
+            id,
+            time_ms,
+            json!({"instance-id": instance, "instance-action": "terminate"}),
+        )
+    }
+
+    async fn handle(&self, event: Value) -> Value {
+        self.function.handle(event, &unique("req")).await.unwrap()
+    }
+
+    fn pods_on(&self, node: &str) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .emu
+            .list("pods")
+            .iter()
+            .filter(|p| p["spec"]["nodeName"] == node)
+            .map(|p| p["metadata"]["name"].as_str().unwrap().to_string())
+            .collect();
+        names.sort();
+        names
+    }
+
+    async fn on_demand(&self) -> Scaling {
+        EksNodeGroups::new(self.direct.eks())
+            .describe(&NodeGroupId {
+                cluster: self.scene.cluster.clone(),
+                name: self.scene.on_demand_node_group.clone(),
+            })
+            .await
+            .unwrap()
+            .unwrap()
+            .scaling
+    }
+}
+
+fn uid(v: &Value) -> String {
+    v["metadata"]["uid"].as_str().unwrap().to_string()
+}
+
+/// 10 apps × 5 pods on `node`, each a ReplicaSet of 5 with `maxUnavailable: 1`, 5 s of grace; a
+/// DaemonSet pod, a mirror pod and a finished pod beside them.
+fn fifty_pods(emu: &KubeEmulator, node: &str) {
+    emu.with(|c| c.pause_replication(true));
+    for app in 0..10 {
+        let name = format!("app{app}");
+        let rs = emu
+            .create(
+                "replicasets",
+                "shop",
+                replica_set(&format!("{name}-5c7d"), &name, 5),
+            )
+            .unwrap();
+        for i in 0..5 {
+            emu.create(
+                "pods",
+                "shop",
+                pod(
+                    &format!("{name}-{i}"),
+                    node,
+                    &name,
+                    Some(("ReplicaSet", &format!("{name}-5c7d"), &uid(&rs))),
+                    5,
+                ),
+            )
+            .unwrap();
+        }
+        emu.create(
+            "poddisruptionbudgets",
+            "shop",
+            pdb(&name, &name, None, Some(json!(1))),
+        )
+        .unwrap();
+    }
+    let ds = emu
+        .create("daemonsets", "kube-system", daemon_set("node-exporter"))
+        .unwrap();
+    emu.create(
+        "pods",
+        "kube-system",
+        pod(
+            "node-exporter-x",
+            node,
+            "node-exporter",
+            Some(("DaemonSet", "node-exporter", &uid(&ds))),
+            30,
+        ),
+    )
+    .unwrap();
+    emu.create("pods", "kube-system", mirror_pod("kube-proxy-x", node))
+        .unwrap();
+    let mut done = pod("report-1", node, "report", None, 30);
+    done["status"] = json!({"phase": "Succeeded"});
+    emu.create("pods", "batch", done).unwrap();
+    emu.with(|c| c.pause_replication(false));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fifty_pod_node_with_budgets_drains_inside_the_deadline() {
+    // The emulator's kubelet runs at 4× (5 s of grace in 1.25 s; a replacement is Ready in 0.5 s).
+    let w = world("us-east-2", 1, 4.0, Arc::new(SystemClock), &[]).await;
+    let node = w.nodes[0].clone();
+    fifty_pods(&w.emu, &node);
+    // The warning was sent 60 s ago: 50 s are left before the deadline (120 s − 10 s margin).
+    let sent = SystemClock.now_ms() - 60_000;
+    let r = w
+        .handle(w.warning(&w.scene.instances[0], "e-1", sent))
+        .await;
+    assert_eq!(r["outcome"], "drained", "{r}");
+    let report = &r["report"];
+    assert_eq!(report["deadline_missed"], false, "{r}");
+    let evicted = report["pods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["outcome"] == "evicted")
+        .count();
+    assert_eq!(evicted, 50, "{r}");
+    assert!(report["took_ms"].as_u64().unwrap() < 50_000);
+    assert!(r["cordon_ms"].as_f64().unwrap() < 1_000.0, "{r}");
+    // Every budget held: some evictions were refused and retried.
+    assert!(report["pods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|p| p["refusals"].as_u64() > Some(0)));
+    // What is left on the node is what must stay; the node is cordoned, tainted, out of load balancers.
+    assert_eq!(
+        w.pods_on(&node),
+        vec!["kube-proxy-x", "node-exporter-x", "report-1"]
+    );
+    let n = w.emu.get("nodes", "", &node).unwrap();
+    assert_eq!(n["spec"]["unschedulable"], true);
+    assert_eq!(n["spec"]["taints"][0]["key"], "breakwater.io/draining");
+    assert_eq!(
+        n["metadata"]["labels"]["node.kubernetes.io/exclude-from-external-load-balancers"],
+        "true"
+    );
+    // On the wire: every eviction carried deleteOptions with the pod's UID.
+    for e in w
+        .emu
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with("/eviction"))
+    {
+        assert!(
+            e.body["deleteOptions"]["preconditions"]["uid"].is_string(),
+            "{}",
+            e.body
+        );
+    }
+    // One notification, saying what happened.
+    let notes = read_notifications(
+        w.direct.config(),
+        &w.estate.primary.region,
+        &w.estate.primary.queue_url,
+        1,
+    )
+    .await
+    .unwrap();
+    assert_eq!(notes.len(), 1);
+    assert!(
+        notes[0].subject.contains("50 evicted"),
+        "{}",
+        notes[0].subject
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_budget_that_never_allows_is_overridden_at_the_deadline_and_named() {
+    let w = world("us-west-1", 1, 4.0, Arc::new(SystemClock), &[]).await;
+    let node = w.nodes[0].clone();
+    w.emu.with(|c| c.pause_replication(true));
+    // A single-replica ledger with minAvailable 1 (never allows), and a pod that respects its budget.
+    let rs = w
+        .emu
+        .create(
+            "replicasets",
+            "money",
+            replica_set("ledger-7f", "ledger", 1),
+        )
+        .unwrap();
+    w.emu
+        .create(
+            "pods",
+            "money",
+            pod(
+                "ledger-0",
+                &node,
+                "ledger",
+                Some(("ReplicaSet", "ledger-7f", &uid(&rs))),
+                5,
+            ),
+        )
+        .unwrap();
+    w.emu
+        .create(
+            "poddisruptionbudgets",
+            "money",
+            pdb("ledger", "ledger", Some(json!(1)), None),
+        )
+        .unwrap();
+    let mut careful = pod("vault-0", &node, "vault", None, 5);
+    careful["metadata"]["annotations"] = json!({"breakwater.io/drain-policy": "respect-pdb"});
+    w.emu.create("pods", "money", careful).unwrap();
+    w.emu
+        .create(
+            "poddisruptionbudgets",
+            "money",
+            pdb("vault", "vault", Some(json!(1)), None),
+        )
+        .unwrap();
+    w.emu.with(|c| c.pause_replication(false));
+    // 8 s left: the ledger pod (5 s of grace) is forced at about 3 s.
+    let sent = SystemClock.now_ms() - 102_000;
+    let started = std::time::Instant::now();
+    let r = w
+        .handle(w.warning(&w.scene.instances[0], "e-2", sent))
+        .await;
+    assert!(
+        started.elapsed() < Duration::from_secs(12),
+        "bounded by the deadline"
+    );
+    let pods = r["report"]["pods"].as_array().unwrap();
+    let ledger = pods.iter().find(|p| p["pod"] == "money/ledger-0").unwrap();
+    assert_eq!(ledger["outcome"], "forced", "{r}");
+    assert!(
+        ledger["blocked_by"]
+            .as_str()
+            .unwrap()
+            .contains("disruption budget ledger"),
+        "{r}"
+    );
+    let grace = ledger["grace_s"].as_i64().unwrap();
+    assert!(
+        (1..=5).contains(&grace),
+        "the grace is clamped to the time left: {grace}"
+    );
+    let vault = pods.iter().find(|p| p["pod"] == "money/vault-0").unwrap();
+    assert_eq!(vault["outcome"], "blocked", "{r}");
+    assert_eq!(r["report"]["deadline_missed"], true);
+    assert!(
+        w.emu.get("pods", "money", "vault-0").unwrap()["metadata"]["deletionTimestamp"].is_null()
+    );
+    let notes = read_notifications(
+        w.direct.config(),
+        &w.estate.primary.region,
+        &w.estate.primary.queue_url,
+        1,
+    )
+    .await
+    .unwrap();
+    assert_eq!(notes.len(), 1);
+    for needle in [
+        "money/ledger-0",
+        "disruption budget ledger",
+        "money/vault-0",
+        "NOT evicted",
+    ] {
+        assert!(
+            notes[0].message.contains(needle),
+            "{needle}: {}",
+            notes[0].message
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hundred_deliveries_make_one_drain_and_one_notification_and_the_story_merges() {
+    let w = world("ca-central-1", 3, 4.0, Arc::new(SystemClock), &[]).await;
+    let (a, b, c) = (
+        w.scene.instances[0].clone(),
+        w.scene.instances[1].clone(),
+        w.scene.instances[2].clone(),
+    );
+    w.emu
+        .create("pods", "shop", pod("solo", &w.nodes[0], "solo", None, 1))
+        .unwrap();
+    let sent = SystemClock.now_ms() - 30_000;
+    // 50 copies of one event and 50 distinct events for the same instance, all at once.
+    let mut calls = Vec::new();
+    for i in 0..100 {
+        let id = if i % 2 == 0 {
+            "dup".to_string()
+        } else {
+            format!("other-{i}")
+        };
+        let event = w.warning(&a, &id, sent);
+        let f = w.function.clone();
+        calls.push(tokio::spawn(async move {
+            f.handle(event, &format!("req-{i}")).await
+        }));
+    }
+    let mut outcomes = std::collections::BTreeMap::<String, usize>::new();
+    for call in calls {
+        let r = call.await.unwrap().unwrap();
+        *outcomes
+            .entry(r["outcome"].as_str().unwrap().to_string())
+            .or_default() += 1;
+    }
+    assert_eq!(outcomes.get("drained"), Some(&1), "{outcomes:?}");
+    let cordons = w
+        .emu
+        .requests()
+        .iter()
+        .filter(|r| r.method == "PATCH" && r.path.contains(&w.nodes[0]))
+        .count();
+    assert_eq!(cordons, 1, "{outcomes:?}");
+    let evictions = w
+        .emu
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with("/solo/eviction"))
+        .count();
+    assert_eq!(evictions, 1);
+
+    // A rebalance recommendation cordons B; the warning that follows continues the same story.
+    let r = w
+        .handle(w.event(
+            "EC2 Instance Rebalance Recommendation",
+            "rb-1",
+            sent,
+            json!({"instance-id": b}),
+        ))
+        .await;
+    assert_eq!(r["outcome"], "cordoned", "{r}");
+    assert_eq!(
+        w.emu.get("nodes", "", &w.nodes[1]).unwrap()["spec"]["unschedulable"],
+        true
+    );
+    let r = w.handle(w.warning(&b, "w-b", sent)).await;
+    assert_eq!(r["outcome"], "drained", "{r}");
+    let status = w
+        .handle(json!({"command": "status", "instance_id": b}))
+        .await;
+    let history = status["record"]["history"].to_string();
+    assert!(
+        history.contains("rebalance") && history.contains("drained"),
+        "{status}"
+    );
+
+    // C terminates; its warning arriving late changes nothing.
+    let r = w
+        .handle(w.event(
+            "EC2 Instance State-change Notification",
+            "sc-c",
+            sent,
+            json!({"instance-id": c, "state": "terminated"}),
+        ))
+        .await;
+    assert_eq!(r["outcome"], "ended", "{r}");
+    let r = w.handle(w.warning(&c, "w-c", sent)).await;
+    assert_eq!(r["outcome"], "already-ended", "{r}");
+    assert_eq!(
+        w.emu.get("nodes", "", &w.nodes[2]).unwrap()["spec"]["unschedulable"],
+        Value::Null
+    );
+
+    let notes = read_notifications(
+        w.direct.config(),
+        &w.estate.primary.region,
+        &w.estate.primary.queue_url,
+        2,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        notes.len(),
+        2,
+        "one per drained instance: {:?}",
+        notes.iter().map(|n| &n.subject).collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_interruptions_in_a_pool_fail_over_once_and_return_once() {
+    let clock = ManualClock::at(1_795_392_000_000);
+    let w = world(
+        "eu-central-1",
+        20,
+        0.0,
+        Arc::new(clock.clone()),
+        &[("BREAKWATER_SPOT_FAILOVER_THRESHOLD", "3")],
+    )
+    .await;
+    let before = w.on_demand().await;
+    for (i, instance) in w.scene.instances.clone().iter().enumerate() {
+        clock.advance(Duration::from_secs(10));
+        let r = w
+            .handle(w.warning(instance, &format!("w-{i}"), clock.now_ms()))
+            .await;
+        assert_eq!(r["outcome"], "drained", "{r}");
+    }
+    let raised = w.on_demand().await;
+    assert_eq!(
+        raised,
+        Scaling {
+            min: 3,
+            desired: 3,
+            max: 10
+        },
+        "one step of 2 over {before}"
+    );
+    let updates = w
+        .proxy
+        .calls()
+        .iter()
+        .filter(|c| c.path.contains("/on-demand/update-config"))
+        .count();
+    assert_eq!(updates, 1, "exactly one scale-up");
+    // 29 minutes after the last interruption: it stays; after 30 it returns, once.
+    clock.advance(Duration::from_secs(29 * 60));
+    let r = w.handle(json!({"version": "0", "id": "tick-1", "detail-type": "Scheduled Event", "source": "aws.events",
+        "account": "123456789012", "time": "2026-11-23T06:00:00Z", "region": w.region, "resources": [], "detail": {}})).await;
+    assert!(r["actions"].to_string().contains("stays raised"), "{r}");
+    clock.advance(Duration::from_secs(2 * 60));
+    for tick in ["tick-2", "tick-3"] {
+        w.handle(json!({"version": "0", "id": tick, "detail-type": "Scheduled Event", "source": "aws.events",
+            "account": "123456789012", "time": "2026-11-23T06:00:00Z", "region": w.region, "resources": [], "detail": {}})).await;
+    }
+    assert_eq!(w.on_demand().await, before);
+    let updates = w
+        .proxy
+        .calls()
+        .iter()
+        .filter(|c| c.path.contains("/on-demand/update-config"))
+        .count();
+    assert_eq!(updates, 2, "one scale-up and one return");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn foreign_unknown_and_malformed_events_change_nothing() {
+    let w = world("ap-south-1", 1, 0.0, Arc::new(SystemClock), &[]).await;
+    let now = SystemClock.now_ms();
+    let cases = [
+        (
+            w.warning(&w.scene.foreign_instance, "f-1", now),
+            "foreign-instance",
+        ),
+        (
+            w.warning("i-0123456789abcdef0", "f-2", now),
+            "unknown-instance",
+        ),
+        (w.warning("not-an-instance", "f-3", now), "rejected"),
+        (
+            w.event(
+                "EC2 Spot Instance Interruption Warning",
+                "f-4",
+                now,
+                json!({}),
+            ),
+            "rejected",
+        ),
+        (
+            json!({"detail-type": "EC2 Spot Instance Interruption Warning", "source": "aws.ec2"}),
+            "rejected",
+        ),
+        (json!({"something": "else"}), "rejected"),
+    ];
+    for (event, expected) in cases {
+        let r = w.function.handle(event.clone(), "req").await.unwrap();
+        assert_eq!(r["outcome"], expected, "{event} → {r}");
+    }
+    assert!(
+        w.emu.requests().iter().all(|r| r.method == "GET"),
+        "no mutation of the cluster"
+    );
+    assert!(w.proxy.calls().iter().all(
+        |c| !c.operation.contains("UpdateNodegroupConfig") && !c.path.contains("update-config")
+    ));
+}
