@@ -9,6 +9,7 @@ pub mod proxy;
 pub mod runtime;
 pub mod scenes;
 pub mod seed;
+pub mod spot_bench;
 
 use std::path::PathBuf;
 

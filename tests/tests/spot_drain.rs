@@ -17,7 +17,7 @@ use breakwater::config::{Env, Settings};
 use breakwater::kube::KubeClients;
 use breakwater::ports::{NodeGroupId, NodeGroups, Scaling};
 use breakwater::Toolkit;
-use breakwater_sandbox::kube::fixtures::{daemon_set, mirror_pod, pdb, pod, replica_set};
+use breakwater_sandbox::kube::fixtures::{fifty_pod_workload, pdb, pod, replica_set};
 use breakwater_sandbox::kube::KubeEmulator;
 use breakwater_sandbox::proxy::FaultProxy;
 use breakwater_sandbox::scenes::{spot_nodes, spot_scene, SpotScene};
@@ -146,69 +146,12 @@ fn uid(v: &Value) -> String {
     v["metadata"]["uid"].as_str().unwrap().to_string()
 }
 
-/// 10 apps × 5 pods on `node`, each a ReplicaSet of 5 with `maxUnavailable: 1`, 5 s of grace; a
-/// DaemonSet pod, a mirror pod and a finished pod beside them.
-fn fifty_pods(emu: &KubeEmulator, node: &str) {
-    emu.with(|c| c.pause_replication(true));
-    for app in 0..10 {
-        let name = format!("app{app}");
-        let rs = emu
-            .create(
-                "replicasets",
-                "shop",
-                replica_set(&format!("{name}-5c7d"), &name, 5),
-            )
-            .unwrap();
-        for i in 0..5 {
-            emu.create(
-                "pods",
-                "shop",
-                pod(
-                    &format!("{name}-{i}"),
-                    node,
-                    &name,
-                    Some(("ReplicaSet", &format!("{name}-5c7d"), &uid(&rs))),
-                    5,
-                ),
-            )
-            .unwrap();
-        }
-        emu.create(
-            "poddisruptionbudgets",
-            "shop",
-            pdb(&name, &name, None, Some(json!(1))),
-        )
-        .unwrap();
-    }
-    let ds = emu
-        .create("daemonsets", "kube-system", daemon_set("node-exporter"))
-        .unwrap();
-    emu.create(
-        "pods",
-        "kube-system",
-        pod(
-            "node-exporter-x",
-            node,
-            "node-exporter",
-            Some(("DaemonSet", "node-exporter", &uid(&ds))),
-            30,
-        ),
-    )
-    .unwrap();
-    emu.create("pods", "kube-system", mirror_pod("kube-proxy-x", node))
-        .unwrap();
-    let mut done = pod("report-1", node, "report", None, 30);
-    done["status"] = json!({"phase": "Succeeded"});
-    emu.create("pods", "batch", done).unwrap();
-    emu.with(|c| c.pause_replication(false));
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fifty_pod_node_with_budgets_drains_inside_the_deadline() {
     // The emulator's kubelet runs at 4× (5 s of grace in 1.25 s; a replacement is Ready in 0.5 s).
     let w = world("us-east-2", 1, 4.0, Arc::new(SystemClock), &[]).await;
     let node = w.nodes[0].clone();
-    fifty_pods(&w.emu, &node);
+    fifty_pod_workload(&w.emu, &node, "shop").unwrap();
     // The warning was sent 60 s ago: 50 s are left before the deadline (120 s − 10 s margin).
     let sent = SystemClock.now_ms() - 60_000;
     let r = w

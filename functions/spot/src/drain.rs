@@ -349,7 +349,7 @@ impl Drainer {
         let mut escalation = None;
         for attempt in 0u32.. {
             let answer = evict(&self.client, &c.namespace, &c.name, &c.uid, None).await;
-            let mut pause = Duration::from_millis((250u64 << attempt.min(4)).min(4_000));
+            let mut pause = Duration::from_millis((250u64 << attempt.min(3)).min(2_000));
             match answer {
                 Ok(Eviction::Evicted) => {
                     return (PodOutcome::Evicted { pod, refusals }, escalation)

@@ -84,3 +84,66 @@ pub fn pdb(
     }
     json!({"metadata": {"name": name}, "spec": spec})
 }
+
+/// 10 apps × 5 pods on `node` in `namespace`: each app a ReplicaSet of 5 whose pods all sit on
+/// the node, guarded by `maxUnavailable: 1`, with 5 s of grace; beside them a DaemonSet pod, a
+/// mirror pod and a finished pod (which a drain leaves). Seeded with replication paused.
+pub fn fifty_pod_workload(
+    emulator: &super::KubeEmulator,
+    node: &str,
+    namespace: &str,
+) -> Result<(), super::store::ApiError> {
+    emulator.with(|c| c.pause_replication(true));
+    let uid = |v: &Value| {
+        v["metadata"]["uid"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    for app in 0..10 {
+        let name = format!("app{app}");
+        let rs_name = format!("{name}-5c7d");
+        let rs = emulator.create("replicasets", namespace, replica_set(&rs_name, &name, 5))?;
+        for i in 0..5 {
+            emulator.create(
+                "pods",
+                namespace,
+                pod(
+                    &format!("{name}-{i}"),
+                    node,
+                    &name,
+                    Some(("ReplicaSet", &rs_name, &uid(&rs))),
+                    5,
+                ),
+            )?;
+        }
+        emulator.create(
+            "poddisruptionbudgets",
+            namespace,
+            pdb(&name, &name, None, Some(json!(1))),
+        )?;
+    }
+    let ds_name = format!("node-exporter-{namespace}");
+    let ds = emulator.create("daemonsets", namespace, daemon_set(&ds_name))?;
+    emulator.create(
+        "pods",
+        namespace,
+        pod(
+            &format!("{ds_name}-x"),
+            node,
+            &ds_name,
+            Some(("DaemonSet", &ds_name, &uid(&ds))),
+            30,
+        ),
+    )?;
+    emulator.create(
+        "pods",
+        namespace,
+        mirror_pod(&format!("kube-proxy-{namespace}"), node),
+    )?;
+    let mut done = pod(&format!("report-{namespace}"), node, "report", None, 30);
+    done["status"] = json!({"phase": "Succeeded"});
+    emulator.create("pods", namespace, done)?;
+    emulator.with(|c| c.pause_replication(false));
+    Ok(())
+}

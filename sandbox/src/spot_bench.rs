@@ -1,0 +1,168 @@
+//! The spot benchmark: event → cordon time over many warnings, and a 50-pod drain with budgets by
+//! the spot function's drainer against a sequential one-pod-at-a-time drainer (kubectl's way:
+//! evict, wait until the pod is gone, a fixed 5 s retry on a budget refusal) on the same emulator.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aws_config::SdkConfig;
+use breakwater::clock::{Clock, SystemClock};
+use breakwater::config::{Env, Settings};
+use breakwater::kube::ops::{evict, Eviction};
+use breakwater::kube::KubeClients;
+use breakwater::Toolkit;
+use serde_json::json;
+use spot::drain::{choose, pods_on, Candidate, Drainer, Policy};
+use spot::settings::SpotSettings;
+use spot::SpotFunction;
+
+use crate::kube::fixtures::fifty_pod_workload;
+use crate::kube::KubeEmulator;
+use crate::scenes::{spot_nodes, spot_scene};
+use crate::seed::Estate;
+use crate::SandboxError;
+
+/// What the benchmark measured.
+#[derive(Debug, Clone)]
+pub struct SpotFigures {
+    /// Function time from the event to the cordon, per warning (ms).
+    pub cordon_ms: Vec<f64>,
+    /// Pods drained in each drain.
+    pub pods: usize,
+    /// The spot drainer.
+    pub ours: Duration,
+    /// The sequential drainer.
+    pub sequential: Duration,
+    /// The emulator's clock speed (kubelet grace and pod readiness run this much faster).
+    pub speed: f64,
+}
+
+async fn sequential(client: &kube::Client, candidates: &[Candidate]) -> Result<(), SandboxError> {
+    for c in candidates {
+        loop {
+            match evict(client, &c.namespace, &c.name, &c.uid, None).await {
+                Ok(Eviction::Evicted | Eviction::Gone | Eviction::Replaced) => break,
+                Ok(_) => tokio::time::sleep(Duration::from_secs(5)).await,
+                Err(e) => return Err(SandboxError::Function(e.to_string())),
+            }
+        }
+        let api: kube::Api<k8s_openapi::api::core::v1::Pod> =
+            kube::Api::namespaced(client.clone(), &c.namespace);
+        while let Ok(Some(_)) = api.get_opt(&c.name).await {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    Ok(())
+}
+
+/// Runs the benchmark against moto at `endpoint` (seeded `estate`) and a fresh emulator.
+pub async fn run(
+    config: &SdkConfig,
+    endpoint: &str,
+    estate: &Estate,
+    warnings: usize,
+) -> Result<SpotFigures, SandboxError> {
+    let region = estate.primary.region.clone();
+    let scene = spot_scene(config, &region, "-bench", warnings + 2).await?;
+    let speed = 10.0;
+    let emulator = KubeEmulator::start(SystemClock.now_ms(), speed).await?;
+    let nodes = spot_nodes(&emulator, &scene)?;
+    let aws = Arc::new(breakwater::aws::Aws::for_endpoint(endpoint, &region).await);
+    let settings = Settings {
+        region: region.clone(),
+        state_bucket: estate.primary.state_bucket.clone(),
+        topic_arn: None,
+        dry_run: false,
+        lease_ttl: Duration::from_secs(180),
+        idempotency_ttl: Duration::from_secs(900),
+        function_name: "spot".into(),
+    };
+    let function = SpotFunction {
+        instances: breakwater::aws::ec2::Ec2Instances::new(aws.ec2()),
+        node_groups: breakwater::aws::eks::EksNodeGroups::new(aws.eks()),
+        kube: KubeClients::new(Some(emulator.endpoint()))
+            .map_err(|e| SandboxError::Function(e.to_string()))?,
+        toolkit: Toolkit::with_aws(settings, aws.clone(), Arc::new(SystemClock)),
+        settings: SpotSettings::from_env(&Env::from_pairs([(
+            "BREAKWATER_SPOT_CLUSTERS",
+            scene.cluster.as_str(),
+        )]))
+        .map_err(|e| SandboxError::Function(e.to_string()))?,
+    };
+    // Event → cordon, for warnings on empty nodes (the token is cached after the first).
+    let mut cordon_ms = Vec::new();
+    for (i, instance) in scene.instances.iter().skip(2).enumerate() {
+        let event = json!({"version": "0", "id": format!("bench-{i}"), "detail-type": "EC2 Spot Instance Interruption Warning",
+            "source": "aws.ec2", "account": "123456789012", "time": breakwater::clock::rfc3339(SystemClock.now_ms()),
+            "region": region, "resources": [], "detail": {"instance-id": instance, "instance-action": "terminate"}});
+        let r = function
+            .handle(event, &format!("bench-{i}"))
+            .await
+            .map_err(|e| SandboxError::Function(e.to_string()))?;
+        cordon_ms.push(r["cordon_ms"].as_f64().unwrap_or(f64::NAN));
+    }
+    // The same 50-pod workload on two nodes: one drained each way.
+    let client = function
+        .kube
+        .client(&aws, &scene.cluster, SystemClock.now_ms())
+        .await
+        .map_err(|e| SandboxError::Function(e.to_string()))?;
+    // The same 50-pod workload on two nodes, both cordoned before either drain starts (as the
+    // function and `kubectl drain` cordon first), so that replacements land on neither.
+    let work = [(&nodes[0], "ours"), (&nodes[1], "sequential")];
+    for (node, namespace) in work {
+        fifty_pod_workload(&emulator, node, namespace)
+            .map_err(|e| SandboxError::Seed(e.message))?;
+        emulator
+            .with(|c| {
+                let kind = crate::kube::store::find_kind("", "v1", "nodes")
+                    .ok_or_else(|| crate::kube::store::ApiError::bad_request("nodes"))?;
+                c.patch(
+                    kind,
+                    "",
+                    node,
+                    "application/merge-patch+json",
+                    &json!({"spec": {"unschedulable": true}}),
+                    false,
+                )
+            })
+            .map_err(|e| SandboxError::Seed(e.message))?;
+    }
+    let mut timings = Vec::new();
+    for (node, namespace) in work {
+        let pods = pods_on(&client, node)
+            .await
+            .map_err(|e| SandboxError::Function(e.to_string()))?;
+        let (candidates, left) = choose(&pods, &Default::default(), Policy::OverrideAtDeadline);
+        let started = Instant::now();
+        if namespace == "ours" {
+            let drainer = Drainer {
+                client: client.clone(),
+                clock: Arc::new(SystemClock),
+                deadline_ms: SystemClock.now_ms() + 110_000,
+            };
+            let report = drainer.drain(candidates.clone(), left).await;
+            if report.deadline_missed || report.evicted() != candidates.len() {
+                return Err(SandboxError::Function(format!(
+                    "the drain did not finish cleanly: {report:?}"
+                )));
+            }
+        } else {
+            sequential(&client, &candidates).await?;
+        }
+        timings.push((candidates.len(), started.elapsed()));
+    }
+    if timings[0].0 != timings[1].0 {
+        return Err(SandboxError::Function(format!(
+            "the two drains had {} and {} pods",
+            timings[0].0, timings[1].0
+        )));
+    }
+    Ok(SpotFigures {
+        cordon_ms,
+        pods: timings[0].0,
+        ours: timings[0].1,
+        sequential: timings[1].1,
+        speed,
+    })
+}
