@@ -10,6 +10,7 @@ pub mod runtime;
 pub mod scenes;
 pub mod seed;
 pub mod spot_bench;
+pub mod spot_demo;
 
 use std::path::PathBuf;
 

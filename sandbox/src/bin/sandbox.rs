@@ -271,6 +271,27 @@ async fn demo(args: &[String]) -> Result<(), SandboxError> {
             ),
         );
     }
+    let spot = bins.join("spot");
+    if spot.exists() {
+        let say = |line: &str| step(started, line);
+        breakwater_sandbox::spot_demo::play(
+            &say,
+            &moto.endpoint(),
+            &config,
+            &estate,
+            &spot,
+            function_env(&moto.endpoint(), &estate),
+        )
+        .await?;
+    } else {
+        step(
+            started,
+            &format!(
+                "no spot binary at {}: skipping the spot scenes",
+                spot.display()
+            ),
+        );
+    }
     moto.stop();
     let gone = !Path::new(&format!("/proc/{pid}")).exists();
     step(
