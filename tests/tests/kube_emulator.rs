@@ -568,7 +568,10 @@ async fn kubectl_cordon_and_drain_leave_the_state_the_api_server_would() {
     // Breakwater's eviction body has the shape kubectl's has, plus the UID precondition.
     let ours = breakwater::kube::ops::eviction_body("shop", "web-1", "uid-1", None);
     for key in evictions[0].body.as_object().unwrap().keys() {
-        assert!(ours.get(key).is_some(), "kubectl sends {key}, Breakwater does not: {ours}");
+        assert!(
+            ours.get(key).is_some(),
+            "kubectl sends {key}, Breakwater does not: {ours}"
+        );
     }
     assert!(ours["deleteOptions"].is_object() && evictions[0].body["deleteOptions"].is_object());
     println!("kubectl eviction body: {}", evictions[0].body);

@@ -178,7 +178,7 @@ async fn a_fifty_pod_node_with_budgets_drains_inside_the_deadline() {
     // What is left on the node is what must stay; the node is cordoned, tainted, out of load balancers.
     assert_eq!(
         w.pods_on(&node),
-        vec!["kube-proxy-x", "node-exporter-x", "report-1"]
+        vec!["kube-proxy-shop", "node-exporter-shop-x", "report-shop"]
     );
     let n = w.emu.get("nodes", "", &node).unwrap();
     assert_eq!(n["spec"]["unschedulable"], true);
@@ -186,6 +186,15 @@ async fn a_fifty_pod_node_with_budgets_drains_inside_the_deadline() {
     assert_eq!(
         n["metadata"]["labels"]["node.kubernetes.io/exclude-from-external-load-balancers"],
         "true"
+    );
+    // A Kubernetes Event on the node says what is happening.
+    let events = w.emu.list("events");
+    assert!(
+        events
+            .iter()
+            .any(|e| e["involvedObject"]["name"] == node.as_str()
+                && e["reason"] == "SpotInterruption"),
+        "{events:?}"
     );
     // On the wire: every eviction carried deleteOptions with the pod's UID.
     for e in w

@@ -353,6 +353,7 @@ impl<I: Instances, G: NodeGroups> SpotFunction<I, G> {
             .map_err(|e| from_kube(&format!("cordon {node}"), &e))?;
         let cordon_ms = started.elapsed().as_secs_f64() * 1000.0;
         tracing::info!(node = %node, cordon_ms, "cordoned");
+        node_event(&client, &node, &info.id, &event, deadline_ms, now).await;
         let mut record = InstanceRecord {
             instance_id: info.id.clone(),
             cluster: Some(cluster.to_string()),
@@ -735,6 +736,42 @@ fn reason_of(event: &SpotEvent) -> &'static str {
     match event {
         SpotEvent::Warning { .. } => "spot-interruption",
         _ => "rebalance-recommendation",
+    }
+}
+
+/// A Kubernetes Event on the node (what `kubectl describe node` shows); best effort.
+async fn node_event(
+    client: &kube::Client,
+    node: &str,
+    instance: &str,
+    event: &SpotEvent,
+    deadline_ms: u64,
+    now: u64,
+) {
+    let (reason, message) = match event {
+        SpotEvent::Warning { action, .. } => (
+            "SpotInterruption",
+            format!("Breakwater: spot instance {instance} gets {action} at about {}; cordoned, draining until {}",
+                breakwater::clock::rfc3339(deadline_ms + 10_000), breakwater::clock::rfc3339(deadline_ms)),
+        ),
+        _ => ("RebalanceRecommendation", format!("Breakwater: rebalance recommendation for {instance}; cordoned")),
+    };
+    let at = breakwater::clock::rfc3339(now);
+    let body = serde_json::json!({
+        "apiVersion": "v1", "kind": "Event",
+        "metadata": {"generateName": format!("{node}."), "namespace": "default"},
+        "involvedObject": {"apiVersion": "v1", "kind": "Node", "name": node},
+        "reason": reason, "message": message, "type": "Warning",
+        "source": {"component": "breakwater-spot"}, "firstTimestamp": at, "lastTimestamp": at, "count": 1,
+    });
+    let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(client.clone(), "default");
+    match serde_json::from_value::<k8s_openapi::api::core::v1::Event>(body) {
+        Ok(e) => {
+            if let Err(err) = events.create(&kube::api::PostParams::default(), &e).await {
+                tracing::warn!(error = %err, "could not record a Kubernetes event on the node");
+            }
+        }
+        Err(err) => tracing::warn!(error = %err, "could not build the node event"),
     }
 }
 
