@@ -540,12 +540,22 @@ async fn a_rebalance_without_a_warning_is_uncordoned_and_a_missing_node_ends_the
             "account": "123456789012", "time": "2026-11-23T06:00:00Z", "region": w.region, "resources": [], "detail": {}})
     };
     // A rebalance recommendation cordons (the default policy) …
-    let r = w.handle(w.event("EC2 Instance Rebalance Recommendation", "rb", clock.now_ms(), json!({"instance-id": a}))).await;
+    let r = w
+        .handle(w.event(
+            "EC2 Instance Rebalance Recommendation",
+            "rb",
+            clock.now_ms(),
+            json!({"instance-id": a}),
+        ))
+        .await;
     assert_eq!(r["outcome"], "cordoned", "{r}");
     // … the schedule leaves it cordoned for 10 minutes …
     clock.advance(Duration::from_secs(9 * 60));
     w.handle(tick("t-1")).await;
-    assert_eq!(w.emu.get("nodes", "", &w.nodes[0]).unwrap()["spec"]["unschedulable"], true);
+    assert_eq!(
+        w.emu.get("nodes", "", &w.nodes[0]).unwrap()["spec"]["unschedulable"],
+        true
+    );
     // … and uncordons it (taint and label gone too) when no warning followed.
     clock.advance(Duration::from_secs(2 * 60));
     let r = w.handle(tick("t-2")).await;
@@ -556,16 +566,37 @@ async fn a_rebalance_without_a_warning_is_uncordoned_and_a_missing_node_ends_the
         node["spec"]["taints"].as_array().is_none_or(Vec::is_empty),
         "{node}"
     );
-    assert!(node["metadata"]["labels"]["node.kubernetes.io/exclude-from-external-load-balancers"].is_null());
+    assert!(
+        node["metadata"]["labels"]["node.kubernetes.io/exclude-from-external-load-balancers"]
+            .is_null()
+    );
 
     // An instance whose node is already gone: success, the story ends, nothing is patched.
-    let before = w.emu.requests().iter().filter(|r| r.method != "GET").count();
+    let before = w
+        .emu
+        .requests()
+        .iter()
+        .filter(|r| r.method != "GET")
+        .count();
     w.emu.with(|c| {
         let kind = breakwater_sandbox::kube::store::find_kind("", "v1", "nodes").unwrap();
         c.delete(kind, "", &w.nodes[1], &json!({})).unwrap();
     });
     let r = w.handle(w.warning(&b, "w-b", clock.now_ms())).await;
     assert_eq!(r["outcome"], "ended", "{r}");
-    assert!(r["reason"].as_str().unwrap().contains("node is already gone"), "{r}");
-    assert_eq!(w.emu.requests().iter().filter(|r| r.method != "GET").count(), before);
+    assert!(
+        r["reason"]
+            .as_str()
+            .unwrap()
+            .contains("node is already gone"),
+        "{r}"
+    );
+    assert_eq!(
+        w.emu
+            .requests()
+            .iter()
+            .filter(|r| r.method != "GET")
+            .count(),
+        before
+    );
 }
