@@ -399,7 +399,17 @@ async fn a_hundred_deliveries_make_one_drain_and_one_notification_and_the_story_
         "{status}"
     );
 
-    // C terminates; its warning arriving late changes nothing.
+    // A `running` state change is ignored (it must not end a story before it starts) …
+    let r = w
+        .handle(w.event(
+            "EC2 Instance State-change Notification",
+            "sc-c-running",
+            sent,
+            json!({"instance-id": c, "state": "running"}),
+        ))
+        .await;
+    assert_eq!(r["outcome"], "ignored", "{r}");
+    // … C terminates; its warning arriving late changes nothing.
     let r = w
         .handle(w.event(
             "EC2 Instance State-change Notification",

@@ -212,6 +212,13 @@ impl<I: Instances, G: NodeGroups> SpotFunction<I, G> {
                 .end(&instance, &format!("instance {}", state_of(&event)))
                 .await;
         }
+        if let SpotEvent::StateChange { state, .. } = &event {
+            // `pending` / `running`: a new instance whose node may not be registered yet. Nothing
+            // to do — and it must not end a story that has not started.
+            return Ok(
+                json!({"outcome": "ignored", "instance": instance, "reason": format!("state {state}")}),
+            );
+        }
         if let Some(existing) = store.get::<InstanceRecord>(&key).await? {
             match (&existing.value.phase, &event) {
                 (Phase::Ended { why }, _) => {
