@@ -27,6 +27,19 @@ impl Env {
         }
     }
 
+    /// A comma-separated list, trimmed, empty entries dropped (unset: empty).
+    pub fn list(&self, name: &'static str) -> Vec<String> {
+        self.optional(name)
+            .map(|v| {
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// An environment made of the given pairs (for tests and the sandbox).
     pub fn from_pairs<K: Into<String>, V: Into<String>>(
         pairs: impl IntoIterator<Item = (K, V)>,

@@ -24,23 +24,11 @@ pub struct BudgetSettings {
     pub guardrail_roles: Vec<String>,
 }
 
-fn list(env: &Env, name: &'static str) -> Vec<String> {
-    env.optional(name)
-        .map(|v| {
-            v.split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(str::to_string)
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 impl BudgetSettings {
     /// Reads and validates the settings.
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         let account = env.account_id("BREAKWATER_ACCOUNT_ID")?;
-        let budgets = list(env, "BREAKWATER_BUDGET_NAMES");
+        let budgets = env.list("BREAKWATER_BUDGET_NAMES");
         if budgets.is_empty() {
             return Err(ConfigError {
                 variable: "BREAKWATER_BUDGET_NAMES",
@@ -66,7 +54,7 @@ impl BudgetSettings {
             None => 5.0,
         };
         let max_targets = env.whole_number("BREAKWATER_BUDGET_MAX_TARGETS", 10, 1..=100)?;
-        let guardrail_roles = list(env, "BREAKWATER_BUDGET_GUARDRAIL_ROLES");
+        let guardrail_roles = env.list("BREAKWATER_BUDGET_GUARDRAIL_ROLES");
         for role in &guardrail_roles {
             crate::guardrail::check_role_name(role).map_err(|reason| ConfigError {
                 variable: "BREAKWATER_BUDGET_GUARDRAIL_ROLES",
@@ -76,7 +64,7 @@ impl BudgetSettings {
         Ok(BudgetSettings {
             account,
             budgets,
-            clusters: list(env, "BREAKWATER_BUDGET_CLUSTERS"),
+            clusters: env.list("BREAKWATER_BUDGET_CLUSTERS"),
             thresholds,
             hysteresis,
             max_targets,

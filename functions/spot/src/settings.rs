@@ -48,18 +48,6 @@ pub struct SpotSettings {
     pub stable_ms: u64,
 }
 
-fn list(env: &Env, name: &'static str) -> Vec<String> {
-    env.optional(name)
-        .map(|v| {
-            v.split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(str::to_string)
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 fn rebalance_policy(text: &str) -> Option<RebalancePolicy> {
     match text {
         "ignore" => Some(RebalancePolicy::Ignore),
@@ -72,7 +60,7 @@ fn rebalance_policy(text: &str) -> Option<RebalancePolicy> {
 impl SpotSettings {
     /// Reads and validates the settings.
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        let clusters = list(env, "BREAKWATER_SPOT_CLUSTERS");
+        let clusters = env.list("BREAKWATER_SPOT_CLUSTERS");
         if clusters.is_empty() {
             return Err(ConfigError {
                 variable: "BREAKWATER_SPOT_CLUSTERS",
@@ -88,7 +76,7 @@ impl SpotSettings {
         };
         let mut rebalance_default = RebalancePolicy::Cordon;
         let mut rebalance = BTreeMap::new();
-        for entry in list(env, "BREAKWATER_SPOT_REBALANCE") {
+        for entry in env.list("BREAKWATER_SPOT_REBALANCE") {
             let bad = || ConfigError {
                 variable: "BREAKWATER_SPOT_REBALANCE",
                 reason: format!(
@@ -107,7 +95,7 @@ impl SpotSettings {
             }
         }
         let mut on_demand = BTreeMap::new();
-        for entry in list(env, "BREAKWATER_SPOT_ON_DEMAND") {
+        for entry in env.list("BREAKWATER_SPOT_ON_DEMAND") {
             match entry.split_once('=') {
                 Some((spot, od)) if spot.contains('/') && !od.trim().is_empty() => {
                     on_demand.insert(spot.trim().to_string(), od.trim().to_string());
