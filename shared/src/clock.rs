@@ -96,8 +96,99 @@ pub fn rfc3339(ms: u64) -> String {
     )
 }
 
+/// Parses RFC 3339 / ISO 8601 times as AWS and Kubernetes write them
+/// (`2026-11-22T21:05:16Z`, `…16.123Z`, `…16.985+0000`, `…16+01:00`) into milliseconds since the
+/// epoch; `None` for anything else (or a time before 1970).
+pub fn parse_rfc3339(text: &str) -> Option<u64> {
+    let b = text.as_bytes();
+    let digits = |from: usize, len: usize| -> Option<i64> {
+        let s = text.get(from..from + len)?;
+        s.bytes()
+            .all(|c| c.is_ascii_digit())
+            .then(|| s.parse().ok())?
+    };
+    if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
+        return None;
+    }
+    let (year, month, day) = (digits(0, 4)?, digits(5, 2)?, digits(8, 2)?);
+    let (hour, minute, second) = (digits(11, 2)?, digits(14, 2)?, digits(17, 2)?);
+    if b[13] != b':' || b[16] != b':' || !(1..=12).contains(&month) || !(1..=31).contains(&day) {
+        return None;
+    }
+    if hour > 23 || minute > 59 || second > 60 {
+        return None;
+    }
+    let mut rest = &text[19..];
+    let mut millis = 0i64;
+    if let Some(fraction) = rest.strip_prefix('.') {
+        let end = fraction
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(fraction.len());
+        if end == 0 {
+            return None;
+        }
+        let padded = format!("{:0<3}", &fraction[..end.min(3)]);
+        millis = padded.parse().ok()?;
+        rest = &fraction[end..];
+    }
+    let offset_minutes = match rest {
+        "Z" | "z" => 0,
+        _ => {
+            let sign = match rest.as_bytes().first()? {
+                b'+' => 1,
+                b'-' => -1,
+                _ => return None,
+            };
+            let zone = rest[1..].replace(':', "");
+            if zone.len() != 4 || !zone.bytes().all(|c| c.is_ascii_digit()) {
+                return None;
+            }
+            sign * (zone[..2].parse::<i64>().ok()? * 60 + zone[2..].parse::<i64>().ok()?)
+        }
+    };
+    // Days-from-civil (Howard Hinnant's algorithm).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let seconds = days * 86_400 + hour * 3600 + minute * 60 + second - offset_minutes * 60;
+    u64::try_from(seconds * 1000 + millis).ok()
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn parses_what_aws_and_kubernetes_write() {
+        for ms in [0, 951_782_400_000, 1_795_381_516_123] {
+            assert_eq!(parse_rfc3339(&rfc3339(ms)), Some(ms));
+        }
+        assert_eq!(
+            parse_rfc3339("2026-11-22T21:05:16.123+0000"),
+            Some(1_795_381_516_123)
+        );
+        assert_eq!(
+            parse_rfc3339("2026-11-22T22:05:16+01:00"),
+            Some(1_795_381_516_000)
+        );
+        assert_eq!(
+            parse_rfc3339("2026-11-22T21:05:16Z"),
+            Some(1_795_381_516_000)
+        );
+        for bad in [
+            "",
+            "2026-11-22",
+            "2026-13-01T00:00:00Z",
+            "2026-11-22T21:05:16",
+            "x026-11-22T21:05:16Z",
+            "2026-11-22T21:05:16.Z",
+        ] {
+            assert_eq!(parse_rfc3339(bad), None, "{bad}");
+        }
+    }
+
     use super::*;
 
     #[test]

@@ -106,7 +106,13 @@ impl Error {
         };
         if matches!(
             code,
-            Some("NoSuchBucket" | "NotFound" | "ResourceNotFoundException" | "NoSuchKey")
+            Some(
+                "NoSuchBucket"
+                    | "NotFound"
+                    | "ResourceNotFound"
+                    | "ResourceNotFoundException"
+                    | "NoSuchKey"
+            )
         ) {
             Error::NotFound(format!("{what}: {detail}"))
         } else if matches!(

@@ -275,3 +275,22 @@ pub trait Instances: Send + Sync {
     /// One instance, `None` when EC2 does not know it.
     fn describe(&self, id: &str) -> impl Future<Output = Result<Option<InstanceInfo>>> + Send;
 }
+
+/// A CloudWatch alarm's current state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlarmState {
+    /// `OK`, `ALARM` or `INSUFFICIENT_DATA`.
+    pub value: String,
+    /// When it entered that state (ms since the epoch).
+    pub since_ms: Option<u64>,
+    /// CloudWatch's reason.
+    pub reason: String,
+}
+
+/// CloudWatch alarms of one region.
+pub trait Alarms: Send + Sync {
+    /// The alarm's state, `None` when it does not exist.
+    fn state(&self, name: &str) -> impl Future<Output = Result<Option<AlarmState>>> + Send;
+    /// The alarm's tags (by ARN); an alarm without tags has none.
+    fn tags(&self, arn: &str) -> impl Future<Output = Result<BTreeMap<String, String>>> + Send;
+}

@@ -137,6 +137,36 @@ impl StateStore {
         self.write(key, value, Precondition::None).await
     }
 
+    /// Read-modify-write of one record under compare-and-swap: `change` is applied to the current
+    /// value (the default when absent) and written only if nobody wrote in between; a lost race
+    /// reads again. Returns what was written.
+    pub async fn update<T, F>(&self, key: &str, mut change: F) -> Result<T>
+    where
+        T: Serialize + DeserializeOwned + Default,
+        F: FnMut(&mut T),
+    {
+        for _ in 0..RACE_ATTEMPTS {
+            let current = self.get::<T>(key).await?;
+            let (mut value, etag) = match current {
+                Some(v) => (v.value, Some(v.etag)),
+                None => (T::default(), None),
+            };
+            change(&mut value);
+            let written = match &etag {
+                Some(etag) => self.replace(key, &value, etag).await.map(Some),
+                None => self.create(key, &value).await,
+            };
+            match written {
+                Ok(Some(_)) => return Ok(value),
+                Ok(None) | Err(Error::Conflict(_)) => continue,
+                Err(other) => return Err(other),
+            }
+        }
+        Err(Error::Conflict(format!(
+            "record {key}: lost {RACE_ATTEMPTS} races in a row"
+        )))
+    }
+
     /// Writes a raw document (Markdown, SVG) whatever is there.
     pub async fn put_document(
         &self,

@@ -1,10 +1,13 @@
-//! The CloudWatch adapter: S3's free daily storage metrics, read with one `GetMetricData` call.
+//! The CloudWatch adapters: S3's free daily storage metrics, read with one `GetMetricData` call,
+//! and alarms (state and tags).
 
 use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat, ScanBy};
 use aws_smithy_types::DateTime;
 
+use std::collections::BTreeMap;
+
 use crate::error::{Error, Result};
-use crate::ports::{BucketStorage, StorageMetrics};
+use crate::ports::{AlarmState, Alarms, BucketStorage, StorageMetrics};
 
 /// The storage types the savings report prices.
 pub const STORAGE_TYPES: &[&str] = &[
@@ -200,5 +203,87 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(err.error_type(), "Retryable", "{err}");
+    }
+}
+
+/// [`Alarms`] over CloudWatch: `DescribeAlarms` by name and `ListTagsForResource`.
+#[derive(Debug, Clone)]
+pub struct CloudWatchAlarms {
+    client: aws_sdk_cloudwatch::Client,
+}
+
+impl CloudWatchAlarms {
+    /// The adapter over `client`.
+    pub fn new(client: aws_sdk_cloudwatch::Client) -> Self {
+        CloudWatchAlarms { client }
+    }
+}
+
+impl Alarms for CloudWatchAlarms {
+    async fn state(&self, name: &str) -> Result<Option<AlarmState>> {
+        let out = self
+            .client
+            .describe_alarms()
+            .alarm_names(name)
+            .send()
+            .await
+            .map_err(|e| Error::from_sdk(&format!("DescribeAlarms {name}"), &e))?;
+        let found = out
+            .metric_alarms()
+            .iter()
+            .find(|a| a.alarm_name() == Some(name))
+            .map(|a| {
+                (
+                    a.state_value().map(|s| s.as_str().to_string()),
+                    a.state_updated_timestamp().map(|t| t.to_millis()),
+                    a.state_reason(),
+                )
+            })
+            .or_else(|| {
+                out.composite_alarms()
+                    .iter()
+                    .find(|a| a.alarm_name() == Some(name))
+                    .map(|a| {
+                        (
+                            a.state_value().map(|s| s.as_str().to_string()),
+                            a.state_updated_timestamp().map(|t| t.to_millis()),
+                            a.state_reason(),
+                        )
+                    })
+            });
+        Ok(found.map(|(value, since, reason)| AlarmState {
+            value: value.unwrap_or_else(|| "INSUFFICIENT_DATA".into()),
+            since_ms: since
+                .and_then(|ms| ms.ok())
+                .and_then(|ms| u64::try_from(ms).ok()),
+            reason: reason.unwrap_or_default().to_string(),
+        }))
+    }
+
+    async fn tags(&self, arn: &str) -> Result<BTreeMap<String, String>> {
+        let out = match self
+            .client
+            .list_tags_for_resource()
+            .resource_arn(arn)
+            .send()
+            .await
+        {
+            Ok(out) => out,
+            // An alarm that does not exist (any more) names no workload.
+            Err(e) => match Error::from_sdk(&format!("ListTagsForResource {arn}"), &e) {
+                Error::NotFound(_) => return Ok(BTreeMap::new()),
+                other => return Err(other),
+            },
+        };
+        Ok(out
+            .tags()
+            .iter()
+            .map(|t| {
+                (
+                    t.key().unwrap_or_default().to_string(),
+                    t.value().unwrap_or_default().to_string(),
+                )
+            })
+            .collect())
     }
 }

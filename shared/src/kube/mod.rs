@@ -3,6 +3,7 @@
 //! In the sandbox, `BREAKWATER_KUBE_ENDPOINT` (loopback only) replaces the endpoint.
 
 pub mod ops;
+pub mod rollout;
 pub mod token;
 
 use std::collections::HashMap;

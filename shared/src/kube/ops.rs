@@ -55,26 +55,46 @@ pub fn eviction_body(namespace: &str, name: &str, uid: &str, grace_seconds: Opti
     })
 }
 
-/// Asks the API server to evict one pod.
-pub async fn evict(
+/// An API server's answer: the status, the JSON body (`Null` when none) and `Retry-After`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Answer {
+    /// HTTP status.
+    pub status: u16,
+    /// The body as JSON (a `Status` for errors).
+    pub body: Value,
+    /// `Retry-After` seconds, when sent.
+    pub retry_after: Option<u64>,
+}
+
+impl Answer {
+    /// The `Status` message of an error answer.
+    pub fn message(&self) -> &str {
+        self.body["message"].as_str().unwrap_or_default()
+    }
+}
+
+/// Sends one request with a JSON body (or none) and reads the answer whatever its status:
+/// the callers classify (kube-rs's typed calls turn every non-2xx into an opaque error).
+pub async fn send_json(
     client: &kube::Client,
-    namespace: &str,
-    name: &str,
-    uid: &str,
-    grace_seconds: Option<i64>,
-) -> Result<Eviction> {
-    let body = eviction_body(namespace, name, uid, grace_seconds);
-    let request = http::Request::post(format!(
-        "/api/v1/namespaces/{namespace}/pods/{name}/eviction"
-    ))
-    .header(http::header::CONTENT_TYPE, "application/json")
-    .body(kube::client::Body::from(body.to_string().into_bytes()))
-    .map_err(|e| Error::Aws(format!("eviction request for {namespace}/{name}: {e}")))?;
-    let what = format!("evict pod {namespace}/{name}");
+    method: http::Method,
+    path: &str,
+    content_type: &str,
+    body: Option<&Value>,
+    what: &str,
+) -> Result<Answer> {
+    let bytes = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
+    let request = http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header(http::header::CONTENT_TYPE, content_type)
+        .header(http::header::ACCEPT, "application/json")
+        .body(kube::client::Body::from(bytes))
+        .map_err(|e| Error::Aws(format!("{what}: {e}")))?;
     let response = client
         .send(request)
         .await
-        .map_err(|e| super::from_kube(&what, &e))?;
+        .map_err(|e| super::from_kube(what, &e))?;
     let status = response.status().as_u16();
     let retry_after = response
         .headers()
@@ -85,15 +105,53 @@ pub async fn evict(
         .into_body()
         .collect_bytes()
         .await
-        .map_err(|e| super::from_kube(&what, &e))?;
-    let answer: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    let message = answer["message"].as_str().unwrap_or_default().to_string();
-    Ok(match status {
+        .map_err(|e| super::from_kube(what, &e))?;
+    let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    Ok(Answer {
+        status,
+        body,
+        retry_after,
+    })
+}
+
+/// The error for an answer nobody expected: 401/403 forbidden, 429/5xx retryable.
+pub fn unexpected(what: &str, answer: &Answer) -> Error {
+    let detail = format!("{what}: {} {}", answer.status, answer.message());
+    match answer.status {
+        401 | 403 => Error::Forbidden(detail),
+        404 => Error::NotFound(detail),
+        409 => Error::Conflict(detail),
+        429 | 500..=599 => Error::Retryable(detail),
+        _ => Error::Aws(detail),
+    }
+}
+
+/// Asks the API server to evict one pod.
+pub async fn evict(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+    uid: &str,
+    grace_seconds: Option<i64>,
+) -> Result<Eviction> {
+    let body = eviction_body(namespace, name, uid, grace_seconds);
+    let what = format!("evict pod {namespace}/{name}");
+    let answer = send_json(
+        client,
+        http::Method::POST,
+        &format!("/api/v1/namespaces/{namespace}/pods/{name}/eviction"),
+        "application/json",
+        Some(&body),
+        &what,
+    )
+    .await?;
+    let message = answer.message().to_string();
+    Ok(match answer.status {
         200 | 201 => Eviction::Evicted,
         404 => Eviction::Gone,
         409 => Eviction::Replaced,
         429 => {
-            let causes = answer["details"]["causes"]
+            let causes = answer.body["details"]["causes"]
                 .as_array()
                 .cloned()
                 .unwrap_or_default();
@@ -102,14 +160,12 @@ pub async fn evict(
                     reason: cause["message"].as_str().unwrap_or(&message).to_string(),
                 },
                 None => Eviction::Throttled {
-                    retry_after: Duration::from_secs(retry_after.unwrap_or(1)),
+                    retry_after: Duration::from_secs(answer.retry_after.unwrap_or(1)),
                 },
             }
         }
         500 if message.contains("more than one PodDisruptionBudget") => Eviction::MultipleBudgets,
-        401 | 403 => return Err(Error::Forbidden(format!("{what}: {message}"))),
-        500..=599 => return Err(Error::Retryable(format!("{what}: {status} {message}"))),
-        _ => return Err(Error::Aws(format!("{what}: {status} {message}"))),
+        _ => return Err(unexpected(&what, &answer)),
     })
 }
 
