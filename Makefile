@@ -8,8 +8,8 @@ export PATH := $(CURDIR)/.venv/bin:$(PATH)
 
 ARM64_TARGET := aarch64-unknown-linux-gnu
 # Every Lambda binary of the workspace: the hello-world floor first (the bench's baseline).
-LAMBDA_PACKAGES := hello-floor sandbox-probe budget tiering spot
-LAMBDA_BINARIES := hello-floor probe budget tiering spot
+LAMBDA_PACKAGES := hello-floor sandbox-probe budget tiering spot rollback
+LAMBDA_BINARIES := hello-floor probe budget tiering spot rollback
 BENCH_FLAGS ?=
 
 SANDBOX_VENV := .venv/.installed
@@ -69,6 +69,7 @@ bench: build ## size, init, invoke p50/p99 and RSS of every function beside the 
 	cargo run --quiet --release -p budget --example decide
 	target/release/sandbox sweep-bench --bin-dir target/release --buckets 1000
 	target/release/sandbox spot-bench --warnings 20
+	target/release/sandbox rollback-bench --events 20
 
 up: $(SANDBOX_VENV) ## start moto in the background and seed it (for `make invoke`)
 	cargo build --release -p breakwater-sandbox $(addprefix -p ,$(LAMBDA_PACKAGES))

@@ -151,7 +151,125 @@ def _request_payment_put(self, request, bucket_name, querystring):
     return _bucket_put(self, request, bucket_name, querystring)
 
 
+# CloudWatch over Smithy RPC v2 CBOR: the Rust SDK (aws-sdk-cloudwatch ≥ 1.9x) speaks only this
+# protocol (POST /service/GraniteServiceVersion20100801/operation/<Op>, CBOR bodies); moto 5.2's
+# server routes CloudWatch's query and JSON protocols only. The bridge decodes the CBOR request
+# with botocore's own CBOR parser and the operation's input shape, hands moto the same call in the
+# JSON protocol, and encodes moto's answer back to CBOR with the output shape (errors keep their
+# `__type`). Nothing about CloudWatch's behaviour is changed; only the wire format is translated.
+_CBOR_PREFIX = "/service/GraniteServiceVersion20100801/operation/"
+_cloudwatch_model = None
+
+
+def _cloudwatch():
+    global _cloudwatch_model
+    if _cloudwatch_model is None:
+        import botocore.session
+
+        _cloudwatch_model = botocore.session.get_session().get_service_model("cloudwatch")
+    return _cloudwatch_model
+
+
+def _cbor_text(text):
+    data = text.encode()
+    head = 0x60
+    n = len(data)
+    if n < 24:
+        return bytes([head | n]) + data
+    if n < 256:
+        return bytes([head | 24, n]) + data
+    return bytes([head | 25]) + n.to_bytes(2, "big") + data
+
+
+def _cbor_error(code, message):
+    return b"\xa2" + _cbor_text("__type") + _cbor_text(code) + _cbor_text("message") + _cbor_text(message)
+
+
+def _cbor_bridge(app, environ, start_response):
+    import io
+    import json
+
+    from botocore import parsers, serialize
+
+    operation = environ["PATH_INFO"][len(_CBOR_PREFIX):]
+    model = _cloudwatch().operation_model(operation)
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    body = environ["wsgi.input"].read(length) if length else b""
+    params = {}
+    if body and model.input_shape is not None:
+        params = parsers.RpcV2CBORParser().parse(
+            {"body": body, "headers": {}, "status_code": 200}, model.input_shape
+        )
+        params.pop("ResponseMetadata", None)
+    forwarded = json.dumps(
+        params, default=lambda v: v.timestamp() if hasattr(v, "timestamp") else str(v)
+    ).encode()
+    inner = dict(environ)
+    inner.update(
+        {
+            "PATH_INFO": "/",
+            "REQUEST_URI": "/",
+            "RAW_URI": "/",
+            "CONTENT_TYPE": "application/x-amz-json-1.0",
+            "HTTP_CONTENT_TYPE": "application/x-amz-json-1.0",
+            "HTTP_X_AMZ_TARGET": f"GraniteServiceVersion20100801.{operation}",
+            "CONTENT_LENGTH": str(len(forwarded)),
+            "wsgi.input": io.BytesIO(forwarded),
+        }
+    )
+    captured = {}
+
+    def capture(status, headers, exc_info=None):
+        captured["status"] = status
+        captured["headers"] = headers
+        return lambda _data: None
+
+    answer = b"".join(app(inner, capture))
+    status = captured.get("status", "500 INTERNAL SERVER ERROR")
+    headers = [
+        (k, v)
+        for k, v in captured.get("headers", [])
+        if k.lower() not in ("content-type", "content-length")
+    ]
+    if status.startswith("2"):
+        out = bytearray(b"\xa0")
+        if model.output_shape is not None and answer:
+            parsed = parsers.JSONParser().parse(
+                {"body": answer, "headers": {}, "status_code": 200}, model.output_shape
+            )
+            parsed.pop("ResponseMetadata", None)
+            out = bytearray()
+            serialize.RpcV2CBORSerializer()._serialize_data_item(out, parsed, model.output_shape)
+        payload = bytes(out)
+    else:
+        try:
+            error = json.loads(answer or b"{}")
+        except ValueError:
+            error = {}
+        code = str(error.get("__type") or error.get("code") or "InternalFailure").rsplit("#", 1)[-1]
+        payload = _cbor_error(code, str(error.get("message") or error.get("Message") or ""))
+    headers += [
+        ("Content-Type", "application/cbor"),
+        ("Content-Length", str(len(payload))),
+        ("smithy-protocol", "rpc-v2-cbor"),
+    ]
+    start_response(status, headers)
+    return [payload]
+
+
+def _dispatch_with_cbor(original):
+    def call(self, environ, start_response):
+        if environ.get("PATH_INFO", "").startswith(_CBOR_PREFIX):
+            return _cbor_bridge(lambda e, s: original(self, e, s), environ, start_response)
+        return original(self, environ, start_response)
+
+    return call
+
+
 def apply():
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+    DomainDispatcherApplication.__call__ = _dispatch_with_cbor(DomainDispatcherApplication.__call__)
     s3_responses.S3Response._bucket_response = _bucket_response
     s3_responses.S3Response._bucket_response_get = _bucket_get
     s3_responses.S3Response._bucket_response_put = _request_payment_put

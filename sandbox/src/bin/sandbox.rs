@@ -35,8 +35,9 @@ async fn main() -> ExitCode {
         Some("bench") => bench_command(&args[1..]).await,
         Some("sweep-bench") => sweep_bench(&args[1..]).await,
         Some("spot-bench") => spot_bench(&args[1..]).await,
+        Some("rollback-bench") => rollback_bench(&args[1..]).await,
         _ => Err(SandboxError::Io(
-            "usage: sandbox demo | up | down | invoke BINARY EVENT.json | bench --bin-dir DIR --arm64-dir DIR NAME...".into(),
+            "usage: sandbox demo | up | down | invoke BINARY EVENT.json | bench --bin-dir DIR --arm64-dir DIR NAME... | sweep-bench | spot-bench [--warnings N] | rollback-bench [--events N]".into(),
         )),
     };
     match result {
@@ -289,6 +290,26 @@ async fn demo(args: &[String]) -> Result<(), SandboxError> {
             &format!(
                 "no spot binary at {}: skipping the spot scenes",
                 spot.display()
+            ),
+        );
+    }
+    let rollback = bins.join("rollback");
+    if rollback.exists() {
+        let say = |line: &str| step(started, line);
+        breakwater_sandbox::rollback_demo::play(
+            &say,
+            &config,
+            &estate,
+            &rollback,
+            function_env(&moto.endpoint(), &estate),
+        )
+        .await?;
+    } else {
+        step(
+            started,
+            &format!(
+                "no rollback binary at {}: skipping the bad-deploy scene",
+                rollback.display()
             ),
         );
     }
@@ -1110,6 +1131,16 @@ async fn bench_command(args: &[String]) -> Result<(), SandboxError> {
                 event["id"] = json!("bench-{{n}}");
                 event
             }
+            "rollback" => {
+                // An alarm transition for an alarm that names no workload: init, the tag lookup
+                // in CloudWatch and the runtime round trip (the rollback itself: rollback-bench).
+                env.push(("BREAKWATER_ROLLBACK_CLUSTERS".into(), "prod".into()));
+                let mut event =
+                    read_event(&workspace_root().join("events/rollback/alarm-state-change.json"))?;
+                event["id"] = json!("bench-{{n}}");
+                event["region"] = json!(PRIMARY);
+                event
+            }
             "spot" => {
                 // The status of an instance: init, the S3 read and the runtime round trip.
                 env.push(("BREAKWATER_SPOT_CLUSTERS".into(), "shop".into()));
@@ -1133,6 +1164,41 @@ async fn bench_command(args: &[String]) -> Result<(), SandboxError> {
         "init and invoke times and RSS are measured on this machine's native ({}) release build, with the same profile as the ARM64 build whose size is shown; the probe's invocations each make ~5 calls to moto on loopback.",
         std::env::consts::ARCH
     );
+    Ok(())
+}
+
+/// `sandbox rollback-bench [--events N]`: alarm event → rollback patch, function time.
+async fn rollback_bench(args: &[String]) -> Result<(), SandboxError> {
+    let events: usize = option(args, "--events")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20)
+        .max(2);
+    let mut moto = Moto::start(Lifetime::TiedToParent)?;
+    let config = sdk_config(&moto.endpoint()).await;
+    let estate = seed::seed(&config, PRIMARY, SECONDARY, "").await?;
+    let figures =
+        breakwater_sandbox::rollback_bench::run(&config, &moto.endpoint(), &estate, events).await?;
+    moto.stop();
+    let stats = |all: &[f64]| {
+        let mut v = all.to_vec();
+        v.sort_by(f64::total_cmp);
+        let at = |p: usize| v[(v.len() * p / 100).min(v.len() - 1)];
+        (at(50), at(90), v[v.len() - 1])
+    };
+    let (p50, p90, max) = stats(&figures.patch_ms[1..]);
+    let (t50, _, _) = stats(&figures.total_ms[1..]);
+    println!("| measure | value |");
+    println!("|---|---|");
+    println!(
+        "| alarm event → rollback patch answered, token cached ({} events) | median {p50:.1} ms, p90 {p90:.1} ms, max {max:.1} ms |",
+        events - 1
+    );
+    println!(
+        "| the first event (makes the EKS token) | {:.1} ms |",
+        figures.patch_ms[0]
+    );
+    println!("| whole invocation incl. audit record and notification | median {t50:.1} ms |");
+    println!("In process (this binary's build profile), against moto and the Kubernetes emulator on loopback: idempotency record, workload lease, ListTagsForResource, the Deployment and its ReplicaSets read, the JSON patch; each deployment read back rolled back.");
     Ok(())
 }
 

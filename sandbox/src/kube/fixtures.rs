@@ -147,3 +147,33 @@ pub fn fifty_pod_workload(
     emulator.with(|c| c.pause_replication(false));
     Ok(())
 }
+
+/// A Deployment of `replicas` pods labelled `app=<app>` running `image` (the emulator's
+/// Deployment controller makes its ReplicaSet and pods).
+pub fn deployment(name: &str, app: &str, replicas: i64, image: &str) -> Value {
+    json!({
+        "metadata": {"name": name, "labels": {"app": app}},
+        "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": app}},
+            "progressDeadlineSeconds": 600, "revisionHistoryLimit": 10,
+            "strategy": {"type": "RollingUpdate"},
+            "template": {"metadata": {"labels": {"app": app}},
+                "spec": {"containers": [{"name": app, "image": image}],
+                         "terminationGracePeriodSeconds": 5}}},
+    })
+}
+
+/// An Argo Rollout in the middle of a canary: revision 2 at 20 % beside stable revision 1.
+pub fn canary_rollout(name: &str, app: &str) -> Value {
+    json!({
+        "metadata": {"name": name, "labels": {"app": app},
+            "annotations": {"rollout.argoproj.io/revision": "2"}},
+        "spec": {"replicas": 5, "selector": {"matchLabels": {"app": app}},
+            "strategy": {"canary": {"steps": [{"setWeight": 20}, {"pause": {}}, {"setWeight": 100}]}},
+            "template": {"metadata": {"labels": {"app": app}},
+                "spec": {"containers": [{"name": app, "image": format!("{app}:2")}]}}},
+        "status": {"phase": "Paused", "currentStepIndex": 1, "currentPodHash": "6b8d9f7c5",
+            "stableRS": "58c7d4b9f6", "canary": {"weights": {
+                "canary": {"weight": 20, "podTemplateHash": "6b8d9f7c5"},
+                "stable": {"weight": 80, "podTemplateHash": "58c7d4b9f6"}}}},
+    })
+}

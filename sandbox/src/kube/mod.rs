@@ -55,6 +55,23 @@ pub struct Throttle {
     pub retry_after_seconds: u32,
 }
 
+/// A change made to the cluster just before the next matching request is served: what another
+/// client did between a function's read and its write.
+pub struct Interjection {
+    /// Only this method.
+    pub method: String,
+    /// Only paths containing this.
+    pub path_contains: String,
+    /// The change.
+    pub change: Box<dyn FnOnce(&mut Cluster) + Send>,
+}
+
+impl std::fmt::Debug for Interjection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Interjection({} {})", self.method, self.path_contains)
+    }
+}
+
 #[derive(Debug)]
 struct Clock {
     started: Instant,
@@ -67,6 +84,7 @@ struct State {
     cluster: Mutex<Cluster>,
     clock: Mutex<Clock>,
     throttles: Mutex<Vec<Throttle>>,
+    interjections: Mutex<Vec<Interjection>>,
     log: Mutex<Vec<KubeRequest>>,
 }
 
@@ -121,6 +139,7 @@ impl KubeEmulator {
                 factor,
             }),
             throttles: Mutex::new(Vec::new()),
+            interjections: Mutex::new(Vec::new()),
             log: Mutex::new(Vec::new()),
         });
         let serving = state.clone();
@@ -194,6 +213,20 @@ impl KubeEmulator {
     /// Adds a throttling rule.
     pub fn throttle(&self, rule: Throttle) {
         lock(&self.state.throttles).push(rule);
+    }
+
+    /// Makes `change` just before the next request matching `method` and `path_contains`.
+    pub fn interject(
+        &self,
+        method: &str,
+        path_contains: &str,
+        change: impl FnOnce(&mut Cluster) + Send + 'static,
+    ) {
+        lock(&self.state.interjections).push(Interjection {
+            method: method.to_string(),
+            path_contains: path_contains.to_string(),
+            change: Box::new(change),
+        });
     }
 
     /// Every request answered so far.
@@ -305,6 +338,16 @@ async fn handle(state: &State, req: Request<hyper::body::Incoming>) -> Response<
                 r.retry_after_seconds
             })
     };
+    let interjection = {
+        let mut pending = lock(&state.interjections);
+        pending
+            .iter()
+            .position(|i| i.method == parts.method.as_str() && path.contains(&i.path_contains))
+            .map(|at| pending.remove(at))
+    };
+    if let Some(interjection) = interjection {
+        (interjection.change)(&mut state.cluster());
+    }
     let (status, answer) = if let Some(seconds) = throttled {
         let e = ApiError {
             code: 429,

@@ -230,7 +230,7 @@ pub fn json_patch(target: &mut Value, patch: &Value) -> Result<(), PatchError> {
                 let expected = value()?;
                 if working.pointer(path) != Some(&expected) {
                     return Err(PatchError::Unprocessable(format!(
-                        "Testing value {path} failed"
+                        "testing value {path} failed: test failed"
                     )));
                 }
             }
@@ -356,7 +356,9 @@ mod tests {
         .unwrap_err();
         assert_eq!(
             err,
-            PatchError::Unprocessable("Testing value /metadata/resourceVersion failed".into())
+            PatchError::Unprocessable(
+                "testing value /metadata/resourceVersion failed: test failed".into()
+            )
         );
         assert_eq!(doc, before, "nothing applied when one operation fails");
         json_patch(

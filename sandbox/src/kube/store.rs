@@ -10,6 +10,8 @@ use serde_json::{json, Map, Value};
 
 use super::patch::{self, PatchError};
 
+pub mod deployments;
+
 /// A resource type the emulator serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ResourceKind {
@@ -814,6 +816,7 @@ impl Cluster {
                 changed = true;
             }
             if !self.replication_paused {
+                changed |= self.deploy();
                 changed |= self.replicate();
             }
             changed |= self.recompute_pdbs();
@@ -857,7 +860,37 @@ impl Cluster {
                 .iter()
                 .filter(|p| !terminating(p) && pod_ready(p))
                 .count();
-            let rv_before = self.resource_version;
+            // Too many: the newest go first (the controller's preference, simplified).
+            let mut surplus: Vec<(String, String)> = owned
+                .iter()
+                .filter(|p| !terminating(p))
+                .map(|p| {
+                    (
+                        str_at(p, "/metadata/creationTimestamp").to_string(),
+                        str_at(p, "/metadata/name").to_string(),
+                    )
+                })
+                .collect();
+            surplus.sort();
+            let excess = usize::try_from(live - want).unwrap_or(0);
+            for (_, pod) in surplus.into_iter().rev().take(excess) {
+                // A graceful delete without settling (this runs inside `settle`).
+                let k = key(pods_kind(), &namespace, &pod);
+                let rv = self.next_rv();
+                let Some(stored) = self.objects.get_mut(&k) else {
+                    continue;
+                };
+                let grace = stored
+                    .pointer("/spec/terminationGracePeriodSeconds")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(30);
+                let at = self.now_ms + grace * 1000;
+                stored["metadata"]["deletionTimestamp"] = json!(breakwater::clock::rfc3339(at));
+                stored["metadata"]["deletionGracePeriodSeconds"] = json!(grace);
+                stored["metadata"]["resourceVersion"] = json!(rv);
+                self.removals.insert(k, at);
+                changed = true;
+            }
             for _ in live..want {
                 let Some(node) = self.schedulable_node(&busy) else {
                     break;
@@ -896,34 +929,40 @@ impl Cluster {
                 }
                 changed = true;
             }
-            let _ = rv_before;
         }
         changed
     }
 
-    fn create_quietly(&mut self, namespace: &str, pod: Value) -> Result<Value, ApiError> {
-        // `create` settles, which would recurse into the controllers; insert directly instead.
-        let kind = pods_kind();
-        self.uids += 1;
-        let name = format!(
-            "{}{:05x}",
-            str_at(&pod, "/metadata/generateName"),
-            self.uids * 7919 % 0xfffff
-        );
-        let mut pod = pod;
-        pod["apiVersion"] = json!("v1");
-        pod["kind"] = json!("Pod");
-        pod["metadata"]["name"] = json!(name);
-        pod["metadata"]["namespace"] = json!(namespace);
-        pod["metadata"]["uid"] = json!(format!("00000000-0000-4000-8000-{:012x}", self.uids));
-        pod["metadata"]["creationTimestamp"] = json!(breakwater::clock::rfc3339(self.now_ms));
-        pod["metadata"]["resourceVersion"] = json!(self.next_rv());
+    fn create_quietly(&mut self, namespace: &str, mut pod: Value) -> Result<Value, ApiError> {
         if pod.pointer("/spec/terminationGracePeriodSeconds").is_none() {
             pod["spec"]["terminationGracePeriodSeconds"] = json!(30);
         }
+        Ok(self.insert_new(pods_kind(), namespace, pod))
+    }
+
+    /// A controller's create: the server's metadata (a name from `generateName` when none), no
+    /// settling (`create` settles, which would recurse into the controllers).
+    fn insert_new(&mut self, kind: &ResourceKind, namespace: &str, mut obj: Value) -> Value {
+        self.uids += 1;
+        let mut name = str_at(&obj, "/metadata/name").to_string();
+        if name.is_empty() {
+            name = format!(
+                "{}{:05x}",
+                str_at(&obj, "/metadata/generateName"),
+                self.uids * 7919 % 0xfffff
+            );
+        }
+        obj["apiVersion"] = json!(kind.api_version());
+        obj["kind"] = json!(kind.kind);
+        obj["metadata"]["name"] = json!(name);
+        obj["metadata"]["namespace"] = json!(namespace);
+        obj["metadata"]["uid"] = json!(format!("00000000-0000-4000-8000-{:012x}", self.uids));
+        obj["metadata"]["creationTimestamp"] = json!(breakwater::clock::rfc3339(self.now_ms));
+        obj["metadata"]["generation"] = json!(1);
+        obj["metadata"]["resourceVersion"] = json!(self.next_rv());
         self.objects
-            .insert(key(kind, namespace, &name), pod.clone());
-        Ok(pod)
+            .insert(key(kind, namespace, &name), obj.clone());
+        obj
     }
 
     fn schedulable_node(&self, avoid: &BTreeSet<String>) -> Option<String> {

@@ -1,0 +1,130 @@
+//! The rollback function's settings, read once at init; errors name the variable. The signing
+//! secrets are kept as [`SecretString`]: they never reach a log or a `Debug` print.
+
+use std::collections::BTreeMap;
+
+use breakwater::config::{ConfigError, Env};
+use secrecy::SecretString;
+
+use crate::workload::Workload;
+
+/// The rollback settings.
+#[derive(Debug, Clone)]
+pub struct RollbackSettings {
+    /// `BREAKWATER_ROLLBACK_CLUSTERS`: the clusters this deployment may act on (required).
+    pub clusters: Vec<String>,
+    /// `BREAKWATER_ROLLBACK_ALARMS`: `alarm-name=cluster/namespace/Kind/name,…`, consulted
+    /// before the alarm's tags.
+    pub alarms: BTreeMap<String, Vec<Workload>>,
+    /// `BREAKWATER_ROLLBACK_LOOKBACK_MINUTES`: an alarm is the deploy's fault only if the rollout
+    /// happened this recently and before the alarm began (default 60).
+    pub lookback_ms: u64,
+    /// `BREAKWATER_ROLLBACK_BAKE_MINUTES`: the bake window after a rollback, and the time a
+    /// revision must have lived to count as known good (default 10).
+    pub bake_ms: u64,
+    /// `BREAKWATER_ROLLBACK_COOLDOWN_MINUTES`: at most one rollback per workload in this (default 30).
+    pub cooldown_ms: u64,
+    /// `BREAKWATER_ROLLBACK_FROZEN`: workloads never rolled back (the annotation
+    /// `breakwater.io/rollback-freeze: "true"` does the same from the cluster).
+    pub frozen: Vec<Workload>,
+    /// `BREAKWATER_ROLLBACK_SLACK_SIGNING_SECRET`: Slack's signing secret (Slack off when unset).
+    pub slack_secret: Option<SecretString>,
+    /// `BREAKWATER_ROLLBACK_SLACK_USERS`: Slack user ids allowed to roll back (empty: anyone in
+    /// the workspace that can use the command).
+    pub slack_users: Vec<String>,
+    /// `BREAKWATER_ROLLBACK_PAGERDUTY_SECRET`: the v3 webhook subscription's secret (off when unset).
+    pub pagerduty_secret: Option<SecretString>,
+}
+
+fn minutes(env: &Env, name: &'static str, default: u64) -> Result<u64, ConfigError> {
+    let n = env.whole_number(name, usize::try_from(default).unwrap_or(1), 1..=10_080)?;
+    Ok(u64::try_from(n).unwrap_or(default) * 60_000)
+}
+
+impl RollbackSettings {
+    /// Reads and validates the settings.
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let clusters = env.list("BREAKWATER_ROLLBACK_CLUSTERS");
+        if clusters.is_empty() {
+            return Err(ConfigError {
+                variable: "BREAKWATER_ROLLBACK_CLUSTERS",
+                reason: "is required but not set".into(),
+            });
+        }
+        let default_cluster = (clusters.len() == 1).then(|| clusters[0].as_str());
+        let mut alarms: BTreeMap<String, Vec<Workload>> = BTreeMap::new();
+        for entry in env.list("BREAKWATER_ROLLBACK_ALARMS") {
+            let (alarm, workload) = entry.split_once('=').ok_or(ConfigError {
+                variable: "BREAKWATER_ROLLBACK_ALARMS",
+                reason: format!("{entry:?} is not alarm-name=cluster/namespace/Kind/name"),
+            })?;
+            let workload = Workload::parse(workload, default_cluster).map_err(|e| ConfigError {
+                variable: "BREAKWATER_ROLLBACK_ALARMS",
+                reason: e.to_string(),
+            })?;
+            alarms
+                .entry(alarm.trim().to_string())
+                .or_default()
+                .push(workload);
+        }
+        let frozen = env
+            .list("BREAKWATER_ROLLBACK_FROZEN")
+            .iter()
+            .map(|w| Workload::parse(w, default_cluster))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| ConfigError {
+                variable: "BREAKWATER_ROLLBACK_FROZEN",
+                reason: e.to_string(),
+            })?;
+        let secret = |name: &'static str| env.optional(name).map(SecretString::from);
+        Ok(RollbackSettings {
+            lookback_ms: minutes(env, "BREAKWATER_ROLLBACK_LOOKBACK_MINUTES", 60)?,
+            bake_ms: minutes(env, "BREAKWATER_ROLLBACK_BAKE_MINUTES", 10)?,
+            cooldown_ms: minutes(env, "BREAKWATER_ROLLBACK_COOLDOWN_MINUTES", 30)?,
+            slack_secret: secret("BREAKWATER_ROLLBACK_SLACK_SIGNING_SECRET"),
+            slack_users: env.list("BREAKWATER_ROLLBACK_SLACK_USERS"),
+            pagerduty_secret: secret("BREAKWATER_ROLLBACK_PAGERDUTY_SECRET"),
+            clusters,
+            alarms,
+            frozen,
+        })
+    }
+
+    /// The cluster of `namespace/name` commands: the only one configured.
+    pub fn default_cluster(&self) -> Option<&str> {
+        (self.clusters.len() == 1).then(|| self.clusters[0].as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_mappings_and_keeps_secrets_out_of_debug() {
+        let env = Env::from_pairs([
+            ("BREAKWATER_ROLLBACK_CLUSTERS", "prod"),
+            (
+                "BREAKWATER_ROLLBACK_ALARMS",
+                "web-5xx=shop/web, web-p95=prod/shop/Deployment/web,canary=shop/Rollout/api",
+            ),
+            ("BREAKWATER_ROLLBACK_SLACK_SIGNING_SECRET", "s3cr3t-value"),
+            ("BREAKWATER_ROLLBACK_BAKE_MINUTES", "5"),
+        ]);
+        let s = RollbackSettings::from_env(&env).unwrap();
+        assert_eq!(
+            s.alarms["web-5xx"][0].to_string(),
+            "prod/shop/Deployment/web"
+        );
+        assert_eq!(s.alarms["canary"][0].to_string(), "prod/shop/Rollout/api");
+        assert_eq!(s.bake_ms, 300_000);
+        assert!(!format!("{s:?}").contains("s3cr3t-value"));
+        let bad = Env::from_pairs([
+            ("BREAKWATER_ROLLBACK_CLUSTERS", "prod"),
+            ("BREAKWATER_ROLLBACK_ALARMS", "web-5xx"),
+        ]);
+        let err = RollbackSettings::from_env(&bad).unwrap_err();
+        assert_eq!(err.variable, "BREAKWATER_ROLLBACK_ALARMS");
+        assert!(RollbackSettings::from_env(&Env::from_pairs([("X", "y")])).is_err());
+    }
+}

@@ -1,0 +1,376 @@
+//! The Deployment rollback exactly as `kubectl rollout undo` makes it (its `DeploymentRollbacker`),
+//! plus a `test` on `metadata.resourceVersion` so that a deploy landing between our read and our
+//! write fails the patch instead of being overwritten; and the Argo Rollouts abort.
+
+use breakwater::kube::ops::{send_json, unexpected, Answer};
+use breakwater::kube::rollout::{
+    controller_uid, equal_ignore_hash, revision_of, without_hash, CHANGE_CAUSE,
+    CONTROLLER_ANNOTATIONS, REVISION_HISTORY, TEMPLATE_HASH,
+};
+use breakwater::{Error, Result};
+use http::Method;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+
+/// The annotation that freezes a workload from the cluster side.
+pub const FREEZE: &str = "breakwater.io/rollback-freeze";
+
+/// One revision of a Deployment: one of its ReplicaSets.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Revision {
+    /// `deployment.kubernetes.io/revision`.
+    pub number: i64,
+    /// The ReplicaSet.
+    pub replica_set: String,
+    /// Its `pod-template-hash` (what identifies the revision across renumbering).
+    pub hash: String,
+    /// When the ReplicaSet was created (ms).
+    pub created_ms: u64,
+    /// Earlier numbers of this ReplicaSet (`revision-history`).
+    pub earlier: Vec<i64>,
+    /// The ReplicaSet's pod template.
+    #[serde(skip)]
+    pub template: Value,
+    /// The ReplicaSet's annotations.
+    #[serde(skip)]
+    pub annotations: Map<String, Value>,
+}
+
+/// The ReplicaSets the Deployment controls, oldest revision first (kubectl's `GetAllReplicaSets`:
+/// listed by the selector, kept when the controller owner is this Deployment).
+pub fn history(deployment: &Value, replica_sets: &[Value]) -> Vec<Revision> {
+    let uid = deployment["metadata"]["uid"].as_str().unwrap_or_default();
+    let mut revisions: Vec<Revision> = replica_sets
+        .iter()
+        .filter(|rs| controller_uid(rs) == Some(uid))
+        .map(|rs| {
+            let annotations = rs["metadata"]["annotations"]
+                .as_object()
+                .cloned()
+                .unwrap_or_default();
+            Revision {
+                number: revision_of(rs),
+                replica_set: rs["metadata"]["name"].as_str().unwrap_or_default().into(),
+                hash: rs["metadata"]["labels"][TEMPLATE_HASH]
+                    .as_str()
+                    .unwrap_or_default()
+                    .into(),
+                created_ms: rs["metadata"]["creationTimestamp"]
+                    .as_str()
+                    .and_then(breakwater::clock::parse_rfc3339)
+                    .unwrap_or(0),
+                earlier: annotations
+                    .get(REVISION_HISTORY)
+                    .and_then(Value::as_str)
+                    .map(|h| h.split(',').filter_map(|n| n.trim().parse().ok()).collect())
+                    .unwrap_or_default(),
+                template: rs["spec"]["template"].clone(),
+                annotations,
+            }
+        })
+        .collect();
+    revisions.sort_by_key(|r| r.number);
+    revisions
+}
+
+/// The revision running now: the one whose template is the Deployment's.
+pub fn current<'a>(deployment: &Value, history: &'a [Revision]) -> Option<&'a Revision> {
+    history
+        .iter()
+        .rev()
+        .find(|r| equal_ignore_hash(&r.template, &deployment["spec"]["template"]))
+}
+
+/// kubectl's target for `--to-revision=0`: the second-highest revision.
+pub fn previous(history: &[Revision]) -> Option<&Revision> {
+    history.iter().rev().nth(1)
+}
+
+/// The patch: `test` the resourceVersion read, then kubectl's two operations — the target's
+/// template without `pod-template-hash`, and its annotations without the controller's own —
+/// with `kubernetes.io/change-cause` saying who rolled back and why.
+pub fn undo_patch(deployment: &Value, target: &Revision, change_cause: &str) -> Value {
+    let mut annotations: Map<String, Value> = target
+        .annotations
+        .iter()
+        .filter(|(k, _)| !CONTROLLER_ANNOTATIONS.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    annotations.insert(CHANGE_CAUSE.into(), json!(change_cause));
+    json!([
+        {"op": "test", "path": "/metadata/resourceVersion",
+            "value": deployment["metadata"]["resourceVersion"]},
+        {"op": "replace", "path": "/spec/template", "value": without_hash(&target.template)},
+        // kubectl uses `replace`, which fails on a Deployment without annotations; `add` sets
+        // the member either way.
+        {"op": "add", "path": "/metadata/annotations", "value": annotations},
+    ])
+}
+
+/// Which GitOps tool owns an object, from its labels and annotations.
+pub fn gitops_owner(obj: &Value) -> Option<String> {
+    let label = |k: &str| obj["metadata"]["labels"][k].as_str();
+    let annotation = |k: &str| obj["metadata"]["annotations"][k].as_str();
+    if let Some(id) = annotation("argocd.argoproj.io/tracking-id") {
+        return Some(format!("Argo CD ({id})"));
+    }
+    if let Some(app) = label("argocd.argoproj.io/instance") {
+        return Some(format!("Argo CD application {app}"));
+    }
+    if let Some(ks) = label("kustomize.toolkit.fluxcd.io/name") {
+        let ns = label("kustomize.toolkit.fluxcd.io/namespace").unwrap_or("flux-system");
+        return Some(format!("Flux Kustomization {ns}/{ks}"));
+    }
+    if let Some(hr) = label("helm.toolkit.fluxcd.io/name") {
+        let ns = label("helm.toolkit.fluxcd.io/namespace").unwrap_or("flux-system");
+        return Some(format!("Flux HelmRelease {ns}/{hr}"));
+    }
+    None
+}
+
+/// Whether the object carries the freeze annotation.
+pub fn frozen(obj: &Value) -> bool {
+    obj["metadata"]["annotations"][FREEZE].as_str() == Some("true")
+}
+
+fn deployment_path(namespace: &str, name: &str) -> String {
+    format!("/apis/apps/v1/namespaces/{namespace}/deployments/{name}")
+}
+
+fn rollout_path(namespace: &str, name: &str) -> String {
+    format!("/apis/argoproj.io/v1alpha1/namespaces/{namespace}/rollouts/{name}")
+}
+
+async fn get(client: &kube::Client, path: &str, what: &str) -> Result<Option<Value>> {
+    let answer = send_json(client, Method::GET, path, "application/json", None, what).await?;
+    match answer.status {
+        200 => Ok(Some(answer.body)),
+        404 => Ok(None),
+        _ => Err(unexpected(what, &answer)),
+    }
+}
+
+/// The Deployment and the ReplicaSets its selector lists, `None` when it does not exist.
+pub async fn read_deployment(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+) -> Result<Option<(Value, Vec<Value>)>> {
+    let what = format!("get deployment {namespace}/{name}");
+    let Some(deployment) = get(client, &deployment_path(namespace, name), &what).await? else {
+        return Ok(None);
+    };
+    let selector = deployment["spec"]["selector"]["matchLabels"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default();
+    let query: String = form_urlencoded::Serializer::new(String::new())
+        .append_pair("labelSelector", &selector)
+        .finish();
+    let what = format!("list replicasets of {namespace}/{name}");
+    let path = format!("/apis/apps/v1/namespaces/{namespace}/replicasets?{query}");
+    let list = get(client, &path, &what)
+        .await?
+        .ok_or_else(|| Error::NotFound(what.clone()))?;
+    let items = list["items"].as_array().cloned().unwrap_or_default();
+    Ok(Some((deployment, items)))
+}
+
+/// What a patch came to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Patched {
+    /// Applied; the object as stored.
+    Applied(Value),
+    /// The `test` failed or the object changed: read again and decide again.
+    Changed(String),
+    /// The object is gone.
+    Gone,
+}
+
+/// Sends the rollback patch.
+pub async fn patch_deployment(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+    patch: &Value,
+) -> Result<Patched> {
+    let what = format!("roll back deployment {namespace}/{name}");
+    let answer = send_json(
+        client,
+        Method::PATCH,
+        &deployment_path(namespace, name),
+        "application/json-patch+json",
+        Some(patch),
+        &what,
+    )
+    .await?;
+    classify(answer, &what)
+}
+
+fn classify(answer: Answer, what: &str) -> Result<Patched> {
+    match answer.status {
+        200 | 201 => Ok(Patched::Applied(answer.body)),
+        404 => Ok(Patched::Gone),
+        409 => Ok(Patched::Changed(answer.message().to_string())),
+        422 if answer
+            .message()
+            .to_ascii_lowercase()
+            .contains("test failed") =>
+        {
+            Ok(Patched::Changed(answer.message().to_string()))
+        }
+        _ => Err(unexpected(what, &answer)),
+    }
+}
+
+/// The Argo Rollout, `None` when it does not exist.
+pub async fn read_rollout(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+) -> Result<Option<Value>> {
+    let what = format!("get rollout {namespace}/{name}");
+    get(client, &rollout_path(namespace, name), &what).await
+}
+
+/// Aborts the Rollout as `kubectl argo rollouts abort` does: `status.abort = true` by a merge
+/// patch of the status subresource (the controller sends traffic back to the stable ReplicaSet).
+pub async fn abort_rollout(client: &kube::Client, namespace: &str, name: &str) -> Result<Patched> {
+    let what = format!("abort rollout {namespace}/{name}");
+    let answer = send_json(
+        client,
+        Method::PATCH,
+        &format!("{}/status", rollout_path(namespace, name)),
+        "application/merge-patch+json",
+        Some(&json!({"status": {"abort": true}})),
+        &what,
+    )
+    .await?;
+    classify(answer, &what)
+}
+
+/// How a Deployment's rollout stands (what the bake verification reads).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Progress {
+    /// The controller saw the latest spec.
+    pub observed: bool,
+    /// Updated replicas / desired.
+    pub updated: i64,
+    /// Available replicas.
+    pub available: i64,
+    /// Desired replicas.
+    pub desired: i64,
+    /// `ProgressDeadlineExceeded`.
+    pub deadline_exceeded: bool,
+}
+
+impl Progress {
+    /// From a Deployment's status.
+    pub fn of(deployment: &Value) -> Self {
+        let int = |p: &str, d: i64| deployment.pointer(p).and_then(Value::as_i64).unwrap_or(d);
+        Progress {
+            observed: int("/status/observedGeneration", 0) >= int("/metadata/generation", 1),
+            updated: int("/status/updatedReplicas", 0),
+            available: int("/status/availableReplicas", 0),
+            desired: int("/spec/replicas", 1),
+            deadline_exceeded: deployment["status"]["conditions"]
+                .as_array()
+                .is_some_and(|c| {
+                    c.iter().any(|c| {
+                        c["type"] == "Progressing" && c["reason"] == "ProgressDeadlineExceeded"
+                    })
+                }),
+        }
+    }
+
+    /// Every replica updated and available.
+    pub fn complete(&self) -> bool {
+        self.observed && self.updated == self.desired && self.available == self.desired
+    }
+}
+
+impl std::fmt::Display for Progress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}/{} updated, {}/{} available{}{}",
+            self.updated,
+            self.desired,
+            self.available,
+            self.desired,
+            if self.observed {
+                ""
+            } else {
+                ", spec not yet observed"
+            },
+            if self.deadline_exceeded {
+                ", ProgressDeadlineExceeded"
+            } else {
+                ""
+            }
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rs(name: &str, uid: &str, revision: &str, image: &str) -> Value {
+        json!({"metadata": {"name": name, "labels": {"app": "web", TEMPLATE_HASH: name},
+            "annotations": {"deployment.kubernetes.io/revision": revision, "team": "shop",
+                "kubectl.kubernetes.io/last-applied-configuration": "{}",
+                "deployment.kubernetes.io/desired-replicas": "3"},
+            "ownerReferences": [{"uid": uid, "controller": true}],
+            "creationTimestamp": "2026-11-23T03:00:00Z"},
+            "spec": {"template": {"metadata": {"labels": {"app": "web", TEMPLATE_HASH: name}},
+                "spec": {"containers": [{"name": "web", "image": image}]}}}})
+    }
+
+    #[test]
+    fn history_keeps_owned_sets_and_the_patch_is_kubectls_plus_a_test() {
+        let d = json!({"metadata": {"uid": "d1", "resourceVersion": "42"},
+            "spec": {"template": {"metadata": {"labels": {"app": "web"}},
+                "spec": {"containers": [{"name": "web", "image": "web:3"}]}}}});
+        let sets = [
+            rs("a", "d1", "1", "web:1"),
+            rs("c", "d1", "3", "web:3"),
+            rs("b", "d1", "2", "web:2"),
+            rs("x", "other", "9", "web:9"),
+        ];
+        let h = history(&d, &sets);
+        assert_eq!(h.iter().map(|r| r.number).collect::<Vec<_>>(), [1, 2, 3]);
+        assert_eq!(current(&d, &h).unwrap().number, 3);
+        let target = previous(&h).unwrap();
+        assert_eq!(target.number, 2);
+        let patch = undo_patch(&d, target, "why");
+        assert_eq!(
+            patch[0],
+            json!({"op": "test", "path": "/metadata/resourceVersion", "value": "42"})
+        );
+        assert!(patch[1]["value"]["metadata"]["labels"]
+            .get(TEMPLATE_HASH)
+            .is_none());
+        assert_eq!(
+            patch[2]["value"],
+            json!({"team": "shop", CHANGE_CAUSE: "why"})
+        );
+    }
+
+    #[test]
+    fn gitops_owners_are_recognised() {
+        let argo = json!({"metadata": {"labels": {"argocd.argoproj.io/instance": "shop"}}});
+        assert_eq!(gitops_owner(&argo).unwrap(), "Argo CD application shop");
+        let flux = json!({"metadata": {"labels": {"kustomize.toolkit.fluxcd.io/name": "apps"}}});
+        assert_eq!(
+            gitops_owner(&flux).unwrap(),
+            "Flux Kustomization flux-system/apps"
+        );
+        assert_eq!(gitops_owner(&json!({"metadata": {}})), None);
+    }
+}

@@ -1,0 +1,1037 @@
+//! Rollback end to end: moto for CloudWatch (alarms and their tags), S3 and SNS; the Kubernetes
+//! emulator's Deployment controller for the cluster; the real `kubectl rollout undo` for the
+//! differential checks. Every claimed mutation is read back from the emulator or moto.
+
+mod common;
+
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use breakwater::aws::cloudwatch::CloudWatchAlarms;
+use breakwater::aws::Aws;
+use breakwater::clock::{Clock, ManualClock, SystemClock};
+use breakwater::config::{Env, Settings};
+use breakwater::kube::rollout::{semantic, CHANGE_CAUSE, REVISION};
+use breakwater::kube::KubeClients;
+use breakwater::Toolkit;
+use breakwater_sandbox::kube::fixtures::{canary_rollout, deployment};
+use breakwater_sandbox::kube::KubeEmulator;
+use breakwater_sandbox::rollback_scene::{
+    alarm_event, roll_out, rollback_scene, set_alarm, RollbackScene,
+};
+use breakwater_sandbox::seed::{read_notifications, seed, Estate, ReceivedNotification};
+use common::{aws, moto, unique};
+use rollback::settings::RollbackSettings;
+use rollback::webhook::{pagerduty_signature, slack_signature};
+use rollback::RollbackFunction;
+use secrecy::SecretString;
+use serde_json::{json, Value};
+
+type Function = RollbackFunction<CloudWatchAlarms>;
+
+const CLUSTER: &str = "prod";
+const MINUTE: u64 = 60_000;
+const SLACK_SECRET: &str = "8f742231b10e8888abcd99yyyzzz85a5";
+const PAGERDUTY_SECRET: &str = "pd-webhook-secret";
+
+struct World {
+    estate: Estate,
+    scene: RollbackScene,
+    emu: KubeEmulator,
+    direct: Aws,
+    clock: ManualClock,
+    function: Arc<Function>,
+    region: String,
+}
+
+/// A world whose emulator starts `history_ms` before the function's now (so that a rollout
+/// history can be laid down) and is advanced by [`World::at`].
+async fn world(region: &str, history_ms: u64, extra: &[(&str, &str)]) -> World {
+    let direct = aws(&moto().endpoint(), region).await;
+    let suffix = format!("-{}", unique("r"));
+    let estate = seed(direct.config(), region, "us-west-2", &suffix)
+        .await
+        .unwrap();
+    let now = SystemClock.now_ms();
+    let clock = ManualClock::at(now);
+    let emu = KubeEmulator::start(now - history_ms, 0.0).await.unwrap();
+    emu.with(|c| c.pod_ready_delay_ms = 1_000);
+    let scene = rollback_scene(direct.config(), region, &suffix, CLUSTER, &emu)
+        .await
+        .unwrap();
+    let aws = Arc::new(Aws::for_endpoint(&moto().endpoint(), region).await);
+    let settings = Settings {
+        region: region.into(),
+        state_bucket: estate.primary.state_bucket.clone(),
+        topic_arn: Some(estate.primary.topic_arn.clone()),
+        dry_run: false,
+        lease_ttl: Duration::from_secs(60),
+        idempotency_ttl: Duration::from_secs(900),
+        function_name: "rollback".into(),
+    };
+    let mut pairs = vec![
+        ("BREAKWATER_ROLLBACK_CLUSTERS", CLUSTER),
+        ("BREAKWATER_ROLLBACK_SLACK_SIGNING_SECRET", SLACK_SECRET),
+        ("BREAKWATER_ROLLBACK_PAGERDUTY_SECRET", PAGERDUTY_SECRET),
+    ];
+    pairs.extend_from_slice(extra);
+    let function = RollbackFunction {
+        alarms: CloudWatchAlarms::new(aws.cloudwatch()),
+        kube: KubeClients::new(Some(emu.endpoint())).unwrap(),
+        toolkit: Toolkit::with_aws(settings, aws.clone(), Arc::new(clock.clone())),
+        settings: RollbackSettings::from_env(&Env::from_pairs(pairs)).unwrap(),
+    };
+    World {
+        estate,
+        scene,
+        emu,
+        direct,
+        clock,
+        function: Arc::new(function),
+        region: region.into(),
+    }
+}
+
+impl World {
+    /// Moves the emulator's clock to `offset_ms` before the function's now.
+    fn at(&self, before_now_ms: u64) {
+        let target = self.clock.now_ms() - before_now_ms;
+        let now = self.emu.now_ms();
+        assert!(target >= now, "the emulator's clock only moves forward");
+        self.emu.advance(target - now);
+    }
+
+    /// Lays down revisions `web:2…` at the given times before now, then brings the emulator to now.
+    fn history(&self, rollouts: &[(&str, u64)]) {
+        for (image, before) in rollouts {
+            self.at(*before);
+            roll_out(&self.emu, "shop", "web", image).unwrap();
+        }
+        self.at(0);
+    }
+
+    async fn handle(&self, event: Value) -> Value {
+        self.function.handle(event, &unique("req")).await.unwrap()
+    }
+
+    fn alarm(&self, id: &str, previous: &str, state: &str, began_before_ms: u64) -> Value {
+        alarm_event(
+            id,
+            &self.region,
+            &self.scene.latency_alarm,
+            &self.scene.latency_alarm_arn,
+            previous,
+            state,
+            self.clock.now_ms() - began_before_ms,
+        )
+    }
+
+    fn tick(&self) -> Value {
+        json!({"version": "0", "id": unique("tick"), "detail-type": "Scheduled Event",
+            "source": "aws.events", "account": "123456789012", "time": breakwater::clock::rfc3339(self.clock.now_ms()),
+            "region": self.region, "resources": [], "detail": {}})
+    }
+
+    fn image(&self) -> String {
+        self.deployment()["spec"]["template"]["spec"]["containers"][0]["image"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    fn deployment(&self) -> Value {
+        self.emu.get("deployments", "shop", "web").unwrap()
+    }
+
+    fn patches(&self) -> Vec<breakwater_sandbox::kube::KubeRequest> {
+        self.emu
+            .requests()
+            .into_iter()
+            .filter(|r| r.method == "PATCH")
+            .collect()
+    }
+
+    async fn notifications(&self) -> Vec<ReceivedNotification> {
+        read_notifications(
+            self.direct.config(),
+            &self.region,
+            &self.estate.primary.queue_url,
+            1,
+        )
+        .await
+        .unwrap()
+    }
+
+    async fn decisions(&self) -> usize {
+        let listed = self
+            .direct
+            .s3()
+            .list_objects_v2()
+            .bucket(&self.estate.primary.state_bucket)
+            .prefix("rollback/decisions/")
+            .send()
+            .await
+            .unwrap();
+        listed.contents().len()
+    }
+
+    fn slack(&self, text: &str, timestamp_s: u64, secret: &str) -> Value {
+        let body = format!(
+            "token=x&team_id=T1&user_id=U42&user_name=alice&command=%2Fbreakwater&text={}&response_url=https%3A%2F%2Fhooks.slack.com%2Fx",
+            text.replace(' ', "+").replace('/', "%2F")
+        );
+        let ts = timestamp_s.to_string();
+        let signature = slack_signature(&SecretString::from(secret), &ts, body.as_bytes());
+        function_url(
+            "/slack",
+            json!({"content-type": "application/x-www-form-urlencoded",
+                "x-slack-request-timestamp": ts, "x-slack-signature": signature}),
+            &body,
+        )
+    }
+
+    fn pagerduty(&self, id: &str, note: &str, occurred_ms: u64, secret: &str) -> Value {
+        let body = json!({"event": {"id": id, "event_type": "incident.annotated",
+            "resource_type": "incident", "occurred_at": breakwater::clock::rfc3339(occurred_ms),
+            "agent": {"summary": "Bob Oncall", "type": "user_reference"},
+            "data": {"content": note, "incident": {"id": "Q1ABC"}}}})
+        .to_string();
+        let signature = pagerduty_signature(&SecretString::from(secret), body.as_bytes());
+        function_url(
+            "/pagerduty",
+            json!({"content-type": "application/json", "x-pagerduty-signature": signature}),
+            &body,
+        )
+    }
+}
+
+fn function_url(path: &str, headers: Value, body: &str) -> Value {
+    json!({"version": "2.0", "routeKey": "$default", "rawPath": path, "rawQueryString": "",
+        "headers": headers, "isBase64Encoded": false, "body": body,
+        "requestContext": {"http": {"method": "POST", "path": path, "sourceIp": "203.0.113.9"},
+            "requestId": unique("url"), "timeEpoch": 0}})
+}
+
+fn revision(obj: &Value) -> String {
+    obj["metadata"]["annotations"][REVISION]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alarm_after_a_bad_deploy_rolls_back_once_to_the_last_known_good_revision() {
+    // web:1 ran for hours; web:2 lived 6 minutes (less than the 10-minute bake); web:3 went out
+    // 4 minutes ago and the latency alarm fired a minute ago.
+    let w = world("eu-west-1", 4 * 60 * MINUTE, &[]).await;
+    w.history(&[("web:2", 10 * MINUTE), ("web:3", 4 * MINUTE)]);
+    assert_eq!(revision(&w.deployment()), "3");
+    assert_eq!(w.deployment()["status"]["availableReplicas"], 3);
+    w.emu.clear_requests();
+
+    // The same event delivered 10 times, all at once: one decision, one patch.
+    let event = w.alarm("alarm-1", "OK", "ALARM", MINUTE);
+    let mut handles = Vec::new();
+    for _ in 0..10 {
+        let f = w.function.clone();
+        let e = event.clone();
+        handles.push(tokio::spawn(async move {
+            f.handle(e, &unique("req")).await.unwrap()
+        }));
+    }
+    let mut answers = Vec::new();
+    for h in handles {
+        answers.push(h.await.unwrap());
+    }
+    let patches = w.patches();
+    assert_eq!(patches.len(), 1, "{patches:?}");
+    assert_eq!(patches[0].content_type, "application/json-patch+json");
+    assert_eq!(
+        patches[0].body[0]["op"], "test",
+        "the patch tests the resourceVersion first"
+    );
+    let rolled: Vec<&Value> = answers
+        .iter()
+        .filter_map(|a| a["decisions"].as_array())
+        .flatten()
+        .filter(|d| d["outcome"] == "rolled-back" && d.get("repeat").is_none())
+        .collect();
+    assert_eq!(rolled.len(), 1, "{answers:?}");
+    // Last known good is web:1 (web:2 never survived its bake), now revision 4.
+    assert_eq!(rolled[0]["from_revision"], 3);
+    assert_eq!(rolled[0]["to_revision"], 1);
+    w.at(0);
+    w.emu.advance(2_000);
+    assert_eq!(w.image(), "web:1");
+    let d = w.deployment();
+    assert_eq!(
+        revision(&d),
+        "4",
+        "the controller renumbers the reused ReplicaSet"
+    );
+    let cause = d["metadata"]["annotations"][CHANGE_CAUSE].as_str().unwrap();
+    assert!(
+        cause.contains("alarm web-p95-latency") && cause.contains("3 → 1"),
+        "{cause}"
+    );
+    let notes = w.notifications().await;
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert!(
+        notes[0].message.contains("rolled back"),
+        "{}",
+        notes[0].message
+    );
+
+    // The same transition in the other two shapes — the alarm action's payload and an SNS
+    // alarm notification — is the same event: the stored decision, no second patch.
+    let at = event["detail"]["state"]["timestamp"].clone();
+    let action = json!({"source": "aws.cloudwatch", "alarmArn": w.scene.latency_alarm_arn,
+        "accountId": "123456789012", "time": at, "region": w.region,
+        "alarmData": {"alarmName": w.scene.latency_alarm,
+            "state": {"value": "ALARM", "reason": "Threshold Crossed", "timestamp": at},
+            "previousState": {"value": "OK", "reason": "ok", "timestamp": at},
+            "configuration": {"description": "p95", "metrics": []}}});
+    let r = w.handle(action).await;
+    assert_eq!(r["decisions"][0]["repeat"], true, "{r}");
+    let message = json!({"AlarmName": w.scene.latency_alarm, "AlarmArn": w.scene.latency_alarm_arn,
+        "NewStateValue": "ALARM", "OldStateValue": "OK", "StateChangeTime": at,
+        "NewStateReason": "Threshold Crossed"});
+    let sns = breakwater_sandbox::scenes::sns_event("m-sns-1", "ALARM", &message.to_string());
+    let r = w.handle(sns).await;
+    assert_eq!(r["records"][0]["decisions"][0]["repeat"], true, "{r}");
+    assert_eq!(w.patches().len(), 1);
+
+    // OK, and ALARM again from ALARM: nothing. A new transition inside the cool-down: reported only.
+    let ok = w.handle(w.alarm("alarm-2", "ALARM", "OK", 0)).await;
+    assert_eq!(ok["outcome"], "ignored");
+    let repeat = w.handle(w.alarm("alarm-3", "ALARM", "ALARM", 0)).await;
+    assert_eq!(repeat["outcome"], "ignored");
+    let again = w.handle(w.alarm("alarm-4", "OK", "ALARM", 0)).await;
+    assert_eq!(again["decisions"][0]["outcome"], "not-acting", "{again}");
+    assert!(again["decisions"][0]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("cool-down"));
+    assert_eq!(w.patches().len(), 1);
+    let notes = w.notifications().await;
+    assert_eq!(
+        notes.len(),
+        1,
+        "the cool-down decision is notified too: {notes:?}"
+    );
+    assert!(
+        notes[0].message.contains("did not act"),
+        "{}",
+        notes[0].message
+    );
+
+    // A manual request onto the revision that alarmed is refused.
+    let onto_bad = w
+        .handle(
+            json!({"command": "rollback", "workload": "prod/shop/Deployment/web",
+            "toRevision": 3, "requestedBy": "carol", "id": "m-1"}),
+        )
+        .await;
+    assert_eq!(
+        onto_bad["outcome"], "not-acting",
+        "cool-down first: {onto_bad}"
+    );
+    w.clock.advance(Duration::from_millis(31 * MINUTE));
+    w.at(0);
+    let onto_bad = w
+        .handle(
+            json!({"command": "rollback", "workload": "prod/shop/Deployment/web",
+            "toRevision": 3, "requestedBy": "carol", "id": "m-2"}),
+        )
+        .await;
+    assert_eq!(onto_bad["outcome"], "refused", "{onto_bad}");
+    assert!(onto_bad["reason"]
+        .as_str()
+        .unwrap()
+        .contains("tripped alarm"));
+    assert_eq!(w.patches().len(), 1);
+    assert_eq!(w.image(), "web:1");
+    // Every decision is in the audit trail: the rollback, the cool-down, m-1, m-2.
+    assert_eq!(w.decisions().await, 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bake_window_verifies_a_cleared_alarm_and_escalates_one_still_firing() {
+    let w = world("eu-west-2", 3 * 60 * MINUTE, &[]).await;
+    w.history(&[("web:2", 5 * MINUTE)]);
+    set_alarm(
+        w.direct.config(),
+        &w.region,
+        &w.scene.latency_alarm,
+        "ALARM",
+    )
+    .await
+    .unwrap();
+    let r = w.handle(w.alarm("b-1", "OK", "ALARM", MINUTE)).await;
+    assert_eq!(r["decisions"][0]["outcome"], "rolled-back", "{r}");
+    assert_eq!(w.notifications().await.len(), 1);
+
+    // Before the window ends the tick only waits.
+    w.clock.advance(Duration::from_millis(5 * MINUTE));
+    w.at(0);
+    let tick = w.tick();
+    let early = w.handle(tick.clone()).await;
+    assert_eq!(early["checked"][0]["outcome"], "baking", "{early}");
+    assert!(w.notifications().await.is_empty());
+
+    // The alarm still fires after the window: escalated, once.
+    w.clock.advance(Duration::from_millis(6 * MINUTE));
+    w.at(0);
+    let late = w.handle(tick.clone()).await;
+    assert_eq!(late["checked"][0]["outcome"], "escalated", "{late}");
+    let reason = late["checked"][0]["reason"].as_str().unwrap();
+    assert!(reason.contains("still in ALARM"), "{reason}");
+    let notes = w.notifications().await;
+    assert_eq!(notes.len(), 1);
+    assert!(
+        notes[0].message.contains("ESCALATION"),
+        "{}",
+        notes[0].message
+    );
+    assert_eq!(
+        notes[0].attributes.get("severity").map(String::as_str),
+        Some("critical")
+    );
+    let after = w.handle(tick.clone()).await;
+    assert_eq!(after["checked"], json!([]), "escalated once: {after}");
+
+    // A second workload's rollback whose alarm clears is verified, and its revision marked good.
+    let w2 = world("eu-west-3", 3 * 60 * MINUTE, &[]).await;
+    w2.history(&[("web:2", 5 * MINUTE)]);
+    let r = w2.handle(w2.alarm("v-1", "OK", "ALARM", MINUTE)).await;
+    assert_eq!(r["decisions"][0]["outcome"], "rolled-back", "{r}");
+    set_alarm(
+        w2.direct.config(),
+        &w2.region,
+        &w2.scene.latency_alarm,
+        "OK",
+    )
+    .await
+    .unwrap();
+    w2.clock.advance(Duration::from_millis(11 * MINUTE));
+    w2.at(0);
+    let done = w2.handle(w2.tick()).await;
+    assert_eq!(done["checked"][0]["outcome"], "verified", "{done}");
+    assert!(done["checked"][0]["verified"]
+        .as_str()
+        .unwrap()
+        .contains("3/3 available"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guard_rails_report_and_change_nothing() {
+    let w = world("ap-south-1", 3 * 60 * MINUTE, &[]).await;
+    w.history(&[("web:2", 30 * MINUTE)]);
+    w.emu.clear_requests();
+    // The alarm began before the rollout: not the deploy's fault.
+    let before = w.handle(w.alarm("g-1", "OK", "ALARM", 45 * MINUTE)).await;
+    assert_eq!(before["decisions"][0]["outcome"], "not-acting", "{before}");
+    assert!(before["decisions"][0]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("before the last rollout"));
+    // An alarm with no mapping (no tags, not configured).
+    let unmapped = w
+        .handle(alarm_event(
+            "g-2",
+            &w.region,
+            "someone-elses-alarm",
+            &format!(
+                "arn:aws:cloudwatch:{}:123456789012:alarm:someone-elses-alarm",
+                w.region
+            ),
+            "OK",
+            "ALARM",
+            w.clock.now_ms(),
+        ))
+        .await;
+    assert_eq!(unmapped["outcome"], "unmapped", "{unmapped}");
+    // Outside the look-back window (web:2 went out 30 minutes ago; look-back set to 20).
+    let w_short = world(
+        "ap-southeast-1",
+        3 * 60 * MINUTE,
+        &[("BREAKWATER_ROLLBACK_LOOKBACK_MINUTES", "20")],
+    )
+    .await;
+    w_short.history(&[("web:2", 30 * MINUTE)]);
+    let old = w_short
+        .handle(w_short.alarm("g-3", "OK", "ALARM", MINUTE))
+        .await;
+    assert!(
+        old["decisions"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("look-back"),
+        "{old}"
+    );
+    assert!(w_short.patches().is_empty());
+    // GitOps-owned, frozen and paused deployments.
+    for (label_or_annotation, expect) in [
+        (
+            json!({"metadata": {"labels": {"argocd.argoproj.io/instance": "shop"}}}),
+            "Argo CD application shop",
+        ),
+        (
+            json!({"metadata": {"annotations": {"breakwater.io/rollback-freeze": "true"}}}),
+            "frozen",
+        ),
+        (json!({"spec": {"paused": true}}), "paused"),
+    ] {
+        let kind = breakwater_sandbox::kube::store::find_kind("apps", "v1", "deployments").unwrap();
+        w.emu
+            .with(|c| {
+                c.patch(
+                    kind,
+                    "shop",
+                    "web",
+                    "application/merge-patch+json",
+                    &label_or_annotation,
+                    false,
+                )
+            })
+            .unwrap();
+        let r = w
+            .handle(
+                json!({"command": "rollback", "workload": "prod/shop/Deployment/web",
+                "requestedBy": "dave", "id": unique("g")}),
+            )
+            .await;
+        assert!(r["reason"].as_str().unwrap().contains(expect), "{r}");
+        let undo = json!({"metadata": {"labels": {"argocd.argoproj.io/instance": null},
+            "annotations": {"breakwater.io/rollback-freeze": null}}, "spec": {"paused": null}});
+        w.emu
+            .with(|c| {
+                c.patch(
+                    kind,
+                    "shop",
+                    "web",
+                    "application/merge-patch+json",
+                    &undo,
+                    false,
+                )
+            })
+            .unwrap();
+    }
+    // A cluster this deployment does not manage, and a malformed event: rejected.
+    let foreign = w
+        .handle(
+            json!({"command": "rollback", "workload": "staging/shop/Deployment/web", "id": "g-9"}),
+        )
+        .await;
+    assert_eq!(foreign["outcome"], "rejected", "{foreign}");
+    let malformed = w
+        .handle(json!({"version": "0", "id": "g-10", "detail-type": "CloudWatch Alarm State Change",
+            "source": "aws.cloudwatch", "account": "123456789012", "region": w.region, "resources": [],
+            "detail": {"state": {"value": "ALARM"}}}))
+        .await;
+    assert_eq!(malformed["outcome"], "rejected", "{malformed}");
+    let patches: Vec<_> = w
+        .patches()
+        .into_iter()
+        .filter(|p| {
+            p.path.contains("/deployments/web") && p.content_type == "application/json-patch+json"
+        })
+        .collect();
+    assert!(patches.is_empty(), "{patches:?}");
+    assert_eq!(w.image(), "web:2");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_concurrent_change_fails_the_test_and_the_decision_is_made_again() {
+    let w = world("sa-east-1", 3 * 60 * MINUTE, &[]).await;
+    w.history(&[("web:2", 5 * MINUTE)]);
+    let kind = breakwater_sandbox::kube::store::find_kind("apps", "v1", "deployments").unwrap();
+    // Between our read and our patch someone scales the deployment (the template is unchanged):
+    // the test fails, the decision is made again on the new state, and the second patch applies.
+    w.emu.interject("PATCH", "/deployments/web", move |c| {
+        c.patch(
+            kind,
+            "shop",
+            "web",
+            "application/merge-patch+json",
+            &json!({"spec": {"replicas": 4}}),
+            false,
+        )
+        .unwrap();
+    });
+    let r = w.handle(w.alarm("c-1", "OK", "ALARM", MINUTE)).await;
+    assert_eq!(r["decisions"][0]["outcome"], "rolled-back", "{r}");
+    let patches = w.patches();
+    let ours: Vec<_> = patches
+        .iter()
+        .filter(|p| p.content_type == "application/json-patch+json")
+        .collect();
+    assert_eq!(ours.len(), 2, "{ours:?}");
+    assert_eq!(ours[0].status, 422, "the first patch's test failed");
+    assert_eq!(ours[1].status, 200);
+    assert_eq!(w.image(), "web:1");
+    assert_eq!(
+        w.deployment()["spec"]["replicas"],
+        4,
+        "the concurrent change is kept"
+    );
+
+    // A concurrent deploy (a new template) between read and patch: re-decided, and the new
+    // rollout is younger than the alarm, so nothing is rolled back over it.
+    let w = world("sa-east-1", 3 * 60 * MINUTE, &[]).await;
+    w.history(&[("web:2", 5 * MINUTE)]);
+    w.emu.interject("PATCH", "/deployments/web", move |c| {
+        c.patch(kind, "shop", "web", "application/strategic-merge-patch+json",
+            &json!({"spec": {"template": {"spec": {"containers": [{"name": "web", "image": "web:3"}]}}}}), false)
+            .unwrap();
+    });
+    let r = w.handle(w.alarm("c-2", "OK", "ALARM", MINUTE)).await;
+    assert_eq!(r["decisions"][0]["outcome"], "not-acting", "{r}");
+    assert!(
+        r["decisions"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("before the last rollout"),
+        "{r}"
+    );
+    assert_eq!(
+        w.image(),
+        "web:3",
+        "the concurrent deploy is not overwritten"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_stale_and_replayed_webhooks_get_401_and_change_nothing() {
+    let w = world("ca-central-1", 3 * 60 * MINUTE, &[]).await;
+    w.history(&[("web:2", 5 * MINUTE)]);
+    w.emu.clear_requests();
+    let now_s = w.clock.now_ms() / 1000;
+    let status = |r: &Value| r["statusCode"].as_u64().unwrap();
+    // Signed with another secret, stale, unsigned, a tampered body.
+    assert_eq!(
+        status(
+            &w.handle(w.slack("rollback shop/web", now_s, "not-the-secret"))
+                .await
+        ),
+        401
+    );
+    assert_eq!(
+        status(
+            &w.handle(w.slack("rollback shop/web", now_s - 301, SLACK_SECRET))
+                .await
+        ),
+        401
+    );
+    let mut unsigned = w.slack("rollback shop/web", now_s, SLACK_SECRET);
+    unsigned["headers"]
+        .as_object_mut()
+        .unwrap()
+        .remove("x-slack-signature");
+    assert_eq!(status(&w.handle(unsigned).await), 401);
+    let mut tampered = w.slack("rollback shop/web", now_s, SLACK_SECRET);
+    tampered["body"] = json!(tampered["body"]
+        .as_str()
+        .unwrap()
+        .replace("alice", "mallory"));
+    assert_eq!(status(&w.handle(tampered).await), 401);
+    let now = w.clock.now_ms();
+    assert_eq!(
+        status(
+            &w.handle(w.pagerduty("P1", "rollback shop/web", now, "wrong"))
+                .await
+        ),
+        401
+    );
+    assert_eq!(
+        status(
+            &w.handle(w.pagerduty(
+                "P2",
+                "rollback shop/web",
+                now - 6 * MINUTE,
+                PAGERDUTY_SECRET
+            ))
+            .await
+        ),
+        401
+    );
+    assert!(w.patches().is_empty());
+    assert_eq!(w.decisions().await, 0);
+
+    // A good Slack command rolls back; the same request again is a replay.
+    let good = w.slack("rollback shop/web", now_s, SLACK_SECRET);
+    let r = w.handle(good.clone()).await;
+    assert_eq!(status(&r), 200, "{r}");
+    let text: Value = serde_json::from_str(r["body"].as_str().unwrap()).unwrap();
+    assert!(
+        text["text"].as_str().unwrap().starts_with("rolled-back"),
+        "{text}"
+    );
+    assert_eq!(w.patches().len(), 1);
+    assert_eq!(w.image(), "web:1");
+    assert_eq!(status(&w.handle(good).await), 401, "replayed");
+    assert_eq!(w.patches().len(), 1);
+    let note = &w.notifications().await[0];
+    assert!(
+        note.message.contains("slack:U42 (alice)"),
+        "{}",
+        note.message
+    );
+
+    // A signed PagerDuty note, replayed: one decision (in the cool-down), then 401.
+    let pd = w.pagerduty("P3", "rollback shop/web", now, PAGERDUTY_SECRET);
+    let r = w.handle(pd.clone()).await;
+    assert_eq!(status(&r), 200, "{r}");
+    assert!(r["body"].as_str().unwrap().contains("cool-down"), "{r}");
+    assert_eq!(status(&w.handle(pd).await), 401);
+    assert_eq!(w.patches().len(), 1);
+    assert_eq!(w.decisions().await, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_canary_alarm_aborts_the_argo_rollout() {
+    let w = world(
+        "ap-northeast-1",
+        MINUTE,
+        &[(
+            "BREAKWATER_ROLLBACK_ALARMS",
+            "checkout-canary-5xx=prod/shop/Rollout/checkout",
+        )],
+    )
+    .await;
+    w.at(0);
+    w.emu
+        .create("rollouts", "shop", canary_rollout("checkout", "checkout"))
+        .unwrap();
+    let event = alarm_event(
+        "a-1",
+        &w.region,
+        "checkout-canary-5xx",
+        &format!(
+            "arn:aws:cloudwatch:{}:123456789012:alarm:checkout-canary-5xx",
+            w.region
+        ),
+        "OK",
+        "ALARM",
+        w.clock.now_ms(),
+    );
+    let r = w.handle(event).await;
+    assert_eq!(r["decisions"][0]["outcome"], "aborted", "{r}");
+    let patch = w.patches().pop().unwrap();
+    assert!(
+        patch.path.ends_with("/rollouts/checkout/status"),
+        "{}",
+        patch.path
+    );
+    assert_eq!(patch.content_type, "application/merge-patch+json");
+    let rollout = w.emu.get("rollouts", "shop", "checkout").unwrap();
+    assert_eq!(rollout["status"]["abort"], true);
+    assert_eq!(rollout["status"]["phase"], "Degraded");
+    assert_eq!(
+        rollout["status"]["canary"]["weights"]["canary"]["weight"],
+        0
+    );
+    assert!(
+        r["decisions"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("RolloutAborted"),
+        "{r}"
+    );
+}
+
+// ---- Differential: the same emulator state, `kubectl rollout undo` against our rollback ----
+
+fn kubectl() -> Option<String> {
+    let found = Command::new("kubectl")
+        .arg("version")
+        .arg("--client")
+        .output()
+        .ok()?;
+    found.status.success().then(|| "kubectl".to_string())
+}
+
+/// The same history in any emulator: web:1, web:2, web:3 an hour apart (each survived its bake).
+async fn build(emu: &KubeEmulator, paused: bool) {
+    emu.create("namespaces", "", json!({"metadata": {"name": "shop"}}))
+        .unwrap();
+    emu.create(
+        "nodes",
+        "",
+        breakwater_sandbox::kube::fixtures::node("n1", "i-1", "eu-north-1a", "apps", "ON_DEMAND"),
+    )
+    .unwrap();
+    let mut d = deployment("web", "web", 2, "web:1");
+    d["metadata"]["annotations"] = json!({"team": "shop", "kubernetes.io/change-cause": "initial"});
+    emu.create("deployments", "shop", d).unwrap();
+    for image in ["web:2", "web:3"] {
+        emu.advance(60 * MINUTE);
+        roll_out(emu, "shop", "web", image).unwrap();
+    }
+    emu.advance(60 * MINUTE);
+    if paused {
+        let kind = breakwater_sandbox::kube::store::find_kind("apps", "v1", "deployments").unwrap();
+        emu.with(|c| {
+            c.patch(
+                kind,
+                "shop",
+                "web",
+                "application/merge-patch+json",
+                &json!({"spec": {"paused": true}}),
+                false,
+            )
+        })
+        .unwrap();
+    }
+}
+
+fn comparable(emu: &KubeEmulator) -> (Value, Value, Vec<(String, String)>) {
+    let d = emu.get("deployments", "shop", "web").unwrap();
+    let mut annotations = d["metadata"]["annotations"].clone();
+    annotations.as_object_mut().unwrap().remove(CHANGE_CAUSE);
+    let mut sets: Vec<(String, String)> = emu
+        .list("replicasets")
+        .iter()
+        .map(|rs| {
+            (
+                rs["metadata"]["name"].as_str().unwrap().to_string(),
+                revision(rs),
+            )
+        })
+        .collect();
+    sets.sort();
+    (semantic(&d["spec"]), annotations, sets)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_rollback_matches_kubectl_rollout_undo() {
+    let Some(kubectl) = kubectl() else {
+        println!("SKIPPED: no kubectl on PATH (Debian's kubernetes-client provides one)");
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("bw-undo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // (case, kubectl arguments, our toRevision, paused)
+    let cases: [(&str, &[&str], Option<i64>, bool); 4] = [
+        ("previous revision", &[], None, false),
+        ("chosen revision", &["--to-revision=1"], Some(1), false),
+        ("already matching", &["--to-revision=3"], Some(3), false),
+        ("paused", &[], None, true),
+    ];
+    for (case, args, to_revision, paused) in cases {
+        let ours = world("eu-north-1", 4 * 60 * MINUTE, &[]).await;
+        // The world's scene made its own deployment; this comparison uses a fresh pair of emulators.
+        let start = ours.emu.now_ms();
+        let theirs_emu = KubeEmulator::start(start, 0.0).await.unwrap();
+        let ours_emu = KubeEmulator::start(start, 0.0).await.unwrap();
+        build(&theirs_emu, paused).await;
+        build(&ours_emu, paused).await;
+        assert_eq!(
+            comparable(&theirs_emu),
+            comparable(&ours_emu),
+            "{case}: same start"
+        );
+        let before = comparable(&ours_emu);
+
+        let config = theirs_emu.write_kubeconfig(&dir).unwrap();
+        let mut command = Command::new(&kubectl);
+        command
+            .env("KUBECONFIG", &config)
+            .env("HOME", &dir)
+            .args(["rollout", "undo", "deployment/web", "-n", "shop"])
+            .args(args);
+        let out = command.output().unwrap();
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        println!("{case}: kubectl: {}", said.trim());
+
+        // Ours, through the whole function (a manual command), against the twin emulator.
+        let function = RollbackFunction {
+            alarms: CloudWatchAlarms::new(ours.direct.cloudwatch()),
+            kube: KubeClients::new(Some(ours_emu.endpoint())).unwrap(),
+            toolkit: ours.function.toolkit.clone(),
+            settings: ours.function.settings.clone(),
+        };
+        let mut command = json!({"command": "rollback", "workload": "prod/shop/Deployment/web",
+            "requestedBy": "differential", "id": unique("d")});
+        if let Some(n) = to_revision {
+            command["toRevision"] = json!(n);
+        }
+        let r = function.handle(command, "t").await.unwrap();
+        println!("{case}: ours: {} — {}", r["outcome"], r["reason"]);
+        theirs_emu.advance(1_000);
+        ours_emu.advance(1_000);
+        let (theirs_state, ours_state) = (comparable(&theirs_emu), comparable(&ours_emu));
+        assert_eq!(
+            theirs_state, ours_state,
+            "{case}: kubectl and Breakwater differ"
+        );
+        match case {
+            "previous revision" | "chosen revision" => {
+                assert!(
+                    out.status.success() && said.contains("rolled back"),
+                    "{case}: {said}"
+                );
+                assert_eq!(r["outcome"], "rolled-back", "{case}: {r}");
+                assert_ne!(ours_state, before, "{case}: something changed");
+                let cause = ours_emu.get("deployments", "shop", "web").unwrap()["metadata"]
+                    ["annotations"][CHANGE_CAUSE]
+                    .clone();
+                assert!(
+                    cause.as_str().unwrap().contains("breakwater rollback"),
+                    "{cause}"
+                );
+            }
+            "already matching" => {
+                assert!(said.contains("skipped rollback"), "{said}");
+                assert_eq!(r["outcome"], "no-op", "{r}");
+                assert_eq!(ours_state, before);
+            }
+            _ => {
+                assert!(!out.status.success() && said.contains("paused"), "{said}");
+                assert_eq!(r["outcome"], "refused", "{r}");
+                assert_eq!(ours_state, before);
+            }
+        }
+        let ours_patches = ours_emu
+            .requests()
+            .into_iter()
+            .filter(|q| q.method == "PATCH")
+            .count();
+        let theirs_patches = theirs_emu
+            .requests()
+            .into_iter()
+            .filter(|q| q.method == "PATCH")
+            .count();
+        assert_eq!(
+            ours_patches, theirs_patches,
+            "{case}: as many patches as kubectl sent"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failure_after_the_patch_is_finished_by_the_retry_without_a_second_patch() {
+    use breakwater_sandbox::proxy::{Fault, FaultProxy, Rule};
+    let w = world("us-east-2", 3 * 60 * MINUTE, &[]).await;
+    w.history(&[("web:2", 5 * MINUTE)]);
+    w.emu.clear_requests();
+    let proxy = Arc::new(FaultProxy::start(&moto().endpoint(), 11).await.unwrap());
+    let aws = Arc::new(Aws::for_endpoint(&proxy.endpoint(), &w.region).await);
+    let function = RollbackFunction {
+        alarms: CloudWatchAlarms::new(aws.cloudwatch()),
+        kube: KubeClients::new(Some(w.emu.endpoint())).unwrap(),
+        toolkit: Toolkit::with_aws(
+            w.function.toolkit.settings.clone(),
+            aws,
+            Arc::new(w.clock.clone()),
+        ),
+        settings: w.function.settings.clone(),
+    };
+    // When the patch reaches the cluster, S3 starts dropping writes: the records after the patch
+    // fail (the SDK's three attempts), the invocation fails, and the event is delivered again.
+    let p = proxy.clone();
+    w.emu.interject("PATCH", "/deployments/web", move |_| {
+        p.add_rule(
+            Rule::always(Fault::Drop)
+                .service("s3")
+                .operation("PutObject")
+                .times(3),
+        )
+    });
+    let event = w.alarm("crash-1", "OK", "ALARM", MINUTE);
+    let first = function.handle(event.clone(), "attempt-1").await;
+    assert!(first.is_err(), "{first:?}");
+    assert_eq!(w.image(), "web:1", "the patch itself went through");
+    assert!(
+        w.notifications().await.is_empty(),
+        "nothing was announced yet"
+    );
+    let second = function.handle(event, "attempt-2").await.unwrap();
+    let d = &second["decisions"][0];
+    assert_eq!(d["outcome"], "rolled-back", "{second}");
+    assert!(
+        d["reason"].as_str().unwrap().contains("earlier attempt"),
+        "{d}"
+    );
+    assert_eq!(
+        (d["from_revision"].as_i64(), d["to_revision"].as_i64()),
+        (Some(2), Some(1))
+    );
+    let patches: Vec<_> = w
+        .patches()
+        .into_iter()
+        .filter(|p| p.content_type == "application/json-patch+json")
+        .collect();
+    assert_eq!(patches.len(), 1, "one patch in all: {patches:?}");
+    assert_eq!(w.notifications().await.len(), 1);
+    assert_eq!(w.decisions().await, 1);
+    // The bake was scheduled by the retry: the tick after the window verifies it.
+    w.clock.advance(Duration::from_millis(11 * MINUTE));
+    w.at(0);
+    let tick = w.handle(w.tick()).await;
+    assert_eq!(tick["checked"][0]["outcome"], "verified", "{tick}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_takes_the_signed_slack_command_from_events_once() {
+    use breakwater_sandbox::runtime::FunctionProcess;
+    let w = world("eu-central-1", 3 * 60 * MINUTE, &[]).await;
+    w.history(&[("web:2", 5 * MINUTE)]);
+    w.emu.clear_requests();
+    let env: Vec<(String, String)> = [
+        ("AWS_ENDPOINT_URL", moto().endpoint()),
+        ("AWS_ACCESS_KEY_ID", "testing".into()),
+        ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+        (
+            "BREAKWATER_STATE_BUCKET",
+            w.estate.primary.state_bucket.clone(),
+        ),
+        ("BREAKWATER_TOPIC_ARN", w.estate.primary.topic_arn.clone()),
+        ("BREAKWATER_ROLLBACK_CLUSTERS", CLUSTER.into()),
+        ("BREAKWATER_KUBE_ENDPOINT", w.emu.endpoint()),
+        (
+            "BREAKWATER_ROLLBACK_SLACK_SIGNING_SECRET",
+            "sandbox-slack-signing-secret".into(),
+        ),
+        // The files are signed at 2026-11-23T04:00Z: the binary's clock starts there.
+        ("BREAKWATER_SANDBOX_NOW_MS", "1795406400000".into()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let binary = breakwater_sandbox::bin_dir("debug").join("rollback");
+    let mut function = FunctionProcess::start(&binary, "rollback", &w.region, &env)
+        .await
+        .unwrap();
+    let file = |name: &str| -> Value {
+        let path = breakwater_sandbox::workspace_root()
+            .join("events/rollback")
+            .join(name);
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    };
+    let forged = function
+        .invoke(&file("slack-command-forged.json"))
+        .await
+        .unwrap();
+    assert_eq!(forged.outcome.unwrap()["statusCode"], 401);
+    let signed = file("slack-command.json");
+    let r = function.invoke(&signed).await.unwrap().outcome.unwrap();
+    assert_eq!(r["statusCode"], 200, "{r}");
+    assert!(r["body"].as_str().unwrap().contains("rolled-back"), "{r}");
+    let replay = function.invoke(&signed).await.unwrap().outcome.unwrap();
+    assert_eq!(replay["statusCode"], 401);
+    function.kill().await;
+    assert_eq!(w.image(), "web:1");
+    assert_eq!(w.patches().len(), 1);
+    let note = &w.notifications().await[0];
+    assert!(
+        note.message.contains("slack:U2147483697 (alice)"),
+        "{}",
+        note.message
+    );
+}
