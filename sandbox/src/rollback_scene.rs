@@ -192,12 +192,7 @@ pub async fn put_latency_alarm(
         .set_tags(Some(tags(cluster, namespace, name)))
         .send()
         .await
-        .map_err(|e| {
-            SandboxError::Seed(format!(
-                "put alarm: {}",
-                breakwater::aws::describe_sdk_error(&e)
-            ))
-        })?;
+        .map_err(|e| SandboxError::aws("put alarm", &e))?;
     Ok(format!(
         "arn:aws:cloudwatch:{region}:{}:alarm:{alarm}",
         crate::seed::ACCOUNT

@@ -404,3 +404,45 @@ pub fn spot_nodes(
         .map_err(|e| SandboxError::Seed(e.message))?;
     Ok(names)
 }
+
+/// Publishes one day-old S3 daily storage datapoint for `bucket` (what S3 sends CloudWatch once a
+/// day; moto has no objects' sizes to derive it from): Standard bytes and the object count.
+pub async fn s3_storage_metrics(
+    config: &SdkConfig,
+    region: &str,
+    bucket: &str,
+    standard_bytes: f64,
+    objects: f64,
+    now_ms: u64,
+) -> Result<(), SandboxError> {
+    use aws_sdk_cloudwatch::types::{Dimension, MetricDatum};
+    let at = aws_sdk_cloudwatch::primitives::DateTime::from_millis(now_ms as i64 - 86_400_000);
+    let datum = |metric: &str, storage_type: &str, value: f64| {
+        MetricDatum::builder()
+            .metric_name(metric)
+            .dimensions(
+                Dimension::builder()
+                    .name("BucketName")
+                    .value(bucket)
+                    .build(),
+            )
+            .dimensions(
+                Dimension::builder()
+                    .name("StorageType")
+                    .value(storage_type)
+                    .build(),
+            )
+            .timestamp(at)
+            .value(value)
+            .build()
+    };
+    aws_sdk_cloudwatch::Client::new(&regional(config, region))
+        .put_metric_data()
+        .namespace("AWS/S3")
+        .metric_data(datum("BucketSizeBytes", "StandardStorage", standard_bytes))
+        .metric_data(datum("NumberOfObjects", "AllStorageTypes", objects))
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| SandboxError::aws("put storage metrics", &e))
+}

@@ -3,11 +3,14 @@
 //! resourceVersion conflicts, `dryRun=All`, throttling — and the real `kubectl cordon` and
 //! `kubectl drain` against it, which must leave the state the API server would.
 
+mod common;
+
 use std::process::Command;
 
 use breakwater_sandbox::kube::fixtures::{daemon_set, mirror_pod, node, pdb, pod, replica_set};
 use breakwater_sandbox::kube::{KubeEmulator, Throttle};
 use bytes::Bytes;
+use common::kubectl;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
@@ -459,15 +462,6 @@ async fn patches_conflicts_selectors_dry_run_and_throttling() {
     assert!(emu.get("pods", "shop", "api-0").is_some());
     emu.advance(1);
     assert!(emu.get("pods", "shop", "api-0").is_none());
-}
-
-fn kubectl() -> Option<String> {
-    let found = Command::new("kubectl")
-        .arg("version")
-        .arg("--client")
-        .output()
-        .ok()?;
-    found.status.success().then(|| "kubectl".to_string())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -21,7 +21,7 @@ use breakwater_sandbox::rollback_scene::{
     alarm_event, roll_out, rollback_scene, set_alarm, RollbackScene,
 };
 use breakwater_sandbox::seed::{read_notifications, seed, Estate, ReceivedNotification};
-use common::{aws, moto, unique};
+use common::{aws, kubectl, moto, unique};
 use rollback::settings::RollbackSettings;
 use rollback::webhook::{pagerduty_signature, slack_signature};
 use rollback::RollbackFunction;
@@ -742,15 +742,6 @@ async fn a_canary_alarm_aborts_the_argo_rollout() {
 }
 
 // ---- Differential: the same emulator state, `kubectl rollout undo` against our rollback ----
-
-fn kubectl() -> Option<String> {
-    let found = Command::new("kubectl")
-        .arg("version")
-        .arg("--client")
-        .output()
-        .ok()?;
-    found.status.success().then(|| "kubectl".to_string())
-}
 
 /// The same history in any emulator: web:1, web:2, web:3 an hour apart (each survived its bake).
 async fn build(emu: &KubeEmulator, paused: bool) {

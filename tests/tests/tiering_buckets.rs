@@ -521,6 +521,15 @@ async fn a_sweep_tiers_every_opted_in_bucket_once_and_reports_the_saving() {
     assert_eq!(undo["outcome"], "undone", "{undo}");
     assert!(w.lifecycle("sweep-on-0").await.rules.is_empty());
 
+    // Another account's bucket in the listing is left out of the report, not fatal to it.
+    w.bucket(
+        "theirs",
+        &[
+            ("breakwater:tiering", "on"),
+            ("sandbox:owner-account", "999999999999"),
+        ],
+    )
+    .await;
     let report = w.run(json!({"command": "report"})).await;
     assert_eq!(report["estimates"].as_array().unwrap().len(), 4, "{report}");
     assert!(report["monthly_saving"].as_f64().unwrap() > 0.0, "{report}");
@@ -572,4 +581,65 @@ async fn every_tiering_event_file_is_accepted_and_names_what_it_found() {
             .count(),
         0
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_storage_metrics_adapter_reads_s3_daily_metrics_from_cloudwatch() {
+    use aws_sdk_cloudwatch::primitives::DateTime;
+    use aws_sdk_cloudwatch::types::{Dimension, MetricDatum};
+    use breakwater::aws::cloudwatch::CloudWatchStorage;
+    use breakwater::clock::Clock;
+    // GIVEN a day-old S3 storage datapoint per storage type in CloudWatch (moto, through the
+    // sandbox's bridge for the Rust SDK's CBOR protocol)
+    let direct = aws(&moto().endpoint(), "eu-south-1").await;
+    let bucket = unique("metrics");
+    let now = SystemClock.now_ms();
+    let day_ago = DateTime::from_millis(now as i64 - 86_400_000);
+    let datum = |metric: &str, storage_type: &str, value: f64| {
+        MetricDatum::builder()
+            .metric_name(metric)
+            .dimensions(
+                Dimension::builder()
+                    .name("BucketName")
+                    .value(&bucket)
+                    .build(),
+            )
+            .dimensions(
+                Dimension::builder()
+                    .name("StorageType")
+                    .value(storage_type)
+                    .build(),
+            )
+            .timestamp(day_ago)
+            .value(value)
+            .build()
+    };
+    direct
+        .cloudwatch()
+        .put_metric_data()
+        .namespace("AWS/S3")
+        .metric_data(datum("BucketSizeBytes", "StandardStorage", 2.0e12))
+        .metric_data(datum("BucketSizeBytes", "GlacierStorage", 5.0e11))
+        .metric_data(datum("NumberOfObjects", "AllStorageTypes", 125_000.0))
+        .send()
+        .await
+        .unwrap();
+    // WHEN the adapter reads them
+    let storage = CloudWatchStorage::new(direct.cloudwatch())
+        .bucket_storage(&bucket, now)
+        .await
+        .unwrap();
+    // THEN each storage type and the object count come back; absent types are absent
+    assert_eq!(
+        storage.bytes_by_storage_type.get("StandardStorage"),
+        Some(&2.0e12)
+    );
+    assert_eq!(
+        storage.bytes_by_storage_type.get("GlacierStorage"),
+        Some(&5.0e11)
+    );
+    assert!(!storage
+        .bytes_by_storage_type
+        .contains_key("DeepArchiveStorage"));
+    assert_eq!(storage.objects, Some(125_000.0));
 }

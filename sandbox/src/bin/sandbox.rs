@@ -729,6 +729,35 @@ async fn tiering_scene(
             }
         }
     }
+    // S3 publishes each bucket's storage to CloudWatch once a day; the sandbox publishes a day's
+    // worth (moto holds no object sizes to derive it from), and the function reads it back with
+    // GetMetricData for its savings report.
+    let now = breakwater::clock::Clock::now_ms(&breakwater::clock::SystemClock);
+    let gib = 1_073_741_824.0;
+    for (bucket, gb, objects) in [
+        ("analytics-raw", 2_000.0, 500_000.0),
+        ("team-logs", 300.0, 600_000_000.0),
+        ("ml-datasets", 800.0, 80_000.0),
+    ] {
+        scenes::s3_storage_metrics(config, PRIMARY, bucket, gb * gib, objects, now).await?;
+    }
+    let report: Value = read_event(&workspace_root().join("events/tiering/command-report.json"))?;
+    let invocation = process.invoke(&report).await?;
+    let response = invocation
+        .outcome
+        .map_err(|e| SandboxError::Function(format!("{}: {}", e.error_type, e.error_message)))?;
+    step(
+        started,
+        &format!(
+            "savings report from the storage metrics in CloudWatch (GetMetricData, {:.1} ms), written to s3://{}/{}:",
+            invocation.duration.as_secs_f64() * 1000.0,
+            response["report"]["bucket"].as_str().unwrap_or_default(),
+            response["report"]["markdown"].as_str().unwrap_or_default()
+        ),
+    );
+    for line in response["markdown"].as_str().unwrap_or_default().lines() {
+        println!("           {line}");
+    }
     process.kill().await;
     let after = buckets
         .lifecycle("analytics-raw")
@@ -746,28 +775,6 @@ async fn tiering_scene(
         .lifecycle("scratch-space")
         .await
         .map_err(|e| SandboxError::Seed(e.to_string()))?;
-    // The sandbox does not speak CloudWatch's protocol, so the figures are stated here; in AWS
-    // the function reads them with GetMetricData (`{"command": "report"}`).
-    let gib = 1_073_741_824.0;
-    let samples = [
-        ("analytics-raw", 2_000.0, 500_000.0),
-        ("team-logs", 300.0, 600_000_000.0),
-        ("ml-datasets", 800.0, 80_000.0),
-    ];
-    let estimates: Vec<_> = samples
-        .iter()
-        .map(|(name, gb, objects)| {
-            let storage = breakwater::ports::BucketStorage {
-                bytes_by_storage_type: [("StandardStorage".to_string(), gb * gib)].into(),
-                objects: Some(*objects),
-            };
-            tiering::savings::estimate(name, &storage, &tiering::policy::Policy::default())
-        })
-        .collect();
-    step(started, "savings report (sample storage figures, stated because the sandbox does not serve CloudWatch):");
-    for line in tiering::savings::markdown(&estimates).lines() {
-        println!("           {line}");
-    }
     let verified = kept && ids.len() == 3 && scratch.rules.is_empty();
     step(
         started,

@@ -62,3 +62,13 @@ pub async fn read_object(bucket: &str, key: &str) -> Option<serde_json::Value> {
     let bytes = object.body.collect().await.ok()?.into_bytes();
     serde_json::from_slice(&bytes).ok()
 }
+
+/// `kubectl`, when one is on the PATH (Debian's kubernetes-client provides one).
+pub fn kubectl() -> Option<String> {
+    let found = std::process::Command::new("kubectl")
+        .arg("version")
+        .arg("--client")
+        .output()
+        .ok()?;
+    found.status.success().then(|| "kubectl".to_string())
+}
