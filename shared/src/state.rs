@@ -138,12 +138,13 @@ impl StateStore {
     }
 
     /// Read-modify-write of one record under compare-and-swap: `change` is applied to the current
-    /// value (the default when absent) and written only if nobody wrote in between; a lost race
-    /// reads again. Returns what was written.
+    /// value (the default when absent) and says whether it changed anything; a change is written
+    /// only if nobody wrote in between (a lost race reads again), no change writes nothing.
+    /// Returns the value as it stands.
     pub async fn update<T, F>(&self, key: &str, mut change: F) -> Result<T>
     where
         T: Serialize + DeserializeOwned + Default,
-        F: FnMut(&mut T),
+        F: FnMut(&mut T) -> bool,
     {
         for _ in 0..RACE_ATTEMPTS {
             let current = self.get::<T>(key).await?;
@@ -151,7 +152,9 @@ impl StateStore {
                 Some(v) => (v.value, Some(v.etag)),
                 None => (T::default(), None),
             };
-            change(&mut value);
+            if !change(&mut value) {
+                return Ok(value);
+            }
             let written = match &etag {
                 Some(etag) => self.replace(key, &value, etag).await.map(Some),
                 None => self.create(key, &value).await,

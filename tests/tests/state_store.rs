@@ -306,3 +306,38 @@ async fn a_failed_effect_is_retried_and_an_abandoned_one_is_taken_over() {
         .unwrap();
     assert_eq!(taken, Idempotent::Fresh(2));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_updates_of_one_record_lose_nothing_and_no_change_writes_nothing() {
+    let store = Arc::new(fresh_store(Arc::new(SystemClock)).await);
+    let mut tasks = Vec::new();
+    for i in 0..4u32 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            store
+                .update::<Vec<u32>, _>("index.json", |v| {
+                    v.push(i);
+                    true
+                })
+                .await
+        }));
+    }
+    let mut lost = 0;
+    for t in tasks {
+        // Four writers inside the retry budget: every one lands (a loser reads again).
+        if t.await.unwrap().is_err() {
+            lost += 1;
+        }
+    }
+    assert_eq!(lost, 0);
+    let mut stored = store.get::<Vec<u32>>("index.json").await.unwrap().unwrap();
+    stored.value.sort_unstable();
+    assert_eq!(stored.value, vec![0, 1, 2, 3]);
+    let unchanged = store
+        .update::<Vec<u32>, _>("index.json", |_| false)
+        .await
+        .unwrap();
+    assert_eq!(unchanged.len(), 4);
+    let again = store.get::<Vec<u32>>("index.json").await.unwrap().unwrap();
+    assert_eq!(again.etag, stored.etag, "no change, no write");
+}

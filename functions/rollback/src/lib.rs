@@ -534,7 +534,7 @@ impl<A: Alarms> RollbackFunction<A> {
             let name = request.workload.to_string();
             store
                 .update::<BakingIndex, _>(BAKING_KEY, |index| {
-                    index.workloads.insert(name.clone(), until_ms);
+                    index.workloads.insert(name.clone(), until_ms) != Some(until_ms)
                 })
                 .await?;
         }
@@ -995,9 +995,7 @@ impl<A: Alarms> RollbackFunction<A> {
     async fn unindex(&self, name: &str) -> Result<()> {
         self.toolkit
             .store
-            .update::<BakingIndex, _>(BAKING_KEY, |index| {
-                index.workloads.remove(name);
-            })
+            .update::<BakingIndex, _>(BAKING_KEY, |index| index.workloads.remove(name).is_some())
             .await
             .map(|_| ())
     }

@@ -200,57 +200,31 @@ async fn record_in_window(
     now: u64,
     window_ms: u64,
 ) -> Result<usize> {
-    let key = pool.key();
-    for _ in 0..8 {
-        let current = store.get::<PoolWindow>(&key).await?;
-        let mut window = current
-            .as_ref()
-            .map(|c| c.value.clone())
-            .unwrap_or_default();
-        window
-            .interruptions
-            .retain(|(_, at)| now.saturating_sub(*at) < window_ms);
-        if !window.interruptions.iter().any(|(i, _)| i == instance) {
-            window.interruptions.push((instance.to_string(), now));
-        }
-        let count = window.interruptions.len();
-        let written = match &current {
-            None => store.create(&key, &window).await?.is_some(),
-            Some(c) => match store.replace(&key, &window, &c.etag).await {
-                Ok(_) => true,
-                Err(Error::Conflict(_)) => false,
-                Err(e) => return Err(e),
-            },
-        };
-        if written {
-            return Ok(count);
-        }
-    }
-    Err(Error::Conflict(format!(
-        "the interruption window {key} kept changing"
-    )))
+    let window = store
+        .update::<PoolWindow, _>(&pool.key(), |window| {
+            window
+                .interruptions
+                .retain(|(_, at)| now.saturating_sub(*at) < window_ms);
+            if !window.interruptions.iter().any(|(i, _)| i == instance) {
+                window.interruptions.push((instance.to_string(), now));
+            }
+            true
+        })
+        .await?;
+    Ok(window.interruptions.len())
 }
 
 async fn add_to_index(store: &StateStore, key: &str) -> Result<()> {
-    for _ in 0..8 {
-        let current = store.get::<Vec<String>>(INDEX_KEY).await?;
-        let mut keys = current
-            .as_ref()
-            .map(|c| c.value.clone())
-            .unwrap_or_default();
-        if keys.iter().any(|k| k == key) {
-            return Ok(());
-        }
-        keys.push(key.to_string());
-        let written = match &current {
-            None => store.create(INDEX_KEY, &keys).await?.is_some(),
-            Some(c) => store.replace(INDEX_KEY, &keys, &c.etag).await.is_ok(),
-        };
-        if written {
-            return Ok(());
-        }
-    }
-    Err(Error::Conflict("the failover index kept changing".into()))
+    store
+        .update::<Vec<String>, _>(INDEX_KEY, |keys| {
+            if keys.iter().any(|k| k == key) {
+                return false;
+            }
+            keys.push(key.to_string());
+            true
+        })
+        .await
+        .map(|_| ())
 }
 
 /// Returns every failover whose stable period has passed; one line per decision.

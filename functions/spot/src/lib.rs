@@ -537,30 +537,21 @@ impl<I: Instances, G: NodeGroups> SpotFunction<I, G> {
 
     async fn index_cordoned(&self, instance: &str, add: bool) -> Result<()> {
         let store = &self.toolkit.store;
-        for _ in 0..8 {
-            let current = store.get::<Vec<String>>(CORDONED_KEY).await?;
-            let mut ids = current
-                .as_ref()
-                .map(|c| c.value.clone())
-                .unwrap_or_default();
-            let present = ids.iter().any(|i| i == instance);
-            if present == add {
-                return Ok(());
-            }
-            if add {
-                ids.push(instance.to_string());
-            } else {
-                ids.retain(|i| i != instance);
-            }
-            let written = match &current {
-                None => store.create(CORDONED_KEY, &ids).await?.is_some(),
-                Some(c) => store.replace(CORDONED_KEY, &ids, &c.etag).await.is_ok(),
-            };
-            if written {
-                return Ok(());
-            }
-        }
-        Err(Error::Conflict("the cordoned index kept changing".into()))
+        store
+            .update::<Vec<String>, _>(CORDONED_KEY, |ids| {
+                let present = ids.iter().any(|i| i == instance);
+                if present == add {
+                    return false;
+                }
+                if add {
+                    ids.push(instance.to_string());
+                } else {
+                    ids.retain(|i| i != instance);
+                }
+                true
+            })
+            .await
+            .map(|_| ())
     }
 
     /// The schedule: uncordon nodes whose rebalance came to nothing, return stable failovers.
