@@ -354,6 +354,14 @@ async fn an_alarm_after_a_bad_deploy_rolls_back_once_to_the_last_known_good_revi
     assert_eq!(w.image(), "web:1");
     // Every decision is in the audit trail: the rollback, the cool-down, m-1, m-2.
     assert_eq!(w.decisions().await, 4);
+    // And the workload's record says what an operator needs to know.
+    let status = w
+        .handle(json!({"command": "status", "workload": "prod/shop/Deployment/web"}))
+        .await;
+    let record = &status["record"];
+    assert_eq!(record["bad"][0]["revision"], 3, "{status}");
+    assert!(record["bake"].is_object(), "{status}");
+    assert_eq!(record["recent"].as_array().unwrap().len(), 4, "{status}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

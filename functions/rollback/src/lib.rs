@@ -35,7 +35,7 @@ const EVENTBRIDGE: &[(&str, &str)] = &[
     ("aws.cloudwatch", "CloudWatch Alarm State Change"),
     ("aws.events", "Scheduled Event"),
 ];
-const COMMANDS: &[&str] = &["rollback", "verify"];
+const COMMANDS: &[&str] = &["rollback", "verify", "status"];
 const BAKING_KEY: &str = "rollback/baking.json";
 /// How often a decision is made again after a concurrent change.
 const DECISION_ATTEMPTS: usize = 3;
@@ -277,6 +277,7 @@ impl<A: Alarms> RollbackFunction<A> {
             Trigger::Command { command, .. } if command == "verify" => {
                 return self.verify_bakes(owner).await
             }
+            Trigger::Command { command, body } if command == "status" => self.status(&body).await,
             Trigger::EventBridge(e) => {
                 let fields =
                     alarm_from_eventbridge(&e.detail, e.resources.as_ref().and_then(|r| r.first()));
@@ -390,6 +391,22 @@ impl<A: Alarms> RollbackFunction<A> {
             });
         }
         Ok(json!({"outcome": "decided", "alarm": alarm.name, "decisions": decisions}))
+    }
+
+    /// `{"command": "status", "workload": "…"}`: the workload's record — the revisions that
+    /// alarmed, the last rollback, a pending bake, the last decisions and why.
+    async fn status(&self, body: &Value) -> Result<Value> {
+        let workload = body["workload"].as_str().ok_or_else(|| {
+            invalid("status command: `workload` (cluster/namespace/Kind/name) is required")
+        })?;
+        let workload = Workload::parse(workload, self.settings.default_cluster())?;
+        let record = self
+            .toolkit
+            .store
+            .get::<WorkloadRecord>(&record_key(&workload))
+            .await?
+            .map(|v| v.value);
+        Ok(json!({"outcome": "status", "workload": workload.to_string(), "record": record}))
     }
 
     /// `{"command": "rollback", "workload": "cluster/ns/Kind/name", "toRevision": 3,

@@ -28,7 +28,7 @@ fn routes() -> Routes {
         ],
         alarm_actions: true,
         sns: true,
-        commands: &["rollback", "verify"],
+        commands: &["rollback", "verify", "status"],
         account: None,
         region: Some("us-east-1".into()),
     }
@@ -60,6 +60,7 @@ fn the_alarm_shapes_name_the_same_transition() {
         "alarm-state-change-ok.json",
         "command-rollback.json",
         "command-rollback-to-revision.json",
+        "command-status.json",
         "command-verify.json",
         "schedule.json",
         "sns-command.json",
