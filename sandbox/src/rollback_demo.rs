@@ -8,7 +8,7 @@ use std::path::Path;
 
 use aws_config::SdkConfig;
 use breakwater::clock::{Clock, SystemClock};
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::kube::KubeEmulator;
 use crate::rollback_scene::{alarm_event, roll_out, rollback_scene, set_alarm};
@@ -17,11 +17,6 @@ use crate::seed::Estate;
 use crate::SandboxError;
 
 const MINUTE: u64 = 60_000;
-
-fn outcome(v: &Result<Value, crate::runtime::FunctionError>) -> Result<Value, SandboxError> {
-    v.clone()
-        .map_err(|e| SandboxError::Function(format!("{}: {}", e.error_type, e.error_message)))
-}
 
 fn image(emu: &KubeEmulator) -> String {
     emu.get("deployments", "shop", "web")
@@ -104,7 +99,7 @@ pub async fn play(
         now - MINUTE,
     );
     let invocation = process.invoke(&event).await?;
-    let r = outcome(&invocation.outcome)?;
+    let r = invocation.answer()?;
     let d = &r["decisions"][0];
     emu.advance(3_000);
     say(&format!(
@@ -125,7 +120,7 @@ pub async fn play(
             "the bad deploy was not rolled back: {r}"
         )));
     }
-    let again = outcome(&process.invoke(&event).await?.outcome)?;
+    let again = process.invoke(&event).await?.answer()?;
     say(&format!(
         "the same alarm event again → {} (repeat: {}; no second patch)",
         again["decisions"][0]["outcome"], again["decisions"][0]["repeat"]
@@ -135,7 +130,7 @@ pub async fn play(
             "x-slack-signature": "v0=0000000000000000000000000000000000000000000000000000000000000000"},
         "body": "user_id=U1&user_name=mallory&text=rollback+shop%2Fweb", "isBase64Encoded": false,
         "requestContext": {"http": {"method": "POST", "path": "/slack"}}});
-    let r = outcome(&process.invoke(&forged).await?.outcome)?;
+    let r = process.invoke(&forged).await?.answer()?;
     say(&format!(
         "a forged Slack /breakwater command → HTTP {} (nothing changed; image still {})",
         r["statusCode"],
@@ -150,9 +145,8 @@ pub async fn play(
     env.push(("BREAKWATER_SANDBOX_NOW_MS".into(), later.to_string()));
     let mut process = FunctionProcess::start(binary, "rollback", &region, &env).await?;
     process.wait_init().await?;
-    let tick = json!({"version": "0", "id": "demo-bake", "detail-type": "Scheduled Event", "source": "aws.events",
-        "account": "123456789012", "time": breakwater::clock::rfc3339(later), "region": region, "resources": [], "detail": {}});
-    let r = outcome(&process.invoke(&tick).await?.outcome)?;
+    let tick = crate::scenes::schedule_event("demo-bake", &region, later);
+    let r = process.invoke(&tick).await?.answer()?;
     let checked = &r["checked"][0];
     say(&format!(
         "11 min later, the bake tick → {}: {}",

@@ -45,6 +45,15 @@ pub struct Invocation {
     pub duration: Duration,
 }
 
+impl Invocation {
+    /// The function's response, or the error it reported as a [`SandboxError::Function`].
+    pub fn answer(&self) -> Result<Value, SandboxError> {
+        self.outcome
+            .clone()
+            .map_err(|e| SandboxError::Function(format!("{}: {}", e.error_type, e.error_message)))
+    }
+}
+
 struct Pending {
     request_id: String,
     body: Bytes,

@@ -406,12 +406,13 @@ pub fn spot_nodes(
 }
 
 /// Publishes one day-old S3 daily storage datapoint for `bucket` (what S3 sends CloudWatch once a
-/// day; moto has no objects' sizes to derive it from): Standard bytes and the object count.
+/// day; moto has no objects' sizes to derive it from): the bytes of each storage type given and
+/// the object count.
 pub async fn s3_storage_metrics(
     config: &SdkConfig,
     region: &str,
     bucket: &str,
-    standard_bytes: f64,
+    bytes_by_storage_type: &[(&str, f64)],
     objects: f64,
     now_ms: u64,
 ) -> Result<(), SandboxError> {
@@ -436,13 +437,23 @@ pub async fn s3_storage_metrics(
             .value(value)
             .build()
     };
+    let data = bytes_by_storage_type
+        .iter()
+        .map(|(storage_type, bytes)| datum("BucketSizeBytes", storage_type, *bytes))
+        .chain([datum("NumberOfObjects", "AllStorageTypes", objects)]);
     aws_sdk_cloudwatch::Client::new(&regional(config, region))
         .put_metric_data()
         .namespace("AWS/S3")
-        .metric_data(datum("BucketSizeBytes", "StandardStorage", standard_bytes))
-        .metric_data(datum("NumberOfObjects", "AllStorageTypes", objects))
+        .set_metric_data(Some(data.collect()))
         .send()
         .await
         .map(|_| ())
         .map_err(|e| SandboxError::aws("put storage metrics", &e))
+}
+
+/// The EventBridge `Scheduled Event` a function's schedule rule delivers at `time_ms`.
+pub fn schedule_event(id: &str, region: &str, time_ms: u64) -> serde_json::Value {
+    serde_json::json!({"version": "0", "id": id, "detail-type": "Scheduled Event",
+        "source": "aws.events", "account": ACCOUNT, "time": breakwater::clock::rfc3339(time_ms),
+        "region": region, "resources": [], "detail": {}})
 }

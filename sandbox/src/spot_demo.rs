@@ -24,11 +24,6 @@ fn warning(scene: &SpotScene, region: &str, instance: &str, id: &str, time_ms: u
         "region": region, "resources": [], "detail": {"instance-id": instance, "instance-action": "terminate"}})
 }
 
-fn outcome(v: &Result<Value, crate::runtime::FunctionError>) -> Result<Value, SandboxError> {
-    v.clone()
-        .map_err(|e| SandboxError::Function(format!("{}: {}", e.error_type, e.error_message)))
-}
-
 async fn on_demand(config: &SdkConfig, scene: &SpotScene) -> Result<String, SandboxError> {
     let eks = breakwater::aws::eks::EksNodeGroups::new(aws_sdk_eks::Client::new(config));
     let id = NodeGroupId {
@@ -91,7 +86,7 @@ pub async fn play(
             now - 20_000,
         ))
         .await?;
-    let r = outcome(&invocation.outcome)?;
+    let r = invocation.answer()?;
     let report = &r["report"];
     say(&format!(
         "interruption warning for {} → {}: cordoned in {:.0} ms, {} pods evicted through their budgets in {:.1} s, deadline {}, left alone: {}",
@@ -134,7 +129,7 @@ pub async fn play(
             now - 20_000,
         ))
         .await?;
-    let repeat = outcome(&repeat.outcome)?;
+    let repeat = repeat.answer()?;
     say(&format!(
         "the same warning again → {} (repeat: {}; nothing done twice)",
         repeat["outcome"], repeat["repeat"]
@@ -146,18 +141,16 @@ pub async fn play(
         on_demand(&config, &scene).await?
     ));
     for (i, instance) in scene.instances.iter().enumerate().skip(1).take(3) {
-        let r = outcome(
-            &process
-                .invoke(&warning(
-                    &scene,
-                    &region,
-                    instance,
-                    &format!("demo-w{i}"),
-                    SystemClock.now_ms(),
-                ))
-                .await?
-                .outcome,
-        )?;
+        let r = process
+            .invoke(&warning(
+                &scene,
+                &region,
+                instance,
+                &format!("demo-w{i}"),
+                SystemClock.now_ms(),
+            ))
+            .await?
+            .answer()?;
         let failover = &r["failover"];
         let moved = r["report"]["pods"]
             .as_array()
@@ -179,9 +172,8 @@ pub async fn play(
     env.push(("BREAKWATER_SANDBOX_NOW_MS".into(), later.to_string()));
     let mut process = FunctionProcess::start(binary, "spot", &region, &env).await?;
     process.wait_init().await?;
-    let tick = json!({"version": "0", "id": "demo-tick", "detail-type": "Scheduled Event", "source": "aws.events",
-        "account": "123456789012", "time": breakwater::clock::rfc3339(later), "region": region, "resources": [], "detail": {}});
-    let r = outcome(&process.invoke(&tick).await?.outcome)?;
+    let tick = crate::scenes::schedule_event("demo-tick", &region, later);
+    let r = process.invoke(&tick).await?.answer()?;
     say(&format!("31 min later, the schedule: {}", r["actions"]));
     let back = on_demand(&config, &scene).await?;
     say(&format!(

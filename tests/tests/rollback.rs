@@ -128,9 +128,11 @@ impl World {
     }
 
     fn tick(&self) -> Value {
-        json!({"version": "0", "id": unique("tick"), "detail-type": "Scheduled Event",
-            "source": "aws.events", "account": "123456789012", "time": breakwater::clock::rfc3339(self.clock.now_ms()),
-            "region": self.region, "resources": [], "detail": {}})
+        breakwater_sandbox::scenes::schedule_event(
+            &unique("tick"),
+            &self.region,
+            self.clock.now_ms(),
+        )
     }
 
     fn image(&self) -> String {

@@ -585,8 +585,6 @@ async fn every_tiering_event_file_is_accepted_and_names_what_it_found() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_storage_metrics_adapter_reads_s3_daily_metrics_from_cloudwatch() {
-    use aws_sdk_cloudwatch::primitives::DateTime;
-    use aws_sdk_cloudwatch::types::{Dimension, MetricDatum};
     use breakwater::aws::cloudwatch::CloudWatchStorage;
     use breakwater::clock::Clock;
     // GIVEN a day-old S3 storage datapoint per storage type in CloudWatch (moto, through the
@@ -594,36 +592,16 @@ async fn the_storage_metrics_adapter_reads_s3_daily_metrics_from_cloudwatch() {
     let direct = aws(&moto().endpoint(), "eu-south-1").await;
     let bucket = unique("metrics");
     let now = SystemClock.now_ms();
-    let day_ago = DateTime::from_millis(now as i64 - 86_400_000);
-    let datum = |metric: &str, storage_type: &str, value: f64| {
-        MetricDatum::builder()
-            .metric_name(metric)
-            .dimensions(
-                Dimension::builder()
-                    .name("BucketName")
-                    .value(&bucket)
-                    .build(),
-            )
-            .dimensions(
-                Dimension::builder()
-                    .name("StorageType")
-                    .value(storage_type)
-                    .build(),
-            )
-            .timestamp(day_ago)
-            .value(value)
-            .build()
-    };
-    direct
-        .cloudwatch()
-        .put_metric_data()
-        .namespace("AWS/S3")
-        .metric_data(datum("BucketSizeBytes", "StandardStorage", 2.0e12))
-        .metric_data(datum("BucketSizeBytes", "GlacierStorage", 5.0e11))
-        .metric_data(datum("NumberOfObjects", "AllStorageTypes", 125_000.0))
-        .send()
-        .await
-        .unwrap();
+    breakwater_sandbox::scenes::s3_storage_metrics(
+        direct.config(),
+        "eu-south-1",
+        &bucket,
+        &[("StandardStorage", 2.0e12), ("GlacierStorage", 5.0e11)],
+        125_000.0,
+        now,
+    )
+    .await
+    .unwrap();
     // WHEN the adapter reads them
     let storage = CloudWatchStorage::new(direct.cloudwatch())
         .bucket_storage(&bucket, now)

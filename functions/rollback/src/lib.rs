@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use breakwater::events::{Routes, Trigger};
+use breakwater::kube::rollout::equal_ignore_hash;
 use breakwater::kube::KubeClients;
 use breakwater::metrics::{Metrics, Unit};
 use breakwater::notify::Notification;
@@ -400,13 +401,19 @@ impl<A: Alarms> RollbackFunction<A> {
             invalid("status command: `workload` (cluster/namespace/Kind/name) is required")
         })?;
         let workload = Workload::parse(workload, self.settings.default_cluster())?;
-        let record = self
+        let record = self.load_record(&workload).await?;
+        Ok(json!({"outcome": "status", "workload": workload.to_string(), "record": record}))
+    }
+
+    /// The workload's record (the default when it has none yet).
+    async fn load_record(&self, workload: &Workload) -> Result<WorkloadRecord> {
+        Ok(self
             .toolkit
             .store
-            .get::<WorkloadRecord>(&record_key(&workload))
+            .get::<WorkloadRecord>(&record_key(workload))
             .await?
-            .map(|v| v.value);
-        Ok(json!({"outcome": "status", "workload": workload.to_string(), "record": record}))
+            .map(|v| v.value)
+            .unwrap_or_default())
     }
 
     /// `{"command": "rollback", "workload": "cluster/ns/Kind/name", "toRevision": 3,
@@ -511,11 +518,7 @@ impl<A: Alarms> RollbackFunction<A> {
     ) -> Result<Decision> {
         let store = &self.toolkit.store;
         let rkey = record_key(&request.workload);
-        let mut record = store
-            .get::<WorkloadRecord>(&rkey)
-            .await?
-            .map(|v| v.value)
-            .unwrap_or_default();
+        let mut record = self.load_record(&request.workload).await?;
         let now = self.now_ms();
         let mut decision = Decision {
             id: id.to_string(),
@@ -771,7 +774,7 @@ impl<A: Alarms> RollbackFunction<A> {
                 Err((outcome, why)) => return Ok((outcome, why)),
             };
             decision.to_revision = Some(target.number);
-            if kube_equal(&target, &deployment) {
+            if equal_ignore_hash(&target.template, &deployment["spec"]["template"]) {
                 return Ok((
                     Outcome::NoOp,
                     format!(
@@ -1020,11 +1023,7 @@ impl<A: Alarms> RollbackFunction<A> {
     async fn verify_one(&self, workload: &Workload, now: u64) -> Result<Value> {
         let store = &self.toolkit.store;
         let rkey = record_key(workload);
-        let mut record = store
-            .get::<WorkloadRecord>(&rkey)
-            .await?
-            .map(|v| v.value)
-            .unwrap_or_default();
+        let mut record = self.load_record(workload).await?;
         let Some(bake) = record.bake.clone() else {
             self.unindex(&workload.to_string()).await?;
             return Ok(json!({"workload": workload.to_string(), "outcome": "nothing-pending"}));
@@ -1268,10 +1267,6 @@ impl<A: Alarms> RollbackFunction<A> {
             Err(e) => Err(e),
         }
     }
-}
-
-fn kube_equal(target: &Revision, deployment: &Value) -> bool {
-    breakwater::kube::rollout::equal_ignore_hash(&target.template, &deployment["spec"]["template"])
 }
 
 fn state_time(state: &Value, what: &str) -> Result<u64> {

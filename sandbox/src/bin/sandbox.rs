@@ -248,33 +248,28 @@ async fn demo(args: &[String]) -> Result<(), SandboxError> {
             ),
         );
     }
-    let tiering = bins.join("tiering");
-    if tiering.exists() {
+    // Each scene runs when its binary was built, and says so when it was not.
+    let binary = |name: &str, scene: &str| {
+        let path = bins.join(name);
+        if !path.exists() {
+            step(
+                started,
+                &format!(
+                    "no {name} binary at {}: skipping the {scene}",
+                    path.display()
+                ),
+            );
+        }
+        path.exists().then_some(path)
+    };
+    let say = |line: &str| step(started, line);
+    if let Some(tiering) = binary("tiering", "tiering scene") {
         tiering_scene(started, &moto.endpoint(), &config, &estate, &tiering).await?;
-    } else {
-        step(
-            started,
-            &format!(
-                "no tiering binary at {}: skipping the tiering scene",
-                tiering.display()
-            ),
-        );
     }
-    let budget = bins.join("budget");
-    if budget.exists() {
+    if let Some(budget) = binary("budget", "budget scene") {
         budget_scene(started, &moto.endpoint(), &config, &estate, &budget).await?;
-    } else {
-        step(
-            started,
-            &format!(
-                "no budget binary at {}: skipping the budget scene",
-                budget.display()
-            ),
-        );
     }
-    let spot = bins.join("spot");
-    if spot.exists() {
-        let say = |line: &str| step(started, line);
+    if let Some(spot) = binary("spot", "spot scenes") {
         breakwater_sandbox::spot_demo::play(
             &say,
             &moto.endpoint(),
@@ -284,18 +279,8 @@ async fn demo(args: &[String]) -> Result<(), SandboxError> {
             function_env(&moto.endpoint(), &estate),
         )
         .await?;
-    } else {
-        step(
-            started,
-            &format!(
-                "no spot binary at {}: skipping the spot scenes",
-                spot.display()
-            ),
-        );
     }
-    let rollback = bins.join("rollback");
-    if rollback.exists() {
-        let say = |line: &str| step(started, line);
+    if let Some(rollback) = binary("rollback", "bad-deploy scene") {
         breakwater_sandbox::rollback_demo::play(
             &say,
             &config,
@@ -304,14 +289,6 @@ async fn demo(args: &[String]) -> Result<(), SandboxError> {
             function_env(&moto.endpoint(), &estate),
         )
         .await?;
-    } else {
-        step(
-            started,
-            &format!(
-                "no rollback binary at {}: skipping the bad-deploy scene",
-                rollback.display()
-            ),
-        );
     }
     moto.stop();
     let gone = !Path::new(&format!("/proc/{pid}")).exists();
@@ -476,9 +453,7 @@ async fn budget_scene(
             &text,
         );
         let invocation = process.invoke(&event).await?;
-        let response = invocation.outcome.map_err(|e| {
-            SandboxError::Function(format!("{}: {}", e.error_type, e.error_message))
-        })?;
+        let response = invocation.answer()?;
         step(
             started,
             &format!(
@@ -505,9 +480,7 @@ async fn budget_scene(
     let tick = json!({"version": "0", "id": "demo-tick-dec-1", "detail-type": "Scheduled Event", "source": "aws.events",
         "account": seed::ACCOUNT, "time": "2026-12-01T00:00:00Z", "region": PRIMARY, "resources": [], "detail": {}});
     let invocation = process.invoke(&tick).await?;
-    let response = invocation
-        .outcome
-        .map_err(|e| SandboxError::Function(format!("{}: {}", e.error_type, e.error_message)))?;
+    let response = invocation.answer()?;
     let result = &response["results"][0];
     step(
         started,
@@ -680,9 +653,7 @@ async fn tiering_scene(
     let created: Value =
         read_event(&workspace_root().join("events/tiering/cloudtrail-create-bucket.json"))?;
     let invocation = process.invoke(&created).await?;
-    let response = invocation
-        .outcome
-        .map_err(|e| SandboxError::Function(format!("{}: {}", e.error_type, e.error_message)))?;
+    let response = invocation.answer()?;
     step(
         started,
         &format!(
@@ -694,9 +665,7 @@ async fn tiering_scene(
     let tick: Value = read_event(&workspace_root().join("events/tiering/schedule.json"))?;
     for round in ["daily sweep", "next day's sweep"] {
         let invocation = process.invoke(&tick_with_id(&tick, round)).await?;
-        let response = invocation.outcome.map_err(|e| {
-            SandboxError::Function(format!("{}: {}", e.error_type, e.error_message))
-        })?;
+        let response = invocation.answer()?;
         step(
             started,
             &format!(
@@ -739,13 +708,19 @@ async fn tiering_scene(
         ("team-logs", 300.0, 600_000_000.0),
         ("ml-datasets", 800.0, 80_000.0),
     ] {
-        scenes::s3_storage_metrics(config, PRIMARY, bucket, gb * gib, objects, now).await?;
+        scenes::s3_storage_metrics(
+            config,
+            PRIMARY,
+            bucket,
+            &[("StandardStorage", gb * gib)],
+            objects,
+            now,
+        )
+        .await?;
     }
     let report: Value = read_event(&workspace_root().join("events/tiering/command-report.json"))?;
     let invocation = process.invoke(&report).await?;
-    let response = invocation
-        .outcome
-        .map_err(|e| SandboxError::Function(format!("{}: {}", e.error_type, e.error_message)))?;
+    let response = invocation.answer()?;
     step(
         started,
         &format!(

@@ -8,6 +8,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{json, Map, Value};
 
+use breakwater::kube::rollout::controller_uid;
+
 use super::patch::{self, PatchError};
 
 pub mod deployments;
@@ -848,7 +850,7 @@ impl Cluster {
                 .iter()
                 .filter(|((plural, ns, _), _)| plural == "pods" && *ns == namespace)
                 .map(|(_, p)| p)
-                .filter(|p| owner_uid(p) == Some(uid.as_str()))
+                .filter(|p| controller_uid(p) == Some(uid.as_str()))
                 .collect();
             let live = owned.iter().filter(|p| !terminating(p)).count() as i64;
             let busy: BTreeSet<String> = owned
@@ -1072,8 +1074,8 @@ impl Cluster {
     /// The disruption controller's expected count: the replicas of the pods' ReplicaSets when
     /// every pod has one, else the number of pods.
     fn expected_pods(&self, namespace: &str, pods: &[&Value]) -> i64 {
-        let owners: BTreeSet<&str> = pods.iter().filter_map(|p| owner_uid(p)).collect();
-        if pods.is_empty() || pods.iter().any(|p| owner_uid(p).is_none()) {
+        let owners: BTreeSet<&str> = pods.iter().filter_map(|p| controller_uid(p)).collect();
+        if pods.is_empty() || pods.iter().any(|p| controller_uid(p).is_none()) {
             return pods.len() as i64;
         }
         let mut total = 0;
@@ -1090,14 +1092,6 @@ impl Cluster {
         }
         total
     }
-}
-
-fn owner_uid(pod: &Value) -> Option<&str> {
-    pod.pointer("/metadata/ownerReferences")
-        .and_then(Value::as_array)?
-        .iter()
-        .find(|o| o["controller"] == true)
-        .and_then(|o| o["uid"].as_str())
 }
 
 fn int_or_percent(value: &Value, expected: i64, round_up: bool) -> i64 {

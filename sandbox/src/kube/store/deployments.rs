@@ -16,11 +16,11 @@
 
 use serde_json::{json, Map, Value};
 
-use super::{find_kind, key, owner_uid, str_at, terminating, Cluster, Key, KINDS};
+use super::{find_kind, key, str_at, terminating, Cluster, Key, KINDS};
 
 use breakwater::kube::rollout::{
-    equal_ignore_hash, revision_of, semantic, CONTROLLER_ANNOTATIONS as NOT_COPIED, REVISION,
-    REVISION_HISTORY, TEMPLATE_HASH,
+    controller_uid, equal_ignore_hash, revision_of, semantic, CONTROLLER_ANNOTATIONS as NOT_COPIED,
+    REVISION, REVISION_HISTORY, TEMPLATE_HASH,
 };
 
 /// `rand.SafeEncodeString`'s alphabet (no vowels, no confusable characters).
@@ -89,7 +89,9 @@ impl Cluster {
             .objects
             .iter()
             .filter(|((plural, ns, _), rs)| {
-                plural == "replicasets" && *ns == namespace && owner_uid(rs) == Some(uid.as_str())
+                plural == "replicasets"
+                    && *ns == namespace
+                    && controller_uid(rs) == Some(uid.as_str())
             })
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
@@ -223,14 +225,17 @@ impl Cluster {
     }
 
     fn scale_replica_set(&mut self, rs_key: &Key, want: i64) -> bool {
+        let current = self
+            .objects
+            .get(rs_key)
+            .map(|rs| int_at(rs, "/spec/replicas", 1));
+        if current.is_none_or(|n| n == want) {
+            return false;
+        }
         let rv = self.next_rv();
         let Some(rs) = self.objects.get_mut(rs_key) else {
             return false;
         };
-        if int_at(rs, "/spec/replicas", 1) == want {
-            self.resource_version -= 1;
-            return false;
-        }
         rs["spec"]["replicas"] = json!(want);
         let generation = int_at(rs, "/metadata/generation", 1);
         rs["metadata"]["generation"] = json!(generation + 1);
@@ -263,7 +268,7 @@ impl Cluster {
             .objects
             .iter()
             .filter(|((plural, ns, _), rs)| {
-                plural == "replicasets" && *ns == k.1 && owner_uid(rs) == Some(uid)
+                plural == "replicasets" && *ns == k.1 && controller_uid(rs) == Some(uid)
             })
             .collect();
         let sum =
