@@ -8,8 +8,8 @@ export PATH := $(CURDIR)/.venv/bin:$(PATH)
 
 ARM64_TARGET := aarch64-unknown-linux-gnu
 # Every Lambda binary of the workspace: the hello-world floor first (the bench's baseline).
-LAMBDA_PACKAGES := hello-floor sandbox-probe budget tiering spot rollback
-LAMBDA_BINARIES := hello-floor probe budget tiering spot rollback
+LAMBDA_PACKAGES := hello-floor sandbox-probe budget tiering spot rollback failover
+LAMBDA_BINARIES := hello-floor probe budget tiering spot rollback failover
 BENCH_FLAGS ?=
 
 SANDBOX_VENV := .venv/.installed

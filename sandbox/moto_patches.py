@@ -266,6 +266,146 @@ def _dispatch_with_cbor(original):
     return call
 
 
+
+# Failover latencies. moto applies PromoteReadReplica, UpdateNodegroupConfig and record changes at
+# once, keeps a promoted replica's ReadReplicaSourceDBInstanceIdentifier (RDS removes it) and
+# answers every GetChange INSYNC with one fixed change id. The sandbox models AWS's timing per
+# resource, from a tag, so tests sharing one server do not interfere:
+# - a DB instance tagged `sandbox:promote-seconds=N` is `modifying` for N seconds after
+#   PromoteReadReplica (a second promotion meanwhile is InvalidDBInstanceState), then `available`
+#   with no source; untagged, the promotion is immediate — and the source is always removed;
+# - a node group tagged `sandbox:update-seconds=N` is `UPDATING` for N seconds after
+#   UpdateNodegroupConfig (another update meanwhile is ResourceInUseException), then `ACTIVE`;
+# - a hosted zone tagged `sandbox:insync-seconds=N` answers GetChange `PENDING` for N seconds after
+#   the change; every change gets its own id.
+import itertools as _itertools
+import time as _time
+
+from moto.rds import models as rds_models
+from moto.rds.exceptions import InvalidDBInstanceStateFault
+from moto.route53 import responses as r53_responses
+from moto.eks.exceptions import ResourceInUseException
+
+_PENDING_PROMOTIONS = {}
+_CHANGES = {}
+_CHANGE_IDS = _itertools.count(1)
+
+
+def _tag_seconds(tags, key):
+    try:
+        return float(tags.get(key, 0) or 0)
+    except (TypeError, ValueError):
+        return 0.0
+
+
+def _db_tags(database):
+    return {t["Key"]: t["Value"] for t in (database.tags or [])}
+
+
+def _settle_promotions(backend):
+    now = _time.time()
+    for database in list(backend.databases.values()):
+        done_at = getattr(database, "_sandbox_promoted_at", None)
+        if done_at is not None and done_at <= now:
+            database.is_replica = False
+            database.source_db_instance_identifier = None
+            database.status = "available"
+            database._sandbox_promoted_at = None
+
+
+def _promote_read_replica(original):
+    def promote(self, db_kwargs):
+        _settle_promotions(self)
+        database = self.databases.get(db_kwargs["db_instance_identifier"])
+        if database is not None and getattr(database, "_sandbox_promoted_at", None):
+            raise InvalidDBInstanceStateFault(
+                f"DB Instance {database.db_instance_identifier} is not in available state (modifying)."
+            )
+        delay = _tag_seconds(_db_tags(database), "sandbox:promote-seconds") if database else 0
+        if database is not None and database.is_replica and delay > 0:
+            database.status = "modifying"
+            database._sandbox_promoted_at = _time.time() + delay
+            return database
+        result = original(self, db_kwargs)
+        result.source_db_instance_identifier = None
+        return result
+
+    return promote
+
+
+def _describe_db_instances(original):
+    def describe(self, *args, **kwargs):
+        _settle_promotions(self)
+        return original(self, *args, **kwargs)
+
+    return describe
+
+
+def _settle_nodegroup(nodegroup):
+    done_at = getattr(nodegroup, "_sandbox_updated_at", None)
+    if done_at is not None and done_at <= _time.time():
+        nodegroup.status = "ACTIVE"
+        nodegroup._sandbox_updated_at = None
+
+
+def _update_nodegroup_config(original):
+    def update(self, cluster_name, nodegroup_name, *args, **kwargs):
+        cluster = self.clusters.get(cluster_name)
+        nodegroup = cluster.nodegroups.get(nodegroup_name) if cluster else None
+        if nodegroup is not None:
+            _settle_nodegroup(nodegroup)
+            if getattr(nodegroup, "_sandbox_updated_at", None):
+                raise ResourceInUseException(
+                    clusterName=cluster_name,
+                    nodegroupName=nodegroup_name,
+                    addonName=None,
+                    message=f"Nodegroup {nodegroup_name} already has an update in progress",
+                )
+        result = original(self, cluster_name, nodegroup_name, *args, **kwargs)
+        delay = _tag_seconds(nodegroup.tags or {}, "sandbox:update-seconds") if nodegroup else 0
+        if delay > 0:
+            nodegroup.status = "UPDATING"
+            nodegroup._sandbox_updated_at = _time.time() + delay
+        return result
+
+    return update
+
+
+def _describe_nodegroup(original):
+    def describe(self, cluster_name, nodegroup_name):
+        nodegroup = original(self, cluster_name, nodegroup_name)
+        _settle_nodegroup(nodegroup)
+        return nodegroup
+
+    return describe
+
+
+def _change_resource_record_sets(original):
+    def change(self):
+        result = original(self)
+        zone_id = self._get_param("HostedZoneId").split("/")[-1]
+        delay = _tag_seconds(self.backend.list_tags_for_resource(zone_id), "sandbox:insync-seconds")
+        change_id = f"/change/C{next(_CHANGE_IDS):012d}SBX"
+        _CHANGES[change_id.split("/")[-1]] = _time.time() + delay
+        result.result["ChangeInfo"]["Id"] = change_id
+        result.result["ChangeInfo"]["Status"] = "PENDING" if delay > 0 else "INSYNC"
+        return result
+
+    return change
+
+
+def _get_change(original):
+    def get(self):
+        result = original(self)
+        change_id = self._get_param("Id").split("/")[-1]
+        insync_at = _CHANGES.get(change_id)
+        if insync_at is not None and insync_at > _time.time():
+            result.result["ChangeInfo"]["Status"] = "PENDING"
+        return result
+
+    return get
+
+
 def apply():
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 
@@ -279,3 +419,17 @@ def apply():
     eks.EKSBackend.tag_resource = _tag_resource
     eks.EKSBackend.untag_resource = _untag_resource
     eks.EKSBackend.list_tags_for_resource = _list_tags_for_resource
+    rds_models.RDSBackend.promote_read_replica = _promote_read_replica(
+        rds_models.RDSBackend.promote_read_replica
+    )
+    rds_models.RDSBackend.describe_db_instances = _describe_db_instances(
+        rds_models.RDSBackend.describe_db_instances
+    )
+    eks.EKSBackend.update_nodegroup_config = _update_nodegroup_config(
+        eks.EKSBackend.update_nodegroup_config
+    )
+    eks.EKSBackend.describe_nodegroup = _describe_nodegroup(eks.EKSBackend.describe_nodegroup)
+    r53_responses.Route53.change_resource_record_sets = _change_resource_record_sets(
+        r53_responses.Route53.change_resource_record_sets
+    )
+    r53_responses.Route53.get_change = _get_change(r53_responses.Route53.get_change)

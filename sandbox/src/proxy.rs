@@ -29,6 +29,9 @@ pub enum Fault {
     Latency(Duration),
     /// Close the connection without answering.
     Drop,
+    /// Forward the request (it takes effect upstream) and never answer: the caller is stuck as
+    /// a process killed right after the call would be. Tests drop the caller at this point.
+    Hang,
 }
 
 /// When a fault applies. Unset fields match anything.
@@ -44,6 +47,8 @@ pub struct Rule {
     pub probability: f64,
     /// At most this many hits, then the rule is spent.
     pub count: Option<u32>,
+    /// Matching requests to let through untouched before the rule applies.
+    pub skip: u32,
     /// What to do.
     pub fault: Fault,
 }
@@ -57,6 +62,7 @@ impl Rule {
             region: None,
             probability: 1.0,
             count: None,
+            skip: 0,
             fault,
         }
     }
@@ -91,6 +97,12 @@ impl Rule {
         self
     }
 
+    /// Lets the first `n` matching requests through untouched.
+    pub fn after(mut self, n: u32) -> Self {
+        self.skip = n;
+        self
+    }
+
     fn matches(&self, call: &Call) -> bool {
         self.service.as_ref().is_none_or(|s| *s == call.service)
             && self.operation.as_ref().is_none_or(|o| *o == call.operation)
@@ -120,7 +132,7 @@ pub struct Call {
 #[derive(Debug)]
 struct State {
     upstream: String,
-    rules: Mutex<Vec<(Rule, u32)>>,
+    rules: Mutex<Vec<(Rule, u32, u32)>>,
     calls: Mutex<Vec<Call>>,
     rng: Mutex<u64>,
     client: Client<HttpConnector, Full<Bytes>>,
@@ -181,7 +193,7 @@ impl FaultProxy {
             .rules
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .push((rule, 0));
+            .push((rule, 0, 0));
     }
 
     /// Removes every rule.
@@ -252,6 +264,7 @@ async fn forward(
             return Err(Dropped);
         }
         Some(Fault::Latency(delay)) => tokio::time::sleep(delay).await,
+        Some(Fault::Hang) => {}
         Some(fault) => {
             let response = fault_response(&fault, &call, &parts.headers);
             call.status = Some(response.status().as_u16());
@@ -278,29 +291,63 @@ async fn forward(
         record(call);
         return Ok(plain(StatusCode::BAD_GATEWAY, "bad request to forward"));
     };
-    let response = match state.client.request(upstream).await {
-        Ok(response) => response,
-        Err(err) => {
-            call.status = Some(502);
-            record(call);
-            return Ok(plain(StatusCode::BAD_GATEWAY, &format!("upstream: {err}")));
-        }
+    // The exchange with upstream runs on its own task: a caller that goes away mid-call (a
+    // killed function) does not cancel a request that has reached upstream, and the call is
+    // logged with upstream's answer all the same — as AWS would have processed it.
+    let exchange = {
+        let state = state.clone();
+        tokio::spawn(async move {
+            let response = match state.client.request(upstream).await {
+                Ok(response) => response,
+                Err(err) => {
+                    call.status = Some(502);
+                    state
+                        .calls
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push(call);
+                    return Err(format!("upstream: {err}"));
+                }
+            };
+            let (parts, body) = response.into_parts();
+            let body = body
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
+            call.status = Some(parts.status.as_u16());
+            let hang = call.fault.as_deref() == Some("Hang");
+            state
+                .calls
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(call);
+            Ok((parts, body, hang))
+        })
     };
-    let (parts, body) = response.into_parts();
-    let body = body
-        .collect()
-        .await
-        .map(|b| b.to_bytes())
-        .unwrap_or_default();
-    call.status = Some(parts.status.as_u16());
-    record(call);
-    Ok(Response::from_parts(parts, Full::new(body)))
+    match exchange.await {
+        Ok(Ok((parts, body, hang))) => {
+            if hang {
+                std::future::pending::<()>().await;
+            }
+            Ok(Response::from_parts(parts, Full::new(body)))
+        }
+        Ok(Err(message)) => Ok(plain(StatusCode::BAD_GATEWAY, &message)),
+        Err(join) => Ok(plain(
+            StatusCode::BAD_GATEWAY,
+            &format!("proxy task: {join}"),
+        )),
+    }
 }
 
 fn choose_fault(state: &State, call: &Call) -> Option<Fault> {
     let mut rules = state.rules.lock().unwrap_or_else(|p| p.into_inner());
-    for (rule, hits) in rules.iter_mut() {
+    for (rule, hits, seen) in rules.iter_mut() {
         if rule.count.is_some_and(|max| *hits >= max) || !rule.matches(call) {
+            continue;
+        }
+        *seen += 1;
+        if *seen <= rule.skip {
             continue;
         }
         if next_unit(&state.rng) < rule.probability {
@@ -357,7 +404,9 @@ fn classify(parts: &hyper::http::request::Parts, body: &Bytes) -> Call {
             parts.headers.contains_key("x-amz-copy-source"),
         )
     } else {
-        format!("{} {}", parts.method, parts.uri.path())
+        rest_operation(parts.method.as_str(), parts.uri.path())
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("{} {}", parts.method, parts.uri.path()))
     };
     Call {
         service,
@@ -428,6 +477,25 @@ fn s3_operation(method: &str, path: &str, query: &str, copy: bool) -> String {
         ("POST", false, _) if has("delete") => "DeleteObjects".to_string(),
         (m, _, _) => format!("{m} {path}"),
     }
+}
+
+/// The operation of a REST (EKS, Route 53) request, for those Breakwater calls.
+fn rest_operation(method: &str, path: &str) -> Option<&'static str> {
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    Some(match (method, segments.as_slice()) {
+        ("POST", ["clusters", _, "node-groups", _, "update-config"]) => "UpdateNodegroupConfig",
+        ("GET", ["clusters", _, "node-groups", _]) => "DescribeNodegroup",
+        ("GET", ["clusters", _, "node-groups"]) => "ListNodegroups",
+        ("GET", ["clusters", _]) => "DescribeCluster",
+        ("GET", [_, "healthcheck", _]) => "GetHealthCheck",
+        ("POST", [_, "healthcheck", _]) => "UpdateHealthCheck",
+        ("POST", [_, "healthcheck"]) => "CreateHealthCheck",
+        ("POST", [_, "hostedzone", _, "rrset"]) => "ChangeResourceRecordSets",
+        ("GET", [_, "hostedzone", _, "rrset"]) => "ListResourceRecordSets",
+        ("POST", [_, "hostedzone"]) => "CreateHostedZone",
+        ("GET", [_, "change", _]) => "GetChange",
+        _ => return None,
+    })
 }
 
 /// Signing names of the REST-JSON services Breakwater calls.

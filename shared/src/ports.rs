@@ -294,3 +294,136 @@ pub trait Alarms: Send + Sync {
     /// The alarm's tags (by ARN); an alarm without tags has none.
     fn tags(&self, arn: &str) -> impl Future<Output = Result<BTreeMap<String, String>>> + Send;
 }
+
+/// A DB instance as a failover sees it: where it replicates from, and whether it takes writes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplicaStatus {
+    /// Its identifier.
+    pub id: String,
+    /// Its ARN.
+    pub arn: String,
+    /// `available`, `modifying`, `rebooting`, `backing-up`, …
+    pub status: String,
+    /// The instance it replicates from (`ReadReplicaSourceDBInstanceIdentifier`); `None` once
+    /// promoted (or for a primary).
+    pub source: Option<String>,
+    /// The instance class.
+    pub class: Option<String>,
+    /// Its tags.
+    pub tags: BTreeMap<String, String>,
+}
+
+impl ReplicaStatus {
+    /// Promoted (or a primary) and available: it takes writes.
+    pub fn writable(&self) -> bool {
+        self.source.is_none() && self.status == "available"
+    }
+}
+
+/// An Aurora global database as a failover sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GlobalCluster {
+    /// Its identifier.
+    pub id: String,
+    /// `available`, `failing-over`, `switching-over`, …
+    pub status: String,
+    /// The ARN of the member that is the writer.
+    pub writer: Option<String>,
+    /// `FailoverState.Status` while a failover or switchover runs (`pending`, `failing-over`, …).
+    pub failover_state: Option<String>,
+}
+
+/// A call that changed something, with the request id AWS returned.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Changed {
+    /// The request id (`x-amzn-RequestId`), when the service returned one.
+    pub request_id: Option<String>,
+    /// The id of what the call started (an update, a change), when it started something.
+    pub started: Option<String>,
+}
+
+/// RDS replicas and Aurora global databases of one region.
+pub trait Replicas: Send + Sync {
+    /// One DB instance, `None` when it does not exist.
+    fn instance(&self, id: &str) -> impl Future<Output = Result<Option<ReplicaStatus>>> + Send;
+    /// `PromoteReadReplica`.
+    fn promote(&self, id: &str) -> impl Future<Output = Result<Changed>> + Send;
+    /// One global database, `None` when it does not exist.
+    fn global_cluster(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<GlobalCluster>>> + Send;
+    /// `FailoverGlobalCluster` with `AllowDataLoss=true` when `allow_data_loss`, else
+    /// `SwitchoverGlobalCluster` (the planned move, no data loss).
+    fn move_global_writer(
+        &self,
+        id: &str,
+        target_cluster_arn: &str,
+        allow_data_loss: bool,
+    ) -> impl Future<Output = Result<Changed>> + Send;
+    /// `CreateDBInstanceReadReplica` of `source_arn` (another region's instance) named `id`.
+    fn create_replica(
+        &self,
+        id: &str,
+        source_arn: &str,
+        tags: BTreeMap<String, String>,
+    ) -> impl Future<Output = Result<Changed>> + Send;
+    /// `DeleteDBInstance` without a final snapshot (drill copies only).
+    fn delete_instance(&self, id: &str) -> impl Future<Output = Result<Changed>> + Send;
+}
+
+/// A DNS record a failover writes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DnsRecord {
+    /// The name, fully qualified (`api.example.com.`).
+    pub name: String,
+    /// `A`, `AAAA`, `CNAME`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Seconds.
+    pub ttl: i64,
+    /// The value.
+    pub value: String,
+}
+
+/// Route 53: health-check switches and records (its control plane is in us-east-1).
+pub trait Dns: Send + Sync {
+    /// Whether the health check is inverted, `None` when it does not exist.
+    fn health_check_inverted(&self, id: &str) -> impl Future<Output = Result<Option<bool>>> + Send;
+    /// Sets `Inverted` on the health check.
+    fn set_health_check_inverted(
+        &self,
+        id: &str,
+        inverted: bool,
+    ) -> impl Future<Output = Result<Changed>> + Send;
+    /// The record `name`/`kind` of the zone, `None` when absent.
+    fn record(
+        &self,
+        zone: &str,
+        name: &str,
+        kind: &str,
+    ) -> impl Future<Output = Result<Option<DnsRecord>>> + Send;
+    /// One `ChangeResourceRecordSets` batch of `UPSERT`s; `started` is the change id.
+    fn upsert(
+        &self,
+        zone: &str,
+        records: &[DnsRecord],
+        comment: &str,
+    ) -> impl Future<Output = Result<Changed>> + Send;
+    /// `GetChange`: `PENDING` or `INSYNC`.
+    fn change_status(&self, change_id: &str) -> impl Future<Output = Result<String>> + Send;
+}
+
+/// CloudWatch metrics of one region.
+pub trait MetricReader: Send + Sync {
+    /// The latest datapoint (`Maximum` over one minute) of the metric in the last `lookback_ms`
+    /// before `now_ms`: its value and time (ms), `None` when there is none.
+    fn latest(
+        &self,
+        namespace: &str,
+        metric: &str,
+        dimensions: &[(&str, &str)],
+        now_ms: u64,
+        lookback_ms: u64,
+    ) -> impl Future<Output = Result<Option<(f64, u64)>>> + Send;
+}

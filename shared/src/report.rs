@@ -64,6 +64,8 @@ pub struct ReportLocation {
     pub json_key: String,
     /// The Markdown document's key.
     pub markdown_key: String,
+    /// The SVG timeline's key.
+    pub svg_key: String,
 }
 
 impl Report {
@@ -156,6 +158,7 @@ impl Report {
         );
         let json_key = format!("{base}.json");
         let markdown_key = format!("{base}.md");
+        let svg_key = format!("{base}.svg");
         store.put(&json_key, self).await?;
         store
             .put_document(
@@ -164,16 +167,87 @@ impl Report {
                 "text/markdown; charset=utf-8",
             )
             .await?;
+        store
+            .put_document(&svg_key, self.to_svg().into_bytes(), "image/svg+xml")
+            .await?;
         Ok(ReportLocation {
             bucket: store.bucket().to_string(),
             json_key,
             markdown_key,
+            svg_key,
         })
+    }
+
+    /// The phases as an SVG timeline: one bar per phase on a shared time axis, its duration
+    /// beside it (overlapping phases — parallel steps — show as overlapping bars).
+    pub fn to_svg(&self) -> String {
+        const LEFT: u64 = 230;
+        const WIDTH: u64 = 560;
+        const ROW: u64 = 26;
+        let start = self
+            .phases
+            .iter()
+            .map(|p| p.started_at_ms)
+            .min()
+            .unwrap_or(0);
+        let end = self
+            .phases
+            .iter()
+            .map(|p| p.finished_at_ms)
+            .max()
+            .unwrap_or(start);
+        let span = (end - start).max(1);
+        let x = |ms: u64| LEFT + (ms - start) * WIDTH / span;
+        let height = 60 + ROW * self.phases.len() as u64;
+        let mut svg = String::new();
+        let _ = write!(
+            svg,
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{height}\" font-family=\"sans-serif\" font-size=\"12\">\n<text x=\"10\" y=\"20\" font-size=\"14\" font-weight=\"bold\">{}</text>\n",
+            LEFT + WIDTH + 90,
+            xml(&format!("{} — {} ({})", self.title, self.outcome, seconds(end - start)))
+        );
+        for (i, phase) in self.phases.iter().enumerate() {
+            let y = 40 + ROW * i as u64;
+            let x0 = x(phase.started_at_ms);
+            let w = (x(phase.finished_at_ms) - x0).max(2);
+            let colour = if phase.name.contains("failed") {
+                "#d9534f"
+            } else {
+                "#4a90d9"
+            };
+            let _ = writeln!(
+                svg,
+                "<text x=\"10\" y=\"{}\">{}</text><rect x=\"{x0}\" y=\"{y}\" width=\"{w}\" height=\"16\" fill=\"{colour}\"><title>{}</title></rect><text x=\"{}\" y=\"{}\">{}</text>",
+                y + 12,
+                xml(&phase.name),
+                xml(&phase.detail),
+                x0 + w + 6,
+                y + 12,
+                seconds(phase.finished_at_ms - phase.started_at_ms)
+            );
+        }
+        let _ = writeln!(
+            svg,
+            "<line x1=\"{LEFT}\" y1=\"{0}\" x2=\"{1}\" y2=\"{0}\" stroke=\"#999\"/><text x=\"{LEFT}\" y=\"{2}\">0 s</text><text x=\"{1}\" y=\"{2}\" text-anchor=\"end\">{3}</text>\n</svg>",
+            height - 18,
+            LEFT + WIDTH,
+            height - 4,
+            seconds(span)
+        );
+        svg
     }
 }
 
 fn seconds(ms: u64) -> String {
     format!("{}.{:03} s", ms / 1000, ms % 1000)
+}
+
+/// Text escaped for XML.
+fn xml(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 /// A Markdown table cell: pipes escaped, line breaks flattened.
@@ -212,5 +286,9 @@ mod tests {
         );
         assert!(md.contains("| PromoteReadReplica | db-replica | req-7 |"));
         assert!(md.contains("- lag at promotion was 0 s"));
+        let svg = report.to_svg();
+        assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+        assert!(svg.contains(">detected</text>") && svg.contains("2 of 3 | signals"));
+        assert!(svg.contains(">2.500 s</text>"), "{svg}");
     }
 }

@@ -68,6 +68,47 @@ impl StateStore {
 
     /// Reads a record; `None` when there is none.
     pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<Versioned<T>>> {
+        let Some((bytes, etag)) = self.get_raw(key).await? else {
+            return Ok(None);
+        };
+        let envelope: Envelope<T> =
+            serde_json::from_slice(&bytes).map_err(|e| Error::CorruptRecord {
+                key: key.to_string(),
+                reason: e.to_string(),
+            })?;
+        if envelope.schema_version != SCHEMA_VERSION {
+            return Err(Error::CorruptRecord {
+                key: key.to_string(),
+                reason: format!(
+                    "schema version {} (this build reads {SCHEMA_VERSION})",
+                    envelope.schema_version
+                ),
+            });
+        }
+        Ok(Some(Versioned {
+            value: envelope.data,
+            etag,
+        }))
+    }
+
+    /// Reads a raw document (a plan an operator uploaded); `None` when there is none.
+    pub async fn get_document(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self.get_raw(key).await?.map(|(bytes, _)| bytes))
+    }
+
+    /// Deletes a record; one already gone is not an error.
+    pub async fn delete(&self, key: &str) -> Result<()> {
+        self.s3
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map(drop)
+            .map_err(|e| Error::from_sdk(&format!("delete s3://{}/{key}", self.bucket), &e))
+    }
+
+    async fn get_raw(&self, key: &str) -> Result<Option<(Vec<u8>, String)>> {
         let response = match self
             .s3
             .get_object()
@@ -96,25 +137,9 @@ impl StateStore {
             .collect()
             .await
             .map_err(|e| Error::Retryable(format!("read s3://{}/{key}: {e}", self.bucket)))?
-            .into_bytes();
-        let envelope: Envelope<T> =
-            serde_json::from_slice(&bytes).map_err(|e| Error::CorruptRecord {
-                key: key.to_string(),
-                reason: e.to_string(),
-            })?;
-        if envelope.schema_version != SCHEMA_VERSION {
-            return Err(Error::CorruptRecord {
-                key: key.to_string(),
-                reason: format!(
-                    "schema version {} (this build reads {SCHEMA_VERSION})",
-                    envelope.schema_version
-                ),
-            });
-        }
-        Ok(Some(Versioned {
-            value: envelope.data,
-            etag,
-        }))
+            .into_bytes()
+            .to_vec();
+        Ok(Some((bytes, etag)))
     }
 
     /// Writes a record only if none exists. `Ok(Some(etag))` when this call created it,

@@ -31,6 +31,9 @@ use crate::settings::RollbackSettings;
 use crate::undo::{Patched, Progress, Revision};
 use crate::webhook::{HttpRequest, Unauthorized};
 use crate::workload::{Kind, Workload};
+pub use breakwater::events::{
+    alarm_from_action, alarm_from_eventbridge, alarm_from_sns, AlarmFields,
+};
 
 const EVENTBRIDGE: &[(&str, &str)] = &[
     ("aws.cloudwatch", "CloudWatch Alarm State Change"),
@@ -40,23 +43,6 @@ const COMMANDS: &[&str] = &["rollback", "verify", "status"];
 const BAKING_KEY: &str = "rollback/baking.json";
 /// How often a decision is made again after a concurrent change.
 const DECISION_ATTEMPTS: usize = 3;
-
-/// The fields of an alarm state change, whichever shape delivered it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AlarmFields {
-    /// The alarm's name.
-    pub name: String,
-    /// Its ARN, when the shape carries it.
-    pub arn: Option<String>,
-    /// The new state.
-    pub state: String,
-    /// The state before.
-    pub previous: String,
-    /// When the new state began (ms).
-    pub since_ms: u64,
-    /// CloudWatch's reason.
-    pub reason: String,
-}
 
 /// What came of a decision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -1267,76 +1253,6 @@ impl<A: Alarms> RollbackFunction<A> {
             Err(e) => Err(e),
         }
     }
-}
-
-fn state_time(state: &Value, what: &str) -> Result<u64> {
-    state["timestamp"]
-        .as_str()
-        .and_then(breakwater::clock::parse_rfc3339)
-        .ok_or_else(|| invalid(format!("{what}: state.timestamp is missing or not a time")))
-}
-
-fn state_value(state: &Value, what: &str) -> Result<String> {
-    match state["value"].as_str() {
-        Some(v @ ("OK" | "ALARM" | "INSUFFICIENT_DATA")) => Ok(v.to_string()),
-        _ => Err(invalid(format!(
-            "{what}: state.value must be OK, ALARM or INSUFFICIENT_DATA"
-        ))),
-    }
-}
-
-/// The fields of an EventBridge `CloudWatch Alarm State Change`.
-pub fn alarm_from_eventbridge(detail: &Value, resource: Option<&String>) -> Result<AlarmFields> {
-    let what = "alarm state change";
-    let name = detail["alarmName"]
-        .as_str()
-        .filter(|n| !n.is_empty())
-        .ok_or_else(|| invalid(format!("{what}: detail.alarmName is missing")))?;
-    Ok(AlarmFields {
-        name: name.to_string(),
-        arn: resource.cloned(),
-        state: state_value(&detail["state"], what)?,
-        previous: detail["previousState"]["value"]
-            .as_str()
-            .unwrap_or("INSUFFICIENT_DATA")
-            .to_string(),
-        since_ms: state_time(&detail["state"], what)?,
-        reason: detail["state"]["reason"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string(),
-    })
-}
-
-/// The fields of a direct alarm-action payload (`alarmData`).
-pub fn alarm_from_action(payload: &Value) -> Result<AlarmFields> {
-    let mut fields = alarm_from_eventbridge(&payload["alarmData"], None)?;
-    fields.arn = payload["alarmArn"].as_str().map(str::to_string);
-    Ok(fields)
-}
-
-/// The fields of a CloudWatch alarm notification delivered by SNS.
-pub fn alarm_from_sns(message: &Value) -> Result<AlarmFields> {
-    let what = "SNS alarm notification";
-    let name = message["AlarmName"]
-        .as_str()
-        .filter(|n| !n.is_empty())
-        .ok_or_else(|| invalid(format!("{what}: AlarmName is missing")))?;
-    let state = json!({"value": message["NewStateValue"], "timestamp": message["StateChangeTime"]});
-    Ok(AlarmFields {
-        name: name.to_string(),
-        arn: message["AlarmArn"].as_str().map(str::to_string),
-        state: state_value(&state, what)?,
-        previous: message["OldStateValue"]
-            .as_str()
-            .unwrap_or("INSUFFICIENT_DATA")
-            .to_string(),
-        since_ms: state_time(&state, what)?,
-        reason: message["NewStateReason"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string(),
-    })
 }
 
 #[cfg(test)]

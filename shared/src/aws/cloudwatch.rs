@@ -7,7 +7,7 @@ use aws_smithy_types::DateTime;
 use std::collections::BTreeMap;
 
 use crate::error::{Error, Result};
-use crate::ports::{AlarmState, Alarms, BucketStorage, StorageMetrics};
+use crate::ports::{AlarmState, Alarms, BucketStorage, MetricReader, StorageMetrics};
 
 /// The storage types the savings report prices.
 pub const STORAGE_TYPES: &[&str] = &[
@@ -112,6 +112,66 @@ impl StorageMetrics for CloudWatchStorage {
             }
         }
         Ok(storage)
+    }
+}
+
+/// [`MetricReader`] over CloudWatch `GetMetricData` (one query, newest first).
+#[derive(Debug, Clone)]
+pub struct CloudWatchMetrics {
+    client: aws_sdk_cloudwatch::Client,
+}
+
+impl CloudWatchMetrics {
+    /// The adapter over `client`.
+    pub fn new(client: aws_sdk_cloudwatch::Client) -> Self {
+        CloudWatchMetrics { client }
+    }
+}
+
+impl MetricReader for CloudWatchMetrics {
+    async fn latest(
+        &self,
+        namespace: &str,
+        metric: &str,
+        dimensions: &[(&str, &str)],
+        now_ms: u64,
+        lookback_ms: u64,
+    ) -> Result<Option<(f64, u64)>> {
+        let mut m = Metric::builder().namespace(namespace).metric_name(metric);
+        for (name, value) in dimensions {
+            m = m.dimensions(Dimension::builder().name(*name).value(*value).build());
+        }
+        let query = MetricDataQuery::builder()
+            .id("m")
+            .metric_stat(
+                MetricStat::builder()
+                    .metric(m.build())
+                    .period(60)
+                    .stat("Maximum")
+                    .build(),
+            )
+            .return_data(true)
+            .build();
+        let response = self
+            .client
+            .get_metric_data()
+            .start_time(DateTime::from_millis(
+                now_ms.saturating_sub(lookback_ms) as i64
+            ))
+            .end_time(DateTime::from_millis(now_ms as i64 + 60_000))
+            .scan_by(ScanBy::TimestampDescending)
+            .metric_data_queries(query)
+            .send()
+            .await
+            .map_err(|e| Error::from_sdk(&format!("read {namespace}/{metric}"), &e))?;
+        Ok(response.metric_data_results().first().and_then(|r| {
+            let value = r.values().first().copied()?;
+            let at = r
+                .timestamps()
+                .first()
+                .map(|t| t.to_millis().unwrap_or(0).max(0) as u64)?;
+            Some((value, at))
+        }))
     }
 }
 

@@ -8,6 +8,7 @@ pub mod ec2;
 pub mod eks;
 pub mod iam;
 pub mod rds;
+pub mod route53;
 
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
@@ -63,6 +64,7 @@ pub struct Aws {
     rds: OnceLock<aws_sdk_rds::Client>,
     budgets: OnceLock<aws_sdk_budgets::Client>,
     iam: OnceLock<aws_sdk_iam::Client>,
+    route53: OnceLock<aws_sdk_route53::Client>,
     regional: Mutex<HashMap<String, SdkConfig>>,
 }
 
@@ -101,6 +103,7 @@ impl Aws {
             rds: OnceLock::new(),
             budgets: OnceLock::new(),
             iam: OnceLock::new(),
+            route53: OnceLock::new(),
             regional: Mutex::new(HashMap::new()),
         }
     }
@@ -204,6 +207,34 @@ impl Aws {
         self.iam
             .get_or_init(|| aws_sdk_iam::Client::new(&self.global_config()))
             .clone()
+    }
+
+    /// The Route 53 client (its control plane is in us-east-1 whatever the home region).
+    pub fn route53(&self) -> aws_sdk_route53::Client {
+        self.route53
+            .get_or_init(|| aws_sdk_route53::Client::new(&self.global_config()))
+            .clone()
+    }
+
+    /// An RDS client in `region`.
+    pub fn rds_in(&self, region: &str) -> aws_sdk_rds::Client {
+        if region == self.region() {
+            return self.rds();
+        }
+        aws_sdk_rds::Client::new(&self.config_in(region))
+    }
+
+    /// An EKS client in `region`.
+    pub fn eks_in(&self, region: &str) -> aws_sdk_eks::Client {
+        if region == self.region() {
+            return self.eks();
+        }
+        aws_sdk_eks::Client::new(&self.config_in(region))
+    }
+
+    /// A CloudWatch client in `region`.
+    pub fn cloudwatch_in(&self, region: &str) -> aws_sdk_cloudwatch::Client {
+        aws_sdk_cloudwatch::Client::new(&self.config_in(region))
     }
 
     fn global_config(&self) -> SdkConfig {

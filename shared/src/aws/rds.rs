@@ -1,11 +1,15 @@
-//! The RDS adapter: standalone DB instances and Aurora DB clusters.
+//! The RDS adapter: standalone DB instances and Aurora DB clusters; read replicas and Aurora
+//! global databases for failover.
 
 use std::collections::BTreeMap;
 
+use aws_sdk_rds::operation::RequestId;
 use aws_sdk_rds::types::Tag;
 
 use crate::error::{Error, Result};
-use crate::ports::{Database, DatabaseKind, Databases};
+use crate::ports::{
+    Changed, Database, DatabaseKind, Databases, GlobalCluster, ReplicaStatus, Replicas,
+};
 
 /// [`Databases`] over the RDS API of one region.
 #[derive(Debug, Clone)]
@@ -148,5 +152,159 @@ impl Databases for RdsDatabases {
                 .map(drop)
                 .map_err(|e| Error::from_sdk(&format!("start DB cluster {id}"), &e)),
         }
+    }
+}
+
+fn replica(db: &aws_sdk_rds::types::DbInstance) -> ReplicaStatus {
+    ReplicaStatus {
+        id: db.db_instance_identifier.clone().unwrap_or_default(),
+        arn: db.db_instance_arn.clone().unwrap_or_default(),
+        status: db.db_instance_status.clone().unwrap_or_default(),
+        source: db
+            .read_replica_source_db_instance_identifier
+            .clone()
+            .filter(|s| !s.is_empty()),
+        class: db.db_instance_class.clone(),
+        tags: tags(db.tag_list.as_deref()),
+    }
+}
+
+fn changed(request_id: Option<&str>) -> Changed {
+    Changed {
+        request_id: request_id.map(str::to_string),
+        started: None,
+    }
+}
+
+impl Replicas for RdsDatabases {
+    async fn instance(&self, id: &str) -> Result<Option<ReplicaStatus>> {
+        match self
+            .client
+            .describe_db_instances()
+            .db_instance_identifier(id)
+            .send()
+            .await
+        {
+            Ok(r) => Ok(r.db_instances().first().map(replica)),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_db_instance_not_found_fault()) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(Error::from_sdk(&format!("describe DB instance {id}"), &e)),
+        }
+    }
+
+    async fn promote(&self, id: &str) -> Result<Changed> {
+        let out = self
+            .client
+            .promote_read_replica()
+            .db_instance_identifier(id)
+            .send()
+            .await
+            .map_err(|e| Error::from_sdk(&format!("promote read replica {id}"), &e))?;
+        Ok(changed(out.request_id()))
+    }
+
+    async fn global_cluster(&self, id: &str) -> Result<Option<GlobalCluster>> {
+        match self
+            .client
+            .describe_global_clusters()
+            .global_cluster_identifier(id)
+            .send()
+            .await
+        {
+            Ok(r) => Ok(r.global_clusters().first().map(|g| GlobalCluster {
+                id: g.global_cluster_identifier.clone().unwrap_or_default(),
+                status: g.status.clone().unwrap_or_default(),
+                writer: g
+                    .global_cluster_members()
+                    .iter()
+                    .find(|m| m.is_writer == Some(true))
+                    .and_then(|m| m.db_cluster_arn.clone()),
+                failover_state: g
+                    .failover_state
+                    .as_ref()
+                    .and_then(|f| f.status.as_ref())
+                    .map(|s| s.as_str().to_string()),
+            })),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_global_cluster_not_found_fault()) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(Error::from_sdk(
+                &format!("describe global cluster {id}"),
+                &e,
+            )),
+        }
+    }
+
+    async fn move_global_writer(
+        &self,
+        id: &str,
+        target_cluster_arn: &str,
+        allow_data_loss: bool,
+    ) -> Result<Changed> {
+        if allow_data_loss {
+            let out = self
+                .client
+                .failover_global_cluster()
+                .global_cluster_identifier(id)
+                .target_db_cluster_identifier(target_cluster_arn)
+                .allow_data_loss(true)
+                .send()
+                .await
+                .map_err(|e| Error::from_sdk(&format!("fail over global cluster {id}"), &e))?;
+            Ok(changed(out.request_id()))
+        } else {
+            let out = self
+                .client
+                .switchover_global_cluster()
+                .global_cluster_identifier(id)
+                .target_db_cluster_identifier(target_cluster_arn)
+                .send()
+                .await
+                .map_err(|e| Error::from_sdk(&format!("switch over global cluster {id}"), &e))?;
+            Ok(changed(out.request_id()))
+        }
+    }
+
+    async fn create_replica(
+        &self,
+        id: &str,
+        source_arn: &str,
+        tags: BTreeMap<String, String>,
+    ) -> Result<Changed> {
+        let out = self
+            .client
+            .create_db_instance_read_replica()
+            .db_instance_identifier(id)
+            .source_db_instance_identifier(source_arn)
+            .set_tags(Some(
+                tags.into_iter()
+                    .map(|(k, v)| Tag::builder().key(k).value(v).build())
+                    .collect(),
+            ))
+            .send()
+            .await
+            .map_err(|e| {
+                Error::from_sdk(&format!("create read replica {id} of {source_arn}"), &e)
+            })?;
+        Ok(changed(out.request_id()))
+    }
+
+    async fn delete_instance(&self, id: &str) -> Result<Changed> {
+        let out = self
+            .client
+            .delete_db_instance()
+            .db_instance_identifier(id)
+            .skip_final_snapshot(true)
+            .send()
+            .await
+            .map_err(|e| Error::from_sdk(&format!("delete DB instance {id}"), &e))?;
+        Ok(changed(out.request_id()))
     }
 }

@@ -1,0 +1,728 @@
+//! `failover`: regional failover and DR drills. Detection is a quorum of independent signals
+//! evaluated in the secondary region; an execution is a durable record reconciled step by step
+//! (fence → database ∥ node groups → traffic → verify → report) by whichever invocation holds
+//! the plan's lease — the trigger, a repeat of it, an RDS event or the one-minute tick.
+//!
+//! Automatic triggers only ever start `failover` (or, in dry-run, a `plan`). The manual modes
+//! that change anything need `confirm` equal to the plan's name.
+
+pub mod engine;
+pub mod plan;
+pub mod signals;
+
+use std::time::{Duration, Instant};
+
+use breakwater::config::{ConfigError, Env};
+use breakwater::events::{alarm_from_action, alarm_from_eventbridge, Routes, Trigger};
+use breakwater::metrics::{Metrics, Unit};
+use breakwater::ports::{Dns, MetricReader, NodeGroups, Replicas};
+use breakwater::state::{key_segment, Acquisition};
+use breakwater::{Error, Result, Toolkit};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::engine::{Engine, Execution, Mode, Pace, Ports, StepName};
+use crate::plan::{Database, LoadedPlan};
+use crate::signals::{Board, Observation};
+
+const EVENTBRIDGE: &[(&str, &str)] = &[
+    ("aws.cloudwatch", "CloudWatch Alarm State Change"),
+    ("aws.events", "Scheduled Event"),
+    ("aws.rds", "RDS DB Instance Event"),
+    ("aws.rds", "RDS DB Cluster Event"),
+    ("aws.eks", "AWS API Call via CloudTrail"),
+];
+const COMMANDS: &[&str] = &[
+    "plan",
+    "precheck",
+    "drill",
+    "switchover",
+    "failover",
+    "failback",
+    "status",
+];
+
+/// The failover function's settings.
+#[derive(Debug, Clone)]
+pub struct FailoverSettings {
+    /// `BREAKWATER_FAILOVER_PLAN_KEY`: the plan document in the state bucket (default
+    /// `failover/plan.json`).
+    pub plan_key: String,
+    /// `BREAKWATER_FAILOVER_POLL_MS`: between two observations of something in progress
+    /// (default 5000).
+    pub poll: Duration,
+    /// `BREAKWATER_FAILOVER_WAIT_SECONDS`: how long one invocation waits before it checkpoints
+    /// and leaves the rest to the next tick (default 600; keep it below the Lambda timeout).
+    pub budget: Duration,
+    /// `BREAKWATER_FAILOVER_PRIMARY_REGION` and `BREAKWATER_FAILOVER_SECONDARY_REGION`: the
+    /// estate's regions; a plan naming others is refused.
+    pub regions: (String, String),
+}
+
+impl FailoverSettings {
+    /// Reads the settings; the error names the variable.
+    pub fn from_env(env: &Env) -> std::result::Result<Self, ConfigError> {
+        let poll = env.whole_number("BREAKWATER_FAILOVER_POLL_MS", 5000, 10..=60_000)?;
+        Ok(FailoverSettings {
+            plan_key: env
+                .optional("BREAKWATER_FAILOVER_PLAN_KEY")
+                .unwrap_or_else(|| "failover/plan.json".into()),
+            poll: Duration::from_millis(poll as u64),
+            budget: env.seconds("BREAKWATER_FAILOVER_WAIT_SECONDS", 600, 0..=840)?,
+            regions: (
+                env.required("BREAKWATER_FAILOVER_PRIMARY_REGION")?,
+                env.required("BREAKWATER_FAILOVER_SECONDARY_REGION")?,
+            ),
+        })
+    }
+}
+
+/// Per plan: the running execution and when the last began and ended.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanState {
+    /// The execution running now.
+    pub active: Option<String>,
+    /// The last execution.
+    pub last: Option<String>,
+    /// When the last began (ms): the cool-down counts from it.
+    pub last_started_ms: Option<u64>,
+    /// When the last ended (ms).
+    pub last_finished_ms: Option<u64>,
+}
+
+/// The state-store key of a plan's state.
+pub fn plan_key(plan: &str) -> String {
+    format!("failover/plans/{}.json", key_segment(plan))
+}
+
+fn board_key(plan: &str) -> String {
+    format!("failover/signals/{}.json", key_segment(plan))
+}
+
+fn invalid(reason: impl Into<String>) -> Error {
+    Error::InvalidEvent(reason.into())
+}
+
+/// The function.
+#[derive(Debug)]
+pub struct FailoverFunction<R, N, D, M> {
+    /// Clients, store, notifier, shared settings.
+    pub toolkit: Toolkit,
+    /// The AWS ports.
+    pub ports: Ports<R, N, D, M>,
+    /// Its settings.
+    pub settings: FailoverSettings,
+}
+
+impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader> FailoverFunction<R, N, D, M> {
+    fn now(&self) -> u64 {
+        self.toolkit.store.clock().now_ms()
+    }
+
+    fn routes(&self) -> Routes {
+        Routes {
+            function: "failover",
+            eventbridge: EVENTBRIDGE,
+            alarm_actions: true,
+            sns: false,
+            commands: COMMANDS,
+            account: None,
+            // Alarms about the primary come from the primary region: no region filter.
+            region: None,
+        }
+    }
+
+    async fn stored_plan(&self) -> Result<LoadedPlan> {
+        let key = &self.settings.plan_key;
+        let bytes = self.toolkit.store.get_document(key).await?.ok_or_else(|| {
+            Error::NotFound(format!(
+                "plan s3://{}/{key} (upload it, or name another key in BREAKWATER_FAILOVER_PLAN_KEY)",
+                self.toolkit.store.bucket()
+            ))
+        })?;
+        let plan = plan::load(&bytes).map_err(|e| Error::CorruptRecord {
+            key: key.clone(),
+            reason: e.to_string(),
+        })?;
+        self.check_regions(&plan)?;
+        Ok(plan)
+    }
+
+    fn check_regions(&self, plan: &LoadedPlan) -> Result<()> {
+        let (primary, secondary) = &self.settings.regions;
+        if &plan.plan.primary_region != primary || &plan.plan.secondary_region != secondary {
+            return Err(Error::Config(ConfigError {
+                variable: "BREAKWATER_FAILOVER_PRIMARY_REGION",
+                reason: format!(
+                    "plan {} names {} → {}, this deployment serves {primary} → {secondary}",
+                    plan.plan.name, plan.plan.primary_region, plan.plan.secondary_region
+                ),
+            }));
+        }
+        Ok(())
+    }
+
+    /// Handles one event.
+    pub async fn handle(&self, event: Value, owner: &str) -> Result<Value> {
+        let started = Instant::now();
+        let trigger = self.routes().route(event)?;
+        let result = match trigger {
+            Trigger::Command { command, body } => {
+                Box::pin(self.command(&command, &body, owner)).await
+            }
+            Trigger::AlarmAction(_) | Trigger::EventBridge(_) => {
+                Box::pin(self.automatic(trigger, owner)).await
+            }
+            Trigger::Sns(_) => Err(invalid("failover is not subscribed to SNS")),
+        };
+        tracing::info!(
+            elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
+            ok = result.is_ok(),
+            "handled"
+        );
+        result
+    }
+
+    async fn automatic(&self, trigger: Trigger, owner: &str) -> Result<Value> {
+        // Parse fully before reading or changing anything.
+        let mut observations_of = None;
+        let mut what = String::new();
+        let plan = self.stored_plan().await?;
+        match trigger {
+            Trigger::AlarmAction(action) => {
+                let payload = serde_json::to_value(&*action).map_err(|e| invalid(e.to_string()))?;
+                let alarm = alarm_from_action(&payload)?;
+                what = format!("alarm {} → {}", alarm.name, alarm.state);
+                observations_of = Some(signals::from_alarm(&plan.plan, &alarm));
+            }
+            Trigger::EventBridge(event) => {
+                match (event.source.as_str(), event.detail_type.as_str()) {
+                    ("aws.cloudwatch", _) => {
+                        let alarm = alarm_from_eventbridge(
+                            &event.detail,
+                            event.resources.as_ref().and_then(|r| r.first()),
+                        )?;
+                        what = format!("alarm {} → {}", alarm.name, alarm.state);
+                        observations_of = Some(signals::from_alarm(&plan.plan, &alarm));
+                    }
+                    ("aws.rds", _) => {
+                        let at = event
+                            .time
+                            .map(|t| t.timestamp_millis().max(0) as u64)
+                            .unwrap_or_else(|| self.now());
+                        what = format!(
+                            "{} {}",
+                            event.detail["EventID"].as_str().unwrap_or("RDS event"),
+                            event.detail["SourceIdentifier"]
+                                .as_str()
+                                .unwrap_or_default()
+                        );
+                        observations_of =
+                            Some(signals::from_rds_event(&plan.plan, &event.detail, at));
+                    }
+                    (source, _) => what = format!("{source} {}", event.detail_type),
+                }
+            }
+            _ => {}
+        }
+        let mut observations = observations_of.unwrap_or_default();
+        // Resume a running execution first: every automatic trigger re-enters it.
+        let state = self.plan_state(&plan.plan.name).await?;
+        if let Some(active) = state.active {
+            let result = self.resume(&plan, &active, owner).await?;
+            return Ok(json!({"outcome": "joined", "trigger": what, "execution": result}));
+        }
+        // The probes run on every automatic trigger (a tick included): from this region.
+        for signal in signals::probes(&plan.plan) {
+            let url = signal.url.clone().unwrap_or_default();
+            let timeout = Duration::from_millis(signal.timeout_ms.unwrap_or(2000));
+            let at_ms = self.now();
+            let (firing, detail) = match signals::probe(&url, timeout).await {
+                Ok(status) => (false, format!("{url} answered {status}")),
+                Err(e) => (true, format!("{url}: {e}")),
+            };
+            observations.push(Observation {
+                signal: signal.name.clone(),
+                firing,
+                at_ms,
+                detail,
+            });
+        }
+        let p = plan.plan.clone();
+        let obs = observations.clone();
+        let board: Board = self
+            .toolkit
+            .store
+            .update(&board_key(&plan.plan.name), move |board: &mut Board| {
+                // Every observation is applied (no short-circuit).
+                let mut changed = false;
+                for o in &obs {
+                    changed |= board.apply(&p, o);
+                }
+                changed
+            })
+            .await?;
+        let now = self.now();
+        let quorum = board.quorum(&plan.plan, now);
+        tracing::info!(trigger = %what, quorum = %quorum, "signals evaluated");
+        if !quorum.met {
+            return Ok(json!({"outcome": "watching", "trigger": what, "quorum": quorum}));
+        }
+        if let Some(window) = plan.plan.detection.maintenance_at(now) {
+            return self
+                .not_acting(
+                    &plan,
+                    &format!(
+                        "maintenance window {} – {} suppresses automatic failover",
+                        window.start, window.end
+                    ),
+                    &quorum,
+                )
+                .await;
+        }
+        if let Some(last) = state.last_started_ms {
+            let cooldown = plan.plan.detection.cooldown_seconds * 1000;
+            if now < last + cooldown {
+                return self
+                    .not_acting(
+                        &plan,
+                        &format!(
+                            "cool-down: the last execution began {} s ago (cool-down {} s)",
+                            (now - last) / 1000,
+                            cooldown / 1000
+                        ),
+                        &quorum,
+                    )
+                    .await;
+            }
+        }
+        if self.toolkit.settings.dry_run {
+            let planned = self.plan_mode(&plan).await?;
+            return self
+                .not_acting(
+                    &plan,
+                    "dry-run: the plan is returned, nothing is changed",
+                    &quorum,
+                )
+                .await
+                .map(|mut v| {
+                    v["plan"] = planned;
+                    v
+                });
+        }
+        self.check_region(&plan, Mode::Failover)?;
+        let mut exec = Execution::new(
+            &plan,
+            Mode::Failover,
+            format!("quorum: {quorum}"),
+            quorum.since_ms.unwrap_or(now),
+            now,
+        );
+        exec.quorum = Some(quorum);
+        self.start(&plan, exec, owner, false).await
+    }
+
+    async fn not_acting(
+        &self,
+        plan: &LoadedPlan,
+        reason: &str,
+        quorum: &signals::Quorum,
+    ) -> Result<Value> {
+        tracing::warn!(plan = %plan.plan.name, reason, "quorum met, not acting");
+        let mut m = Metrics::new("failover", "not-acting");
+        m.add("FailoverSuppressed", 1.0, Unit::Count);
+        m.emit(self.now());
+        // One notification per quorum formation.
+        let notifier = self.toolkit.notifier.clone();
+        let note = breakwater::notify::Notification::new(
+            format!("Failover {}: quorum met, not acting", plan.plan.name),
+            format!("{quorum}. Not acting: {reason}."),
+        )
+        .attribute("function", "failover")
+        .attribute("outcome", "not-acting");
+        let _ = self
+            .toolkit
+            .store
+            .once(
+                "failover-not-acting",
+                &format!("{}/{}", plan.plan.name, quorum.since_ms.unwrap_or(0)),
+                "failover",
+                Duration::from_secs(900),
+                || async move { notifier.publish(&note).await.map(|_| ()) },
+            )
+            .await?;
+        Ok(json!({"outcome": "not-acting", "reason": reason, "quorum": quorum}))
+    }
+
+    async fn plan_state(&self, plan: &str) -> Result<PlanState> {
+        Ok(self
+            .toolkit
+            .store
+            .get::<PlanState>(&plan_key(plan))
+            .await?
+            .map(|v| v.value)
+            .unwrap_or_default())
+    }
+
+    /// The region an execution activates must be this copy's region.
+    fn check_region(&self, plan: &LoadedPlan, mode: Mode) -> Result<()> {
+        let here = &self.toolkit.settings.region;
+        let target = if mode == Mode::Failback {
+            &plan.plan.primary_region
+        } else {
+            &plan.plan.secondary_region
+        };
+        if here != target {
+            return Err(invalid(format!(
+                "{} activates {target}; this copy runs in {here} — invoke the copy in {target}",
+                mode.as_str()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Starts an execution unless one runs (then joins it) or, for automatic triggers, the
+    /// cool-down forbids it; exactly one of racing starters wins (compare-and-swap).
+    async fn start(
+        &self,
+        plan: &LoadedPlan,
+        exec: Execution,
+        owner: &str,
+        manual: bool,
+    ) -> Result<Value> {
+        let id = exec.id.clone();
+        let now = self.now();
+        let cooldown = plan.plan.detection.cooldown_seconds * 1000;
+        self.toolkit.store.put(&Execution::key(&id), &exec).await?;
+        let mine = id.clone();
+        let state: PlanState = self
+            .toolkit
+            .store
+            .update(&plan_key(&plan.plan.name), move |s: &mut PlanState| {
+                let cooling = !manual && s.last_started_ms.is_some_and(|l| now < l + cooldown);
+                if s.active.is_some() || cooling {
+                    return false;
+                }
+                s.active = Some(mine.clone());
+                s.last = Some(mine.clone());
+                s.last_started_ms = Some(now);
+                true
+            })
+            .await?;
+        if state.active.as_deref() != Some(id.as_str()) {
+            let _ = self.toolkit.store.delete(&Execution::key(&id)).await;
+            return match state.active {
+                Some(active) => {
+                    let result = self.resume(plan, &active, owner).await?;
+                    Ok(json!({"outcome": "joined", "execution": result}))
+                }
+                None => Ok(
+                    json!({"outcome": "not-acting", "reason": "cool-down: another trigger started and ended an execution"}),
+                ),
+            };
+        }
+        tracing::warn!(execution = %id, mode = exec.mode.as_str(), trigger = %exec.trigger, "execution started");
+        let result = Box::pin(self.resume(plan, &id, owner)).await?;
+        Ok(json!({"outcome": "started", "execution": result}))
+    }
+
+    /// Reconciles the execution under the plan's lease; a held lease means another invocation
+    /// is at it (this one joins and returns).
+    async fn resume(&self, plan: &LoadedPlan, id: &str, owner: &str) -> Result<Value> {
+        let ttl = self.settings.budget + Duration::from_secs(120);
+        let lease = match self
+            .toolkit
+            .store
+            .acquire_lease("failover", &plan.plan.name, owner, ttl)
+            .await?
+        {
+            Acquisition::Acquired(lease) => lease,
+            Acquisition::Held { owner: holder, .. } => {
+                return Ok(json!({"id": id, "state": "running", "reconciled_by": holder}));
+            }
+        };
+        let result = async {
+            let exec = self
+                .toolkit
+                .store
+                .get::<Execution>(&Execution::key(id))
+                .await?
+                .ok_or_else(|| Error::NotFound(format!("execution record {}", Execution::key(id))))?
+                .value;
+            if exec.plan_hash != plan.hash {
+                tracing::warn!(execution = id, recorded = %exec.plan_hash, now = %plan.hash, "the plan changed during the execution; going on with the plan as it is now");
+            }
+            if exec.finished() {
+                return Ok(exec);
+            }
+            let engine = Engine {
+                toolkit: &self.toolkit,
+                ports: &self.ports,
+                plan,
+                pace: Pace { poll: self.settings.poll, budget: self.settings.budget },
+                owner,
+            };
+            Box::pin(engine.reconcile(exec)).await
+        }
+        .await;
+        self.toolkit.store.release_lease(lease).await?;
+        let exec = result?;
+        Ok(summary(&exec))
+    }
+
+    async fn command(&self, command: &str, body: &Value, owner: &str) -> Result<Value> {
+        // Everything about the request is checked before anything is read or changed.
+        let inline = match body.get("plan") {
+            None | Some(Value::Null) => None,
+            Some(p) if matches!(command, "plan" | "precheck" | "drill") => {
+                let loaded = plan::load(p.to_string().as_bytes()).map_err(|e| invalid(e.to_string()))?;
+                self.check_regions(&loaded).map_err(|e| invalid(e.to_string()))?;
+                Some(loaded)
+            }
+            Some(_) => return Err(invalid(format!("{command} runs the stored plan only; an inline plan is for plan, precheck and drill"))),
+        };
+        let accept = match body.get("accept_data_loss_seconds") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(v.as_u64().ok_or_else(|| {
+                invalid("accept_data_loss_seconds: expected a whole number of seconds")
+            })?),
+        };
+        let plan = match inline {
+            Some(p) => p,
+            None => self.stored_plan().await?,
+        };
+        if command == "status" {
+            let state = self.plan_state(&plan.plan.name).await?;
+            let last = match state.active.as_ref().or(state.last.as_ref()) {
+                Some(id) => self
+                    .toolkit
+                    .store
+                    .get::<Execution>(&Execution::key(id))
+                    .await?
+                    .map(|v| summary(&v.value)),
+                None => None,
+            };
+            return Ok(
+                json!({"plan": plan.plan.name, "plan_hash": plan.hash, "state": state, "execution": last}),
+            );
+        }
+        if command == "plan" {
+            return self.plan_mode(&plan).await;
+        }
+        if command == "precheck" {
+            return self.precheck(&plan).await;
+        }
+        let mode =
+            Mode::parse(command).ok_or_else(|| invalid(format!("unknown mode {command}")))?;
+        match body.get("confirm").and_then(Value::as_str) {
+            Some(c) if c == plan.plan.name => {}
+            Some(c) => return Err(invalid(format!("confirm {c:?} does not name this plan ({:?}); nothing was changed", plan.plan.name))),
+            None => return Err(invalid(format!("{command} by hand needs \"confirm\": \"{}\" (the plan's name); nothing was changed", plan.plan.name))),
+        }
+        self.check_region(&plan, mode)?;
+        let by = body
+            .get("by")
+            .and_then(Value::as_str)
+            .unwrap_or("an operator");
+        let now = self.now();
+        let mut exec = Execution::new(&plan, mode, format!("manual {command} by {by}"), now, now);
+        exec.accept_data_loss_seconds = accept;
+        let state = self.plan_state(&plan.plan.name).await?;
+        if let Some(active) = &state.active {
+            let running = self
+                .toolkit
+                .store
+                .get::<Execution>(&Execution::key(active))
+                .await?;
+            if let Some(running) = running.filter(|r| r.value.mode != mode) {
+                return Err(Error::Conflict(format!(
+                    "execution {} ({}) is running; {command} was not started",
+                    running.value.id,
+                    running.value.mode.as_str()
+                )));
+            }
+        }
+        self.start(&plan, exec, owner, true).await
+    }
+
+    /// `plan`: the steps against live state, with endpoints and the expected timeline.
+    async fn plan_mode(&self, plan: &LoadedPlan) -> Result<Value> {
+        let p = &plan.plan;
+        let mut steps = Vec::new();
+        let mut observed = Vec::new();
+        let rds = |r: &str| format!("https://rds.{r}.amazonaws.com");
+        if let Some(checks) = &p.traffic.health_checks {
+            steps.push(json!({"step": "fence", "call": "route53:UpdateHealthCheck", "target": checks.primary, "endpoint": "https://route53.amazonaws.com (us-east-1)", "expected_seconds": 1}));
+        }
+        let db_seconds = match &plan.database {
+            Database::Rds { replica, .. } => {
+                let live = self.ports.secondary_db.instance(replica).await?;
+                observed.push(json!({"replica": replica, "status": live.as_ref().map(|d| d.status.clone()), "source": live.and_then(|d| d.source)}));
+                steps.push(json!({"step": "database", "call": "rds:PromoteReadReplica", "target": replica, "endpoint": rds(&p.secondary_region), "expected_seconds": 300, "parallel_with": "nodes"}));
+                300
+            }
+            Database::AuroraGlobal {
+                global_cluster,
+                target_cluster_arn,
+                ..
+            } => {
+                let live = self
+                    .ports
+                    .secondary_db
+                    .global_cluster(global_cluster)
+                    .await?;
+                observed.push(json!({"global_cluster": global_cluster, "writer": live.and_then(|g| g.writer)}));
+                steps.push(json!({"step": "database", "call": "rds:FailoverGlobalCluster (AllowDataLoss) / SwitchoverGlobalCluster", "target": target_cluster_arn, "endpoint": rds(&p.secondary_region), "expected_seconds": 120, "parallel_with": "nodes"}));
+                120
+            }
+        };
+        let mut eks_seconds = 0;
+        for (id, target) in p.node_groups() {
+            let live = self.ports.nodes.describe(&id).await?;
+            observed.push(json!({"node_group": id.to_string(), "now": live.map(|g| g.scaling.to_string()), "to": format!("min {} / desired {}", target.min, target.desired)}));
+            steps.push(json!({"step": "nodes", "call": "eks:UpdateNodegroupConfig", "target": id.to_string(), "endpoint": format!("https://eks.{}.amazonaws.com", p.secondary_region), "expected_seconds": 240}));
+            eks_seconds = 240;
+        }
+        let ttl = p.traffic.records.iter().map(|r| r.ttl).max().unwrap_or(0) as u64;
+        let traffic_seconds = if p.traffic.records.is_empty() {
+            30
+        } else {
+            60 + ttl
+        };
+        steps.push(json!({"step": "traffic", "call": "route53:UpdateHealthCheck (gate) / ChangeResourceRecordSets + GetChange", "endpoint": "https://route53.amazonaws.com (us-east-1)", "expected_seconds": traffic_seconds}));
+        steps.push(json!({"step": "verify", "expected_seconds": 5}));
+        let expected =
+            p.detection.window_seconds + db_seconds.max(eks_seconds) + traffic_seconds + 5;
+        Ok(json!({
+            "mode": "plan", "plan": p.name, "plan_hash": plan.hash, "changes": "none",
+            "steps": steps, "observed": observed,
+            "expected_rto_seconds": expected, "rto_target_seconds": p.targets.rto_seconds,
+            "within_target": expected <= p.targets.rto_seconds,
+            "timeline": format!("detect {} s → max(database {db_seconds} s, nodes {eks_seconds} s) → traffic {traffic_seconds} s → verify 5 s", p.detection.window_seconds),
+        }))
+    }
+
+    /// `precheck`: readiness, published as `FailoverReady`.
+    async fn precheck(&self, plan: &LoadedPlan) -> Result<Value> {
+        let p = &plan.plan;
+        let mut checks: Vec<Value> = Vec::new();
+        let mut check = |name: String, ok: bool, detail: String| {
+            checks.push(json!({"check": name, "ok": ok, "detail": detail}))
+        };
+        match &plan.database {
+            Database::Rds { replica, .. } => {
+                let live = self.ports.secondary_db.instance(replica).await?;
+                match live {
+                    Some(db) => check(
+                        format!("replica {replica}"),
+                        db.source.is_some() && db.status == "available",
+                        format!("status {}, source {:?}", db.status, db.source),
+                    ),
+                    None => check(format!("replica {replica}"), false, "does not exist".into()),
+                }
+                let lag = self
+                    .ports
+                    .metrics
+                    .latest(
+                        "AWS/RDS",
+                        "ReplicaLag",
+                        &[("DBInstanceIdentifier", replica)],
+                        self.now(),
+                        300_000,
+                    )
+                    .await?;
+                check(
+                    "replica lag".into(),
+                    lag.is_some_and(|(l, _)| l <= p.targets.rpo_seconds as f64),
+                    format!(
+                        "{:?} s (RPO {} s)",
+                        lag.map(|(l, _)| l),
+                        p.targets.rpo_seconds
+                    ),
+                );
+            }
+            Database::AuroraGlobal {
+                global_cluster,
+                target_cluster_arn,
+                ..
+            } => {
+                let live = self
+                    .ports
+                    .secondary_db
+                    .global_cluster(global_cluster)
+                    .await?;
+                let ok = live.as_ref().is_some_and(|g| {
+                    g.status == "available" && g.writer.as_deref() != Some(target_cluster_arn)
+                });
+                check(
+                    format!("global cluster {global_cluster}"),
+                    ok,
+                    format!("{live:?}"),
+                );
+            }
+        }
+        for (id, target) in p.node_groups() {
+            match self.ports.nodes.describe(&id).await? {
+                Some(g) => check(
+                    format!("node group {id}"),
+                    g.status == "ACTIVE",
+                    format!("{} at {}; failover raises to min {} / desired {} (max raised if needed); types {:?}", g.status, g.scaling, target.min, target.desired, g.instance_types),
+                ),
+                None => check(format!("node group {id}"), false, "does not exist".into()),
+            }
+        }
+        if let Some(hc) = &p.traffic.health_checks {
+            let primary = self.ports.dns.health_check_inverted(&hc.primary).await?;
+            check(
+                format!("primary health check {}", hc.primary),
+                primary == Some(false),
+                format!("inverted {primary:?} (expected false)"),
+            );
+            let gate = self.ports.dns.health_check_inverted(&hc.secondary).await?;
+            check(
+                format!("secondary gate {}", hc.secondary),
+                gate == Some(true),
+                format!("inverted {gate:?} (expected true: closed)"),
+            );
+        }
+        if let Some(zone) = &p.traffic.zone_id {
+            for r in &p.traffic.records {
+                let want = r.record(false);
+                let live = self.ports.dns.record(zone, &want.name, &want.kind).await?;
+                check(
+                    format!("record {}", want.name),
+                    live.as_ref().is_some_and(|l| l.value == want.value),
+                    format!("{:?} (expected {})", live.map(|l| l.value), want.value),
+                );
+            }
+        }
+        let ready = checks.iter().all(|c| c["ok"] == true);
+        let mut m = Metrics::new("failover", if ready { "ready" } else { "not-ready" });
+        m.add("FailoverReady", if ready { 1.0 } else { 0.0 }, Unit::Count)
+            .property("plan", p.name.clone());
+        m.emit(self.now());
+        Ok(
+            json!({"mode": "precheck", "plan": p.name, "plan_hash": plan.hash, "ready": ready, "checks": checks,
+                  "permissions": "RDS, EKS and Route 53 have no DryRun for these calls: the calls above are the read half of each permission"}),
+        )
+    }
+}
+
+/// What an invocation returns about an execution.
+pub fn summary(exec: &Execution) -> Value {
+    let steps: serde_json::Map<String, Value> = exec
+        .steps
+        .iter()
+        .map(|(name, s)| {
+            (
+                name.as_str().to_string(),
+                json!({"state": s.state, "detail": s.detail}),
+            )
+        })
+        .collect();
+    json!({
+        "id": exec.id, "mode": exec.mode, "outcome": exec.outcome, "plan_hash": exec.plan_hash,
+        "steps": steps, "actions": exec.actions.len(), "report": exec.report_key,
+        "waiting": !exec.finished() && exec.state(StepName::Report) != engine::StepState::Done,
+    })
+}

@@ -1,0 +1,42 @@
+//! The failover Lambda: wiring only. RDS, EKS and CloudWatch clients are built for the plan's
+//! regions on first use (nothing is called at init).
+
+use breakwater::aws::cloudwatch::CloudWatchMetrics;
+use breakwater::aws::eks::EksNodeGroups;
+use breakwater::aws::rds::RdsDatabases;
+use breakwater::aws::route53::Route53Dns;
+use breakwater::config::Env;
+use breakwater::lambda::{init_failed, serve};
+use failover::engine::Ports;
+use failover::{FailoverFunction, FailoverSettings};
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    breakwater::logging::init();
+    let env = Env::from_process();
+    let toolkit = breakwater::Toolkit::from_env(&env)
+        .await
+        .map_err(init_failed)?;
+    let settings = FailoverSettings::from_env(&env).map_err(|e| init_failed(e.into()))?;
+    // The regions of the estate: this copy runs in one of them; the plan names both.
+    let (primary, secondary) = settings.regions.clone();
+    let aws = &toolkit.aws;
+    let ports = Ports {
+        secondary_db: RdsDatabases::new(aws.rds_in(&secondary)),
+        primary_db: RdsDatabases::new(aws.rds_in(&primary)),
+        nodes: EksNodeGroups::new(aws.eks_in(&secondary)),
+        dns: Route53Dns::new(aws.route53()),
+        metrics: CloudWatchMetrics::new(aws.cloudwatch_in(&secondary)),
+        primary_metrics: CloudWatchMetrics::new(aws.cloudwatch_in(&primary)),
+    };
+    let function = FailoverFunction {
+        toolkit,
+        ports,
+        settings,
+    };
+    serve(|event, request_id| {
+        let function = &function;
+        async move { function.handle(event, &request_id).await }
+    })
+    .await
+}

@@ -1,0 +1,609 @@
+//! The failover plan: one JSON document naming everything a failover touches, validated on load
+//! with errors that name the field, and hashed so that every execution records which plan it ran.
+
+use std::collections::BTreeSet;
+
+use breakwater::clock::parse_rfc3339;
+use breakwater::config::is_region_name;
+use breakwater::ports::{DnsRecord, NodeGroupId};
+use serde::{Deserialize, Serialize};
+
+/// The plan.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Plan {
+    /// Its name; manual invocations repeat it in `confirm`.
+    pub name: String,
+    /// Where production runs.
+    pub primary_region: String,
+    /// The standby, where a failover activates.
+    pub secondary_region: String,
+    /// The database.
+    pub database: DatabasePlan,
+    /// The standby EKS cluster's node groups.
+    #[serde(default)]
+    pub eks: Option<EksPlan>,
+    /// How traffic moves.
+    pub traffic: TrafficPlan,
+    /// RTO and RPO.
+    pub targets: Targets,
+    /// When to act.
+    pub detection: Detection,
+    /// Where phase notifications go (else the function's topic).
+    #[serde(default)]
+    pub topic_arn: Option<String>,
+    /// The health endpoint of the secondary, checked by `verify` (HTTPS GET, 2xx/3xx).
+    #[serde(default)]
+    pub secondary_health_url: Option<String>,
+}
+
+/// `rds` (a cross-region read replica) or `aurora-global`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabasePlan {
+    /// `rds` or `aurora-global`.
+    pub engine: String,
+    /// rds: the read replica in the secondary region.
+    #[serde(default)]
+    pub replica: Option<String>,
+    /// rds: the primary instance (in the primary region; re-protected from after a failback).
+    #[serde(default)]
+    pub primary: Option<String>,
+    /// aurora-global: the global cluster.
+    #[serde(default)]
+    pub global_cluster: Option<String>,
+    /// aurora-global: the secondary cluster's ARN (the new writer).
+    #[serde(default)]
+    pub target_cluster_arn: Option<String>,
+    /// aurora-global: the primary cluster's ARN (the writer a failback returns to).
+    #[serde(default)]
+    pub primary_cluster_arn: Option<String>,
+}
+
+/// The database engine, resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Database {
+    /// A cross-region RDS read replica.
+    Rds {
+        /// The replica (secondary region).
+        replica: String,
+        /// The primary (primary region), when named.
+        primary: Option<String>,
+    },
+    /// An Aurora global database.
+    AuroraGlobal {
+        /// The global cluster.
+        global_cluster: String,
+        /// The cluster that becomes the writer.
+        target_cluster_arn: String,
+        /// The cluster a failback returns the writer to.
+        primary_cluster_arn: Option<String>,
+    },
+}
+
+/// Node groups to raise.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EksPlan {
+    /// The cluster in the secondary region.
+    pub cluster: String,
+    /// Its node groups and their failover sizes.
+    pub node_groups: Vec<NodeGroupTarget>,
+}
+
+/// One node group's failover size.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeGroupTarget {
+    /// Its name.
+    pub name: String,
+    /// minSize to set (so a cluster autoscaler cannot undo it).
+    pub min: i32,
+    /// desiredSize to set.
+    pub desired: i32,
+}
+
+/// How traffic moves: a health-check switch, records, or both.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrafficPlan {
+    /// The health-check switch (preferred).
+    #[serde(default)]
+    pub health_checks: Option<HealthCheckSwitch>,
+    /// The hosted zone of `records`.
+    #[serde(default)]
+    pub zone_id: Option<String>,
+    /// Records to UPSERT (the fallback).
+    #[serde(default)]
+    pub records: Vec<RecordPlan>,
+}
+
+/// Route 53 health checks used as switches: `Inverted` makes a check report the opposite.
+/// The primary's is inverted to fence it (it reports unhealthy); the secondary's gate is held
+/// inverted (closed) in normal times and un-inverted to let traffic in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthCheckSwitch {
+    /// The primary's health check.
+    pub primary: String,
+    /// The secondary's gate.
+    pub secondary: String,
+}
+
+/// One record and its value in each region.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordPlan {
+    /// The name.
+    pub name: String,
+    /// `A`, `AAAA` or `CNAME`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Seconds.
+    pub ttl: i64,
+    /// Its value when the primary serves.
+    pub primary: String,
+    /// Its value when the secondary serves.
+    pub secondary: String,
+}
+
+impl RecordPlan {
+    /// The record pointing at `secondary` (true) or the primary.
+    pub fn record(&self, secondary: bool) -> DnsRecord {
+        DnsRecord {
+            name: breakwater::aws::route53::fqdn(&self.name),
+            kind: self.kind.clone(),
+            ttl: self.ttl,
+            value: if secondary {
+                self.secondary.clone()
+            } else {
+                self.primary.clone()
+            },
+        }
+    }
+}
+
+/// The objectives.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Targets {
+    /// Recovery time objective.
+    pub rto_seconds: u64,
+    /// Recovery point objective: the most replica lag an unplanned promotion accepts.
+    pub rpo_seconds: u64,
+}
+
+/// Detection: N of M signals for T seconds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Detection {
+    /// N.
+    pub quorum: usize,
+    /// T.
+    pub window_seconds: u64,
+    /// No automatic failover within this long after the last execution began.
+    pub cooldown_seconds: u64,
+    /// The M signals.
+    pub signals: Vec<SignalPlan>,
+    /// Windows in which automatic triggers are suppressed.
+    #[serde(default)]
+    pub maintenance: Vec<Maintenance>,
+}
+
+/// One signal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignalPlan {
+    /// Its name in records and reports.
+    pub name: String,
+    /// `alarm`, `probe` or `rds-event`.
+    pub kind: String,
+    /// alarm: the CloudWatch alarm's name.
+    #[serde(default)]
+    pub alarm: Option<String>,
+    /// probe: the primary's health URL.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// probe: timeout in milliseconds (default 2000).
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
+    /// rds-event: the primary's `SourceIdentifier`.
+    #[serde(default)]
+    pub source: Option<String>,
+    /// rds-event: how long one event counts as firing (default 600 s).
+    #[serde(default)]
+    pub hold_seconds: Option<u64>,
+    /// Corroborating only (a Route 53 health-check alarm: its metric exists only in
+    /// us-east-1): it counts towards the quorum, but the quorum must be reachable without it.
+    #[serde(default)]
+    pub corroborating: bool,
+}
+
+/// A maintenance window.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Maintenance {
+    /// RFC 3339.
+    pub start: String,
+    /// RFC 3339.
+    pub end: String,
+}
+
+/// A plan that did not load; the message names the field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanError(pub String);
+
+impl std::fmt::Display for PlanError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "invalid plan: {}", self.0)
+    }
+}
+
+/// A loaded plan and its hash.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoadedPlan {
+    /// The plan.
+    pub plan: Plan,
+    /// `sha256:<hex>` of the document as loaded.
+    pub hash: String,
+    /// The database, resolved.
+    pub database: Database,
+}
+
+/// Parses and validates a plan document.
+pub fn load(document: &[u8]) -> Result<LoadedPlan, PlanError> {
+    let mut de = serde_json::Deserializer::from_slice(document);
+    let plan: Plan = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if path == "." {
+            PlanError(inner.to_string())
+        } else {
+            PlanError(format!("{path}: {inner}"))
+        }
+    })?;
+    let database = plan.validate()?;
+    let digest = ring::digest::digest(&ring::digest::SHA256, document);
+    let hash = digest
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<String>();
+    Ok(LoadedPlan {
+        plan,
+        hash: format!("sha256:{hash}"),
+        database,
+    })
+}
+
+fn field(path: &str, reason: impl std::fmt::Display) -> PlanError {
+    PlanError(format!("{path}: {reason}"))
+}
+
+impl Plan {
+    fn validate(&self) -> Result<Database, PlanError> {
+        if self.name.is_empty()
+            || self.name.len() > 64
+            || !self
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(field("name", "1–64 letters, digits, '-' or '_'"));
+        }
+        for (path, region) in [
+            ("primary_region", &self.primary_region),
+            ("secondary_region", &self.secondary_region),
+        ] {
+            if !is_region_name(region) {
+                return Err(field(path, format!("{region:?} is not a region name")));
+            }
+        }
+        if self.primary_region == self.secondary_region {
+            return Err(field("secondary_region", "must differ from primary_region"));
+        }
+        let database = self.database.resolve()?;
+        if let Some(eks) = &self.eks {
+            if eks.cluster.is_empty() {
+                return Err(field("eks.cluster", "must not be empty"));
+            }
+            if eks.node_groups.is_empty() {
+                return Err(field(
+                    "eks.node_groups",
+                    "must name at least one node group",
+                ));
+            }
+            let mut seen = BTreeSet::new();
+            for (i, group) in eks.node_groups.iter().enumerate() {
+                if group.name.is_empty() || !seen.insert(&group.name) {
+                    return Err(field(
+                        &format!("eks.node_groups[{i}].name"),
+                        "must be present and unique",
+                    ));
+                }
+                if group.min < 0 || group.desired < group.min {
+                    return Err(field(
+                        &format!("eks.node_groups[{i}]"),
+                        format!(
+                            "min {} and desired {} must satisfy 0 ≤ min ≤ desired",
+                            group.min, group.desired
+                        ),
+                    ));
+                }
+            }
+        }
+        let traffic = &self.traffic;
+        if traffic.health_checks.is_none() && traffic.records.is_empty() {
+            return Err(field(
+                "traffic",
+                "name health_checks, records, or both: a failover must move traffic",
+            ));
+        }
+        if let Some(checks) = &traffic.health_checks {
+            if checks.primary.is_empty() || checks.secondary.is_empty() {
+                return Err(field(
+                    "traffic.health_checks",
+                    "primary and secondary are required",
+                ));
+            }
+            if checks.primary == checks.secondary {
+                return Err(field(
+                    "traffic.health_checks.secondary",
+                    "must differ from primary",
+                ));
+            }
+        }
+        if !traffic.records.is_empty() && traffic.zone_id.as_deref().unwrap_or("").is_empty() {
+            return Err(field("traffic.zone_id", "is required with records"));
+        }
+        for (i, record) in traffic.records.iter().enumerate() {
+            if !matches!(record.kind.as_str(), "A" | "AAAA" | "CNAME") {
+                return Err(field(
+                    &format!("traffic.records[{i}].type"),
+                    format!("{:?}: A, AAAA or CNAME", record.kind),
+                ));
+            }
+            if record.name.is_empty() || record.primary.is_empty() || record.secondary.is_empty() {
+                return Err(field(
+                    &format!("traffic.records[{i}]"),
+                    "name, primary and secondary are required",
+                ));
+            }
+            if !(0..=86_400).contains(&record.ttl) {
+                return Err(field(
+                    &format!("traffic.records[{i}].ttl"),
+                    "0–86400 seconds",
+                ));
+            }
+        }
+        if self.targets.rto_seconds == 0 {
+            return Err(field("targets.rto_seconds", "must be positive"));
+        }
+        self.detection.validate()?;
+        Ok(database)
+    }
+
+    /// The node groups to raise, with their identities.
+    pub fn node_groups(&self) -> Vec<(NodeGroupId, &NodeGroupTarget)> {
+        self.eks
+            .iter()
+            .flat_map(|eks| {
+                eks.node_groups.iter().map(|g| {
+                    (
+                        NodeGroupId {
+                            cluster: eks.cluster.clone(),
+                            name: g.name.clone(),
+                        },
+                        g,
+                    )
+                })
+            })
+            .collect()
+    }
+}
+
+impl DatabasePlan {
+    fn resolve(&self) -> Result<Database, PlanError> {
+        let present = |v: &Option<String>| v.as_deref().is_some_and(|s| !s.is_empty());
+        match self.engine.as_str() {
+            "rds" => {
+                if !present(&self.replica) {
+                    return Err(field("database.replica", "is required for engine rds"));
+                }
+                if present(&self.global_cluster) || present(&self.target_cluster_arn) {
+                    return Err(field(
+                        "database.global_cluster",
+                        "belongs to engine aurora-global, not rds",
+                    ));
+                }
+                Ok(Database::Rds {
+                    replica: self.replica.clone().unwrap_or_default(),
+                    primary: self.primary.clone().filter(|s| !s.is_empty()),
+                })
+            }
+            "aurora-global" => {
+                if !present(&self.global_cluster) {
+                    return Err(field(
+                        "database.global_cluster",
+                        "is required for engine aurora-global",
+                    ));
+                }
+                let arn = self.target_cluster_arn.clone().unwrap_or_default();
+                if !arn.starts_with("arn:") || !arn.contains(":cluster:") {
+                    return Err(field(
+                        "database.target_cluster_arn",
+                        "the secondary DB cluster's ARN (arn:aws:rds:<region>:<account>:cluster:<id>)",
+                    ));
+                }
+                Ok(Database::AuroraGlobal {
+                    global_cluster: self.global_cluster.clone().unwrap_or_default(),
+                    target_cluster_arn: arn,
+                    primary_cluster_arn: self.primary_cluster_arn.clone().filter(|s| !s.is_empty()),
+                })
+            }
+            other => Err(field(
+                "database.engine",
+                format!("{other:?}: rds or aurora-global"),
+            )),
+        }
+    }
+}
+
+impl Detection {
+    fn validate(&self) -> Result<(), PlanError> {
+        let mut names = BTreeSet::new();
+        for (i, signal) in self.signals.iter().enumerate() {
+            let at = |f: &str| format!("detection.signals[{i}].{f}");
+            if signal.name.is_empty() || !names.insert(&signal.name) {
+                return Err(field(&at("name"), "must be present and unique"));
+            }
+            let need = |v: &Option<String>, f: &str| {
+                if v.as_deref().is_some_and(|s| !s.is_empty()) {
+                    Ok(())
+                } else {
+                    Err(field(
+                        &at(f),
+                        format!("is required for kind {}", signal.kind),
+                    ))
+                }
+            };
+            match signal.kind.as_str() {
+                "alarm" => need(&signal.alarm, "alarm")?,
+                "probe" => {
+                    need(&signal.url, "url")?;
+                    let url = signal.url.as_deref().unwrap_or_default();
+                    if !(url.starts_with("https://") || url.starts_with("http://")) {
+                        return Err(field(&at("url"), "must be an http(s) URL"));
+                    }
+                }
+                "rds-event" => need(&signal.source, "source")?,
+                other => {
+                    return Err(field(
+                        &at("kind"),
+                        format!("{other:?}: alarm, probe or rds-event"),
+                    ))
+                }
+            }
+        }
+        let independent = self.signals.iter().filter(|s| !s.corroborating).count();
+        if self.quorum == 0 || self.quorum > independent {
+            return Err(field(
+                "detection.quorum",
+                format!(
+                    "{} must be between 1 and the {independent} signals that are not corroborating-only",
+                    self.quorum
+                ),
+            ));
+        }
+        for (i, window) in self.maintenance.iter().enumerate() {
+            let start = parse_rfc3339(&window.start)
+                .ok_or_else(|| field(&format!("detection.maintenance[{i}].start"), "RFC 3339"))?;
+            let end = parse_rfc3339(&window.end)
+                .ok_or_else(|| field(&format!("detection.maintenance[{i}].end"), "RFC 3339"))?;
+            if end <= start {
+                return Err(field(
+                    &format!("detection.maintenance[{i}].end"),
+                    "must follow start",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The maintenance window containing `now_ms`, if any.
+    pub fn maintenance_at(&self, now_ms: u64) -> Option<&Maintenance> {
+        self.maintenance.iter().find(|w| {
+            matches!(
+                (parse_rfc3339(&w.start), parse_rfc3339(&w.end)),
+                (Some(s), Some(e)) if s <= now_ms && now_ms < e
+            )
+        })
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub(crate) fn example() -> serde_json::Value {
+        serde_json::json!({
+            "name": "prod",
+            "primary_region": "us-east-1",
+            "secondary_region": "us-west-2",
+            "database": {"engine": "rds", "replica": "orders-replica", "primary": "orders"},
+            "eks": {"cluster": "standby", "node_groups": [{"name": "web", "min": 3, "desired": 3}]},
+            "traffic": {
+                "health_checks": {"primary": "hc-east", "secondary": "hc-west"},
+                "zone_id": "Z1",
+                "records": [{"name": "api.example.com", "type": "CNAME", "ttl": 60,
+                             "primary": "east.example.com", "secondary": "west.example.com"}]
+            },
+            "targets": {"rto_seconds": 900, "rpo_seconds": 60},
+            "detection": {"quorum": 2, "window_seconds": 120, "cooldown_seconds": 3600,
+                "signals": [
+                    {"name": "5xx", "kind": "alarm", "alarm": "east-5xx"},
+                    {"name": "probe", "kind": "probe", "url": "https://east.example.com/health"},
+                    {"name": "r53", "kind": "alarm", "alarm": "east-hc", "corroborating": true}
+                ]}
+        })
+    }
+
+    fn error(plan: serde_json::Value) -> String {
+        load(plan.to_string().as_bytes()).unwrap_err().0
+    }
+
+    #[test]
+    fn a_good_plan_loads_with_its_hash() {
+        let doc = example().to_string();
+        let loaded = load(doc.as_bytes()).unwrap();
+        assert_eq!(loaded.plan.name, "prod");
+        assert!(loaded.hash.starts_with("sha256:") && loaded.hash.len() == 71);
+        assert_eq!(load(doc.as_bytes()).unwrap().hash, loaded.hash);
+        assert_eq!(
+            loaded.database,
+            Database::Rds {
+                replica: "orders-replica".into(),
+                primary: Some("orders".into())
+            }
+        );
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let mut p = example();
+        p["detection"]["quorum"] = "two".into();
+        assert!(error(p).starts_with("detection.quorum: invalid type"), "");
+        let mut p = example();
+        p["traffic"]["records"][0]["ttl"] = serde_json::Value::Null;
+        assert!(error(p).starts_with("traffic.records[0].ttl"));
+        let mut p = example();
+        p["eks"]["node_groups"][0]["size"] = 3.into();
+        let e = error(p);
+        assert!(
+            e.starts_with("eks.node_groups[0]") && e.contains("unknown field `size`"),
+            "{e}"
+        );
+        let mut p = example();
+        p["database"]["engine"] = "mysql".into();
+        assert!(error(p).starts_with("database.engine"));
+        let mut p = example();
+        p["detection"]["quorum"] = 3.into();
+        assert!(error(p).contains("not corroborating-only"));
+        let mut p = example();
+        p["secondary_region"] = "us-east-1".into();
+        assert!(error(p).starts_with("secondary_region"));
+        let mut p = example();
+        p["traffic"] = serde_json::json!({});
+        assert!(error(p).starts_with("traffic:"));
+        let mut p = example();
+        p["eks"]["node_groups"][0]["desired"] = 1.into();
+        assert!(error(p).starts_with("eks.node_groups[0]:"));
+        let mut p = example();
+        p["detection"]["signals"][1]["url"] = "ftp://x".into();
+        assert!(error(p).starts_with("detection.signals[1].url"));
+        let mut p = example();
+        p.as_object_mut().unwrap().remove("targets");
+        assert!(error(p).contains("missing field `targets`"));
+        assert!(load(b"{").unwrap_err().0.contains("EOF"));
+    }
+}

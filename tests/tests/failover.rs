@@ -1,0 +1,620 @@
+//! The failover function against moto (with the sandbox's AWS latencies), through the fault
+//! proxy that counts every mutating call, and once through the real binary.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use breakwater::aws::cloudwatch::CloudWatchMetrics;
+use breakwater::aws::eks::EksNodeGroups;
+use breakwater::aws::rds::RdsDatabases;
+use breakwater::aws::route53::Route53Dns;
+use breakwater::aws::Aws;
+use breakwater::clock::{Clock, ManualClock};
+use breakwater::config::{Env, Settings};
+use breakwater::Toolkit;
+use breakwater_sandbox::failover_scene::{
+    failover_scene, observe, put_lag, put_plan, FailoverScene, Latencies, Observed,
+};
+use breakwater_sandbox::proxy::{Fault, FaultProxy, Rule};
+use breakwater_sandbox::rollback_scene::alarm_event;
+use breakwater_sandbox::runtime::FunctionProcess;
+use breakwater_sandbox::scenes::schedule_event;
+use breakwater_sandbox::seed::{read_notifications, seed, Estate};
+use common::{moto, unique};
+use failover::engine::Ports;
+use failover::{FailoverFunction, FailoverSettings};
+use serde_json::{json, Value};
+
+const PRIMARY: &str = "us-east-1";
+const SECONDARY: &str = "us-west-2";
+const MUTATIONS: &[&str] = &[
+    "PromoteReadReplica",
+    "UpdateNodegroupConfig",
+    "UpdateHealthCheck",
+    "ChangeResourceRecordSets",
+    "DeleteDBInstance",
+    "CreateDBInstanceReadReplica",
+];
+
+type Function = FailoverFunction<RdsDatabases, EksNodeGroups, Route53Dns, CloudWatchMetrics>;
+
+struct World {
+    estate: Estate,
+    scene: FailoverScene,
+    direct: Aws,
+    proxy: FaultProxy,
+    clock: ManualClock,
+    function: Arc<Function>,
+}
+
+/// A port nobody listens on: the primary's health endpoint, down.
+fn dead_url() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    format!("http://127.0.0.1:{port}/health")
+}
+
+fn function(estate: &Estate, aws: Arc<Aws>, clock: Arc<dyn Clock>) -> Function {
+    let settings = Settings {
+        region: SECONDARY.into(),
+        state_bucket: estate.secondary.state_bucket.clone(),
+        topic_arn: Some(estate.secondary.topic_arn.clone()),
+        dry_run: false,
+        lease_ttl: Duration::from_secs(60),
+        idempotency_ttl: Duration::from_secs(900),
+        function_name: "failover".into(),
+    };
+    let ports = Ports {
+        secondary_db: RdsDatabases::new(aws.rds_in(SECONDARY)),
+        primary_db: RdsDatabases::new(aws.rds_in(PRIMARY)),
+        nodes: EksNodeGroups::new(aws.eks_in(SECONDARY)),
+        dns: Route53Dns::new(aws.route53()),
+        metrics: CloudWatchMetrics::new(aws.cloudwatch_in(SECONDARY)),
+        primary_metrics: CloudWatchMetrics::new(aws.cloudwatch_in(PRIMARY)),
+    };
+    FailoverFunction {
+        toolkit: Toolkit::with_aws(settings, aws, clock),
+        ports,
+        settings: FailoverSettings::from_env(&Env::from_pairs([
+            ("BREAKWATER_FAILOVER_POLL_MS", "20"),
+            ("BREAKWATER_FAILOVER_WAIT_SECONDS", "30"),
+            ("BREAKWATER_FAILOVER_PRIMARY_REGION", PRIMARY),
+            ("BREAKWATER_FAILOVER_SECONDARY_REGION", SECONDARY),
+        ]))
+        .unwrap(),
+    }
+}
+
+async fn world_with(latencies: Latencies, lag: f64, edit: impl FnOnce(&mut Value)) -> World {
+    let suffix = format!("-{}", unique("fo"));
+    let direct = Aws::for_endpoint(&moto().endpoint(), SECONDARY).await;
+    let estate = seed(direct.config(), PRIMARY, SECONDARY, &suffix)
+        .await
+        .unwrap();
+    let mut scene = failover_scene(direct.config(), &estate, &suffix, latencies, &dead_url())
+        .await
+        .unwrap();
+    edit(&mut scene.plan);
+    put_plan(
+        direct.config(),
+        SECONDARY,
+        &estate.secondary.state_bucket,
+        &scene.plan,
+    )
+    .await
+    .unwrap();
+    let clock = ManualClock::at(breakwater::clock::SystemClock.now_ms());
+    put_lag(
+        direct.config(),
+        SECONDARY,
+        &scene.replica,
+        lag,
+        clock.now_ms() - 30_000,
+    )
+    .await
+    .unwrap();
+    let proxy = FaultProxy::start(&moto().endpoint(), 7).await.unwrap();
+    let aws = Arc::new(Aws::for_endpoint(&proxy.endpoint(), SECONDARY).await);
+    let function = Arc::new(function(&estate, aws, Arc::new(clock.clone())));
+    World {
+        estate,
+        scene,
+        direct,
+        proxy,
+        clock,
+        function,
+    }
+}
+
+async fn world() -> World {
+    world_with(Latencies::default(), 2.0, |_| {}).await
+}
+
+impl World {
+    async fn handle(&self, event: Value) -> breakwater::Result<Value> {
+        self.function.handle(event, &unique("req")).await
+    }
+
+    fn alarm(&self, alarm: usize, state: &str, began_before_ms: u64) -> Value {
+        let name = &self.scene.alarms[alarm];
+        alarm_event(
+            &unique("evt"),
+            PRIMARY,
+            name,
+            &format!("arn:aws:cloudwatch:{PRIMARY}:123456789012:alarm:{name}"),
+            if state == "ALARM" { "OK" } else { "ALARM" },
+            state,
+            self.clock.now_ms() - began_before_ms,
+        )
+    }
+
+    fn tick(&self) -> Value {
+        schedule_event(&unique("tick"), SECONDARY, self.clock.now_ms())
+    }
+
+    fn mutations(&self) -> BTreeMap<String, usize> {
+        let mut counts = BTreeMap::new();
+        for call in self.proxy.calls() {
+            if MUTATIONS.contains(&call.operation.as_str()) && call.status.is_some_and(|s| s < 300)
+            {
+                *counts.entry(call.operation).or_insert(0) += 1;
+            }
+        }
+        counts
+    }
+
+    async fn observed(&self) -> Observed {
+        observe(self.direct.config(), &self.estate, &self.scene)
+            .await
+            .unwrap()
+    }
+
+    fn failed_over(&self) -> Observed {
+        Observed {
+            replica: ("available".into(), None),
+            node_group: (2, 3, "ACTIVE".into()),
+            checks: (true, false),
+            record: format!("west.{}.example.com", self.scene.name),
+        }
+    }
+
+    /// Two alarms in ALARM for two minutes: the quorum (2 of 3, 60 s) is met.
+    async fn outage(&self) -> Value {
+        self.handle(self.alarm(0, "ALARM", 120_000)).await.unwrap();
+        self.handle(self.alarm(1, "ALARM", 120_000)).await.unwrap()
+    }
+}
+
+fn once_each() -> BTreeMap<String, usize> {
+    BTreeMap::from([
+        ("PromoteReadReplica".to_string(), 1),
+        ("UpdateNodegroupConfig".to_string(), 1),
+        ("UpdateHealthCheck".to_string(), 2),
+        ("ChangeResourceRecordSets".to_string(), 1),
+    ])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quorum_fails_over_and_everything_reads_back() {
+    let w = world().await;
+    let before = w.observed().await;
+    assert_eq!(before.replica.0, "available");
+    assert!(before.replica.1.is_some(), "a replica before");
+    let result = w.outage().await;
+    assert_eq!(result["outcome"], "started", "{result}");
+    assert_eq!(result["execution"]["outcome"], "succeeded", "{result}");
+    assert_eq!(w.observed().await, w.failed_over());
+    assert_eq!(w.mutations(), once_each());
+    // Every action has its request id, the report is in the bucket in three forms.
+    let id = result["execution"]["id"].as_str().unwrap().to_string();
+    let store = &w.function.toolkit.store;
+    let exec: failover::engine::Execution = store
+        .get(&failover::engine::Execution::key(&id))
+        .await
+        .unwrap()
+        .unwrap()
+        .value;
+    assert!(
+        exec.actions
+            .iter()
+            .filter(|a| a.operation != "UpdateNodegroupConfig")
+            .all(|a| a.request_id.is_some()),
+        "{:?}",
+        exec.actions
+    );
+    assert_eq!(exec.lag_seconds, Some(2.0));
+    for ext in ["json", "md", "svg"] {
+        let key = format!("reports/failover/{id}.{ext}");
+        let doc = store.get_document(&key).await.unwrap();
+        assert!(doc.is_some_and(|d| !d.is_empty()), "{key}");
+    }
+    let md = String::from_utf8(
+        store
+            .get_document(&format!("reports/failover/{id}.md"))
+            .await
+            .unwrap()
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(
+        md.contains("| PromoteReadReplica |") && md.contains("rto"),
+        "{md}"
+    );
+    let notes = read_notifications(
+        w.direct.config(),
+        SECONDARY,
+        &w.estate.secondary.queue_url,
+        2,
+    )
+    .await
+    .unwrap();
+    let phases: Vec<&str> = notes
+        .iter()
+        .filter_map(|n| n.attributes.get("phase").map(String::as_str))
+        .collect();
+    for phase in [
+        "started", "database", "nodes", "traffic", "healthy", "finished",
+    ] {
+        assert_eq!(
+            phases.iter().filter(|p| **p == phase).count(),
+            1,
+            "{phase} in {phases:?}"
+        );
+    }
+    // Another tick: nothing more happens (the execution ended; the cool-down holds).
+    let again = w.handle(w.tick()).await.unwrap();
+    assert_ne!(again["outcome"], "started", "{again}");
+    assert_eq!(w.mutations(), once_each());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blips_and_a_missing_signal_start_nothing() {
+    let w = world().await;
+    // Only the probe fails: one signal of the two needed.
+    let r = w.handle(w.tick()).await.unwrap();
+    assert_eq!(r["outcome"], "watching", "{r}");
+    // One alarm fires, and clears inside the window.
+    w.handle(w.alarm(0, "ALARM", 0)).await.unwrap();
+    w.clock.advance(Duration::from_secs(30));
+    assert_eq!(w.handle(w.tick()).await.unwrap()["outcome"], "watching");
+    w.handle(w.alarm(0, "OK", 0)).await.unwrap();
+    w.clock.advance(Duration::from_secs(60));
+    let r = w.handle(w.tick()).await.unwrap();
+    assert_eq!(r["outcome"], "watching", "{r}");
+    // A late copy of the old ALARM is older than the OK: ignored.
+    w.handle(w.alarm(0, "ALARM", 90_000)).await.unwrap();
+    assert_eq!(w.handle(w.tick()).await.unwrap()["outcome"], "watching");
+    assert!(w.mutations().is_empty(), "{:?}", w.mutations());
+    assert!(w.observed().await.replica.1.is_some(), "still a replica");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cool_down_and_maintenance_hold_automatic_triggers() {
+    let w = world_with(Latencies::default(), 2.0, |plan| {
+        let now = breakwater::clock::SystemClock.now_ms();
+        plan["detection"]["maintenance"] = json!([{
+            "start": breakwater::clock::rfc3339(now - 60_000),
+            "end": breakwater::clock::rfc3339(now + 600_000)}]);
+    })
+    .await;
+    let r = w.outage().await;
+    assert_eq!(r["outcome"], "not-acting", "{r}");
+    assert!(r["reason"].as_str().unwrap().contains("maintenance"));
+    assert!(w.mutations().is_empty());
+    // After the window: acts; then a new quorum inside the cool-down does not.
+    w.clock.advance(Duration::from_secs(700));
+    put_lag(
+        w.direct.config(),
+        SECONDARY,
+        &w.scene.replica,
+        2.0,
+        w.clock.now_ms() - 30_000,
+    )
+    .await
+    .unwrap();
+    let r = w.handle(w.tick()).await.unwrap();
+    assert_eq!(r["execution"]["outcome"], "succeeded", "{r}");
+    w.clock.advance(Duration::from_secs(600));
+    let r = w.handle(w.tick()).await.unwrap();
+    assert_eq!(r["outcome"], "not-acting", "{r}");
+    assert!(r["reason"].as_str().unwrap().contains("cool-down"), "{r}");
+    assert_eq!(w.mutations(), once_each());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lag_above_the_rpo_promotes_nothing_unless_accepted() {
+    let w = world_with(Latencies::default(), 300.0, |_| {}).await;
+    let r = w.outage().await;
+    assert_eq!(r["execution"]["outcome"], "failed", "{r}");
+    let detail = r["execution"]["steps"]["database"]["detail"]
+        .as_str()
+        .unwrap();
+    assert!(detail.contains("above the RPO of 60 s"), "{detail}");
+    assert_eq!(w.mutations().get("PromoteReadReplica"), None);
+    assert!(w.observed().await.replica.1.is_some(), "still a replica");
+    // A person accepts 5 minutes of loss, by name.
+    w.clock.advance(Duration::from_secs(30));
+    let r = w
+        .handle(json!({"command": "failover", "confirm": w.scene.name, "accept_data_loss_seconds": 300, "by": "alice"}))
+        .await
+        .unwrap();
+    assert_eq!(r["execution"]["outcome"], "succeeded", "{r}");
+    assert_eq!(w.observed().await, w.failed_over());
+    let id = r["execution"]["id"].as_str().unwrap();
+    let report = w
+        .function
+        .toolkit
+        .store
+        .get::<Value>(&format!("reports/failover/{id}.json"))
+        .await
+        .unwrap()
+        .unwrap()
+        .value;
+    assert_eq!(
+        report["facts"]["accepted_data_loss_window"], "300 s",
+        "{report}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn manual_modes_need_the_plan_name_and_bad_input_changes_nothing() {
+    let w = world().await;
+    for bad in [
+        json!({"command": "failover"}),
+        json!({"command": "failover", "confirm": "prod"}),
+        json!({"command": "drill", "confirm": 1}),
+        json!({"command": "switchover", "confirm": w.scene.name, "accept_data_loss_seconds": "all"}),
+        json!({"command": "failover", "confirm": w.scene.name, "plan": {}}),
+        json!({"command": "drill", "confirm": w.scene.name, "plan": {"name": "x"}}),
+        json!({"command": "explode"}),
+        json!("failover"),
+        json!({"detail-type": "CloudWatch Alarm State Change", "source": "aws.cloudwatch", "detail": {}}),
+        json!({"alarmData": {"alarmName": ""}}),
+    ] {
+        let err = w.handle(bad.clone()).await.unwrap_err();
+        assert_eq!(err.error_type(), "InvalidEvent", "{bad}: {err}");
+    }
+    let err = w
+        .handle(json!({"command": "failover", "confirm": "prod"}))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("does not name this plan"), "{err}");
+    assert!(w.mutations().is_empty(), "{:?}", w.mutations());
+    // A corrupt stored plan is named as such.
+    let mut broken = w.scene.plan.clone();
+    broken["detection"]["quorum"] = json!(9);
+    put_plan(
+        w.direct.config(),
+        SECONDARY,
+        &w.estate.secondary.state_bucket,
+        &broken,
+    )
+    .await
+    .unwrap();
+    let err = w.handle(w.tick()).await.unwrap_err();
+    assert!(err.to_string().contains("detection.quorum"), "{err}");
+    assert!(w.mutations().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_and_precheck_change_nothing() {
+    let w = world().await;
+    let plan = w.handle(json!({"command": "plan"})).await.unwrap();
+    assert_eq!(plan["changes"], "none");
+    assert_eq!(plan["within_target"], true, "{plan}");
+    assert!(plan["steps"].as_array().unwrap().len() >= 4);
+    let check = w.handle(json!({"command": "precheck"})).await.unwrap();
+    assert_eq!(check["ready"], true, "{check}");
+    assert!(w.mutations().is_empty());
+    let status = w.handle(json!({"command": "status"})).await.unwrap();
+    assert_eq!(status["execution"], Value::Null);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_copies_and_two_at_once_make_one_execution() {
+    let w = world().await;
+    w.handle(w.alarm(0, "ALARM", 120_000)).await.unwrap();
+    let event = w.alarm(1, "ALARM", 120_000);
+    let (a, b) = tokio::join!(w.handle(event.clone()), w.handle(event.clone()));
+    let outcomes = [a.unwrap()["outcome"].clone(), b.unwrap()["outcome"].clone()];
+    assert!(outcomes.contains(&json!("started")), "{outcomes:?}");
+    for _ in 0..10 {
+        let r = w.handle(event.clone()).await.unwrap();
+        assert_ne!(r["outcome"], "started", "{r}");
+    }
+    assert_eq!(w.mutations(), once_each());
+    assert_eq!(w.observed().await, w.failed_over());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn database_and_nodes_wait_in_parallel() {
+    // The promotion and the node group each take 1.5 s: the node group's update must be sent
+    // while the promotion is still being followed, and the promotion while the node group is.
+    let w = world_with(
+        Latencies {
+            promote: 1.5,
+            nodes: 1.5,
+            dns: 0.5,
+        },
+        2.0,
+        |_| {},
+    )
+    .await;
+    let r = w.outage().await;
+    assert_eq!(r["execution"]["outcome"], "succeeded", "{r}");
+    let calls: Vec<String> = w.proxy.calls().into_iter().map(|c| c.operation).collect();
+    let first = |op: &str| calls.iter().position(|c| c == op).unwrap();
+    let last = |op: &str| calls.iter().rposition(|c| c == op).unwrap();
+    assert!(
+        first("UpdateNodegroupConfig") < last("DescribeDBInstances"),
+        "{calls:?}"
+    );
+    assert!(
+        first("PromoteReadReplica") < last("DescribeNodegroup"),
+        "{calls:?}"
+    );
+    assert!(first("ChangeResourceRecordSets") > first("UpdateNodegroupConfig"));
+    assert_eq!(w.observed().await, w.failed_over());
+    assert_eq!(w.mutations(), once_each());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drill_cleans_up_and_reads_it_back() {
+    let w = world().await;
+    let before = w.observed().await;
+    let r = w
+        .handle(json!({"command": "drill", "confirm": w.scene.name}))
+        .await
+        .unwrap();
+    assert_eq!(r["execution"]["outcome"], "succeeded", "{r}");
+    let after = w.observed().await;
+    assert_eq!(
+        (after.node_group.0, after.node_group.1),
+        (before.node_group.0, before.node_group.1)
+    );
+    assert_eq!(after.checks, before.checks);
+    assert_eq!(after.record, before.record);
+    let cleanup = r["execution"]["steps"]["cleanup"]["detail"]
+        .as_str()
+        .unwrap();
+    assert!(cleanup.contains("restored and read back"), "{cleanup}");
+    // The replica was not tagged as a drill copy: promoted, kept, and the report says so.
+    assert_eq!(after.replica.1, None);
+}
+
+/// Crash-resume: the run is cut at every step boundary — right after each mutating call reached
+/// the emulator, and right after each checkpoint of the execution record — and the next
+/// invocation finishes it with each mutation made once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_at_any_step_boundary_is_finished_by_the_next_invocation() {
+    // A clean run lists the boundaries.
+    let reference = world().await;
+    reference.outage().await;
+    let boundaries: Vec<(String, u32)> = {
+        let mut seen: BTreeMap<String, u32> = BTreeMap::new();
+        let mut list = Vec::new();
+        for call in reference.proxy.calls() {
+            let checkpoint = call.operation == "PutObject"
+                && (call.path.contains("failover%2Fexecutions")
+                    || call.path.contains("failover/executions"));
+            if MUTATIONS.contains(&call.operation.as_str()) || checkpoint {
+                let n = seen.entry(call.operation.clone()).or_insert(0);
+                list.push((call.operation.clone(), *n));
+                *n += 1;
+            }
+        }
+        list
+    };
+    assert!(boundaries.len() >= 10, "{boundaries:?}");
+    eprintln!("{} step boundaries: {boundaries:?}", boundaries.len());
+    for (operation, skip) in boundaries {
+        let w = world().await;
+        w.handle(w.alarm(0, "ALARM", 120_000)).await.unwrap();
+        let (op, n) = (operation.clone(), skip);
+        w.proxy
+            .add_rule(Rule::always(Fault::Hang).operation(&op).after(n).times(1));
+        let event = w.alarm(1, "ALARM", 120_000);
+        let f = w.function.clone();
+        let run = tokio::spawn(async move { f.handle(event, "doomed").await });
+        // Wait until the call reached the emulator, then kill the invocation there.
+        for _ in 0..500 {
+            if w.proxy
+                .calls()
+                .iter()
+                .any(|c| c.fault.as_deref() == Some("Hang"))
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(
+            w.proxy.faults_injected() == 1,
+            "{operation}#{skip} was never reached"
+        );
+        run.abort();
+        let _ = run.await;
+        // The next tick finds the lease of the dead invocation; after it lapses, resumes.
+        w.clock.advance(Duration::from_secs(200));
+        let mut outcome = Value::Null;
+        for _ in 0..3 {
+            let r = w.handle(w.tick()).await.unwrap();
+            outcome = r["execution"]["outcome"].clone();
+            if outcome == "succeeded" {
+                break;
+            }
+            w.clock.advance(Duration::from_secs(200));
+        }
+        assert_eq!(outcome, "succeeded", "cut after {operation}#{skip}");
+        assert_eq!(
+            w.observed().await,
+            w.failed_over(),
+            "cut after {operation}#{skip}"
+        );
+        assert_eq!(w.mutations(), once_each(), "cut after {operation}#{skip}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_fails_over_on_a_quorum() {
+    let w = world().await;
+    let now = w.clock.now_ms();
+    let env: Vec<(String, String)> = [
+        ("AWS_ENDPOINT_URL", w.proxy.endpoint()),
+        ("AWS_ACCESS_KEY_ID", "testing".into()),
+        ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+        (
+            "BREAKWATER_STATE_BUCKET",
+            w.estate.secondary.state_bucket.clone(),
+        ),
+        ("BREAKWATER_TOPIC_ARN", w.estate.secondary.topic_arn.clone()),
+        ("BREAKWATER_FAILOVER_PRIMARY_REGION", PRIMARY.into()),
+        ("BREAKWATER_FAILOVER_SECONDARY_REGION", SECONDARY.into()),
+        ("BREAKWATER_FAILOVER_POLL_MS", "50".into()),
+        ("BREAKWATER_SANDBOX_NOW_MS", now.to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let binary = breakwater_sandbox::bin_dir("debug").join("failover");
+    let mut process = FunctionProcess::start(&binary, "failover", SECONDARY, &env)
+        .await
+        .unwrap();
+    let first = process
+        .invoke(&w.alarm(0, "ALARM", 120_000))
+        .await
+        .unwrap()
+        .answer()
+        .unwrap();
+    assert_eq!(first["outcome"], "watching", "{first}");
+    let second = process
+        .invoke(&w.alarm(1, "ALARM", 120_000))
+        .await
+        .unwrap()
+        .answer()
+        .unwrap();
+    assert_eq!(second["outcome"], "started", "{second}");
+    assert_eq!(second["execution"]["outcome"], "succeeded", "{second}");
+    let malformed = process
+        .invoke(&json!({"detail-type": "Nope", "source": "x", "detail": {}}))
+        .await
+        .unwrap();
+    assert!(malformed.answer().is_err());
+    process.kill().await;
+    assert_eq!(w.observed().await, w.failed_over());
+    assert_eq!(w.mutations(), once_each());
+    let notes = read_notifications(
+        w.direct.config(),
+        SECONDARY,
+        &w.estate.secondary.queue_url,
+        2,
+    )
+    .await
+    .unwrap();
+    assert!(notes
+        .iter()
+        .any(|n| n.attributes.get("phase").map(String::as_str) == Some("finished")));
+}
