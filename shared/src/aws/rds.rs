@@ -203,7 +203,17 @@ impl Replicas for RdsDatabases {
             .db_instance_identifier(id)
             .send()
             .await
-            .map_err(|e| Error::from_sdk(&format!("promote read replica {id}"), &e))?;
+            .map_err(|e| {
+                let what = format!("promote read replica {id}");
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_invalid_db_instance_state_fault())
+                {
+                    // Backing up, modifying, rebooting: not now, later.
+                    Error::Conflict(format!("{what}: InvalidDBInstanceState ({e})"))
+                } else {
+                    Error::from_sdk(&what, &e)
+                }
+            })?;
         Ok(changed(out.request_id()))
     }
 
@@ -257,7 +267,16 @@ impl Replicas for RdsDatabases {
                 .allow_data_loss(true)
                 .send()
                 .await
-                .map_err(|e| Error::from_sdk(&format!("fail over global cluster {id}"), &e))?;
+                .map_err(|e| {
+                    let what = format!("fail over global cluster {id}");
+                    if e.as_service_error()
+                        .is_some_and(|s| s.is_invalid_global_cluster_state_fault())
+                    {
+                        Error::Conflict(format!("{what}: InvalidGlobalClusterStateFault"))
+                    } else {
+                        Error::from_sdk(&what, &e)
+                    }
+                })?;
             Ok(changed(out.request_id()))
         } else {
             let out = self
@@ -267,7 +286,16 @@ impl Replicas for RdsDatabases {
                 .target_db_cluster_identifier(target_cluster_arn)
                 .send()
                 .await
-                .map_err(|e| Error::from_sdk(&format!("switch over global cluster {id}"), &e))?;
+                .map_err(|e| {
+                    let what = format!("switch over global cluster {id}");
+                    if e.as_service_error()
+                        .is_some_and(|s| s.is_invalid_global_cluster_state_fault())
+                    {
+                        Error::Conflict(format!("{what}: InvalidGlobalClusterStateFault"))
+                    } else {
+                        Error::from_sdk(&what, &e)
+                    }
+                })?;
             Ok(changed(out.request_id()))
         }
     }

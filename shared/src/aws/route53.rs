@@ -137,7 +137,16 @@ impl Dns for Route53Dns {
             .change_batch(batch.build().map_err(|e| invalid("change batch", e))?)
             .send()
             .await
-            .map_err(|e| Error::from_sdk(&format!("upsert records of zone {zone}"), &e))?;
+            .map_err(|e| {
+                let what = format!("upsert records of zone {zone}");
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_prior_request_not_complete())
+                {
+                    Error::Retryable(format!("{what}: PriorRequestNotComplete"))
+                } else {
+                    Error::from_sdk(&what, &e)
+                }
+            })?;
         Ok(Changed {
             request_id: out.request_id().map(str::to_string),
             started: out.change_info.map(|c| c.id),
