@@ -82,8 +82,8 @@ fn function(estate: &Estate, aws: Arc<Aws>, clock: Arc<dyn Clock>) -> Function {
         settings: FailoverSettings::from_env(&Env::from_pairs([
             ("BREAKWATER_FAILOVER_POLL_MS", "20"),
             ("BREAKWATER_FAILOVER_WAIT_SECONDS", "30"),
-            ("BREAKWATER_FAILOVER_PRIMARY_REGION", PRIMARY),
-            ("BREAKWATER_FAILOVER_SECONDARY_REGION", SECONDARY),
+            ("BREAKWATER_PRIMARY_REGION", PRIMARY),
+            ("BREAKWATER_SECONDARY_REGION", SECONDARY),
         ]))
         .unwrap(),
     }
@@ -571,8 +571,8 @@ async fn the_binary_fails_over_on_a_quorum() {
             w.estate.secondary.state_bucket.clone(),
         ),
         ("BREAKWATER_TOPIC_ARN", w.estate.secondary.topic_arn.clone()),
-        ("BREAKWATER_FAILOVER_PRIMARY_REGION", PRIMARY.into()),
-        ("BREAKWATER_FAILOVER_SECONDARY_REGION", SECONDARY.into()),
+        ("BREAKWATER_PRIMARY_REGION", PRIMARY.into()),
+        ("BREAKWATER_SECONDARY_REGION", SECONDARY.into()),
         ("BREAKWATER_FAILOVER_POLL_MS", "50".into()),
         ("BREAKWATER_SANDBOX_NOW_MS", now.to_string()),
     ]

@@ -54,7 +54,7 @@ pub struct FailoverSettings {
     /// `BREAKWATER_FAILOVER_WAIT_SECONDS`: how long one invocation waits before it checkpoints
     /// and leaves the rest to the next tick (default 600; keep it below the Lambda timeout).
     pub budget: Duration,
-    /// `BREAKWATER_FAILOVER_PRIMARY_REGION` and `BREAKWATER_FAILOVER_SECONDARY_REGION`: the
+    /// `BREAKWATER_PRIMARY_REGION` and `BREAKWATER_SECONDARY_REGION`: the
     /// estate's regions; a plan naming others is refused.
     pub regions: (String, String),
 }
@@ -70,8 +70,8 @@ impl FailoverSettings {
             poll: Duration::from_millis(poll as u64),
             budget: env.seconds("BREAKWATER_FAILOVER_WAIT_SECONDS", 600, 0..=840)?,
             regions: (
-                env.required("BREAKWATER_FAILOVER_PRIMARY_REGION")?,
-                env.required("BREAKWATER_FAILOVER_SECONDARY_REGION")?,
+                env.required("BREAKWATER_PRIMARY_REGION")?,
+                env.required("BREAKWATER_SECONDARY_REGION")?,
             ),
         })
     }
@@ -88,6 +88,20 @@ pub struct PlanState {
     pub last_started_ms: Option<u64>,
     /// When the last ended (ms).
     pub last_finished_ms: Option<u64>,
+}
+
+/// The events the function accepts.
+pub fn routes() -> Routes {
+    Routes {
+        function: "failover",
+        eventbridge: EVENTBRIDGE,
+        alarm_actions: true,
+        sns: false,
+        commands: COMMANDS,
+        account: None,
+        // Alarms about the primary come from the primary region: no region filter.
+        region: None,
+    }
 }
 
 /// The state-store key of a plan's state.
@@ -119,19 +133,6 @@ impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader> FailoverFunction<R, N,
         self.toolkit.store.clock().now_ms()
     }
 
-    fn routes(&self) -> Routes {
-        Routes {
-            function: "failover",
-            eventbridge: EVENTBRIDGE,
-            alarm_actions: true,
-            sns: false,
-            commands: COMMANDS,
-            account: None,
-            // Alarms about the primary come from the primary region: no region filter.
-            region: None,
-        }
-    }
-
     async fn stored_plan(&self) -> Result<LoadedPlan> {
         let key = &self.settings.plan_key;
         let bytes = self.toolkit.store.get_document(key).await?.ok_or_else(|| {
@@ -152,7 +153,7 @@ impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader> FailoverFunction<R, N,
         let (primary, secondary) = &self.settings.regions;
         if &plan.plan.primary_region != primary || &plan.plan.secondary_region != secondary {
             return Err(Error::Config(ConfigError {
-                variable: "BREAKWATER_FAILOVER_PRIMARY_REGION",
+                variable: "BREAKWATER_PRIMARY_REGION",
                 reason: format!(
                     "plan {} names {} → {}, this deployment serves {primary} → {secondary}",
                     plan.plan.name, plan.plan.primary_region, plan.plan.secondary_region
@@ -165,7 +166,7 @@ impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader> FailoverFunction<R, N,
     /// Handles one event.
     pub async fn handle(&self, event: Value, owner: &str) -> Result<Value> {
         let started = Instant::now();
-        let trigger = self.routes().route(event)?;
+        let trigger = routes().route(event)?;
         let result = match trigger {
             Trigger::Command { command, body } => {
                 Box::pin(self.command(&command, &body, owner)).await
