@@ -70,6 +70,7 @@ bench: build ## size, init, invoke p50/p99 and RSS of every function beside the 
 	target/release/sandbox sweep-bench --bin-dir target/release --buckets 1000
 	target/release/sandbox spot-bench --warnings 20
 	target/release/sandbox rollback-bench --events 20
+	target/release/sandbox failover-bench --runs 3
 
 up: $(SANDBOX_VENV) ## start moto in the background and seed it (for `make invoke`)
 	cargo build --release -p breakwater-sandbox $(addprefix -p ,$(LAMBDA_PACKAGES))

@@ -3,6 +3,7 @@
 //! and the seeded two-region estate.
 
 pub mod bench;
+pub mod failover_demo;
 pub mod failover_scene;
 pub mod kube;
 pub mod moto;

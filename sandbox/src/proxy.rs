@@ -127,11 +127,17 @@ pub struct Call {
     pub status: Option<u16>,
     /// The fault injected, if any.
     pub fault: Option<String>,
+    /// When the request arrived (µs since the proxy started).
+    pub arrived_us: u64,
+    /// When it was sent upstream and how long upstream took to answer (µs), for forwarded
+    /// requests.
+    pub upstream_us: Option<(u64, u64)>,
 }
 
 #[derive(Debug)]
 struct State {
     upstream: String,
+    started: std::time::Instant,
     rules: Mutex<Vec<(Rule, u32, u32)>>,
     calls: Mutex<Vec<Call>>,
     rng: Mutex<u64>,
@@ -158,6 +164,7 @@ impl FaultProxy {
             .map_err(|e| SandboxError::Io(e.to_string()))?;
         let state = Arc::new(State {
             upstream: upstream.trim_end_matches('/').to_string(),
+            started: std::time::Instant::now(),
             rules: Mutex::new(Vec::new()),
             calls: Mutex::new(Vec::new()),
             rng: Mutex::new(seed | 1),
@@ -214,6 +221,25 @@ impl FaultProxy {
             .clone()
     }
 
+    /// The wall time (µs) during which at least one forwarded request was waiting on upstream:
+    /// the union of the calls' upstream intervals (parallel calls count once).
+    pub fn upstream_busy_us(&self) -> u64 {
+        let mut spans: Vec<(u64, u64)> = self
+            .calls()
+            .iter()
+            .filter_map(|c| c.upstream_us.map(|(sent, took)| (sent, sent + took)))
+            .collect();
+        spans.sort_unstable();
+        let (mut total, mut end) = (0, 0);
+        for (a, b) in spans {
+            if b > end {
+                total += b - a.max(end);
+                end = b;
+            }
+        }
+        total
+    }
+
     /// How many faults were injected so far.
     pub fn faults_injected(&self) -> usize {
         self.calls().iter().filter(|c| c.fault.is_some()).count()
@@ -249,6 +275,7 @@ async fn forward(
         .map(|b| b.to_bytes())
         .unwrap_or_default();
     let mut call = classify(&parts, &body);
+    call.arrived_us = state.started.elapsed().as_micros() as u64;
     let fault = choose_fault(&state, &call);
     call.fault = fault.as_ref().map(|f| format!("{f:?}"));
     let record = |call: Call| {
@@ -297,6 +324,8 @@ async fn forward(
     let exchange = {
         let state = state.clone();
         tokio::spawn(async move {
+            let sent = std::time::Instant::now();
+            let sent_us = state.started.elapsed().as_micros() as u64;
             let response = match state.client.request(upstream).await {
                 Ok(response) => response,
                 Err(err) => {
@@ -316,6 +345,7 @@ async fn forward(
                 .map(|b| b.to_bytes())
                 .unwrap_or_default();
             call.status = Some(parts.status.as_u16());
+            call.upstream_us = Some((sent_us, sent.elapsed().as_micros() as u64));
             let hang = call.fault.as_deref() == Some("Hang");
             state
                 .calls
@@ -420,6 +450,8 @@ fn classify(parts: &hyper::http::request::Parts, body: &Bytes) -> Call {
             .unwrap_or_default(),
         status: None,
         fault: None,
+        arrived_us: 0,
+        upstream_us: None,
     }
 }
 

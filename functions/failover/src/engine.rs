@@ -201,6 +201,9 @@ pub struct Execution {
     pub actions: Vec<Act>,
     /// Replica lag read before the promotion (seconds).
     pub lag_seconds: Option<f64>,
+    /// When it was read (ms).
+    #[serde(default)]
+    pub lag_read_ms: Option<u64>,
     /// The Route 53 change being followed.
     pub change_id: Option<String>,
     /// What the execution changed before.
@@ -250,6 +253,7 @@ impl Execution {
                 .collect(),
             actions: Vec::new(),
             lag_seconds: None,
+            lag_read_ms: None,
             change_id: None,
             before: Before::default(),
             notes: Vec::new(),
@@ -466,24 +470,34 @@ impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader> Engine<'_, R, N, D, M>
         let deadline = Instant::now() + self.pace.budget;
         let id = exec.id.clone();
         let mode = exec.mode;
-        if exec.actions.is_empty() && exec.steps.values().all(|s| s.state == StepState::Pending) {
-            self.notify(
-                &id,
-                "started",
-                format!(
-                    "{} of plan {} started ({}); RTO target {} s.",
-                    mode.as_str(),
-                    self.plan.plan.name,
-                    exec.trigger,
-                    self.plan.plan.targets.rto_seconds
-                ),
-                "critical",
-            )
-            .await?;
-        }
+        let fresh =
+            exec.actions.is_empty() && exec.steps.values().all(|s| s.state == StepState::Pending);
+        let trigger = exec.trigger.clone();
+        let started = async move {
+            if fresh {
+                self.notify(
+                    &id,
+                    "started",
+                    format!(
+                        "{} of plan {} started ({}); RTO target {} s.",
+                        mode.as_str(),
+                        self.plan.plan.name,
+                        trigger,
+                        self.plan.plan.targets.rto_seconds
+                    ),
+                    "critical",
+                )
+                .await
+            } else {
+                Ok(())
+            }
+        };
         let shared = Arc::new(Mutex::new(exec));
         let steps = mode.steps();
         let mut i = 0;
+        // The "started" notification goes out while the fence is set: it must not delay the
+        // promotion.
+        let mut started = Some(Box::pin(started));
         while i < steps.len() {
             let step = steps[i];
             let state = shared.lock().await.state(step);
@@ -498,7 +512,32 @@ impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader> Engine<'_, R, N, D, M>
                 break;
             }
             let progress = match step {
-                StepName::Fence => Box::pin(self.fence(&shared)).await?,
+                StepName::Fence => {
+                    // The lag is read while the fence is set (an unplanned promotion follows).
+                    let prefetch = async {
+                        let database = shared.lock().await.state(StepName::Database);
+                        if mode.unplanned() && database == StepState::Pending {
+                            self.read_lag(&shared, mode).await.map(drop)
+                        } else {
+                            Ok(())
+                        }
+                    };
+                    let fence = Box::pin(self.fence(&shared));
+                    let notice = started.take();
+                    let (notice, fence, lag) = tokio::join!(
+                        async {
+                            match notice {
+                                Some(n) => n.await,
+                                None => Ok(()),
+                            }
+                        },
+                        fence,
+                        prefetch
+                    );
+                    notice?;
+                    lag?;
+                    fence?
+                }
                 StepName::Reprotect => Box::pin(self.reprotect(&shared, deadline)).await?,
                 StepName::Database if steps.get(i + 1) == Some(&StepName::Nodes) => {
                     // The two long waits run together; traffic waits for both.
@@ -527,6 +566,9 @@ impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader> Engine<'_, R, N, D, M>
                 }
                 Progress::Failed(_) => break,
             }
+        }
+        if let Some(notice) = started.take() {
+            notice.await?;
         }
         let mut exec = shared.lock().await.clone();
         if !exec.finished() {
@@ -654,7 +696,10 @@ impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader> Engine<'_, R, N, D, M>
             exec.before
                 .health_checks
                 .insert(check.to_string(), inverted);
-            self.save(&exec).await?;
+            // A drill's clean-up needs it even if the invocation dies right after the act.
+            if exec.mode == Mode::Drill {
+                self.save(&exec).await?;
+            }
         }
         Ok(())
     }
@@ -704,15 +749,32 @@ impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader> Engine<'_, R, N, D, M>
     }
 
     /// The RPO guard: `Ok(None)` to go on, `Ok(Some(reason))` to refuse.
+    /// Reads the replica lag into the record (while the fence is set: the guard then needs no
+    /// second round trip before the promotion).
+    async fn read_lag(&self, shared: &Mutex<Execution>, mode: Mode) -> Result<Option<f64>> {
+        let lag = self.lag(self.back(mode)).await?;
+        let now = self.now();
+        let mut exec = shared.lock().await;
+        exec.lag_seconds = lag;
+        exec.lag_read_ms = Some(now);
+        Ok(lag)
+    }
+
     async fn rpo_guard(&self, shared: &Mutex<Execution>, mode: Mode) -> Result<Option<Progress>> {
         let rpo = self.plan.plan.targets.rpo_seconds as f64;
-        let lag = self.lag(self.back(mode)).await?;
-        let accepted = shared.lock().await.accept_data_loss_seconds;
-        {
-            let mut exec = shared.lock().await;
-            exec.lag_seconds = lag;
-            self.save(&exec).await?;
-        }
+        let (fresh, accepted) = {
+            let exec = shared.lock().await;
+            let fresh = exec
+                .lag_read_ms
+                .filter(|at| self.now().saturating_sub(*at) <= 10_000)
+                .map(|_| exec.lag_seconds);
+            (fresh, exec.accept_data_loss_seconds)
+        };
+        // The next checkpoint (the promotion's, or the refusal's) records it.
+        let lag = match fresh {
+            Some(lag) if mode.unplanned() => lag,
+            _ => self.read_lag(shared, mode).await?,
+        };
         if !mode.unplanned() {
             // Planned: no data loss — wait for the replica to catch up.
             return Ok(match lag {
@@ -1039,7 +1101,9 @@ impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader> Engine<'_, R, N, D, M>
                     exec.before
                         .node_groups
                         .insert(id.name.clone(), group.scaling);
-                    self.save(&exec).await?;
+                    if exec.mode == Mode::Drill {
+                        self.save(&exec).await?;
+                    }
                 }
             }
             if group.status == "DEGRADED" || group.status == "CREATE_FAILED" {
@@ -1231,7 +1295,9 @@ impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader> Engine<'_, R, N, D, M>
                         exec.before
                             .records
                             .insert(record.name.clone(), current.clone());
-                        self.save(&exec).await?;
+                        if exec.mode == Mode::Drill {
+                            self.save(&exec).await?;
+                        }
                     }
                 }
                 if current.as_ref().map(|c| (&c.value, c.ttl)) != Some((&record.value, record.ttl))

@@ -36,8 +36,9 @@ async fn main() -> ExitCode {
         Some("sweep-bench") => sweep_bench(&args[1..]).await,
         Some("spot-bench") => spot_bench(&args[1..]).await,
         Some("rollback-bench") => rollback_bench(&args[1..]).await,
+        Some("failover-bench") => failover_bench(&args[1..]).await,
         _ => Err(SandboxError::Io(
-            "usage: sandbox demo | up | down | invoke BINARY EVENT.json | bench --bin-dir DIR --arm64-dir DIR NAME... | sweep-bench | spot-bench [--warnings N] | rollback-bench [--events N]".into(),
+            "usage: sandbox demo | up | down | invoke BINARY EVENT.json | bench --bin-dir DIR --arm64-dir DIR NAME... | sweep-bench | spot-bench [--warnings N] | rollback-bench [--events N] | failover-bench [--runs N]".into(),
         )),
     };
     match result {
@@ -287,6 +288,16 @@ async fn demo(args: &[String]) -> Result<(), SandboxError> {
             &estate,
             &rollback,
             function_env(&moto.endpoint(), &estate),
+        )
+        .await?;
+    }
+    if let Some(failover) = binary("failover", "regional-outage scene") {
+        breakwater_sandbox::failover_demo::play(
+            &say,
+            &config,
+            &moto.endpoint(),
+            &estate,
+            &failover,
         )
         .await?;
     }
@@ -1123,6 +1134,28 @@ async fn bench_command(args: &[String]) -> Result<(), SandboxError> {
                 event["region"] = json!(PRIMARY);
                 event
             }
+            "failover" => {
+                // A tick with the primary's probe failing: the plan read, the probe, the signal
+                // board's compare-and-swap and the quorum (one signal of three: watching).
+                let scene = breakwater_sandbox::failover_scene::failover_scene(
+                    &config,
+                    &estate,
+                    "-bench",
+                    Default::default(),
+                    "http://127.0.0.1:9/health",
+                )
+                .await?;
+                breakwater_sandbox::failover_scene::put_plan(
+                    &config,
+                    PRIMARY,
+                    &estate.primary.state_bucket,
+                    &scene.plan,
+                )
+                .await?;
+                env.push(("BREAKWATER_PRIMARY_REGION".into(), PRIMARY.into()));
+                env.push(("BREAKWATER_SECONDARY_REGION".into(), SECONDARY.into()));
+                read_event(&workspace_root().join("events/failover/schedule.json"))?
+            }
             "spot" => {
                 // The status of an instance: init, the S3 read and the runtime round trip.
                 env.push(("BREAKWATER_SPOT_CLUSTERS".into(), "shop".into()));
@@ -1146,6 +1179,32 @@ async fn bench_command(args: &[String]) -> Result<(), SandboxError> {
         "init and invoke times and RSS are measured on this machine's native ({}) release build, with the same profile as the ARM64 build whose size is shown; the probe's invocations each make ~5 calls to moto on loopback.",
         std::env::consts::ARCH
     );
+    Ok(())
+}
+
+/// `sandbox failover-bench [--runs N]`: orchestration overhead, and recovery against the
+/// critical path with simulated AWS latencies.
+async fn failover_bench(args: &[String]) -> Result<(), SandboxError> {
+    let runs: usize = option(args, "--runs")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3)
+        .max(1);
+    let bins = option(args, "--bin-dir")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| bin_dir("release"));
+    let mut moto = Moto::start(Lifetime::TiedToParent)?;
+    let config = sdk_config(&moto.endpoint()).await;
+    let estate = seed::seed(&config, PRIMARY, SECONDARY, "").await?;
+    let table = breakwater_sandbox::failover_demo::bench(
+        &config,
+        &moto.endpoint(),
+        &estate,
+        &bins.join("failover"),
+        runs,
+    )
+    .await;
+    moto.stop();
+    println!("{}", table?);
     Ok(())
 }
 
