@@ -158,18 +158,7 @@ pub async fn outage(
     let answer = invocation.answer()?;
     let invocation_ms = invocation.duration.as_secs_f64() * 1000.0;
     let calls = proxy.calls();
-    let mut spans: Vec<(u64, u64)> = calls[mark..]
-        .iter()
-        .filter_map(|c| c.upstream_us.map(|(sent, took)| (sent, sent + took)))
-        .collect();
-    spans.sort_unstable();
-    let (mut busy, mut end) = (0u64, 0u64);
-    for (a, b) in spans {
-        if b > end {
-            busy += b - a.max(end);
-            end = b;
-        }
-    }
+    let busy = proxy.upstream_busy_us(mark);
     say(&format!(
         "{} → ALARM → {} ({} AWS calls, {:.0} ms)",
         scene.alarms[1],

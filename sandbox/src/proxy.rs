@@ -221,12 +221,14 @@ impl FaultProxy {
             .clone()
     }
 
-    /// The wall time (µs) during which at least one forwarded request was waiting on upstream:
-    /// the union of the calls' upstream intervals (parallel calls count once).
-    pub fn upstream_busy_us(&self) -> u64 {
+    /// The wall time (µs) during which at least one forwarded request — of the calls from the
+    /// `first`-th on — was waiting on upstream: the union of their upstream intervals (parallel
+    /// calls count once).
+    pub fn upstream_busy_us(&self, first: usize) -> u64 {
         let mut spans: Vec<(u64, u64)> = self
             .calls()
             .iter()
+            .skip(first)
             .filter_map(|c| c.upstream_us.map(|(sent, took)| (sent, sent + took)))
             .collect();
         spans.sort_unstable();

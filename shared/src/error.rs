@@ -59,6 +59,26 @@ impl Error {
         matches!(self, Error::Retryable(_) | Error::Conflict(_))
     }
 
+    /// Like [`Error::from_sdk`], except that an error the caller recognised as "busy — an
+    /// operation is already in progress" (`busy`, the service's `code`) becomes
+    /// [`Error::Conflict`]: wait, observe, and try again.
+    pub fn from_sdk_busy<E, R>(
+        what: &str,
+        err: &aws_smithy_runtime_api::client::result::SdkError<E, R>,
+        busy: bool,
+        code: &str,
+    ) -> Self
+    where
+        E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
+        R: std::fmt::Debug + 'static,
+    {
+        if busy {
+            Error::Conflict(format!("{what}: {code} (in progress; try again later)"))
+        } else {
+            Error::from_sdk(what, err)
+        }
+    }
+
     /// Classifies an SDK error: transient ones (throttling, 5xx, timeouts, I/O) become
     /// [`Error::Retryable`], the rest [`Error::Aws`]; `what` says which call on which input failed.
     pub fn from_sdk<E, R>(

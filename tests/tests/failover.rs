@@ -167,6 +167,17 @@ impl World {
         counts
     }
 
+    async fn notifications(&self) -> Vec<breakwater_sandbox::seed::ReceivedNotification> {
+        read_notifications(
+            self.direct.config(),
+            SECONDARY,
+            &self.estate.secondary.queue_url,
+            2,
+        )
+        .await
+        .unwrap()
+    }
+
     async fn observed(&self) -> Observed {
         observe(self.direct.config(), &self.estate, &self.scene)
             .await
@@ -244,14 +255,7 @@ async fn a_quorum_fails_over_and_everything_reads_back() {
         md.contains("| PromoteReadReplica |") && md.contains("rto"),
         "{md}"
     );
-    let notes = read_notifications(
-        w.direct.config(),
-        SECONDARY,
-        &w.estate.secondary.queue_url,
-        2,
-    )
-    .await
-    .unwrap();
+    let notes = w.notifications().await;
     let phases: Vec<&str> = notes
         .iter()
         .filter_map(|n| n.attributes.get("phase").map(String::as_str))
@@ -606,14 +610,7 @@ async fn the_binary_fails_over_on_a_quorum() {
     process.kill().await;
     assert_eq!(w.observed().await, w.failed_over());
     assert_eq!(w.mutations(), once_each());
-    let notes = read_notifications(
-        w.direct.config(),
-        SECONDARY,
-        &w.estate.secondary.queue_url,
-        2,
-    )
-    .await
-    .unwrap();
+    let notes = w.notifications().await;
     assert!(notes
         .iter()
         .any(|n| n.attributes.get("phase").map(String::as_str) == Some("finished")));

@@ -330,8 +330,14 @@ pub struct Engine<'a, R, N, D, M> {
     pub owner: &'a str,
 }
 
-fn in_progress_error(e: &Error, codes: &[&str]) -> bool {
-    e.is_retryable() || codes.iter().any(|c| e.to_string().contains(c))
+/// Whether this execution already asked for `operation` on `target`.
+async fn requested(shared: &Mutex<Execution>, operation: &str, target: &str) -> bool {
+    shared
+        .lock()
+        .await
+        .actions
+        .iter()
+        .any(|a| a.operation == operation && a.target == target)
 }
 
 fn token(execution: &str, what: &str) -> String {
@@ -871,6 +877,64 @@ impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader> Engine<'_, R, N, D, M>
         Ok(Progress::Failed(reason))
     }
 
+    /// Reads with `read`; a transient error is read again after a poll, until the deadline
+    /// (then `Err(Waiting)`, the step checkpointed for the next invocation).
+    async fn observe<T, F, Fut>(
+        &self,
+        what: &str,
+        deadline: Instant,
+        read: F,
+    ) -> Result<std::result::Result<T, Progress>>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
+    {
+        loop {
+            match read().await {
+                Ok(value) => return Ok(Ok(value)),
+                Err(e) if e.is_retryable() => {
+                    if !self.sleep(deadline).await {
+                        return Ok(Err(Progress::Waiting(format!("read {what}: {e}"))));
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// The RPO guard, waiting (planned moves) for the lag to reach 0 until the deadline:
+    /// `Ok(())` to promote, `Err(progress)` to stop there.
+    async fn guard(
+        &self,
+        shared: &Mutex<Execution>,
+        mode: Mode,
+        deadline: Instant,
+    ) -> Result<std::result::Result<(), Progress>> {
+        loop {
+            match self.rpo_guard(shared, mode).await? {
+                None => return Ok(Ok(())),
+                Some(Progress::Waiting(w)) => {
+                    if !self.sleep(deadline).await {
+                        return Ok(Err(Progress::Waiting(w)));
+                    }
+                }
+                Some(stop) => return Ok(Err(stop)),
+            }
+        }
+    }
+
+    async fn database_done(
+        &self,
+        shared: &Mutex<Execution>,
+        exec_id: &str,
+        detail: String,
+    ) -> Result<Progress> {
+        self.end(shared, StepName::Database, StepState::Done, detail.clone())
+            .await?;
+        self.notify(exec_id, "database", detail, "info").await?;
+        Ok(Progress::Done)
+    }
+
     async fn promote_rds(
         &self,
         shared: &Mutex<Execution>,
@@ -881,49 +945,29 @@ impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader> Engine<'_, R, N, D, M>
     ) -> Result<Progress> {
         let exec_id = shared.lock().await.id.clone();
         loop {
-            let observed = match ports.instance(id).await {
+            let observed = match self.observe(id, deadline, || ports.instance(id)).await? {
                 Ok(o) => o,
-                Err(e) if e.is_retryable() => {
-                    if self.sleep(deadline).await {
-                        continue;
-                    }
-                    return Ok(Progress::Waiting(format!("describe {id}: {e}")));
-                }
-                Err(e) => return Err(e),
+                Err(waiting) => return Ok(waiting),
             };
             let Some(db) = observed else {
                 return Ok(Progress::Failed(format!("DB instance {id} does not exist")));
             };
             if db.writable() {
                 let detail = format!("{id} promoted: available, no replication source (writable)");
-                self.end(shared, StepName::Database, StepState::Done, detail.clone())
-                    .await?;
-                self.notify(&exec_id, "database", detail, "info").await?;
-                return Ok(Progress::Done);
+                return self.database_done(shared, &exec_id, detail).await;
             }
-            let requested = shared
-                .lock()
-                .await
-                .actions
-                .iter()
-                .any(|a| a.operation == "PromoteReadReplica" && a.target == id);
+            let requested = requested(shared, "PromoteReadReplica", id).await;
             let ready = db.source.is_some() && db.status == "available";
             if ready && !requested {
-                if let Some(refusal) = self.rpo_guard(shared, mode).await? {
-                    if let Progress::Waiting(w) = &refusal {
-                        if self.sleep(deadline).await {
-                            continue;
-                        }
-                        return Ok(Progress::Waiting(w.clone()));
-                    }
-                    return Ok(refusal);
+                if let Err(stop) = self.guard(shared, mode, deadline).await? {
+                    return Ok(stop);
                 }
                 match ports.promote(id).await {
                     Ok(changed) => {
                         self.acted(shared, "PromoteReadReplica", id, &changed)
                             .await?;
                     }
-                    Err(e) if in_progress_error(&e, &["InvalidDBInstanceState"]) => {
+                    Err(e) if e.is_retryable() => {
                         tracing::info!(error = %e, "promotion not accepted yet; observing again");
                     }
                     Err(e) => return Ok(Progress::Failed(format!("PromoteReadReplica {id}: {e}"))),
@@ -951,15 +995,14 @@ impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader> Engine<'_, R, N, D, M>
             "SwitchoverGlobalCluster"
         };
         loop {
-            let observed = match self.ports.secondary_db.global_cluster(global).await {
+            let observed = match self
+                .observe(global, deadline, || {
+                    self.ports.secondary_db.global_cluster(global)
+                })
+                .await?
+            {
                 Ok(o) => o,
-                Err(e) if e.is_retryable() => {
-                    if self.sleep(deadline).await {
-                        continue;
-                    }
-                    return Ok(Progress::Waiting(format!("describe {global}: {e}")));
-                }
-                Err(e) => return Err(e),
+                Err(waiting) => return Ok(waiting),
             };
             let Some(cluster) = observed else {
                 return Ok(Progress::Failed(format!(
@@ -968,32 +1011,15 @@ impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader> Engine<'_, R, N, D, M>
             };
             if cluster.writer.as_deref() == Some(target) && cluster.failover_state.is_none() {
                 let detail = format!("{global}: writer is {target}");
-                self.end(shared, StepName::Database, StepState::Done, detail.clone())
-                    .await?;
-                self.notify(&exec_id, "database", detail, "info").await?;
-                return Ok(Progress::Done);
+                return self.database_done(shared, &exec_id, detail).await;
             }
-            let requested = shared
-                .lock()
-                .await
-                .actions
-                .iter()
-                .any(|a| a.operation == operation);
+            let requested = requested(shared, operation, global).await;
             if cluster.failover_state.is_none() && !requested {
                 // A switchover waits for the secondary itself; only a failover needs the guard.
-                let guard = if mode.unplanned() {
-                    self.rpo_guard(shared, mode).await?
-                } else {
-                    None
-                };
-                if let Some(refusal) = guard {
-                    if let Progress::Waiting(w) = &refusal {
-                        if self.sleep(deadline).await {
-                            continue;
-                        }
-                        return Ok(Progress::Waiting(w.clone()));
+                if mode.unplanned() {
+                    if let Err(stop) = self.guard(shared, mode, deadline).await? {
+                        return Ok(stop);
                     }
-                    return Ok(refusal);
                 }
                 match self
                     .ports
@@ -1002,15 +1028,7 @@ impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader> Engine<'_, R, N, D, M>
                     .await
                 {
                     Ok(changed) => self.acted(shared, operation, global, &changed).await?,
-                    Err(e)
-                        if in_progress_error(
-                            &e,
-                            &[
-                                "InvalidGlobalClusterStateFault",
-                                "InvalidDBClusterStateFault",
-                            ],
-                        ) =>
-                    {
+                    Err(e) if e.is_retryable() => {
                         tracing::info!(error = %e, "global cluster busy; observing again");
                     }
                     Err(e) => return Ok(Progress::Failed(format!("{operation} {global}: {e}"))),
@@ -1084,16 +1102,14 @@ impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader> Engine<'_, R, N, D, M>
     ) -> Result<Progress> {
         let restore = token.ends_with("-restore");
         loop {
-            let group = match self.ports.nodes.describe(id).await {
+            let name = id.to_string();
+            let group = match self
+                .observe(&name, deadline, || self.ports.nodes.describe(id))
+                .await?
+            {
                 Ok(Some(g)) => g,
                 Ok(None) => return Ok(Progress::Failed(format!("node group {id} does not exist"))),
-                Err(e) if e.is_retryable() => {
-                    if self.sleep(deadline).await {
-                        continue;
-                    }
-                    return Ok(Progress::Waiting(format!("describe {id}: {e}")));
-                }
-                Err(e) => return Err(e),
+                Err(waiting) => return Ok(waiting),
             };
             if !restore {
                 let mut exec = shared.lock().await;
@@ -1140,7 +1156,7 @@ impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader> Engine<'_, R, N, D, M>
                         )
                         .await?;
                     }
-                    Err(e) if in_progress_error(&e, &["ResourceInUseException"]) => {
+                    Err(e) if e.is_retryable() => {
                         tracing::info!(node_group = %id, error = %e, "an update is in progress; waiting");
                     }
                     Err(e) => {
@@ -1324,7 +1340,7 @@ impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader> Engine<'_, R, N, D, M>
                         .await?;
                         backoff = self.pace.poll;
                     }
-                    Err(e) if in_progress_error(&e, &["PriorRequestNotComplete"]) => {
+                    Err(e) if e.is_retryable() => {
                         tracing::info!(error = %e, "Route 53 busy; backing off");
                         if !self.sleep(deadline).await {
                             return Ok(Progress::Waiting(format!("UPSERT: {e}")));

@@ -185,7 +185,7 @@ impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader> FailoverFunction<R, N,
     }
 
     async fn automatic(&self, trigger: Trigger, owner: &str) -> Result<Value> {
-        // Parse fully before reading or changing anything.
+        // The event is parsed in full before anything is changed (the plan is only read).
         let mut observations_of = None;
         let mut what = String::new();
         let plan = self.stored_plan().await?;
@@ -394,7 +394,12 @@ impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader> FailoverFunction<R, N,
         let id = exec.id.clone();
         let now = self.now();
         let cooldown = plan.plan.detection.cooldown_seconds * 1000;
-        self.toolkit.store.put(&Execution::key(&id), &exec).await?;
+        // Create-once: two triggers in the same millisecond name the same execution, and the
+        // second must not overwrite the first's progress.
+        self.toolkit
+            .store
+            .create(&Execution::key(&id), &exec)
+            .await?;
         let mine = id.clone();
         let state: PlanState = self
             .toolkit
@@ -411,6 +416,7 @@ impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader> FailoverFunction<R, N,
             })
             .await?;
         if state.active.as_deref() != Some(id.as_str()) {
+            // Lost the race: this record was never the plan's execution.
             let _ = self.toolkit.store.delete(&Execution::key(&id)).await;
             return match state.active {
                 Some(active) => {

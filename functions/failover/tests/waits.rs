@@ -188,6 +188,22 @@ fn check(inverted: bool) -> GetHealthCheckOutput {
         .build()
 }
 
+/// The secondary's gate: closed (inverted) until opened.
+fn gate() -> Rule {
+    mock!(aws_sdk_route53::Client::get_health_check)
+        .match_requests(|r| r.health_check_id() == Some("hc-west"))
+        .sequence()
+        .output(|| check(true))
+        .output(|| check(false))
+        .repeatedly()
+        .build()
+}
+
+fn update_check() -> Rule {
+    mock!(aws_sdk_route53::Client::update_health_check)
+        .then_output(|| UpdateHealthCheckOutput::builder().build())
+}
+
 fn records(value: &str) -> ListResourceRecordSetsOutput {
     ListResourceRecordSetsOutput::builder()
         .resource_record_sets(
@@ -280,15 +296,8 @@ fn scripted(
     let primary_check = mock!(aws_sdk_route53::Client::get_health_check)
         .match_requests(|r| r.health_check_id() == Some("hc-east"))
         .then_output(|| check(false));
-    let gate = mock!(aws_sdk_route53::Client::get_health_check)
-        .match_requests(|r| r.health_check_id() == Some("hc-west"))
-        .sequence()
-        .output(|| check(true))
-        .output(|| check(false))
-        .repeatedly()
-        .build();
-    let update_check = mock!(aws_sdk_route53::Client::update_health_check)
-        .then_output(|| UpdateHealthCheckOutput::builder().build());
+    let gate = gate();
+    let update_check = update_check();
     let list = mock!(aws_sdk_route53::Client::list_resource_record_sets)
         .sequence()
         .output(|| records("east.example.com"))
@@ -368,6 +377,26 @@ fn scripted(
     )
 }
 
+/// The engine over `ports`, polling every 5 s, waiting up to `budget_s` per invocation.
+fn engine<'a, R, N, D, M>(
+    toolkit: &'a Toolkit,
+    ports: &'a Ports<R, N, D, M>,
+    plan: &'a LoadedPlan,
+    budget_s: u64,
+    owner: &'a str,
+) -> Engine<'a, R, N, D, M> {
+    Engine {
+        toolkit,
+        ports,
+        plan,
+        pace: Pace {
+            poll: Duration::from_secs(5),
+            budget: Duration::from_secs(budget_s),
+        },
+        owner,
+    }
+}
+
 async fn toolkit() -> Toolkit {
     let clock = Arc::new(TokioClock {
         start_ms: 1_795_406_400_000,
@@ -399,16 +428,7 @@ async fn minutes_of_promotion_busy_node_groups_throttling_and_a_pending_change()
     let plan = plan();
     // 36 observations 5 s apart: a promotion of three minutes.
     let (ports, script) = scripted(36, 12);
-    let engine = Engine {
-        toolkit: &toolkit,
-        ports: &ports,
-        plan: &plan,
-        pace: Pace {
-            poll: Duration::from_secs(5),
-            budget: Duration::from_secs(600),
-        },
-        owner: "test",
-    };
+    let engine = engine(&toolkit, &ports, &plan, 600, "test");
     let now = toolkit.store.clock().now_ms();
     let exec = Execution::new(&plan, Mode::Failover, "test".into(), now, now);
     let started = tokio::time::Instant::now();
@@ -442,19 +462,10 @@ async fn a_wait_longer_than_the_budget_checkpoints_and_the_next_invocation_finis
     let plan = plan();
     // Route 53 stays PENDING for 40 polls (200 s); the invocation may wait only 100 s in all.
     let (ports, script) = scripted(2, 40);
-    let engine = Engine {
-        toolkit: &toolkit,
-        ports: &ports,
-        plan: &plan,
-        pace: Pace {
-            poll: Duration::from_secs(5),
-            budget: Duration::from_secs(100),
-        },
-        owner: "first",
-    };
+    let first = engine(&toolkit, &ports, &plan, 100, "first");
     let now = toolkit.store.clock().now_ms();
     let exec = Execution::new(&plan, Mode::Failover, "test".into(), now, now);
-    let exec = engine.reconcile(exec).await.unwrap();
+    let exec = first.reconcile(exec).await.unwrap();
     assert_eq!(exec.outcome, "running");
     assert_eq!(
         exec.state(failover::engine::StepName::Traffic),
@@ -470,14 +481,7 @@ async fn a_wait_longer_than_the_budget_checkpoints_and_the_next_invocation_finis
         .unwrap()
         .value;
     assert_eq!(stored, exec);
-    let next = Engine {
-        owner: "second",
-        pace: Pace {
-            poll: Duration::from_secs(5),
-            budget: Duration::from_secs(600),
-        },
-        ..engine
-    };
+    let next = engine(&toolkit, &ports, &plan, 600, "second");
     let exec = next.reconcile(stored).await.unwrap();
     assert_eq!(exec.outcome, "succeeded", "{exec:#?}");
     assert_eq!(
@@ -593,16 +597,7 @@ async fn aurora_failover_allows_data_loss_and_switchover_does_not() {
             metrics: Lag(0.5),
             primary_metrics: Lag(0.5),
         };
-        let engine = Engine {
-            toolkit: &toolkit,
-            ports: &ports,
-            plan: &plan,
-            pace: Pace {
-                poll: Duration::from_secs(5),
-                budget: Duration::from_secs(600),
-            },
-            owner: "test",
-        };
+        let engine = engine(&toolkit, &ports, &plan, 600, "test");
         let now = toolkit.store.clock().now_ms();
         let started = tokio::time::Instant::now();
         let exec = engine

@@ -113,17 +113,16 @@ impl NodeGroups for EksNodeGroups {
             .send()
             .await
             .map_err(|e| {
-                let what = format!("scale node group {id} to {scaling}");
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_resource_in_use_exception())
-                {
-                    // Another update is in progress: wait for it, then try again.
-                    Error::Conflict(format!(
-                        "{what}: ResourceInUseException (an update is in progress)"
-                    ))
-                } else {
-                    Error::from_sdk(&what, &e)
-                }
+                // Another update is in progress: wait for it, then try again.
+                let busy = e
+                    .as_service_error()
+                    .is_some_and(|s| s.is_resource_in_use_exception());
+                Error::from_sdk_busy(
+                    &format!("scale node group {id} to {scaling}"),
+                    &e,
+                    busy,
+                    "ResourceInUseException",
+                )
             })?;
         Ok(response.update.and_then(|u| u.id).unwrap_or_default())
     }

@@ -22,6 +22,26 @@ impl RdsDatabases {
     pub fn new(client: aws_sdk_rds::Client) -> Self {
         RdsDatabases { client }
     }
+
+    /// One DB instance as RDS describes it, `None` when it does not exist.
+    async fn db_instance(&self, id: &str) -> Result<Option<aws_sdk_rds::types::DbInstance>> {
+        match self
+            .client
+            .describe_db_instances()
+            .db_instance_identifier(id)
+            .send()
+            .await
+        {
+            Ok(r) => Ok(r.db_instances().first().cloned()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_db_instance_not_found_fault()) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(Error::from_sdk(&format!("describe DB instance {id}"), &e)),
+        }
+    }
 }
 
 fn tags(list: Option<&[Tag]>) -> BTreeMap<String, String> {
@@ -77,22 +97,7 @@ impl Databases for RdsDatabases {
 
     async fn describe(&self, kind: DatabaseKind, id: &str) -> Result<Option<Database>> {
         match kind {
-            DatabaseKind::Instance => match self
-                .client
-                .describe_db_instances()
-                .db_instance_identifier(id)
-                .send()
-                .await
-            {
-                Ok(r) => Ok(r.db_instances().first().map(instance)),
-                Err(e)
-                    if e.as_service_error()
-                        .is_some_and(|s| s.is_db_instance_not_found_fault()) =>
-                {
-                    Ok(None)
-                }
-                Err(e) => Err(Error::from_sdk(&format!("describe DB instance {id}"), &e)),
-            },
+            DatabaseKind::Instance => Ok(self.db_instance(id).await?.as_ref().map(instance)),
             DatabaseKind::Cluster => match self
                 .client
                 .describe_db_clusters()
@@ -178,22 +183,7 @@ fn changed(request_id: Option<&str>) -> Changed {
 
 impl Replicas for RdsDatabases {
     async fn instance(&self, id: &str) -> Result<Option<ReplicaStatus>> {
-        match self
-            .client
-            .describe_db_instances()
-            .db_instance_identifier(id)
-            .send()
-            .await
-        {
-            Ok(r) => Ok(r.db_instances().first().map(replica)),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_db_instance_not_found_fault()) =>
-            {
-                Ok(None)
-            }
-            Err(e) => Err(Error::from_sdk(&format!("describe DB instance {id}"), &e)),
-        }
+        Ok(self.db_instance(id).await?.as_ref().map(replica))
     }
 
     async fn promote(&self, id: &str) -> Result<Changed> {
@@ -204,15 +194,16 @@ impl Replicas for RdsDatabases {
             .send()
             .await
             .map_err(|e| {
-                let what = format!("promote read replica {id}");
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_invalid_db_instance_state_fault())
-                {
-                    // Backing up, modifying, rebooting: not now, later.
-                    Error::Conflict(format!("{what}: InvalidDBInstanceState ({e})"))
-                } else {
-                    Error::from_sdk(&what, &e)
-                }
+                // Backing up, modifying, rebooting: not now, later.
+                let busy = e
+                    .as_service_error()
+                    .is_some_and(|s| s.is_invalid_db_instance_state_fault());
+                Error::from_sdk_busy(
+                    &format!("promote read replica {id}"),
+                    &e,
+                    busy,
+                    "InvalidDBInstanceState",
+                )
             })?;
         Ok(changed(out.request_id()))
     }
@@ -268,14 +259,15 @@ impl Replicas for RdsDatabases {
                 .send()
                 .await
                 .map_err(|e| {
-                    let what = format!("fail over global cluster {id}");
-                    if e.as_service_error()
-                        .is_some_and(|s| s.is_invalid_global_cluster_state_fault())
-                    {
-                        Error::Conflict(format!("{what}: InvalidGlobalClusterStateFault"))
-                    } else {
-                        Error::from_sdk(&what, &e)
-                    }
+                    let busy = e
+                        .as_service_error()
+                        .is_some_and(|s| s.is_invalid_global_cluster_state_fault());
+                    Error::from_sdk_busy(
+                        &format!("fail over global cluster {id}"),
+                        &e,
+                        busy,
+                        "InvalidGlobalClusterStateFault",
+                    )
                 })?;
             Ok(changed(out.request_id()))
         } else {
@@ -287,14 +279,15 @@ impl Replicas for RdsDatabases {
                 .send()
                 .await
                 .map_err(|e| {
-                    let what = format!("switch over global cluster {id}");
-                    if e.as_service_error()
-                        .is_some_and(|s| s.is_invalid_global_cluster_state_fault())
-                    {
-                        Error::Conflict(format!("{what}: InvalidGlobalClusterStateFault"))
-                    } else {
-                        Error::from_sdk(&what, &e)
-                    }
+                    let busy = e
+                        .as_service_error()
+                        .is_some_and(|s| s.is_invalid_global_cluster_state_fault());
+                    Error::from_sdk_busy(
+                        &format!("switch over global cluster {id}"),
+                        &e,
+                        busy,
+                        "InvalidGlobalClusterStateFault",
+                    )
                 })?;
             Ok(changed(out.request_id()))
         }

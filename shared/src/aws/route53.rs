@@ -138,14 +138,15 @@ impl Dns for Route53Dns {
             .send()
             .await
             .map_err(|e| {
-                let what = format!("upsert records of zone {zone}");
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_prior_request_not_complete())
-                {
-                    Error::Retryable(format!("{what}: PriorRequestNotComplete"))
-                } else {
-                    Error::from_sdk(&what, &e)
-                }
+                let busy = e
+                    .as_service_error()
+                    .is_some_and(|s| s.is_prior_request_not_complete());
+                Error::from_sdk_busy(
+                    &format!("upsert records of zone {zone}"),
+                    &e,
+                    busy,
+                    "PriorRequestNotComplete",
+                )
             })?;
         Ok(Changed {
             request_id: out.request_id().map(str::to_string),
