@@ -58,11 +58,17 @@ fn dead_url() -> String {
     format!("http://127.0.0.1:{port}/health")
 }
 
-fn function(estate: &Estate, aws: Arc<Aws>, clock: Arc<dyn Clock>) -> Function {
+/// The copy of the function in `region` (the secondary fails over, the primary fails back).
+fn function_in(region: &str, estate: &Estate, aws: Arc<Aws>, clock: Arc<dyn Clock>) -> Function {
+    let home = if region == PRIMARY {
+        &estate.primary
+    } else {
+        &estate.secondary
+    };
     let settings = Settings {
-        region: SECONDARY.into(),
-        state_bucket: estate.secondary.state_bucket.clone(),
-        topic_arn: Some(estate.secondary.topic_arn.clone()),
+        region: region.into(),
+        state_bucket: home.state_bucket.clone(),
+        topic_arn: Some(home.topic_arn.clone()),
         dry_run: false,
         lease_ttl: Duration::from_secs(60),
         idempotency_ttl: Duration::from_secs(900),
@@ -119,7 +125,12 @@ async fn world_with(latencies: Latencies, lag: f64, edit: impl FnOnce(&mut Value
     .unwrap();
     let proxy = FaultProxy::start(&moto().endpoint(), 7).await.unwrap();
     let aws = Arc::new(Aws::for_endpoint(&proxy.endpoint(), SECONDARY).await);
-    let function = Arc::new(function(&estate, aws, Arc::new(clock.clone())));
+    let function = Arc::new(function_in(
+        SECONDARY,
+        &estate,
+        aws,
+        Arc::new(clock.clone()),
+    ));
     World {
         estate,
         scene,
@@ -488,6 +499,86 @@ async fn a_drill_cleans_up_and_reads_it_back() {
     assert!(cleanup.contains("restored and read back"), "{cleanup}");
     // The replica was not tagged as a drill copy: promoted, kept, and the report says so.
     assert_eq!(after.replica.1, None);
+}
+
+/// Failback, by hand, from the copy in the primary region once the region is back: refused while
+/// the old primary still exists (two writers), then re-protect (a replica of the promoted
+/// database re-created in the primary region), the planned move back with lag 0, traffic back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failback_reprotects_then_moves_back() {
+    let w = world().await;
+    assert_eq!(w.outage().await["execution"]["outcome"], "succeeded");
+    put_plan(
+        w.direct.config(),
+        PRIMARY,
+        &w.estate.primary.state_bucket,
+        &w.scene.plan,
+    )
+    .await
+    .unwrap();
+    let aws = Arc::new(Aws::for_endpoint(&w.proxy.endpoint(), PRIMARY).await);
+    let back = function_in(PRIMARY, &w.estate, aws, Arc::new(w.clock.clone()));
+    let failback = json!({"command": "failback", "confirm": w.scene.name, "by": "alice"});
+    // The secondary's copy does not fail back: it activates the other region.
+    let err = w.handle(failback.clone()).await.unwrap_err();
+    assert!(
+        err.to_string().contains("invoke the copy in us-east-1"),
+        "{err}"
+    );
+    let r = back.handle(failback.clone(), "fb-1").await.unwrap();
+    let detail = r["execution"]["steps"]["reprotect"]["detail"]
+        .as_str()
+        .unwrap();
+    assert!(
+        detail.contains("still exists") && detail.contains("two writers"),
+        "{r}"
+    );
+    assert_eq!(w.mutations().get("CreateDBInstanceReadReplica"), None);
+    // The operator retires the old primary; the replica's lag will read 0.
+    let rds = aws_sdk_rds::Client::new(&breakwater_sandbox::seed::regional(
+        w.direct.config(),
+        PRIMARY,
+    ));
+    rds.delete_db_instance()
+        .db_instance_identifier(&w.scene.primary_db)
+        .skip_final_snapshot(true)
+        .send()
+        .await
+        .unwrap();
+    put_lag(
+        w.direct.config(),
+        PRIMARY,
+        &w.scene.primary_db,
+        0.0,
+        w.clock.now_ms() - 10_000,
+    )
+    .await
+    .unwrap();
+    let r = back.handle(failback, "fb-2").await.unwrap();
+    assert_eq!(r["execution"]["outcome"], "succeeded", "{r}");
+    let primary = rds
+        .describe_db_instances()
+        .db_instance_identifier(&w.scene.primary_db)
+        .send()
+        .await
+        .unwrap();
+    let db = &primary.db_instances()[0];
+    assert_eq!(db.db_instance_status(), Some("available"));
+    assert_eq!(
+        db.read_replica_source_db_instance_identifier(),
+        None,
+        "promoted back"
+    );
+    let o = w.observed().await;
+    assert_eq!(
+        o.checks,
+        (false, true),
+        "the primary serves, the gate is closed again"
+    );
+    assert_eq!(o.record, format!("east.{}.example.com", w.scene.name));
+    let m = w.mutations();
+    assert_eq!(m.get("CreateDBInstanceReadReplica"), Some(&1));
+    assert_eq!(m.get("PromoteReadReplica"), Some(&2), "{m:?}");
 }
 
 /// Crash-resume: the run is cut at every step boundary — right after each mutating call reached

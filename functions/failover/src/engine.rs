@@ -215,16 +215,23 @@ pub struct Execution {
 }
 
 impl Execution {
-    /// A new execution.
+    /// A new execution, started by the invocation `owner` (its request id tells apart two
+    /// executions proposed in the same millisecond; one of them wins the plan).
     pub fn new(
         plan: &LoadedPlan,
         mode: Mode,
         trigger: String,
         detected_ms: u64,
         now_ms: u64,
+        owner: &str,
     ) -> Self {
         Execution {
-            id: format!("{}-{}-{now_ms}", plan.plan.name, mode.as_str()),
+            id: format!(
+                "{}-{}-{now_ms}-{}",
+                plan.plan.name,
+                mode.as_str(),
+                &token(owner, "execution")[3..11]
+            ),
             plan: plan.plan.name.clone(),
             plan_hash: plan.hash.clone(),
             mode,

@@ -318,6 +318,7 @@ impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader> FailoverFunction<R, N,
             format!("quorum: {quorum}"),
             quorum.since_ms.unwrap_or(now),
             now,
+            owner,
         );
         exec.quorum = Some(quorum);
         self.start(&plan, exec, owner, false).await
@@ -532,7 +533,14 @@ impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader> FailoverFunction<R, N,
             .and_then(Value::as_str)
             .unwrap_or("an operator");
         let now = self.now();
-        let mut exec = Execution::new(&plan, mode, format!("manual {command} by {by}"), now, now);
+        let mut exec = Execution::new(
+            &plan,
+            mode,
+            format!("manual {command} by {by}"),
+            now,
+            now,
+            owner,
+        );
         exec.accept_data_loss_seconds = accept;
         let state = self.plan_state(&plan.plan.name).await?;
         if let Some(active) = &state.active {

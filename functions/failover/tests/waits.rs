@@ -430,7 +430,7 @@ async fn minutes_of_promotion_busy_node_groups_throttling_and_a_pending_change()
     let (ports, script) = scripted(36, 12);
     let engine = engine(&toolkit, &ports, &plan, 600, "test");
     let now = toolkit.store.clock().now_ms();
-    let exec = Execution::new(&plan, Mode::Failover, "test".into(), now, now);
+    let exec = Execution::new(&plan, Mode::Failover, "test".into(), now, now, "test");
     let started = tokio::time::Instant::now();
     let exec = engine.reconcile(exec).await.unwrap();
     let took = started.elapsed();
@@ -464,7 +464,7 @@ async fn a_wait_longer_than_the_budget_checkpoints_and_the_next_invocation_finis
     let (ports, script) = scripted(2, 40);
     let first = engine(&toolkit, &ports, &plan, 100, "first");
     let now = toolkit.store.clock().now_ms();
-    let exec = Execution::new(&plan, Mode::Failover, "test".into(), now, now);
+    let exec = Execution::new(&plan, Mode::Failover, "test".into(), now, now, "test");
     let exec = first.reconcile(exec).await.unwrap();
     assert_eq!(exec.outcome, "running");
     assert_eq!(
@@ -601,7 +601,7 @@ async fn aurora_failover_allows_data_loss_and_switchover_does_not() {
         let now = toolkit.store.clock().now_ms();
         let started = tokio::time::Instant::now();
         let exec = engine
-            .reconcile(Execution::new(&plan, mode, "test".into(), now, now))
+            .reconcile(Execution::new(&plan, mode, "test".into(), now, now, "test"))
             .await
             .unwrap();
         assert_eq!(exec.outcome, "succeeded", "{mode:?}: {exec:#?}");
