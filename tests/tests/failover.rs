@@ -350,7 +350,14 @@ async fn lag_above_the_rpo_promotes_nothing_unless_accepted() {
         .unwrap();
     assert!(detail.contains("above the RPO of 60 s"), "{detail}");
     assert_eq!(w.mutations().get("PromoteReadReplica"), None);
-    assert!(w.observed().await.replica.1.is_some(), "still a replica");
+    assert_eq!(
+        w.mutations().get("UpdateNodegroupConfig"),
+        None,
+        "nothing raised either"
+    );
+    let o = w.observed().await;
+    assert!(o.replica.1.is_some(), "still a replica");
+    assert_eq!((o.node_group.0, o.node_group.1), (0, 0));
     // A person accepts 5 minutes of loss, by name.
     w.clock.advance(Duration::from_secs(30));
     let r = w

@@ -553,6 +553,18 @@ impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader> Engine<'_, R, N, D, M>
                 }
                 StepName::Reprotect => Box::pin(self.reprotect(&shared, deadline)).await?,
                 StepName::Database if steps.get(i + 1) == Some(&StepName::Nodes) => {
+                    // An unplanned promotion the RPO forbids is refused before anything moves:
+                    // no node group is raised for a failover that will not happen.
+                    if let Some(refusal) = self.refused_by_rpo(&shared, mode).await? {
+                        self.end(
+                            &shared,
+                            StepName::Database,
+                            StepState::Failed,
+                            refusal.clone(),
+                        )
+                        .await?;
+                        break;
+                    }
                     // The two long waits run together; traffic waits for both.
                     let (db, nodes) = tokio::join!(
                         Box::pin(self.database(&shared, deadline)),
@@ -771,6 +783,27 @@ impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader> Engine<'_, R, N, D, M>
         exec.lag_seconds = lag;
         exec.lag_read_ms = Some(now);
         Ok(lag)
+    }
+
+    /// For an unplanned promotion not yet asked for: the RPO guard's refusal, if it refuses.
+    async fn refused_by_rpo(
+        &self,
+        shared: &Mutex<Execution>,
+        mode: Mode,
+    ) -> Result<Option<String>> {
+        let asked = shared.lock().await.actions.iter().any(|a| {
+            matches!(
+                a.operation.as_str(),
+                "PromoteReadReplica" | "FailoverGlobalCluster" | "SwitchoverGlobalCluster"
+            )
+        });
+        if !mode.unplanned() || asked {
+            return Ok(None);
+        }
+        Ok(match self.rpo_guard(shared, mode).await? {
+            Some(Progress::Failed(reason)) => Some(reason),
+            _ => None,
+        })
     }
 
     async fn rpo_guard(&self, shared: &Mutex<Execution>, mode: Mode) -> Result<Option<Progress>> {
@@ -1297,20 +1330,15 @@ impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader> Engine<'_, R, N, D, M>
         loop {
             let mut stale = Vec::new();
             for record in wanted {
+                // A throttled read is read again (never skipped: an unread record is not "in place").
                 let current = match self
-                    .ports
-                    .dns
-                    .record(zone, &record.name, &record.kind)
-                    .await
+                    .observe(&record.name, deadline, || {
+                        self.ports.dns.record(zone, &record.name, &record.kind)
+                    })
+                    .await?
                 {
                     Ok(c) => c,
-                    Err(e) if e.is_retryable() => {
-                        if self.sleep(deadline).await {
-                            continue;
-                        }
-                        return Ok(Progress::Waiting(format!("read {}: {e}", record.name)));
-                    }
-                    Err(e) => return Ok(Progress::Failed(format!("read {}: {e}", record.name))),
+                    Err(waiting) => return Ok(waiting),
                 };
                 if remember {
                     let mut exec = shared.lock().await;

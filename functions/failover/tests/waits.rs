@@ -300,6 +300,15 @@ fn scripted(
     let update_check = update_check();
     let list = mock!(aws_sdk_route53::Client::list_resource_record_sets)
         .sequence()
+        // A throttled read first: the record is read again, not skipped as if in place.
+        .error(|| {
+            aws_sdk_route53::operation::list_resource_record_sets::ListResourceRecordSetsError::generic(
+                aws_smithy_types::error::ErrorMetadata::builder()
+                    .code("Throttling")
+                    .message("Rate exceeded")
+                    .build(),
+            )
+        })
         .output(|| records("east.example.com"))
         .times(2)
         .output(|| records("west.example.com"))
