@@ -635,6 +635,16 @@ impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader> Engine<'_, R, N, D, M>
         }
     }
 
+    /// The RDS instance that becomes the writer, and the region's client: the replica in the
+    /// secondary, or on failback the re-protected primary.
+    fn rds_target(&self, back: bool, replica: &str, primary: &Option<String>) -> (&R, String) {
+        if back {
+            (&self.ports.primary_db, primary.clone().unwrap_or_default())
+        } else {
+            (&self.ports.secondary_db, replica.to_string())
+        }
+    }
+
     fn back(&self, shared_mode: Mode) -> bool {
         shared_mode == Mode::Failback
     }
@@ -739,11 +749,7 @@ impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader> Engine<'_, R, N, D, M>
         };
         match &self.plan.database {
             Database::Rds { replica, primary } => {
-                let id = if back {
-                    primary.clone().unwrap_or_default()
-                } else {
-                    replica.clone()
-                };
+                let (_, id) = self.rds_target(back, replica, primary);
                 Ok(metrics
                     .latest(
                         "AWS/RDS",
@@ -860,11 +866,7 @@ impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader> Engine<'_, R, N, D, M>
         }
         let progress = match &self.plan.database {
             Database::Rds { replica, primary } => {
-                let (ports, id) = if self.back(mode) {
-                    (&self.ports.primary_db, primary.clone().unwrap_or_default())
-                } else {
-                    (&self.ports.secondary_db, replica.clone())
-                };
+                let (ports, id) = self.rds_target(self.back(mode), replica, primary);
                 self.promote_rds(shared, mode, ports, &id, deadline).await?
             }
             Database::AuroraGlobal {
@@ -1424,11 +1426,7 @@ impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader> Engine<'_, R, N, D, M>
         let mut wrong = Vec::new();
         match &self.plan.database {
             Database::Rds { replica, primary } => {
-                let (ports, id) = if back {
-                    (&self.ports.primary_db, primary.clone().unwrap_or_default())
-                } else {
-                    (&self.ports.secondary_db, replica.clone())
-                };
+                let (ports, id) = self.rds_target(back, replica, primary);
                 match ports.instance(&id).await? {
                     Some(db) if db.writable() => seen.push(format!("{id} writable")),
                     Some(db) => {
@@ -1710,7 +1708,7 @@ impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader> Engine<'_, R, N, D, M>
             step.finished_ms = exec.finished_ms;
             step.detail = "report written".into();
         }
-        let figures = figures(&exec, self.plan);
+        let figures = figures(&exec);
         let summary = format!(
             "{} of plan {} succeeded. RTO {} (target {} s){}.",
             exec.mode.as_str(),
@@ -1772,7 +1770,7 @@ pub struct Figures {
 }
 
 /// RTO and recovery time of an execution.
-pub fn figures(exec: &Execution, _plan: &LoadedPlan) -> Figures {
+pub fn figures(exec: &Execution) -> Figures {
     let done = |s: StepName| exec.steps.get(&s).and_then(|s| s.finished_ms);
     let healthy = done(StepName::Verify);
     let rto_ms = healthy.map(|h| h.saturating_sub(exec.detected_ms));
@@ -1835,7 +1833,7 @@ pub fn build_report(exec: &Execution, plan: &LoadedPlan) -> Report {
             request_id: a.request_id.clone(),
         })
         .collect();
-    let f = figures(exec, plan);
+    let f = figures(exec);
     let facts = &mut report.facts;
     facts.insert(
         "rto".into(),
