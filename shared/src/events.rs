@@ -67,8 +67,9 @@ pub struct Routes {
     pub commands: &'static [&'static str],
     /// The account events must come from, when known.
     pub account: Option<String>,
-    /// The region events must come from, when set (a copy of a function acts in its own region).
-    pub region: Option<String>,
+    /// The regions events may come from; empty for any (a copy of a function acts in its own
+    /// region, the failover function in the plan's two).
+    pub regions: Vec<String>,
 }
 
 impl Routes {
@@ -94,6 +95,12 @@ impl Routes {
                 )));
             }
             self.check_origin(parsed.account.as_deref(), parsed.region.as_deref())?;
+            if !parsed.detail.is_object() {
+                return Err(invalid(format!(
+                    "EventBridge event: detail must be an object, got {}",
+                    kind_of(&parsed.detail)
+                )));
+            }
             return Ok(Trigger::EventBridge(Box::new(parsed)));
         }
         if object.contains_key("alarmData") {
@@ -166,10 +173,11 @@ impl Routes {
                 )));
             }
         }
-        if let (Some(expected), Some(actual)) = (&self.region, region) {
-            if expected != actual {
+        if let Some(actual) = region {
+            if !self.regions.is_empty() && !self.regions.iter().any(|r| r == actual) {
                 return Err(invalid(format!(
-                    "event from region {actual}, this copy runs in {expected}"
+                    "event from region {actual}, this copy serves {}",
+                    self.regions.join(" and ")
                 )));
             }
         }
@@ -291,7 +299,7 @@ mod tests {
         sns: true,
         commands: &["write"],
         account: None,
-        region: None,
+        regions: Vec::new(),
     };
 
     fn schedule() -> Value {
@@ -349,7 +357,7 @@ mod tests {
         }
         let pinned = Routes {
             account: Some("111111111111".into()),
-            region: Some("us-east-1".into()),
+            regions: vec!["us-east-1".into()],
             ..ROUTES
         };
         let err = pinned.route(schedule()).unwrap_err();

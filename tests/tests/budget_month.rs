@@ -140,7 +140,7 @@ impl World {
 
     async fn schedule(&self, id: &str) -> Value {
         let event = json!({"version": "0", "id": id, "detail-type": "Scheduled Event", "source": "aws.events",
-            "account": "123456789012", "time": "2026-11-22T06:00:00Z", "region": "us-east-1", "resources": [], "detail": {}});
+            "account": "123456789012", "time": "2026-11-22T06:00:00Z", "region": self.estate.primary.region, "resources": [], "detail": {}});
         self.function
             .handle(event, &format!("req-{id}"))
             .await
@@ -341,6 +341,7 @@ async fn a_month_escalates_level_by_level_and_rollover_restores_exactly_what_was
     )
     .unwrap();
     rds_event["detail"]["SourceIdentifier"] = json!(dev);
+    rds_event["region"] = json!(w.estate.primary.region);
     let r = w.function.handle(rds_event, "req-rds").await.unwrap();
     assert_eq!(
         r["results"][0]["changed"].as_array().unwrap().len(),

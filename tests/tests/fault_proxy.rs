@@ -129,3 +129,26 @@ async fn query_and_json_protocol_services_get_their_own_throttling_shape() {
     let text = breakwater::aws::describe_sdk_error(&err);
     assert!(text.contains("Throttling"), "{text}");
 }
+
+#[tokio::test]
+async fn cloudwatch_throttling_is_answered_in_cbor_and_retried_by_the_sdk() {
+    // CloudWatch speaks Smithy RPC v2 CBOR: a throttle the SDK cannot parse would surface as
+    // "unknown code" instead of being retried.
+    let proxy = FaultProxy::start(&moto().endpoint(), 3).await.unwrap();
+    proxy.add_rule(
+        Rule::always(Fault::Throttle)
+            .operation("DescribeAlarms")
+            .times(2),
+    );
+    let proxied = aws(&proxy.endpoint(), "us-east-1").await;
+    let answer = proxied.cloudwatch().describe_alarms().send().await;
+    assert!(answer.is_ok(), "{answer:?}");
+    let calls = proxy.calls();
+    assert_eq!(calls.len(), 3, "{calls:#?}");
+    assert!(calls.iter().all(|c| c.operation == "DescribeAlarms"));
+    assert_eq!(
+        calls.iter().filter(|c| c.status == Some(400)).count(),
+        2,
+        "{calls:#?}"
+    );
+}

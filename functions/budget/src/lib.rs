@@ -73,7 +73,8 @@ impl<N: NodeGroups, D: Databases, B: Budgets, R: RolePolicies> BudgetFunction<N,
             sns: true,
             commands: COMMANDS,
             account: Some(self.settings.account.clone()),
-            region: None,
+            // EventBridge delivers a region's events to that region's bus: anything else is forged.
+            regions: vec![self.toolkit.settings.region.clone()],
         }
     }
 

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use breakwater::metrics::{Metrics, Unit};
 use breakwater::notify::Notification;
 use breakwater::ports::{
     Changed, Dns, DnsRecord, MetricReader, NodeGroupId, NodeGroups, Replicas, Scaling,
@@ -1726,6 +1727,7 @@ impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader> Engine<'_, R, N, D, M>
 
     /// Writes the report, saves the ended execution, releases the plan and notifies.
     async fn finish(&self, exec: &mut Execution, summary: &str, severity: &str) -> Result<()> {
+        execution_metrics(exec, self.plan).emit(exec.finished_ms.unwrap_or_default());
         let report = build_report(exec, self.plan);
         let location = report.write(&self.toolkit.store).await?;
         exec.report_key = Some(location.json_key.clone());
@@ -1782,6 +1784,40 @@ pub fn figures(exec: &Execution) -> Figures {
         rto_ms,
         recovery_ms,
     }
+}
+
+/// The metrics of an ended execution, for the dashboard: the `Outcome` dimension is the mode
+/// (`drill`, `failover`, …) so that "the last drill's RTO" is one metric; the result is in
+/// `ExecutionsSucceeded` / `ExecutionsFailed`.
+pub fn execution_metrics(exec: &Execution, plan: &LoadedPlan) -> Metrics {
+    let f = figures(exec);
+    let mut m = Metrics::new("failover", exec.mode.as_str());
+    m.property("Plan", exec.plan.clone())
+        .property("Execution", exec.id.clone())
+        .property("Result", exec.outcome.clone());
+    let succeeded = exec.outcome == "succeeded";
+    m.add(
+        "ExecutionsSucceeded",
+        f64::from(u8::from(succeeded)),
+        Unit::Count,
+    )
+    .add(
+        "ExecutionsFailed",
+        f64::from(u8::from(!succeeded)),
+        Unit::Count,
+    )
+    .add(
+        "RtoTargetSeconds",
+        plan.plan.targets.rto_seconds as f64,
+        Unit::Seconds,
+    );
+    if let Some(ms) = f.rto_ms {
+        m.add("RtoSeconds", ms as f64 / 1000.0, Unit::Seconds);
+    }
+    if let Some(ms) = f.recovery_ms {
+        m.add("RecoveryMilliseconds", ms as f64, Unit::Milliseconds);
+    }
+    m
 }
 
 /// The report of an execution.

@@ -90,8 +90,9 @@ pub struct PlanState {
     pub last_finished_ms: Option<u64>,
 }
 
-/// The events the function accepts.
-pub fn routes() -> Routes {
+/// The events the function accepts: from the deployment's two regions (alarms and RDS events
+/// about the primary come from the primary region, the tick from the function's own).
+pub fn routes(regions: &(String, String)) -> Routes {
     Routes {
         function: "failover",
         eventbridge: EVENTBRIDGE,
@@ -99,8 +100,7 @@ pub fn routes() -> Routes {
         sns: false,
         commands: COMMANDS,
         account: None,
-        // Alarms about the primary come from the primary region: no region filter.
-        region: None,
+        regions: vec![regions.0.clone(), regions.1.clone()],
     }
 }
 
@@ -166,7 +166,7 @@ impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader> FailoverFunction<R, N,
     /// Handles one event.
     pub async fn handle(&self, event: Value, owner: &str) -> Result<Value> {
         let started = Instant::now();
-        let trigger = routes().route(event)?;
+        let trigger = routes(&self.settings.regions).route(event)?;
         let result = match trigger {
             Trigger::Command { command, body } => {
                 Box::pin(self.command(&command, &body, owner)).await
@@ -226,12 +226,24 @@ impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader> FailoverFunction<R, N,
             }
             _ => {}
         }
+        let unrelated = observations_of.as_ref().is_some_and(Vec::is_empty);
         let mut observations = observations_of.unwrap_or_default();
         // Resume a running execution first: every automatic trigger re-enters it.
         let state = self.plan_state(&plan.plan.name).await?;
         if let Some(active) = state.active {
             let result = self.resume(&plan, &active, owner).await?;
             return Ok(json!({"outcome": "joined", "trigger": what, "execution": result}));
+        }
+        // An alarm that is none of the plan's signals, an RDS event about another instance: no
+        // probe, no write (while an execution runs, any event is a tick for it, above).
+        if unrelated {
+            let alarm = what.starts_with("alarm ");
+            tracing::info!(trigger = %what, plan = %plan.plan.name, "not a signal of the plan");
+            return Ok(json!({
+                "outcome": if alarm { "rejected" } else { "ignored" },
+                "trigger": what,
+                "reason": format!("not one of the signals of plan {}", plan.plan.name),
+            }));
         }
         // The probes run on every automatic trigger (a tick included): from this region.
         for signal in signals::probes(&plan.plan) {

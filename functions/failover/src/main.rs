@@ -34,7 +34,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         ports,
         settings,
     };
-    serve(|event, request_id| {
+    serve("failover", |event, request_id| {
         let function = &function;
         async move { function.handle(event, &request_id).await }
     })

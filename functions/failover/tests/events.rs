@@ -18,6 +18,18 @@ fn event(name: &str) -> Value {
     serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
 }
 
+fn regions() -> (String, String) {
+    ("us-east-1".into(), "us-west-2".into())
+}
+
+#[test]
+fn an_event_from_a_third_region_is_refused() {
+    let mut e = event("alarm-state-change.json");
+    e["region"] = "eu-central-1".into();
+    let refused = routes(&regions()).route(e).unwrap_err().to_string();
+    assert!(refused.contains("eu-central-1"), "{refused}");
+}
+
 fn plan() -> failover::plan::LoadedPlan {
     load(&std::fs::read(root().join("deploy/failover/plan.example.json")).unwrap()).unwrap()
 }
@@ -32,7 +44,7 @@ fn every_file_routes_to_the_function() {
     names.sort();
     assert!(names.len() >= 15, "{names:?}");
     for name in names {
-        let routed = routes().route(event(&name));
+        let routed = routes(&regions()).route(event(&name));
         assert!(routed.is_ok(), "{name}: {routed:?}");
     }
 }
@@ -40,7 +52,8 @@ fn every_file_routes_to_the_function() {
 #[test]
 fn alarms_and_rds_events_feed_the_example_plans_signals() {
     let plan = plan();
-    let Ok(Trigger::EventBridge(e)) = routes().route(event("alarm-state-change.json")) else {
+    let Ok(Trigger::EventBridge(e)) = routes(&regions()).route(event("alarm-state-change.json"))
+    else {
         panic!()
     };
     let alarm =
@@ -50,7 +63,8 @@ fn alarms_and_rds_events_feed_the_example_plans_signals() {
         (obs.len(), obs[0].signal.as_str(), obs[0].firing),
         (1, "primary-5xx", true)
     );
-    let Ok(Trigger::EventBridge(e)) = routes().route(event("alarm-state-change-ok.json")) else {
+    let Ok(Trigger::EventBridge(e)) = routes(&regions()).route(event("alarm-state-change-ok.json"))
+    else {
         panic!()
     };
     let ok = alarm_from_eventbridge(&e.detail, None).unwrap();

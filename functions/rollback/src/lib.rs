@@ -237,7 +237,7 @@ impl<A: Alarms> RollbackFunction<A> {
             sns: true,
             commands: COMMANDS,
             account: None,
-            region: Some(self.toolkit.settings.region.clone()),
+            regions: vec![self.toolkit.settings.region.clone()],
         }
     }
 
@@ -434,6 +434,20 @@ impl<A: Alarms> RollbackFunction<A> {
                 request.workload.cluster,
                 self.settings.clusters.join(", ")
             )));
+        }
+        // A person can name anything: a workload that is not there is refused before a record
+        // is written (an alarm's workload comes from configuration and is decided, and kept).
+        if matches!(request.asker, Asker::Person(_)) {
+            let client = self
+                .kube
+                .client(&self.toolkit.aws, &request.workload.cluster, self.now_ms())
+                .await?;
+            if !undo::exists(&client, &request.workload).await? {
+                return Err(invalid(format!(
+                    "{} not found: nothing to roll back",
+                    request.workload
+                )));
+            }
         }
         let store = &self.toolkit.store;
         let key = format!("{}@{}", request.event_id, request.workload);

@@ -228,6 +228,21 @@ fn classify(answer: Answer, what: &str) -> Result<Patched> {
     }
 }
 
+/// Whether the workload exists (one GET of the object itself).
+pub async fn exists(client: &kube::Client, workload: &crate::workload::Workload) -> Result<bool> {
+    let (path, what) = match workload.kind {
+        crate::workload::Kind::Deployment => (
+            deployment_path(&workload.namespace, &workload.name),
+            "deployment",
+        ),
+        crate::workload::Kind::Rollout => {
+            (rollout_path(&workload.namespace, &workload.name), "rollout")
+        }
+    };
+    let what = format!("get {what} {}/{}", workload.namespace, workload.name);
+    Ok(get(client, &path, &what).await?.is_some())
+}
+
 /// The Argo Rollout, `None` when it does not exist.
 pub async fn read_rollout(
     client: &kube::Client,

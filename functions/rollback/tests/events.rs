@@ -30,7 +30,7 @@ fn routes() -> Routes {
         sns: true,
         commands: &["rollback", "verify", "status"],
         account: None,
-        region: Some("us-east-1".into()),
+        regions: vec!["us-east-1".into()],
     }
 }
 

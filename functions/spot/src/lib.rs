@@ -112,7 +112,7 @@ impl<I: Instances, G: NodeGroups> SpotFunction<I, G> {
             sns: false,
             commands: COMMANDS,
             account: None,
-            region: Some(self.toolkit.settings.region.clone()),
+            regions: vec![self.toolkit.settings.region.clone()],
         }
     }
 

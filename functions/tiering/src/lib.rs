@@ -98,7 +98,8 @@ impl<B: Buckets, M: StorageMetrics> TieringFunction<B, M> {
             sns: false,
             commands: COMMANDS,
             account: Some(self.settings.account.clone()),
-            region: None,
+            // EventBridge delivers a region's events to that region's bus: anything else is forged.
+            regions: vec![self.toolkit.settings.region.clone()],
         };
         let trigger = routes.route(event)?;
         let span = tracing::info_span!(

@@ -19,7 +19,7 @@ const ROUTES: Routes = Routes {
     sns: false,
     commands: &["record"],
     account: None,
-    region: None,
+    regions: Vec::new(),
 };
 
 /// What the probe stores.
