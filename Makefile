@@ -11,13 +11,20 @@ ARM64_TARGET := aarch64-unknown-linux-gnu
 LAMBDA_PACKAGES := hello-floor sandbox-probe budget tiering spot rollback failover
 LAMBDA_BINARIES := hello-floor probe budget tiering spot rollback failover
 BENCH_FLAGS ?=
+# `make fuzz`: each target runs FUZZ_SECONDS (libFuzzer's -max_total_time), seeded from events/.
+FUZZ_TARGETS ?= event_router budgets_message webhook failover_plan
+FUZZ_SECONDS ?= 60
+fuzz_seeds_event_router := events
+fuzz_seeds_budgets_message := events/budget/messages
+fuzz_seeds_webhook := events/rollback
+fuzz_seeds_failover_plan := fuzz/seeds/failover_plan events/failover
 
 SANDBOX_VENV := .venv/.installed
 SAM_VENV := .venv-sam/.installed
 CHECKOV_VENV := .venv-checkov/.installed
 ARM64_STAMP := target/.arm64-target
 
-.PHONY: help setup build test lint fmt demo bench up down invoke deploy clean
+.PHONY: help setup build test lint fmt demo gameday bench fuzz up down invoke deploy clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -59,18 +66,35 @@ lint: $(SAM_VENV) $(CHECKOV_VENV) ## rustfmt, clippy -D warnings, sam validate -
 fmt: ## format the code
 	cargo fmt --all
 
-demo: $(SANDBOX_VENV) ## start the sandbox, seed it, run a function through it, stop everything
+demo: $(SANDBOX_VENV) ## the game day: every scene through the release binaries; report in target/gameday/
 	cargo build --release -p breakwater-sandbox $(addprefix -p ,$(LAMBDA_PACKAGES))
 	target/release/sandbox demo --bin-dir target/release
 
-bench: build ## size, init, invoke p50/p99 and RSS of every function beside the hello-world floor
+FAULTS ?= 0.2
+KILLS ?= 0.1
+SEED ?= 7
+gameday: $(SANDBOX_VENV) ## the game day under FAULTS (share of AWS calls) and KILLS (crashes); report in target/gameday-faults/
 	cargo build --release -p breakwater-sandbox $(addprefix -p ,$(LAMBDA_PACKAGES))
+	target/release/sandbox gameday --faults $(FAULTS) --kills $(KILLS) --seed $(SEED) --bin-dir target/release
+
+bench: build ## one table: size, init, invoke p50/p99, RSS beside the floor, and each function's own figure
+	cargo build --release -p breakwater-sandbox $(addprefix -p ,$(LAMBDA_PACKAGES))
+	rm -rf target/bench
 	target/release/sandbox bench --bin-dir target/release --arm64-dir target/lambda $(BENCH_FLAGS) $(LAMBDA_BINARIES)
 	cargo run --quiet --release -p budget --example decide
 	target/release/sandbox sweep-bench --bin-dir target/release --buckets 1000
 	target/release/sandbox spot-bench --warnings 20
 	target/release/sandbox rollback-bench --events 20
 	target/release/sandbox failover-bench --runs 3
+	@echo; echo "== make bench: the summary"; target/release/sandbox bench-summary
+
+fuzz: ## run each fuzz target for FUZZ_SECONDS (cargo fuzz on nightly; FUZZ_TARGETS to choose)
+	@command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+	@set -e; $(foreach t,$(FUZZ_TARGETS),\
+	  mkdir -p fuzz/corpus/$(t); echo "== fuzz $(t) for $(FUZZ_SECONDS) s"; \
+	  (cd fuzz && cargo +nightly fuzz run --sanitizer none --debug-assertions $(t) \
+	    corpus/$(t) $(addprefix ../,$(fuzz_seeds_$(t))) -- -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1) \
+	    || { echo "fuzz $(t) failed: the input is in fuzz/artifacts/$(t)/"; exit 1; };)
 
 up: $(SANDBOX_VENV) ## start moto in the background and seed it (for `make invoke`)
 	cargo build --release -p breakwater-sandbox $(addprefix -p ,$(LAMBDA_PACKAGES))

@@ -106,6 +106,76 @@ pub fn percentile(samples: &mut [Duration], p: usize) -> Duration {
     samples[rank - 1]
 }
 
+/// Where `make bench` keeps its figures between its commands.
+fn bench_dir() -> std::path::PathBuf {
+    crate::workspace_root().join("target/bench")
+}
+
+/// Keeps a function's own figure (from its issue) for the summary table.
+pub fn record_figure(function: &str, figure: &str) {
+    use std::io::Write as _;
+    let dir = bench_dir();
+    let _ = std::fs::create_dir_all(&dir);
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("figures.tsv"))
+    {
+        let _ = writeln!(f, "{function}\t{}", figure.replace(['\t', '\n'], " "));
+    }
+}
+
+/// Keeps the measured rows for the summary table.
+pub fn record_rows(rows: &[Figures]) -> Result<(), crate::SandboxError> {
+    let dir = bench_dir();
+    std::fs::create_dir_all(&dir).map_err(|e| crate::SandboxError::Io(e.to_string()))?;
+    let table = table(rows);
+    std::fs::write(dir.join("table.md"), table).map_err(|e| crate::SandboxError::Io(e.to_string()))
+}
+
+/// One table: the measured rows, each function's own figures in a last column.
+pub fn summary() -> Result<String, crate::SandboxError> {
+    let dir = bench_dir();
+    let table = std::fs::read_to_string(dir.join("table.md")).map_err(|e| {
+        crate::SandboxError::Io(format!(
+            "{}: {e} (run `make bench`)",
+            dir.join("table.md").display()
+        ))
+    })?;
+    let figures = std::fs::read_to_string(dir.join("figures.tsv")).unwrap_or_default();
+    let own = |name: &str| -> String {
+        let all: Vec<&str> = figures
+            .lines()
+            .filter_map(|l| l.split_once('\t'))
+            .filter(|(f, _)| *f == name)
+            .map(|(_, v)| v)
+            .collect();
+        if all.is_empty() {
+            "—".into()
+        } else {
+            all.join("; ")
+        }
+    };
+    let mut out = String::new();
+    for (i, line) in table.lines().enumerate() {
+        let name = line
+            .trim_start_matches('|')
+            .split('|')
+            .next()
+            .unwrap_or_default()
+            .trim();
+        let extra = match i {
+            0 => " own figure |".to_string(),
+            1 => "---|".to_string(),
+            _ => format!(" {} |", own(name)),
+        };
+        out.push_str(line);
+        out.push_str(&extra);
+        out.push('\n');
+    }
+    Ok(out)
+}
+
 /// The table, each figure beside the floor's (the first row) as a ratio.
 pub fn table(rows: &[Figures]) -> String {
     let Some(floor) = rows.first() else {

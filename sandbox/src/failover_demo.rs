@@ -214,14 +214,14 @@ pub fn recovery_ms(execution: &Value) -> Option<f64> {
     Some(traffic.saturating_sub(execution["started_ms"].as_u64()?) as f64)
 }
 
-/// The regional-outage scene of `make demo`.
+/// The regional-outage scene of `make demo`; returns the execution's own report.
 pub async fn play(
     say: &dyn Fn(&str),
     config: &SdkConfig,
     endpoint: &str,
     estate: &Estate,
     binary: &Path,
-) -> Result<(), SandboxError> {
+) -> Result<breakwater::report::Report, SandboxError> {
     // AWS's latencies, scaled down: promotion 6 s, node group 4 s, DNS 2 s.
     let latencies = Latencies {
         promote: 6.0,
@@ -271,18 +271,20 @@ pub async fn play(
             o.answer, o.observed
         )));
     }
-    Ok(())
+    serde_json::from_value(o.report)
+        .map_err(|e| SandboxError::Function(format!("the execution's report: {e}")))
 }
 
 /// The failover figures: orchestration overhead (a zero-latency failover) and the measured
-/// recovery against the critical path AWS sets (simulated latencies), `runs` times each.
+/// recovery against the critical path AWS sets (simulated latencies), `runs` times each; the
+/// table, and the headline for the summary.
 pub async fn bench(
     config: &SdkConfig,
     endpoint: &str,
     estate: &Estate,
     binary: &Path,
     runs: usize,
-) -> Result<String, SandboxError> {
+) -> Result<(String, String), SandboxError> {
     let quiet = |_: &str| {};
     let mut overhead = Vec::new();
     let mut calls = 0;
@@ -336,7 +338,11 @@ pub async fn bench(
     let (oh, wall, busy) = overhead[overhead.len() / 2];
     let r = recovery[recovery.len() / 2];
     let within = (r - critical) / critical * 100.0;
-    Ok(format!(
+    let figure = format!(
+        "overhead median {oh:.0} ms; decided → traffic {r:.3} s vs critical path {critical:.3} s (+{:.2} %)",
+        within
+    );
+    let table = format!(
         "| measure | value | target |\n|---|---|---|\n\
          | orchestration overhead: a whole failover (zero AWS latency, {calls} AWS calls), wall time minus time with an AWS call outstanding | median {oh:.0} ms (of {wall:.0} ms; moto busy {busy:.0} ms) over {runs} runs | < 1000 ms |\n\
          | decided → traffic moved with promotion {:.0} s ∥ node group {:.0} s, then DNS {:.0} s | median {r:.3} s vs critical path {critical:.3} s: +{:.0} ms, +{within:.2} % (all: {}) | within 2 % |\n\
@@ -344,5 +350,6 @@ pub async fn bench(
         latencies.promote, latencies.nodes, latencies.dns,
         (r - critical) * 1000.0,
         recovery.iter().map(|v| format!("{v:.3}")).collect::<Vec<_>>().join(", ")
-    ))
+    );
+    Ok((table, figure))
 }

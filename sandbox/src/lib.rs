@@ -5,6 +5,7 @@
 pub mod bench;
 pub mod failover_demo;
 pub mod failover_scene;
+pub mod gameday;
 pub mod kube;
 pub mod moto;
 pub mod proxy;

@@ -132,6 +132,26 @@ pub struct Call {
     /// When it was sent upstream and how long upstream took to answer (µs), for forwarded
     /// requests.
     pub upstream_us: Option<(u64, u64)>,
+    /// A hash of the request body: two calls with the same operation, path and body asked for
+    /// the same thing.
+    pub body_hash: u64,
+}
+
+impl Call {
+    /// Whether the call changes something (anything but `Get*`, `List*`, `Describe*`, `Head*`).
+    pub fn mutates(&self) -> bool {
+        !["Get", "List", "Describe", "Head"]
+            .iter()
+            .any(|p| self.operation.starts_with(p))
+    }
+
+    /// Whether upstream carried it out (a 2xx that no fault replaced).
+    pub fn succeeded(&self) -> bool {
+        self.fault
+            .as_deref()
+            .is_none_or(|f| f.starts_with("Latency"))
+            && self.status.is_some_and(|s| (200..300).contains(&s))
+    }
 }
 
 #[derive(Debug)]
@@ -240,6 +260,17 @@ impl FaultProxy {
             }
         }
         total
+    }
+
+    /// How many calls so far changed something upstream (the step boundaries of a game day).
+    pub fn mutations_done(&self) -> usize {
+        self.state
+            .calls
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter(|c| c.mutates() && c.succeeded())
+            .count()
     }
 
     /// How many faults were injected so far.
@@ -422,8 +453,17 @@ fn classify(parts: &hyper::http::request::Parts, body: &Bytes) -> Call {
     let service = scope.get(3).copied().unwrap_or("unknown").to_string();
     let query = parts.uri.query().unwrap_or_default();
     let target = header("x-amz-target");
+    let rpc_v2 = parts
+        .uri
+        .path()
+        .strip_prefix("/service/")
+        .and_then(|p| p.split_once("/operation/"))
+        .map(|(_, op)| op.to_string());
     let operation = if let Some(op) = target.rsplit('.').next().filter(|_| !target.is_empty()) {
         op.to_string()
+    } else if let Some(op) = rpc_v2 {
+        // Smithy RPC v2 CBOR (CloudWatch): POST /service/<Service>/operation/<Operation>.
+        op
     } else if let Some(action) =
         form_value(&String::from_utf8_lossy(body), "Action").or_else(|| form_value(query, "Action"))
     {
@@ -454,6 +494,12 @@ fn classify(parts: &hyper::http::request::Parts, body: &Bytes) -> Call {
         fault: None,
         arrived_us: 0,
         upstream_us: None,
+        body_hash: {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            body.hash(&mut h);
+            h.finish()
+        },
     }
 }
 
@@ -535,11 +581,35 @@ fn rest_operation(method: &str, path: &str) -> Option<&'static str> {
 /// Signing names of the REST-JSON services Breakwater calls.
 const REST_JSON_SERVICES: &[&str] = &["eks", "lambda", "budgets"];
 
+/// `{"__type": code, "message": message}` in CBOR (Smithy RPC v2), short strings only.
+fn cbor_error(code: &str, message: &str) -> Vec<u8> {
+    fn text(out: &mut Vec<u8>, s: &str) {
+        let n = s.len();
+        if n < 24 {
+            out.push(0x60 | n as u8);
+        } else {
+            out.push(0x78);
+            out.push(n.min(255) as u8);
+        }
+        out.extend_from_slice(&s.as_bytes()[..n.min(255)]);
+    }
+    let mut out = vec![0xa2];
+    for (k, v) in [("__type", code), ("message", message)] {
+        text(&mut out, k);
+        text(&mut out, v);
+    }
+    out
+}
+
 fn fault_response(fault: &Fault, call: &Call, headers: &hyper::HeaderMap) -> Response<Full<Bytes>> {
     // The error shape follows the service's protocol, never the payload's content type (an S3
     // object may well be application/json).
+    let cbor = headers
+        .get("smithy-protocol")
+        .is_some_and(|v| v.as_bytes() == b"rpc-v2-cbor");
     let json = call.service != "s3"
-        && (headers.contains_key("x-amz-target")
+        && (cbor
+            || headers.contains_key("x-amz-target")
             || headers
                 .get("content-type")
                 .and_then(|v| v.to_str().ok())
@@ -566,7 +636,12 @@ fn fault_response(fault: &Fault, call: &Call, headers: &hyper::HeaderMap) -> Res
         .status(status)
         .header("x-amzn-requestid", request_id)
         .header("x-amz-request-id", request_id);
-    let response = if json {
+    let response = if cbor {
+        builder
+            .header("smithy-protocol", "rpc-v2-cbor")
+            .header("content-type", "application/cbor")
+            .body(Full::new(Bytes::from(cbor_error(code, message))))
+    } else if json {
         builder
             .header("content-type", "application/x-amz-json-1.0")
             .header("x-amzn-errortype", code)
@@ -595,6 +670,52 @@ fn plain(status: StatusCode, text: &str) -> Response<Full<Bytes>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rpc_v2_errors_are_cbor() {
+        assert_eq!(
+            cbor_error("Throttling", "x"),
+            [
+                &[0xa2, 0x66][..],
+                b"__type",
+                &[0x6a],
+                b"Throttling",
+                &[0x67],
+                b"message",
+                &[0x61],
+                b"x"
+            ]
+            .concat()
+        );
+    }
+
+    #[test]
+    fn names_rpc_v2_operations_and_hashes_bodies() {
+        let (parts, _) = Request::builder()
+            .method("POST")
+            .uri("/service/GraniteServiceVersion20100801/operation/ListTagsForResource")
+            .header(
+                "authorization",
+                "AWS4-HMAC-SHA256 Credential=testing/20261123/us-east-1/monitoring/aws4_request, SignedHeaders=host",
+            )
+            .body(())
+            .unwrap()
+            .into_parts();
+        let call = classify(&parts, &Bytes::from_static(b"a"));
+        assert_eq!(
+            (call.service.as_str(), call.operation.as_str()),
+            ("monitoring", "ListTagsForResource")
+        );
+        assert!(!call.mutates());
+        assert_eq!(
+            call.body_hash,
+            classify(&parts, &Bytes::from_static(b"a")).body_hash
+        );
+        assert_ne!(
+            call.body_hash,
+            classify(&parts, &Bytes::from_static(b"b")).body_hash
+        );
+    }
 
     #[test]
     fn names_s3_operations_from_the_rest_shape() {

@@ -100,7 +100,7 @@ pub async fn play(
     );
     let invocation = process.invoke(&event).await?;
     let r = invocation.answer()?;
-    let d = &r["decisions"][0];
+    let d = r["decisions"][0].clone();
     emu.advance(3_000);
     say(&format!(
         "{} OK → ALARM → {}: {} (patch sent {:.0} ms after the event arrived; invocation {:.0} ms)",
@@ -141,7 +141,10 @@ pub async fn play(
     // Eleven minutes later the alarm has cleared: the bake tick verifies the rollback.
     set_alarm(&config, &region, &scene.latency_alarm, "OK").await?;
     emu.advance(11 * MINUTE);
-    let later = now + 11 * MINUTE;
+    // From the decision's own time: under `make gameday` a crashed attempt is retried a minute
+    // after the event.
+    let decided = d["at_ms"].as_u64().unwrap_or(now);
+    let later = decided + 11 * MINUTE;
     env.push(("BREAKWATER_SANDBOX_NOW_MS".into(), later.to_string()));
     let mut process = FunctionProcess::start(binary, "rollback", &region, &env).await?;
     process.wait_init().await?;
@@ -152,10 +155,25 @@ pub async fn play(
         "11 min later, the bake tick → {}: {}",
         checked["outcome"], checked["reason"]
     ));
+    // The end state, whichever attempt got there (under `make gameday` an attempt killed after
+    // verifying leaves the retry nothing to check): no bake pending, the target known good.
+    let status = process
+        .invoke(&json!({"command": "status", "workload": "prod/shop/Deployment/web"}))
+        .await?
+        .answer()?;
     process.kill().await;
-    if checked["outcome"] != "verified" {
+    let record = &status["record"];
+    let good = record["good"]
+        .as_array()
+        .is_some_and(|g| g.iter().any(|h| *h == d["to_hash"]));
+    say(&format!(
+        "read back the workload's record: bake pending {}, revision {} known good {good}",
+        !record["bake"].is_null(),
+        d["to_revision"]
+    ));
+    if !record["bake"].is_null() || !good {
         return Err(SandboxError::Function(format!(
-            "the rollback was not verified: {r}"
+            "the rollback was not verified: {r} / {status}"
         )));
     }
     say(&format!(

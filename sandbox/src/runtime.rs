@@ -71,6 +71,86 @@ struct Shared {
     init_error: Mutex<Option<FunctionError>>,
 }
 
+/// Game-day chaos, for every function process of this run: the processes are killed at random
+/// step boundaries (right after the `k`-th change an attempt made took effect upstream, as seen
+/// by the fault proxy every function talks through) and the events delivered again, as Lambda
+/// retries asynchronous events.
+#[derive(Debug)]
+pub struct Chaos {
+    /// The proxy between the functions and AWS.
+    pub proxy: Arc<crate::proxy::FaultProxy>,
+    /// The chance that an attempt is killed.
+    pub kill_rate: f64,
+    /// Attempts per event (Lambda: the first and two retries).
+    pub attempts: u32,
+    /// The wait before retrying an attempt that failed.
+    pub retry_after_error: Duration,
+    /// The wait before delivering again after a crash.
+    pub retry_after_crash: Duration,
+    /// Added to every function's environment (claims that lapse before the retry).
+    pub env: Vec<(String, String)>,
+    rng: Mutex<u64>,
+    log: Mutex<Vec<(String, String)>>,
+}
+
+static CHAOS: OnceLock<Chaos> = OnceLock::new();
+
+impl Chaos {
+    /// Chaos over `proxy`, repeatable by `seed`.
+    pub fn new(proxy: Arc<crate::proxy::FaultProxy>, kill_rate: f64, seed: u64) -> Self {
+        Chaos {
+            proxy,
+            kill_rate,
+            attempts: 3,
+            retry_after_error: Duration::from_secs(1),
+            retry_after_crash: Duration::from_secs(61),
+            // A dead invocation's claims lapse within the minute Lambda waits before a retry
+            // (leases: 60 s by default).
+            env: vec![("BREAKWATER_IDEMPOTENCY_SECONDS".into(), "60".into())],
+            rng: Mutex::new(seed | 1),
+            log: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Turns chaos on for this process (once).
+    pub fn enable(self) -> Result<(), SandboxError> {
+        CHAOS
+            .set(self)
+            .map_err(|_| SandboxError::Io("chaos is already on".into()))
+    }
+
+    /// The chaos of this run, when on.
+    pub fn get() -> Option<&'static Chaos> {
+        CHAOS.get()
+    }
+
+    fn next(&self) -> u64 {
+        let mut x = self.rng.lock().unwrap_or_else(|p| p.into_inner());
+        *x ^= *x << 13;
+        *x ^= *x >> 7;
+        *x ^= *x << 17;
+        *x
+    }
+
+    /// `Some(k)` (1–4): kill this attempt after its `k`-th change; `None`: let it run.
+    fn kill_point(&self) -> Option<usize> {
+        let roll = (self.next() % 10_000) as f64 / 10_000.0;
+        (roll < self.kill_rate).then(|| 1 + (self.next() % 4) as usize)
+    }
+
+    fn note(&self, function: &str, what: &str) {
+        self.log
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((function.to_string(), what.to_string()));
+    }
+
+    /// What chaos did so far: `(function, what)`.
+    pub fn log(&self) -> Vec<(String, String)> {
+        self.log.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
 /// A function binary running under the emulator.
 #[derive(Debug)]
 pub struct FunctionProcess {
@@ -83,6 +163,8 @@ pub struct FunctionProcess {
     server: tokio::task::JoinHandle<()>,
     timeout: Duration,
     counter: AtomicU64,
+    /// How it was started (binary, name, region, environment): a restart after a crash.
+    spec: (std::path::PathBuf, String, String, Vec<(String, String)>),
 }
 
 /// `Shared` behind a `Debug` wrapper.
@@ -138,6 +220,7 @@ impl FunctionProcess {
             .env("AWS_REGION", region)
             .env("AWS_DEFAULT_REGION", region)
             .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .envs(CHAOS.get().map(|c| c.env.clone()).unwrap_or_default())
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
@@ -176,7 +259,27 @@ impl FunctionProcess {
             server,
             timeout: Duration::from_secs(60),
             counter: AtomicU64::new(0),
+            spec: (
+                binary.to_path_buf(),
+                function_name.to_string(),
+                region.to_string(),
+                env.to_vec(),
+            ),
         })
+    }
+
+    /// Starts the same binary again, as Lambda starts a new execution environment after one
+    /// died; the next invocations go to it.
+    pub async fn restart(&mut self) -> Result<(), SandboxError> {
+        let (binary, name, region, env) = self.spec.clone();
+        let timeout = self.timeout;
+        let mut fresh = FunctionProcess::start(&binary, &name, &region, &env)
+            .await?
+            .with_timeout(timeout);
+        fresh.wait_init().await?;
+        self.kill().await;
+        *self = fresh;
+        Ok(())
     }
 
     /// Sets how long an invocation may take before it counts as timed out (default 60 s).
@@ -192,8 +295,78 @@ impl FunctionProcess {
         self.invoke_raw(body).await
     }
 
-    /// Invokes the function with raw bytes (malformed payloads included).
+    /// Invokes the function with raw bytes (malformed payloads included). Under [`Chaos`], as
+    /// Lambda does for an asynchronous event: an attempt may be killed at a step boundary, and a
+    /// failed or killed attempt is retried (in a new process after a crash).
     pub async fn invoke_raw(&mut self, body: Bytes) -> Result<Invocation, SandboxError> {
+        let Some(chaos) = CHAOS.get() else {
+            return self.invoke_once(body).await;
+        };
+        let name = self.spec.1.clone();
+        let mut last = None;
+        for attempt in 1..=chaos.attempts {
+            let kill_after = if attempt < chaos.attempts {
+                chaos.kill_point()
+            } else {
+                None
+            };
+            let watcher = kill_after.map(|k| {
+                let target = chaos.proxy.mutations_done() + k;
+                let pid = self.pid;
+                let name = name.clone();
+                tokio::spawn(async move {
+                    while chaos.proxy.mutations_done() < target {
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                    }
+                    let _ = std::process::Command::new("kill")
+                        .args(["-9", &pid.to_string()])
+                        .status();
+                    chaos.note(&name, &format!("killed after its {k}th change took effect"));
+                })
+            });
+            let result = self.invoke_once(body.clone()).await;
+            if let Some(w) = watcher {
+                w.abort();
+            }
+            match result {
+                Ok(invocation) if invocation.outcome.is_ok() => return Ok(invocation),
+                Ok(invocation) => {
+                    let e = invocation
+                        .outcome
+                        .as_ref()
+                        .err()
+                        .cloned()
+                        .unwrap_or_else(|| FunctionError {
+                            error_type: String::new(),
+                            error_message: String::new(),
+                        });
+                    chaos.note(
+                        &name,
+                        &format!(
+                            "attempt {attempt} failed ({}: {}); retried",
+                            e.error_type, e.error_message
+                        ),
+                    );
+                    last = Some(Ok(invocation));
+                    tokio::time::sleep(chaos.retry_after_error).await;
+                }
+                Err(err) => {
+                    chaos.note(
+                        &name,
+                        &format!("attempt {attempt} ended with the process: {err}; restarted, the event delivered again"),
+                    );
+                    self.restart().await?;
+                    last = Some(Err(err));
+                    // Lambda retries an asynchronous event after about a minute: by then the
+                    // dead invocation's claims have expired.
+                    tokio::time::sleep(chaos.retry_after_crash).await;
+                }
+            }
+        }
+        last.unwrap_or_else(|| Err(SandboxError::Function("no attempt was made".into())))
+    }
+
+    async fn invoke_once(&mut self, body: Bytes) -> Result<Invocation, SandboxError> {
         let n = self.counter.fetch_add(1, Ordering::SeqCst);
         let request_id = format!("{:08x}-0000-4000-8000-{:012x}", self.pid, n);
         let (reply, response) = oneshot::channel();

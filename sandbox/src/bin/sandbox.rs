@@ -1,7 +1,9 @@
 //! `sandbox`: run Breakwater on this machine without AWS.
 //!
 //! ```text
-//! sandbox demo  [--bin-dir DIR]                 start moto, seed, show the estate, run the probe, stop
+//! sandbox demo  [--bin-dir DIR]                 the game day: every scene through the real binaries, then a report
+//! sandbox gameday [--faults 0.2] [--kills 0.1] [--seed N] [--bin-dir DIR]
+//!                                                the same under injected AWS faults and crashes at step boundaries
 //! sandbox up                                     start moto (detached) and seed; writes target/sandbox/sandbox.env
 //! sandbox down                                   stop the moto that `up` started, by its process id
 //! sandbox invoke BINARY EVENT.json [--bin-dir D] run a function binary once against the `up` sandbox
@@ -10,15 +12,18 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Instant;
 
 use aws_config::SdkConfig;
 use breakwater_sandbox::bench::{self, Target};
 use breakwater_sandbox::moto::{self, Lifetime, Moto};
-use breakwater_sandbox::runtime::FunctionProcess;
+use breakwater_sandbox::proxy::{Fault, FaultProxy, Rule};
+use breakwater_sandbox::runtime::{Chaos, FunctionProcess};
 use breakwater_sandbox::scenes;
 use breakwater_sandbox::seed::{self, Estate};
 use breakwater_sandbox::{bin_dir, workspace_root, SandboxError};
+use breakwater_sandbox::{failover_demo, gameday, rollback_demo, spot_demo};
 use serde_json::{json, Value};
 
 const PRIMARY: &str = "us-east-1";
@@ -29,6 +34,7 @@ async fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("demo") => demo(&args[1..]).await,
+        Some("gameday") => gameday(&args[1..]).await,
         Some("up") => up().await,
         Some("down") => down(),
         Some("invoke") => invoke(&args[1..]).await,
@@ -37,8 +43,9 @@ async fn main() -> ExitCode {
         Some("spot-bench") => spot_bench(&args[1..]).await,
         Some("rollback-bench") => rollback_bench(&args[1..]).await,
         Some("failover-bench") => failover_bench(&args[1..]).await,
+        Some("bench-summary") => bench::summary().map(|t| println!("{t}")),
         _ => Err(SandboxError::Io(
-            "usage: sandbox demo | up | down | invoke BINARY EVENT.json | bench --bin-dir DIR --arm64-dir DIR NAME... | sweep-bench | spot-bench [--warnings N] | rollback-bench [--events N] | failover-bench [--runs N]".into(),
+            "usage: sandbox demo | gameday [--faults 0.2] [--kills 0.1] [--seed N] | up | down | invoke BINARY EVENT.json | bench --bin-dir DIR --arm64-dir DIR NAME... | sweep-bench | spot-bench [--warnings N] | rollback-bench [--events N] | failover-bench [--runs N]".into(),
         )),
     };
     match result {
@@ -83,8 +90,9 @@ async fn sdk_config(endpoint: &str) -> SdkConfig {
         .clone()
 }
 
-fn step(started: Instant, text: &str) {
-    println!("[{:>6.2} s] {text}", started.elapsed().as_secs_f64());
+/// A line of the game day's live timeline (kept for its report).
+fn say(text: &str) {
+    breakwater_sandbox::gameday::timeline().say(text);
 }
 
 fn function_env(endpoint: &str, estate: &Estate) -> Vec<(String, String)> {
@@ -103,25 +111,165 @@ fn function_env(endpoint: &str, estate: &Estate) -> Vec<(String, String)> {
     ]
 }
 
+/// How a game day is played under faults (`sandbox gameday`).
+#[derive(Debug, Clone, Copy)]
+struct Faults {
+    /// The share of AWS calls answered with a fault.
+    rate: f64,
+    /// The share of invocation attempts killed at a step boundary.
+    kills: f64,
+    seed: u64,
+}
+
+fn share(args: &[String], name: &str, default: f64) -> Result<f64, SandboxError> {
+    let Some(text) = option(args, name) else {
+        return Ok(default);
+    };
+    let value = match text.strip_suffix('%') {
+        Some(p) => p.trim().parse::<f64>().map(|v| v / 100.0),
+        None => text.trim().parse::<f64>(),
+    };
+    value
+        .ok()
+        .filter(|v| (0.0..=0.9).contains(v))
+        .ok_or_else(|| {
+            SandboxError::Io(format!(
+                "{name} {text:?}: a share between 0 and 0.9 (or 0%–90%)"
+            ))
+        })
+}
+
+async fn gameday(args: &[String]) -> Result<(), SandboxError> {
+    let faults = Faults {
+        rate: share(args, "--faults", 0.2)?,
+        kills: share(args, "--kills", 0.1)?,
+        seed: option(args, "--seed")
+            .map(|s| s.parse::<u64>())
+            .transpose()
+            .map_err(|e| SandboxError::Io(format!("--seed: {e}")))?
+            .unwrap_or(7),
+    };
+    play(args, Some(faults)).await
+}
+
 async fn demo(args: &[String]) -> Result<(), SandboxError> {
+    play(args, None).await
+}
+
+/// Where a scene's calls and chaos begin.
+fn mark(proxy: Option<&FaultProxy>) -> (usize, usize) {
+    (
+        proxy.map_or(0, |p| p.calls().len()),
+        Chaos::get().map_or(0, |c| c.log().len()),
+    )
+}
+
+/// A scene under faults: its figures (faults injected, crashes, retries) and its verdict — the end
+/// state read back, and no change asked for and made twice.
+fn judge(
+    proxy: Option<&FaultProxy>,
+    from: (usize, usize),
+    verdict: Result<(), SandboxError>,
+) -> Result<(), SandboxError> {
+    let Some(proxy) = proxy else {
+        return verdict;
+    };
+    let timeline = gameday::timeline();
+    let calls: Vec<_> = proxy.calls().into_iter().skip(from.0).collect();
+    let chaos: Vec<(String, String)> = Chaos::get()
+        .map(|c| c.log().into_iter().skip(from.1).collect())
+        .unwrap_or_default();
+    let kills = chaos
+        .iter()
+        .filter(|(_, w)| w.starts_with("killed"))
+        .count();
+    let retries = chaos
+        .iter()
+        .filter(|(_, w)| w.starts_with("attempt"))
+        .count();
+    timeline.fact(
+        "faults injected",
+        &format!(
+            "{} of {} AWS calls",
+            calls.iter().filter(|c| c.fault.is_some()).count(),
+            calls.len()
+        ),
+    );
+    timeline.fact("processes killed", &kills.to_string());
+    timeline.fact("attempts retried", &retries.to_string());
+    for (function, what) in &chaos {
+        say(&format!("chaos: {function}: {what}"));
+    }
+    let twice = gameday::doubled(&calls);
+    timeline.fact(
+        "changes made twice",
+        &if twice.is_empty() {
+            "none".to_string()
+        } else {
+            twice
+                .iter()
+                .map(|(op, path, n)| format!("{op} {path} ×{n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        },
+    );
+    verdict?;
+    if twice.is_empty() {
+        Ok(())
+    } else {
+        Err(SandboxError::Function(format!(
+            "the end state is right, but {} change(s) were made twice: {twice:?}",
+            twice.len()
+        )))
+    }
+}
+
+/// `make demo` (no faults) and `make gameday` (faults and crashes): the game day in story order.
+async fn play(args: &[String], faults: Option<Faults>) -> Result<(), SandboxError> {
     let started = Instant::now();
     let bins = option(args, "--bin-dir")
         .map(PathBuf::from)
         .unwrap_or_else(|| bin_dir("release"));
-    step(started, "starting moto on a free loopback port");
+    say("starting moto on a free loopback port");
     let mut moto = Moto::start(Lifetime::TiedToParent)?;
     let pid = moto.pid().unwrap_or_default();
-    step(
-        started,
-        &format!(
-            "moto answers at {} (pid {pid}, log {})",
-            moto.endpoint(),
-            moto.log().display()
-        ),
-    );
+    say(&format!(
+        "moto answers at {} (pid {pid}, log {})",
+        moto.endpoint(),
+        moto.log().display()
+    ));
     let config = sdk_config(&moto.endpoint()).await;
     let estate = seed::seed(&config, PRIMARY, SECONDARY, "").await?;
-    step(started, "seeded the two-region estate:");
+    // Under faults every function reaches AWS through one fault proxy (seeding and the
+    // read-back of end states do not: they are the judge, not the judged).
+    let proxy = match faults {
+        Some(f) => {
+            let proxy = Arc::new(FaultProxy::start(&moto.endpoint(), f.seed).await?);
+            for fault in [
+                Fault::Throttle,
+                Fault::ServerError,
+                Fault::Latency(std::time::Duration::from_millis(300)),
+                Fault::Drop,
+            ] {
+                proxy.add_rule(Rule::always(fault).probability(f.rate / 4.0));
+            }
+            Chaos::new(proxy.clone(), f.kills, f.seed).enable()?;
+            say(&format!(
+                "fault proxy at {}: {:.0} % of AWS calls throttled, 5xx, delayed 300 ms or dropped; {:.0} % of invocation attempts killed at a step boundary and delivered again (seed {})",
+                proxy.endpoint(),
+                f.rate * 100.0,
+                f.kills * 100.0,
+                f.seed
+            ));
+            Some(proxy)
+        }
+        None => None,
+    };
+    let endpoint = proxy
+        .as_ref()
+        .map(|p| p.endpoint())
+        .unwrap_or_else(|| moto.endpoint());
+    say("seeded the two-region estate:");
     println!();
     println!("  | region | role | state bucket | notification topic | tap queue |");
     println!("  |---|---|---|---|---|");
@@ -142,25 +290,18 @@ async fn demo(args: &[String]) -> Result<(), SandboxError> {
 
     let probe = bins.join("probe");
     if probe.exists() {
-        step(
-            started,
-            &format!(
-                "running the probe function ({}) through the Lambda Runtime API emulator",
-                probe.display()
-            ),
-        );
-        let mut process = FunctionProcess::start(
-            &probe,
-            "probe",
-            PRIMARY,
-            &function_env(&moto.endpoint(), &estate),
-        )
-        .await?;
+        say(&format!(
+            "running the probe function ({}) through the Lambda Runtime API emulator",
+            probe.display()
+        ));
+        let mut process =
+            FunctionProcess::start(&probe, "probe", PRIMARY, &function_env(&endpoint, &estate))
+                .await?;
         let init = process.wait_init().await?;
-        step(
-            started,
-            &format!("probe initialised in {:.2} ms", init.as_secs_f64() * 1000.0),
-        );
+        say(&format!(
+            "probe initialised in {:.2} ms",
+            init.as_secs_f64() * 1000.0
+        ));
         let event: Value = read_event(&workspace_root().join("events/probe/record.json"))?;
         for attempt in ["first delivery", "duplicate delivery"] {
             let invocation = process.invoke(&event).await?;
@@ -168,25 +309,19 @@ async fn demo(args: &[String]) -> Result<(), SandboxError> {
                 Ok(v) => v.to_string(),
                 Err(e) => format!("error {}: {}", e.error_type, e.error_message),
             };
-            step(
-                started,
-                &format!(
-                    "{attempt}: {shown} in {:.2} ms",
-                    invocation.duration.as_secs_f64() * 1000.0
-                ),
-            );
+            say(&format!(
+                "{attempt}: {shown} in {:.2} ms",
+                invocation.duration.as_secs_f64() * 1000.0
+            ));
         }
         let bad = process
             .invoke(&json!({"command": "record", "id": "x", "key": "Not A Key"}))
             .await?;
         if let Err(e) = &bad.outcome {
-            step(
-                started,
-                &format!(
-                    "malformed event refused: {}: {}",
-                    e.error_type, e.error_message
-                ),
-            );
+            say(&format!(
+                "malformed event refused: {}: {}",
+                e.error_type, e.error_message
+            ));
         }
         let key = format!("probe/{}.json", event["key"].as_str().unwrap_or_default());
         let s3 = s3(&config, PRIMARY);
@@ -203,20 +338,17 @@ async fn demo(args: &[String]) -> Result<(), SandboxError> {
             .await
             .map_err(|e| SandboxError::Seed(e.to_string()))?
             .into_bytes();
-        step(
-            started,
-            &format!(
-                "read back s3://{}/{key}: {}",
-                estate.primary.state_bucket,
-                String::from_utf8_lossy(&body)
-            ),
-        );
+        say(&format!(
+            "read back s3://{}/{key}: {}",
+            estate.primary.state_bucket,
+            String::from_utf8_lossy(&body)
+        ));
         let notes =
             seed::read_notifications(&config, PRIMARY, &estate.primary.queue_url, 2).await?;
-        step(
-            started,
-            &format!("{} notification(s) on the primary topic:", notes.len()),
-        );
+        say(&format!(
+            "{} notification(s) on the primary topic:",
+            notes.len()
+        ));
         for n in &notes {
             println!(
                 "           subject {:?}, attributes {:?}",
@@ -232,88 +364,134 @@ async fn demo(args: &[String]) -> Result<(), SandboxError> {
                 notes.len()
             )));
         }
-        step(
-            started,
-            &format!(
-                "probe peak RSS {} KiB; stopping it",
-                process.peak_rss_kib().unwrap_or_default()
-            ),
-        );
+        say(&format!(
+            "probe peak RSS {} KiB; stopping it",
+            process.peak_rss_kib().unwrap_or_default()
+        ));
         process.kill().await;
     } else {
-        step(
-            started,
-            &format!(
-                "no probe binary at {}: build it with `make build` to see a function run",
-                probe.display()
-            ),
-        );
+        say(&format!(
+            "no probe binary at {}: build it with `make build` to see a function run",
+            probe.display()
+        ));
     }
     // Each scene runs when its binary was built, and says so when it was not.
     let binary = |name: &str, scene: &str| {
         let path = bins.join(name);
         if !path.exists() {
-            step(
-                started,
-                &format!(
-                    "no {name} binary at {}: skipping the {scene}",
-                    path.display()
-                ),
-            );
+            say(&format!(
+                "no {name} binary at {}: skipping the {scene}",
+                path.display()
+            ));
         }
         path.exists().then_some(path)
     };
-    let say = |line: &str| step(started, line);
-    if let Some(tiering) = binary("tiering", "tiering scene") {
-        tiering_scene(started, &moto.endpoint(), &config, &estate, &tiering).await?;
-    }
-    if let Some(budget) = binary("budget", "budget scene") {
-        budget_scene(started, &moto.endpoint(), &config, &estate, &budget).await?;
-    }
-    if let Some(spot) = binary("spot", "spot scenes") {
-        breakwater_sandbox::spot_demo::play(
-            &say,
-            &moto.endpoint(),
-            &config,
-            &estate,
-            &spot,
-            function_env(&moto.endpoint(), &estate),
-        )
-        .await?;
-    }
+    // The story order of the game day (../shared/spec/TESTING.md). A scene whose end state is
+    // wrong is reported and the game day goes on; the command fails at the end.
+    let timeline = gameday::timeline();
     if let Some(rollback) = binary("rollback", "bad-deploy scene") {
-        breakwater_sandbox::rollback_demo::play(
+        timeline.begin("rollback", "A bad deploy trips the latency alarm");
+        let from = mark(proxy.as_deref());
+        let r = rollback_demo::play(
             &say,
             &config,
             &estate,
             &rollback,
-            function_env(&moto.endpoint(), &estate),
+            function_env(&endpoint, &estate),
         )
-        .await?;
+        .await;
+        timeline.end(&judge(proxy.as_deref(), from, r));
+    }
+    if let Some(spot) = binary("spot", "spot scenes") {
+        timeline.begin(
+            "spot",
+            "Spot interruptions: one drain, then repeated ones move to on-demand",
+        );
+        let from = mark(proxy.as_deref());
+        let r = spot_demo::play(
+            &say,
+            &endpoint,
+            &config,
+            &estate,
+            &spot,
+            function_env(&endpoint, &estate),
+        )
+        .await;
+        timeline.end(&judge(proxy.as_deref(), from, r));
+    }
+    if let Some(budget) = binary("budget", "budget scene") {
+        timeline.begin(
+            "budget",
+            "The monthly budget is about to be blown, then the month rolls over",
+        );
+        let from = mark(proxy.as_deref());
+        let r = budget_scene(&endpoint, &config, &estate, &budget).await;
+        timeline.end(&judge(proxy.as_deref(), from, r));
+    }
+    if let Some(tiering) = binary("tiering", "tiering scene") {
+        timeline.begin("tiering", "New and tagged buckets join the lifecycle");
+        let from = mark(proxy.as_deref());
+        let r = tiering_scene(&endpoint, &config, &estate, &tiering).await;
+        timeline.end(&judge(proxy.as_deref(), from, r));
     }
     if let Some(failover) = binary("failover", "regional-outage scene") {
-        breakwater_sandbox::failover_demo::play(
-            &say,
-            &config,
-            &moto.endpoint(),
-            &estate,
-            &failover,
-        )
-        .await?;
+        timeline.begin("failover", "A regional outage");
+        let from = mark(proxy.as_deref());
+        let r = failover_demo::play(&say, &config, &endpoint, &estate, &failover).await;
+        let r = r.map(|report| {
+            for (fact, name) in [
+                ("rto", "RTO"),
+                ("rto_within_target", "within target"),
+                ("decided_to_traffic_moved", "decided → traffic moved"),
+            ] {
+                if let Some(v) = report.facts.get(fact) {
+                    timeline.fact(name, v);
+                }
+            }
+            timeline.own_report(report);
+        });
+        timeline.end(&judge(proxy.as_deref(), from, r));
     }
+    timeline.begin("sandbox", "Tear-down");
     moto.stop();
     let gone = !Path::new(&format!("/proc/{pid}")).exists();
-    step(
-        started,
-        &format!(
-            "stopped moto (pid {pid}): {}",
-            if gone { "gone" } else { "STILL RUNNING" }
-        ),
-    );
-    if gone {
+    say(&format!(
+        "stopped moto (pid {pid}): {}",
+        if gone { "gone" } else { "STILL RUNNING" }
+    ));
+    timeline.end(&if gone {
         Ok(())
     } else {
         Err(SandboxError::Moto(format!("pid {pid} is still running")))
+    });
+    let report_dir = if faults.is_some() {
+        "target/gameday-faults"
+    } else {
+        "target/gameday"
+    };
+    let how = match faults {
+        Some(f) => format!(
+            "`make gameday` (FAULTS={} KILLS={} SEED={})",
+            f.rate, f.kills, f.seed
+        ),
+        None => "`make demo`".to_string(),
+    };
+    let summary = timeline.write(&workspace_root().join(report_dir), &how)?;
+    say(&format!(
+        "game day report: {} (one SVG timeline and Markdown table per scene beside it)",
+        summary.display()
+    ));
+    if timeline.all_verified() {
+        say(&format!(
+            "every scene's end state verified in {:.0} s",
+            started.elapsed().as_secs_f64()
+        ));
+        Ok(())
+    } else {
+        Err(SandboxError::Function(format!(
+            "a scene did not end as it should: see {}",
+            summary.display()
+        )))
     }
 }
 
@@ -348,14 +526,13 @@ fn budget_env(
 /// The budget scene: a forecast alert scales the non-critical node group down, an actual alert
 /// over 85 % stops the non-production databases, the month rollover restores everything.
 async fn budget_scene(
-    started: Instant,
     endpoint: &str,
     config: &SdkConfig,
     estate: &Estate,
     binary: &Path,
 ) -> Result<(), SandboxError> {
     println!();
-    step(started, "budget scene: a $2,460 monthly budget, a cluster with tagged node groups, dev/staging/prod databases");
+    say("budget scene: a $2,460 monthly budget, a cluster with tagged node groups, dev/staging/prod databases");
     let scene = scenes::budget_scene(config, PRIMARY, "").await?;
     let observe = || async {
         let eks = aws_sdk_eks::Client::new(config);
@@ -429,13 +606,10 @@ async fn budget_scene(
     )
     .await?;
     let init = process.wait_init().await?;
-    step(
-        started,
-        &format!(
-            "budget function initialised in {:.2} ms (its clock reads 2026-11-20)",
-            init.as_secs_f64() * 1000.0
-        ),
-    );
+    say(&format!(
+        "budget function initialised in {:.2} ms (its clock reads 2026-11-20)",
+        init.as_secs_f64() * 1000.0
+    ));
     let alerts = [
         (
             "FORECASTED",
@@ -465,15 +639,12 @@ async fn budget_scene(
         );
         let invocation = process.invoke(&event).await?;
         let response = invocation.answer()?;
-        step(
-            started,
-            &format!(
-                "{what}: level {} → {} in {:.1} ms",
-                response["level_before"],
-                response["level_after"],
-                invocation.duration.as_secs_f64() * 1000.0
-            ),
-        );
+        say(&format!(
+            "{what}: level {} → {} in {:.1} ms",
+            response["level_before"],
+            response["level_after"],
+            invocation.duration.as_secs_f64() * 1000.0
+        ));
         for line in response["changed"].as_array().into_iter().flatten() {
             println!("           {}", line.as_str().unwrap_or_default());
         }
@@ -493,23 +664,20 @@ async fn budget_scene(
     let invocation = process.invoke(&tick).await?;
     let response = invocation.answer()?;
     let result = &response["results"][0];
-    step(
-        started,
-        &format!(
-            "month rollover (clock reads 2026-12-01): level {} → {}, period {}",
-            result["level_before"], result["level_after"], result["period"]
-        ),
-    );
+    say(&format!(
+        "month rollover (clock reads 2026-12-01): level {} → {}, period {}",
+        result["level_before"], result["level_after"], result["period"]
+    ));
     for line in result["changed"].as_array().into_iter().flatten() {
         println!("           {}", line.as_str().unwrap_or_default());
     }
     process.kill().await;
     let after = observe().await?;
     let notes = seed::read_notifications(config, PRIMARY, &estate.primary.queue_url, 2).await?;
-    step(
-        started,
-        &format!("{} notification(s) from the budget function:", notes.len()),
-    );
+    say(&format!(
+        "{} notification(s) from the budget function:",
+        notes.len()
+    ));
     for n in &notes {
         println!("           {}", n.subject);
     }
@@ -518,17 +686,14 @@ async fn budget_scene(
         && enforced
             .iter()
             .any(|l| l.contains("reporting-dev: stopped"));
-    step(
-        started,
-        &format!(
-            "budget scene end state: {}",
-            if verified {
-                "verified (everything back exactly as recorded)"
-            } else {
-                "WRONG"
-            }
-        ),
-    );
+    say(&format!(
+        "budget scene end state: {}",
+        if verified {
+            "verified (everything back exactly as recorded)"
+        } else {
+            "WRONG"
+        }
+    ));
     if !verified {
         return Err(SandboxError::Function(format!(
             "budget scene: before {before:?}, enforced {enforced:?}, after {after:?}"
@@ -573,7 +738,6 @@ async fn tag_bucket(
 /// The tiering scene: a new bucket and tagged buckets get tiered beside a team's own rule, the
 /// others are left alone, a second sweep writes nothing, and the savings are printed.
 async fn tiering_scene(
-    started: Instant,
     endpoint: &str,
     config: &SdkConfig,
     estate: &Estate,
@@ -585,7 +749,7 @@ async fn tiering_scene(
     };
     use breakwater::ports::Buckets;
     println!();
-    step(started, "tiering scene: analytics-raw (opted in, with the data team's own rule), team-logs (opted in, logs/ only), scratch-space (not opted in), vendor-share (another account's)");
+    say("tiering scene: analytics-raw (opted in, with the data team's own rule), team-logs (opted in, logs/ only), scratch-space (not opted in), vendor-share (another account's)");
     let s3 = s3(config, PRIMARY);
     for bucket in [
         "analytics-raw",
@@ -648,13 +812,10 @@ async fn tiering_scene(
     let mut process =
         FunctionProcess::start(binary, "tiering", PRIMARY, &tiering_env(endpoint, estate)).await?;
     let init = process.wait_init().await?;
-    step(
-        started,
-        &format!(
-            "tiering function initialised in {:.2} ms",
-            init.as_secs_f64() * 1000.0
-        ),
-    );
+    say(&format!(
+        "tiering function initialised in {:.2} ms",
+        init.as_secs_f64() * 1000.0
+    ));
     s3.create_bucket()
         .bucket("ml-datasets")
         .send()
@@ -665,26 +826,20 @@ async fn tiering_scene(
         read_event(&workspace_root().join("events/tiering/cloudtrail-create-bucket.json"))?;
     let invocation = process.invoke(&created).await?;
     let response = invocation.answer()?;
-    step(
-        started,
-        &format!(
-            "CloudTrail CreateBucket ml-datasets → {} in {:.1} ms",
-            response["outcome"],
-            invocation.duration.as_secs_f64() * 1000.0
-        ),
-    );
+    say(&format!(
+        "CloudTrail CreateBucket ml-datasets → {} in {:.1} ms",
+        response["outcome"],
+        invocation.duration.as_secs_f64() * 1000.0
+    ));
     let tick: Value = read_event(&workspace_root().join("events/tiering/schedule.json"))?;
     for round in ["daily sweep", "next day's sweep"] {
         let invocation = process.invoke(&tick_with_id(&tick, round)).await?;
         let response = invocation.answer()?;
-        step(
-            started,
-            &format!(
-                "{round}: {} in {:.1} ms",
-                response["counts"],
-                invocation.duration.as_secs_f64() * 1000.0
-            ),
-        );
+        say(&format!(
+            "{round}: {} in {:.1} ms",
+            response["counts"],
+            invocation.duration.as_secs_f64() * 1000.0
+        ));
         if round == "daily sweep" {
             for b in response["buckets"].as_array().into_iter().flatten() {
                 let name = b["bucket"].as_str().unwrap_or_default();
@@ -732,9 +887,7 @@ async fn tiering_scene(
     let report: Value = read_event(&workspace_root().join("events/tiering/command-report.json"))?;
     let invocation = process.invoke(&report).await?;
     let response = invocation.answer()?;
-    step(
-        started,
-        &format!(
+    say(&format!(
             "savings report from the storage metrics in CloudWatch (GetMetricData, {:.1} ms), written to s3://{}/{}:",
             invocation.duration.as_secs_f64() * 1000.0,
             response["report"]["bucket"].as_str().unwrap_or_default(),
@@ -750,10 +903,7 @@ async fn tiering_scene(
         .await
         .map_err(|e| SandboxError::Seed(e.to_string()))?;
     let ids: Vec<&str> = after.rules.iter().filter_map(|r| r.id.as_deref()).collect();
-    step(
-        started,
-        &format!("analytics-raw now has: {}", ids.join(", ")),
-    );
+    say(&format!("analytics-raw now has: {}", ids.join(", ")));
     let kept = after.rules.first() == before.rules.first()
         && after.transition_default_minimum_object_size
             == before.transition_default_minimum_object_size;
@@ -762,17 +912,14 @@ async fn tiering_scene(
         .await
         .map_err(|e| SandboxError::Seed(e.to_string()))?;
     let verified = kept && ids.len() == 3 && scratch.rules.is_empty();
-    step(
-        started,
-        &format!(
-            "tiering scene end state: {}",
-            if verified {
-                "verified (the team's rule and the size setting kept, others untouched)"
-            } else {
-                "WRONG"
-            }
-        ),
-    );
+    say(&format!(
+        "tiering scene end state: {}",
+        if verified {
+            "verified (the team's rule and the size setting kept, others untouched)"
+        } else {
+            "WRONG"
+        }
+    ));
     if !verified {
         return Err(SandboxError::Function(format!(
             "tiering scene: before {before:?}, after {after:?}, scratch {scratch:?}"
@@ -897,6 +1044,14 @@ async fn sweep_bench(args: &[String]) -> Result<(), SandboxError> {
     println!(
         "\nsecond sweep at {:.0} % of the emulator's ceiling for the same calls",
         ceiling.as_secs_f64() / second.duration.as_secs_f64() * 100.0
+    );
+    bench::record_figure(
+        "tiering",
+        &format!(
+            "sweep of {count} buckets: {:.0} buckets/s, {:.0} % of moto's ceiling for the same reads",
+            per_s(second.duration),
+            ceiling.as_secs_f64() / second.duration.as_secs_f64() * 100.0
+        ),
     );
     Ok(())
 }
@@ -1174,6 +1329,7 @@ async fn bench_command(args: &[String]) -> Result<(), SandboxError> {
         rows.push(bench::measure(&target, cold_starts, invocations).await?);
     }
     moto.stop();
+    bench::record_rows(&rows)?;
     println!("{}", bench::table(&rows));
     println!(
         "init and invoke times and RSS are measured on this machine's native ({}) release build, with the same profile as the ARM64 build whose size is shown; the probe's invocations each make ~5 calls to moto on loopback.",
@@ -1204,7 +1360,9 @@ async fn failover_bench(args: &[String]) -> Result<(), SandboxError> {
     )
     .await;
     moto.stop();
-    println!("{}", table?);
+    let (table, figure) = table?;
+    bench::record_figure("failover", &figure);
+    println!("{table}");
     Ok(())
 }
 
@@ -1239,6 +1397,10 @@ async fn rollback_bench(args: &[String]) -> Result<(), SandboxError> {
         figures.patch_ms[0]
     );
     println!("| whole invocation incl. audit record and notification | median {t50:.1} ms |");
+    bench::record_figure(
+        "rollback",
+        &format!("alarm event → rollback patch: median {p50:.1} ms, p90 {p90:.1} ms"),
+    );
     println!("In process (this binary's build profile), against moto and the Kubernetes emulator on loopback: idempotency record, workload lease, ListTagsForResource, the Deployment and its ReplicaSets read, the JSON patch; each deployment read back rolled back.");
     Ok(())
 }
@@ -1273,6 +1435,17 @@ async fn spot_bench(args: &[String]) -> Result<(), SandboxError> {
     println!(
         "| ratio (sequential / spot) | {:.1}× |",
         figures.sequential.as_secs_f64() / figures.ours.as_secs_f64()
+    );
+    bench::record_figure(
+        "spot",
+        &format!(
+            "event → cordon median {:.1} ms; {}-pod drain {:.2} s vs sequential {:.2} s ({:.1}×)",
+            at(50),
+            figures.pods,
+            figures.ours.as_secs_f64(),
+            figures.sequential.as_secs_f64(),
+            figures.sequential.as_secs_f64() / figures.ours.as_secs_f64()
+        ),
     );
     println!("The emulator's kubelet runs at {}× (5 s of grace in {:.1} s, a replacement pod Ready in {:.1} s); the cordon time includes DescribeInstances against moto and the first EKS token.", figures.speed, 5.0 / figures.speed, 2.0 / figures.speed);
     Ok(())
