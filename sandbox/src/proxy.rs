@@ -19,7 +19,8 @@ use crate::SandboxError;
 /// What a rule does to a matching request.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Fault {
-    /// The service's throttling error (S3: 503 `SlowDown`; others: 400 `Throttling`/`ThrottlingException`).
+    /// The service's throttling error (S3: 503 `SlowDown`; EC2: 503 `RequestLimitExceeded`;
+    /// others: 400 `Throttling`/`ThrottlingException`).
     Throttle,
     /// HTTP 429 `TooManyRequestsException`.
     TooManyRequests,
@@ -617,6 +618,7 @@ fn fault_response(fault: &Fault, call: &Call, headers: &hyper::HeaderMap) -> Res
             || REST_JSON_SERVICES.contains(&call.service.as_str()));
     let (status, code, message) = match (fault, call.service.as_str()) {
         (Fault::Throttle, "s3") => (503, "SlowDown", "Please reduce your request rate."),
+        (Fault::Throttle, "ec2") => (503, "RequestLimitExceeded", "Request limit exceeded."),
         (Fault::Throttle, _) if json => (400, "ThrottlingException", "Rate exceeded"),
         (Fault::Throttle, _) => (400, "Throttling", "Rate exceeded"),
         (Fault::TooManyRequests, _) => (429, "TooManyRequestsException", "Too many requests"),
@@ -648,6 +650,11 @@ fn fault_response(fault: &Fault, call: &Call, headers: &hyper::HeaderMap) -> Res
             .body(Full::new(Bytes::from(format!(
                 r#"{{"__type":"{code}","message":"{message}"}}"#
             ))))
+    } else if call.service == "ec2" {
+        // The EC2 query protocol's own error document.
+        builder.header("content-type", "text/xml").body(Full::new(Bytes::from(format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Errors><Error><Code>{code}</Code><Message>{message}</Message></Error></Errors><RequestID>{request_id}</RequestID></Response>"
+        ))))
     } else if call.service == "s3" {
         builder.header("content-type", "application/xml").body(Full::new(Bytes::from(format!(
             "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{code}</Code><Message>{message}</Message><RequestId>{request_id}</RequestId></Error>"

@@ -340,6 +340,17 @@ impl FunctionProcess {
                             error_type: String::new(),
                             error_message: String::new(),
                         });
+                    last = Some(Ok(invocation));
+                    if attempt == chaos.attempts {
+                        chaos.note(
+                            &name,
+                            &format!(
+                                "lost: attempt {attempt} failed ({}: {}) and no attempt is left (the event goes to the dead-letter queue)",
+                                e.error_type, e.error_message
+                            ),
+                        );
+                        break;
+                    }
                     chaos.note(
                         &name,
                         &format!(
@@ -347,15 +358,22 @@ impl FunctionProcess {
                             e.error_type, e.error_message
                         ),
                     );
-                    last = Some(Ok(invocation));
                     tokio::time::sleep(chaos.retry_after_error).await;
                 }
                 Err(err) => {
+                    self.restart().await?;
+                    if attempt == chaos.attempts {
+                        chaos.note(
+                            &name,
+                            &format!("lost: attempt {attempt} ended with the process ({err}) and no attempt is left (the event goes to the dead-letter queue)"),
+                        );
+                        last = Some(Err(err));
+                        break;
+                    }
                     chaos.note(
                         &name,
                         &format!("attempt {attempt} ended with the process: {err}; restarted, the event delivered again"),
                     );
-                    self.restart().await?;
                     last = Some(Err(err));
                     // Lambda retries an asynchronous event after about a minute: by then the
                     // dead invocation's claims have expired.

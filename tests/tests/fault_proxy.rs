@@ -152,3 +152,40 @@ async fn cloudwatch_throttling_is_answered_in_cbor_and_retried_by_the_sdk() {
         "{calls:#?}"
     );
 }
+
+#[tokio::test]
+async fn ec2_throttling_is_answered_as_ec2_does_and_retried_by_the_sdk() {
+    // EC2 speaks its own query protocol: `<Response><Errors>` and 503 RequestLimitExceeded. A
+    // throttle in another service's shape would surface as "unknown code" and not be retried.
+    let proxy = FaultProxy::start(&moto().endpoint(), 5).await.unwrap();
+    proxy.add_rule(
+        Rule::always(Fault::Throttle)
+            .operation("DescribeInstances")
+            .times(2),
+    );
+    let proxied = aws(&proxy.endpoint(), "us-east-1").await;
+    let answer = proxied.ec2().describe_instances().send().await;
+    assert!(answer.is_ok(), "{answer:?}");
+    let calls = proxy.calls();
+    assert_eq!(calls.len(), 3, "{calls:#?}");
+    assert!(calls.iter().all(|c| c.operation == "DescribeInstances"));
+    assert_eq!(
+        calls.iter().filter(|c| c.status == Some(503)).count(),
+        2,
+        "{calls:#?}"
+    );
+
+    // The SDK reads the code of an error it is not retrying: the shape is EC2's.
+    proxy.add_rule(Rule::always(Fault::Throttle).operation("DescribeInstances"));
+    let err = proxied
+        .ec2()
+        .describe_instances()
+        .send()
+        .await
+        .expect_err("throttled until the retries run out");
+    assert_eq!(
+        aws_sdk_s3::error::ProvideErrorMetadata::code(&err),
+        Some("RequestLimitExceeded"),
+        "{err:?}"
+    );
+}

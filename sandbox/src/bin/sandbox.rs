@@ -165,7 +165,7 @@ fn mark(proxy: Option<&FaultProxy>) -> (usize, usize) {
 }
 
 /// A scene under faults: its figures (faults injected, crashes, retries) and its verdict — the end
-/// state read back, and no change asked for and made twice.
+/// state read back, no event that ran out of attempts (lost), no change asked for and made twice.
 fn judge(
     proxy: Option<&FaultProxy>,
     from: (usize, usize),
@@ -195,8 +195,10 @@ fn judge(
             calls.len()
         ),
     );
+    let lost = chaos.iter().filter(|(_, w)| w.starts_with("lost")).count();
     timeline.fact("processes killed", &kills.to_string());
     timeline.fact("attempts retried", &retries.to_string());
+    timeline.fact("events lost", &lost.to_string());
     for (function, what) in &chaos {
         say(&format!("chaos: {function}: {what}"));
     }
@@ -214,6 +216,11 @@ fn judge(
         },
     );
     verdict?;
+    if lost > 0 {
+        return Err(SandboxError::Function(format!(
+            "the end state is right, but {lost} event(s) ran out of attempts"
+        )));
+    }
     if twice.is_empty() {
         Ok(())
     } else {
