@@ -328,58 +328,37 @@ impl FunctionProcess {
             if let Some(w) = watcher {
                 w.abort();
             }
-            match result {
-                Ok(invocation) if invocation.outcome.is_ok() => return Ok(invocation),
+            let (what, then, wait) = match result {
                 Ok(invocation) => {
-                    let e = invocation
-                        .outcome
-                        .as_ref()
-                        .err()
-                        .cloned()
-                        .unwrap_or_else(|| FunctionError {
-                            error_type: String::new(),
-                            error_message: String::new(),
-                        });
+                    let Err(e) = &invocation.outcome else {
+                        return Ok(invocation);
+                    };
+                    let what = format!("failed ({}: {})", e.error_type, e.error_message);
                     last = Some(Ok(invocation));
-                    if attempt == chaos.attempts {
-                        chaos.note(
-                            &name,
-                            &format!(
-                                "lost: attempt {attempt} failed ({}: {}) and no attempt is left (the event goes to the dead-letter queue)",
-                                e.error_type, e.error_message
-                            ),
-                        );
-                        break;
-                    }
-                    chaos.note(
-                        &name,
-                        &format!(
-                            "attempt {attempt} failed ({}: {}); retried",
-                            e.error_type, e.error_message
-                        ),
-                    );
-                    tokio::time::sleep(chaos.retry_after_error).await;
+                    (what, "retried", chaos.retry_after_error)
                 }
                 Err(err) => {
                     self.restart().await?;
-                    if attempt == chaos.attempts {
-                        chaos.note(
-                            &name,
-                            &format!("lost: attempt {attempt} ended with the process ({err}) and no attempt is left (the event goes to the dead-letter queue)"),
-                        );
-                        last = Some(Err(err));
-                        break;
-                    }
-                    chaos.note(
-                        &name,
-                        &format!("attempt {attempt} ended with the process: {err}; restarted, the event delivered again"),
-                    );
+                    let what = format!("ended with the process: {err}");
                     last = Some(Err(err));
                     // Lambda retries an asynchronous event after about a minute: by then the
                     // dead invocation's claims have expired.
-                    tokio::time::sleep(chaos.retry_after_crash).await;
+                    (
+                        what,
+                        "restarted, the event delivered again",
+                        chaos.retry_after_crash,
+                    )
                 }
+            };
+            if attempt == chaos.attempts {
+                chaos.note(
+                    &name,
+                    &format!("lost: attempt {attempt} {what}; no attempt is left (the event goes to the dead-letter queue)"),
+                );
+                break;
             }
+            chaos.note(&name, &format!("attempt {attempt} {what}; {then}"));
+            tokio::time::sleep(wait).await;
         }
         last.unwrap_or_else(|| Err(SandboxError::Function("no attempt was made".into())))
     }

@@ -143,11 +143,17 @@ async fn cloudwatch_throttling_is_answered_in_cbor_and_retried_by_the_sdk() {
     let proxied = aws(&proxy.endpoint(), "us-east-1").await;
     let answer = proxied.cloudwatch().describe_alarms().send().await;
     assert!(answer.is_ok(), "{answer:?}");
+    assert_throttled_twice_then_answered(&proxy, "DescribeAlarms", 400);
+}
+
+/// What the proxy saw of a call throttled twice and then answered: three attempts of `operation`,
+/// the first two refused with `status`.
+fn assert_throttled_twice_then_answered(proxy: &FaultProxy, operation: &str, status: u16) {
     let calls = proxy.calls();
     assert_eq!(calls.len(), 3, "{calls:#?}");
-    assert!(calls.iter().all(|c| c.operation == "DescribeAlarms"));
+    assert!(calls.iter().all(|c| c.operation == operation));
     assert_eq!(
-        calls.iter().filter(|c| c.status == Some(400)).count(),
+        calls.iter().filter(|c| c.status == Some(status)).count(),
         2,
         "{calls:#?}"
     );
@@ -166,14 +172,7 @@ async fn ec2_throttling_is_answered_as_ec2_does_and_retried_by_the_sdk() {
     let proxied = aws(&proxy.endpoint(), "us-east-1").await;
     let answer = proxied.ec2().describe_instances().send().await;
     assert!(answer.is_ok(), "{answer:?}");
-    let calls = proxy.calls();
-    assert_eq!(calls.len(), 3, "{calls:#?}");
-    assert!(calls.iter().all(|c| c.operation == "DescribeInstances"));
-    assert_eq!(
-        calls.iter().filter(|c| c.status == Some(503)).count(),
-        2,
-        "{calls:#?}"
-    );
+    assert_throttled_twice_then_answered(&proxy, "DescribeInstances", 503);
 
     // The SDK reads the code of an error it is not retrying: the shape is EC2's.
     proxy.add_rule(Rule::always(Fault::Throttle).operation("DescribeInstances"));
