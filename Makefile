@@ -54,7 +54,10 @@ build: $(SANDBOX_VENV) $(ARM64_STAMP) ## ARM64 release binaries with cargo-lambd
 	cargo lambda build --release --arm64 $(addprefix -p ,$(LAMBDA_PACKAGES))
 
 test: $(SANDBOX_VENV) ## unit and integration tests (moto, the fault proxy, the real binaries)
-	cargo build --workspace --bins
+	@# The binaries the integration tests run, built with the tests' features (`--tests`: the
+	@# dev-dependencies' features unified), so that `cargo test` reuses them and every SDK crate is
+	@# compiled once, not twice (a second build costs ~8 minutes and ~3 GB of target/).
+	cargo build --workspace --bins --tests
 	cargo test --workspace
 
 lint: $(SAM_VENV) $(CHECKOV_VENV) ## rustfmt, clippy -D warnings, sam validate --lint, checkov
