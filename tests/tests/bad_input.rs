@@ -6,8 +6,6 @@
 //! the Kubernetes emulator. A last, valid event per function must then act, so the counting
 //! itself is shown to see mutations.
 
-mod common;
-
 use std::path::PathBuf;
 
 use breakwater::clock::Clock;
@@ -16,8 +14,11 @@ use breakwater_sandbox::proxy::FaultProxy;
 use breakwater_sandbox::runtime::FunctionProcess;
 use breakwater_sandbox::seed::{seed, Estate, ACCOUNT};
 use bytes::Bytes;
-use common::{aws, moto, unique};
 use serde_json::{json, Value};
+
+use crate::common::{aws, unique};
+
+crate::common::moto_server!();
 
 const REGION: &str = "us-east-1";
 const SECONDARY: &str = "us-west-2";

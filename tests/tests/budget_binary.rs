@@ -1,14 +1,15 @@
 //! The budget binary through the Lambda Runtime API emulator: an alert delivered
 //! ten times enforces once, and a malformed event changes nothing.
 
-mod common;
-
 use breakwater_sandbox::proxy::FaultProxy;
 use breakwater_sandbox::runtime::FunctionProcess;
 use breakwater_sandbox::scenes::{budget_alert_text, budget_scene, set_spend, sns_event};
 use breakwater_sandbox::seed::{read_notifications, seed};
-use common::{aws, moto, unique};
 use serde_json::json;
+
+use crate::common::{aws, unique};
+
+crate::common::moto_server!();
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_same_alert_ten_times_through_the_binary_enforces_once() {

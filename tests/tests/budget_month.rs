@@ -2,8 +2,6 @@
 //! duplicate and reordered alerts, a human resize left alone, a database that AWS restarted after
 //! seven days stopped again, and rollover restoring exactly the recorded sizes and states.
 
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,8 +25,11 @@ use budget::guardrail;
 use budget::ladder::Thresholds;
 use budget::settings::BudgetSettings;
 use budget::BudgetFunction;
-use common::{aws, moto, unique};
 use serde_json::{json, Value};
+
+use crate::common::{aws, unique};
+
+crate::common::moto_server!();
 
 const NOV_5: u64 = 1_793_836_800_000;
 const NOV_20: u64 = 1_795_132_800_000;

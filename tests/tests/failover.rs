@@ -1,8 +1,6 @@
 //! The failover function against moto (with the sandbox's AWS latencies), through the fault
 //! proxy that counts every mutating call, and once through the real binary.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,10 +21,13 @@ use breakwater_sandbox::rollback_scene::alarm_event;
 use breakwater_sandbox::runtime::FunctionProcess;
 use breakwater_sandbox::scenes::schedule_event;
 use breakwater_sandbox::seed::{read_notifications, seed, Estate};
-use common::{moto, unique};
 use failover::engine::Ports;
 use failover::{FailoverFunction, FailoverSettings};
 use serde_json::{json, Value};
+
+use crate::common::unique;
+
+crate::common::moto_server!();
 
 const PRIMARY: &str = "us-east-1";
 const SECONDARY: &str = "us-west-2";

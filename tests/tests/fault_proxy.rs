@@ -2,8 +2,6 @@
 //! until they run out, latency delays, rules scoped to another region or with zero probability
 //! never fire, and exhausted retries surface as `Retryable`.
 
-mod common;
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -11,8 +9,11 @@ use breakwater::clock::SystemClock;
 use breakwater::state::StateStore;
 use breakwater::Error;
 use breakwater_sandbox::proxy::{Fault, FaultProxy, Rule};
-use common::{aws, moto, unique};
 use serde_json::json;
+
+use crate::common::{aws, unique};
+
+crate::common::moto_server!();
 
 async fn store_through(proxy: &FaultProxy) -> StateStore {
     let direct = aws(&moto().endpoint(), "us-east-1").await;

@@ -3,18 +3,17 @@
 //! resourceVersion conflicts, `dryRun=All`, throttling — and the real `kubectl cordon` and
 //! `kubectl drain` against it, which must leave the state the API server would.
 
-mod common;
-
 use std::process::Command;
 
 use breakwater_sandbox::kube::fixtures::{daemon_set, mirror_pod, node, pdb, pod, replica_set};
 use breakwater_sandbox::kube::{KubeEmulator, Throttle};
 use bytes::Bytes;
-use common::kubectl;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde_json::{json, Value};
+
+use crate::common::kubectl;
 
 const NOV_23: u64 = 1_795_392_000_000;
 const NODE_A: &str = "ip-10-0-1-10.ec2.internal";

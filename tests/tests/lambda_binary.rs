@@ -1,15 +1,16 @@
 //! A real compiled Lambda binary (the sandbox probe) run through the Runtime API emulator against
 //! moto, through the fault proxy, with its effects checked in moto.
 
-mod common;
-
 use std::time::Duration;
 
 use breakwater_sandbox::proxy::{Fault, FaultProxy, Rule};
 use breakwater_sandbox::runtime::FunctionProcess;
 use breakwater_sandbox::seed::{read_notifications, seed, Estate};
-use common::{aws, moto, read_object, unique};
 use serde_json::json;
+
+use crate::common::{aws, read_object, unique};
+
+crate::common::moto_server!();
 
 async fn estate() -> Estate {
     let aws = aws(&moto().endpoint(), "us-east-1").await;
@@ -102,7 +103,7 @@ async fn the_probe_binary_acts_once_through_injected_throttling_and_dropped_conn
     );
     assert_eq!(proxy.faults_injected(), 4, "{calls:#?}");
     // AND the effect in moto is exactly one write and one notification
-    let record = read_object(&estate.primary.state_bucket, "probe/estate.json")
+    let record = read_object(moto(), &estate.primary.state_bucket, "probe/estate.json")
         .await
         .expect("record in moto");
     assert_eq!(record["data"]["writes"], 1);
@@ -206,7 +207,7 @@ async fn dry_run_plans_without_writing_and_bad_settings_fail_init_naming_the_var
         .unwrap();
     assert_eq!(invocation.outcome.unwrap()["outcome"], "dry-run");
     assert_eq!(
-        read_object(&estate.primary.state_bucket, "probe/dry.json").await,
+        read_object(moto(), &estate.primary.state_bucket, "probe/dry.json").await,
         None
     );
 

@@ -1,8 +1,6 @@
 //! Notifications published through the shared notifier are read back from the subscribed queue,
 //! and reports land in the state bucket.
 
-mod common;
-
 use std::sync::Arc;
 
 use breakwater::clock::SystemClock;
@@ -10,7 +8,10 @@ use breakwater::notify::{Notification, Notifier};
 use breakwater::report::{Phase, Report};
 use breakwater::state::StateStore;
 use breakwater_sandbox::seed::{read_notifications, seed};
-use common::{aws, moto, unique};
+
+use crate::common::{aws, unique};
+
+crate::common::moto_server!();
 
 #[tokio::test]
 async fn a_published_notification_is_read_back_from_the_sqs_queue_with_its_attributes() {

@@ -2,8 +2,6 @@
 //! emulator's Deployment controller for the cluster; the real `kubectl rollout undo` for the
 //! differential checks. Every claimed mutation is read back from the emulator or moto.
 
-mod common;
-
 use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,12 +19,15 @@ use breakwater_sandbox::rollback_scene::{
     alarm_event, roll_out, rollback_scene, set_alarm, RollbackScene,
 };
 use breakwater_sandbox::seed::{read_notifications, seed, Estate, ReceivedNotification};
-use common::{aws, kubectl, moto, unique};
 use rollback::settings::RollbackSettings;
 use rollback::webhook::{pagerduty_signature, slack_signature};
 use rollback::RollbackFunction;
 use secrecy::SecretString;
 use serde_json::{json, Value};
+
+use crate::common::{aws, kubectl, unique};
+
+crate::common::moto_server!();
 
 type Function = RollbackFunction<CloudWatchAlarms>;
 

@@ -4,8 +4,6 @@
 //! duplicates and reordering make one handling; repeated interruptions fail over to on-demand
 //! exactly once and return exactly once; foreign, unknown and malformed events change nothing.
 
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,10 +20,13 @@ use breakwater_sandbox::kube::KubeEmulator;
 use breakwater_sandbox::proxy::FaultProxy;
 use breakwater_sandbox::scenes::{spot_nodes, spot_scene, SpotScene};
 use breakwater_sandbox::seed::{read_notifications, seed, Estate};
-use common::{aws, moto, unique};
 use serde_json::{json, Value};
 use spot::settings::SpotSettings;
 use spot::SpotFunction;
+
+use crate::common::{aws, unique};
+
+crate::common::moto_server!();
 
 type Function = SpotFunction<Ec2Instances, EksNodeGroups>;
 

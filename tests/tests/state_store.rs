@@ -1,7 +1,5 @@
 //! The S3 state store against moto: create-once, compare-and-swap, leases, idempotency.
 
-mod common;
-
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,13 +7,16 @@ use std::time::Duration;
 use breakwater::clock::{ManualClock, SystemClock};
 use breakwater::state::{Acquisition, Idempotent};
 use breakwater::Error;
-use common::{fresh_store, read_object};
 use serde_json::json;
+
+use crate::common::{fresh_store, read_object};
+
+crate::common::moto_server!();
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_concurrent_lease_acquisitions_have_exactly_one_winner() {
     // GIVEN a free lease
-    let store = fresh_store(Arc::new(SystemClock)).await;
+    let store = fresh_store(moto(), Arc::new(SystemClock)).await;
     // WHEN eight owners race for it, twice over
     for round in 0..2 {
         let tasks: Vec<_> = (0..8)
@@ -44,7 +45,7 @@ async fn two_concurrent_lease_acquisitions_have_exactly_one_winner() {
         // THEN exactly one holds it, and the record in S3 names that one
         assert_eq!(winners.len(), 1, "winners: {winners:?}");
         assert_eq!(held, 7);
-        let stored = read_object(store.bucket(), &format!("leases/plan/prod-{round}"))
+        let stored = read_object(moto(), store.bucket(), &format!("leases/plan/prod-{round}"))
             .await
             .unwrap();
         assert_eq!(stored["data"]["owner"], winners[0].as_str());
@@ -56,7 +57,7 @@ async fn two_concurrent_lease_acquisitions_have_exactly_one_winner() {
 async fn an_expired_lease_is_taken_over_and_its_old_owner_can_no_longer_renew() {
     // GIVEN owner a holds a 10-second lease
     let clock = ManualClock::at(1_800_000_000_000);
-    let store = fresh_store(Arc::new(clock.clone())).await;
+    let store = fresh_store(moto(), Arc::new(clock.clone())).await;
     let Acquisition::Acquired(mut lease_a) = store
         .acquire_lease("plan", "p", "a", Duration::from_secs(10))
         .await
@@ -92,7 +93,9 @@ async fn an_expired_lease_is_taken_over_and_its_old_owner_can_no_longer_renew() 
         .await;
     assert!(matches!(renewal, Err(Error::Conflict(_))), "{renewal:?}");
     store.release_lease(lease_a).await.unwrap();
-    let stored = read_object(store.bucket(), "leases/plan/p").await.unwrap();
+    let stored = read_object(moto(), store.bucket(), "leases/plan/p")
+        .await
+        .unwrap();
     assert_eq!(stored["data"]["owner"], "b");
     assert_eq!(stored["data"]["expires_at_ms"], 1_800_000_021_000u64);
     // AND b's own release frees it for the next owner at once
@@ -110,7 +113,7 @@ async fn an_expired_lease_is_taken_over_and_its_old_owner_can_no_longer_renew() 
 #[tokio::test]
 async fn renewal_extends_a_held_lease() {
     let clock = ManualClock::at(1_800_000_000_000);
-    let store = fresh_store(Arc::new(clock.clone())).await;
+    let store = fresh_store(moto(), Arc::new(clock.clone())).await;
     let Acquisition::Acquired(mut lease) = store
         .acquire_lease("plan", "r", "a", Duration::from_secs(10))
         .await
@@ -140,7 +143,7 @@ async fn renewal_extends_a_held_lease() {
 #[tokio::test]
 async fn create_once_refuses_a_second_create_and_a_stale_etag_is_refused() {
     // GIVEN a record written once and then updated
-    let store = fresh_store(Arc::new(SystemClock)).await;
+    let store = fresh_store(moto(), Arc::new(SystemClock)).await;
     let first = store
         .create("ledger/x.json", &json!({"size": 3}))
         .await
@@ -182,7 +185,7 @@ async fn create_once_refuses_a_second_create_and_a_stale_etag_is_refused() {
 
 #[tokio::test]
 async fn the_same_idempotency_key_twice_returns_the_stored_result_without_a_second_effect() {
-    let store = fresh_store(Arc::new(SystemClock)).await;
+    let store = fresh_store(moto(), Arc::new(SystemClock)).await;
     let effects = Arc::new(AtomicU32::new(0));
     let run = |owner: &'static str| {
         let effects = effects.clone();
@@ -217,7 +220,7 @@ async fn the_same_idempotency_key_twice_returns_the_stored_result_without_a_seco
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_duplicates_run_the_effect_once() {
-    let store = fresh_store(Arc::new(SystemClock)).await;
+    let store = fresh_store(moto(), Arc::new(SystemClock)).await;
     let effects = Arc::new(AtomicU32::new(0));
     let tasks: Vec<_> = (0..10)
         .map(|i| {
@@ -258,7 +261,7 @@ async fn concurrent_duplicates_run_the_effect_once() {
 #[tokio::test]
 async fn a_failed_effect_is_retried_and_an_abandoned_one_is_taken_over() {
     let clock = ManualClock::at(1_800_000_000_000);
-    let store = fresh_store(Arc::new(clock.clone())).await;
+    let store = fresh_store(moto(), Arc::new(clock.clone())).await;
     // A failure is stored as failed, and the next delivery runs the effect again.
     let failed = store
         .once(
@@ -309,7 +312,7 @@ async fn a_failed_effect_is_retried_and_an_abandoned_one_is_taken_over() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_updates_of_one_record_lose_nothing_and_no_change_writes_nothing() {
-    let store = Arc::new(fresh_store(Arc::new(SystemClock)).await);
+    let store = Arc::new(fresh_store(moto(), Arc::new(SystemClock)).await);
     let mut tasks = Vec::new();
     for i in 0..4u32 {
         let store = store.clone();

@@ -2,8 +2,6 @@
 //! foreign rules kept, a second run writes nothing, undo restores the exact configuration,
 //! excluded buckets untouched, concurrent invocations write once, bad input changes nothing.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,9 +20,12 @@ use breakwater::Toolkit;
 use breakwater_sandbox::moto::Moto;
 use breakwater_sandbox::proxy::FaultProxy;
 use breakwater_sandbox::seed::{read_notifications, seed, Estate};
-use common::{aws, moto, unique};
 use serde_json::{json, Value};
 use tiering::{TieringFunction, TieringSettings};
+
+use crate::common::{aws, unique};
+
+crate::common::moto_server!();
 
 /// Storage metrics from a table (the CloudWatch adapter itself is tested with aws-smithy-mocks).
 #[derive(Debug, Default)]

@@ -1,23 +1,32 @@
-//! What the integration tests share: one moto server per test binary (it exits with the binary),
+//! What the integration tests share: one moto server per test module (it exits with the binary),
 //! unique names per test, and clients pointed at an endpoint.
 
-#![allow(dead_code)]
-
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use breakwater::aws::Aws;
 use breakwater::clock::Clock;
 use breakwater::state::StateStore;
 use breakwater_sandbox::moto::{Lifetime, Moto};
 
-/// The moto server of this test binary.
-pub fn moto() -> &'static Moto {
-    static MOTO: OnceLock<Moto> = OnceLock::new();
-    MOTO.get_or_init(|| {
-        Moto::start(Lifetime::TiedToParent)
-            .expect("moto starts (run `make setup` if .venv is missing)")
-    })
+/// Defines `moto()` in the calling module: the module's own moto server, started on first use.
+/// Each module keeps the server to itself, as when every file was its own test binary: a sweep
+/// or a listing in one module never sees another module's buckets, budgets or alarms.
+macro_rules! moto_server {
+    () => {
+        /// This module's moto server.
+        fn moto() -> &'static breakwater_sandbox::moto::Moto {
+            static MOTO: std::sync::OnceLock<breakwater_sandbox::moto::Moto> =
+                std::sync::OnceLock::new();
+            MOTO.get_or_init($crate::common::start_moto)
+        }
+    };
+}
+pub(crate) use moto_server;
+
+/// A moto server that exits with the test binary.
+pub fn start_moto() -> Moto {
+    Moto::start(Lifetime::TiedToParent).expect("moto starts (run `make setup` if .venv is missing)")
 }
 
 /// A name no other test in this run uses.
@@ -35,9 +44,9 @@ pub async fn aws(endpoint: &str, region: &str) -> Aws {
     Aws::for_endpoint(endpoint, region).await
 }
 
-/// A fresh bucket in us-east-1 and a store over it.
-pub async fn fresh_store(clock: Arc<dyn Clock>) -> StateStore {
-    let aws = aws(&moto().endpoint(), "us-east-1").await;
+/// A fresh bucket in us-east-1 of `moto` and a store over it.
+pub async fn fresh_store(moto: &Moto, clock: Arc<dyn Clock>) -> StateStore {
+    let aws = aws(&moto.endpoint(), "us-east-1").await;
     let bucket = unique("state");
     aws.s3()
         .create_bucket()
@@ -48,9 +57,9 @@ pub async fn fresh_store(clock: Arc<dyn Clock>) -> StateStore {
     StateStore::new(aws.s3(), bucket, clock)
 }
 
-/// The raw JSON of an object, read straight from moto.
-pub async fn read_object(bucket: &str, key: &str) -> Option<serde_json::Value> {
-    let aws = aws(&moto().endpoint(), "us-east-1").await;
+/// The raw JSON of an object, read straight from `moto`.
+pub async fn read_object(moto: &Moto, bucket: &str, key: &str) -> Option<serde_json::Value> {
+    let aws = aws(&moto.endpoint(), "us-east-1").await;
     let object = aws
         .s3()
         .get_object()
