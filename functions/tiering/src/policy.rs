@@ -127,12 +127,7 @@ impl Policy {
                 id: Some(format!("{MANAGED_PREFIX}{name}{suffix}")),
                 enabled: true,
                 legacy_prefix: None,
-                filter: Some(RuleFilter::And {
-                    prefix: prefix.map(str::to_string),
-                    tags: Vec::new(),
-                    size_greater_than: Some(greater_than),
-                    size_less_than: less_than,
-                }),
+                filter: Some(band_filter(prefix, greater_than, less_than)),
                 transitions: classes
                     .iter()
                     .map(|(class, days)| Transition {
@@ -175,6 +170,25 @@ impl Policy {
             ));
         }
         rules
+    }
+}
+
+/// The filter of one band. S3 takes `And` only over two or more predicates ("a logical AND to
+/// two or more predicates", S3 API reference, `LifecycleRuleAndOperator`) and answers
+/// `MalformedXML` to an `And` holding one; a lone size bound is written as the `Filter`'s own
+/// `ObjectSizeGreaterThan` ("A Filter can have exactly one of Prefix, Tag,
+/// ObjectSizeGreaterThan, ObjectSizeLessThan, or And", `LifecycleRuleFilter`).
+fn band_filter(prefix: Option<&str>, greater_than: i64, less_than: Option<i64>) -> RuleFilter {
+    if prefix.is_none() && less_than.is_none() {
+        return RuleFilter::SizeGreaterThan {
+            bytes: greater_than,
+        };
+    }
+    RuleFilter::And {
+        prefix: prefix.map(str::to_string),
+        tags: Vec::new(),
+        size_greater_than: Some(greater_than),
+        size_less_than: less_than,
     }
 }
 
@@ -257,5 +271,35 @@ mod tests {
                 .all(|r| r.expiration.is_none() && r.noncurrent_expiration.is_none()),
             "tiering never expires"
         );
+    }
+
+    #[test]
+    fn the_whole_bucket_archive_band_is_a_lone_size_filter_not_a_one_predicate_and() {
+        // GIVEN a bucket opted in without prefixes (the default policy)
+        let policy = Policy::default();
+        // WHEN its managed rules are built
+        let rules = policy.managed_rules();
+        // THEN the archive band filters on size alone, the way S3 takes one predicate, and
+        // every And carries at least two predicates
+        assert_eq!(
+            rules[1].filter,
+            Some(RuleFilter::SizeGreaterThan {
+                bytes: ARCHIVE_MIN_BYTES
+            })
+        );
+        assert_eq!(
+            rules[0].filter,
+            Some(RuleFilter::And {
+                prefix: None,
+                tags: Vec::new(),
+                size_greater_than: Some(WARM_MIN_BYTES),
+                size_less_than: Some(ARCHIVE_MIN_BYTES + 1),
+            })
+        );
+        let config = breakwater::lifecycle::LifecycleConfiguration {
+            rules,
+            transition_default_minimum_object_size: None,
+        };
+        assert_eq!(crate::validate::validate(&config), Ok(()));
     }
 }

@@ -1,4 +1,10 @@
-//! Everything S3 would refuse with `MalformedXML` or `InvalidArgument`, checked before writing.
+//! Everything S3 would refuse with `MalformedXML`, `InvalidArgument` or `InvalidRequest`, checked
+//! before writing. Sources: the S3 API reference (`PutBucketLifecycleConfiguration`,
+//! `LifecycleRule`, `LifecycleRuleFilter`, `LifecycleRuleAndOperator`, `LifecycleExpiration`) and
+//! the S3 user guide ("Lifecycle configuration elements", "Transitioning objects"). A rule's
+//! `Status` (required) and a `Filter` holding more than one top-level predicate (refused) cannot
+//! be expressed in [`LifecycleRule`]: `enabled` is always written, and [`RuleFilter`] holds one
+//! predicate or one `And`.
 
 use std::collections::BTreeSet;
 
@@ -50,6 +56,29 @@ fn validate_rule(rule: &LifecycleRule) -> Result<(), String> {
         _ => {}
     }
     if let Some(RuleFilter::And {
+        prefix,
+        tags,
+        size_greater_than,
+        size_less_than,
+    }) = &rule.filter
+    {
+        // "a logical AND to two or more predicates" (LifecycleRuleAndOperator); S3 answers
+        // MalformedXML to an And holding one (terraform-provider-aws #23882).
+        let predicates = usize::from(prefix.is_some())
+            + tags.len()
+            + usize::from(size_greater_than.is_some())
+            + usize::from(size_less_than.is_some());
+        if predicates < 2 {
+            return Err(format!(
+                "an And filter needs two or more predicates, this one has {predicates} (S3 answers MalformedXML; a single predicate goes in the Filter itself)"
+            ));
+        }
+        let keys: BTreeSet<&str> = tags.iter().map(|t| t.key.as_str()).collect();
+        if keys.len() < tags.len() {
+            return Err("an And filter names a tag key twice".into());
+        }
+    }
+    if let Some(RuleFilter::And {
         size_greater_than: Some(gt),
         size_less_than: Some(lt),
         ..
@@ -78,6 +107,39 @@ fn validate_rule(rule: &LifecycleRule) -> Result<(), String> {
     };
     if sizes.iter().any(|b| *b < 0) {
         return Err("an object size bound is negative".into());
+    }
+    let less_than = match &rule.filter {
+        Some(RuleFilter::SizeLessThan { bytes }) => Some(*bytes),
+        Some(RuleFilter::And { size_less_than, .. }) => *size_less_than,
+        _ => None,
+    };
+    if less_than.is_some_and(|b| b < 1) {
+        return Err("ObjectSizeLessThan must be at least 1".into());
+    }
+    let tag_filtered = match &rule.filter {
+        Some(RuleFilter::Tag { .. }) => true,
+        Some(RuleFilter::And { tags, .. }) => !tags.is_empty(),
+        _ => false,
+    };
+    let size_filtered = !sizes.is_empty();
+    if rule
+        .expiration
+        .as_ref()
+        .is_some_and(|e| e.expired_object_delete_marker.is_some())
+        && (tag_filtered || size_filtered)
+    {
+        // S3 user guide, lifecycle configuration elements: not with a tag-based filter;
+        // aws/aws-cli #8239: MalformedXML with an object-size filter.
+        return Err(
+            "ExpiredObjectDeleteMarker cannot be used in a rule filtered by tags or object size"
+                .into(),
+        );
+    }
+    if tag_filtered && rule.abort_incomplete_multipart_days.is_some() {
+        // S3: "AbortIncompleteMultipartUpload cannot be specified with Tags" (InvalidRequest).
+        return Err(
+            "AbortIncompleteMultipartUpload cannot be used in a rule filtered by tags".into(),
+        );
     }
     let has_action = !rule.transitions.is_empty()
         || !rule.noncurrent_transitions.is_empty()
@@ -108,10 +170,27 @@ fn validate_rule(rule: &LifecycleRule) -> Result<(), String> {
             ));
         }
     }
+    let dates = rule
+        .transitions
+        .iter()
+        .filter_map(|t| t.date.as_deref())
+        .chain(rule.expiration.as_ref().and_then(|e| e.date.as_deref()));
+    for date in dates {
+        // "The date value must conform to the ISO 8601 format. The time is always midnight UTC."
+        if !is_midnight_utc(date) {
+            return Err(format!("date {date:?} is not midnight UTC"));
+        }
+    }
     let mut classes = BTreeSet::new();
     for t in &rule.transitions {
         if !classes.insert(&t.storage_class) {
             return Err(format!("two transitions to {}", t.storage_class));
+        }
+    }
+    let mut noncurrent_classes = BTreeSet::new();
+    for t in &rule.noncurrent_transitions {
+        if !noncurrent_classes.insert(&t.storage_class) {
+            return Err(format!("two noncurrent transitions to {}", t.storage_class));
         }
     }
     let infrequent_days = rule
@@ -152,6 +231,22 @@ fn validate_rule(rule: &LifecycleRule) -> Result<(), String> {
             _ => {}
         }
     }
+    let noncurrent_infrequent = rule
+        .noncurrent_transitions
+        .iter()
+        .filter(|t| is_infrequent(&t.storage_class))
+        .filter_map(|t| t.noncurrent_days)
+        .min();
+    if let Some(ia) = noncurrent_infrequent {
+        for t in &rule.noncurrent_transitions {
+            match t.noncurrent_days {
+                Some(d) if !is_infrequent(&t.storage_class) && d < ia + 30 => {
+                    return Err(format!("noncurrent transition to {} after {d} days is less than 30 days after the move to infrequent access ({ia})", t.storage_class));
+                }
+                _ => {}
+            }
+        }
+    }
     if let Some(e) = &rule.expiration {
         if e.days.is_some_and(|d| d <= 0) {
             return Err("expiration days must be positive".into());
@@ -163,10 +258,25 @@ fn validate_rule(rule: &LifecycleRule) -> Result<(), String> {
     Ok(())
 }
 
+/// Whether an ISO 8601 date-time is midnight UTC (`2027-01-01T00:00:00Z`, fractions allowed).
+fn is_midnight_utc(date: &str) -> bool {
+    date.split_once('T').is_some_and(|(_, time)| {
+        let time = time.trim_end_matches('Z');
+        let time = time.split_once('.').map_or(time, |(whole, fraction)| {
+            if fraction.chars().all(|c| c == '0') {
+                whole
+            } else {
+                "not midnight"
+            }
+        });
+        matches!(time, "00:00:00" | "00:00") && date.ends_with('Z')
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use breakwater::lifecycle::{Expiration, Transition};
+    use breakwater::lifecycle::{Expiration, NoncurrentTransition, Tag, Transition};
 
     fn rule(id: &str, transitions: &[(&str, i32)]) -> LifecycleRule {
         LifecycleRule {
@@ -260,5 +370,140 @@ mod tests {
             )])),
             Ok(())
         );
+    }
+
+    fn filtered(filter: RuleFilter) -> LifecycleRule {
+        LifecycleRule {
+            filter: Some(filter),
+            ..rule("a", &[("GLACIER", 1)])
+        }
+    }
+
+    fn and(prefix: Option<&str>, tags: &[&str], gt: Option<i64>, lt: Option<i64>) -> RuleFilter {
+        RuleFilter::And {
+            prefix: prefix.map(str::to_string),
+            tags: tags
+                .iter()
+                .map(|k| Tag {
+                    key: k.to_string(),
+                    value: "v".into(),
+                })
+                .collect(),
+            size_greater_than: gt,
+            size_less_than: lt,
+        }
+    }
+
+    #[test]
+    fn refuses_filters_and_actions_s3_refuses_although_each_element_is_well_formed() {
+        // GIVEN rules S3 answers MalformedXML / InvalidRequest / InvalidArgument to
+        let marker = Some(Expiration {
+            days: None,
+            date: None,
+            expired_object_delete_marker: Some(true),
+        });
+        let cases: Vec<(LifecycleRule, &str)> = vec![
+            // a one-predicate And (S3 API reference, LifecycleRuleAndOperator: "two or more")
+            (
+                filtered(and(None, &[], Some(1_677_722), None)),
+                "two or more predicates",
+            ),
+            (
+                filtered(and(Some("logs/"), &[], None, None)),
+                "two or more predicates",
+            ),
+            (
+                filtered(and(None, &[], None, None)),
+                "two or more predicates",
+            ),
+            (
+                filtered(and(None, &["team", "team"], None, None)),
+                "tag key twice",
+            ),
+            (
+                LifecycleRule {
+                    filter: Some(RuleFilter::SizeGreaterThan { bytes: 1024 }),
+                    expiration: marker.clone(),
+                    transitions: Vec::new(),
+                    ..rule("a", &[])
+                },
+                "ExpiredObjectDeleteMarker",
+            ),
+            (
+                LifecycleRule {
+                    filter: Some(RuleFilter::Tag {
+                        tag: Tag {
+                            key: "team".into(),
+                            value: "x".into(),
+                        },
+                    }),
+                    expiration: marker,
+                    transitions: Vec::new(),
+                    ..rule("a", &[])
+                },
+                "ExpiredObjectDeleteMarker",
+            ),
+            (
+                LifecycleRule {
+                    abort_incomplete_multipart_days: Some(7),
+                    ..filtered(and(Some("logs/"), &["team"], None, None))
+                },
+                "AbortIncompleteMultipartUpload",
+            ),
+            (
+                filtered(RuleFilter::SizeLessThan { bytes: 0 }),
+                "at least 1",
+            ),
+            (
+                LifecycleRule {
+                    transitions: vec![Transition {
+                        days: None,
+                        date: Some("2027-01-01T12:00:00Z".into()),
+                        storage_class: "GLACIER".into(),
+                    }],
+                    ..rule("a", &[])
+                },
+                "midnight UTC",
+            ),
+            (
+                LifecycleRule {
+                    noncurrent_transitions: vec![
+                        NoncurrentTransition {
+                            noncurrent_days: Some(30),
+                            newer_noncurrent_versions: None,
+                            storage_class: "STANDARD_IA".into(),
+                        },
+                        NoncurrentTransition {
+                            noncurrent_days: Some(45),
+                            newer_noncurrent_versions: None,
+                            storage_class: "GLACIER".into(),
+                        },
+                    ],
+                    ..rule("a", &[])
+                },
+                "less than 30 days after",
+            ),
+        ];
+        // WHEN each is validated THEN it is refused with the reason
+        for (r, expected) in cases {
+            let err = validate(&config(vec![r.clone()])).unwrap_err();
+            assert!(err.contains(expected), "{r:?}: {err} (expected {expected})");
+        }
+        // AND the shapes S3 takes pass: a two-predicate And, a lone size bound, a midnight date
+        for ok in [
+            filtered(and(Some("logs/"), &[], Some(1_677_722), None)),
+            filtered(and(None, &[], Some(524_288), Some(1_677_723))),
+            filtered(RuleFilter::SizeGreaterThan { bytes: 1_677_722 }),
+            LifecycleRule {
+                transitions: vec![Transition {
+                    days: None,
+                    date: Some("2027-01-01T00:00:00Z".into()),
+                    storage_class: "GLACIER".into(),
+                }],
+                ..rule("a", &[])
+            },
+        ] {
+            assert_eq!(validate(&config(vec![ok.clone()])), Ok(()), "{ok:?}");
+        }
     }
 }
