@@ -317,7 +317,8 @@ async fn patches_conflicts_selectors_dry_run_and_throttling() {
         .unwrap()
         .to_string();
 
-    // Strategic merge: taints merged by key, cordon.
+    // Strategic merge: `spec.taints` is atomic (NodeSpec.Taints has no patchStrategy in
+    // k8s.io/api core/v1 types.go), so a patch's list replaces the node's.
     let (status, body) = call(&emu, "PATCH", &path, "application/strategic-merge-patch+json",
         Some(json!({"spec": {"unschedulable": true, "taints": [{"key": "breakwater/draining", "effect": "NoSchedule"}]}}))).await;
     assert_eq!(status, 200, "{body}");
@@ -333,9 +334,9 @@ async fn patches_conflicts_selectors_dry_run_and_throttling() {
     let node = emu.get("nodes", "", NODE_A).unwrap();
     assert_eq!(node["spec"]["unschedulable"], true);
     assert_eq!(
-        node["spec"]["taints"].as_array().unwrap().len(),
-        2,
-        "{node}"
+        node["spec"]["taints"],
+        json!([{"key": "spot", "effect": "NoExecute"}]),
+        "replaced, not merged by key: {node}"
     );
 
     // A JSON patch whose `test` of the old resourceVersion fails: 422, nothing applied.

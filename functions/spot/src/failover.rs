@@ -1,8 +1,12 @@
 //! Failover to on-demand capacity: interruptions are counted per capacity pool (node group ×
 //! instance type × AZ) in a sliding window in the state store; past the threshold, the designated
-//! on-demand node group is raised (once: the failover record is created with `If-None-Match`),
-//! its previous sizes recorded; after a stable period without interruptions it returns to them —
-//! unless someone has resized it since, which is reported instead.
+//! on-demand node group is raised once: the failover record is created with `If-None-Match` as
+//! an intent (`applied: false`) before `UpdateNodegroupConfig`, and marked applied only after the
+//! update succeeded, so that a failed raise is retried (same token) by the next interruption or
+//! tick instead of being taken for done. After a stable period without interruptions the group
+//! returns — only in the fields Breakwater owns: `minSize` (and `maxSize` when it was raised),
+//! and `desiredSize` only while it is still the value Breakwater set (Cluster Autoscaler moves
+//! desired inside [min, max]; a human who changed min is left alone, and reported).
 
 use breakwater::ports::{NodeGroupId, NodeGroups, Scaling};
 use breakwater::state::{key_segment, StateStore};
@@ -62,6 +66,42 @@ pub struct FailoverRecord {
     pub last_interruption_ms: u64,
     /// How it ended, once it has: `returned` or `left-alone: …`.
     pub ended: Option<String>,
+    /// Whether `UpdateNodegroupConfig` succeeded (records written before this field existed
+    /// were written after it).
+    #[serde(default = "already_applied")]
+    pub applied: bool,
+}
+
+fn already_applied() -> bool {
+    true
+}
+
+impl FailoverRecord {
+    /// The idempotency token of this failover's raise (the same for every retry of it).
+    pub fn raise_token(&self) -> String {
+        format!("spot-failover-{}", self.at_ms / 1000)
+    }
+}
+
+/// The sizes to return a raised on-demand group to, from what Breakwater set (`after`) and what
+/// is there now (`found`); `None` when someone changed a field Breakwater owns (min, or max when
+/// Breakwater raised it): theirs wins.
+pub fn return_sizes(before: Scaling, after: Scaling, found: Scaling) -> Option<Scaling> {
+    let max_raised = after.max != before.max;
+    if found.min != after.min || (max_raised && found.max != after.max) {
+        return None;
+    }
+    let max = if max_raised { before.max } else { found.max };
+    let min = before.min.min(max);
+    // Desired is Breakwater's only while it is what Breakwater set; an autoscaler's value stays,
+    // clamped into the restored bounds.
+    let desired = if found.desired == after.desired {
+        before.desired
+    } else {
+        found.desired
+    }
+    .clamp(min, max);
+    Some(Scaling { min, desired, max })
 }
 
 /// The key of the failover record of a spot node group.
@@ -129,10 +169,21 @@ pub async fn count_interruption<G: NodeGroups>(
     if let Some(active) = existing.as_ref().filter(|r| r.value.ended.is_none()) {
         let mut updated = active.value.clone();
         updated.last_interruption_ms = updated.last_interruption_ms.max(now);
-        if !dry_run {
-            // A lost race here only means another invocation moved the timer on.
-            let _ = store.replace(&key, &updated, &active.etag).await;
+        if dry_run {
+            return Ok(FailoverAction::AlreadyFailedOver { count });
         }
+        if !updated.applied {
+            // The raise this record announces failed (or its answer was lost): do it now.
+            apply(store, node_groups, &key, updated.clone(), &active.etag).await?;
+            return Ok(FailoverAction::ScaledUp {
+                on_demand: updated.on_demand.to_string(),
+                before: updated.before,
+                after: updated.after,
+                count,
+            });
+        }
+        // A lost race here only means another invocation moved the timer on.
+        let _ = store.replace(&key, &updated, &active.etag).await;
         return Ok(FailoverAction::AlreadyFailedOver { count });
     }
     if count < settings.failover_threshold {
@@ -163,6 +214,7 @@ pub async fn count_interruption<G: NodeGroups>(
         at_ms: now,
         last_interruption_ms: now,
         ended: None,
+        applied: false,
     };
     if dry_run {
         return Ok(FailoverAction::ScaledUp {
@@ -172,19 +224,17 @@ pub async fn count_interruption<G: NodeGroups>(
             count,
         });
     }
-    // Exactly one failover: the record is created once; an ended one is replaced by CAS.
-    let won = match &existing {
-        None => store.create(&key, &record).await?.is_some(),
-        Some(ended) => store.replace(&key, &record, &ended.etag).await.is_ok(),
+    // Exactly one failover: the intent is created once (an ended one is replaced by CAS) …
+    let etag = match &existing {
+        None => store.create(&key, &record).await?,
+        Some(ended) => store.replace(&key, &record, &ended.etag).await.ok(),
     };
-    if !won {
+    let Some(etag) = etag else {
         return Ok(FailoverAction::AlreadyFailedOver { count });
-    }
+    };
     add_to_index(store, &key).await?;
-    let token = format!("spot-failover-{}", now / 1000);
-    node_groups
-        .update_scaling(&on_demand, after, &token)
-        .await?;
+    // … and marked applied only once the raise succeeded.
+    apply(store, node_groups, &key, record, &etag).await?;
     Ok(FailoverAction::ScaledUp {
         on_demand: on_demand.to_string(),
         before,
@@ -212,6 +262,26 @@ async fn record_in_window(
         })
         .await?;
     Ok(window.interruptions.len())
+}
+
+/// Raises the on-demand group to `record.after` (its token makes a retry the same request) and
+/// marks the record applied. A failed raise leaves the record unapplied for the next attempt.
+async fn apply<G: NodeGroups>(
+    store: &StateStore,
+    node_groups: &G,
+    key: &str,
+    mut record: FailoverRecord,
+    etag: &str,
+) -> Result<()> {
+    node_groups
+        .update_scaling(&record.on_demand, record.after, &record.raise_token())
+        .await?;
+    record.applied = true;
+    if let Err(e) = store.replace(key, &record, etag).await {
+        // The raise happened; the next attempt finds the group raised and only marks it.
+        tracing::warn!(record = key, error = %e, "raised the on-demand group but could not mark the failover applied");
+    }
+    Ok(())
 }
 
 async fn add_to_index(store: &StateStore, key: &str) -> Result<()> {
@@ -261,20 +331,30 @@ pub async fn return_stable<G: NodeGroups>(
             continue;
         }
         let found = node_groups.describe(&r.on_demand).await?.map(|g| g.scaling);
-        let ended = if found == Some(r.after) {
+        let back = found.and_then(|f| return_sizes(r.before, r.after, f));
+        let ended = if let (Some(back), Some(found)) = (back, found) {
             if dry_run {
-                lines.push(format!("would return {} to {}", r.on_demand, r.before));
+                lines.push(format!("would return {} to {back}", r.on_demand));
                 continue;
             }
-            let token = format!("spot-return-{}", r.at_ms / 1000);
-            node_groups
-                .update_scaling(&r.on_demand, r.before, &token)
-                .await?;
+            if back != found {
+                let token = format!("spot-return-{}", r.at_ms / 1000);
+                node_groups
+                    .update_scaling(&r.on_demand, back, &token)
+                    .await?;
+            }
             lines.push(format!(
-                "returned {} to {} (spot {} stable)",
-                r.on_demand, r.before, r.spot
+                "returned {} to {back} (spot {} stable; it was {} before)",
+                r.on_demand, r.spot, r.before
             ));
             "returned".to_string()
+        } else if !r.applied {
+            // The raise never happened: there is nothing to return.
+            lines.push(format!(
+                "{}: the failover raise never succeeded; nothing to return",
+                r.on_demand
+            ));
+            "never-applied".to_string()
         } else {
             let found = found
                 .map(|s| s.to_string())
@@ -294,4 +374,34 @@ pub async fn return_stable<G: NodeGroups>(
         }
     }
     Ok(lines)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(min: i32, desired: i32, max: i32) -> Scaling {
+        Scaling { min, desired, max }
+    }
+
+    #[test]
+    fn the_return_restores_only_the_fields_breakwater_owns() {
+        let (before, after) = (s(1, 1, 10), s(3, 3, 10));
+        // Nobody touched it: back to before.
+        assert_eq!(return_sizes(before, after, after), Some(before));
+        // Cluster Autoscaler moved desired inside [min, max]: min returns, desired stays theirs.
+        assert_eq!(return_sizes(before, after, s(3, 5, 10)), Some(s(1, 5, 10)));
+        // A human changed min: theirs wins.
+        assert_eq!(return_sizes(before, after, s(4, 4, 10)), None);
+        // A raised max returns too, and desired is clamped into the restored bounds.
+        assert_eq!(
+            return_sizes(s(0, 0, 2), s(2, 2, 2), s(2, 2, 2)),
+            Some(s(0, 0, 2))
+        );
+        assert_eq!(
+            return_sizes(s(0, 1, 1), s(3, 3, 3), s(3, 3, 3)),
+            Some(s(0, 1, 1))
+        );
+        assert_eq!(return_sizes(s(0, 1, 1), s(3, 3, 3), s(3, 3, 5)), None);
+    }
 }

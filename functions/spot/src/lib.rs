@@ -3,33 +3,37 @@
 //! EventBridge delivers the interruption warning, the rebalance recommendation and the state
 //! change (at least once, in any order). One record per instance in the state store, a lease per
 //! instance and idempotency on the event id merge them into one handling: find the node by its
-//! `providerID`, cordon it at once (taint, unschedulable, out of load balancers), count the
-//! interruption in its pool's sliding window (failing over to on-demand past the threshold), then
-//! drain it by tiers within the deadline, and say which pod and which budget blocked.
+//! `providerID`, cordon it at once (taint, unschedulable, out of load balancers), drain it by
+//! tiers within the deadline while counting the interruption in its pool's sliding window
+//! (failing over to on-demand past the threshold; a failure there never stops the drain), and
+//! say which pod and which budget blocked. The instance's lease is renewed while the work runs
+//! and checked before every write.
 
 pub mod drain;
 pub mod events;
 pub mod failover;
+pub mod lease;
 pub mod settings;
 
 use std::time::Instant;
 
 use breakwater::events::{Routes, Trigger};
-use breakwater::kube::ops::{cordon_patch, uncordon_patch};
+use breakwater::kube::ops::{cordon, uncordon, NodeWrite};
 use breakwater::kube::{from_kube, KubeClients};
 use breakwater::metrics::{Metrics, Unit};
 use breakwater::notify::Notification;
 use breakwater::ports::{InstanceInfo, Instances, NodeGroups};
 use breakwater::state::{key_segment, Acquisition, Idempotent};
 use breakwater::{Error, Result, Toolkit};
-use k8s_openapi::api::core::v1::Node;
-use kube::api::{Api, Patch, PatchParams};
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::api::Api;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::drain::{choose, namespace_policies, pods_on, DrainReport, Drainer};
 use crate::events::SpotEvent;
 use crate::failover::{FailoverAction, Pool};
+use crate::lease::HeldLease;
 use crate::settings::{RebalancePolicy, SpotSettings};
 
 const EVENTBRIDGE: &[(&str, &str)] = &[
@@ -42,6 +46,12 @@ const COMMANDS: &[&str] = &["status"];
 
 /// The key of the cordoned-by-rebalance index (the schedule uncordons from it).
 const CORDONED_KEY: &str = "spot/cordoned.json";
+
+/// The lease owner prefix of the schedule's uncordons.
+const SCHEDULE_OWNER: &str = "schedule:";
+
+/// How long a warning waits for an instance lease the schedule holds.
+const SCHEDULE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Where an instance's handling stands.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -127,7 +137,7 @@ impl<I: Instances, G: NodeGroups> SpotFunction<I, G> {
         };
         match trigger {
             Trigger::EventBridge(e) if e.detail_type == "Scheduled Event" => {
-                self.on_schedule().await
+                self.on_schedule(owner).await
             }
             Trigger::EventBridge(e) => {
                 let parsed = match events::parse(&e.detail_type, &e.detail) {
@@ -148,7 +158,9 @@ impl<I: Instances, G: NodeGroups> SpotFunction<I, G> {
                     .toolkit
                     .store
                     .once("spot", &id, owner, ttl, || {
-                        self.on_event(parsed, time_ms, owner, started)
+                        // Boxed: the handling's future is large, and debug builds copy it on
+                        // the stack of every caller.
+                        Box::pin(self.on_event(parsed, time_ms, owner, started))
                     })
                     .await
                 {
@@ -239,11 +251,7 @@ impl<I: Instances, G: NodeGroups> SpotFunction<I, G> {
         let Some(info) = self.instances.describe(&instance).await? else {
             return Ok(self.dropped("unknown-instance", format!("EC2 does not know {instance}")));
         };
-        let Some(cluster) = info
-            .cluster
-            .clone()
-            .filter(|c| self.settings.clusters.contains(c))
-        else {
+        let Some(cluster) = self.cluster_of(&info, event.instance_id()).await? else {
             return Ok(self.dropped(
                 "foreign-instance",
                 format!(
@@ -253,24 +261,64 @@ impl<I: Instances, G: NodeGroups> SpotFunction<I, G> {
                 ),
             ));
         };
-        let lease = match store
-            .acquire_lease("spot", &instance, owner, self.toolkit.settings.lease_ttl)
-            .await?
-        {
-            Acquisition::Acquired(lease) => lease,
+        let ttl = self.toolkit.settings.lease_ttl;
+        let lease = match self.acquire(&instance, owner, &event).await? {
+            Acquisition::Acquired(lease) => HeldLease::new(store.clone(), lease, ttl),
             Acquisition::Held { owner: other, .. } => {
                 return Ok(json!({"outcome": "in-progress", "instance": instance, "by": other}))
             }
         };
-        let result = self
-            .handle_instance(event, time_ms, &info, &cluster, started)
-            .await;
-        if let Err(e) = store.release_lease(lease).await {
-            tracing::warn!(error = %e, "could not release the instance lease; it expires on its own");
-        }
+        let result =
+            Box::pin(self.handle_instance(event, time_ms, &info, &cluster, started, &lease)).await;
+        lease.release().await;
         result
     }
 
+    /// The instance's lease. A warning that finds it held by the schedule (which only uncordons,
+    /// in well under a second) waits for it a little: it must not be dropped as a duplicate.
+    async fn acquire(&self, instance: &str, owner: &str, event: &SpotEvent) -> Result<Acquisition> {
+        let store = &self.toolkit.store;
+        let ttl = self.toolkit.settings.lease_ttl;
+        let mut waited = std::time::Duration::ZERO;
+        loop {
+            let got = store.acquire_lease("spot", instance, owner, ttl).await?;
+            match &got {
+                Acquisition::Held { owner: other, .. }
+                    if other.starts_with(SCHEDULE_OWNER)
+                        && matches!(event, SpotEvent::Warning { .. })
+                        && waited < SCHEDULE_WAIT =>
+                {
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                    waited += std::time::Duration::from_millis(200);
+                }
+                _ => return Ok(got),
+            }
+        }
+    }
+
+    /// The managed cluster an instance belongs to: its `eks:cluster-name` tag (managed node
+    /// groups), or — for a node without it (Karpenter tags `eks:eks-cluster-name` and
+    /// `kubernetes.io/cluster/<name>`, self-managed groups the latter; neither has a node-group
+    /// tag) — the managed cluster whose API server has a node with the instance's `providerID`.
+    /// An instance of another EKS cluster is foreign without a look.
+    async fn cluster_of(&self, info: &InstanceInfo, instance: &str) -> Result<Option<String>> {
+        match &info.cluster {
+            Some(c) if self.settings.clusters.contains(c) => return Ok(Some(c.clone())),
+            Some(_) => return Ok(None),
+            None => {}
+        }
+        let now = self.toolkit.store.clock().now_ms();
+        for cluster in &self.settings.clusters {
+            let client = self.kube.client(&self.toolkit.aws, cluster, now).await?;
+            if find_node(&client, info).await?.is_some() {
+                tracing::info!(instance, %cluster, "a node of the cluster without a node-group tag (Karpenter or self-managed)");
+                return Ok(Some(cluster.clone()));
+            }
+        }
+        Ok(None)
+    }
+
+    #[allow(clippy::too_many_arguments)]
     async fn handle_instance(
         &self,
         event: SpotEvent,
@@ -278,6 +326,7 @@ impl<I: Instances, G: NodeGroups> SpotFunction<I, G> {
         info: &InstanceInfo,
         cluster: &str,
         started: Instant,
+        lease: &HeldLease,
     ) -> Result<Value> {
         let store = &self.toolkit.store;
         let clock = store.clock().clone();
@@ -291,6 +340,7 @@ impl<I: Instances, G: NodeGroups> SpotFunction<I, G> {
                     self.notify_drain(&r.value, info, None).await?;
                     let mut done = r.value.clone();
                     done.notified = true;
+                    lease.check().await?;
                     store.replace(&key, &done, &r.etag).await?;
                 }
                 return Ok(json!({"outcome": "already-drained", "instance": info.id}));
@@ -298,12 +348,7 @@ impl<I: Instances, G: NodeGroups> SpotFunction<I, G> {
         }
         let client = self.kube.client(&self.toolkit.aws, cluster, now).await?;
         let Some(node) = find_node(&client, info).await? else {
-            if matches!(event, SpotEvent::Warning { .. }) {
-                self.count(info, cluster).await?;
-            }
-            return self
-                .end(&info.id, "its Kubernetes node is already gone")
-                .await;
+            return self.node_gone(&event, info, cluster, lease).await;
         };
         let dry_run = self.toolkit.settings.dry_run;
         let (deadline_ms, rebalance) = match &event {
@@ -329,35 +374,22 @@ impl<I: Instances, G: NodeGroups> SpotFunction<I, G> {
                 json!({"outcome": "ignored", "instance": info.id, "reason": "rebalance policy ignore"}),
             );
         }
-        let pods = pods_on(&client, &node).await?;
-        let namespaces: Vec<String> = {
-            let mut ns: Vec<String> = pods
-                .iter()
-                .filter_map(|p| p.metadata.namespace.clone())
-                .collect();
-            ns.sort();
-            ns.dedup();
-            ns
-        };
-        let policies = namespace_policies(&client, &namespaces).await;
-        let (candidates, left_alone) = choose(&pods, &policies, self.settings.default_policy);
         if dry_run {
+            let pods = pods_on(&client, &node).await?;
+            let policies = namespace_policies(&client, &namespaces_of(&pods)).await;
+            let (candidates, left_alone) = choose(&pods, &policies, self.settings.default_policy);
             return Ok(
                 json!({"outcome": "dry-run", "instance": info.id, "node": node,
                 "would_cordon": true, "would_evict": candidates.iter().map(|c| format!("{}/{}", c.namespace, c.name)).collect::<Vec<_>>(),
                 "left_alone": left_alone, "deadline": breakwater::clock::rfc3339(deadline_ms)}),
             );
         }
-        // 1. Cordon at once.
-        let nodes: Api<Node> = Api::all(client.clone());
-        nodes
-            .patch(
-                &node,
-                &PatchParams::default(),
-                &Patch::Strategic(cordon_patch(reason_of(&event))),
-            )
-            .await
-            .map_err(|e| from_kube(&format!("cordon {node}"), &e))?;
+        // 1. Cordon at once: our taint added to the node's own (read, edit, write under its
+        // resourceVersion), unschedulable, out of load balancers.
+        lease.check().await?;
+        if cordon(&client, &node, reason_of(&event)).await? == NodeWrite::Gone {
+            return self.node_gone(&event, info, cluster, lease).await;
+        }
         let cordon_ms = started.elapsed().as_secs_f64() * 1000.0;
         tracing::info!(node = %node, cordon_ms, "cordoned");
         node_event(&client, &node, &info.id, &event, deadline_ms, now).await;
@@ -381,7 +413,7 @@ impl<I: Instances, G: NodeGroups> SpotFunction<I, G> {
                 "{}: cordoned on a rebalance recommendation",
                 breakwater::clock::rfc3339(now)
             ));
-            self.save(&key, &record).await?;
+            self.save(&key, &record, lease).await?;
             self.index_cordoned(&info.id, true).await?;
             let mut m = Metrics::new("spot", "cordoned");
             m.add("TimeToCordon", cordon_ms, Unit::Milliseconds);
@@ -396,21 +428,29 @@ impl<I: Instances, G: NodeGroups> SpotFunction<I, G> {
             breakwater::clock::rfc3339(now),
             breakwater::clock::rfc3339(deadline_ms)
         ));
-        self.save(&key, &record).await?;
+        self.save(&key, &record, lease).await?;
         self.index_cordoned(&info.id, false).await?;
-        // 2. Count the interruption (a warning only) and fail over if the pool keeps being reclaimed.
-        let failover = if matches!(event, SpotEvent::Warning { .. }) {
-            self.count(info, cluster).await?
-        } else {
-            None
-        };
-        // 3. Drain.
+        // 2. The pods, read after the cordon so that none lands in between.
+        let pods = pods_on(&client, &node).await?;
+        let policies = namespace_policies(&client, &namespaces_of(&pods)).await;
+        let (candidates, left_alone) = choose(&pods, &policies, self.settings.default_policy);
+        // 3. Drain, the lease renewed while it runs. The on-demand accounting (a warning only)
+        // runs beside it and never holds it up: its errors are reported, not raised.
         let drainer = Drainer {
             client,
             clock: clock.clone(),
             deadline_ms,
         };
-        let report = drainer.drain(candidates, left_alone).await;
+        let drain = Box::pin(lease.keep_while(drainer.drain(candidates, left_alone)));
+        let accounting = Box::pin(async {
+            if matches!(event, SpotEvent::Warning { .. }) {
+                self.count_reported(info, cluster).await
+            } else {
+                (None, None)
+            }
+        });
+        let (report, (failover, failover_error)) = tokio::join!(drain, accounting);
+        let report = report?;
         record.phase = Phase::Drained;
         record.history.push(format!(
             "{}: drained in {} ms: {} evicted, {} forced",
@@ -419,10 +459,17 @@ impl<I: Instances, G: NodeGroups> SpotFunction<I, G> {
             report.evicted(),
             report.forced()
         ));
+        if let Some(e) = &failover_error {
+            record.history.push(format!(
+                "{}: on-demand accounting failed: {e}",
+                breakwater::clock::rfc3339(clock.now_ms())
+            ));
+        }
         record.report = Some(report.clone());
-        let etag = self.save(&key, &record).await?;
+        let etag = self.save(&key, &record, lease).await?;
         self.notify_drain(&record, info, failover.as_ref()).await?;
         record.notified = true;
+        lease.check().await?;
         store.replace(&key, &record, &etag).await?;
         let mut m = Metrics::new(
             "spot",
@@ -444,12 +491,50 @@ impl<I: Instances, G: NodeGroups> SpotFunction<I, G> {
                 "DrainMilliseconds",
                 report.took_ms as f64,
                 Unit::Milliseconds,
+            )
+            .add(
+                "FailoverErrors",
+                f64::from(u8::from(failover_error.is_some())),
+                Unit::Count,
             );
         m.emit(clock.now_ms());
         Ok(
             json!({"outcome": "drained", "instance": info.id, "node": node, "cordon_ms": cordon_ms,
-            "deadline": breakwater::clock::rfc3339(deadline_ms), "report": report, "failover": failover}),
+            "deadline": breakwater::clock::rfc3339(deadline_ms), "report": report, "failover": failover,
+            "failover_error": failover_error}),
         )
+    }
+
+    /// The node is already gone: success. A warning still counts in its pool.
+    async fn node_gone(
+        &self,
+        event: &SpotEvent,
+        info: &InstanceInfo,
+        cluster: &str,
+        lease: &HeldLease,
+    ) -> Result<Value> {
+        if matches!(event, SpotEvent::Warning { .. }) {
+            self.count_reported(info, cluster).await;
+        }
+        lease.check().await?;
+        self.end(&info.id, "its Kubernetes node is already gone")
+            .await
+    }
+
+    /// [`Self::count`], its error logged and counted instead of raised (it must never stop a
+    /// drain): the action, or the error's text.
+    async fn count_reported(
+        &self,
+        info: &InstanceInfo,
+        cluster: &str,
+    ) -> (Option<FailoverAction>, Option<String>) {
+        match self.count(info, cluster).await {
+            Ok(action) => (action, None),
+            Err(e) => {
+                tracing::error!(error = %e, "on-demand accounting failed; the drain goes on");
+                (None, Some(e.to_string()))
+            }
+        }
     }
 
     async fn count(&self, info: &InstanceInfo, cluster: &str) -> Result<Option<FailoverAction>> {
@@ -500,7 +585,9 @@ impl<I: Instances, G: NodeGroups> SpotFunction<I, G> {
         Ok(Some(action))
     }
 
-    async fn save(&self, key: &str, record: &InstanceRecord) -> Result<String> {
+    /// Writes the instance record while holding its lease (checked, renewed if low, first).
+    async fn save(&self, key: &str, record: &InstanceRecord, lease: &HeldLease) -> Result<String> {
+        lease.check().await?;
         self.toolkit.store.put(key, record).await
     }
 
@@ -530,7 +617,7 @@ impl<I: Instances, G: NodeGroups> SpotFunction<I, G> {
         record
             .history
             .push(format!("{}: ended: {why}", breakwater::clock::rfc3339(now)));
-        self.save(&key, &record).await?;
+        self.toolkit.store.put(&key, &record).await?;
         self.index_cordoned(instance, false).await?;
         Ok(json!({"outcome": "ended", "instance": instance, "reason": why}))
     }
@@ -555,7 +642,9 @@ impl<I: Instances, G: NodeGroups> SpotFunction<I, G> {
     }
 
     /// The schedule: uncordon nodes whose rebalance came to nothing, return stable failovers.
-    async fn on_schedule(&self) -> Result<Value> {
+    /// Each uncordon holds the instance's lease and re-reads the record under it, so that a node
+    /// a warning has started to drain is never uncordoned.
+    async fn on_schedule(&self, owner: &str) -> Result<Value> {
         let store = &self.toolkit.store;
         let now = store.clock().now_ms();
         let dry_run = self.toolkit.settings.dry_run;
@@ -587,31 +676,26 @@ impl<I: Instances, G: NodeGroups> SpotFunction<I, G> {
                 ));
                 continue;
             }
-            let client = self.kube.client(&self.toolkit.aws, &cluster, now).await?;
-            let nodes: Api<Node> = Api::all(client);
-            match nodes
-                .patch(
-                    &node,
-                    &PatchParams::default(),
-                    &Patch::Strategic(uncordon_patch()),
-                )
-                .await
+            let ttl = self.toolkit.settings.lease_ttl;
+            let lease = match store
+                .acquire_lease("spot", &instance, &format!("{SCHEDULE_OWNER}{owner}"), ttl)
+                .await?
             {
-                Ok(_) => {}
-                Err(kube::Error::Api(s)) if s.code == 404 => {}
-                Err(e) => return Err(from_kube(&format!("uncordon {node}"), &e)),
+                Acquisition::Acquired(lease) => HeldLease::new(store.clone(), lease, ttl),
+                Acquisition::Held { owner: other, .. } => {
+                    lines.push(format!(
+                        "{node} ({instance}) is being handled by {other}; not uncordoned"
+                    ));
+                    continue;
+                }
+            };
+            let done = self
+                .uncordon_under_lease(&instance, &cluster, &node, now, &lease)
+                .await;
+            lease.release().await;
+            if let Some(line) = done? {
+                lines.push(line);
             }
-            let mut done = r.value.clone();
-            done.phase = Phase::Uncordoned;
-            done.history.push(format!(
-                "{}: uncordoned: no warning followed the rebalance",
-                breakwater::clock::rfc3339(now)
-            ));
-            store.replace(&key, &done, &r.etag).await?;
-            self.index_cordoned(&instance, false).await?;
-            lines.push(format!(
-                "uncordoned {node} ({instance}): no warning followed the rebalance"
-            ));
         }
         lines.extend(
             failover::return_stable(store, &self.node_groups, &self.settings, dry_run).await?,
@@ -626,6 +710,41 @@ impl<I: Instances, G: NodeGroups> SpotFunction<I, G> {
             self.toolkit.notifier.publish(&note).await?;
         }
         Ok(json!({"outcome": "evaluated", "actions": lines}))
+    }
+
+    /// Uncordons `node` if its record, read again under the lease, is still a due rebalance
+    /// cordon; the record is moved on by compare-and-swap.
+    async fn uncordon_under_lease(
+        &self,
+        instance: &str,
+        cluster: &str,
+        node: &str,
+        now: u64,
+        lease: &HeldLease,
+    ) -> Result<Option<String>> {
+        let store = &self.toolkit.store;
+        let key = record_key(instance);
+        let Some(r) = store.get::<InstanceRecord>(&key).await? else {
+            return Ok(None);
+        };
+        if !matches!(r.value.phase, Phase::Cordoned { uncordon_at_ms } if uncordon_at_ms <= now) {
+            return Ok(None);
+        }
+        let client = self.kube.client(&self.toolkit.aws, cluster, now).await?;
+        lease.check().await?;
+        uncordon(&client, node).await?;
+        let mut done = r.value.clone();
+        done.phase = Phase::Uncordoned;
+        done.history.push(format!(
+            "{}: uncordoned: no warning followed the rebalance",
+            breakwater::clock::rfc3339(now)
+        ));
+        lease.check().await?;
+        store.replace(&key, &done, &r.etag).await?;
+        self.index_cordoned(instance, false).await?;
+        Ok(Some(format!(
+            "uncordoned {node} ({instance}): no warning followed the rebalance"
+        )))
     }
 
     async fn notify_drain(
@@ -721,6 +840,17 @@ impl<I: Instances, G: NodeGroups> SpotFunction<I, G> {
         .details(serde_json::to_value(report).unwrap_or(Value::Null));
         self.toolkit.notifier.publish(&note).await.map(drop)
     }
+}
+
+/// The namespaces of `pods`, sorted, once each.
+fn namespaces_of(pods: &[Pod]) -> Vec<String> {
+    let mut ns: Vec<String> = pods
+        .iter()
+        .filter_map(|p| p.metadata.namespace.clone())
+        .collect();
+    ns.sort();
+    ns.dedup();
+    ns
 }
 
 fn state_of(event: &SpotEvent) -> &str {

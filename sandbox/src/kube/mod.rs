@@ -8,6 +8,7 @@
 pub mod fixtures;
 pub mod patch;
 pub mod store;
+pub mod validation;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;

@@ -33,38 +33,106 @@ pub fn merge_patch(target: &mut Value, patch: &Value) {
     }
 }
 
-/// The merge key of a list field, as the Kubernetes types declare it (`patchMergeKey`), for the
-/// fields the emulated resources carry.
-fn merge_key(field: &str) -> Option<&'static str> {
-    Some(match field {
-        "taints" => "key",
-        "containers"
-        | "initContainers"
-        | "ephemeralContainers"
-        | "env"
-        | "volumes"
-        | "imagePullSecrets" => "name",
-        "ports" => "containerPort",
-        "volumeMounts" => "mountPath",
-        "conditions" => "type",
-        "ownerReferences" => "uid",
-        "hostAliases" => "ip",
-        "addresses" => "type",
-        _ => return None,
-    })
+/// How strategic merge patch treats a list field: what the field's Go type declares with its
+/// `patchStrategy` / `patchMergeKey` tags (k8s.io/api core/v1 and apps/v1 `types.go`,
+/// k8s.io/apimachinery meta/v1 `types.go`; k8s-openapi's `DeepMerge` impls agree). A list
+/// without a tag is atomic: the patch's list replaces the stored one as it is
+/// (`strategicpatch.mergeSliceHandler`: anything but `merge` returns the patch's slice).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListStrategy {
+    /// No `patchStrategy`: replaced whole (`NodeSpec.Taints`, `PodSpec.Tolerations`, …).
+    Atomic,
+    /// `patchStrategy:"merge"` with this `patchMergeKey`: merged element by element.
+    MergeByKey(&'static str),
+    /// `patchStrategy:"merge"` on a list of scalars (`finalizers`, `podCIDRs`): a set union.
+    MergePrimitives,
 }
 
-/// Primitive lists that strategic merge patch merges instead of replacing.
-fn merges_primitives(field: &str) -> bool {
-    field == "finalizers"
+/// Whether `path` (from the object's root) is a `PodSpec`: a Pod's `spec`, or the `spec` of
+/// any pod template (Deployments, ReplicaSets, DaemonSets, Jobs…).
+fn is_pod_spec(kind: &str, path: &[&str]) -> bool {
+    (kind == "Pod" && path == ["spec"]) || path.ends_with(&["template", "spec"])
 }
 
-/// A strategic merge patch.
-pub fn strategic_merge_patch(target: &mut Value, patch: &Value) -> Result<(), PatchError> {
-    let Value::Object(patch) = patch else {
+/// The strategy of the list at `path` (object keys from the root; a list element's fields
+/// continue its list's path) in an object of `kind`, for the kinds the emulator serves.
+pub fn list_strategy(kind: &str, path: &[String]) -> ListStrategy {
+    use ListStrategy::{Atomic, MergeByKey, MergePrimitives};
+    let p: Vec<&str> = path.iter().map(String::as_str).collect();
+    let Some((field, parent)) = p.split_last() else {
+        return Atomic;
+    };
+    match (parent, *field) {
+        // ObjectMeta.
+        (["metadata"], "ownerReferences") => return MergeByKey("uid"),
+        (["metadata"], "finalizers") => return MergePrimitives,
+        // Every served built-in kind's status conditions (Pod, Node, Namespace, Deployment,
+        // ReplicaSet, DaemonSet, PodDisruptionBudget) merge by `type`.
+        (["status"], "conditions") => return MergeByKey("type"),
+        _ => {}
+    }
+    match (kind, parent, *field) {
+        ("Node", ["spec"], "podCIDRs") => return MergePrimitives,
+        ("Node", ["status"], "addresses") => return MergeByKey("type"),
+        ("Pod", ["status"], "hostIPs" | "podIPs") => return MergeByKey("ip"),
+        ("Pod", ["status"], "resourceClaimStatuses") => return MergeByKey("name"),
+        _ => {}
+    }
+    if is_pod_spec(kind, parent) {
+        return match *field {
+            "containers"
+            | "initContainers"
+            | "ephemeralContainers"
+            | "volumes"
+            | "imagePullSecrets"
+            | "schedulingGates"
+            | "resourceClaims" => MergeByKey("name"),
+            "hostAliases" => MergeByKey("ip"),
+            "topologySpreadConstraints" => MergeByKey("topologyKey"),
+            _ => Atomic,
+        };
+    }
+    if let Some((containers, pod_spec)) = parent.split_last() {
+        if matches!(
+            *containers,
+            "containers" | "initContainers" | "ephemeralContainers"
+        ) && is_pod_spec(kind, pod_spec)
+        {
+            return match *field {
+                "ports" => MergeByKey("containerPort"),
+                "env" => MergeByKey("name"),
+                "volumeMounts" => MergeByKey("mountPath"),
+                "volumeDevices" => MergeByKey("devicePath"),
+                _ => Atomic,
+            };
+        }
+    }
+    Atomic
+}
+
+/// A strategic merge patch on an object of `kind` (`Node`, `Pod`, `Deployment`, …).
+pub fn strategic_merge_patch(
+    kind: &str,
+    target: &mut Value,
+    patch: &Value,
+) -> Result<(), PatchError> {
+    if !patch.is_object() {
         return Err(PatchError::BadRequest(
             "a strategic merge patch must be a JSON object".into(),
         ));
+    }
+    smp(kind, &mut Vec::new(), target, patch)
+}
+
+fn smp(
+    kind: &str,
+    path: &mut Vec<String>,
+    target: &mut Value,
+    patch: &Value,
+) -> Result<(), PatchError> {
+    let Value::Object(patch) = patch else {
+        *target = patch.clone();
+        return Ok(());
     };
     if patch.get("$patch").and_then(Value::as_str) == Some("replace") {
         let mut replaced = patch.clone();
@@ -90,34 +158,39 @@ pub fn strategic_merge_patch(target: &mut Value, patch: &Value) -> Result<(), Pa
                     list.retain(|v| !gone.contains(v));
                 }
             }
-            // `$setElementOrder/…` only orders; `$patch`/`$retainKeys` were handled above.
+            // `$setElementOrder/…` only orders merged lists; `$patch`/`$retainKeys` were handled above.
             continue;
         }
         if value.is_null() {
             map.remove(key);
             continue;
         }
-        match value {
+        path.push(key.clone());
+        let result = match value {
             Value::Object(inner)
                 if inner.get("$patch").and_then(Value::as_str) == Some("delete") =>
             {
                 map.remove(key);
+                Ok(())
             }
-            Value::Object(_) => {
-                strategic_merge_patch(map.entry(key.clone()).or_insert(Value::Null), value)?;
-            }
-            Value::Array(items) => {
-                if let Some(merge_key) = merge_key(key) {
+            Value::Object(_) => smp(
+                kind,
+                path,
+                map.entry(key.clone()).or_insert(Value::Null),
+                value,
+            ),
+            Value::Array(items) => match list_strategy(kind, path) {
+                ListStrategy::MergeByKey(merge_key) => {
                     let current = match map.remove(key) {
                         Some(Value::Array(list)) => list,
                         _ => Vec::new(),
                     };
                     let order = patch.get(&format!("$setElementOrder/{key}"));
-                    map.insert(
-                        key.clone(),
-                        Value::Array(merge_list(current, items, merge_key, order)?),
-                    );
-                } else if merges_primitives(key) {
+                    merge_list(kind, path, current, items, merge_key, order).map(|merged| {
+                        map.insert(key.clone(), Value::Array(merged));
+                    })
+                }
+                ListStrategy::MergePrimitives => {
                     let list = map
                         .entry(key.clone())
                         .or_insert_with(|| Value::Array(Vec::new()));
@@ -128,45 +201,84 @@ pub fn strategic_merge_patch(target: &mut Value, patch: &Value) -> Result<(), Pa
                             }
                         }
                     }
-                } else {
-                    map.insert(key.clone(), value.clone());
+                    Ok(())
                 }
-            }
+                ListStrategy::Atomic => {
+                    // The patch's list as it is: a `$patch` marker in an element is no directive
+                    // here, and the typed decoding drops it as an unknown field.
+                    let replaced = items
+                        .iter()
+                        .map(|item| match item {
+                            Value::Object(o) => Value::Object(
+                                o.iter()
+                                    .filter(|(k, _)| !k.starts_with('$'))
+                                    .map(|(k, v)| (k.clone(), v.clone()))
+                                    .collect(),
+                            ),
+                            other => other.clone(),
+                        })
+                        .collect();
+                    map.insert(key.clone(), Value::Array(replaced));
+                    Ok(())
+                }
+            },
             other => {
                 map.insert(key.clone(), other.clone());
+                Ok(())
             }
-        }
+        };
+        path.pop();
+        result?;
     }
     Ok(())
 }
 
 fn merge_list(
-    mut current: Vec<Value>,
+    kind: &str,
+    path: &mut Vec<String>,
+    current: Vec<Value>,
     patch: &[Value],
     merge_key: &str,
     order: Option<&Value>,
 ) -> Result<Vec<Value>, PatchError> {
-    if patch.len() == 1 && patch[0].get("$patch").and_then(Value::as_str) == Some("replace") {
-        return Ok(Vec::new());
-    }
+    // `mergeSliceWithSpecialElements`: deletions apply to the stored list; a `replace` element
+    // makes the patch's other elements the whole list.
+    let mut current = current;
+    let mut items = Vec::new();
+    let mut replace = false;
     for item in patch {
+        match item.get("$patch").and_then(Value::as_str) {
+            None => items.push(item),
+            Some("delete") => {
+                let Some(key) = item.get(merge_key) else {
+                    return Err(PatchError::BadRequest(format!(
+                        "map: {item} does not contain declared merge key: {merge_key}"
+                    )));
+                };
+                current.retain(|c| c.get(merge_key) != Some(key));
+            }
+            Some("replace") => replace = true,
+            Some(other) => {
+                return Err(PatchError::BadRequest(format!(
+                    "Unknown patch type: {other} in map: {item}"
+                )))
+            }
+        }
+    }
+    if replace {
+        current.clear();
+    }
+    for item in items {
         let Some(key) = item.get(merge_key) else {
             return Err(PatchError::BadRequest(format!(
                 "map: {item} does not contain declared merge key: {merge_key}"
             )));
         };
-        let position = current.iter().position(|c| c.get(merge_key) == Some(key));
-        if item.get("$patch").and_then(Value::as_str) == Some("delete") {
-            if let Some(i) = position {
-                current.remove(i);
-            }
-            continue;
-        }
-        match position {
-            Some(i) => strategic_merge_patch(&mut current[i], item)?,
+        match current.iter().position(|c| c.get(merge_key) == Some(key)) {
+            Some(i) => smp(kind, path, &mut current[i], item)?,
             None => {
                 let mut added = Value::Null;
-                strategic_merge_patch(&mut added, item)?;
+                smp(kind, path, &mut added, item)?;
                 current.push(added);
             }
         }
@@ -307,39 +419,121 @@ mod tests {
     }
 
     #[test]
-    fn strategic_merge_merges_taints_by_key_and_honours_directives() {
+    fn strategic_merge_replaces_the_atomic_taint_list_as_the_api_server_does() {
+        // GIVEN a node with two taints of two controllers
         let mut node = json!({"spec": {"taints": [
             {"key": "a", "effect": "NoSchedule"}, {"key": "b", "effect": "NoExecute"}]}});
+        // WHEN a strategic merge patch names one taint (NodeSpec.Taints has no patchStrategy)
         strategic_merge_patch(
+            "Node",
             &mut node,
-            &json!({"spec": {
-                "$setElementOrder/taints": [{"key": "c"}, {"key": "a"}],
-                "taints": [{"key": "c", "effect": "NoSchedule"}, {"key": "b", "$patch": "delete"}],
-                "unschedulable": true}}),
+            &json!({"spec": {"taints": [{"key": "c", "effect": "NoSchedule"}], "unschedulable": true}}),
         )
         .unwrap();
+        // THEN the list is the patch's: the others' taints are gone, nothing is merged by key
         assert_eq!(
             node,
-            json!({"spec": {"taints": [{"key": "c", "effect": "NoSchedule"}, {"key": "a", "effect": "NoSchedule"}],
-                "unschedulable": true}})
+            json!({"spec": {"taints": [{"key": "c", "effect": "NoSchedule"}], "unschedulable": true}})
         );
-        let mut pod =
-            json!({"metadata": {"finalizers": ["x"]}, "spec": {"tolerations": [{"key": "t"}]}});
+        // AND a `$patch: delete` element is no directive in an atomic list: it becomes a taint
+        // without an effect (which validation then refuses)
         strategic_merge_patch(
-            &mut pod,
-            &json!({"metadata": {"finalizers": ["y"]}, "spec": {"tolerations": [{"key": "u"}]}}),
+            "Node",
+            &mut node,
+            &json!({"spec": {"taints": [{"key": "c", "$patch": "delete"}]}}),
         )
         .unwrap();
-        assert_eq!(pod["metadata"]["finalizers"], json!(["x", "y"]));
+        assert_eq!(node["spec"]["taints"], json!([{"key": "c"}]));
+    }
+
+    #[test]
+    fn strategic_merge_merges_the_lists_whose_types_declare_a_merge_key() {
+        let mut deployment = json!({"metadata": {"finalizers": ["x"], "ownerReferences": [{"uid": "1", "name": "a"}]},
+            "spec": {"template": {"spec": {
+                "containers": [{"name": "web", "image": "web:1", "env": [{"name": "A", "value": "1"}],
+                                "args": ["--a"]},
+                               {"name": "sidecar", "image": "s:1"}],
+                "tolerations": [{"key": "t"}]}}}});
+        strategic_merge_patch(
+            "Deployment",
+            &mut deployment,
+            &json!({"metadata": {"finalizers": ["y"], "ownerReferences": [{"uid": "1", "name": "b"}]},
+                "spec": {"template": {"spec": {
+                "$setElementOrder/containers": [{"name": "sidecar"}, {"name": "web"}],
+                "containers": [{"name": "web", "image": "web:2", "env": [{"name": "B", "value": "2"}],
+                                "args": ["--b"]}],
+                "tolerations": [{"key": "u"}]}}}}),
+        )
+        .unwrap();
+        let spec = &deployment["spec"]["template"]["spec"];
+        assert_eq!(deployment["metadata"]["finalizers"], json!(["x", "y"]));
         assert_eq!(
-            pod["spec"]["tolerations"],
-            json!([{"key": "u"}]),
-            "no merge key: replaced"
+            deployment["metadata"]["ownerReferences"],
+            json!([{"uid": "1", "name": "b"}])
         );
+        assert_eq!(spec["containers"][0]["name"], "sidecar", "ordered");
+        assert_eq!(spec["containers"][1]["image"], "web:2", "merged by name");
+        assert_eq!(
+            spec["containers"][1]["env"],
+            json!([{"name": "A", "value": "1"}, {"name": "B", "value": "2"}]),
+            "env merges by name"
+        );
+        assert_eq!(
+            spec["containers"][1]["args"],
+            json!(["--b"]),
+            "args are atomic"
+        );
+        assert_eq!(
+            spec["tolerations"],
+            json!([{"key": "u"}]),
+            "tolerations are atomic"
+        );
+        // `$patch: delete` and `$patch: replace` inside a merged list.
+        strategic_merge_patch(
+            "Deployment",
+            &mut deployment,
+            &json!({"spec": {"template": {"spec": {"containers": [{"name": "sidecar", "$patch": "delete"}]}}}}),
+        )
+        .unwrap();
+        assert_eq!(
+            deployment["spec"]["template"]["spec"]["containers"]
+                .as_array()
+                .unwrap()
+                .len(),
+            1
+        );
+        strategic_merge_patch(
+            "Deployment",
+            &mut deployment,
+            &json!({"spec": {"template": {"spec": {"containers": [{"$patch": "replace"}, {"name": "new", "image": "n:1"}]}}}}),
+        )
+        .unwrap();
+        assert_eq!(
+            deployment["spec"]["template"]["spec"]["containers"],
+            json!([{"name": "new", "image": "n:1"}])
+        );
+        // A merged element without its merge key is refused.
         assert!(matches!(
-            strategic_merge_patch(&mut pod, &json!({"spec": {"containers": [{"image": "x"}]}})),
+            strategic_merge_patch(
+                "Pod",
+                &mut json!({}),
+                &json!({"spec": {"containers": [{"image": "x"}]}})
+            ),
             Err(PatchError::BadRequest(_))
         ));
+        // The same field name under another parent follows that parent's type.
+        assert_eq!(
+            list_strategy("Node", &["spec".into(), "taints".into()]),
+            ListStrategy::Atomic
+        );
+        assert_eq!(
+            list_strategy("Pod", &["spec".into(), "containers".into(), "ports".into()]),
+            ListStrategy::MergeByKey("containerPort")
+        );
+        assert_eq!(
+            list_strategy("Node", &["status".into(), "addresses".into()]),
+            ListStrategy::MergeByKey("type")
+        );
     }
 
     #[test]

@@ -11,6 +11,7 @@ use serde_json::{json, Map, Value};
 use breakwater::kube::rollout::controller_uid;
 
 use super::patch::{self, PatchError};
+use super::validation;
 
 pub mod deployments;
 
@@ -382,6 +383,10 @@ impl Cluster {
         meta.insert("creationTimestamp".into(), json!(now));
         meta.insert("generation".into(), json!(1));
         meta.remove("deletionTimestamp");
+        let errors = validation::validate(kind, &obj);
+        if !errors.is_empty() {
+            return Err(validation::invalid(kind, &name, &errors));
+        }
         if kind.plural == "pods" {
             if obj.pointer("/status/phase").is_none() {
                 obj["status"] = json!({"phase": "Pending"});
@@ -460,6 +465,10 @@ impl Cluster {
         }
         updated["apiVersion"] = json!(kind.api_version());
         updated["kind"] = json!(kind.kind);
+        let errors = validation::validate(kind, &updated);
+        if !errors.is_empty() {
+            return Err(validation::invalid(kind, name, &errors));
+        }
         if updated == old {
             return Ok(old);
         }
@@ -506,7 +515,7 @@ impl Cluster {
                         "strategic merge patch is not supported for custom resources",
                     ));
                 }
-                patch::strategic_merge_patch(&mut patched, body)
+                patch::strategic_merge_patch(kind.kind, &mut patched, body)
             }
             other => {
                 return Err(ApiError::new(

@@ -1,6 +1,7 @@
 //! What the functions do to a cluster, with the wire format checked against the API server's
 //! (through the sandbox emulator and the real `kubectl`): cordon with a taint and the
-//! load-balancer exclusion label, and the `pods/eviction` subresource.
+//! load-balancer exclusion label (read, edit the atomic taint list, write it under the node's
+//! `resourceVersion`), and the `pods/eviction` subresource.
 //!
 //! kube-rs 5's `Api::evict` serialises `EvictParams` with a `delete_options` field, which the API
 //! server ignores: the grace period and the UID precondition would be silently lost. [`evict`]
@@ -8,6 +9,8 @@
 
 use std::time::Duration;
 
+use k8s_openapi::api::core::v1::{Node, Taint};
+use kube::api::{Api, Patch, PatchParams};
 use serde_json::{json, Value};
 
 use crate::error::{Error, Result};
@@ -169,32 +172,226 @@ pub async fn evict(
     })
 }
 
-/// The strategic merge patch that cordons a node, taints it `NoSchedule` and takes it out of
-/// external load balancers — one request, so a node is never half-cordoned.
-pub fn cordon_patch(reason: &str) -> Value {
-    json!({
-        "metadata": {"labels": {EXCLUDE_FROM_LB: "true"}},
-        "spec": {
-            "unschedulable": true,
-            "taints": [{"key": DRAIN_TAINT, "value": reason, "effect": "NoSchedule"}],
-        },
-    })
+/// How many times a node write that lost a race (409) reads the node again and retries.
+pub const NODE_WRITE_ATTEMPTS: usize = 5;
+
+/// What a node write came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NodeWrite {
+    /// The node was changed (after this many lost races).
+    Changed {
+        /// 409 Conflicts answered before the write went through.
+        conflicts: usize,
+    },
+    /// The node was already as wanted: nothing was sent.
+    Unchanged,
+    /// The node does not exist.
+    Gone,
 }
 
-/// The strategic merge patch that undoes [`cordon_patch`] (for a rebalance that came to nothing).
-pub fn uncordon_patch() -> Value {
-    json!({
-        "metadata": {"labels": {EXCLUDE_FROM_LB: null}},
+fn drain_taint(reason: &str) -> Taint {
+    Taint {
+        key: DRAIN_TAINT.to_string(),
+        value: Some(reason.to_string()),
+        effect: "NoSchedule".to_string(),
+        time_added: None,
+    }
+}
+
+fn has_exclusion_label(node: &Node) -> bool {
+    node.metadata
+        .labels
+        .as_ref()
+        .is_some_and(|l| l.get(EXCLUDE_FROM_LB).map(String::as_str) == Some("true"))
+}
+
+/// The strategic merge patch that cordons `node` (as read): `spec.unschedulable` (what
+/// `kubectl cordon` sends), the load-balancer exclusion label, and the node's **whole** taint
+/// list with Breakwater's `NoSchedule` taint added or updated and everyone else's kept as read.
+/// `NodeSpec.Taints` has no `patchStrategy` (k8s.io/api core/v1 `types.go`; k8s-openapi's
+/// `NodeSpec` merges it `atomic`), so the list sent replaces the stored one — which is why it is
+/// sent with the node's `resourceVersion` as a precondition (409 if anyone wrote in between),
+/// as `kubectl taint` edits the list it read. `None` when the node is already cordoned so.
+pub fn cordon_patch(node: &Node, reason: &str) -> Option<Value> {
+    let spec = node.spec.clone().unwrap_or_default();
+    let mut taints = spec.taints.clone().unwrap_or_default();
+    let ours = drain_taint(reason);
+    match taints.iter_mut().find(|t| t.key == DRAIN_TAINT) {
+        Some(found) if *found == ours => {}
+        Some(found) => *found = ours,
+        None => taints.push(ours),
+    }
+    // A taint of ours under another effect (none is ever written, but a human may copy it) is
+    // left alone: only the `NoSchedule` one is Breakwater's.
+    if spec.unschedulable == Some(true)
+        && has_exclusion_label(node)
+        && spec.taints.as_ref() == Some(&taints)
+    {
+        return None;
+    }
+    Some(json!({
+        "metadata": {
+            "resourceVersion": node.metadata.resource_version,
+            "labels": {EXCLUDE_FROM_LB: "true"},
+        },
+        "spec": {"unschedulable": true, "taints": taints},
+    }))
+}
+
+/// The strategic merge patch that undoes [`cordon_patch`] on `node` (as read): the taint list
+/// without Breakwater's taint (the others' kept; `null` when none is left, as a two-way merge
+/// patch of an `omitempty` list gives), `unschedulable` and the exclusion label removed, under
+/// the node's `resourceVersion`. `None` when there is nothing of Breakwater's to undo.
+pub fn uncordon_patch(node: &Node) -> Option<Value> {
+    let spec = node.spec.clone().unwrap_or_default();
+    let before = spec.taints.clone().unwrap_or_default();
+    let taints: Vec<Taint> = before
+        .iter()
+        .filter(|t| !(t.key == DRAIN_TAINT && t.effect == "NoSchedule"))
+        .cloned()
+        .collect();
+    let labelled = node
+        .metadata
+        .labels
+        .as_ref()
+        .is_some_and(|l| l.contains_key(EXCLUDE_FROM_LB));
+    if taints.len() == before.len() && spec.unschedulable != Some(true) && !labelled {
+        return None;
+    }
+    Some(json!({
+        "metadata": {
+            "resourceVersion": node.metadata.resource_version,
+            "labels": {EXCLUDE_FROM_LB: null},
+        },
         "spec": {
             "unschedulable": null,
-            "taints": [{"key": DRAIN_TAINT, "$patch": "delete"}],
+            "taints": if taints.is_empty() { Value::Null } else { json!(taints) },
         },
-    })
+    }))
+}
+
+/// Reads `node`, computes the patch with `edit`, and writes it under the node's
+/// `resourceVersion`; a 409 (someone wrote in between) reads again and retries, at most
+/// [`NODE_WRITE_ATTEMPTS`] times.
+async fn edit_node(
+    client: &kube::Client,
+    name: &str,
+    what: &str,
+    edit: impl Fn(&Node) -> Option<Value>,
+) -> Result<NodeWrite> {
+    let nodes: Api<Node> = Api::all(client.clone());
+    for conflicts in 0..NODE_WRITE_ATTEMPTS {
+        let node = match nodes.get_opt(name).await {
+            Ok(Some(n)) => n,
+            Ok(None) => return Ok(NodeWrite::Gone),
+            Err(e) => return Err(super::from_kube(&format!("{what} {name}: read"), &e)),
+        };
+        let Some(patch) = edit(&node) else {
+            return Ok(NodeWrite::Unchanged);
+        };
+        match nodes
+            .patch(name, &PatchParams::default(), &Patch::Strategic(patch))
+            .await
+        {
+            Ok(_) => return Ok(NodeWrite::Changed { conflicts }),
+            Err(kube::Error::Api(s)) if s.code == 409 => {
+                tracing::info!(
+                    node = name,
+                    attempt = conflicts + 1,
+                    "node changed since read; reading again"
+                );
+            }
+            Err(kube::Error::Api(s)) if s.code == 404 => return Ok(NodeWrite::Gone),
+            Err(e) => return Err(super::from_kube(&format!("{what} {name}"), &e)),
+        }
+    }
+    Err(Error::Conflict(format!(
+        "{what} {name}: the node changed under {NODE_WRITE_ATTEMPTS} writes in a row"
+    )))
+}
+
+/// Cordons `name`: unschedulable, Breakwater's `NoSchedule` taint added to the node's taints,
+/// out of external load balancers (see [`cordon_patch`]).
+pub async fn cordon(client: &kube::Client, name: &str, reason: &str) -> Result<NodeWrite> {
+    edit_node(client, name, "cordon", |n| cordon_patch(n, reason)).await
+}
+
+/// Undoes [`cordon`] on `name`, keeping every taint that is not Breakwater's.
+pub async fn uncordon(client: &kube::Client, name: &str) -> Result<NodeWrite> {
+    edit_node(client, name, "uncordon", uncordon_patch).await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn node(v: Value) -> Node {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn cordon_adds_only_our_taint_to_the_whole_list_under_the_resource_version() {
+        // GIVEN a node with another controller's taint
+        let n = node(
+            json!({"metadata": {"name": "n", "resourceVersion": "41", "labels": {"a": "b"}},
+            "spec": {"taints": [{"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"},
+                                {"key": "node.kubernetes.io/unreachable", "effect": "NoExecute",
+                                 "timeAdded": "2026-11-23T00:00:00Z"}]}}),
+        );
+        // WHEN the cordon patch is made from it
+        let patch = cordon_patch(&n, "spot-interruption").unwrap();
+        // THEN it carries the whole list (theirs as read, ours added), the precondition, and what
+        // kubectl cordon sends
+        assert_eq!(patch["metadata"]["resourceVersion"], "41");
+        assert_eq!(patch["spec"]["unschedulable"], true);
+        assert_eq!(patch["metadata"]["labels"][EXCLUDE_FROM_LB], "true");
+        assert_eq!(
+            patch["spec"]["taints"],
+            json!([{"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"},
+                   {"key": "node.kubernetes.io/unreachable", "effect": "NoExecute", "timeAdded": "2026-11-23T00:00:00Z"},
+                   {"key": DRAIN_TAINT, "value": "spot-interruption", "effect": "NoSchedule"}])
+        );
+        // AND a node already cordoned so needs no write; a new reason updates our taint in place
+        let mut cordoned = n.clone();
+        cordoned
+            .metadata
+            .labels
+            .as_mut()
+            .unwrap()
+            .insert(EXCLUDE_FROM_LB.into(), "true".into());
+        let spec = cordoned.spec.as_mut().unwrap();
+        spec.unschedulable = Some(true);
+        spec.taints = serde_json::from_value(patch["spec"]["taints"].clone()).unwrap();
+        assert_eq!(cordon_patch(&cordoned, "spot-interruption"), None);
+        let again = cordon_patch(&cordoned, "rebalance-recommendation").unwrap();
+        assert_eq!(again["spec"]["taints"].as_array().unwrap().len(), 3);
+        assert_eq!(
+            again["spec"]["taints"][2]["value"],
+            "rebalance-recommendation"
+        );
+
+        // WHEN it is uncordoned
+        let undo = uncordon_patch(&cordoned).unwrap();
+        // THEN only our taint goes; theirs stay, and the precondition is sent
+        assert_eq!(
+            undo["spec"]["taints"],
+            json!(n.spec.as_ref().unwrap().taints)
+        );
+        assert_eq!(undo["spec"]["unschedulable"], Value::Null);
+        assert_eq!(undo["metadata"]["labels"][EXCLUDE_FROM_LB], Value::Null);
+        assert_eq!(undo["metadata"]["resourceVersion"], "41");
+        assert!(undo.to_string().find("$patch").is_none());
+        // AND with no taint left the list is removed; nothing of ours: no write
+        let alone = node(
+            json!({"metadata": {"name": "m", "resourceVersion": "7", "labels": {EXCLUDE_FROM_LB: "true"}},
+            "spec": {"unschedulable": true, "taints": [{"key": DRAIN_TAINT, "value": "x", "effect": "NoSchedule"}]}}),
+        );
+        assert_eq!(
+            uncordon_patch(&alone).unwrap()["spec"]["taints"],
+            Value::Null
+        );
+        assert_eq!(uncordon_patch(&n), None);
+    }
 
     #[test]
     fn the_eviction_body_carries_delete_options_as_the_server_reads_them() {

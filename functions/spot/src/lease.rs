@@ -1,0 +1,109 @@
+//! The instance lease, held for as long as the work on the instance goes on.
+//!
+//! A warning drain runs to `warning + 120 s − margin`, longer than the lease's time to live: the
+//! lease is therefore renewed (the state store's compare-and-swap `renew_lease`) every third of
+//! its time while the drain runs, and checked before every write — renewed first when less than
+//! half of it is left — so that whatever Breakwater writes about an instance (the cordon, the
+//! record) is written by the one holder of its lease. A renewal that finds the lease taken over
+//! (`Conflict`), or a lease that lapsed while S3 could not be reached, means another invocation
+//! may be acting: the work stops with `Conflict` instead of writing over it.
+
+use std::future::Future;
+use std::time::Duration;
+
+use breakwater::state::{Lease, StateStore};
+use breakwater::{Error, Result};
+use tokio::sync::Mutex;
+
+/// A lease this invocation holds and keeps.
+#[derive(Debug)]
+pub struct HeldLease {
+    store: StateStore,
+    ttl: Duration,
+    lease: Mutex<Option<Lease>>,
+}
+
+impl HeldLease {
+    /// Keeps `lease` (acquired for `ttl`).
+    pub fn new(store: StateStore, lease: Lease, ttl: Duration) -> Self {
+        HeldLease {
+            store,
+            ttl,
+            lease: Mutex::new(Some(lease)),
+        }
+    }
+
+    fn ttl_ms(&self) -> u64 {
+        u64::try_from(self.ttl.as_millis()).unwrap_or(u64::MAX)
+    }
+
+    async fn renew_if(&self, below_ms: u64) -> Result<()> {
+        let mut held = self.lease.lock().await;
+        let Some(lease) = held.as_mut() else {
+            return Err(Error::Conflict("the instance lease was lost".into()));
+        };
+        let now = self.store.clock().now_ms();
+        let left = lease.expires_at_ms.saturating_sub(now);
+        if left > below_ms {
+            return Ok(());
+        }
+        match self.store.renew_lease(lease, self.ttl).await {
+            Ok(()) => Ok(()),
+            Err(Error::Conflict(why)) => {
+                *held = None;
+                Err(Error::Conflict(why))
+            }
+            Err(e) if left == 0 => {
+                // It lapsed while the store could not be reached: someone may have taken it.
+                *held = None;
+                Err(Error::Conflict(format!(
+                    "the instance lease lapsed while it could not be renewed: {e}"
+                )))
+            }
+            Err(e) => {
+                // Still ours for `left` ms: the next check renews.
+                tracing::warn!(error = %e, left_ms = left, "could not renew the instance lease yet");
+                Ok(())
+            }
+        }
+    }
+
+    /// Before a write: `Ok` while the lease is this invocation's, renewed when less than half
+    /// of its time is left; `Conflict` when it was lost.
+    pub async fn check(&self) -> Result<()> {
+        self.renew_if(self.ttl_ms() / 2).await
+    }
+
+    /// Runs `work` while renewing the lease every third of its time to live. A lost lease stops
+    /// the work (`Conflict`); a renewal that fails for a while is retried until the lease would
+    /// lapse.
+    pub async fn keep_while<F: Future>(&self, work: F) -> Result<F::Output> {
+        tokio::pin!(work);
+        let period = (self.ttl / 3).max(Duration::from_millis(100));
+        loop {
+            tokio::select! {
+                out = &mut work => return Ok(out),
+                () = tokio::time::sleep(period) => {
+                    match self.renew_if(u64::MAX).await {
+                        Ok(()) => {}
+                        Err(Error::Conflict(why)) => {
+                            tracing::error!(%why, "lost the instance lease mid-work; stopping");
+                            return Err(Error::Conflict(why));
+                        }
+                        Err(e) => tracing::warn!(error = %e, "could not renew the instance lease"),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Releases the lease (a lost one needs nothing).
+    pub async fn release(self) {
+        let Some(lease) = self.lease.into_inner() else {
+            return;
+        };
+        if let Err(e) = self.store.release_lease(lease).await {
+            tracing::warn!(error = %e, "could not release the instance lease; it expires on its own");
+        }
+    }
+}
