@@ -6,6 +6,7 @@ pub mod bench;
 pub mod failover_demo;
 pub mod failover_scene;
 pub mod gameday;
+pub mod iam;
 pub mod kube;
 pub mod moto;
 pub mod proxy;

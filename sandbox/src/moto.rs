@@ -168,7 +168,7 @@ pub fn stop_pid(pid: u32) -> Result<(), SandboxError> {
 }
 
 /// The Python that has moto: `BREAKWATER_PYTHON`, else the project's `.venv`.
-fn python() -> Result<PathBuf, SandboxError> {
+pub fn python() -> Result<PathBuf, SandboxError> {
     if let Some(p) = std::env::var_os("BREAKWATER_PYTHON") {
         return Ok(PathBuf::from(p));
     }

@@ -178,6 +178,14 @@ impl std::fmt::Debug for SharedHandle {
     }
 }
 
+/// The function a binary is (its file name: `target/release/spot` is `spot`).
+fn binary_function(binary: &Path) -> String {
+    binary
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
 impl FunctionProcess {
     /// Starts `binary` with exactly the environment `env` (plus the Lambda runtime variables).
     pub async fn start(
@@ -220,6 +228,8 @@ impl FunctionProcess {
             .env("AWS_REGION", region)
             .env("AWS_DEFAULT_REGION", region)
             .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            // A function of the template runs with its role's credentials, never the sandbox's.
+            .envs(crate::iam::role_env(&binary_function(binary), region, env))
             .envs(CHAOS.get().map(|c| c.env.clone()).unwrap_or_default())
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::piped())

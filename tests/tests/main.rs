@@ -12,6 +12,7 @@ mod budget_binary;
 mod budget_month;
 mod failover;
 mod fault_proxy;
+mod iam_enforcement;
 mod kube_emulator;
 mod lambda_binary;
 mod notifications;

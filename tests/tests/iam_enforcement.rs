@@ -1,0 +1,180 @@
+//! The sandbox enforces IAM from template.yaml: a function's credentials (`sandbox::iam::role_env`)
+//! reach only what its role's policies grant, and S3 answers a missing key as it does on AWS.
+
+use aws_sdk_s3::config::Credentials;
+use aws_sdk_s3::error::ProvideErrorMetadata;
+
+use crate::common::{aws, moto_server, unique};
+
+moto_server!();
+
+/// An S3 and an RDS client signed as `function`'s role deployed in `home`, talking to `region`.
+async fn as_role(
+    function: &str,
+    home: &str,
+    region: &str,
+) -> (aws_sdk_s3::Client, aws_sdk_rds::Client) {
+    let vars = breakwater_sandbox::iam::role_env(function, home, &[]);
+    let get = |name: &str| {
+        vars.iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .expect("a function of the template has a role")
+    };
+    let credentials = Credentials::new(
+        get("AWS_ACCESS_KEY_ID"),
+        get("AWS_SECRET_ACCESS_KEY"),
+        Some(get("AWS_SESSION_TOKEN")),
+        None,
+        "sandbox-role",
+    );
+    let base = aws(&moto().endpoint(), region).await;
+    let s3 = aws_sdk_s3::config::Builder::from(base.config())
+        .credentials_provider(credentials.clone())
+        .force_path_style(true)
+        .build();
+    let rds = aws_sdk_rds::config::Builder::from(base.config())
+        .credentials_provider(credentials)
+        .build();
+    (
+        aws_sdk_s3::Client::from_conf(s3),
+        aws_sdk_rds::Client::from_conf(rds),
+    )
+}
+
+/// A state bucket named as the sandbox names them (`seed.rs`), in `region`.
+async fn state_bucket(region: &str) -> String {
+    let admin = aws(&moto().endpoint(), region).await;
+    let bucket = format!("breakwater-state-123456789012-{region}-{}", unique("iam"));
+    admin
+        .s3()
+        .create_bucket()
+        .bucket(&bucket)
+        .create_bucket_configuration(
+            aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                .location_constraint(region.into())
+                .build(),
+        )
+        .send()
+        .await
+        .expect("create the state bucket");
+    bucket
+}
+
+#[tokio::test]
+async fn a_role_with_list_bucket_reads_a_missing_record_as_404_and_other_prefixes_are_denied() {
+    // GIVEN budget's role (template.yaml grants s3:ListBucket on the state bucket and objects
+    // under its own prefixes)
+    let region = "eu-west-1";
+    let bucket = state_bucket(region).await;
+    let (s3, _) = as_role("budget", region, region).await;
+
+    // WHEN it reads a record that does not exist yet under its own prefix
+    let own = s3
+        .get_object()
+        .bucket(&bucket)
+        .key("budget/absent.json")
+        .send()
+        .await
+        .expect_err("nothing is there");
+    // THEN S3 answers 404 NoSuchKey, which the state store reads as "absent"
+    assert_eq!(own.raw_response().map(|r| r.status().as_u16()), Some(404));
+    assert_eq!(own.code(), Some("NoSuchKey"));
+
+    // WHEN it reads or writes under another function's prefix
+    let read = s3
+        .get_object()
+        .bucket(&bucket)
+        .key("spot/absent.json")
+        .send()
+        .await
+        .expect_err("not budget's");
+    let write = s3
+        .put_object()
+        .bucket(&bucket)
+        .key("spot/record.json")
+        .body(aws_sdk_s3::primitives::ByteStream::from_static(b"{}"))
+        .send()
+        .await
+        .expect_err("not budget's");
+    // THEN both are AccessDenied (403)
+    assert_eq!(read.raw_response().map(|r| r.status().as_u16()), Some(403));
+    assert_eq!(write.code(), Some("AccessDenied"));
+}
+
+#[tokio::test]
+async fn a_missing_key_read_by_a_role_without_list_bucket_answers_403_as_s3_does() {
+    // GIVEN the bucket of another region's stack: the budget role of eu-west-2 holds GetObject on
+    // nothing there and s3:ListBucket on nothing there
+    let bucket = state_bucket("eu-west-1").await;
+    let (s3, _) = as_role("budget", "eu-west-2", "eu-west-1").await;
+
+    // WHEN it reads a key that does not exist
+    let err = s3
+        .get_object()
+        .bucket(&bucket)
+        .key("budget/absent.json")
+        .send()
+        .await
+        .expect_err("denied");
+
+    // THEN S3 answers 403 AccessDenied, not 404: without s3:ListBucket S3 does not say whether a
+    // key exists (GetObject, Amazon S3 API Reference, "Permissions")
+    assert_eq!(err.raw_response().map(|r| r.status().as_u16()), Some(403));
+    assert_eq!(err.code(), Some("AccessDenied"));
+}
+
+#[tokio::test]
+async fn a_call_the_template_does_not_grant_is_access_denied_in_the_wrong_region_too() {
+    // GIVEN budget's role in eu-west-1: rds:DescribeDBInstances on its own region's databases
+    let (_, home) = as_role("budget", "eu-west-1", "eu-west-1").await;
+    let (_, abroad) = as_role("budget", "eu-west-1", "us-east-1").await;
+    let (_, tiering) = as_role("tiering", "eu-west-1", "eu-west-1").await;
+
+    // WHEN it lists databases at home, abroad, and the tiering role lists them at home
+    let at_home = home.describe_db_instances().send().await;
+    let in_another_region = abroad.describe_db_instances().send().await;
+    let by_tiering = tiering.describe_db_instances().send().await;
+
+    // THEN only the granted call passes
+    assert!(at_home.is_ok(), "{at_home:?}");
+    let denied = in_another_region.expect_err("the grant names eu-west-1 only");
+    assert_eq!(
+        denied.raw_response().map(|r| r.status().as_u16()),
+        Some(403)
+    );
+    let denied = by_tiering.expect_err("tiering's role has no RDS grant");
+    assert_eq!(
+        denied.raw_response().map(|r| r.status().as_u16()),
+        Some(403)
+    );
+}
+
+#[test]
+fn the_template_grants_every_operation_the_code_can_call_and_nothing_unused() {
+    // GIVEN the IAM contract: every SDK operation each function's adapters can call, its IAM
+    // action, and the SAM-expanded template's grants (`make iam` prints the table)
+    let python = breakwater_sandbox::moto::python().expect("the project's .venv (make setup)");
+    let root = breakwater_sandbox::workspace_root();
+
+    // WHEN it is checked
+    let out = std::process::Command::new(python)
+        .arg(root.join("sandbox/iam_contract.py"))
+        .arg("--check")
+        .current_dir(root.join("sandbox"))
+        .output()
+        .expect("run sandbox/iam_contract.py");
+
+    // THEN no grant is missing and none is unused
+    let report = String::from_utf8_lossy(&out.stdout);
+    let summary: Vec<&str> = report
+        .lines()
+        .filter(|l| l.starts_with("missing grant") || l.starts_with("unused grant"))
+        .collect();
+    assert!(
+        out.status.success(),
+        "the IAM contract fails:\n{}\n{}",
+        summary.join("\n"),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
