@@ -24,7 +24,7 @@ SAM_VENV := .venv-sam/.installed
 CHECKOV_VENV := .venv-checkov/.installed
 ARM64_STAMP := target/.arm64-target
 
-.PHONY: help setup build test lint fmt demo gameday bench fuzz up down invoke deploy clean
+.PHONY: help setup build test lint iam fmt demo gameday bench fuzz up down invoke deploy clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -60,11 +60,17 @@ test: $(SANDBOX_VENV) ## unit and integration tests (moto, the fault proxy, the 
 	cargo build --workspace --bins --tests
 	cargo test --workspace
 
-lint: $(SAM_VENV) $(CHECKOV_VENV) ## rustfmt, clippy -D warnings, sam validate --lint, checkov
+lint: $(SANDBOX_VENV) $(SAM_VENV) $(CHECKOV_VENV) ## rustfmt, clippy -D warnings, sam validate --lint, checkov (template and SAM-expanded)
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	.venv-sam/bin/sam validate --lint --region us-east-1
 	BC_SKIP_MAPPING=TRUE .venv-checkov/bin/checkov -f template.yaml --framework cloudformation --quiet --compact --skip-download
+	@# The roles and the Function URL exist only after the SAM transform: scan what CloudFormation gets.
+	mkdir -p target && .venv/bin/python sandbox/iam_template.py --expanded > target/template.expanded.json
+	BC_SKIP_MAPPING=TRUE .venv-checkov/bin/checkov -f target/template.expanded.json --framework cloudformation --quiet --compact --skip-download
+
+iam: $(SANDBOX_VENV) ## the IAM contract: each function's AWS operations, their IAM actions, and the template's grants
+	@cd sandbox && ../.venv/bin/python iam_contract.py --markdown
 
 fmt: ## format the code
 	cargo fmt --all
