@@ -410,6 +410,7 @@ def apply():
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 
     DomainDispatcherApplication.__call__ = _dispatch_with_cbor(DomainDispatcherApplication.__call__)
+    __import__("moto_cloudwatch_fidelity").apply()  # DescribeAlarms answers AlarmTypes as CloudWatch does
     s3_responses.S3Response._bucket_response = _bucket_response
     s3_responses.S3Response._bucket_response_get = _bucket_get
     s3_responses.S3Response._bucket_response_put = _request_payment_put

@@ -1,7 +1,9 @@
 //! The CloudWatch adapters: S3's free daily storage metrics, read with one `GetMetricData` call,
 //! and alarms (state and tags).
 
-use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat, ScanBy};
+use aws_sdk_cloudwatch::types::{
+    AlarmType, Dimension, Metric, MetricDataQuery, MetricStat, ScanBy,
+};
 use aws_smithy_types::DateTime;
 
 use std::collections::BTreeMap;
@@ -280,11 +282,17 @@ impl CloudWatchAlarms {
 }
 
 impl Alarms for CloudWatchAlarms {
+    /// Both kinds are asked for: CloudWatch API reference, DescribeAlarms, `AlarmTypes`: "If you
+    /// omit this parameter, only metric alarms are returned, even if composite alarms exist in
+    /// the account" — a firing composite alarm would read as gone. (Composite alarms are returned
+    /// only to a `cloudwatch:DescribeAlarms` permission scoped to `*`.)
     async fn state(&self, name: &str) -> Result<Option<AlarmState>> {
         let out = self
             .client
             .describe_alarms()
             .alarm_names(name)
+            .alarm_types(AlarmType::MetricAlarm)
+            .alarm_types(AlarmType::CompositeAlarm)
             .send()
             .await
             .map_err(|e| Error::from_sdk(&format!("DescribeAlarms {name}"), &e))?;
@@ -345,5 +353,45 @@ impl Alarms for CloudWatchAlarms {
                 )
             })
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod alarm_tests {
+    use super::*;
+    use aws_sdk_cloudwatch::operation::describe_alarms::DescribeAlarmsOutput;
+    use aws_sdk_cloudwatch::types::{CompositeAlarm, StateValue};
+    use aws_smithy_mocks::{mock, mock_client};
+
+    #[tokio::test]
+    async fn a_composite_alarm_in_alarm_is_read_as_firing_because_both_alarm_types_are_asked_for() {
+        // GIVEN CloudWatch holding a composite alarm in ALARM, answering composite alarms only
+        // when AlarmTypes asks for them (as the API reference says it does)
+        let rule = mock!(aws_sdk_cloudwatch::Client::describe_alarms)
+            .match_requests(|req| {
+                req.alarm_names() == ["web-health"]
+                    && req.alarm_types().contains(&AlarmType::CompositeAlarm)
+                    && req.alarm_types().contains(&AlarmType::MetricAlarm)
+            })
+            .then_output(|| {
+                DescribeAlarmsOutput::builder()
+                    .composite_alarms(
+                        CompositeAlarm::builder()
+                            .alarm_name("web-health")
+                            .alarm_rule("ALARM(web-p95) OR ALARM(web-5xx)")
+                            .state_value(StateValue::Alarm)
+                            .state_reason("web-p95 is in ALARM")
+                            .build(),
+                    )
+                    .build()
+            });
+        let client = mock_client!(aws_sdk_cloudwatch, [&rule]);
+        // WHEN the adapter reads the alarm's state
+        let state = CloudWatchAlarms::new(client).state("web-health").await;
+        // THEN it is found, and in ALARM
+        let state = state.unwrap().expect("the composite alarm is found");
+        assert_eq!(state.value, "ALARM");
+        assert_eq!(state.reason, "web-p95 is in ALARM");
+        assert_eq!(rule.num_calls(), 1);
     }
 }
