@@ -1,10 +1,13 @@
-//! Rollback end to end: moto for CloudWatch (alarms and their tags), S3 and SNS; the Kubernetes
-//! emulator's Deployment controller for the cluster; the real `kubectl rollout undo` for the
-//! differential checks. Every claimed mutation is read back from the emulator or moto.
+//! Rollback end to end: moto for CloudWatch (alarms and their tags), S3, SNS, Secrets Manager
+//! and SSM (the signing secrets); the Kubernetes emulator's Deployment controller for the
+//! cluster; the real `kubectl rollout undo` for the differential checks. Every claimed mutation
+//! is read back from the emulator or moto. Lambda's `Invoke` (the webhook hand-off) is answered
+//! by [`LambdaStandIn`], which forwards every other call to moto.
 
+use std::convert::Infallible;
 use std::process::Command;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use breakwater::aws::cloudwatch::CloudWatchAlarms;
 use breakwater::aws::Aws;
@@ -19,6 +22,9 @@ use breakwater_sandbox::rollback_scene::{
     alarm_event, roll_out, rollback_scene, set_alarm, RollbackScene,
 };
 use breakwater_sandbox::seed::{read_notifications, seed, Estate, ReceivedNotification};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use rollback::sdk::{secretsmanager, ssm};
 use rollback::settings::RollbackSettings;
 use rollback::webhook::{pagerduty_signature, slack_signature};
 use rollback::RollbackFunction;
@@ -44,6 +50,147 @@ struct World {
     clock: ManualClock,
     function: Arc<Function>,
     region: String,
+    lambda: LambdaStandIn,
+}
+
+/// One `Invoke` the function sent to Lambda.
+#[derive(Debug, Clone)]
+struct Queued {
+    /// The function named in the path.
+    function: String,
+    /// `X-Amz-Invocation-Type` (`RequestResponse` when absent, as Lambda reads it).
+    invocation_type: String,
+    /// The event.
+    payload: Value,
+}
+
+/// An AWS endpoint for the function: Lambda's `Invoke`
+/// (`POST /2015-03-31/functions/{name}/invocations`) is recorded and answered as Lambda answers
+/// an `Event` invocation (202, empty body: queued, not run); every other request goes to moto
+/// unchanged (moto's Lambda runs functions in Docker, which the sandbox has not).
+struct LambdaStandIn {
+    endpoint: String,
+    queued: Arc<Mutex<Vec<Queued>>>,
+}
+
+impl LambdaStandIn {
+    async fn start(upstream: String) -> Self {
+        use hyper::server::conn::http1;
+        use hyper::service::service_fn;
+        use hyper_util::rt::{TokioExecutor, TokioIo};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let queued = Arc::new(Mutex::new(Vec::new()));
+        let client = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+            .build_http::<Full<Bytes>>();
+        let seen = queued.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let (seen, client, upstream) = (seen.clone(), client.clone(), upstream.clone());
+                tokio::spawn(async move {
+                    let service = service_fn(move |request| {
+                        answer(request, seen.clone(), client.clone(), upstream.clone())
+                    });
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        LambdaStandIn { endpoint, queued }
+    }
+
+    fn queued(&self) -> Vec<Queued> {
+        self.queued.lock().unwrap().clone()
+    }
+}
+
+type Forwarder = hyper_util::client::legacy::Client<
+    hyper_util::client::legacy::connect::HttpConnector,
+    Full<Bytes>,
+>;
+
+async fn answer(
+    request: hyper::Request<hyper::body::Incoming>,
+    seen: Arc<Mutex<Vec<Queued>>>,
+    client: Forwarder,
+    upstream: String,
+) -> Result<hyper::Response<Full<Bytes>>, Infallible> {
+    let (parts, body) = request.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let function = parts
+        .uri
+        .path()
+        .strip_prefix("/2015-03-31/functions/")
+        .and_then(|rest| rest.strip_suffix("/invocations"));
+    if let Some(function) = function {
+        let invocation_type = parts
+            .headers
+            .get("x-amz-invocation-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("RequestResponse")
+            .to_string();
+        let status = if invocation_type == "Event" { 202 } else { 501 };
+        seen.lock().unwrap().push(Queued {
+            function: function.to_string(),
+            invocation_type,
+            payload: serde_json::from_slice(&body).unwrap_or(Value::Null),
+        });
+        return Ok(hyper::Response::builder()
+            .status(status)
+            .body(Full::new(Bytes::new()))
+            .unwrap());
+    }
+    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let mut forward = hyper::Request::builder()
+        .method(parts.method.clone())
+        .uri(format!("{upstream}{path}"));
+    for (name, value) in &parts.headers {
+        forward = forward.header(name, value);
+    }
+    let answered = client.request(forward.body(Full::new(body)).unwrap()).await;
+    Ok(match answered {
+        Ok(response) => {
+            let (parts, body) = response.into_parts();
+            let body = body
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
+            hyper::Response::from_parts(parts, Full::new(body))
+        }
+        Err(e) => hyper::Response::builder()
+            .status(502)
+            .body(Full::new(Bytes::from(e.to_string())))
+            .unwrap(),
+    })
+}
+
+/// Slack's signing secret in Secrets Manager and PagerDuty's as an SSM SecureString (the two
+/// places the function reads them from); returns the references for its environment.
+async fn store_secrets(direct: &Aws, slack: &str, pagerduty: &str) -> (String, String) {
+    let name = unique("breakwater/slack");
+    secretsmanager::Client::new(direct.config())
+        .create_secret()
+        .name(&name)
+        .secret_string(slack)
+        .send()
+        .await
+        .unwrap();
+    let parameter = format!("/{}", unique("breakwater/pagerduty"));
+    ssm::Client::new(direct.config())
+        .put_parameter()
+        .name(&parameter)
+        .value(pagerduty)
+        .r#type(ssm::types::ParameterType::SecureString)
+        .send()
+        .await
+        .unwrap();
+    (format!("secretsmanager:{name}"), format!("ssm:{parameter}"))
 }
 
 /// A world whose emulator starts `history_ms` before the function's now (so that a rollout
@@ -61,7 +208,8 @@ async fn world(region: &str, history_ms: u64, extra: &[(&str, &str)]) -> World {
     let scene = rollback_scene(direct.config(), region, &suffix, CLUSTER, &emu)
         .await
         .unwrap();
-    let aws = Arc::new(Aws::for_endpoint(&moto().endpoint(), region).await);
+    let lambda = LambdaStandIn::start(moto().endpoint()).await;
+    let aws = Arc::new(Aws::for_endpoint(&lambda.endpoint, region).await);
     let settings = Settings {
         region: region.into(),
         state_bucket: estate.primary.state_bucket.clone(),
@@ -71,10 +219,14 @@ async fn world(region: &str, history_ms: u64, extra: &[(&str, &str)]) -> World {
         idempotency_ttl: Duration::from_secs(900),
         function_name: "rollback".into(),
     };
+    let (slack_ref, pagerduty_ref) = store_secrets(&direct, SLACK_SECRET, PAGERDUTY_SECRET).await;
     let mut pairs = vec![
         ("BREAKWATER_ROLLBACK_CLUSTERS", CLUSTER),
-        ("BREAKWATER_ROLLBACK_SLACK_SIGNING_SECRET", SLACK_SECRET),
-        ("BREAKWATER_ROLLBACK_PAGERDUTY_SECRET", PAGERDUTY_SECRET),
+        ("BREAKWATER_ROLLBACK_SLACK_SECRET_ID", slack_ref.as_str()),
+        (
+            "BREAKWATER_ROLLBACK_PAGERDUTY_SECRET_ID",
+            pagerduty_ref.as_str(),
+        ),
     ];
     pairs.extend_from_slice(extra);
     let function = RollbackFunction {
@@ -91,6 +243,7 @@ async fn world(region: &str, history_ms: u64, extra: &[(&str, &str)]) -> World {
         clock,
         function: Arc::new(function),
         region: region.into(),
+        lambda,
     }
 }
 
@@ -114,6 +267,18 @@ impl World {
 
     async fn handle(&self, event: Value) -> Value {
         self.function.handle(event, &unique("req")).await.unwrap()
+    }
+
+    /// Plays Lambda for the webhook hand-off: runs every queued asynchronous invocation not yet
+    /// run, in order, and returns their answers.
+    async fn run_queued(&self, from: usize) -> Vec<Value> {
+        let mut answers = Vec::new();
+        for q in self.lambda.queued().into_iter().skip(from) {
+            assert_eq!(q.function, "rollback", "the function hands off to itself");
+            assert_eq!(q.invocation_type, "Event", "asynchronously");
+            answers.push(self.handle(q.payload).await);
+        }
+        answers
     }
 
     fn alarm(&self, id: &str, previous: &str, state: &str, began_before_ms: u64) -> Value {
@@ -436,6 +601,104 @@ async fn the_bake_window_verifies_a_cleared_alarm_and_escalates_one_still_firing
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_composite_alarm_still_firing_after_the_bake_escalates_and_a_missing_one_is_not_taken_as_clear(
+) {
+    // GIVEN a composite alarm (the recommended way to combine error rate, latency and health)
+    // guarding web, and a bad deploy
+    let composite = unique("web-health");
+    let mapping = format!("{composite}=prod/shop/Deployment/web");
+    let w = world(
+        "ap-northeast-3",
+        3 * 60 * MINUTE,
+        &[("BREAKWATER_ROLLBACK_ALARMS", mapping.as_str())],
+    )
+    .await;
+    w.history(&[("web:2", 5 * MINUTE)]);
+    w.direct
+        .cloudwatch()
+        .put_composite_alarm()
+        .alarm_name(&composite)
+        .alarm_rule(format!(
+            "ALARM(\"{}\") OR ALARM(\"{}\")",
+            w.scene.latency_alarm, w.scene.error_alarm
+        ))
+        .send()
+        .await
+        .unwrap();
+    set_alarm(w.direct.config(), &w.region, &composite, "ALARM")
+        .await
+        .unwrap();
+    let arn = format!(
+        "arn:aws:cloudwatch:{}:123456789012:alarm:{composite}",
+        w.region
+    );
+    let fired = alarm_event(
+        "cx-1",
+        &w.region,
+        &composite,
+        &arn,
+        "OK",
+        "ALARM",
+        w.clock.now_ms() - MINUTE,
+    );
+    let r = w.handle(fired).await;
+    assert_eq!(r["decisions"][0]["outcome"], "rolled-back", "{r}");
+    // WHEN the bake window passes with the composite alarm still in ALARM
+    w.clock.advance(Duration::from_millis(11 * MINUTE));
+    w.at(0);
+    let late = w.handle(w.tick()).await;
+    // THEN the rollback is escalated, not verified (CloudWatch returns composite alarms only
+    // when DescribeAlarms asks for them with AlarmTypes), and the target is not marked good
+    assert_eq!(late["checked"][0]["outcome"], "escalated", "{late}");
+    let reason = late["checked"][0]["reason"].as_str().unwrap();
+    assert!(reason.contains("still in ALARM"), "{reason}");
+    let status = w
+        .handle(json!({"command": "status", "workload": "prod/shop/Deployment/web"}))
+        .await;
+    assert_eq!(status["record"]["good"], json!([]), "{status}");
+
+    // GIVEN another rollback guarded by a composite alarm that is then deleted
+    let gone = unique("web-health");
+    let mapping = format!("{gone}=prod/shop/Deployment/web");
+    let w2 = world(
+        "ap-east-1",
+        3 * 60 * MINUTE,
+        &[("BREAKWATER_ROLLBACK_ALARMS", mapping.as_str())],
+    )
+    .await;
+    w2.history(&[("web:2", 5 * MINUTE)]);
+    let cw = w2.direct.cloudwatch();
+    cw.put_composite_alarm()
+        .alarm_name(&gone)
+        .alarm_rule(format!("ALARM(\"{}\")", w2.scene.latency_alarm))
+        .send()
+        .await
+        .unwrap();
+    let arn = format!("arn:aws:cloudwatch:{}:123456789012:alarm:{gone}", w2.region);
+    let r = w2
+        .handle(alarm_event(
+            "cx-2",
+            &w2.region,
+            &gone,
+            &arn,
+            "OK",
+            "ALARM",
+            w2.clock.now_ms() - MINUTE,
+        ))
+        .await;
+    assert_eq!(r["decisions"][0]["outcome"], "rolled-back", "{r}");
+    cw.delete_alarms().alarm_names(&gone).send().await.unwrap();
+    // WHEN the bake window passes
+    w2.clock.advance(Duration::from_millis(11 * MINUTE));
+    w2.at(0);
+    let late = w2.handle(w2.tick()).await;
+    // THEN "not found" is not "clear": escalated, nothing verified
+    assert_eq!(late["checked"][0]["outcome"], "escalated", "{late}");
+    let reason = late["checked"][0]["reason"].as_str().unwrap();
+    assert!(reason.contains("was not found"), "{reason}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn guard_rails_report_and_change_nothing() {
     let w = world("ap-south-1", 3 * 60 * MINUTE, &[]).await;
     w.history(&[("web:2", 30 * MINUTE)]);
@@ -488,6 +751,11 @@ async fn guard_rails_report_and_change_nothing() {
             json!({"metadata": {"labels": {"argocd.argoproj.io/instance": "shop"}}}),
             "Argo CD application shop",
         ),
+        // Argo CD 2.x's default tracking label (Argo CD docs, "Resource Tracking").
+        (
+            json!({"metadata": {"labels": {"app.kubernetes.io/instance": "shop-prod"}}}),
+            "Argo CD application shop-prod",
+        ),
         (
             json!({"metadata": {"annotations": {"breakwater.io/rollback-freeze": "true"}}}),
             "frozen",
@@ -514,7 +782,8 @@ async fn guard_rails_report_and_change_nothing() {
             )
             .await;
         assert!(r["reason"].as_str().unwrap().contains(expect), "{r}");
-        let undo = json!({"metadata": {"labels": {"argocd.argoproj.io/instance": null},
+        let undo = json!({"metadata": {"labels": {"argocd.argoproj.io/instance": null,
+                "app.kubernetes.io/instance": null},
             "annotations": {"breakwater.io/rollback-freeze": null}}, "spec": {"paused": null}});
         w.emu
             .with(|c| {
@@ -670,18 +939,28 @@ async fn forged_stale_and_replayed_webhooks_get_401_and_change_nothing() {
     assert!(w.patches().is_empty());
     assert_eq!(w.decisions().await, 0);
 
-    // A good Slack command rolls back; the same request again is a replay.
+    assert!(w.lambda.queued().is_empty(), "nothing was handed on");
+
+    // A good Slack command is acknowledged at once and handed on; the queued invocation rolls
+    // back; the same request again is a replay.
     let good = w.slack("rollback shop/web", now_s, SLACK_SECRET);
     let r = w.handle(good.clone()).await;
     assert_eq!(status(&r), 200, "{r}");
     let text: Value = serde_json::from_str(r["body"].as_str().unwrap()).unwrap();
     assert!(
-        text["text"].as_str().unwrap().starts_with("rolled-back"),
+        text["text"].as_str().unwrap().starts_with("accepted"),
         "{text}"
+    );
+    let done = w.run_queued(0).await;
+    assert_eq!(done.len(), 1);
+    assert!(
+        done[0]["text"].as_str().unwrap().starts_with("rolled-back"),
+        "{done:?}"
     );
     assert_eq!(w.patches().len(), 1);
     assert_eq!(w.image(), "web:1");
     assert_eq!(status(&w.handle(good).await), 401, "replayed");
+    assert_eq!(w.lambda.queued().len(), 1, "a replay is not handed on");
     assert_eq!(w.patches().len(), 1);
     let note = &w.notifications().await[0];
     assert!(
@@ -694,10 +973,201 @@ async fn forged_stale_and_replayed_webhooks_get_401_and_change_nothing() {
     let pd = w.pagerduty("P3", "rollback shop/web", now, PAGERDUTY_SECRET);
     let r = w.handle(pd.clone()).await;
     assert_eq!(status(&r), 200, "{r}");
-    assert!(r["body"].as_str().unwrap().contains("cool-down"), "{r}");
+    assert!(r["body"].as_str().unwrap().contains("accepted"), "{r}");
+    let done = w.run_queued(1).await;
+    assert!(
+        done[0]["text"].as_str().unwrap().contains("cool-down"),
+        "{done:?}"
+    );
     assert_eq!(status(&w.handle(pd).await), 401);
+    assert_eq!(w.lambda.queued().len(), 2);
     assert_eq!(w.patches().len(), 1);
     assert_eq!(w.decisions().await, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slack_command_is_acknowledged_before_any_rollback_work_and_carried_out_asynchronously() {
+    // GIVEN a bad deploy, and Slack's signing secret in Secrets Manager (not yet read)
+    let w = world("ap-northeast-2", 3 * 60 * MINUTE, &[]).await;
+    w.history(&[("web:2", 5 * MINUTE)]);
+    w.emu.clear_requests();
+    let now_s = w.clock.now_ms() / 1000;
+    // WHEN a signed `/breakwater rollback shop/web` arrives at the Function URL
+    let started = Instant::now();
+    let r = w
+        .handle(w.slack("rollback shop/web", now_s, SLACK_SECRET))
+        .await;
+    let answered_in = started.elapsed();
+    // THEN it is answered 200 well inside Slack's 3000 ms (Slack API, "Slash commands":
+    // respond within 3000 ms or use response_url), having touched no cluster and decided nothing
+    assert_eq!(r["statusCode"], 200, "{r}");
+    assert!(
+        answered_in < Duration::from_millis(3_000),
+        "{answered_in:?}"
+    );
+    assert!(w.emu.requests().is_empty(), "{:?}", w.emu.requests());
+    assert_eq!(w.decisions().await, 0);
+    // AND the verified command is queued for an asynchronous invocation of the same function
+    let queued = w.lambda.queued();
+    assert_eq!(queued.len(), 1, "{queued:?}");
+    assert_eq!(queued[0].function, "rollback");
+    assert_eq!(queued[0].invocation_type, "Event");
+    assert_eq!(queued[0].payload["command"], "webhook");
+    assert_eq!(queued[0].payload["text"], "rollback shop/web");
+    assert_eq!(queued[0].payload["requestedBy"], "slack:U42 (alice)");
+    let id = queued[0].payload["id"].as_str().unwrap().to_string();
+    assert!(id.starts_with("slack-"), "{id}");
+    // WHEN Lambda runs it — twice, as an asynchronous invocation may be retried
+    let first = w.run_queued(0).await;
+    let again = w.handle(queued[0].payload.clone()).await;
+    // THEN the rollback is made once and recorded once
+    assert!(
+        first[0]["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("rolled-back"),
+        "{first:?}"
+    );
+    assert_eq!(again["request"], id.as_str(), "{again}");
+    let patches: Vec<_> = w
+        .patches()
+        .into_iter()
+        .filter(|p| p.content_type == "application/json-patch+json")
+        .collect();
+    assert_eq!(patches.len(), 1, "{patches:?}");
+    assert_eq!(w.image(), "web:1");
+    assert_eq!(w.decisions().await, 1);
+    // AND a usage error is answered at once, with nothing handed on
+    let usage = w.handle(w.slack("please help", now_s, SLACK_SECRET)).await;
+    assert!(usage["body"].as_str().unwrap().contains("usage"), "{usage}");
+    assert_eq!(w.lambda.queued().len(), 1);
+    // AND a body over the limit (16 KiB by default) is refused before anything is read from it
+    let mut big = w.slack("rollback shop/web", now_s, SLACK_SECRET);
+    big["body"] = json!(format!(
+        "text=rollback+shop%2Fweb&pad={}",
+        "x".repeat(20_000)
+    ));
+    assert_eq!(w.handle(big).await["statusCode"], 413);
+    assert_eq!(w.lambda.queued().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_re_cased_slack_signature_is_refused_and_cannot_replay_a_captured_request() {
+    // GIVEN a captured, correctly signed Slack request
+    let w = world("ap-southeast-2", 3 * 60 * MINUTE, &[]).await;
+    w.history(&[("web:2", 5 * MINUTE)]);
+    let now_s = w.clock.now_ms() / 1000;
+    let captured = w.slack("rollback shop/web", now_s, SLACK_SECRET);
+    let signature = captured["headers"]["x-slack-signature"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // WHEN it is replayed with the hex digits of its signature in upper case
+    let mut recased = captured.clone();
+    recased["headers"]["x-slack-signature"] =
+        json!(format!("v0={}", signature[3..].to_ascii_uppercase()));
+    let r = w.handle(recased).await;
+    // THEN it is refused and nothing is handed on (the same MAC, another spelling)
+    assert_eq!(r["statusCode"], 401, "{r}");
+    assert!(w.lambda.queued().is_empty());
+    // AND the original, sent once, is accepted once; re-cased after it, still refused
+    assert_eq!(w.handle(captured.clone()).await["statusCode"], 200);
+    let mut after = captured.clone();
+    after["headers"]["x-slack-signature"] = json!(format!(
+        "v0={}",
+        signature[3..].replacen(|c: char| c.is_ascii_lowercase(), "F", 1)
+    ));
+    assert_eq!(w.handle(after).await["statusCode"], 401);
+    assert_eq!(w.lambda.queued().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signing_secrets_are_read_from_secrets_manager_and_ssm_on_first_use_and_cached() {
+    // GIVEN the world's secrets: Slack's in Secrets Manager, PagerDuty's an SSM SecureString
+    let w = world("us-west-1", 3 * 60 * MINUTE, &[]).await;
+    w.history(&[("web:2", 5 * MINUTE)]);
+    let now_s = w.clock.now_ms() / 1000;
+    let now = w.clock.now_ms();
+    // WHEN requests signed with them arrive
+    let slack = w
+        .handle(w.slack("rollback shop/web", now_s, SLACK_SECRET))
+        .await;
+    let pd = w
+        .handle(w.pagerduty("S1", "rollback shop/web", now, PAGERDUTY_SECRET))
+        .await;
+    // THEN both are verified with the stored secrets
+    assert_eq!(slack["statusCode"], 200, "{slack}");
+    assert_eq!(pd["statusCode"], 200, "{pd}");
+    // WHEN the stored secrets are deleted
+    let slack_ref = w.function.settings.slack_secret.clone().unwrap();
+    let rollback::secrets::SecretRef::SecretsManager(name) = slack_ref else {
+        panic!("{slack_ref:?}")
+    };
+    secretsmanager::Client::new(w.direct.config())
+        .delete_secret()
+        .secret_id(&name)
+        .force_delete_without_recovery(true)
+        .send()
+        .await
+        .unwrap();
+    // THEN the cached value still verifies the next request (no read per request)
+    let cached = w
+        .handle(w.slack("rollback shop/web", now_s + 1, SLACK_SECRET))
+        .await;
+    assert_eq!(cached["statusCode"], 200, "{cached}");
+    // AND a function with no cached value and no secret to read refuses to judge: 503, nothing queued
+    let fresh = RollbackFunction {
+        alarms: CloudWatchAlarms::new(w.direct.cloudwatch()),
+        kube: KubeClients::new(Some(w.emu.endpoint())).unwrap(),
+        toolkit: w.function.toolkit.clone(),
+        settings: RollbackSettings::from_env(&Env::from_pairs([
+            ("BREAKWATER_ROLLBACK_CLUSTERS", CLUSTER),
+            (
+                "BREAKWATER_ROLLBACK_SLACK_SECRET_ID",
+                format!("secretsmanager:{name}").as_str(),
+            ),
+        ]))
+        .unwrap(),
+    };
+    let queued = w.lambda.queued().len();
+    let r = fresh
+        .handle(w.slack("rollback shop/web", now_s + 2, SLACK_SECRET), "t")
+        .await
+        .unwrap();
+    assert_eq!(r["statusCode"], 503, "{r}");
+    assert_eq!(w.lambda.queued().len(), queued);
+    // AND an SSM parameter that is a plain String is not accepted as a signing secret
+    let plain = format!("/{}", unique("breakwater/plain"));
+    ssm::Client::new(w.direct.config())
+        .put_parameter()
+        .name(&plain)
+        .value(PAGERDUTY_SECRET)
+        .r#type(ssm::types::ParameterType::String)
+        .send()
+        .await
+        .unwrap();
+    let from_plain = RollbackFunction {
+        alarms: CloudWatchAlarms::new(w.direct.cloudwatch()),
+        kube: KubeClients::new(Some(w.emu.endpoint())).unwrap(),
+        toolkit: w.function.toolkit.clone(),
+        settings: RollbackSettings::from_env(&Env::from_pairs([
+            ("BREAKWATER_ROLLBACK_CLUSTERS", CLUSTER),
+            (
+                "BREAKWATER_ROLLBACK_PAGERDUTY_SECRET_ID",
+                format!("ssm:{plain}").as_str(),
+            ),
+        ]))
+        .unwrap(),
+    };
+    let r = from_plain
+        .handle(
+            w.pagerduty("S2", "rollback shop/web", now, PAGERDUTY_SECRET),
+            "t",
+        )
+        .await
+        .unwrap();
+    assert_eq!(r["statusCode"], 503, "{r}");
+    assert_eq!(w.lambda.queued().len(), queued);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -765,7 +1235,11 @@ async fn build(emu: &KubeEmulator, paused: bool) {
     )
     .unwrap();
     let mut d = deployment("web", "web", 2, "web:1");
-    d["metadata"]["annotations"] = json!({"team": "shop", "kubernetes.io/change-cause": "initial"});
+    // Applied with `kubectl apply`: kubectl's rollback keeps the Deployment's own
+    // last-applied-configuration (its DeploymentRollbacker's annotationsToSkip).
+    d["metadata"]["annotations"] = json!({"team": "shop", "kubernetes.io/change-cause": "initial",
+        "kubectl.kubernetes.io/last-applied-configuration":
+            "{\"apiVersion\":\"apps/v1\",\"kind\":\"Deployment\",\"metadata\":{\"name\":\"web\",\"namespace\":\"shop\"}}"});
     emu.create("deployments", "shop", d).unwrap();
     for image in ["web:2", "web:3"] {
         emu.advance(60 * MINUTE);
@@ -887,6 +1361,10 @@ async fn our_rollback_matches_kubectl_rollout_undo() {
                     cause.as_str().unwrap().contains("breakwater rollback"),
                     "{cause}"
                 );
+                let kept = ours_emu.get("deployments", "shop", "web").unwrap()["metadata"]
+                    ["annotations"]["kubectl.kubernetes.io/last-applied-configuration"]
+                    .clone();
+                assert!(kept.is_string(), "{case}: last-applied-configuration kept");
             }
             "already matching" => {
                 assert!(said.contains("skipped rollback"), "{said}");
@@ -985,8 +1463,21 @@ async fn the_binary_takes_the_signed_slack_command_from_events_once() {
     let w = world("eu-central-1", 3 * 60 * MINUTE, &[]).await;
     w.history(&[("web:2", 5 * MINUTE)]);
     w.emu.clear_requests();
+    // The files are signed with this secret; the binary finds it in Secrets Manager, named by
+    // its ARN (what the template's parameter holds and its role is granted on).
+    let slack_arn = secretsmanager::Client::new(w.direct.config())
+        .create_secret()
+        .name(unique("breakwater/slack"))
+        .secret_string("sandbox-slack-signing-secret")
+        .send()
+        .await
+        .unwrap()
+        .arn()
+        .unwrap()
+        .to_string();
     let env: Vec<(String, String)> = [
-        ("AWS_ENDPOINT_URL", moto().endpoint()),
+        // Every AWS call goes to moto, except Lambda's Invoke (the hand-off), answered here.
+        ("AWS_ENDPOINT_URL", w.lambda.endpoint.clone()),
         ("AWS_ACCESS_KEY_ID", "testing".into()),
         ("AWS_SECRET_ACCESS_KEY", "testing".into()),
         (
@@ -996,10 +1487,7 @@ async fn the_binary_takes_the_signed_slack_command_from_events_once() {
         ("BREAKWATER_TOPIC_ARN", w.estate.primary.topic_arn.clone()),
         ("BREAKWATER_ROLLBACK_CLUSTERS", CLUSTER.into()),
         ("BREAKWATER_KUBE_ENDPOINT", w.emu.endpoint()),
-        (
-            "BREAKWATER_ROLLBACK_SLACK_SIGNING_SECRET",
-            "sandbox-slack-signing-secret".into(),
-        ),
+        ("BREAKWATER_ROLLBACK_SLACK_SECRET_ID", slack_arn),
         // The files are signed at 2026-11-23T04:00Z: the binary's clock starts there.
         ("BREAKWATER_SANDBOX_NOW_MS", "1795406400000".into()),
     ]
@@ -1020,16 +1508,43 @@ async fn the_binary_takes_the_signed_slack_command_from_events_once() {
         .invoke(&file("slack-command-forged.json"))
         .await
         .unwrap();
-    assert_eq!(forged.outcome.unwrap()["statusCode"], 401);
+    assert_eq!(
+        forged.outcome.unwrap()["statusCode"],
+        401,
+        "{:#?}",
+        function.output()
+    );
     let signed = file("slack-command.json");
     let r = function.invoke(&signed).await.unwrap().outcome.unwrap();
-    assert_eq!(r["statusCode"], 200, "{r}");
-    assert!(r["body"].as_str().unwrap().contains("rolled-back"), "{r}");
+    assert_eq!(r["statusCode"], 200, "{r} {:#?}", function.output());
+    assert!(r["body"].as_str().unwrap().contains("accepted"), "{r}");
+    assert!(w.patches().is_empty(), "acknowledged before acting");
+    // Lambda runs the queued invocation: the same binary, an `Event` invocation of itself.
+    let queued = w.lambda.queued();
+    assert_eq!(queued.len(), 1, "{queued:?}");
+    assert_eq!(
+        (
+            queued[0].function.as_str(),
+            queued[0].invocation_type.as_str()
+        ),
+        ("rollback", "Event")
+    );
+    let done = function
+        .invoke(&queued[0].payload)
+        .await
+        .unwrap()
+        .outcome
+        .unwrap();
+    assert!(
+        done["text"].as_str().unwrap().starts_with("rolled-back"),
+        "{done}"
+    );
     let replay = function.invoke(&signed).await.unwrap().outcome.unwrap();
     assert_eq!(replay["statusCode"], 401);
     function.kill().await;
     assert_eq!(w.image(), "web:1");
     assert_eq!(w.patches().len(), 1);
+    assert_eq!(w.lambda.queued().len(), 1);
     let note = &w.notifications().await[0];
     assert!(
         note.message.contains("slack:U2147483697 (alice)"),

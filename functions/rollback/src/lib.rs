@@ -7,6 +7,16 @@
 //! lease; the rollback itself is one JSON patch that `test`s the resourceVersion it was decided
 //! on, so a concurrent deploy makes it decide again instead of being overwritten.
 
+pub mod handoff;
+pub mod secrets;
+
+/// The SDK crates this function uses beyond the shared ones, for whoever sets up what it reads
+/// (the sandbox and the integration tests put its signing secrets in Secrets Manager and SSM).
+pub mod sdk {
+    pub use aws_sdk_lambda as lambda;
+    pub use aws_sdk_secretsmanager as secretsmanager;
+    pub use aws_sdk_ssm as ssm;
+}
 pub mod settings;
 pub mod undo;
 pub mod webhook;
@@ -39,7 +49,7 @@ const EVENTBRIDGE: &[(&str, &str)] = &[
     ("aws.cloudwatch", "CloudWatch Alarm State Change"),
     ("aws.events", "Scheduled Event"),
 ];
-const COMMANDS: &[&str] = &["rollback", "verify", "status"];
+const COMMANDS: &[&str] = &["rollback", "verify", "status", handoff::COMMAND];
 const BAKING_KEY: &str = "rollback/baking.json";
 /// How often a decision is made again after a concurrent change.
 const DECISION_ATTEMPTS: usize = 3;
@@ -265,6 +275,9 @@ impl<A: Alarms> RollbackFunction<A> {
                 return self.verify_bakes(owner).await
             }
             Trigger::Command { command, body } if command == "status" => self.status(&body).await,
+            Trigger::Command { command, body } if command == handoff::COMMAND => {
+                self.on_handed_off(&body, &id, owner).await
+            }
             Trigger::EventBridge(e) => {
                 let fields =
                     alarm_from_eventbridge(&e.detail, e.resources.as_ref().and_then(|r| r.first()));
@@ -1063,7 +1076,14 @@ impl<A: Alarms> RollbackFunction<A> {
         };
         let firing = alarm.as_ref().is_some_and(|a| a.value == "ALARM");
         let minutes = self.settings.bake_ms / 60_000;
-        let (outcome, reason) = if firing {
+        let (outcome, reason) = if bake.alarm.is_some() && alarm.is_none() {
+            // Not found is not clear: a deleted alarm, or one this role cannot see (composite
+            // alarms are returned only to DescribeAlarms granted on `*`). Nothing is verified.
+            (Outcome::Escalated, format!(
+                "alarm {} was not found {minutes} min after the rollback (deleted, or not visible to this role: composite alarms need cloudwatch:DescribeAlarms on *); rollout: {progress}. Nothing was verified: a person is needed",
+                bake.alarm.as_deref().unwrap_or_default()
+            ))
+        } else if firing {
             (Outcome::Escalated, format!(
                 "alarm {} is still in ALARM {minutes} min after the rollback ({}); rollout: {progress}. A person is needed: the cause may not be the deploy",
                 bake.alarm.as_deref().unwrap_or_default(),
@@ -1089,7 +1109,7 @@ impl<A: Alarms> RollbackFunction<A> {
                     match &bake.alarm {
                         Some(a) => format!(
                             "alarm {a} is {}; ",
-                            alarm.map(|s| s.value).unwrap_or_else(|| "gone".into())
+                            alarm.map(|s| s.value).unwrap_or_default()
                         ),
                         None => String::new(),
                     }
@@ -1118,7 +1138,9 @@ impl<A: Alarms> RollbackFunction<A> {
         serde_json::to_value(&decision).map_err(|e| Error::Aws(format!("encode decision: {e}")))
     }
 
-    /// A Function URL request: verified, then read. Any refusal is a 401 and changes nothing.
+    /// A Function URL request: verified, then read. Any refusal is a 401 and changes nothing. A
+    /// verified request is acknowledged at once and carried out by an asynchronous invocation
+    /// ([`handoff`]): Slack gives a slash command 3000 ms.
     async fn on_http(&self, event: &Value, owner: &str) -> Value {
         let Some(request) = HttpRequest::from_event(event) else {
             return webhook::response(400, &json!({"error": "not a Function URL request"}));
@@ -1132,55 +1154,78 @@ impl<A: Alarms> RollbackFunction<A> {
         if request.method != "POST" {
             return webhook::response(405, &json!({"error": "POST only"}));
         }
-        let answer = match request.path.as_str() {
-            "/slack" => {
-                let Some(secret) = &self.settings.slack_secret else {
-                    return refused(Unauthorized("Slack is not configured".into()));
-                };
-                let signature = match webhook::verify_slack(secret, &request, now) {
-                    Ok(s) => s,
-                    Err(why) => return refused(why),
-                };
-                if !self.first_time("slack", &signature).await {
-                    return refused(Unauthorized("replayed Slack request".into()));
-                }
-                self.on_slack(&request, &signature, owner).await
+        if request.body.len() > self.settings.max_body_bytes {
+            self.count("too-large", "RequestsRefused");
+            return webhook::response(413, &json!({"error": "request body too large"}));
+        }
+        let (source, reference) = match request.path.as_str() {
+            "/slack" => ("slack", &self.settings.slack_secret),
+            "/pagerduty" => ("pagerduty", &self.settings.pagerduty_secret),
+            _ => return webhook::response(404, &json!({"error": "no such route"})),
+        };
+        let Some(reference) = reference else {
+            return refused(Unauthorized(format!("{source} is not configured")));
+        };
+        let secret = match self
+            .settings
+            .secrets
+            .get(&self.toolkit.aws, reference)
+            .await
+        {
+            Ok(s) => s,
+            Err(e) => {
+                // Not judged (nothing was compared), so not a 401; and nothing is done.
+                tracing::error!(error = %e, %reference, "could not read the signing secret; the request is not judged");
+                self.count("secret-unavailable", "RequestsRefused");
+                return webhook::response(503, &json!({"error": "temporarily unavailable"}));
             }
-            "/pagerduty" => {
-                let Some(secret) = &self.settings.pagerduty_secret else {
-                    return refused(Unauthorized("PagerDuty is not configured".into()));
-                };
-                let (id, payload) = match webhook::verify_pagerduty(secret, &request, now) {
-                    Ok(p) => p,
-                    Err(why) => return refused(why),
-                };
-                if !self.first_time("pagerduty", &id).await {
-                    return refused(Unauthorized("replayed PagerDuty event".into()));
-                }
-                self.on_pagerduty(&payload, &id, owner).await
+        };
+        let answer = if source == "slack" {
+            let signature = match webhook::verify_slack(&secret, &request, now) {
+                Ok(s) => s,
+                Err(why) => return refused(why),
+            };
+            let id = webhook::request_id("slack", &signature);
+            if !self.first_time("slack", &id, owner).await {
+                return refused(Unauthorized("replayed Slack request".into()));
             }
-            other => return webhook::response(404, &json!({"error": format!("no route {other}")})),
+            self.on_slack(&request, &id, owner).await
+        } else {
+            let (id, payload) = match webhook::verify_pagerduty(&secret, &request, now) {
+                Ok(p) => p,
+                Err(why) => return refused(why),
+            };
+            if !self.first_time("pagerduty", &id, owner).await {
+                return refused(Unauthorized("replayed PagerDuty event".into()));
+            }
+            self.on_pagerduty(&payload, &id, owner).await
         };
         match answer {
             Ok(v) => v,
             Err(e) => {
-                tracing::error!(error = %e, "the signed request could not be carried out");
+                tracing::error!(error = %e, "the signed request could not be handed on");
                 webhook::response(
                     200,
                     &json!({"response_type": "ephemeral",
-                    "text": format!("Breakwater could not carry this out: {e}")}),
+                    "text": "Breakwater could not start this request; nothing was changed. Try again, or see the function's logs"}),
                 )
             }
         }
     }
 
-    /// Whether this signature / event id was never seen (a create-once record).
-    async fn first_time(&self, source: &str, id: &str) -> bool {
+    /// Whether this signature / event id was never seen (a create-once record). The record names
+    /// the invocation: the store takes a conditional write that finds a byte-identical record for
+    /// its own lost first attempt, so two replays in the same millisecond must not write the same
+    /// bytes.
+    async fn first_time(&self, source: &str, id: &str, owner: &str) -> bool {
         let key = format!("rollback/webhooks/{source}/{}.json", key_segment(id));
         match self
             .toolkit
             .store
-            .create(&key, &json!({"seen_at_ms": self.now_ms()}))
+            .create(
+                &key,
+                &json!({"seen_at_ms": self.now_ms(), "invocation": owner}),
+            )
             .await
         {
             Ok(created) => created.is_some(),
@@ -1191,7 +1236,7 @@ impl<A: Alarms> RollbackFunction<A> {
         }
     }
 
-    async fn on_slack(&self, request: &HttpRequest, signature: &str, owner: &str) -> Result<Value> {
+    async fn on_slack(&self, request: &HttpRequest, id: &str, owner: &str) -> Result<Value> {
         let form = webhook::form(&request.body);
         let user = form.get("user_id").cloned().unwrap_or_default();
         let name = form.get("user_name").cloned().unwrap_or_default();
@@ -1205,7 +1250,7 @@ impl<A: Alarms> RollbackFunction<A> {
         }
         let text = form.get("text").cloned().unwrap_or_default();
         let by = format!("slack:{user} ({name})");
-        let answer = self.on_text(&text, &by, signature, owner).await?;
+        let answer = self.acknowledge("slack", &text, &by, id, owner).await?;
         Ok(webhook::response(
             200,
             &json!({"response_type": "in_channel", "text": answer}),
@@ -1226,30 +1271,75 @@ impl<A: Alarms> RollbackFunction<A> {
         let who = event["agent"]["summary"].as_str().unwrap_or("unknown");
         let incident = event["data"]["incident"]["id"].as_str().unwrap_or("?");
         let by = format!("pagerduty:{who} (incident {incident})");
-        let answer = self.on_text(text, &by, id, owner).await?;
+        let answer = self.acknowledge("pagerduty", text, &by, id, owner).await?;
         Ok(webhook::response(
             200,
-            &json!({"outcome": "done", "text": answer}),
+            &json!({"outcome": "accepted", "text": answer}),
         ))
     }
 
-    /// `rollback <workload> [revision]` from a person; answers in a sentence.
-    async fn on_text(&self, text: &str, by: &str, id: &str, owner: &str) -> Result<String> {
+    /// A verified request's answer: a usage error at once; otherwise the request is queued for an
+    /// asynchronous invocation of this function and acknowledged.
+    async fn acknowledge(
+        &self,
+        source: &str,
+        text: &str,
+        by: &str,
+        id: &str,
+        owner: &str,
+    ) -> Result<String> {
+        let (workload, _) = match self.parse_text(text) {
+            Ok(parsed) => parsed,
+            Err(usage) => return Ok(usage),
+        };
+        let queued = handoff::event(source, text, by, id);
+        let target = self
+            .settings
+            .handoff_function
+            .as_deref()
+            .unwrap_or(&self.toolkit.settings.function_name);
+        handoff::invoke_async(&self.toolkit.aws, target, &queued).await?;
+        tracing::info!(request = id, %workload, by, %owner, "acknowledged; the rollback runs in an asynchronous invocation");
+        Ok(format!(
+            "accepted: Breakwater is deciding on {workload} (request {id}); the outcome goes to the Breakwater notification topic"
+        ))
+    }
+
+    /// The queued half of a webhook request ([`handoff`]): decided like any other request.
+    async fn on_handed_off(&self, body: &Value, id: &str, owner: &str) -> Result<Value> {
+        let text = body["text"].as_str().unwrap_or_default();
+        let by = body["requestedBy"]
+            .as_str()
+            .filter(|b| !b.is_empty())
+            .ok_or_else(|| invalid("webhook command: `requestedBy` is required"))?;
+        let answer = self.on_text(text, by, id, owner).await?;
+        Ok(json!({"outcome": "handled", "request": id, "text": answer}))
+    }
+
+    /// `rollback <workload> [revision]`, or the usage sentence to answer.
+    fn parse_text(&self, text: &str) -> std::result::Result<(Workload, Option<i64>), String> {
         let words: Vec<&str> = text.split_whitespace().collect();
         let usage = "usage: rollback <namespace>/<name> | <cluster>/<namespace>/<Deployment|Rollout>/<name> [revision]";
         let (workload, revision) = match words.as_slice() {
             [verb, w] if verb.eq_ignore_ascii_case("rollback") => (*w, None),
             [verb, w, r] if verb.eq_ignore_ascii_case("rollback") => (*w, Some(*r)),
-            _ => return Ok(usage.to_string()),
+            _ => return Err(usage.to_string()),
         };
-        let workload = match Workload::parse(workload, self.settings.default_cluster()) {
-            Ok(w) => w,
-            Err(e) => return Ok(format!("{e}; {usage}")),
-        };
+        let workload = Workload::parse(workload, self.settings.default_cluster())
+            .map_err(|e| format!("{e}; {usage}"))?;
         let to_revision = match revision.map(str::parse::<i64>) {
             None => None,
             Some(Ok(n)) if n > 0 => Some(n),
-            Some(_) => return Ok(format!("the revision must be a positive number; {usage}")),
+            Some(_) => return Err(format!("the revision must be a positive number; {usage}")),
+        };
+        Ok((workload, to_revision))
+    }
+
+    /// `rollback <workload> [revision]` from a person; answers in a sentence.
+    async fn on_text(&self, text: &str, by: &str, id: &str, owner: &str) -> Result<String> {
+        let (workload, to_revision) = match self.parse_text(text) {
+            Ok(parsed) => parsed,
+            Err(usage) => return Ok(usage),
         };
         let request = Request {
             workload,

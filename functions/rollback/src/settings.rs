@@ -1,12 +1,20 @@
 //! The rollback function's settings, read once at init; errors name the variable. The signing
-//! secrets are kept as [`SecretString`]: they never reach a log or a `Debug` print.
+//! secrets are not settings: the settings name where they are kept (Secrets Manager or an SSM
+//! `SecureString`), and [`crate::secrets`] reads them on first use.
 
 use std::collections::BTreeMap;
 
 use breakwater::config::{ConfigError, Env};
-use secrecy::SecretString;
 
+use crate::secrets::{SecretCache, SecretRef};
 use crate::workload::Workload;
+
+/// The variables that held the secrets themselves before they moved to Secrets Manager / SSM:
+/// they are never read (a value there is logged as ignored, never used).
+pub const PLAINTEXT_SECRET_VARIABLES: &[&str] = &[
+    "BREAKWATER_ROLLBACK_SLACK_SIGNING_SECRET",
+    "BREAKWATER_ROLLBACK_PAGERDUTY_SECRET",
+];
 
 /// The rollback settings.
 #[derive(Debug, Clone)]
@@ -27,13 +35,25 @@ pub struct RollbackSettings {
     /// `BREAKWATER_ROLLBACK_FROZEN`: workloads never rolled back (the annotation
     /// `breakwater.io/rollback-freeze: "true"` does the same from the cluster).
     pub frozen: Vec<Workload>,
-    /// `BREAKWATER_ROLLBACK_SLACK_SIGNING_SECRET`: Slack's signing secret (Slack off when unset).
-    pub slack_secret: Option<SecretString>,
+    /// `BREAKWATER_ROLLBACK_SLACK_SECRET_ID`: where Slack's signing secret is kept (Slack off
+    /// when unset).
+    pub slack_secret: Option<SecretRef>,
     /// `BREAKWATER_ROLLBACK_SLACK_USERS`: Slack user ids allowed to roll back (empty: anyone in
     /// the workspace that can use the command).
     pub slack_users: Vec<String>,
-    /// `BREAKWATER_ROLLBACK_PAGERDUTY_SECRET`: the v3 webhook subscription's secret (off when unset).
-    pub pagerduty_secret: Option<SecretString>,
+    /// `BREAKWATER_ROLLBACK_PAGERDUTY_SECRET_ID`: where the v3 webhook subscription's secret is
+    /// kept (off when unset).
+    pub pagerduty_secret: Option<SecretRef>,
+    /// The signing secrets read so far (shared by clones).
+    pub secrets: SecretCache,
+    /// `BREAKWATER_ROLLBACK_HANDOFF_FUNCTION`: the function a verified webhook request is queued
+    /// for (`Invoke`, `InvocationType: Event`); default this function itself
+    /// (`AWS_LAMBDA_FUNCTION_NAME`). A separate webhook function names the alarm function here.
+    pub handoff_function: Option<String>,
+    /// `BREAKWATER_ROLLBACK_WEBHOOK_MAX_BODY_BYTES`: a Function URL request with a larger body is
+    /// refused (413) before anything is read from it (default 16384; a slash command is a few
+    /// hundred bytes, a PagerDuty v3 event a few kilobytes).
+    pub max_body_bytes: usize,
 }
 
 fn minutes(env: &Env, name: &'static str, default: u64) -> Result<u64, ConfigError> {
@@ -76,14 +96,30 @@ impl RollbackSettings {
                 variable: "BREAKWATER_ROLLBACK_FROZEN",
                 reason: e.to_string(),
             })?;
-        let secret = |name: &'static str| env.optional(name).map(SecretString::from);
+        let secret = |name: &'static str| {
+            env.optional(name)
+                .map(|v| SecretRef::parse(name, &v))
+                .transpose()
+        };
+        for plain in PLAINTEXT_SECRET_VARIABLES.iter().copied() {
+            if env.optional(plain).is_some() {
+                tracing::error!(variable = plain, "a signing secret in a plain environment variable is ignored; keep it in Secrets Manager or an SSM SecureString and name it in the variable ending _SECRET_ID");
+            }
+        }
         Ok(RollbackSettings {
             lookback_ms: minutes(env, "BREAKWATER_ROLLBACK_LOOKBACK_MINUTES", 60)?,
             bake_ms: minutes(env, "BREAKWATER_ROLLBACK_BAKE_MINUTES", 10)?,
             cooldown_ms: minutes(env, "BREAKWATER_ROLLBACK_COOLDOWN_MINUTES", 30)?,
-            slack_secret: secret("BREAKWATER_ROLLBACK_SLACK_SIGNING_SECRET"),
+            slack_secret: secret("BREAKWATER_ROLLBACK_SLACK_SECRET_ID")?,
             slack_users: env.list("BREAKWATER_ROLLBACK_SLACK_USERS"),
-            pagerduty_secret: secret("BREAKWATER_ROLLBACK_PAGERDUTY_SECRET"),
+            pagerduty_secret: secret("BREAKWATER_ROLLBACK_PAGERDUTY_SECRET_ID")?,
+            secrets: SecretCache::default(),
+            handoff_function: env.optional("BREAKWATER_ROLLBACK_HANDOFF_FUNCTION"),
+            max_body_bytes: env.whole_number(
+                "BREAKWATER_ROLLBACK_WEBHOOK_MAX_BODY_BYTES",
+                16_384,
+                512..=1_048_576,
+            )?,
             clusters,
             alarms,
             frozen,
@@ -101,14 +137,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reads_mappings_and_keeps_secrets_out_of_debug() {
+    fn reads_mappings_and_secret_references_and_ignores_a_plain_secret() {
         let env = Env::from_pairs([
             ("BREAKWATER_ROLLBACK_CLUSTERS", "prod"),
             (
                 "BREAKWATER_ROLLBACK_ALARMS",
                 "web-5xx=shop/web, web-p95=prod/shop/Deployment/web,canary=shop/Rollout/api",
             ),
-            ("BREAKWATER_ROLLBACK_SLACK_SIGNING_SECRET", "s3cr3t-value"),
+            (
+                "BREAKWATER_ROLLBACK_SLACK_SECRET_ID",
+                "ssm:/breakwater/slack",
+            ),
+            ("BREAKWATER_ROLLBACK_PAGERDUTY_SECRET", "s3cr3t-value"),
             ("BREAKWATER_ROLLBACK_BAKE_MINUTES", "5"),
         ]);
         let s = RollbackSettings::from_env(&env).unwrap();
@@ -118,7 +158,18 @@ mod tests {
         );
         assert_eq!(s.alarms["canary"][0].to_string(), "prod/shop/Rollout/api");
         assert_eq!(s.bake_ms, 300_000);
+        assert_eq!(
+            s.slack_secret,
+            Some(SecretRef::Parameter("/breakwater/slack".into()))
+        );
+        assert_eq!(s.pagerduty_secret, None, "a plain secret is never used");
         assert!(!format!("{s:?}").contains("s3cr3t-value"));
+        let plain = Env::from_pairs([
+            ("BREAKWATER_ROLLBACK_CLUSTERS", "prod"),
+            ("BREAKWATER_ROLLBACK_SLACK_SECRET_ID", "s3cr3t-value"),
+        ]);
+        let err = RollbackSettings::from_env(&plain).unwrap_err();
+        assert_eq!(err.variable, "BREAKWATER_ROLLBACK_SLACK_SECRET_ID");
         let bad = Env::from_pairs([
             ("BREAKWATER_ROLLBACK_CLUSTERS", "prod"),
             ("BREAKWATER_ROLLBACK_ALARMS", "web-5xx"),

@@ -87,15 +87,33 @@ pub fn previous(history: &[Revision]) -> Option<&Revision> {
 }
 
 /// The patch: `test` the resourceVersion read, then kubectl's two operations — the target's
-/// template without `pod-template-hash`, and its annotations without the controller's own —
-/// with `kubernetes.io/change-cause` saying who rolled back and why.
+/// template without `pod-template-hash`, and the annotations kubectl computes — with
+/// `kubernetes.io/change-cause` saying who rolled back and why.
+///
+/// The annotations are kubectl's (`pkg/polymorphichelpers/rollback.go`,
+/// `DeploymentRollbacker.Rollback`): for each key of `annotationsToSkip`
+/// (`kubectl.kubernetes.io/last-applied-configuration`, the `deployment.kubernetes.io/revision*`,
+/// `desired-replicas`, `max-replicas` ones) the **Deployment's own** value is kept; every other
+/// annotation comes from the target ReplicaSet. Dropping the Deployment's
+/// `last-applied-configuration` would make the next client-side `kubectl apply` fall back to a
+/// two-way merge that no longer prunes fields removed from the manifest.
 pub fn undo_patch(deployment: &Value, target: &Revision, change_cause: &str) -> Value {
-    let mut annotations: Map<String, Value> = target
-        .annotations
-        .iter()
-        .filter(|(k, _)| !CONTROLLER_ANNOTATIONS.contains(&k.as_str()))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
+    let mut annotations: Map<String, Value> = deployment["metadata"]["annotations"]
+        .as_object()
+        .map(|own| {
+            own.iter()
+                .filter(|(k, _)| CONTROLLER_ANNOTATIONS.contains(&k.as_str()))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        })
+        .unwrap_or_default();
+    annotations.extend(
+        target
+            .annotations
+            .iter()
+            .filter(|(k, _)| !CONTROLLER_ANNOTATIONS.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone())),
+    );
     annotations.insert(CHANGE_CAUSE.into(), json!(change_cause));
     json!([
         {"op": "test", "path": "/metadata/resourceVersion",
@@ -107,6 +125,14 @@ pub fn undo_patch(deployment: &Value, target: &Revision, change_cause: &str) -> 
     ])
 }
 
+/// Argo CD 2.x's default tracking label (Argo CD docs, "Resource Tracking", release-2.9: "The
+/// default label used is the well-known label app.kubernetes.io/instance").
+pub const ARGO_CD_INSTANCE_LABEL: &str = "app.kubernetes.io/instance";
+/// Set by `helm install`/`helm upgrade` on every object of a release (not by `helm template`,
+/// which is how Argo CD renders charts): an `app.kubernetes.io/instance` label next to it is
+/// Helm's, not Argo CD's.
+pub const HELM_RELEASE_ANNOTATION: &str = "meta.helm.sh/release-name";
+
 /// Which GitOps tool owns an object, from its labels and annotations.
 pub fn gitops_owner(obj: &Value) -> Option<String> {
     let label = |k: &str| obj["metadata"]["labels"][k].as_str();
@@ -116,6 +142,16 @@ pub fn gitops_owner(obj: &Value) -> Option<String> {
     }
     if let Some(app) = label("argocd.argoproj.io/instance") {
         return Some(format!("Argo CD application {app}"));
+    }
+    // Label tracking, Argo CD 2.x's default. The label is also set by Helm releases (and by
+    // hand, as a recommended label); a Helm release says so with its annotation. Anything else
+    // carrying it is treated as Argo CD's: reporting instead of rolling back is the safe error.
+    if let Some(app) = label(ARGO_CD_INSTANCE_LABEL) {
+        if annotation(HELM_RELEASE_ANNOTATION).is_none() {
+            return Some(format!(
+                "Argo CD application {app} (label {ARGO_CD_INSTANCE_LABEL})"
+            ));
+        }
     }
     if let Some(ks) = label("kustomize.toolkit.fluxcd.io/name") {
         let ns = label("kustomize.toolkit.fluxcd.io/namespace").unwrap_or("flux-system");
@@ -387,5 +423,43 @@ mod tests {
             "Flux Kustomization flux-system/apps"
         );
         assert_eq!(gitops_owner(&json!({"metadata": {}})), None);
+    }
+
+    #[test]
+    fn argo_cds_default_tracking_label_is_recognised_and_a_helm_release_is_not_taken_for_it() {
+        // GIVEN a Deployment synced by Argo CD 2.x with its default label tracking
+        let argo = json!({"metadata": {"labels": {"app.kubernetes.io/instance": "shop-prod"}}});
+        // WHEN its owner is looked for THEN it is Argo CD's application
+        assert_eq!(
+            gitops_owner(&argo).unwrap(),
+            "Argo CD application shop-prod (label app.kubernetes.io/instance)"
+        );
+        // GIVEN a Deployment installed by `helm install` (same label, and Helm's annotation)
+        let helm = json!({"metadata": {"labels": {"app.kubernetes.io/instance": "shop",
+            "app.kubernetes.io/managed-by": "Helm"},
+            "annotations": {"meta.helm.sh/release-name": "shop"}}});
+        // THEN no GitOps tool owns it
+        assert_eq!(gitops_owner(&helm), None);
+    }
+
+    #[test]
+    fn the_patch_keeps_the_deployments_last_applied_configuration_and_revision_as_kubectl_does() {
+        // GIVEN a Deployment applied with `kubectl apply` (last-applied-configuration), at revision 3
+        let d = json!({"metadata": {"uid": "d1", "resourceVersion": "42", "annotations": {
+                "kubectl.kubernetes.io/last-applied-configuration": "{\"kind\":\"Deployment\"}",
+                "deployment.kubernetes.io/revision": "3", "team": "payments"}},
+            "spec": {"template": {"metadata": {"labels": {"app": "web"}},
+                "spec": {"containers": [{"name": "web", "image": "web:3"}]}}}});
+        let sets = [rs("a", "d1", "1", "web:1"), rs("c", "d1", "3", "web:3")];
+        let h = history(&d, &sets);
+        // WHEN the rollback patch to revision 1 is built
+        let patch = undo_patch(&d, &h[0], "why");
+        // THEN the skip-set keys keep the Deployment's values, the others come from the
+        // ReplicaSet (kubectl's DeploymentRollbacker), and the RS's own skip-set keys are not copied
+        assert_eq!(
+            patch[2]["value"],
+            json!({"kubectl.kubernetes.io/last-applied-configuration": "{\"kind\":\"Deployment\"}",
+                "deployment.kubernetes.io/revision": "3", "team": "shop", CHANGE_CAUSE: "why"})
+        );
     }
 }

@@ -90,6 +90,26 @@ fn unhex(text: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
+/// Slack's signature digits: exactly 64 lowercase hex digits (Slack: "v0=" followed by the
+/// hex digest, which its reference implementations produce in lowercase). Any other spelling —
+/// upper case included — is refused: one signed request has one spelling, so its replay key
+/// cannot be varied by re-casing the header.
+fn slack_hex(text: &str) -> Option<Vec<u8>> {
+    let lowercase_hex = text.len() == 64
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    lowercase_hex.then(|| unhex(text)).flatten()
+}
+
+/// A short id for a signed request (its signature's SHA-256, hex): what replay records,
+/// idempotency keys and decisions are named by, so that the signature itself is not spread into
+/// S3 keys, notifications and logs.
+pub fn request_id(source: &str, signature: &str) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, signature.as_bytes());
+    format!("{source}-{}", hex(&digest.as_ref()[..16]))
+}
+
 fn key(secret: &SecretString) -> hmac::Key {
     hmac::Key::new(hmac::HMAC_SHA256, secret.expose_secret().as_bytes())
 }
@@ -106,7 +126,8 @@ pub fn pagerduty_signature(secret: &SecretString, body: &[u8]) -> String {
     format!("v1={}", hex(hmac::sign(&key(secret), body).as_ref()))
 }
 
-/// Checks a Slack request; returns its signature (the replay key).
+/// Checks a Slack request; returns its signature (exactly as Slack spells it: the replay key).
+/// The MAC is compared in constant time (`ring::hmac::verify`) over the digits Slack sends.
 pub fn verify_slack(
     secret: &SecretString,
     request: &HttpRequest,
@@ -125,8 +146,8 @@ pub fn verify_slack(
     if seconds.saturating_mul(1000).abs_diff(now_ms) > MAX_SKEW_MS {
         return refuse("the request is older than 5 minutes (or from the future)");
     }
-    let Some(tag) = signature.strip_prefix("v0=").and_then(unhex) else {
-        return refuse("X-Slack-Signature is not v0=<hex>");
+    let Some(tag) = signature.strip_prefix("v0=").and_then(slack_hex) else {
+        return refuse("X-Slack-Signature is not v0= and 64 lowercase hex digits");
     };
     let mut base = format!("v0:{timestamp}:").into_bytes();
     base.extend_from_slice(&request.body);
@@ -234,6 +255,49 @@ mod tests {
         let unsigned = request(&[("x-slack-request-timestamp", "1531420618")], body);
         assert!(verify_slack(&secret, &unsigned, 1_531_420_618_000).is_err());
         assert_eq!(form(body.as_bytes())["command"], "/webhook-collect");
+    }
+
+    #[test]
+    fn a_re_cased_slack_signature_is_refused_so_a_captured_request_cannot_be_replayed_under_a_new_key(
+    ) {
+        // GIVEN Slack's documented example request, correctly signed
+        let secret = SecretString::from("8f742231b10e8888abcd99yyyzzz85a5");
+        let body = "token=xyzz0WbapA4vBCDEFasx0q6G&team_id=T1DC2JH3J&text=rollback";
+        let signature = slack_signature(&secret, "1531420618", body.as_bytes());
+        let signed = |sig: &str| {
+            request(
+                &[
+                    ("x-slack-request-timestamp", "1531420618"),
+                    ("x-slack-signature", sig),
+                ],
+                body,
+            )
+        };
+        assert!(verify_slack(&secret, &signed(&signature), 1_531_420_618_000).is_ok());
+        // WHEN the same MAC is sent with its hex digits (or the prefix) in upper case
+        let upper = format!("v0={}", signature[3..].to_ascii_uppercase());
+        let one_upper = {
+            let at = signature[3..]
+                .find(|c: char| c.is_ascii_lowercase())
+                .unwrap()
+                + 3;
+            let mut s = signature.clone();
+            s.replace_range(at..=at, &signature[at..=at].to_ascii_uppercase());
+            s
+        };
+        let prefix = format!("V0={}", &signature[3..]);
+        // THEN each spelling is refused: only Slack's own lowercase spelling is accepted
+        for respelled in [upper, one_upper, prefix] {
+            assert_ne!(respelled, signature);
+            let refused = verify_slack(&secret, &signed(&respelled), 1_531_420_618_000);
+            assert!(refused.is_err(), "{respelled} was accepted");
+        }
+        // AND the ids derived from the signature do not carry it
+        let id = request_id("slack", &signature);
+        assert!(
+            id.starts_with("slack-") && !id.contains(&signature[3..]),
+            "{id}"
+        );
     }
 
     #[test]

@@ -28,7 +28,7 @@ fn routes() -> Routes {
         ],
         alarm_actions: true,
         sns: true,
-        commands: &["rollback", "verify", "status"],
+        commands: &["rollback", "verify", "status", rollback::handoff::COMMAND],
         account: None,
         regions: vec!["us-east-1".into()],
     }
@@ -64,6 +64,7 @@ fn the_alarm_shapes_name_the_same_transition() {
         "command-verify.json",
         "schedule.json",
         "sns-command.json",
+        "webhook-handoff.json",
     ] {
         routes().route(load(name)).unwrap();
     }
@@ -73,7 +74,13 @@ fn the_alarm_shapes_name_the_same_transition() {
 fn the_signed_requests_verify_only_at_their_time_and_unchanged() {
     let slack = SecretString::from("sandbox-slack-signing-secret");
     let request = HttpRequest::from_event(&load("slack-command.json")).unwrap();
-    verify_slack(&slack, &request, SIGNED_AT_MS).unwrap();
+    let signature = verify_slack(&slack, &request, SIGNED_AT_MS).unwrap();
+    // The hand-off file is what this request queues for the asynchronous invocation.
+    let handoff = load("webhook-handoff.json");
+    assert_eq!(
+        handoff["id"],
+        rollback::webhook::request_id("slack", &signature).as_str()
+    );
     assert!(verify_slack(&slack, &request, SIGNED_AT_MS + 6 * 60_000).is_err());
     let forged = HttpRequest::from_event(&load("slack-command-forged.json")).unwrap();
     assert!(verify_slack(&slack, &forged, SIGNED_AT_MS).is_err());

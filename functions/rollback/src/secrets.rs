@@ -1,0 +1,188 @@
+//! The webhook signing secrets: kept in Secrets Manager or as an SSM `SecureString` parameter,
+//! named (not held) by an environment variable, read on the first request that needs them — never
+//! at init, which an alarm invocation would pay for — and cached for a few minutes so that a
+//! rotated secret is picked up without a cold start.
+//!
+//! A secret in a plain environment variable is readable by anyone with
+//! `lambda:GetFunctionConfiguration` (the AWS `ReadOnlyAccess` policy has it); a reference is not
+//! a secret.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use breakwater::aws::Aws;
+use breakwater::config::ConfigError;
+use breakwater::{Error, Result};
+use secrecy::SecretString;
+
+/// How long a secret read is trusted before it is read again (rotation).
+pub const SECRET_TTL: Duration = Duration::from_secs(300);
+
+/// Where a signing secret is kept.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum SecretRef {
+    /// A Secrets Manager secret (name or ARN); its `SecretString` is the signing secret.
+    SecretsManager(String),
+    /// An SSM parameter of type `SecureString` (name or ARN), read with decryption.
+    Parameter(String),
+}
+
+impl SecretRef {
+    /// Reads a reference: `secretsmanager:<name or ARN>`, `ssm:<name or ARN>`, or a
+    /// `arn:…:secretsmanager:…:secret:…` / `arn:…:ssm:…:parameter/…` ARN. Anything else is
+    /// refused — a value that is not a reference is most likely the secret itself.
+    pub fn parse(variable: &'static str, value: &str) -> std::result::Result<Self, ConfigError> {
+        let value = value.trim();
+        let refuse = || ConfigError {
+            variable,
+            reason: "must name a Secrets Manager secret (secretsmanager:<name> or its ARN) or an \
+                     SSM SecureString parameter (ssm:<name> or its ARN); the secret itself does \
+                     not belong in the environment"
+                .into(),
+        };
+        let service = value
+            .strip_prefix("arn:")
+            .and_then(|rest| rest.split(':').nth(1));
+        let reference = match (service, value.split_once(':')) {
+            (Some("secretsmanager"), _) => SecretRef::SecretsManager(value.to_string()),
+            (Some("ssm"), _) if value.contains(":parameter/") => {
+                SecretRef::Parameter(value.to_string())
+            }
+            (None, Some(("secretsmanager", name))) if !name.is_empty() => {
+                SecretRef::SecretsManager(name.to_string())
+            }
+            (None, Some(("ssm", name))) if !name.is_empty() => {
+                SecretRef::Parameter(name.to_string())
+            }
+            _ => return Err(refuse()),
+        };
+        Ok(reference)
+    }
+}
+
+impl std::fmt::Display for SecretRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SecretRef::SecretsManager(id) => write!(f, "Secrets Manager secret {id}"),
+            SecretRef::Parameter(name) => write!(f, "SSM parameter {name}"),
+        }
+    }
+}
+
+/// The secrets read so far, shared by every clone (the function is cloned into tasks).
+#[derive(Clone, Default)]
+pub struct SecretCache {
+    read: Arc<Mutex<HashMap<SecretRef, (SecretString, Instant)>>>,
+}
+
+impl std::fmt::Debug for SecretCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let held = self.read.lock().map(|m| m.len()).unwrap_or_default();
+        write!(f, "SecretCache({held} held)")
+    }
+}
+
+impl SecretCache {
+    /// The secret `reference` names: from the cache while it is fresh, else read from AWS.
+    pub async fn get(&self, aws: &Aws, reference: &SecretRef) -> Result<SecretString> {
+        if let Some(secret) = self.fresh(reference) {
+            return Ok(secret);
+        }
+        let secret = read(aws, reference).await?;
+        if let Ok(mut read) = self.read.lock() {
+            read.insert(reference.clone(), (secret.clone(), Instant::now()));
+        }
+        Ok(secret)
+    }
+
+    fn fresh(&self, reference: &SecretRef) -> Option<SecretString> {
+        let read = self.read.lock().ok()?;
+        read.get(reference)
+            .filter(|(_, at)| at.elapsed() < SECRET_TTL)
+            .map(|(secret, _)| secret.clone())
+    }
+}
+
+async fn read(aws: &Aws, reference: &SecretRef) -> Result<SecretString> {
+    match reference {
+        SecretRef::SecretsManager(id) => {
+            let out = aws_sdk_secretsmanager::Client::new(aws.config())
+                .get_secret_value()
+                .secret_id(id)
+                .send()
+                .await
+                .map_err(|e| Error::from_sdk(&format!("GetSecretValue {id}"), &e))?;
+            out.secret_string()
+                .filter(|s| !s.is_empty())
+                .map(|s| SecretString::from(s.to_string()))
+                .ok_or_else(|| {
+                    Error::Aws(format!(
+                        "secret {id} has no SecretString (a binary secret cannot sign webhooks)"
+                    ))
+                })
+        }
+        SecretRef::Parameter(name) => {
+            let out = aws_sdk_ssm::Client::new(aws.config())
+                .get_parameter()
+                .name(name)
+                .with_decryption(true)
+                .send()
+                .await
+                .map_err(|e| Error::from_sdk(&format!("GetParameter {name}"), &e))?;
+            let parameter = out
+                .parameter()
+                .ok_or_else(|| Error::Aws(format!("GetParameter {name}: no parameter")))?;
+            if parameter.r#type() != Some(&aws_sdk_ssm::types::ParameterType::SecureString) {
+                return Err(Error::Aws(format!(
+                    "SSM parameter {name} is not a SecureString: a signing secret is not kept in plain text"
+                )));
+            }
+            parameter
+                .value()
+                .filter(|v| !v.is_empty())
+                .map(|v| SecretString::from(v.to_string()))
+                .ok_or_else(|| Error::Aws(format!("SSM parameter {name} is empty")))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn references_are_read_and_a_bare_value_is_refused_as_a_likely_secret() {
+        let v = "BREAKWATER_ROLLBACK_SLACK_SECRET_ID";
+        assert_eq!(
+            SecretRef::parse(v, "secretsmanager:breakwater/slack").unwrap(),
+            SecretRef::SecretsManager("breakwater/slack".into())
+        );
+        let arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:breakwater/slack-AbCdEf";
+        assert_eq!(
+            SecretRef::parse(v, arn).unwrap(),
+            SecretRef::SecretsManager(arn.into())
+        );
+        assert_eq!(
+            SecretRef::parse(v, "ssm:/breakwater/slack").unwrap(),
+            SecretRef::Parameter("/breakwater/slack".into())
+        );
+        let arn = "arn:aws-cn:ssm:cn-north-1:123456789012:parameter/breakwater/slack";
+        assert_eq!(
+            SecretRef::parse(v, arn).unwrap(),
+            SecretRef::Parameter(arn.into())
+        );
+        for bad in [
+            "8f742231b10e8888abcd99yyyzzz85a5",
+            "ssm:",
+            "arn:aws:s3:::bucket",
+        ] {
+            assert_eq!(SecretRef::parse(v, bad).unwrap_err().variable, v, "{bad}");
+        }
+        let err = SecretRef::parse(v, "8f742231b10e8888abcd99yyyzzz85a5").unwrap_err();
+        assert!(
+            !err.reason.contains("8f742231"),
+            "the refusal never echoes the value"
+        );
+    }
+}
