@@ -181,6 +181,14 @@ const START: Scaling = Scaling {
     max: 6,
 };
 
+/// What level 2 holds the batch group at (floor 0): max 1 is the lowest EKS accepts
+/// (`NodegroupScalingConfig.maxSize`, minimum 1).
+const HELD: Scaling = Scaling {
+    min: 0,
+    desired: 0,
+    max: 1,
+};
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_month_escalates_level_by_level_and_rollover_restores_exactly_what_was_recorded() {
     let w = world("eu-west-1").await;
@@ -232,14 +240,8 @@ async fn a_month_escalates_level_by_level_and_rollover_restores_exactly_what_was
     .unwrap();
     let r = w.alert("m-2", "FORECASTED", "$2,460.00", "$2,600.00").await;
     assert_eq!(r["level_after"], 2, "{r}");
-    assert_eq!(
-        w.scaling("batch").await,
-        Scaling {
-            min: 0,
-            desired: 0,
-            max: 6
-        }
-    );
+    // max is held too (at 1, EKS's minimum), or Cluster Autoscaler would scale it back up
+    assert_eq!(w.scaling("batch").await, HELD);
     for protected in ["api", "checkout", "misc"] {
         assert_eq!(
             w.scaling(protected).await,
@@ -590,11 +592,7 @@ async fn the_cap_per_run_bounds_what_one_level_changes() {
 async fn a_change_that_failed_is_made_on_redelivery_and_a_released_level_can_return() {
     use breakwater_sandbox::proxy::{Fault, Rule};
     let w = world("sa-east-1").await;
-    let floor = Scaling {
-        min: 0,
-        desired: 0,
-        max: 6,
-    };
+    let floor = HELD;
     // GIVEN EKS throttles every attempt of the first scale-down (past the SDK's retries)
     w.proxy
         .add_rule(Rule::always(Fault::Throttle).service("eks").times(3));
@@ -785,4 +783,264 @@ async fn the_l4_guard_rail_denies_new_capacity_to_named_roles_until_rollover() {
         .find(|n| n.message.contains(guardrail::POLICY_NAME))
         .unwrap_or_else(|| panic!("{notes:#?}"));
     assert!(escalation.message.contains(&role), "{}", escalation.message);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spend_as_describe_budget_writes_it_45_decimals_is_confirmed_and_acted_on() {
+    // GIVEN the budget's spend stored as AWS returns it: the full binary expansion of a double
+    // (AWS CLI reference, `aws budgets describe-budget`, example output:
+    // "ForecastedSpend": {"Amount": "2641.54800000000022919266484677791595458984375"})
+    let w = world("us-east-2").await;
+    set_spend(
+        w.direct.config(),
+        &w.scene.budget,
+        "2460",
+        "2120.40000000000009094947017729282379150390625",
+        Some("2641.54800000000022919266484677791595458984375"),
+    )
+    .await
+    .unwrap();
+    // WHEN the actual-spend alert arrives
+    let r = w.alert("doc-1", "ACTUAL", "$2,091.00", "$2,120.40").await;
+    // THEN the spend is confirmed to the millionth and the ladder climbs to L3
+    assert_eq!(r["level_after"], 3, "{r}");
+    assert_eq!(
+        (r["actual"].as_str(), r["forecast"].as_str()),
+        (Some("2120.4"), Some("2641.548")),
+        "{r}"
+    );
+    assert_eq!(w.scaling("batch").await, HELD);
+    assert_eq!(
+        w.db_status(DatabaseKind::Instance, &w.scene.dev_instance)
+            .await,
+        "stopped"
+    );
+}
+
+/// Creates a DB instance in the world's region with one tag.
+async fn db_instance(w: &World, id: &str, engine: &str, multi_az: bool, tag: (&str, &str)) {
+    w.direct
+        .rds()
+        .create_db_instance()
+        .db_instance_identifier(id)
+        .db_instance_class("db.m5.large")
+        .engine(engine)
+        .multi_az(multi_az)
+        .master_username("breakwater")
+        .master_user_password("sandbox-password-1")
+        .allocated_storage(20)
+        .tags(
+            aws_sdk_rds::types::Tag::builder()
+                .key(tag.0)
+                .value(tag.1)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("create DB instance {id}: {e:?}"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn level_three_skips_what_rds_will_not_stop_and_one_refusal_does_not_jam_the_ladder() {
+    // GIVEN, besides the scene's dev instance and staging cluster:
+    let w = world("ap-northeast-1").await;
+    let suffix = unique("l3");
+    // a read replica of the dev instance (which makes the dev instance a replica's source),
+    let replica = format!("reporting-replica-{suffix}");
+    w.direct
+        .rds()
+        .create_db_instance_read_replica()
+        .db_instance_identifier(&replica)
+        .source_db_instance_identifier(&w.scene.dev_instance)
+        .send()
+        .await
+        .unwrap();
+    // a SQL Server Multi-AZ instance, which RDS refuses to stop ("Stopping an Amazon RDS DB
+    // instance temporarily", Limitations) and the port cannot tell apart beforehand,
+    let mssql = format!("ledger-mssql-{suffix}");
+    db_instance(&w, &mssql, "sqlserver-se", true, ("environment", "dev")).await;
+    // an instance tagged `Environment=dev` (IAM reads tag keys in any case: it may be stopped),
+    let capital_key = format!("legacy-dev-{suffix}");
+    db_instance(&w, &capital_key, "postgres", false, ("Environment", "dev")).await;
+    // and one tagged `environment=Dev` (StringEquals is case-sensitive: IAM would refuse it)
+    let capital_value = format!("wiki-dev-{suffix}");
+    db_instance(
+        &w,
+        &capital_value,
+        "postgres",
+        false,
+        ("environment", "Dev"),
+    )
+    .await;
+    set_spend(
+        w.direct.config(),
+        &w.scene.budget,
+        "2460",
+        "2120.40",
+        Some("2650"),
+    )
+    .await
+    .unwrap();
+
+    // WHEN actual spend passes 85 %
+    let r = w.alert("l3-1", "ACTUAL", "$2,091.00", "$2,120.40").await;
+
+    // THEN the level is reached although RDS refused one stop
+    assert_eq!(r["level_after"], 3, "{r}");
+    let lines = |field: &str| -> Vec<String> {
+        r[field]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|v| v.as_str().map(String::from))
+            .collect()
+    };
+    let (skipped, failed) = (lines("skipped"), lines("failed"));
+    // AND the replica and its source were skipped with the reason, never attempted
+    for (id, reason) in [
+        (&replica, "read replica of"),
+        (&w.scene.dev_instance, "source of the read replica"),
+    ] {
+        assert!(
+            skipped
+                .iter()
+                .any(|s| s.contains(id.as_str()) && s.contains(reason)),
+            "{id}: {skipped:#?}"
+        );
+        assert_eq!(w.db_status(DatabaseKind::Instance, id).await, "available");
+    }
+    // AND the wrong-case value was skipped as IAM would refuse it, the any-case key was stopped
+    assert!(
+        skipped
+            .iter()
+            .any(|s| s.contains(&capital_value) && s.contains("environment=Dev")),
+        "{skipped:#?}"
+    );
+    assert_eq!(
+        w.db_status(DatabaseKind::Instance, &capital_value).await,
+        "available"
+    );
+    assert_eq!(
+        w.db_status(DatabaseKind::Instance, &capital_key).await,
+        "stopped"
+    );
+    // AND RDS's refusal of the SQL Server stop is recorded with its reason; the others went on
+    assert_eq!(failed.len(), 1, "{failed:#?}");
+    assert!(failed[0].contains(&mssql), "{failed:#?}");
+    assert_eq!(
+        w.db_status(DatabaseKind::Instance, &mssql).await,
+        "available"
+    );
+    assert_eq!(
+        w.db_status(DatabaseKind::Cluster, &w.scene.staging_cluster)
+            .await,
+        "stopped"
+    );
+    let stops: Vec<String> = w
+        .proxy
+        .calls()
+        .into_iter()
+        .filter(|c| c.operation == "StopDBInstance")
+        .map(|c| c.path)
+        .collect();
+    assert_eq!(
+        stops.len(),
+        2,
+        "only the any-case key and SQL Server: {stops:#?}"
+    );
+
+    // WHEN actual spend then passes 100 %
+    set_spend(
+        w.direct.config(),
+        &w.scene.budget,
+        "2460",
+        "2510",
+        Some("2800"),
+    )
+    .await
+    .unwrap();
+    let r = w.alert("l3-2", "ACTUAL", "$2,460.00", "$2,510.00").await;
+    // THEN the ladder is not jammed by the refused stop: L4
+    assert_eq!(r["level_after"], 4, "{r}");
+    // AND the notification of L3 reported the refusal
+    let notes = read_notifications(
+        w.direct.config(),
+        &w.estate.primary.region,
+        &w.estate.primary.queue_url,
+        2,
+    )
+    .await
+    .unwrap();
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.message.contains("Refused by AWS") && n.message.contains(&mssql)),
+        "{notes:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollover_restores_each_size_enforcement_still_holds_and_keeps_what_the_autoscaler_changed()
+{
+    // GIVEN L2 held the batch group at min 0 / desired 0 / max 1
+    let w = world("ap-south-1").await;
+    set_spend(
+        w.direct.config(),
+        &w.scene.budget,
+        "2460",
+        "1700",
+        Some("2600"),
+    )
+    .await
+    .unwrap();
+    let r = w
+        .alert("ca-1", "FORECASTED", "$2,460.00", "$2,600.00")
+        .await;
+    assert_eq!(r["level_after"], 2, "{r}");
+    assert_eq!(w.scaling("batch").await, HELD);
+    // AND Cluster Autoscaler then raised desired to the held max, as it does for pending pods
+    EksNodeGroups::new(w.direct.eks())
+        .update_scaling(
+            &NodeGroupId {
+                cluster: w.scene.cluster.clone(),
+                name: "batch".into(),
+            },
+            Scaling {
+                min: 0,
+                desired: 1,
+                max: 1,
+            },
+            "cluster-autoscaler-1",
+        )
+        .await
+        .unwrap();
+
+    // WHEN the period rolls over
+    w.clock.advance(Duration::from_millis(DEC_1 - NOV_5));
+    set_spend(
+        w.direct.config(),
+        &w.scene.budget,
+        "2460",
+        "3",
+        Some("1000"),
+    )
+    .await
+    .unwrap();
+    let r = w.schedule("ca-rollover").await;
+
+    // THEN min and max, still as enforcement left them, go back; desired is the autoscaler's and
+    // only moves up to the restored min (EKS refuses desired < min)
+    let result = &r["results"][0];
+    assert_eq!(result["level_after"], 0, "{r}");
+    assert_eq!(
+        w.scaling("batch").await,
+        Scaling {
+            min: 2,
+            desired: 2,
+            max: 6
+        }
+    );
+    // AND the kept size is reported, not silently overwritten
+    let left_alone = result["left_alone"].to_string();
+    assert!(left_alone.contains("desired 1"), "{r}");
 }

@@ -3,14 +3,18 @@
 
 use std::collections::BTreeMap;
 
-use breakwater::ports::{DatabaseKind, Databases, InlinePolicy, NodeGroups, RolePolicies, Scaling};
+use breakwater::ports::{
+    DatabaseKind, Databases, InlinePolicy, NodeGroups, Replicas, RolePolicies, Scaling,
+};
 use breakwater::state::{StateStore, Versioned};
 use breakwater::{Error, Result};
 use serde::Serialize;
 
 use crate::guardrail;
+use crate::hold::{self, Undo};
 use crate::ledger::{EnforcementState, LedgerEntry, Observed, Resource, Restoration};
 use crate::settings::BudgetSettings;
+use crate::stoppable;
 use crate::targets;
 
 /// What one run did, for the response, the notification and the report.
@@ -20,8 +24,11 @@ pub struct Outcome {
     pub changed: Vec<String>,
     /// Resources a person changed after enforcement: reported, not overwritten.
     pub left_alone: Vec<String>,
-    /// Resources not touched, and why (not eligible, over the cap, already there).
+    /// Resources not touched, and why (not eligible, over the cap, already there, AWS cannot).
     pub skipped: Vec<String>,
+    /// Changes AWS refused, with its reason: the resource was left as it was and the others of
+    /// the level went on.
+    pub failed: Vec<String>,
     /// Estimated saving per day of the changes made, in USD (on-demand prices, us-east-1).
     pub saving_per_day_usd: f64,
     /// Changes whose saving could not be estimated (unknown instance type or class).
@@ -45,7 +52,7 @@ pub struct Engine<'a, N, D, R> {
     pub dry_run: bool,
 }
 
-impl<N: NodeGroups, D: Databases, R: RolePolicies> Engine<'_, N, D, R> {
+impl<N: NodeGroups, D: Databases + Replicas, R: RolePolicies> Engine<'_, N, D, R> {
     /// Applies what `level` does.
     pub async fn apply_level(
         &self,
@@ -69,20 +76,23 @@ impl<N: NodeGroups, D: Databases, R: RolePolicies> Engine<'_, N, D, R> {
         out: &mut Outcome,
     ) -> Result<()> {
         let mut touched = 0;
+        let mut transient = None;
         for cluster in &self.settings.clusters {
-            for group in self.node_groups.list(cluster).await? {
+            let groups = match self.node_groups.list(cluster).await {
+                Ok(groups) => groups,
+                Err(err) => {
+                    failed(err, &format!("cluster {cluster}"), out, &mut transient);
+                    continue;
+                }
+            };
+            for group in groups {
                 let label = format!("node group {}", group.id);
                 if let Err(why) = targets::node_group_eligible(&group.tags) {
                     out.skipped.push(format!("{label}: {why}"));
                     continue;
                 }
-                let floor = targets::floor(&group.tags);
-                let target = Scaling {
-                    min: floor,
-                    desired: floor,
-                    max: group.scaling.max.max(1),
-                };
-                if group.scaling.min <= floor && group.scaling.desired <= floor {
+                let target = hold::hold(group.scaling, targets::floor(&group.tags));
+                if target == group.scaling {
                     out.skipped
                         .push(format!("{label}: already at its floor ({})", group.scaling));
                     continue;
@@ -122,6 +132,7 @@ impl<N: NodeGroups, D: Databases, R: RolePolicies> Engine<'_, N, D, R> {
                     update_id: None,
                     restops: 0,
                     restored: None,
+                    failure: None,
                 };
                 let Some((entry, etag)) = self.record(&key, entry, &label, out).await? else {
                     continue;
@@ -145,20 +156,32 @@ impl<N: NodeGroups, D: Databases, R: RolePolicies> Engine<'_, N, D, R> {
                     &group.id.name,
                     "down",
                 ]);
-                let update_id = self
-                    .node_groups
-                    .update_scaling(&group.id, target, &token)
-                    .await?;
-                let done = LedgerEntry {
-                    update_id: Some(update_id),
-                    ..entry
+                // Scale to the entry's own target: a reused entry keeps the sizes recorded first.
+                let Observed::Scaling(to) = entry.after else {
+                    return Err(Error::CorruptRecord {
+                        key,
+                        reason: format!("a node group's entry holds {}", entry.after),
+                    });
                 };
-                self.store.replace(&key, &done, &etag).await?;
-                out.changed.push(format!("scaled {line}"));
-                add_saving(out, &label, saving);
+                match self.node_groups.update_scaling(&group.id, to, &token).await {
+                    Ok(update_id) => {
+                        let done = LedgerEntry {
+                            update_id: Some(update_id),
+                            failure: None,
+                            ..entry
+                        };
+                        self.store.replace(&key, &done, &etag).await?;
+                        out.changed.push(format!("scaled {line}"));
+                        add_saving(out, &label, saving);
+                    }
+                    Err(err) => {
+                        self.refused(&key, entry, &etag, &err).await?;
+                        failed(err, &label, out, &mut transient);
+                    }
+                }
             }
         }
-        Ok(())
+        transient.map_or(Ok(()), Err)
     }
 
     async fn stop_databases(
@@ -167,7 +190,11 @@ impl<N: NodeGroups, D: Databases, R: RolePolicies> Engine<'_, N, D, R> {
         out: &mut Outcome,
     ) -> Result<()> {
         let mut touched = 0;
-        for db in self.databases.list().await? {
+        let mut transient = None;
+        let databases = self.databases.list().await?;
+        // Read only when some instance is a candidate: one DescribeDBInstances per instance.
+        let mut sources: Option<BTreeMap<String, String>> = None;
+        for db in &databases {
             let resource = Resource::Database {
                 kind: db.kind,
                 id: db.id.clone(),
@@ -180,6 +207,18 @@ impl<N: NodeGroups, D: Databases, R: RolePolicies> Engine<'_, N, D, R> {
             if db.status != "available" {
                 out.skipped.push(format!("{label}: status {}", db.status));
                 continue;
+            }
+            if db.kind == DatabaseKind::Instance {
+                if sources.is_none() {
+                    sources = Some(Box::pin(self.replication_sources(&databases)).await?);
+                }
+                if let Some(why) = sources
+                    .as_ref()
+                    .and_then(|known| stoppable::refusal(&db.id, &db.arn, known))
+                {
+                    out.skipped.push(format!("{label}: {why} (not attempted)"));
+                    continue;
+                }
             }
             if touched >= self.settings.max_targets {
                 out.skipped.push(format!(
@@ -207,17 +246,23 @@ impl<N: NodeGroups, D: Databases, R: RolePolicies> Engine<'_, N, D, R> {
                 update_id: None,
                 restops: 0,
                 restored: None,
+                failure: None,
             };
             let Some((entry, etag)) = self.record(&key, entry, &label, out).await? else {
                 continue;
             };
             self.remember(state, &key).await?;
-            self.databases.stop(db.kind, &db.id).await?;
+            if let Err(err) = self.databases.stop(db.kind, &db.id).await {
+                self.refused(&key, entry, &etag, &err).await?;
+                failed(err, &label, out, &mut transient);
+                continue;
+            }
             self.store
                 .replace(
                     &key,
                     &LedgerEntry {
                         applied_at_ms: self.store.clock().now_ms(),
+                        failure: None,
                         ..entry
                     },
                     &etag,
@@ -230,7 +275,30 @@ impl<N: NodeGroups, D: Databases, R: RolePolicies> Engine<'_, N, D, R> {
                 db.class.as_deref().and_then(hourly_price).map(|p| p * 24.0),
             );
         }
-        Ok(())
+        transient.map_or(Ok(()), Err)
+    }
+
+    /// The replication source of every DB instance of the region that has one (replica →
+    /// source identifier or ARN). The list does not carry it, so each instance is described.
+    async fn replication_sources(
+        &self,
+        databases: &[breakwater::ports::Database],
+    ) -> Result<BTreeMap<String, String>> {
+        let mut sources = BTreeMap::new();
+        for db in databases
+            .iter()
+            .filter(|d| d.kind == DatabaseKind::Instance)
+        {
+            if let Some(source) = self
+                .databases
+                .instance(&db.id)
+                .await?
+                .and_then(|replica| replica.source)
+            {
+                sources.insert(db.id.clone(), source);
+            }
+        }
+        Ok(sources)
     }
 
     /// Puts the deny policy on every configured role (none configured: L4 is a notice only).
@@ -240,11 +308,19 @@ impl<N: NodeGroups, D: Databases, R: RolePolicies> Engine<'_, N, D, R> {
         out: &mut Outcome,
     ) -> Result<()> {
         let document = guardrail::document(&state.value.budget, &state.value.period);
+        let mut transient = None;
         for role in &self.settings.guardrail_roles {
             let resource = Resource::Role { name: role.clone() };
             let label = resource.label();
             let (key, value) = guardrail::OPT_IN_TAG;
-            match self.roles.role_tags(role).await? {
+            let tags = match self.roles.role_tags(role).await {
+                Ok(tags) => tags,
+                Err(err) => {
+                    failed(err, &label, out, &mut transient);
+                    continue;
+                }
+            };
+            match tags {
                 Some(tags) if tags.get(key).map(String::as_str) == Some(value) => {}
                 Some(_) => {
                     out.skipped.push(format!(
@@ -289,19 +365,27 @@ impl<N: NodeGroups, D: Databases, R: RolePolicies> Engine<'_, N, D, R> {
                 update_id: None,
                 restops: 0,
                 restored: None,
+                failure: None,
             };
             let Some((entry, etag)) = self.record(&key, entry, &label, out).await? else {
                 continue;
             };
             self.remember(state, &key).await?;
-            self.roles
+            if let Err(err) = self
+                .roles
                 .put(role, guardrail::POLICY_NAME, &document)
-                .await?;
+                .await
+            {
+                self.refused(&key, entry, &etag, &err).await?;
+                failed(err, &label, out, &mut transient);
+                continue;
+            }
             self.store
                 .replace(
                     &key,
                     &LedgerEntry {
                         applied_at_ms: self.store.clock().now_ms(),
+                        failure: None,
                         ..entry
                     },
                     &etag,
@@ -313,16 +397,19 @@ impl<N: NodeGroups, D: Databases, R: RolePolicies> Engine<'_, N, D, R> {
                 guardrail::DENIED_ACTIONS.len()
             ));
         }
-        Ok(())
+        transient.map_or(Ok(()), Err)
     }
 
-    /// Undoes the changes of `level`, newest first.
+    /// Undoes the changes of `level`, newest first. A node group is undone size by size (see
+    /// [`hold::undo`]); a database or role as a whole. An undo AWS refuses is reported and the
+    /// others go on.
     pub async fn restore_level(
         &self,
         state: &Versioned<EnforcementState>,
         level: u8,
         out: &mut Outcome,
     ) -> Result<()> {
+        let mut transient = None;
         for key in state.value.ledger.iter().rev() {
             let Some(entry) = self.store.get::<LedgerEntry>(key).await? else {
                 continue;
@@ -331,6 +418,11 @@ impl<N: NodeGroups, D: Databases, R: RolePolicies> Engine<'_, N, D, R> {
                 continue;
             }
             let label = entry.value.resource.label();
+            if let Some(why) = &entry.value.failure {
+                out.skipped
+                    .push(format!("{label}: never changed (AWS refused: {why})"));
+                continue;
+            }
             let found = self.observe(&entry.value.resource).await?;
             if self.dry_run {
                 out.changed
@@ -338,25 +430,18 @@ impl<N: NodeGroups, D: Databases, R: RolePolicies> Engine<'_, N, D, R> {
                 continue;
             }
             let now = self.store.clock().now_ms();
-            let restored = if found == entry.value.after
-                || is_enforced_state(&found, &entry.value.after)
-            {
-                self.put_back(&entry.value).await?;
-                out.changed
-                    .push(format!("restored {label} to {}", entry.value.before));
-                Restoration::Restored { at_ms: now }
-            } else if found == entry.value.before || is_running(&found, &entry.value.before) {
-                out.changed.push(format!(
-                    "{label} was already back to {}",
-                    entry.value.before
-                ));
-                Restoration::Restored { at_ms: now }
-            } else {
-                out.left_alone.push(format!(
-                    "{label}: changed after enforcement (enforcement left {}, found {found}); left as it is — it was {} before",
-                    entry.value.after, entry.value.before
-                ));
-                Restoration::LeftAlone { at_ms: now, found }
+            // Boxed, as the levels are: the undo's future is large (see `apply_level`).
+            let restored = match Box::pin(self.undo(&entry.value, &found, &label, out)).await {
+                Ok(restored) => restored,
+                Err(err) if err.is_retryable() => {
+                    failed(err, &label, out, &mut transient);
+                    continue;
+                }
+                Err(err) => {
+                    let reason = err.to_string();
+                    failed(err, &label, out, &mut transient);
+                    Restoration::Failed { at_ms: now, reason }
+                }
             };
             let done = LedgerEntry {
                 restored: Some(restored),
@@ -364,7 +449,76 @@ impl<N: NodeGroups, D: Databases, R: RolePolicies> Engine<'_, N, D, R> {
             };
             self.store.replace(key, &done, &entry.etag).await?;
         }
-        Ok(())
+        transient.map_or(Ok(()), Err)
+    }
+
+    /// Undoes one entry given what was found, saying what it did in `out`.
+    async fn undo(
+        &self,
+        entry: &LedgerEntry,
+        found: &Observed,
+        label: &str,
+        out: &mut Outcome,
+    ) -> Result<Restoration> {
+        let now = self.store.clock().now_ms();
+        if let (Observed::Scaling(before), Observed::Scaling(after), Observed::Scaling(now_sizes)) =
+            (&entry.before, &entry.after, found)
+        {
+            return Ok(match hold::undo(*before, *after, *now_sizes) {
+                Undo::AlreadyBack => {
+                    out.changed
+                        .push(format!("{label} was already back to {before}"));
+                    Restoration::Restored { at_ms: now }
+                }
+                Undo::Put { target, kept } => {
+                    self.put_sizes(entry, target).await?;
+                    if kept.is_empty() {
+                        out.changed.push(format!("restored {label} to {target}"));
+                        Restoration::Restored { at_ms: now }
+                    } else {
+                        out.changed.push(format!(
+                            "restored {label} to {target}, keeping what changed since enforcement"
+                        ));
+                        out.left_alone.push(format!(
+                            "{label}: changed after enforcement ({}); kept",
+                            kept.join("; ")
+                        ));
+                        Restoration::Partly { at_ms: now, kept }
+                    }
+                }
+                Undo::LeftAlone { kept } => {
+                    out.left_alone.push(format!(
+                        "{label}: changed after enforcement (enforcement left {after}, found {found}: {}); left as it is — it was {before} before",
+                        kept.join("; ")
+                    ));
+                    Restoration::LeftAlone {
+                        at_ms: now,
+                        found: found.clone(),
+                    }
+                }
+            });
+        }
+        Ok(
+            if *found == entry.after || is_enforced_state(found, &entry.after) {
+                self.put_back(entry).await?;
+                out.changed
+                    .push(format!("restored {label} to {}", entry.before));
+                Restoration::Restored { at_ms: now }
+            } else if *found == entry.before || is_running(found, &entry.before) {
+                out.changed
+                    .push(format!("{label} was already back to {}", entry.before));
+                Restoration::Restored { at_ms: now }
+            } else {
+                out.left_alone.push(format!(
+                    "{label}: changed after enforcement (enforcement left {}, found {found}); left as it is — it was {} before",
+                    entry.after, entry.before
+                ));
+                Restoration::LeftAlone {
+                    at_ms: now,
+                    found: found.clone(),
+                }
+            },
+        )
     }
 
     /// Stops again a database that AWS restarted after seven days stopped, if this period's
@@ -435,20 +589,31 @@ impl<N: NodeGroups, D: Databases, R: RolePolicies> Engine<'_, N, D, R> {
         })
     }
 
+    /// Puts a node group's sizes back (whole or in part).
+    async fn put_sizes(&self, entry: &LedgerEntry, sizes: Scaling) -> Result<()> {
+        let Resource::NodeGroup { id, .. } = &entry.resource else {
+            return Err(Error::CorruptRecord {
+                key: entry.resource.label(),
+                reason: "sizes recorded for something that is not a node group".into(),
+            });
+        };
+        let token = request_token(&[
+            "budget",
+            &entry.applied_at_ms.to_string(),
+            &id.cluster,
+            &id.name,
+            "up",
+        ]);
+        self.node_groups
+            .update_scaling(id, sizes, &token)
+            .await
+            .map(drop)
+    }
+
     async fn put_back(&self, entry: &LedgerEntry) -> Result<()> {
         match (&entry.resource, &entry.before) {
-            (Resource::NodeGroup { id, .. }, Observed::Scaling(before)) => {
-                let token = request_token(&[
-                    "budget",
-                    &entry.applied_at_ms.to_string(),
-                    &id.cluster,
-                    &id.name,
-                    "up",
-                ]);
-                self.node_groups
-                    .update_scaling(id, *before, &token)
-                    .await
-                    .map(drop)
+            (Resource::NodeGroup { .. }, Observed::Scaling(before)) => {
+                self.put_sizes(entry, *before).await
             }
             (Resource::Database { kind, id }, _) => self.databases.start(*kind, id).await,
             (Resource::Role { name }, _) => self.roles.delete(name, guardrail::POLICY_NAME).await,
@@ -476,7 +641,8 @@ impl<N: NodeGroups, D: Databases, R: RolePolicies> Engine<'_, N, D, R> {
         let Some(existing) = self.store.get::<LedgerEntry>(key).await? else {
             return Err(Error::Conflict(format!("ledger entry {key} vanished")));
         };
-        if existing.value.restored.is_some() {
+        // Restored earlier in the period, or refused by AWS last time: record afresh.
+        if existing.value.restored.is_some() || existing.value.failure.is_some() {
             let etag = self.store.replace(key, &entry, &existing.etag).await?;
             return Ok(Some((entry, etag)));
         }
@@ -486,6 +652,19 @@ impl<N: NodeGroups, D: Databases, R: RolePolicies> Engine<'_, N, D, R> {
         out.skipped
             .push(format!("{label}: already enforced this period"));
         Ok(None)
+    }
+
+    /// Marks the entry of a change AWS refused with the reason (a transient failure leaves the
+    /// entry as it is: the redelivery makes the change with the sizes recorded first).
+    async fn refused(&self, key: &str, entry: LedgerEntry, etag: &str, err: &Error) -> Result<()> {
+        if !err.is_retryable() {
+            let marked = LedgerEntry {
+                failure: Some(err.to_string()),
+                ..entry
+            };
+            self.store.replace(key, &marked, etag).await?;
+        }
+        Ok(())
     }
 
     async fn remember(&self, state: &mut Versioned<EnforcementState>, key: &str) -> Result<()> {
@@ -507,6 +686,16 @@ pub async fn save(store: &StateStore, state: &mut Versioned<EnforcementState>) -
         )
         .await?;
     Ok(())
+}
+
+/// Records a change AWS refused. A transient failure (throttling, 5xx, busy) is kept to be
+/// returned once the others of the step are done, so that the delivery is retried; any other is
+/// the resource's own and the step goes on without it.
+fn failed(err: Error, label: &str, out: &mut Outcome, transient: &mut Option<Error>) {
+    out.failed.push(format!("{label}: {err}"));
+    if err.is_retryable() && transient.is_none() {
+        *transient = Some(err);
+    }
 }
 
 /// A stopped database counts as "as enforcement left it" while it is still stopping.

@@ -158,6 +158,20 @@ pub enum Restoration {
         /// When (ms since the epoch).
         at_ms: u64,
     },
+    /// Put back in part: the sizes enforcement set went back, the ones changed since were kept.
+    Partly {
+        /// When (ms since the epoch).
+        at_ms: u64,
+        /// The sizes changed since enforcement, in words.
+        kept: Vec<String>,
+    },
+    /// AWS refused the undo; reported for a person to finish.
+    Failed {
+        /// When (ms since the epoch).
+        at_ms: u64,
+        /// Why, as AWS said it.
+        reason: String,
+    },
     /// Someone changed it after enforcement; left as found and reported.
     LeftAlone {
         /// When (ms since the epoch).
@@ -186,4 +200,8 @@ pub struct LedgerEntry {
     pub restops: u32,
     /// How it was undone, once it was.
     pub restored: Option<Restoration>,
+    /// Why AWS refused the change, when it did: the resource was never changed, and the others
+    /// of its level went on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
 }

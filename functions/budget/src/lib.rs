@@ -9,18 +9,22 @@
 
 pub mod enforce;
 pub mod guardrail;
+pub mod hold;
 pub mod ladder;
 pub mod ledger;
 pub mod message;
 pub mod money;
 pub mod settings;
+pub mod stoppable;
 pub mod targets;
+#[cfg(test)]
+mod template_iam;
 
 use breakwater::clock::civil_date;
 use breakwater::events::{Routes, Trigger};
 use breakwater::metrics::{Metrics, Unit};
 use breakwater::notify::Notification;
-use breakwater::ports::{Budgets, DatabaseKind, Databases, NodeGroups, RolePolicies};
+use breakwater::ports::{Budgets, DatabaseKind, Databases, NodeGroups, Replicas, RolePolicies};
 use breakwater::state::{Acquisition, Versioned};
 use breakwater::{Error, Result, Toolkit};
 use serde_json::{json, Value};
@@ -60,7 +64,9 @@ pub struct BudgetFunction<N, D, B, R> {
     pub roles: R,
 }
 
-impl<N: NodeGroups, D: Databases, B: Budgets, R: RolePolicies> BudgetFunction<N, D, B, R> {
+impl<N: NodeGroups, D: Databases + Replicas, B: Budgets, R: RolePolicies>
+    BudgetFunction<N, D, B, R>
+{
     fn manages(&self, budget: &str) -> bool {
         self.settings.budgets.iter().any(|b| b == budget)
     }
@@ -208,7 +214,7 @@ impl<N: NodeGroups, D: Databases, B: Budgets, R: RolePolicies> BudgetFunction<N,
             };
             let lease = self.lease(name, owner).await?;
             let mut outcome = Outcome::default();
-            let result = self.engine().restop(&state, kind, id, &mut outcome).await;
+            let result = Box::pin(self.engine().restop(&state, kind, id, &mut outcome)).await;
             self.toolkit.store.release_lease(lease).await?;
             result?;
             if !outcome.changed.is_empty() {
@@ -283,7 +289,7 @@ impl<N: NodeGroups, D: Databases, B: Budgets, R: RolePolicies> BudgetFunction<N,
         self.notify(budget, before, state.value.level, reason, &outcome, None)
             .await?;
         Ok(
-            json!({"outcome": outcome_name(self.toolkit.settings.dry_run, before, 0, &outcome), "budget": budget, "level_before": before, "level_after": 0, "changed": outcome.changed, "left_alone": outcome.left_alone}),
+            json!({"outcome": outcome_name(self.toolkit.settings.dry_run, before, 0, &outcome), "budget": budget, "level_before": before, "level_after": 0, "changed": outcome.changed, "left_alone": outcome.left_alone, "failed": outcome.failed}),
         )
     }
 
@@ -322,8 +328,9 @@ impl<N: NodeGroups, D: Databases, B: Budgets, R: RolePolicies> BudgetFunction<N,
                 json!({"outcome": "unconfirmed", "budget": budget, "reason": "budget not found"}),
             );
         };
+        // The API's amounts, not the alert text's: up to 45 decimals (see `Money::from_api`).
         let amount = |text: &str, what: &str| {
-            Money::parse(text).ok_or_else(|| {
+            Money::from_api(text).ok_or_else(|| {
                 Error::Aws(format!(
                     "budget {budget:?}: {what} {text:?} is not an amount"
                 ))
@@ -407,9 +414,7 @@ impl<N: NodeGroups, D: Databases, B: Budgets, R: RolePolicies> BudgetFunction<N,
             for key in state.value.ledger.clone() {
                 if let Some(entry) = store.get::<ledger::LedgerEntry>(&key).await? {
                     if let ledger::Resource::Database { kind, id } = &entry.value.resource {
-                        self.engine()
-                            .restop(&state, *kind, id, &mut outcome)
-                            .await?;
+                        Box::pin(self.engine().restop(&state, *kind, id, &mut outcome)).await?;
                     }
                 }
             }
@@ -420,7 +425,11 @@ impl<N: NodeGroups, D: Databases, B: Budgets, R: RolePolicies> BudgetFunction<N,
             state.value.level
         };
         let changed_level = level_after != level_before;
-        if changed_level || !outcome.changed.is_empty() || !outcome.left_alone.is_empty() {
+        if changed_level
+            || !outcome.changed.is_empty()
+            || !outcome.left_alone.is_empty()
+            || !outcome.failed.is_empty()
+        {
             let figures_line = format!(
                 "actual {actual} of {limit} ({actual_pct:.1} %), forecast {}",
                 forecast
@@ -456,6 +465,7 @@ impl<N: NodeGroups, D: Databases, B: Budgets, R: RolePolicies> BudgetFunction<N,
             "changed": outcome.changed,
             "left_alone": outcome.left_alone,
             "skipped": outcome.skipped,
+            "failed": outcome.failed,
             "saving_per_day_usd": (outcome.saving_per_day_usd * 100.0).round() / 100.0,
         }))
     }
@@ -470,7 +480,8 @@ impl<N: NodeGroups, D: Databases, B: Budgets, R: RolePolicies> BudgetFunction<N,
         let engine = self.engine();
         let from = state.value.level;
         for level in (to + 1..=from).rev() {
-            engine.restore_level(state, level, outcome).await?;
+            // Boxed: a level's future is large (see `Engine::apply_level`).
+            Box::pin(engine.restore_level(state, level, outcome)).await?;
             if !self.toolkit.settings.dry_run {
                 state.value.changes.push(LevelChange {
                     from: level,
@@ -557,6 +568,10 @@ impl<N: NodeGroups, D: Databases, B: Budgets, R: RolePolicies> BudgetFunction<N,
             "Changed by someone after enforcement (left as found)",
             &outcome.left_alone,
         ));
+        text.push_str(&section(
+            "Refused by AWS (left as it was; the rest went on)",
+            &outcome.failed,
+        ));
         if outcome.saving_per_day_usd > 0.0 {
             text.push_str(&format!(
                 "\nEstimated saving: ${:.2} per day (on-demand prices, us-east-1).",
@@ -628,7 +643,8 @@ fn emit(outcome: &str, level: u8, o: &Outcome, now_ms: u64) {
             "HumanChangesLeftAlone",
             o.left_alone.len() as f64,
             Unit::Count,
-        );
+        )
+        .add("ChangesRefused", o.failed.len() as f64, Unit::Count);
     m.emit(now_ms);
 }
 

@@ -51,6 +51,38 @@ impl Money {
         whole.checked_mul(SCALE)?.checked_add(frac_value).map(Money)
     }
 
+    /// Parses an amount as the Budgets API returns it (`Spend.Amount`, pattern
+    /// `([0-9]*\.)?[0-9]+`, no sign, no separators, any number of decimals), rounded half-up to a
+    /// millionth. `DescribeBudget` returns the full binary expansion of a double, e.g.
+    /// `"604.4560000000000172803993336856365203857421875"` (AWS CLI reference,
+    /// `aws budgets describe-budget`, example output; AWS Budgets API reference, data type `Spend`).
+    pub fn from_api(text: &str) -> Option<Self> {
+        let (whole, frac) = match text.split_once('.') {
+            Some((_, "")) => return None,
+            Some((whole, frac)) => (whole, frac),
+            None if text.is_empty() => return None,
+            None => (text, ""),
+        };
+        if !whole
+            .bytes()
+            .chain(frac.bytes())
+            .all(|b| b.is_ascii_digit())
+        {
+            return None;
+        }
+        // Leading zeros may be many (or the whole part absent, `.5`); the value must still fit.
+        let whole: i64 = match whole.trim_start_matches('0') {
+            "" => 0,
+            digits => digits.parse().ok()?,
+        };
+        let kept: String = frac.chars().take(6).collect();
+        let mut micros: i64 = format!("{kept:0<6}").parse().ok()?;
+        if frac.as_bytes().get(6).is_some_and(|d| *d >= b'5') {
+            micros += 1;
+        }
+        whole.checked_mul(SCALE)?.checked_add(micros).map(Money)
+    }
+
     /// `self / of` as a percentage with two decimals (`None` when `of` is zero).
     pub fn percent_of(self, of: Money) -> Option<f64> {
         (of.0 != 0).then(|| (self.0 as f64 / of.0 as f64 * 10_000.0).round() / 100.0)
@@ -139,6 +171,51 @@ mod tests {
             "€5",
         ] {
             assert_eq!(Money::parse(bad), None, "{bad}");
+        }
+    }
+
+    /// The amounts of the AWS CLI reference's `describe-budget` example output, as AWS writes
+    /// them: 45 decimals of a double's binary expansion.
+    #[test]
+    fn reads_the_amounts_describe_budget_returns_exactly_to_the_millionth() {
+        // GIVEN the Spend amounts of the documented DescribeBudget output
+        let actual = "604.4560000000000172803993336856365203857421875";
+        let forecast = "2641.54800000000022919266484677791595458984375";
+        // WHEN they are read as API amounts
+        // THEN they are the dollars AWS meant, to the millionth
+        assert_eq!(Money::from_api(actual), Some(Money(604_456_000)));
+        assert_eq!(Money::from_api(forecast), Some(Money(2_641_548_000)));
+        assert_eq!(Money::from_api("100"), Some(Money::dollars(100)));
+        // a double just below a round value rounds back up to it, never down a millionth
+        assert_eq!(
+            Money::from_api("0.299999999999999988897769753748434595763683319091796875"),
+            Some(Money::cents(30))
+        );
+        assert_eq!(
+            Money::from_api("2120.40000000000009094947017729282379150390625"),
+            Some(Money::cents(212_040))
+        );
+        assert_eq!(Money::from_api("0.0000005"), Some(Money(1)));
+        assert_eq!(Money::from_api("0.0000004999"), Some(Money(0)));
+        assert_eq!(Money::from_api(".5"), Some(Money::cents(50)));
+        assert_eq!(Money::from_api("0002460"), Some(Money::dollars(2460)));
+    }
+
+    #[test]
+    fn refuses_what_the_api_pattern_does_not_allow() {
+        for bad in [
+            "",
+            ".",
+            "1.",
+            "$5",
+            "1,000",
+            "-5",
+            "1.2.3",
+            "1e3",
+            " 5",
+            "99999999999999999999",
+        ] {
+            assert_eq!(Money::from_api(bad), None, "{bad}");
         }
     }
 

@@ -10,65 +10,102 @@ pub const FLOOR_TAG: &str = "breakwater:budget-floor";
 /// The tag that records a node group's sizes before enforcement.
 pub const BEFORE_TAG: &str = "breakwater:budget-before";
 
-const ENVIRONMENT_TAGS: &[&str] = &["environment", "Environment", "env", "Env", "stage", "Stage"];
-const PRODUCTION: &[&str] = &["prod", "production", "live", "prd"];
-const NON_PRODUCTION: &[&str] = &[
-    "dev",
-    "development",
-    "test",
-    "testing",
-    "qa",
-    "staging",
-    "stage",
-    "sandbox",
-    "demo",
-];
+/// A tag condition exactly as IAM evaluates `StringEquals` on `aws:ResourceTag/<key>` (or
+/// `rds:db-tag/<key>`): the key matches whatever its case — "Context key names are not
+/// case-sensitive" (IAM User Guide, "IAM JSON policy elements: Condition") — and the value must be
+/// one of `values` exactly, case included ("Case-sensitivity of context key values depends on the
+/// condition operator": `StringEquals` is case-sensitive). The budget role's IAM conditions in
+/// `template.yaml` say the same rule; a test reads them and fails when they drift apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TagRule {
+    /// The tag key (matched case-insensitively, as IAM does).
+    pub key: &'static str,
+    /// The values that make a resource eligible (matched exactly).
+    pub values: &'static [&'static str],
+}
+
+/// Node groups enforcement may scale: `breakwater:criticality=non-critical`.
+pub const NODE_GROUP_RULE: TagRule = TagRule {
+    key: CRITICALITY_TAG,
+    values: &["non-critical"],
+};
+
+/// Databases enforcement may stop: `environment` = one of the non-production values, lowercase.
+pub const DATABASE_RULE: TagRule = TagRule {
+    key: "environment",
+    values: &[
+        "dev",
+        "development",
+        "test",
+        "testing",
+        "qa",
+        "staging",
+        "stage",
+        "sandbox",
+        "demo",
+    ],
+};
+
+/// The values of [`DATABASE_RULE`]'s key that mark production (compared ignoring case, as the
+/// role's `NeverProduction` deny does with `StringEqualsIgnoreCase`).
+pub const PRODUCTION: &[&str] = &["prod", "production", "live", "prd"];
+
+/// Keys that may carry an environment; a production value under any of them protects the
+/// resource (the deny-list is wider than the allow rule on purpose: it only ever refuses).
+const PROTECTING_KEYS: &[&str] = &["environment", "env", "stage"];
+
+impl TagRule {
+    /// `Ok` when the tags satisfy the rule as IAM would; otherwise why not.
+    pub fn check(&self, tags: &BTreeMap<String, String>) -> Result<(), String> {
+        let found: Vec<(&String, &String)> = tags
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case(self.key))
+            .collect();
+        match found.as_slice() {
+            [] => Err(format!("not tagged {}={}", self.key, self.values.join("|"))),
+            [(_, value)] if self.values.contains(&value.as_str()) => Ok(()),
+            [(key, value)] => Err(format!(
+                "{key}={value} is not one of {} (compared exactly, case included, as IAM does)",
+                self.values.join("|")
+            )),
+            // Keys that differ only by case: which one IAM reads is not documented.
+            many => Err(format!(
+                "tagged {} more than once ({}); ambiguous",
+                self.key,
+                many.iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        }
+    }
+}
 
 /// Why a resource is protected, if it is.
 pub fn protection(tags: &BTreeMap<String, String>) -> Option<String> {
-    if let Some(value) = tags
-        .get(CRITICALITY_TAG)
-        .filter(|v| v.eq_ignore_ascii_case("critical"))
-    {
-        return Some(format!("{CRITICALITY_TAG}={value}"));
-    }
-    ENVIRONMENT_TAGS.iter().find_map(|key| {
-        let value = tags.get(*key)?;
-        PRODUCTION
-            .iter()
-            .any(|p| value.eq_ignore_ascii_case(p))
-            .then(|| format!("{key}={value}"))
+    tags.iter().find_map(|(key, value)| {
+        let critical =
+            key.eq_ignore_ascii_case(CRITICALITY_TAG) && value.eq_ignore_ascii_case("critical");
+        let production = PROTECTING_KEYS.iter().any(|k| key.eq_ignore_ascii_case(k))
+            && PRODUCTION.iter().any(|p| value.eq_ignore_ascii_case(p));
+        (critical || production).then(|| format!("{key}={value}"))
     })
 }
 
-/// Whether a node group may be scaled down: tagged non-critical and not protected.
+/// Whether a node group may be scaled down: not protected, and [`NODE_GROUP_RULE`] holds.
 pub fn node_group_eligible(tags: &BTreeMap<String, String>) -> Result<(), String> {
     if let Some(reason) = protection(tags) {
         return Err(format!("protected ({reason})"));
     }
-    match tags.get(CRITICALITY_TAG) {
-        Some(v) if v.eq_ignore_ascii_case("non-critical") => Ok(()),
-        _ => Err(format!("not tagged {CRITICALITY_TAG}=non-critical")),
-    }
+    NODE_GROUP_RULE.check(tags)
 }
 
-/// Whether a database may be stopped: tagged non-production (or non-critical) and not protected.
+/// Whether a database may be stopped: not protected, and [`DATABASE_RULE`] holds.
 pub fn database_eligible(tags: &BTreeMap<String, String>) -> Result<(), String> {
     if let Some(reason) = protection(tags) {
         return Err(format!("protected ({reason})"));
     }
-    let non_production = ENVIRONMENT_TAGS
-        .iter()
-        .filter_map(|key| tags.get(*key))
-        .any(|v| NON_PRODUCTION.iter().any(|n| v.eq_ignore_ascii_case(n)));
-    let non_critical = tags
-        .get(CRITICALITY_TAG)
-        .is_some_and(|v| v.eq_ignore_ascii_case("non-critical"));
-    if non_production || non_critical {
-        Ok(())
-    } else {
-        Err("not tagged as non-production".to_string())
-    }
+    DATABASE_RULE.check(tags)
 }
 
 /// A node group's floor from its tag (0 when absent or unreadable).
@@ -119,6 +156,37 @@ mod tests {
         assert!(node_group_eligible(&tags(&[])).is_err());
         assert!(database_eligible(&tags(&[("environment", "staging")])).is_ok());
         assert!(database_eligible(&tags(&[])).is_err());
+    }
+
+    #[test]
+    fn eligibility_matches_the_tag_key_in_any_case_and_the_value_exactly_as_iam_does() {
+        // GIVEN databases tagged the ways people tag them
+        // WHEN eligibility is decided
+        // THEN it is what IAM's StringEquals on rds:db-tag/environment allows: any key case,
+        // exact lowercase value, and nothing else (no env/stage keys, no criticality alone)
+        for ok in [
+            tags(&[("environment", "dev")]),
+            tags(&[("Environment", "staging")]),
+            tags(&[("ENVIRONMENT", "qa"), ("owner", "data")]),
+        ] {
+            assert_eq!(database_eligible(&ok), Ok(()), "{ok:?}");
+        }
+        for refused in [
+            tags(&[("environment", "Dev")]),
+            tags(&[("env", "dev")]),
+            tags(&[("stage", "test")]),
+            tags(&[(CRITICALITY_TAG, "non-critical")]),
+            tags(&[("environment", "dev"), ("Environment", "staging")]),
+        ] {
+            assert!(database_eligible(&refused).is_err(), "{refused:?}");
+        }
+        // AND node groups the same way for breakwater:criticality=non-critical
+        assert_eq!(
+            node_group_eligible(&tags(&[("Breakwater:Criticality", "non-critical")])),
+            Ok(())
+        );
+        let why = node_group_eligible(&tags(&[(CRITICALITY_TAG, "Non-Critical")])).unwrap_err();
+        assert!(why.contains("case included"), "{why}");
     }
 
     #[test]
