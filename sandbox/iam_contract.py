@@ -43,9 +43,6 @@ IAM_NAMES = {
     ("s3", "get_bucket_replication"): "s3:GetReplicationConfiguration",
     ("s3", "get_object_lock_configuration"): "s3:GetBucketObjectLockConfiguration",
     ("s3", "put_bucket_lifecycle_configuration"): "s3:PutLifecycleConfiguration",
-    ("budgets", "describe_budget"): "budgets:ViewBudget",
-    ("budgets", "describe_budgets"): "budgets:ViewBudget",
-    ("lambda", "invoke"): "lambda:InvokeFunction",
     ("sts", "get_caller_identity"): None,  # never needs a grant
 }
 
@@ -157,8 +154,11 @@ def parse_adapter(path: str, type_name: str) -> Adapter | None:
     return adapter
 
 
-def find_adapter(type_name: str) -> Adapter | None:
-    for path in sorted(glob.glob(os.path.join(ROOT, "shared/src/**/*.rs"), recursive=True)):
+def find_adapter(type_name: str, crate: str) -> Adapter | None:
+    """The adapter's definition, in the shared crate or in the function's own crate."""
+    paths = glob.glob(os.path.join(ROOT, "shared/src/**/*.rs"), recursive=True)
+    paths += glob.glob(os.path.join(ROOT, crate, "**/*.rs"), recursive=True)
+    for path in sorted(paths):
         if re.search(r"pub struct " + type_name + r"\b", open(path, encoding="utf-8").read()):
             return parse_adapter(path, type_name)
     return None
@@ -178,7 +178,7 @@ def action_of(service: str, op: str) -> str | None:
     pascal = "".join(part.capitalize() for part in op.split("_"))
     if service == "rds":
         pascal = pascal.replace("Db", "DB")
-    return f"{service}:{pascal}"
+    return f"{service}:{iam_template.IAM_ACTIONS.get((service, pascal), pascal)}"
 
 
 @dataclass
@@ -207,7 +207,7 @@ def function_calls(function: str) -> list[tuple[str, str, str]]:
                 names.add(alias)
     calls = []
     for type_name in sorted(receivers):
-        adapter = find_adapter(type_name)
+        adapter = find_adapter(type_name, crate)
         if adapter is None:
             continue
         # Generic code reaches an adapter through its port trait: `fn f<R: Replicas>(ports: &R)`.

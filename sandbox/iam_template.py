@@ -58,6 +58,15 @@ SANDBOX_PARAMETERS = {
 
 _NO_VALUE = object()
 
+# API operations whose IAM action has another name (Service Authorization Reference, each
+# service's "Actions defined by …" table). S3's are moto's own ACTION_MAP for the sandbox, and
+# `iam_contract.py` lists them for the contract.
+IAM_ACTIONS = {
+    ("budgets", "DescribeBudget"): "ViewBudget",
+    ("budgets", "DescribeBudgets"): "ViewBudget",
+    ("lambda", "Invoke"): "InvokeFunction",
+}
+
 
 @functools.lru_cache(maxsize=1)
 def expanded(template: str = TEMPLATE) -> dict[str, Any]:

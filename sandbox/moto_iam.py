@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from typing import Any
 from urllib.parse import unquote, urlparse
 
@@ -36,6 +37,10 @@ import iam_template
 ROLE_KEY = "ASIABREAKWATERSANDBOX"
 ROLE_SECRET = "breakwater-sandbox-role-secret"
 TOKEN_PREFIX = "breakwater-sandbox:"
+
+
+# Signing name (the credential scope of SigV4) → IAM service prefix, where they differ.
+SIGNING_NAMES = {"monitoring": "cloudwatch"}
 
 
 class SandboxRole:
@@ -197,6 +202,8 @@ def apply() -> None:
         authorization_header = _header(self.headers, "Authorization") or ""
         scope = re.search(r"Credential=[^/]+/[^/]+/([^/]+)/([^/]+)/", authorization_header)
         region, service = (scope.group(1), scope.group(2)) if scope else (self.region, "")
+        # A request is signed with the service's signing name; IAM's prefix can differ.
+        service = SIGNING_NAMES.get(service, service)
         if resource == "*":
             try:
                 resource = _resource(self, service, region, self.current_account)
@@ -206,6 +213,8 @@ def apply() -> None:
         path = self.raw_path
         if parsed_url.query:
             path += "?" + parsed_url.query
+        action = self._get_action()
+        action = iam_template.IAM_ACTIONS.get((service, action), action)
         request = iam_request_cls(
             account_id=self.current_account,
             method=self.method,
@@ -213,9 +222,21 @@ def apply() -> None:
             data=self.data,
             body=self.raw_body,
             headers=self.headers,
-            action=self._get_action(),
+            action=action,
         )
-        request.check_action_permitted(resource)
+        request._action = f"{service}:{action}"  # IAM's prefix, not the signing name
+        try:
+            request.check_action_permitted(resource)
+        except Exception:
+            # moto's log says what the template did not grant, for the test that failed on it.
+            role = role_of(self.headers)
+            print(
+                f"sandbox IAM: AccessDenied: {role.binary if role else '?'} ({role.region if role else '?'}) "
+                f"{service}:{action} on {resource}",
+                file=sys.stderr,
+                flush=True,
+            )
+            raise
 
     authorization.ActionAuthenticatorMixin._authenticate_and_authorize_action = authorize
 
@@ -242,6 +263,32 @@ def apply() -> None:
         return original_matches(self, statement_element, value)
 
     IAMPolicyStatement._check_element_matches = check_element_matches
+
+    # moto names S3 calls by its ACTION_MAP, which lacks these bucket subresources and would name
+    # them s3:ListBucket (its default); their IAM actions (Service Authorization Reference,
+    # "Actions defined by Amazon S3").
+    bucket_actions = s3_responses.ACTION_MAP["BUCKET"]
+    bucket_actions["GET"].update(
+        {
+            "object-lock": "GetBucketObjectLockConfiguration",
+            "replication": "GetReplicationConfiguration",
+            "requestPayment": "GetBucketRequestPayment",
+            "ownershipControls": "GetBucketOwnershipControls",
+            "encryption": "GetEncryptionConfiguration",
+            "intelligent-tiering": "GetIntelligentTieringConfiguration",
+            "inventory": "GetInventoryConfiguration",
+        }
+    )
+    bucket_actions["PUT"].update(
+        {
+            "object-lock": "PutBucketObjectLockConfiguration",
+            "replication": "PutReplicationConfiguration",
+            "requestPayment": "PutBucketRequestPayment",
+        }
+    )
+    bucket_actions["DELETE"].update({"replication": "PutReplicationConfiguration"})
+    # HeadBucket is authorized as s3:ListBucket (HeadBucket, Amazon S3 API Reference).
+    bucket_actions["HEAD"]["DEFAULT"] = "ListBucket"
 
     original_key_response = s3_responses.S3Response.key_response
 

@@ -206,21 +206,29 @@ impl Subject {
         assert!(cases.len() >= 20, "{}: {} cases", self.name, cases.len());
         for (what, body) in cases {
             let before = self.mutations().len();
-            let invocation = match self.process.invoke_raw(body).await {
+            let invocation = match self.process.invoke_raw(body.clone()).await {
                 Ok(i) => i,
                 Err(e) => {
                     failures.push(format!("{what}: the function did not answer: {e}"));
                     break;
                 }
             };
+            // An error refuses only as `InvalidEvent`: any other type (an AWS error, a caught
+            // panic, a timeout) would be retried by Lambda and is a defect, not a refusal. A body
+            // that is not JSON at all never reaches a function on AWS (Lambda's Invoke API answers
+            // it with InvalidRequestContentException); here the runtime's own deserializer refuses
+            // it before the handler, and that is the one other refusal allowed, as it is for JSON
+            // nested deeper than serde_json reads (128 levels).
+            let is_json = serde_json::from_slice::<Value>(&body).is_ok();
             let refused = match &invocation.outcome {
-                Err(_) => true,
+                Err(e) if !is_json => e.error_type.ends_with("DeserializeError"),
+                Err(e) => e.error_type == "InvalidEvent",
                 Ok(v) => refusal(v),
             };
             if !refused {
                 let mut shown = format!("{:?}", invocation.outcome);
                 shown.truncate(300);
-                failures.push(format!("{what}: accepted: {shown}"));
+                failures.push(format!("{what}: not refused as InvalidEvent: {shown}"));
             }
             let mut after = self.mutations().split_off(before);
             // The one write a bad input may cause: budget's spec wants an unrecognised message on
@@ -334,10 +342,48 @@ async fn budget_refuses_the_corpus_and_changes_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tiering_refuses_the_corpus_and_changes_nothing() {
-    let (estate, _config, _suffix) = estate("bad-tiering").await;
+    let (estate, direct, _suffix) = estate("bad-tiering").await;
     let mut subject = start("tiering", &estate, Vec::new(), None, REGION).await;
     let failures = subject.refuses_everything().await;
     assert_refused("tiering", &failures);
+
+    // The control: a bucket tagged in (breakwater:tiering=on) gets its lifecycle written.
+    let bucket = unique("bad-tiering-control");
+    direct
+        .s3()
+        .create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .unwrap();
+    direct
+        .s3()
+        .put_bucket_tagging()
+        .bucket(&bucket)
+        .tagging(
+            aws_sdk_s3::types::Tagging::builder()
+                .tag_set(
+                    aws_sdk_s3::types::Tag::builder()
+                        .key("breakwater:tiering")
+                        .value("on")
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let mut event: Value = serde_json::from_slice(
+        &std::fs::read(root().join("events/tiering/cloudtrail-put-bucket-tagging.json")).unwrap(),
+    )
+    .unwrap();
+    event["id"] = json!(unique("control"));
+    event["detail"]["requestParameters"]["bucketName"] = json!(bucket);
+    subject
+        .acts_on(&event, "PutBucketLifecycleConfiguration")
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
