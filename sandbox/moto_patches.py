@@ -434,3 +434,4 @@ def apply():
         r53_responses.Route53.change_resource_record_sets
     )
     r53_responses.Route53.get_change = _get_change(r53_responses.Route53.get_change)
+    __import__("moto_s3_fidelity").apply()  # S3 refusals and regions: sandbox/moto_s3_fidelity.py

@@ -21,6 +21,7 @@ use breakwater_sandbox::moto::Moto;
 use breakwater_sandbox::proxy::FaultProxy;
 use breakwater_sandbox::seed::{read_notifications, seed, Estate};
 use serde_json::{json, Value};
+use tiering::regions::S3BucketRegions;
 use tiering::{TieringFunction, TieringSettings};
 
 use crate::common::{aws, unique};
@@ -45,7 +46,7 @@ struct World {
     direct: Aws,
     estate: Estate,
     proxy: FaultProxy,
-    function: TieringFunction<S3Buckets, Table>,
+    function: TieringFunction<S3Buckets, Table, S3BucketRegions>,
 }
 
 async fn world_on(endpoint: &str, table: Table) -> World {
@@ -73,6 +74,7 @@ async fn world_on(endpoint: &str, table: Table) -> World {
     let function = TieringFunction {
         buckets: S3Buckets::new(aws.s3(), "123456789012"),
         metrics: table,
+        regions: S3BucketRegions::new(aws.clone()),
         toolkit,
         settings: TieringSettings {
             account: "123456789012".into(),
@@ -621,4 +623,205 @@ async fn the_storage_metrics_adapter_reads_s3_daily_metrics_from_cloudwatch() {
         .bytes_by_storage_type
         .contains_key("DeepArchiveStorage"));
     assert_eq!(storage.objects, Some(125_000.0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sandbox_refuses_a_one_predicate_and_as_s3_does_and_the_default_policy_is_accepted() {
+    // GIVEN an opted-in bucket without prefix tags (the default, whole-bucket policy)
+    let w = world().await;
+    let bucket = w.bucket("whole", &[("breakwater:tiering", "on")]).await;
+
+    // WHEN a configuration whose Filter is an And holding only ObjectSizeGreaterThan is sent
+    let one_predicate = LifecycleRule::builder()
+        .id("one-predicate")
+        .status(ExpirationStatus::Enabled)
+        .filter(
+            LifecycleRuleFilter::builder()
+                .and(
+                    aws_sdk_s3::types::LifecycleRuleAndOperator::builder()
+                        .object_size_greater_than(1_677_722)
+                        .build(),
+                )
+                .build(),
+        )
+        .transitions(
+            aws_sdk_s3::types::Transition::builder()
+                .days(365)
+                .storage_class(aws_sdk_s3::types::TransitionStorageClass::DeepArchive)
+                .build(),
+        )
+        .build()
+        .unwrap();
+    let refused = w
+        .direct
+        .s3()
+        .put_bucket_lifecycle_configuration()
+        .bucket(&bucket)
+        .lifecycle_configuration(
+            BucketLifecycleConfiguration::builder()
+                .rules(one_predicate)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap_err();
+
+    // THEN the sandbox answers as S3 does: 400 MalformedXML ("a logical AND to two or more
+    // predicates", S3 API reference, LifecycleRuleAndOperator)
+    assert_eq!(
+        refused.raw_response().map(|r| r.status().as_u16()),
+        Some(400)
+    );
+    assert_eq!(
+        aws_sdk_s3::error::ProvideErrorMetadata::code(&refused),
+        Some("MalformedXML")
+    );
+
+    // AND tiering's default policy is written, with the archive band filtered on size alone
+    let r = w.run(json!({"command": "apply", "bucket": bucket})).await;
+    assert_eq!(r["outcome"], "written", "{r}");
+    let stored = w.lifecycle(&bucket).await;
+    let archive = stored
+        .rules
+        .iter()
+        .find(|r| r.id.as_deref() == Some("breakwater-tiering-archive"))
+        .unwrap();
+    assert_eq!(
+        archive.filter,
+        Some(breakwater::lifecycle::RuleFilter::SizeGreaterThan { bytes: 1_677_722 })
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bucket_in_another_region_is_skipped_with_its_region_and_the_report_still_completes() {
+    // GIVEN (a server of its own: a sweep lists every bucket) an opted-in bucket in the home
+    // region, us-east-1, and one in eu-west-1, created and tagged through eu-west-1
+    let own = Moto::start(breakwater_sandbox::moto::Lifetime::TiedToParent).unwrap();
+    let mut table = Table::default();
+    let home = "region-home-on".to_string();
+    let away = "region-away-on".to_string();
+    for name in [&home, &away] {
+        table.0.insert(
+            name.clone(),
+            BucketStorage {
+                bytes_by_storage_type: [("StandardStorage".to_string(), 100.0 * 1_073_741_824.0)]
+                    .into(),
+                objects: Some(10_000.0),
+            },
+        );
+    }
+    let w = world_on(&own.endpoint(), table).await;
+    w.bucket_named(&home).await;
+    let europe = aws(&own.endpoint(), "eu-west-1").await;
+    europe
+        .s3()
+        .create_bucket()
+        .bucket(&away)
+        .create_bucket_configuration(
+            aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::EuWest1)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    europe
+        .s3()
+        .put_bucket_tagging()
+        .bucket(&away)
+        .tagging(
+            Tagging::builder()
+                .tag_set(
+                    Tag::builder()
+                        .key("breakwater:tiering")
+                        .value("on")
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+
+    // AND the sandbox answers a request for it sent to us-east-1 as S3 does: 301
+    // PermanentRedirect naming the bucket's region in x-amz-bucket-region
+    let redirected = w
+        .direct
+        .s3()
+        .get_bucket_tagging()
+        .bucket(&away)
+        .send()
+        .await
+        .unwrap_err();
+    let raw = redirected.raw_response().unwrap();
+    assert_eq!(raw.status().as_u16(), 301);
+    assert_eq!(raw.headers().get("x-amz-bucket-region"), Some("eu-west-1"));
+    assert_eq!(
+        aws_sdk_s3::error::ProvideErrorMetadata::code(&redirected),
+        Some("PermanentRedirect")
+    );
+
+    // WHEN the us-east-1 deployment sweeps, is asked for the bucket, and reports
+    let sweep = w.run(json!({"command": "apply"})).await;
+    let asked = w.run(json!({"command": "apply", "bucket": away})).await;
+    let report = w.run(json!({"command": "report"})).await;
+
+    // THEN the home bucket is tiered, the other is skipped with the region that tiers it, and
+    // nothing was sent to the wrong region's endpoint
+    let outcome_of = |v: &Value, name: &str| {
+        v["buckets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["bucket"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("{name} in {v}"))
+    };
+    assert_eq!(outcome_of(&sweep, &home)["outcome"], "written", "{sweep}");
+    for answer in [outcome_of(&sweep, &away), asked["buckets"][0].clone()] {
+        assert_eq!(answer["outcome"], "skipped", "{answer}");
+        assert!(
+            answer["reason"].as_str().unwrap().contains("eu-west-1"),
+            "{answer}"
+        );
+    }
+    assert!(
+        w.proxy.calls().iter().all(|c| c.status != Some(301)),
+        "{:#?}",
+        w.proxy
+            .calls()
+            .iter()
+            .filter(|c| c.status == Some(301))
+            .collect::<Vec<_>>()
+    );
+    let away_lifecycle = S3Buckets::new(europe.s3(), "123456789012")
+        .lifecycle(&away)
+        .await
+        .unwrap();
+    assert!(away_lifecycle.rules.is_empty(), "{away_lifecycle:?}");
+
+    // AND the savings report completes, estimating the home bucket and leaving the other out
+    // with its reason
+    let estimated: Vec<&str> = report["estimates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["bucket"].as_str())
+        .collect();
+    assert_eq!(estimated, vec![home.as_str()], "{report}");
+    let left_out = report["left_out"].as_array().unwrap();
+    assert!(
+        left_out
+            .iter()
+            .any(|l| l["bucket"] == away.as_str()
+                && l["reason"].as_str().unwrap().contains("eu-west-1")),
+        "{report}"
+    );
+    assert!(
+        report["markdown"].as_str().unwrap().contains(&away),
+        "{report}"
+    );
 }

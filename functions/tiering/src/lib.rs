@@ -6,6 +6,7 @@
 pub mod apply;
 pub mod merge;
 pub mod policy;
+pub mod regions;
 pub mod savings;
 pub mod validate;
 
@@ -22,6 +23,7 @@ use serde_json::{json, Value};
 
 use crate::apply::{BucketOutcome, Mode, Tierer};
 use crate::policy::{Policy, PolicyDecision};
+use crate::regions::{elsewhere, BucketRegions, LocatedBucket};
 
 const EVENTBRIDGE: &[(&str, &str)] = &[
     ("aws.s3", "AWS API Call via CloudTrail"),
@@ -67,7 +69,7 @@ impl TieringSettings {
 
 /// The function: toolkit, settings, ports.
 #[derive(Debug)]
-pub struct TieringFunction<B, M> {
+pub struct TieringFunction<B, M, L> {
     /// Shared settings, store, notifier.
     pub toolkit: Toolkit,
     /// Tiering settings.
@@ -76,9 +78,31 @@ pub struct TieringFunction<B, M> {
     pub buckets: B,
     /// CloudWatch storage metrics.
     pub metrics: M,
+    /// Where each bucket lives: only the home region's buckets are this deployment's.
+    pub regions: L,
 }
 
-impl<B: Buckets, M: StorageMetrics> TieringFunction<B, M> {
+impl<B: Buckets, M: StorageMetrics, L: BucketRegions> TieringFunction<B, M, L> {
+    /// `Some(skipped)` when `bucket` is listed in another region than this deployment's (S3 would
+    /// answer every call 301 PermanentRedirect); a bucket not listed is left to the calls that
+    /// follow (a just-created bucket, another account's).
+    async fn in_other_region(&self, bucket: &str) -> Result<Option<BucketOutcome>> {
+        let listed = self.regions.located(Some(bucket)).await?;
+        Ok(listed
+            .iter()
+            .find(|b| b.name == bucket)
+            .and_then(|b| self.away(b)))
+    }
+
+    fn away(&self, bucket: &LocatedBucket) -> Option<BucketOutcome> {
+        elsewhere(bucket, &self.toolkit.settings.region).map(|why| BucketOutcome {
+            bucket: bucket.name.clone(),
+            outcome: "skipped".into(),
+            reason: Some(why),
+            managed_rules: Vec::new(),
+        })
+    }
+
     fn tierer(&self) -> Tierer<'_, B> {
         Tierer {
             buckets: &self.buckets,
@@ -176,6 +200,9 @@ impl<B: Buckets, M: StorageMetrics> TieringFunction<B, M> {
                 Duration::ZERO
             };
         loop {
+            if let Some(skipped) = self.in_other_region(bucket).await? {
+                return Ok(skipped);
+            }
             let outcome = self.tierer().tier(bucket, Mode::Apply, owner).await?;
             if outcome.outcome != "not-found" || std::time::Instant::now() + delay > deadline {
                 if outcome.outcome == "written" {
@@ -188,9 +215,17 @@ impl<B: Buckets, M: StorageMetrics> TieringFunction<B, M> {
         }
     }
 
-    /// Evaluates every bucket of the account, `concurrency` at a time.
+    /// Evaluates every bucket of this region, `concurrency` at a time; the buckets of other
+    /// regions are reported `skipped` with the region whose deployment tiers them.
     pub async fn sweep(&self, mode: Mode, owner: &str) -> Result<Value> {
-        let names = self.buckets.list().await?;
+        let mut names = Vec::new();
+        let mut outcomes = Vec::new();
+        for bucket in self.regions.located(None).await? {
+            match self.away(&bucket) {
+                Some(skipped) => outcomes.push(skipped),
+                None => names.push(bucket.name),
+            }
+        }
         let tierer = self.tierer();
         let results: Vec<(String, Result<BucketOutcome>)> = stream::iter(names)
             .map(|name| {
@@ -203,7 +238,6 @@ impl<B: Buckets, M: StorageMetrics> TieringFunction<B, M> {
             .buffer_unordered(self.settings.concurrency)
             .collect()
             .await;
-        let mut outcomes = Vec::with_capacity(results.len());
         for (name, result) in results {
             outcomes.push(result.unwrap_or_else(|e| BucketOutcome {
                 bucket: name,
@@ -239,11 +273,18 @@ impl<B: Buckets, M: StorageMetrics> TieringFunction<B, M> {
         match (command, bucket) {
             ("plan", None) => self.sweep(Mode::Plan, owner).await,
             ("apply", None) => self.sweep(Mode::Apply, owner).await,
-            ("plan", Some(b)) => Ok(
-                json!({"outcome": "planned", "buckets": [self.tierer().tier(&b, Mode::Plan, owner).await?]}),
-            ),
+            ("plan", Some(b)) => {
+                let outcome = match self.in_other_region(&b).await? {
+                    Some(skipped) => skipped,
+                    None => self.tierer().tier(&b, Mode::Plan, owner).await?,
+                };
+                Ok(json!({"outcome": "planned", "buckets": [outcome]}))
+            }
             ("apply", Some(b)) => {
-                let outcome = self.tierer().tier(&b, Mode::Apply, owner).await?;
+                let outcome = match self.in_other_region(&b).await? {
+                    Some(skipped) => skipped,
+                    None => self.tierer().tier(&b, Mode::Apply, owner).await?,
+                };
                 if outcome.outcome == "written" {
                     self.notify_written(std::slice::from_ref(&outcome)).await?;
                 }
@@ -255,7 +296,10 @@ impl<B: Buckets, M: StorageMetrics> TieringFunction<B, M> {
                         "undo: \"confirm\" must repeat the bucket's name {b:?}"
                     )));
                 }
-                let outcome = self.tierer().undo(&b, owner).await?;
+                let outcome = match self.in_other_region(&b).await? {
+                    Some(skipped) => skipped,
+                    None => self.tierer().undo(&b, owner).await?,
+                };
                 Ok(json!({"outcome": outcome.outcome.clone(), "buckets": [outcome]}))
             }
             ("undo", None) => Err(Error::InvalidEvent("undo: a bucket is required".into())),
@@ -263,27 +307,42 @@ impl<B: Buckets, M: StorageMetrics> TieringFunction<B, M> {
         }
     }
 
-    /// The savings report of one bucket or every opted-in bucket, written to the state bucket.
+    /// The savings report of one bucket or every opted-in bucket of this region, written to the
+    /// state bucket. In a report of every bucket, one that cannot be read (another region's,
+    /// another account's, just deleted, refused) is left out with the reason instead of failing
+    /// the report; a named bucket of this region must be readable.
     async fn report(&self, bucket: Option<&str>, owner: &str) -> Result<Value> {
-        let names = match bucket {
-            Some(b) => vec![b.to_string()],
-            None => self.buckets.list().await?,
-        };
+        let listed = self.regions.located(bucket).await?;
+        let mut names = Vec::new();
+        let mut left_out: Vec<(String, String)> = Vec::new();
+        for b in &listed {
+            if bucket.is_some_and(|named| named != b.name) {
+                continue;
+            }
+            match elsewhere(b, &self.toolkit.settings.region) {
+                Some(why) => left_out.push((b.name.clone(), why)),
+                None => names.push(b.name.clone()),
+            }
+        }
+        if let Some(named) = bucket {
+            // Not listed: not this account's or not there yet; the reads below say which.
+            if !listed.iter().any(|b| b.name == named) {
+                names.push(named.to_string());
+            }
+        }
         let now = self.toolkit.store.clock().now_ms();
         let mut estimates = Vec::new();
         for name in names {
-            // In a report of every bucket, one that is not this account's (or was just deleted)
-            // is left out, as the sweep leaves it out; a named one must be readable.
             let read = async {
-                Ok((
+                Ok::<_, Error>((
                     self.buckets.tags(&name).await?,
                     self.buckets.facts(&name).await?,
                 ))
             };
             let (tags, facts) = match read.await {
                 Ok(found) => found,
-                Err(Error::Forbidden(why) | Error::NotFound(why)) if bucket.is_none() => {
-                    tracing::info!(bucket = %name, %why, "left out of the savings report");
+                Err(e) if bucket.is_none() => {
+                    left_out.push((name, e.to_string()));
                     continue;
                 }
                 Err(e) => return Err(e),
@@ -291,10 +350,22 @@ impl<B: Buckets, M: StorageMetrics> TieringFunction<B, M> {
             let PolicyDecision::Tier(policy) = Policy::from_tags(&tags, facts.versioned) else {
                 continue;
             };
-            let storage = self.metrics.bucket_storage(&name, now).await?;
-            estimates.push(savings::estimate(&name, &storage, &policy));
+            match self.metrics.bucket_storage(&name, now).await {
+                Ok(storage) => estimates.push(savings::estimate(&name, &storage, &policy)),
+                Err(e) if bucket.is_none() => left_out.push((name, e.to_string())),
+                Err(e) => return Err(e),
+            }
         }
-        let markdown = savings::markdown(&estimates);
+        for (name, why) in &left_out {
+            tracing::info!(bucket = %name, %why, "left out of the savings report");
+        }
+        let mut markdown = savings::markdown(&estimates);
+        if !left_out.is_empty() {
+            markdown.push_str("\n## Left out\n\n");
+            for (name, why) in &left_out {
+                markdown.push_str(&format!("- `{name}`: {why}\n"));
+            }
+        }
         let id = format!(
             "savings-{}",
             breakwater::clock::rfc3339(now).replace([':', '.'], "-")
@@ -317,6 +388,10 @@ impl<B: Buckets, M: StorageMetrics> TieringFunction<B, M> {
             "report": {"bucket": self.toolkit.store.bucket(), "json": json_key, "markdown": md_key},
             "monthly_saving": (saving * 100.0).round() / 100.0,
             "estimates": estimates,
+            "left_out": left_out
+                .iter()
+                .map(|(bucket, reason)| json!({"bucket": bucket, "reason": reason}))
+                .collect::<Vec<_>>(),
             "markdown": markdown,
         }))
     }

@@ -4,6 +4,7 @@ use breakwater::aws::buckets::S3Buckets;
 use breakwater::aws::cloudwatch::CloudWatchStorage;
 use breakwater::config::Env;
 use breakwater::lambda::{init_failed, serve};
+use tiering::regions::S3BucketRegions;
 use tiering::{TieringFunction, TieringSettings};
 
 #[tokio::main(flavor = "current_thread")]
@@ -17,6 +18,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let function = TieringFunction {
         buckets: S3Buckets::new(toolkit.aws.s3(), settings.account.clone()),
         metrics: CloudWatchStorage::new(toolkit.aws.cloudwatch()),
+        regions: S3BucketRegions::new(toolkit.aws.clone()),
         toolkit,
         settings,
     };
