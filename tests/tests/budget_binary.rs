@@ -23,9 +23,17 @@ async fn the_same_alert_ten_times_through_the_binary_enforces_once() {
     let scene = budget_scene(direct.config(), region, &suffix)
         .await
         .unwrap();
-    set_spend(direct.config(), &scene.budget, "2460", "1700", Some("2600"))
-        .await
-        .unwrap();
+    // The spend as DescribeBudget returns it: a double's full expansion (AWS CLI reference,
+    // `aws budgets describe-budget`, example output), forecast 107 % of the limit.
+    set_spend(
+        direct.config(),
+        &scene.budget,
+        "2460",
+        "1700.455999999999903593561612069606781005859375",
+        Some("2641.54800000000022919266484677791595458984375"),
+    )
+    .await
+    .unwrap();
     let proxy = FaultProxy::start(&moto().endpoint(), 5).await.unwrap();
     let env: Vec<(String, String)> = [
         ("AWS_ENDPOINT_URL", proxy.endpoint()),

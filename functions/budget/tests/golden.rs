@@ -58,3 +58,27 @@ fn the_sns_event_files_carry_what_their_names_say() {
     }
     assert!(checked >= 6, "only {checked} SNS event files");
 }
+
+/// `events/budget/api/describe-budget.json` is the output of the AWS CLI reference's
+/// `aws budgets describe-budget` example (CalculatedSpend, BudgetType, BudgetLimit, BudgetName,
+/// TimeUnit as printed there): the Spend amounts are 45-decimal expansions of doubles.
+#[test]
+fn the_describe_budget_output_of_the_aws_docs_reads_as_the_dollars_it_says() {
+    use budget::money::Money;
+    // GIVEN the documented DescribeBudget output
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../events/budget/api/describe-budget.json");
+    let output: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let amount = |pointer: &str| output.pointer(pointer).and_then(|v| v.as_str()).unwrap();
+    // WHEN its amounts go through the parser the function reads DescribeBudget with
+    let limit = Money::from_api(amount("/Budget/BudgetLimit/Amount"));
+    let actual = Money::from_api(amount("/Budget/CalculatedSpend/ActualSpend/Amount"));
+    let forecast = Money::from_api(amount("/Budget/CalculatedSpend/ForecastedSpend/Amount"));
+    // THEN they are the dollars the example means, and the spend compares with the limit
+    assert_eq!(limit, Some(Money::dollars(100)));
+    assert_eq!(actual.map(|m| m.to_string()).as_deref(), Some("$604.46"));
+    assert_eq!(actual.map(Money::micros), Some(604_456_000));
+    assert_eq!(forecast.map(Money::micros), Some(2_641_548_000));
+    assert_eq!(actual.unwrap().percent_of(limit.unwrap()), Some(604.46));
+}
