@@ -703,3 +703,249 @@ async fn kube_rs_with_an_eks_token_cordons_lists_and_evicts_through_the_emulator
     );
     assert_eq!(eviction.body["kind"], "Eviction");
 }
+
+#[tokio::test]
+async fn invalid_taints_are_refused_with_422_invalid_and_their_causes() {
+    // The API server's rules (kubernetes pkg/apis/core/validation `validateNodeTaints`): an
+    // effect is required and one of NoSchedule / PreferNoSchedule / NoExecute, and taints are
+    // unique by key and effect; the answer is a 422 `Invalid` Status naming each field.
+    let emu = estate(0.0).await;
+    let path = format!("/api/v1/nodes/{NODE_A}");
+    let smp = "application/strategic-merge-patch+json";
+    let cases = [
+        (
+            json!([{"key": "a"}]),
+            "spec.taints[0].effect",
+            "FieldValueRequired",
+        ),
+        (
+            json!([{"key": "a", "effect": "Sometimes"}]),
+            "spec.taints[0].effect",
+            "FieldValueNotSupported",
+        ),
+        (
+            json!([{"key": "a", "effect": "NoSchedule"}, {"key": "a", "value": "x", "effect": "NoSchedule"}]),
+            "spec.taints[1]",
+            "FieldValueDuplicate",
+        ),
+        // What Breakwater's uncordon used to send: `$patch: delete` is no directive in an atomic
+        // list, so it becomes a taint without an effect.
+        (
+            json!([{"key": "breakwater.io/draining", "$patch": "delete"}]),
+            "spec.taints[0].effect",
+            "FieldValueRequired",
+        ),
+    ];
+    for (taints, field, reason) in cases {
+        // GIVEN a node; WHEN a patch would leave it with invalid taints
+        let (status, body) = call(
+            &emu,
+            "PATCH",
+            &path,
+            smp,
+            Some(json!({"spec": {"taints": taints}})),
+        )
+        .await;
+        // THEN 422 Invalid with the field's cause, and nothing stored
+        assert_eq!(
+            (status, body["reason"].as_str()),
+            (422, Some("Invalid")),
+            "{body}"
+        );
+        assert_eq!(body["details"]["kind"], "Node", "{body}");
+        assert_eq!(body["details"]["causes"][0]["field"], field, "{body}");
+        assert_eq!(body["details"]["causes"][0]["reason"], reason, "{body}");
+        assert!(
+            body["message"]
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("Node \"{NODE_A}\" is invalid: {field}")),
+            "{body}"
+        );
+        assert!(emu.get("nodes", "", NODE_A).unwrap()["spec"]["taints"].is_null());
+    }
+    // A creation is validated too.
+    let mut bad = node(
+        "ip-10-0-9-9.ec2.internal",
+        "i-0999",
+        "us-east-1a",
+        "x",
+        "SPOT",
+    );
+    bad["spec"]["taints"] = json!([{"key": "k", "effect": "Never"}]);
+    assert_eq!(emu.create("nodes", "", bad).unwrap_err().code, 422);
+}
+
+/// The taints and `unschedulable` of node A.
+fn scheduling(emu: &KubeEmulator) -> (Value, Value) {
+    let n = emu.get("nodes", "", NODE_A).unwrap();
+    (
+        n["spec"]["taints"].clone(),
+        n["spec"]["unschedulable"].clone(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_controllers_taint_survives_cordon_and_uncordon() {
+    use breakwater::kube::ops::{cordon, uncordon, NodeWrite, DRAIN_TAINT, EXCLUDE_FROM_LB};
+
+    let emu = estate(0.0).await;
+    let aws = breakwater::aws::Aws::for_endpoint("http://127.0.0.1:9", "us-east-1").await;
+    let clients = breakwater::kube::KubeClients::new(Some(emu.endpoint())).unwrap();
+    let client = clients.client(&aws, "prod-east", NOV_23).await.unwrap();
+    let gpu = json!({"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"});
+
+    // GIVEN another controller's taint on the node — put there by the real `kubectl taint` when
+    // there is one (and its request kept to compare with Breakwater's)
+    let kubectl = kubectl();
+    let dir = std::env::temp_dir().join(format!("bw-kubectl-taint-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = emu.write_kubeconfig(&dir).unwrap();
+    let run = |args: &[&str]| {
+        let out = Command::new(kubectl.as_deref().unwrap())
+            .env("KUBECONFIG", &config)
+            .env("HOME", &dir)
+            .args(args)
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "{text}");
+    };
+    let kubectl_taint = if kubectl.is_some() {
+        run(&["taint", "nodes", NODE_A, "nvidia.com/gpu=true:NoSchedule"]);
+        emu.requests().into_iter().find(|r| r.method == "PATCH")
+    } else {
+        println!("kubectl comparison SKIPPED: no kubectl on PATH");
+        emu.with(|c| {
+            let kind = breakwater_sandbox::kube::store::find_kind("", "v1", "nodes").unwrap();
+            c.patch(
+                kind,
+                "",
+                NODE_A,
+                "application/merge-patch+json",
+                &json!({"spec": {"taints": [gpu.clone()]}}),
+                false,
+            )
+            .unwrap();
+        });
+        None
+    };
+    assert_eq!(scheduling(&emu).0, json!([gpu.clone()]));
+    emu.clear_requests();
+    let rv_read = emu.get("nodes", "", NODE_A).unwrap()["metadata"]["resourceVersion"].clone();
+
+    // WHEN Breakwater cordons the node
+    assert_eq!(
+        cordon(&client, NODE_A, "spot-interruption").await.unwrap(),
+        NodeWrite::Changed { conflicts: 0 }
+    );
+    // THEN its taint is added beside the other one, the node is unschedulable and out of load
+    // balancers
+    let ours = json!({"key": DRAIN_TAINT, "value": "spot-interruption", "effect": "NoSchedule"});
+    assert_eq!(scheduling(&emu), (json!([gpu.clone(), ours]), json!(true)));
+    let node = emu.get("nodes", "", NODE_A).unwrap();
+    assert_eq!(node["metadata"]["labels"][EXCLUDE_FROM_LB], "true");
+    // AND on the wire: a GET, then one strategic merge patch carrying the whole list (as
+    // kubectl taint sends it) under the resourceVersion read
+    let sent: Vec<_> = emu.requests();
+    assert_eq!(
+        sent.iter().map(|r| r.method.as_str()).collect::<Vec<_>>(),
+        vec!["GET", "PATCH"]
+    );
+    let patch = &sent[1];
+    assert_eq!(patch.content_type, "application/strategic-merge-patch+json");
+    assert_eq!(patch.body["metadata"]["resourceVersion"], rv_read);
+    assert!(patch.body["metadata"]["resourceVersion"].is_string());
+    if let Some(theirs) = &kubectl_taint {
+        println!("kubectl taint sent: {}", theirs.body);
+        assert_eq!(theirs.content_type, patch.content_type);
+        assert_eq!(
+            theirs.body["spec"]["taints"],
+            json!([gpu.clone()]),
+            "kubectl sends the whole atomic list"
+        );
+    }
+
+    // WHEN a cordon finds the node written in between (another controller adds a taint)
+    let extra = json!({"key": "example.com/maintenance", "effect": "PreferNoSchedule"});
+    let added = extra.clone();
+    emu.interject("PATCH", &format!("/nodes/{NODE_A}"), move |c| {
+        let kind = breakwater_sandbox::kube::store::find_kind("", "v1", "nodes").unwrap();
+        let mut taints = c.get(kind, "", NODE_A).unwrap()["spec"]["taints"].clone();
+        taints.as_array_mut().unwrap().push(added);
+        c.patch(
+            kind,
+            "",
+            NODE_A,
+            "application/merge-patch+json",
+            &json!({"spec": {"taints": taints}}),
+            false,
+        )
+        .unwrap();
+    });
+    // THEN the write is refused with 409, read again and retried: nobody's taint is lost
+    assert_eq!(
+        cordon(&client, NODE_A, "rebalance-recommendation")
+            .await
+            .unwrap(),
+        NodeWrite::Changed { conflicts: 1 }
+    );
+    let taints = scheduling(&emu).0;
+    assert_eq!(taints.as_array().unwrap().len(), 3, "{taints}");
+    assert!(taints.as_array().unwrap().contains(&extra), "{taints}");
+
+    // WHEN Breakwater uncordons
+    emu.clear_requests();
+    assert_eq!(
+        uncordon(&client, NODE_A).await.unwrap(),
+        NodeWrite::Changed { conflicts: 0 }
+    );
+    // THEN only its own taint goes: the others' survive; the node is schedulable again and
+    // back in load balancers
+    assert_eq!(scheduling(&emu), (json!([gpu, extra]), Value::Null));
+    let node = emu.get("nodes", "", NODE_A).unwrap();
+    assert!(
+        node["metadata"]["labels"][EXCLUDE_FROM_LB].is_null(),
+        "{node}"
+    );
+    let ours_uncordon = emu
+        .requests()
+        .into_iter()
+        .find(|r| r.method == "PATCH")
+        .unwrap();
+    assert_eq!(ours_uncordon.body["spec"]["unschedulable"], Value::Null);
+    // AND a second uncordon has nothing to do and sends nothing
+    emu.clear_requests();
+    assert_eq!(
+        uncordon(&client, NODE_A).await.unwrap(),
+        NodeWrite::Unchanged
+    );
+    assert!(emu.requests().iter().all(|r| r.method == "GET"));
+    // AND `kubectl uncordon` clears `unschedulable` the way Breakwater does
+    if kubectl.is_some() {
+        cordon(&client, NODE_A, "spot-interruption").await.unwrap();
+        emu.clear_requests();
+        run(&["uncordon", NODE_A]);
+        let theirs = emu
+            .requests()
+            .into_iter()
+            .find(|r| r.method == "PATCH")
+            .unwrap();
+        println!("kubectl uncordon sent: {}", theirs.body);
+        assert_eq!(theirs.content_type, ours_uncordon.content_type);
+        assert_eq!(theirs.body["spec"]["unschedulable"], Value::Null);
+        assert!(theirs.body["spec"]
+            .as_object()
+            .unwrap()
+            .contains_key("unschedulable"));
+        assert!(ours_uncordon.body["spec"]
+            .as_object()
+            .unwrap()
+            .contains_key("unschedulable"));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -17,7 +17,7 @@ use breakwater::ports::{NodeGroupId, NodeGroups, Scaling};
 use breakwater::Toolkit;
 use breakwater_sandbox::kube::fixtures::{fifty_pod_workload, pdb, pod, replica_set};
 use breakwater_sandbox::kube::KubeEmulator;
-use breakwater_sandbox::proxy::FaultProxy;
+use breakwater_sandbox::proxy::{Fault, FaultProxy, Rule};
 use breakwater_sandbox::scenes::{spot_nodes, spot_scene, SpotScene};
 use breakwater_sandbox::seed::{read_notifications, seed, Estate};
 use serde_json::{json, Value};
@@ -48,6 +48,25 @@ async fn world(
     clock: Arc<dyn Clock>,
     extra: &[(&str, &str)],
 ) -> World {
+    world_with_lease(
+        region,
+        instances,
+        factor,
+        clock,
+        extra,
+        Duration::from_secs(180),
+    )
+    .await
+}
+
+async fn world_with_lease(
+    region: &str,
+    instances: usize,
+    factor: f64,
+    clock: Arc<dyn Clock>,
+    extra: &[(&str, &str)],
+    lease_ttl: Duration,
+) -> World {
     let direct = aws(&moto().endpoint(), region).await;
     let suffix = format!("-{}", unique("s"));
     let estate = seed(direct.config(), region, "us-west-2", &suffix)
@@ -65,7 +84,7 @@ async fn world(
         state_bucket: estate.primary.state_bucket.clone(),
         topic_arn: Some(estate.primary.topic_arn.clone()),
         dry_run: false,
-        lease_ttl: Duration::from_secs(180),
+        lease_ttl,
         idempotency_ttl: Duration::from_secs(900),
         function_name: "spot".into(),
     };
@@ -116,6 +135,20 @@ impl World {
 
     async fn handle(&self, event: Value) -> Value {
         self.function.handle(event, &unique("req")).await.unwrap()
+    }
+
+    fn tick(&self, id: &str) -> Value {
+        json!({"version": "0", "id": id, "detail-type": "Scheduled Event", "source": "aws.events",
+            "account": "123456789012", "time": "2026-11-23T06:00:00Z", "region": self.region,
+            "resources": [], "detail": {}})
+    }
+
+    fn update_configs(&self) -> usize {
+        self.proxy
+            .calls()
+            .iter()
+            .filter(|c| c.path.contains("/on-demand/update-config") && c.fault.is_none())
+            .count()
     }
 
     fn pods_on(&self, node: &str) -> Vec<String> {
@@ -610,4 +643,333 @@ async fn a_rebalance_without_a_warning_is_uncordoned_and_a_missing_node_ends_the
             .count(),
         before
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_on_demand_accounting_never_stops_the_drain() {
+    // GIVEN an on-demand group name that does not exist (a typo in BREAKWATER_SPOT_ON_DEMAND)
+    // and a threshold of one interruption
+    let w = world(
+        "eu-west-3",
+        1,
+        4.0,
+        Arc::new(SystemClock),
+        &[("BREAKWATER_SPOT_FAILOVER_THRESHOLD", "1")],
+    )
+    .await;
+    let typo = format!("{}/{}=on-demnad", w.scene.cluster, w.scene.spot_node_group);
+    let w = World {
+        function: Arc::new(SpotFunction {
+            instances: Ec2Instances::new(w.function.toolkit.aws.ec2()),
+            node_groups: EksNodeGroups::new(w.function.toolkit.aws.eks()),
+            kube: KubeClients::new(Some(w.emu.endpoint())).unwrap(),
+            toolkit: w.function.toolkit.clone(),
+            settings: SpotSettings::from_env(&Env::from_pairs([
+                ("BREAKWATER_SPOT_CLUSTERS", w.scene.cluster.as_str()),
+                ("BREAKWATER_SPOT_ON_DEMAND", typo.as_str()),
+                ("BREAKWATER_SPOT_FAILOVER_THRESHOLD", "1"),
+            ]))
+            .unwrap(),
+        }),
+        ..w
+    };
+    w.emu
+        .create("pods", "shop", pod("solo", &w.nodes[0], "solo", None, 1))
+        .unwrap();
+    // WHEN the warning comes
+    let sent = SystemClock.now_ms() - 60_000;
+    let r = w
+        .handle(w.warning(&w.scene.instances[0], "acc-1", sent))
+        .await;
+    // THEN the node is drained all the same, and the accounting's error is reported
+    assert_eq!(r["outcome"], "drained", "{r}");
+    assert_eq!(r["report"]["pods"][0]["outcome"], "evicted", "{r}");
+    assert!(
+        r["failover_error"].as_str().unwrap().contains("on-demnad"),
+        "{r}"
+    );
+    let status = w
+        .handle(json!({"command": "status", "instance_id": w.scene.instances[0]}))
+        .await;
+    assert!(
+        status["record"]["history"]
+            .to_string()
+            .contains("on-demand accounting failed"),
+        "{status}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_scale_up_is_retried_by_the_next_interruption() {
+    // GIVEN a threshold of one interruption, and EKS answering the first UpdateNodegroupConfig
+    // with 409 ResourceInUseException (the on-demand group is being updated)
+    let w = world(
+        "eu-west-2",
+        2,
+        4.0,
+        Arc::new(SystemClock),
+        &[("BREAKWATER_SPOT_FAILOVER_THRESHOLD", "1")],
+    )
+    .await;
+    let before = w.on_demand().await;
+    w.proxy.add_rule(
+        Rule::always(Fault::Conflict)
+            .service("eks")
+            .operation("UpdateNodegroupConfig")
+            .times(1),
+    );
+    let sent = SystemClock.now_ms() - 60_000;
+    // WHEN the first warning's raise fails
+    let r = w
+        .handle(w.warning(&w.scene.instances[0], "raise-1", sent))
+        .await;
+    assert_eq!(r["outcome"], "drained", "{r}");
+    assert!(r["failover_error"].is_string(), "{r}");
+    assert_eq!(w.on_demand().await, before, "not raised yet");
+    // THEN the next interruption raises it (the failover was not taken for done) …
+    let r = w
+        .handle(w.warning(&w.scene.instances[1], "raise-2", sent))
+        .await;
+    assert_eq!(r["outcome"], "drained", "{r}");
+    assert_eq!(r["failover"]["action"], "scaled-up", "{r}");
+    assert_eq!(
+        w.on_demand().await,
+        Scaling {
+            min: 3,
+            desired: 3,
+            max: 10
+        }
+    );
+    // … once
+    assert_eq!(w.update_configs(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_on_demand_group_returns_its_min_when_cluster_autoscaler_moved_desired() {
+    let clock = ManualClock::at(1_795_392_000_000);
+    let w = world(
+        "ap-southeast-2",
+        1,
+        0.0,
+        Arc::new(clock.clone()),
+        &[("BREAKWATER_SPOT_FAILOVER_THRESHOLD", "1")],
+    )
+    .await;
+    let before = w.on_demand().await;
+    // GIVEN a failover that raised the on-demand group
+    let r = w
+        .handle(w.warning(&w.scene.instances[0], "ca-1", clock.now_ms()))
+        .await;
+    assert_eq!(r["failover"]["action"], "scaled-up", "{r}");
+    let raised = w.on_demand().await;
+    // AND Cluster Autoscaler then moved desired inside [min, max], as it does
+    let id = NodeGroupId {
+        cluster: w.scene.cluster.clone(),
+        name: w.scene.on_demand_node_group.clone(),
+    };
+    let autoscaled = Scaling {
+        desired: raised.desired + 2,
+        ..raised
+    };
+    EksNodeGroups::new(w.direct.eks())
+        .update_scaling(&id, autoscaled, "cluster-autoscaler")
+        .await
+        .unwrap();
+    // WHEN the stable period has passed
+    clock.advance(Duration::from_secs(31 * 60));
+    let r = w.handle(w.tick("ca-tick")).await;
+    // THEN min (Breakwater's) returns; desired (the autoscaler's now) stays
+    assert!(r["actions"].to_string().contains("returned"), "{r}");
+    assert_eq!(
+        w.on_demand().await,
+        Scaling {
+            min: before.min,
+            desired: autoscaled.desired,
+            max: before.max
+        },
+        "{r}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_karpenter_node_is_drained_and_raises_no_node_group() {
+    // GIVEN a spot instance without the managed-node-group tags — what the EC2 adapter sees of a
+    // Karpenter node (Karpenter v1 tags `eks:eks-cluster-name`, `kubernetes.io/cluster/<name>`
+    // and `karpenter.sh/nodepool`, never `eks:cluster-name` or `eks:nodegroup-name`) — whose
+    // node, labelled by Karpenter, is in the managed cluster
+    let w = world(
+        "sa-east-1",
+        1,
+        4.0,
+        Arc::new(SystemClock),
+        &[("BREAKWATER_SPOT_FAILOVER_THRESHOLD", "1")],
+    )
+    .await;
+    let instance = w.scene.instances[0].clone();
+    let described = w
+        .direct
+        .ec2()
+        .describe_instances()
+        .instance_ids(&instance)
+        .send()
+        .await
+        .unwrap();
+    for tag in described.reservations()[0].instances()[0].tags() {
+        w.direct
+            .ec2()
+            .delete_tags()
+            .resources(&instance)
+            .tags(tag.clone())
+            .send()
+            .await
+            .unwrap();
+    }
+    let info =
+        breakwater::ports::Instances::describe(&Ec2Instances::new(w.direct.ec2()), &instance)
+            .await
+            .unwrap()
+            .unwrap();
+    assert_eq!((info.cluster, info.node_group), (None, None));
+    let node = w.nodes[0].clone();
+    w.emu
+        .with(|c| {
+            let kind = breakwater_sandbox::kube::store::find_kind("", "v1", "nodes").unwrap();
+            c.patch(
+                kind,
+                "",
+                &node,
+                "application/merge-patch+json",
+                &json!({"metadata": {"labels": {"eks.amazonaws.com/nodegroup": null,
+                    "karpenter.sh/nodepool": "default", "karpenter.sh/capacity-type": "spot"}}}),
+                false,
+            )
+        })
+        .unwrap();
+    w.emu
+        .create("pods", "shop", pod("solo", &node, "solo", None, 1))
+        .unwrap();
+    // WHEN its interruption warning comes
+    let r = w
+        .handle(w.warning(&instance, "karpenter-1", SystemClock.now_ms() - 60_000))
+        .await;
+    // THEN it is drained as the cluster's node, and no node group is raised for it
+    assert_eq!(r["outcome"], "drained", "{r}");
+    assert_eq!(r["report"]["pods"][0]["outcome"], "evicted", "{r}");
+    assert_eq!(
+        w.emu.get("nodes", "", &node).unwrap()["spec"]["unschedulable"],
+        true
+    );
+    assert_eq!(w.update_configs(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drain_longer_than_the_lease_keeps_it_against_a_second_event() {
+    // GIVEN a lease of 2 s and a drain that runs about 6 s (a budget that never allows, a pod
+    // that respects it)
+    let w = world_with_lease(
+        "eu-south-1",
+        1,
+        4.0,
+        Arc::new(SystemClock),
+        &[],
+        Duration::from_secs(2),
+    )
+    .await;
+    let node = w.nodes[0].clone();
+    w.emu.with(|c| c.pause_replication(true));
+    let mut careful = pod("vault-0", &node, "vault", None, 5);
+    careful["metadata"]["annotations"] = json!({"breakwater.io/drain-policy": "respect-pdb"});
+    w.emu.create("pods", "money", careful).unwrap();
+    w.emu
+        .create(
+            "poddisruptionbudgets",
+            "money",
+            pdb("vault", "vault", Some(json!(1)), None),
+        )
+        .unwrap();
+    w.emu.with(|c| c.pause_replication(false));
+    let instance = w.scene.instances[0].clone();
+    let sent = SystemClock.now_ms() - 104_000;
+    let first = {
+        let (f, event) = (w.function.clone(), w.warning(&instance, "long-1", sent));
+        tokio::spawn(async move { f.handle(event, "first").await })
+    };
+    // WHEN a second event for the instance comes after the lease's first 2 s have passed
+    tokio::time::sleep(Duration::from_millis(3_500)).await;
+    let second = w.handle(w.warning(&instance, "long-2", sent)).await;
+    // THEN the first drain still holds the lease: the second does not drain concurrently
+    assert_eq!(second["outcome"], "in-progress", "{second}");
+    assert_eq!(second["by"], "first", "{second}");
+    let first = first.await.unwrap().unwrap();
+    assert_eq!(first["outcome"], "drained", "{first}");
+    let cordons = w
+        .emu
+        .requests()
+        .iter()
+        .filter(|r| r.method == "PATCH" && r.path.contains(&node))
+        .count();
+    assert_eq!(cordons, 1, "one cordon");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_schedule_never_uncordons_a_node_whose_lease_is_held() {
+    let clock = ManualClock::at(1_795_392_000_000);
+    let w = world("ap-northeast-1", 1, 0.0, Arc::new(clock.clone()), &[]).await;
+    let instance = w.scene.instances[0].clone();
+    let node = w.nodes[0].clone();
+    // GIVEN a node that another controller tainted, then cordoned on a rebalance recommendation
+    let gpu = json!({"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"});
+    w.emu
+        .with(|c| {
+            let kind = breakwater_sandbox::kube::store::find_kind("", "v1", "nodes").unwrap();
+            c.patch(
+                kind,
+                "",
+                &node,
+                "application/merge-patch+json",
+                &json!({"spec": {"taints": [gpu.clone()]}}),
+                false,
+            )
+        })
+        .unwrap();
+    let r = w
+        .handle(w.event(
+            "EC2 Instance Rebalance Recommendation",
+            "rb-held",
+            clock.now_ms(),
+            json!({"instance-id": instance}),
+        ))
+        .await;
+    assert_eq!(r["outcome"], "cordoned", "{r}");
+    clock.advance(Duration::from_secs(11 * 60));
+    // AND a warning being handled right now (it holds the instance's lease)
+    let store = &w.function.toolkit.store;
+    let held = match store
+        .acquire_lease(
+            "spot",
+            &instance,
+            "warning-in-flight",
+            Duration::from_secs(60),
+        )
+        .await
+        .unwrap()
+    {
+        breakwater::state::Acquisition::Acquired(l) => l,
+        other => panic!("{other:?}"),
+    };
+    // WHEN the schedule comes, the uncordon being due
+    let r = w.handle(w.tick("held-tick")).await;
+    // THEN it leaves the node cordoned
+    assert!(r["actions"].to_string().contains("being handled"), "{r}");
+    assert_eq!(
+        w.emu.get("nodes", "", &node).unwrap()["spec"]["unschedulable"],
+        true
+    );
+    // AND once the lease is free it uncordons, keeping the other controller's taint
+    store.release_lease(held).await.unwrap();
+    let r = w.handle(w.tick("free-tick")).await;
+    assert!(r["actions"].to_string().contains("uncordoned"), "{r}");
+    let n = w.emu.get("nodes", "", &node).unwrap();
+    assert!(n["spec"]["unschedulable"].is_null(), "{n}");
+    assert_eq!(n["spec"]["taints"], json!([gpu]), "{n}");
 }
