@@ -124,6 +124,15 @@ impl StateStore {
             {
                 return Ok(None)
             }
+            // Without s3:ListBucket S3 answers a missing key with 403, not 404 (GetObject,
+            // "Permissions"): say so rather than pass it off as absent or as a generic error.
+            // https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetObject.html
+            Err(err) if http_status(&err) == Some(403) => {
+                return Err(Error::Forbidden(format!(
+                    "access denied reading s3://{}/{key} (does the role have s3:ListBucket on the prefix?)",
+                    self.bucket
+                )))
+            }
             Err(err) => {
                 return Err(Error::from_sdk(
                     &format!("get s3://{}/{key}", self.bucket),
@@ -216,6 +225,13 @@ impl StateStore {
         Ok(response.e_tag().unwrap_or_default().to_string())
     }
 
+    /// Writes `value` under `precondition`.
+    ///
+    /// A conditional write refused with 412 may be this very write: the SDK retries a request
+    /// whose connection broke after S3 had carried it out, and the retry finds its own object.
+    /// So a refusal reads the key back, and when it holds exactly the bytes this call sent
+    /// (the envelope carries the writer's clock, and claims a token of their own) the write
+    /// is reported as done, with the ETag read.
     async fn write<T: Serialize>(
         &self,
         key: &str,
@@ -235,7 +251,7 @@ impl StateStore {
             .bucket(&self.bucket)
             .key(key)
             .content_type("application/json")
-            .body(ByteStream::from(body));
+            .body(ByteStream::from(body.clone()));
         request = match precondition {
             Precondition::Absent => request.if_none_match("*"),
             Precondition::Matches(etag) => request.if_match(etag),
@@ -244,11 +260,19 @@ impl StateStore {
         match request.send().await {
             Ok(response) => Ok(response.e_tag().unwrap_or_default().to_string()),
             Err(err) if matches!(http_status(&err), Some(412 | 409)) => {
+                let status = http_status(&err).unwrap_or_default();
+                if status == 412 {
+                    if let Some((stored, etag)) = self.get_raw(key).await? {
+                        if stored == body {
+                            tracing::info!(record = %key, "a retried conditional write found its own first attempt: done");
+                            return Ok(etag);
+                        }
+                    }
+                }
                 Err(Error::Conflict(format!(
-                    "s3://{}/{key}: {} (HTTP {})",
+                    "s3://{}/{key}: {} (HTTP {status})",
                     self.bucket,
                     precondition.describe(),
-                    http_status(&err).unwrap_or_default()
                 )))
             }
             Err(err) => Err(Error::from_sdk(
@@ -356,12 +380,18 @@ impl StateStore {
         }
     }
 
-    /// Runs `effect` at most once per `(function, event_id)` to completion.
+    /// Runs `effect` to completion once per `(function, event_id)`, as far as the store can
+    /// tell: the claim is written before the effect and the result after it, so an owner that
+    /// dies in between leaves a claim that lapses after `ttl`, and the effect runs again then
+    /// (at least once; effects are idempotent by design).
     ///
     /// The first delivery creates an in-progress record, runs the effect and stores its result;
     /// a repeat returns the stored result without running anything. A duplicate that arrives
     /// while the first is still running gets `Conflict` (the caller's retry will find the stored
     /// result). An effect that failed, or whose owner vanished past `ttl`, may be run again.
+    ///
+    /// Each claim carries a token of its own, so a claim this call wrote is recognised as its
+    /// own when the write's answer was lost and the SDK's retry was refused (412).
     pub async fn once<T, F, Fut>(
         &self,
         function: &str,
@@ -376,12 +406,14 @@ impl StateStore {
         Fut: std::future::Future<Output = Result<T>>,
     {
         let key = format!("idempotency/{function}/{}", key_segment(event_id));
+        let token = claim_token(self.clock.now_ms());
         let mut etag = None;
         for _ in 0..RACE_ATTEMPTS {
             let now = self.clock.now_ms();
             let claim = IdempotencyRecord::InProgress {
                 owner: owner.to_string(),
                 expires_at_ms: now + ttl.as_millis() as u64,
+                claim: token.clone(),
             };
             if let Some(created) = self.create(&key, &claim).await? {
                 etag = Some(created);
@@ -399,9 +431,15 @@ impl StateStore {
                         })?;
                     return Ok(Idempotent::Repeat(stored));
                 }
+                IdempotencyRecord::InProgress { claim, .. } if claim == token => {
+                    // This call's own claim (a write whose answer was lost): it holds it.
+                    etag = Some(current.etag);
+                    break;
+                }
                 IdempotencyRecord::InProgress {
                     owner: other,
                     expires_at_ms,
+                    ..
                 } if expires_at_ms > now => {
                     return Err(Error::Conflict(format!(
                         "event {event_id} is already being handled by {other}"
@@ -542,12 +580,26 @@ pub enum Acquisition {
     },
 }
 
+/// A token no other claim carries: the process, the time and a counter.
+fn claim_token(now_ms: u64) -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or_default();
+    format!("{:x}-{now_ms:x}-{nanos:x}-{n:x}", std::process::id())
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
 enum IdempotencyRecord {
     InProgress {
         owner: String,
         expires_at_ms: u64,
+        /// The claim's own token (records written before it had none).
+        #[serde(default)]
+        claim: String,
     },
     Completed {
         result: serde_json::Value,

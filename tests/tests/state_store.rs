@@ -1,12 +1,14 @@
-//! The S3 state store against moto: create-once, compare-and-swap, leases, idempotency.
+//! The S3 state store against moto (and the fault proxy): create-once, compare-and-swap, leases,
+//! idempotency, a conditional write whose answer was lost, a read refused with 403.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use breakwater::clock::{ManualClock, SystemClock};
-use breakwater::state::{Acquisition, Idempotent};
+use breakwater::clock::{Clock, ManualClock, SystemClock};
+use breakwater::state::{Acquisition, Idempotent, StateStore};
 use breakwater::Error;
+use breakwater_sandbox::proxy::{Fault, FaultProxy, Rule};
 use serde_json::json;
 
 use crate::common::{fresh_store, read_object};
@@ -343,4 +345,161 @@ async fn concurrent_updates_of_one_record_lose_nothing_and_no_change_writes_noth
     assert_eq!(unchanged.len(), 4);
     let again = store.get::<Vec<u32>>("index.json").await.unwrap().unwrap();
     assert_eq!(again.etag, stored.etag, "no change, no write");
+}
+
+/// A store whose calls go through a fault proxy in front of this module's moto (the bucket is
+/// made directly).
+async fn store_through_proxy(clock: Arc<dyn Clock>) -> (StateStore, FaultProxy) {
+    let proxy = FaultProxy::start(&moto().endpoint(), 17).await.unwrap();
+    let direct = fresh_store(moto(), clock.clone()).await;
+    let proxied = crate::common::aws(&proxy.endpoint(), "us-east-1").await;
+    (
+        StateStore::new(proxied.s3(), direct.bucket().to_string(), clock),
+        proxy,
+    )
+}
+
+/// The calls of `operation` the proxy saw: (status, fault).
+fn seen(proxy: &FaultProxy, operation: &str) -> Vec<(Option<u16>, Option<String>)> {
+    proxy
+        .calls()
+        .into_iter()
+        .filter(|c| c.operation == operation)
+        .map(|c| (c.status, c.fault))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_claim_whose_answer_was_lost_is_recognised_as_its_own_and_the_event_is_handled_once() {
+    // GIVEN the first claim PUT reaches S3 and takes effect, but the connection resets before
+    // the answer (the SDK retries it, and S3 answers the retry 412: the key exists)
+    let (store, proxy) = store_through_proxy(Arc::new(SystemClock)).await;
+    proxy.add_rule(
+        Rule::always(Fault::ResetAfterCommit)
+            .operation("PutObject")
+            .times(1),
+    );
+    let effects = Arc::new(AtomicU32::new(0));
+    // WHEN the event is handled
+    let counted = effects.clone();
+    let outcome = store
+        .once(
+            "probe",
+            "evt-lost-answer",
+            "req-1",
+            Duration::from_secs(60),
+            || async move {
+                counted.fetch_add(1, Ordering::SeqCst);
+                Ok(json!("scaled"))
+            },
+        )
+        .await;
+    // THEN it is handled (not dropped as "already being handled by req-1"), once
+    assert_eq!(outcome.unwrap(), Idempotent::Fresh(json!("scaled")));
+    assert_eq!(effects.load(Ordering::SeqCst), 1);
+    let puts = seen(&proxy, "PutObject");
+    assert_eq!(
+        puts[..2],
+        [
+            (Some(200), Some("ResetAfterCommit".to_string())),
+            (Some(412), None)
+        ],
+        "{puts:?}"
+    );
+    let stored = read_object(moto(), store.bucket(), "idempotency/probe/evt-lost-answer")
+        .await
+        .unwrap();
+    assert_eq!(stored["data"]["status"], "completed", "{stored}");
+    // AND a duplicate delivery gets the stored result without a second effect
+    let again = store
+        .once(
+            "probe",
+            "evt-lost-answer",
+            "req-2",
+            Duration::from_secs(60),
+            || async { Ok(json!("twice")) },
+        )
+        .await
+        .unwrap();
+    assert_eq!(again, Idempotent::Repeat(json!("scaled")));
+}
+
+#[tokio::test]
+async fn a_create_or_swap_whose_answer_was_lost_reports_success_and_a_foreign_record_is_still_refused(
+) {
+    // GIVEN every conditional PUT takes effect but loses its first answer
+    let (store, proxy) = store_through_proxy(Arc::new(SystemClock)).await;
+    proxy.add_rule(
+        Rule::always(Fault::ResetAfterCommit)
+            .operation("PutObject")
+            .times(2),
+    );
+    // WHEN a record is created, then swapped
+    let created = store
+        .create("ledger/lost.json", &json!({"size": 3}))
+        .await
+        .unwrap();
+    let etag = created.expect("the create that took effect is this call's");
+    let swapped = store
+        .replace("ledger/lost.json", &json!({"size": 4}), &etag)
+        .await;
+    // THEN both report what S3 did, with the ETag of what is stored
+    let current = store
+        .get::<serde_json::Value>("ledger/lost.json")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(current.value, json!({"size": 4}));
+    assert_eq!(swapped.unwrap(), current.etag);
+    assert_eq!(
+        seen(&proxy, "PutObject")
+            .iter()
+            .filter(|(s, _)| *s == Some(412))
+            .count(),
+        2
+    );
+    // AND a record someone else wrote is still refused
+    assert_eq!(
+        store
+            .create("ledger/lost.json", &json!({"size": 9}))
+            .await
+            .unwrap(),
+        None
+    );
+    let stale = store
+        .replace("ledger/lost.json", &json!({"size": 9}), &etag)
+        .await;
+    assert!(matches!(stale, Err(Error::Conflict(_))), "{stale:?}");
+}
+
+#[tokio::test]
+async fn a_read_refused_with_403_is_access_denied_naming_s3_list_bucket_not_an_absent_record() {
+    // GIVEN a role without s3:ListBucket: S3 answers a read of a missing key 403 AccessDenied
+    // (GetObject, "Permissions": https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetObject.html)
+    let (store, proxy) = store_through_proxy(Arc::new(SystemClock)).await;
+    proxy.add_rule(Rule::always(Fault::AccessDenied).operation("GetObject"));
+    // WHEN a record is read, or read-modified-written
+    let read = store
+        .get::<serde_json::Value>("spot/instances/i-0abc.json")
+        .await;
+    let updated = store
+        .update::<Vec<u32>, _>("spot/cordoned.json", |v| {
+            v.push(1);
+            true
+        })
+        .await;
+    // THEN each fails with an error that says what to grant, and nothing is written
+    let expected = format!(
+        "access denied reading s3://{}/spot/instances/i-0abc.json (does the role have s3:ListBucket on the prefix?)",
+        store.bucket()
+    );
+    match read {
+        Err(Error::Forbidden(message)) => assert_eq!(message, expected),
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        matches!(updated, Err(Error::Forbidden(ref m)) if m.contains("s3:ListBucket")),
+        "{updated:?}"
+    );
+    assert!(seen(&proxy, "PutObject").is_empty());
 }
