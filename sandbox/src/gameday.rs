@@ -8,9 +8,12 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
 
+use std::time::Duration;
+
 use breakwater::clock::{Clock, SystemClock};
 use breakwater::report::{Phase, Report};
 
+use crate::proxy::{Fault, FaultProxy, Rule};
 use crate::SandboxError;
 
 /// One scene as it was played.
@@ -180,6 +183,69 @@ impl Timeline {
     }
 }
 
+/// The faults `make gameday` injects into a `rate` share of the functions' AWS calls, in equal
+/// parts: throttling, 5xx, 300 ms of latency, a dropped connection, a change that took effect
+/// but whose answer was lost (the SDK retries it), 403 `AccessDenied`, and on conditional writes
+/// 409 `ConditionalRequestConflict` and 412 `PreconditionFailed` (S3 answers those only there).
+/// A 403 is a missing permission, not a passing fault: no retry fixes it, so it is injected
+/// twice in a game day (each costs an attempt), not into a share of every scene's calls.
+pub fn aws_fault_mix(rate: f64) -> Vec<Rule> {
+    let faults = [
+        Fault::Throttle,
+        Fault::ServerError,
+        Fault::Latency(Duration::from_millis(300)),
+        Fault::Drop,
+        Fault::ResetAfterCommit,
+        Fault::AccessDenied,
+        Fault::Conflict,
+        Fault::PreconditionFailed,
+    ];
+    let share = rate / faults.len() as f64;
+    faults
+        .into_iter()
+        .map(|f| match f {
+            Fault::AccessDenied => Rule::always(f).probability(share).times(2),
+            f => Rule::always(f).probability(share),
+        })
+        .collect()
+}
+
+/// The faults a `rate` share of the functions' Kubernetes API calls get, in equal parts: 429
+/// with `Retry-After`, 500, 409 `Conflict` on a change, a dropped connection.
+pub fn kube_fault_mix(rate: f64) -> Vec<Rule> {
+    let faults = [
+        Fault::TooManyRequests,
+        Fault::ServerError,
+        Fault::Conflict,
+        Fault::Drop,
+    ];
+    let share = rate / faults.len() as f64;
+    faults
+        .into_iter()
+        .map(|f| {
+            Rule::always(f)
+                .service(crate::proxy::KUBERNETES)
+                .probability(share)
+        })
+        .collect()
+}
+
+/// The Kubernetes API endpoint a function of a scene is given: under game-day chaos, a fault
+/// proxy in front of the emulator at `emulator` that injects [`kube_fault_mix`] at the share
+/// the AWS calls get, and whose changes are kill points too; else the emulator itself.
+pub async fn kube_endpoint(emulator: &str) -> Result<String, SandboxError> {
+    let Some(chaos) = crate::runtime::Chaos::get() else {
+        return Ok(emulator.to_string());
+    };
+    let proxy = std::sync::Arc::new(FaultProxy::start(emulator, 29).await?);
+    for rule in kube_fault_mix(chaos.proxy.fault_share()) {
+        proxy.add_rule(rule);
+    }
+    let endpoint = proxy.endpoint();
+    chaos.watch(proxy);
+    Ok(endpoint)
+}
+
 /// The calls of a scene that asked upstream for the same change twice and got it twice:
 /// `(operation, path, times)`. Writes to the state buckets (checkpoints, compare-and-swap by
 /// design) and notifications (at least once) are not changes to the estate.
@@ -321,6 +387,29 @@ mod tests {
                 2
             )]
         );
+    }
+
+    #[test]
+    fn the_fault_mixes_add_up_to_the_rate_and_name_every_fault() {
+        let aws = aws_fault_mix(0.4);
+        let total: f64 = aws.iter().map(|r| r.probability).sum();
+        assert!((total - 0.4).abs() < 1e-9, "{total}");
+        for fault in [
+            Fault::ResetAfterCommit,
+            Fault::AccessDenied,
+            Fault::Conflict,
+            Fault::PreconditionFailed,
+            Fault::Drop,
+        ] {
+            assert!(aws.iter().any(|r| r.fault == fault), "{fault:?} missing");
+        }
+        let kube = kube_fault_mix(0.4);
+        let total: f64 = kube.iter().map(|r| r.probability).sum();
+        assert!((total - 0.4).abs() < 1e-9, "{total}");
+        assert!(kube
+            .iter()
+            .all(|r| r.service.as_deref() == Some(crate::proxy::KUBERNETES)));
+        assert!(kube.iter().any(|r| r.fault == Fault::TooManyRequests));
     }
 
     #[test]

@@ -1,6 +1,8 @@
-//! A fault-injecting HTTP proxy between the SDK and moto: by rule (service, operation, region,
-//! probability, count) it answers with throttling, 5xx, added latency or a dropped connection,
-//! in the error shape of the service's protocol, and it logs every call it saw.
+//! A fault-injecting HTTP proxy between a client and its server — the SDK and moto, or kube-rs
+//! and the Kubernetes API emulator: by rule (service, operation, region, probability, count) it
+//! answers with throttling, 5xx, 403, 409/412 conflicts, added latency, a dropped connection, or a
+//! change that took effect upstream whose answer is lost, in the error shape of the service's
+//! protocol, and it logs every call it saw.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -33,6 +35,38 @@ pub enum Fault {
     /// Forward the request (it takes effect upstream) and never answer: the caller is stuck as
     /// a process killed right after the call would be. Tests drop the caller at this point.
     Hang,
+    /// Forward the request (it takes effect upstream), then close the connection instead of
+    /// answering: the change was made but the caller cannot know, and its SDK retries the same
+    /// request — the classic exactly-once test.
+    ResetAfterCommit,
+    /// HTTP 403 as a caller without the permission gets it: S3 `AccessDenied`, EC2
+    /// `UnauthorizedOperation`, JSON protocols `AccessDeniedException`, Kubernetes `Forbidden`.
+    AccessDenied,
+    /// HTTP 409: S3 `ConditionalRequestConflict` (a conditional write raced another, "retry on
+    /// 409"), EKS `ResourceInUseException`, Kubernetes `Conflict` (the object was modified).
+    Conflict,
+    /// HTTP 412 `PreconditionFailed` (S3: the `If-None-Match` / `If-Match` condition did not hold).
+    PreconditionFailed,
+}
+
+impl Fault {
+    /// Whether the request still reaches upstream (and may take effect there).
+    fn forwards(name: &str) -> bool {
+        ["Latency", "Hang", "ResetAfterCommit"]
+            .iter()
+            .any(|f| name.starts_with(f))
+    }
+
+    /// Whether the service could answer `call` so: S3 refuses only a conditional write with 412
+    /// or 409 (`If-None-Match` / `If-Match`), and a conflict needs a change to conflict with.
+    fn can_answer(&self, call: &Call, conditional: bool) -> bool {
+        match self {
+            Fault::PreconditionFailed => call.service == "s3" && conditional && call.mutates(),
+            Fault::Conflict if call.service == "s3" => conditional && call.mutates(),
+            Fault::Conflict => call.mutates(),
+            _ => true,
+        }
+    }
 }
 
 /// When a fault applies. Unset fields match anything.
@@ -114,7 +148,7 @@ impl Rule {
 /// One request the proxy saw.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Call {
-    /// The signing name of the service.
+    /// The signing name of the service (`kubernetes` for the Kubernetes API).
     pub service: String,
     /// The operation, as well as the proxy can tell.
     pub operation: String,
@@ -124,7 +158,8 @@ pub struct Call {
     pub method: String,
     /// The path and query.
     pub path: String,
-    /// The status returned to the client (`None` when the connection was dropped).
+    /// The status returned to the client (`None` when the connection was dropped); for
+    /// [`Fault::ResetAfterCommit`], upstream's status, which the client never saw.
     pub status: Option<u16>,
     /// The fault injected, if any.
     pub fault: Option<String>,
@@ -139,18 +174,18 @@ pub struct Call {
 }
 
 impl Call {
-    /// Whether the call changes something (anything but `Get*`, `List*`, `Describe*`, `Head*`).
+    /// Whether the call changes something (anything but `Get*`, `List*`, `Describe*`, `Head*`,
+    /// `Watch*`).
     pub fn mutates(&self) -> bool {
-        !["Get", "List", "Describe", "Head"]
+        !["Get", "List", "Describe", "Head", "Watch"]
             .iter()
             .any(|p| self.operation.starts_with(p))
     }
 
-    /// Whether upstream carried it out (a 2xx that no fault replaced).
+    /// Whether upstream carried it out (a 2xx that no fault replaced; a change whose answer was
+    /// lost on the way back was carried out all the same).
     pub fn succeeded(&self) -> bool {
-        self.fault
-            .as_deref()
-            .is_none_or(|f| f.starts_with("Latency"))
+        self.fault.as_deref().is_none_or(Fault::forwards)
             && self.status.is_some_and(|s| (200..300).contains(&s))
     }
 }
@@ -274,6 +309,23 @@ impl FaultProxy {
             .count()
     }
 
+    /// The share of calls the rules that apply to every call hit (the mix of a game day):
+    /// the sum of their probabilities, at most 1.
+    pub fn fault_share(&self) -> f64 {
+        let rules = self.state.rules.lock().unwrap_or_else(|p| p.into_inner());
+        rules
+            .iter()
+            .filter(|(r, _, _)| {
+                r.service.is_none()
+                    && r.operation.is_none()
+                    && r.region.is_none()
+                    && r.count.is_none()
+            })
+            .map(|(r, _, _)| r.probability)
+            .sum::<f64>()
+            .min(1.0)
+    }
+
     /// How many faults were injected so far.
     pub fn faults_injected(&self) -> usize {
         self.calls().iter().filter(|c| c.fault.is_some()).count()
@@ -310,7 +362,9 @@ async fn forward(
         .unwrap_or_default();
     let mut call = classify(&parts, &body);
     call.arrived_us = state.started.elapsed().as_micros() as u64;
-    let fault = choose_fault(&state, &call);
+    let conditional =
+        parts.headers.contains_key("if-match") || parts.headers.contains_key("if-none-match");
+    let fault = choose_fault(&state, &call, conditional);
     call.fault = fault.as_ref().map(|f| format!("{f:?}"));
     let record = |call: Call| {
         state
@@ -325,7 +379,7 @@ async fn forward(
             return Err(Dropped);
         }
         Some(Fault::Latency(delay)) => tokio::time::sleep(delay).await,
-        Some(Fault::Hang) => {}
+        Some(Fault::Hang | Fault::ResetAfterCommit) => {}
         Some(fault) => {
             let response = fault_response(&fault, &call, &parts.headers);
             call.status = Some(response.status().as_u16());
@@ -380,22 +434,21 @@ async fn forward(
                 .unwrap_or_default();
             call.status = Some(parts.status.as_u16());
             call.upstream_us = Some((sent_us, sent.elapsed().as_micros() as u64));
-            let hang = call.fault.as_deref() == Some("Hang");
+            let fault = call.fault.clone();
             state
                 .calls
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .push(call);
-            Ok((parts, body, hang))
+            Ok((parts, body, fault))
         })
     };
     match exchange.await {
-        Ok(Ok((parts, body, hang))) => {
-            if hang {
-                std::future::pending::<()>().await;
-            }
-            Ok(Response::from_parts(parts, Full::new(body)))
-        }
+        Ok(Ok((parts, body, fault))) => match fault.as_deref() {
+            Some("Hang") => std::future::pending().await,
+            Some("ResetAfterCommit") => Err(Dropped),
+            _ => Ok(Response::from_parts(parts, Full::new(body))),
+        },
         Ok(Err(message)) => Ok(plain(StatusCode::BAD_GATEWAY, &message)),
         Err(join) => Ok(plain(
             StatusCode::BAD_GATEWAY,
@@ -404,10 +457,13 @@ async fn forward(
     }
 }
 
-fn choose_fault(state: &State, call: &Call) -> Option<Fault> {
+fn choose_fault(state: &State, call: &Call, conditional: bool) -> Option<Fault> {
     let mut rules = state.rules.lock().unwrap_or_else(|p| p.into_inner());
     for (rule, hits, seen) in rules.iter_mut() {
-        if rule.count.is_some_and(|max| *hits >= max) || !rule.matches(call) {
+        if rule.count.is_some_and(|max| *hits >= max)
+            || !rule.matches(call)
+            || !rule.fault.can_answer(call, conditional)
+        {
             continue;
         }
         *seen += 1;
@@ -453,6 +509,16 @@ fn classify(parts: &hyper::http::request::Parts, body: &Bytes) -> Call {
     let region = scope.get(2).copied().unwrap_or("unknown").to_string();
     let service = scope.get(3).copied().unwrap_or("unknown").to_string();
     let query = parts.uri.query().unwrap_or_default();
+    if scope.is_empty() {
+        if let Some(operation) = kube_operation(parts.method.as_str(), parts.uri.path(), query) {
+            return Call {
+                service: KUBERNETES.to_string(),
+                operation,
+                region: String::new(),
+                ..call_of(parts, body)
+            };
+        }
+    }
     let target = header("x-amz-target");
     let rpc_v2 = parts
         .uri
@@ -485,6 +551,18 @@ fn classify(parts: &hyper::http::request::Parts, body: &Bytes) -> Call {
         service,
         operation,
         region,
+        ..call_of(parts, body)
+    }
+}
+
+/// The service name the proxy gives Kubernetes API calls (they carry no SigV4 scope).
+pub const KUBERNETES: &str = "kubernetes";
+
+fn call_of(parts: &hyper::http::request::Parts, body: &Bytes) -> Call {
+    Call {
+        service: String::new(),
+        operation: String::new(),
+        region: String::new(),
         method: parts.method.to_string(),
         path: parts
             .uri
@@ -502,6 +580,40 @@ fn classify(parts: &hyper::http::request::Parts, body: &Bytes) -> Call {
             h.finish()
         },
     }
+}
+
+/// A Kubernetes API request as `<Verb> <resource>[/<subresource>]` (`Patch nodes`, `Create
+/// pods/eviction`, `List pods`); `None` when the path is not the API's.
+fn kube_operation(method: &str, path: &str, query: &str) -> Option<String> {
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let rest = match segments.as_slice() {
+        ["api", _version, rest @ ..] => rest,
+        ["apis", _group, _version, rest @ ..] => rest,
+        ["api" | "apis" | "version", ..] => return Some("Get discovery".into()),
+        _ => return None,
+    };
+    let rest = match rest {
+        ["namespaces", _, tail @ ..] if !tail.is_empty() => tail,
+        other => other,
+    };
+    let (resource, name, sub) = (rest.first()?, rest.get(1), rest.get(2));
+    let watch = query
+        .split('&')
+        .any(|p| p == "watch=true" || p == "watch=1");
+    let verb = match (method, name) {
+        ("GET", _) if watch => "Watch",
+        ("GET", Some(_)) => "Get",
+        ("GET", None) => "List",
+        ("POST", _) => "Create",
+        ("PUT", _) => "Update",
+        ("PATCH", _) => "Patch",
+        ("DELETE", _) => "Delete",
+        (other, _) => other,
+    };
+    Some(match sub {
+        Some(sub) => format!("{verb} {resource}/{sub}"),
+        None => format!("{verb} {resource}"),
+    })
 }
 
 fn form_value(form: &str, key: &str) -> Option<String> {
@@ -616,7 +728,42 @@ fn fault_response(fault: &Fault, call: &Call, headers: &hyper::HeaderMap) -> Res
                 .and_then(|v| v.to_str().ok())
                 .is_some_and(|c| c.starts_with("application/x-amz-json"))
             || REST_JSON_SERVICES.contains(&call.service.as_str()));
+    if call.service == KUBERNETES {
+        return kube_fault_response(fault, call);
+    }
     let (status, code, message) = match (fault, call.service.as_str()) {
+        (Fault::AccessDenied, "s3") => (403, "AccessDenied", "Access Denied"),
+        (Fault::AccessDenied, "ec2") => (
+            403,
+            "UnauthorizedOperation",
+            "You are not authorized to perform this operation.",
+        ),
+        (Fault::AccessDenied, _) if json => (
+            403,
+            "AccessDeniedException",
+            "User is not authorized to perform this action",
+        ),
+        (Fault::AccessDenied, _) => (
+            403,
+            "AccessDenied",
+            "User is not authorized to perform this action",
+        ),
+        (Fault::Conflict, "s3") => (
+            409,
+            "ConditionalRequestConflict",
+            "A conflicting conditional action is currently in progress against this resource. Try again.",
+        ),
+        (Fault::Conflict, "eks") => (
+            409,
+            "ResourceInUseException",
+            "An update is already in progress",
+        ),
+        (Fault::Conflict, _) => (409, "ConflictException", "A conflicting operation is in progress"),
+        (Fault::PreconditionFailed, _) => (
+            412,
+            "PreconditionFailed",
+            "At least one of the pre-conditions you specified did not hold",
+        ),
         (Fault::Throttle, "s3") => (503, "SlowDown", "Please reduce your request rate."),
         (Fault::Throttle, "ec2") => (503, "RequestLimitExceeded", "Request limit exceeded."),
         (Fault::Throttle, _) if json => (400, "ThrottlingException", "Rate exceeded"),
@@ -665,6 +812,49 @@ fn fault_response(fault: &Fault, call: &Call, headers: &hyper::HeaderMap) -> Res
         ))))
     };
     response.unwrap_or_default()
+}
+
+/// The Kubernetes API's answer to a fault: a `Status` object (kind `Status`, `status: Failure`,
+/// a `reason`, the `code`), as the API server sends it; a 429 carries `Retry-After` and
+/// `details.retryAfterSeconds` (StatusReasonTooManyRequests, Kubernetes API conventions).
+fn kube_fault_response(fault: &Fault, call: &Call) -> Response<Full<Bytes>> {
+    let what = call.path.split('?').next().unwrap_or_default();
+    let (code, reason, message) = match fault {
+        Fault::Throttle | Fault::TooManyRequests => (
+            429,
+            "TooManyRequests",
+            "the server has received too many requests and has asked us to try again later"
+                .to_string(),
+        ),
+        Fault::AccessDenied => (
+            403,
+            "Forbidden",
+            format!("{what} is forbidden: the caller may not {}", call.operation),
+        ),
+        Fault::Conflict | Fault::PreconditionFailed => (
+            409,
+            "Conflict",
+            format!("Operation cannot be fulfilled on {what}: the object has been modified; please apply your changes to the latest version and try again"),
+        ),
+        _ => (
+            500,
+            "InternalError",
+            "an error on the server (\"fault proxy\") has prevented the request from succeeding"
+                .to_string(),
+        ),
+    };
+    let mut status = serde_json::json!({"kind": "Status", "apiVersion": "v1", "metadata": {},
+        "status": "Failure", "message": message, "reason": reason, "code": code});
+    let mut builder = Response::builder()
+        .status(code)
+        .header("content-type", "application/json");
+    if code == 429 {
+        status["details"] = serde_json::json!({"retryAfterSeconds": 1});
+        builder = builder.header("retry-after", "1");
+    }
+    builder
+        .body(Full::new(Bytes::from(status.to_string())))
+        .unwrap_or_default()
 }
 
 fn plain(status: StatusCode, text: &str) -> Response<Full<Bytes>> {
@@ -749,6 +939,75 @@ mod tests {
             s3_operation("GET", "/bucket", "list-type=2&prefix=a", false),
             "ListObjects"
         );
+    }
+
+    #[test]
+    fn names_kubernetes_operations_from_the_path() {
+        let op = |method: &str, path: &str, query: &str| kube_operation(method, path, query);
+        assert_eq!(
+            op("PATCH", "/api/v1/nodes/ip-10-0-0-1.ec2.internal", "").as_deref(),
+            Some("Patch nodes")
+        );
+        assert_eq!(
+            op("POST", "/api/v1/namespaces/shop/pods/web-1/eviction", "").as_deref(),
+            Some("Create pods/eviction")
+        );
+        assert_eq!(
+            op("GET", "/api/v1/pods", "fieldSelector=spec.nodeName%3Dn").as_deref(),
+            Some("List pods")
+        );
+        assert_eq!(
+            op("PUT", "/apis/apps/v1/namespaces/shop/deployments/web", "").as_deref(),
+            Some("Update deployments")
+        );
+        assert_eq!(
+            op("GET", "/api/v1/namespaces/shop", "").as_deref(),
+            Some("Get namespaces")
+        );
+        assert_eq!(op("GET", "/apis", "").as_deref(), Some("Get discovery"));
+        assert_eq!(op("POST", "/", ""), None);
+        let call = |operation: &str| Call {
+            operation: operation.into(),
+            ..Call {
+                service: KUBERNETES.into(),
+                operation: String::new(),
+                region: String::new(),
+                method: String::new(),
+                path: String::new(),
+                status: Some(200),
+                fault: None,
+                arrived_us: 0,
+                upstream_us: None,
+                body_hash: 0,
+            }
+        };
+        assert!(call("Patch nodes").mutates());
+        assert!(call("Create pods/eviction").mutates());
+        assert!(!call("List pods").mutates());
+        assert!(!call("Watch pods").mutates());
+    }
+
+    #[test]
+    fn a_change_whose_answer_was_lost_counts_as_made() {
+        let made = Call {
+            service: "s3".into(),
+            operation: "PutObject".into(),
+            region: "us-east-1".into(),
+            method: "PUT".into(),
+            path: "/b/k".into(),
+            status: Some(200),
+            fault: Some("ResetAfterCommit".into()),
+            arrived_us: 0,
+            upstream_us: None,
+            body_hash: 0,
+        };
+        assert!(made.succeeded());
+        let refused = Call {
+            fault: Some("PreconditionFailed".into()),
+            status: Some(412),
+            ..made.clone()
+        };
+        assert!(!refused.succeeded());
     }
 
     #[test]

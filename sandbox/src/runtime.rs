@@ -22,6 +22,8 @@ use tokio::sync::{mpsc, oneshot};
 use crate::SandboxError;
 
 const PREFIX: &str = "/2018-06-01/runtime";
+/// The variable that sets a function's clock in the sandbox.
+const SANDBOX_NOW: &str = "BREAKWATER_SANDBOX_NOW_MS";
 /// The account the emulator reports in function ARNs (moto's default account).
 pub const ACCOUNT: &str = "123456789012";
 
@@ -73,8 +75,14 @@ struct Shared {
 
 /// Game-day chaos, for every function process of this run: the processes are killed at random
 /// step boundaries (right after the `k`-th change an attempt made took effect upstream, as seen
-/// by the fault proxy every function talks through) and the events delivered again, as Lambda
-/// retries asynchronous events.
+/// by the fault proxies every function talks through) and the events delivered again, as Lambda
+/// retries asynchronous events: about a minute after the first failed attempt, about two after
+/// the second ("How Lambda handles errors and retries with asynchronous invocation",
+/// <https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-error-handling.html>).
+///
+/// The waits pass on the functions' sandbox clock (`BREAKWATER_SANDBOX_NOW_MS`): the retry
+/// runs in a new process whose clock reads the wait later, while only `wait / time_scale` of
+/// real time goes by — so a dead attempt's claims lapse as they would in Lambda, in seconds.
 #[derive(Debug)]
 pub struct Chaos {
     /// The proxy between the functions and AWS.
@@ -83,14 +91,16 @@ pub struct Chaos {
     pub kill_rate: f64,
     /// Attempts per event (Lambda: the first and two retries).
     pub attempts: u32,
-    /// The wait before retrying an attempt that failed.
-    pub retry_after_error: Duration,
-    /// The wait before delivering again after a crash.
-    pub retry_after_crash: Duration,
+    /// The waits before the second and the third attempt (Lambda: one minute, then two).
+    pub retry_waits: [Duration; 2],
+    /// How many times faster than real time the waits pass on the functions' clocks.
+    pub time_scale: f64,
     /// Added to every function's environment (claims that lapse before the retry).
     pub env: Vec<(String, String)>,
     rng: Mutex<u64>,
     log: Mutex<Vec<(String, String)>>,
+    /// Further proxies whose changes are step boundaries too (the Kubernetes API's).
+    watched: Mutex<Vec<Arc<crate::proxy::FaultProxy>>>,
 }
 
 static CHAOS: OnceLock<Chaos> = OnceLock::new();
@@ -102,14 +112,35 @@ impl Chaos {
             proxy,
             kill_rate,
             attempts: 3,
-            retry_after_error: Duration::from_secs(1),
-            retry_after_crash: Duration::from_secs(61),
+            retry_waits: [Duration::from_secs(60), Duration::from_secs(120)],
+            time_scale: 60.0,
             // A dead invocation's claims lapse within the minute Lambda waits before a retry
             // (leases: 60 s by default).
             env: vec![("BREAKWATER_IDEMPOTENCY_SECONDS".into(), "60".into())],
             rng: Mutex::new(seed | 1),
             log: Mutex::new(Vec::new()),
+            watched: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Counts the changes made through `proxy` as step boundaries too (a kill point can fall
+    /// right after a Kubernetes patch).
+    pub fn watch(&self, proxy: Arc<crate::proxy::FaultProxy>) {
+        self.watched
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(proxy);
+    }
+
+    /// The changes that took effect upstream so far, through every proxy watched.
+    pub fn mutations_done(&self) -> usize {
+        let watched = self.watched.lock().unwrap_or_else(|p| p.into_inner());
+        self.proxy.mutations_done() + watched.iter().map(|p| p.mutations_done()).sum::<usize>()
+    }
+
+    /// The real time that stands for `wait` on the functions' clocks.
+    fn real(&self, wait: Duration) -> Duration {
+        wait.div_f64(self.time_scale.max(1.0))
     }
 
     /// Turns chaos on for this process (once).
@@ -165,6 +196,9 @@ pub struct FunctionProcess {
     counter: AtomicU64,
     /// How it was started (binary, name, region, environment): a restart after a crash.
     spec: (std::path::PathBuf, String, String, Vec<(String, String)>),
+    /// The function's clock: what it read at an instant (`BREAKWATER_SANDBOX_NOW_MS`, else the
+    /// system clock). A restarted process goes on from it instead of starting over.
+    clock: (u64, Instant),
 }
 
 /// `Shared` behind a `Debug` wrapper.
@@ -236,6 +270,12 @@ impl FunctionProcess {
             .stderr(std::process::Stdio::piped())
             .kill_on_drop(true);
         let spawned_at = Instant::now();
+        let clock_ms = env
+            .iter()
+            .rev()
+            .find(|(k, _)| k == SANDBOX_NOW)
+            .and_then(|(_, v)| v.parse().ok())
+            .unwrap_or_else(epoch_ms);
         let mut child = command
             .spawn()
             .map_err(|e| SandboxError::Io(format!("start {}: {e}", binary.display())))?;
@@ -275,19 +315,39 @@ impl FunctionProcess {
                 region.to_string(),
                 env.to_vec(),
             ),
+            clock: (clock_ms, spawned_at),
         })
     }
 
+    /// What the function's clock reads now (its `BREAKWATER_SANDBOX_NOW_MS` moved on by the
+    /// time since, and by every [`FunctionProcess::advance`]).
+    pub fn now_ms(&self) -> u64 {
+        self.clock.0 + self.clock.1.elapsed().as_millis() as u64
+    }
+
+    /// Lets `by` pass for the function: the process is started again (as Lambda may start a new
+    /// execution environment at any time) with its clock `by` later than it reads now, while no
+    /// real time passes. The scenes move the clock to a schedule's next tick this way.
+    pub async fn advance(&mut self, by: Duration) -> Result<(), SandboxError> {
+        self.clock.0 += by.as_millis() as u64;
+        self.restart().await
+    }
+
     /// Starts the same binary again, as Lambda starts a new execution environment after one
-    /// died; the next invocations go to it.
+    /// died; the next invocations go to it. Its clock goes on from where this one's is: a
+    /// claim the dead process took looks as old as it is.
     pub async fn restart(&mut self) -> Result<(), SandboxError> {
-        let (binary, name, region, env) = self.spec.clone();
+        let (binary, name, region, mut env) = self.spec.clone();
+        env.retain(|(k, _)| k != SANDBOX_NOW);
+        env.push((SANDBOX_NOW.to_string(), self.now_ms().to_string()));
         let timeout = self.timeout;
         let mut fresh = FunctionProcess::start(&binary, &name, &region, &env)
             .await?
             .with_timeout(timeout);
         fresh.wait_init().await?;
         self.kill().await;
+        // The lineage keeps the environment it was given (a later restart sets the clock anew).
+        fresh.spec.3.clone_from(&self.spec.3);
         *self = fresh;
         Ok(())
     }
@@ -321,11 +381,11 @@ impl FunctionProcess {
                 None
             };
             let watcher = kill_after.map(|k| {
-                let target = chaos.proxy.mutations_done() + k;
+                let target = chaos.mutations_done() + k;
                 let pid = self.pid;
                 let name = name.clone();
                 tokio::spawn(async move {
-                    while chaos.proxy.mutations_done() < target {
+                    while chaos.mutations_done() < target {
                         tokio::time::sleep(Duration::from_millis(1)).await;
                     }
                     let _ = std::process::Command::new("kill")
@@ -338,26 +398,19 @@ impl FunctionProcess {
             if let Some(w) = watcher {
                 w.abort();
             }
-            let (what, then, wait) = match result {
+            let what = match result {
                 Ok(invocation) => {
                     let Err(e) = &invocation.outcome else {
                         return Ok(invocation);
                     };
                     let what = format!("failed ({}: {})", e.error_type, e.error_message);
                     last = Some(Ok(invocation));
-                    (what, "retried", chaos.retry_after_error)
+                    what
                 }
                 Err(err) => {
-                    self.restart().await?;
                     let what = format!("ended with the process: {err}");
                     last = Some(Err(err));
-                    // Lambda retries an asynchronous event after about a minute: by then the
-                    // dead invocation's claims have expired.
-                    (
-                        what,
-                        "restarted, the event delivered again",
-                        chaos.retry_after_crash,
-                    )
+                    what
                 }
             };
             if attempt == chaos.attempts {
@@ -367,8 +420,20 @@ impl FunctionProcess {
                 );
                 break;
             }
-            chaos.note(&name, &format!("attempt {attempt} {what}; {then}"));
-            tokio::time::sleep(wait).await;
+            // Lambda waits about a minute before the second attempt and two before the third;
+            // the retry runs in a new execution environment whose clock has moved on by as
+            // much (a dead attempt's claims have lapsed by then).
+            let wait = chaos.retry_waits[(attempt as usize - 1).min(1)];
+            chaos.note(
+                &name,
+                &format!(
+                    "attempt {attempt} {what}; delivered again {} s later",
+                    wait.as_secs()
+                ),
+            );
+            let real = chaos.real(wait);
+            tokio::time::sleep(real).await;
+            self.advance(wait.saturating_sub(real)).await?;
         }
         last.unwrap_or_else(|| Err(SandboxError::Function("no attempt was made".into())))
     }

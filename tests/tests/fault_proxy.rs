@@ -1,6 +1,8 @@
-//! The fault proxy's rules against real SDK traffic: 5xx and throttling are retried by the SDK
-//! until they run out, latency delays, rules scoped to another region or with zero probability
-//! never fire, and exhausted retries surface as `Retryable`.
+//! The fault proxy's rules against real SDK and kube-rs traffic: 5xx and throttling are retried
+//! by the SDK until they run out, latency delays, rules scoped to another region or with zero
+//! probability never fire, exhausted retries surface as `Retryable`; 403, 409 and 412 come in
+//! each service's shape; a change can take effect and lose its answer; and the Kubernetes API
+//! gets 429 with Retry-After, 409, 500 and dropped connections as Status objects.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -9,9 +11,10 @@ use breakwater::clock::SystemClock;
 use breakwater::state::StateStore;
 use breakwater::Error;
 use breakwater_sandbox::proxy::{Fault, FaultProxy, Rule};
+use breakwater_sandbox::runtime::FunctionProcess;
 use serde_json::json;
 
-use crate::common::{aws, unique};
+use crate::common::{aws, read_object, unique};
 
 crate::common::moto_server!();
 
@@ -188,4 +191,340 @@ async fn ec2_throttling_is_answered_as_ec2_does_and_retried_by_the_sdk() {
         Some("RequestLimitExceeded"),
         "{err:?}"
     );
+}
+
+#[tokio::test]
+async fn a_change_that_took_effect_upstream_loses_its_answer_and_the_sdks_retry_is_refused_412() {
+    // GIVEN a create-once PUT (If-None-Match: *) whose first attempt reaches moto, after which
+    // the connection resets instead of answering
+    let proxy = FaultProxy::start(&moto().endpoint(), 6).await.unwrap();
+    let store = store_through(&proxy).await;
+    let proxied = aws(&proxy.endpoint(), "us-east-1").await;
+    proxy.add_rule(
+        Rule::always(Fault::ResetAfterCommit)
+            .operation("PutObject")
+            .times(1),
+    );
+    let mutations_before = proxy.mutations_done();
+    // WHEN the SDK sends it
+    let answer = proxied
+        .s3()
+        .put_object()
+        .bucket(store.bucket())
+        .key("claim.json")
+        .if_none_match("*")
+        .body(aws_sdk_s3::primitives::ByteStream::from_static(b"{}"))
+        .send()
+        .await;
+    // THEN the SDK retried the reset, and the retry found the object its first attempt made
+    let err = answer.expect_err("the retry is refused: the object exists");
+    assert_eq!(
+        breakwater::aws::http_status(&err),
+        Some(412),
+        "{}",
+        breakwater::aws::describe_sdk_error(&err)
+    );
+    let puts: Vec<(Option<u16>, Option<String>)> = proxy
+        .calls()
+        .into_iter()
+        .map(|c| (c.status, c.fault))
+        .collect();
+    assert_eq!(
+        puts,
+        vec![
+            (Some(200), Some("ResetAfterCommit".to_string())),
+            (Some(412), None)
+        ]
+    );
+    // AND the proxy counts the change as made (a game day's step boundary)
+    assert_eq!(proxy.mutations_done(), mutations_before + 1);
+}
+
+#[tokio::test]
+async fn access_denied_and_conflicts_come_in_each_services_shape() {
+    // S3 (REST-XML), EKS (REST-JSON) and SNS (query): 403, 409 and 412 as each service words
+    // them (S3 error responses; conditional writes: 412 PreconditionFailed, and 409
+    // ConditionalRequestConflict "retry on 409" —
+    // https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-writes.html).
+    let proxy = FaultProxy::start(&moto().endpoint(), 7).await.unwrap();
+    let store = store_through(&proxy).await;
+    let proxied = aws(&proxy.endpoint(), "us-east-1").await;
+    proxy.add_rule(
+        Rule::always(Fault::AccessDenied)
+            .operation("GetObject")
+            .times(1),
+    );
+    proxy.add_rule(
+        Rule::always(Fault::Conflict)
+            .operation("PutObject")
+            .times(1),
+    );
+    proxy.add_rule(
+        Rule::always(Fault::PreconditionFailed)
+            .operation("PutObject")
+            .times(1),
+    );
+    proxy.add_rule(Rule::always(Fault::AccessDenied).service("eks").times(1));
+    proxy.add_rule(Rule::always(Fault::Conflict).service("eks").times(1));
+    proxy.add_rule(Rule::always(Fault::AccessDenied).service("sns").times(1));
+
+    let code = |e: &dyn aws_sdk_s3::error::ProvideErrorMetadata| e.code().map(str::to_string);
+    let get = proxied
+        .s3()
+        .get_object()
+        .bucket(store.bucket())
+        .key("k")
+        .send()
+        .await
+        .expect_err("denied");
+    assert_eq!(
+        (breakwater::aws::http_status(&get), code(&get).as_deref()),
+        (Some(403), Some("AccessDenied"))
+    );
+    // The store reads a 409 and a 412 as a lost race, never as an error of the service.
+    let conflict = store.replace("k.json", &json!({}), "\"etag\"").await;
+    assert!(
+        matches!(conflict, Err(Error::Conflict(ref m)) if m.contains("HTTP 409")),
+        "{conflict:?}"
+    );
+    let refused = store.replace("k.json", &json!({}), "\"etag\"").await;
+    assert!(
+        matches!(refused, Err(Error::Conflict(ref m)) if m.contains("HTTP 412")),
+        "{refused:?}"
+    );
+    let eks = proxied
+        .eks()
+        .list_clusters()
+        .send()
+        .await
+        .expect_err("denied");
+    assert_eq!(
+        (breakwater::aws::http_status(&eks), code(&eks).as_deref()),
+        (Some(403), Some("AccessDeniedException"))
+    );
+    let eks = proxied
+        .eks()
+        .list_clusters()
+        .send()
+        .await
+        .expect_err("conflict");
+    assert_eq!(code(&eks).as_deref(), Some("ResourceInUseException"));
+    let sns = proxied
+        .sns()
+        .list_topics()
+        .send()
+        .await
+        .expect_err("denied");
+    assert_eq!(
+        (breakwater::aws::http_status(&sns), code(&sns).as_deref()),
+        (Some(403), Some("AccessDenied"))
+    );
+    assert_eq!(
+        Error::from_sdk("list topics", &sns).error_type(),
+        "Forbidden"
+    );
+}
+
+/// A kube-rs client for `endpoint` that does not retry (as Breakwater's).
+fn kube_client(endpoint: &str) -> kube::Client {
+    let mut config = kube::Config::new(endpoint.parse().unwrap());
+    config.default_retry = false;
+    config.read_timeout = Some(Duration::from_secs(5));
+    kube::Client::try_from(config).unwrap()
+}
+
+#[tokio::test]
+async fn kubernetes_faults_are_status_objects_that_kube_rs_reads() {
+    // GIVEN the Kubernetes emulator behind the proxy, with one node
+    use k8s_openapi::api::core::v1::Node;
+    use kube::api::{Api, Patch, PatchParams, PostParams};
+    let emu = breakwater_sandbox::kube::KubeEmulator::start(1_795_392_000_000, 0.0)
+        .await
+        .unwrap();
+    emu.create(
+        "nodes",
+        "",
+        breakwater_sandbox::kube::fixtures::node("n1", "i-0aaa", "us-east-1a", "spot-a", "SPOT"),
+    )
+    .unwrap();
+    let proxy = FaultProxy::start(&emu.endpoint(), 8).await.unwrap();
+    let nodes: Api<Node> = Api::all(kube_client(&proxy.endpoint()));
+    let api_error = |r: Result<Node, kube::Error>| match r {
+        Err(kube::Error::Api(status)) => (status.code, status.reason.clone()),
+        other => panic!("expected an API error, got {other:?}"),
+    };
+    // WHEN a patch is throttled, a replace conflicts, a read fails with 500, a read is cut off
+    proxy.add_rule(
+        Rule::always(Fault::TooManyRequests)
+            .service(breakwater_sandbox::proxy::KUBERNETES)
+            .operation("Patch nodes")
+            .times(1),
+    );
+    proxy.add_rule(
+        Rule::always(Fault::Conflict)
+            .operation("Update nodes")
+            .times(1),
+    );
+    proxy.add_rule(
+        Rule::always(Fault::ServerError)
+            .operation("Get nodes")
+            .times(1),
+    );
+    proxy.add_rule(Rule::always(Fault::Drop).operation("Get nodes").times(1));
+    let cordon = Patch::Merge(json!({"spec": {"unschedulable": true}}));
+    let throttled = nodes.patch("n1", &PatchParams::default(), &cordon).await;
+    let current = emu.get("nodes", "", "n1").unwrap();
+    let replaced = nodes
+        .replace(
+            "n1",
+            &PostParams::default(),
+            &serde_json::from_value(current).unwrap(),
+        )
+        .await;
+    let failed = nodes.get("n1").await;
+    let cut = nodes.get("n1").await;
+    // THEN each is what the API server answers (a Status with its reason), and nothing changed
+    assert_eq!(api_error(throttled), (429, "TooManyRequests".to_string()));
+    assert_eq!(api_error(replaced), (409, "Conflict".to_string()));
+    assert_eq!(api_error(failed), (500, "InternalError".to_string()));
+    assert!(
+        matches!(cut, Err(ref e) if !matches!(e, kube::Error::Api(_))),
+        "{cut:?}"
+    );
+    assert_eq!(
+        emu.get("nodes", "", "n1").unwrap()["spec"]["unschedulable"],
+        serde_json::Value::Null
+    );
+    // AND the 429 carried the Retry-After a client must honour
+    let calls = proxy.calls();
+    assert_eq!(calls[0].operation, "Patch nodes");
+    assert_eq!(calls[0].status, Some(429));
+    assert!(
+        calls.iter().all(|c| c.service == "kubernetes"),
+        "{calls:#?}"
+    );
+    let retry_after = raw_status(&proxy.endpoint(), "/api/v1/nodes/n1", &proxy).await;
+    assert_eq!(retry_after, (429, Some("1".to_string()), json!(1)));
+}
+
+/// A GET answered 429 by a fresh rule: (status, `Retry-After`, `details.retryAfterSeconds`).
+async fn raw_status(
+    endpoint: &str,
+    path: &str,
+    proxy: &FaultProxy,
+) -> (u16, Option<String>, serde_json::Value) {
+    use http_body_util::{BodyExt, Full};
+    proxy.add_rule(
+        Rule::always(Fault::Throttle)
+            .operation("Get nodes")
+            .times(1),
+    );
+    let client: hyper_util::client::legacy::Client<_, Full<bytes::Bytes>> =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .build_http();
+    let response = client
+        .request(
+            hyper::Request::get(format!("{endpoint}{path}"))
+                .body(Full::default())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let body: serde_json::Value =
+        serde_json::from_slice(&response.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    assert_eq!(body["kind"], "Status");
+    (
+        status,
+        retry_after,
+        body["details"]["retryAfterSeconds"].clone(),
+    )
+}
+
+/// The probe binary on the sandbox clock `now_ms`, against moto, over a fresh bucket.
+async fn probe_at(now_ms: u64) -> (FunctionProcess, String) {
+    let bucket = unique("clock");
+    let direct = aws(&moto().endpoint(), "us-east-1").await;
+    direct
+        .s3()
+        .create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .unwrap();
+    let env: Vec<(String, String)> = [
+        ("AWS_ENDPOINT_URL", moto().endpoint()),
+        ("AWS_ACCESS_KEY_ID", "testing".into()),
+        ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+        ("BREAKWATER_STATE_BUCKET", bucket.clone()),
+        ("BREAKWATER_IDEMPOTENCY_SECONDS", "60".into()),
+        ("BREAKWATER_SANDBOX_NOW_MS", now_ms.to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let binary = breakwater_sandbox::bin_dir("debug").join("probe");
+    let mut probe = FunctionProcess::start(&binary, "probe", "us-east-1", &env)
+        .await
+        .expect("probe starts (make test builds it first)");
+    probe.wait_init().await.unwrap();
+    (probe, bucket)
+}
+
+/// When the probe completed event `id`, by its own clock.
+async fn completed_at(bucket: &str, id: &str) -> u64 {
+    read_object(moto(), bucket, &format!("idempotency/probe/{id}"))
+        .await
+        .unwrap()["data"]["completed_at_ms"]
+        .as_u64()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_function_started_again_after_a_crash_goes_on_from_its_clock_so_a_dead_claim_lapses() {
+    // GIVEN the probe living on the sandbox clock, which handled an event
+    const T: u64 = 1_796_083_200_000;
+    let (mut probe, bucket) = probe_at(T).await;
+    let record = |id: &str| json!({"command": "record", "id": id, "key": "clock"});
+    probe.invoke(&record("e1")).await.unwrap().answer().unwrap();
+    let first = completed_at(&bucket, "e1").await;
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    // WHEN its process dies and Lambda starts a new one for the next event
+    probe.kill().await;
+    probe.restart().await.unwrap();
+    probe.invoke(&record("e2")).await.unwrap().answer().unwrap();
+    // THEN the new process's clock goes on from the dead one's, not from where it began (a
+    // claim the dead one took would otherwise look fresh to it)
+    let second = completed_at(&bucket, "e2").await;
+    assert!(
+        second >= first + 1_500,
+        "the clock started over: {first} then {second}"
+    );
+    // AND the claim of an attempt killed mid-event lapses a minute later by that clock, as
+    // when Lambda retries the event a minute later
+    let store = StateStore::new(
+        aws(&moto().endpoint(), "us-east-1").await.s3(),
+        bucket.clone(),
+        Arc::new(SystemClock),
+    );
+    store
+        .create(
+            "idempotency/probe/e3",
+            &json!({"status": "in_progress", "owner": "probe:killed", "claim": "dead",
+                "expires_at_ms": probe.now_ms() + 60_000}),
+        )
+        .await
+        .unwrap();
+    let blocked = probe.invoke(&record("e3")).await.unwrap();
+    assert!(blocked.outcome.is_err(), "{:?}", blocked.outcome);
+    probe.advance(Duration::from_secs(60)).await.unwrap();
+    let retried = probe.invoke(&record("e3")).await.unwrap();
+    assert!(retried.outcome.is_ok(), "{:?}", retried.outcome);
+    assert!(completed_at(&bucket, "e3").await >= second + 60_000);
+    probe.kill().await;
 }
