@@ -19,6 +19,9 @@ use crate::runtime::FunctionProcess;
 use crate::seed::Estate;
 use crate::SandboxError;
 
+/// How many schedule ticks a scene delivers at most to see an execution through.
+const RESUME_TICKS: usize = 12;
+
 /// What one outage came to.
 #[derive(Debug, Clone)]
 pub struct Outage {
@@ -121,6 +124,13 @@ pub async fn outage(
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect();
+    let mut env = env;
+    if crate::runtime::Chaos::get().is_some() {
+        // The emulator ends an invocation after 60 s (the template's function: 900 s), so one
+        // invocation waits 30 s at most before it checkpoints; the plan's lease (wait + 120 s)
+        // then outlives a killed holder by 2½ minutes, not 12.
+        env.push(("BREAKWATER_FAILOVER_WAIT_SECONDS".into(), "30".into()));
+    }
     let mut process = FunctionProcess::start(binary, "failover", &secondary, &env).await?;
     process.wait_init().await?;
     let alarm = |i: usize, began_ms: u64| {
@@ -171,12 +181,43 @@ pub async fn outage(
         "the same alarm event again → {} (no second execution)",
         again["outcome"]
     ));
-    process.kill().await;
+    // The execution the alarm started, by the plan's own record (under `make gameday` the
+    // attempt that started it may have been killed, and the answer be a retry's).
+    let plan_state = read(
+        config,
+        estate,
+        &failover::plan_key(scene.plan["name"].as_str().unwrap_or_default()),
+    )
+    .await?;
     let id = answer["execution"]["id"]
         .as_str()
+        .or_else(|| plan_state["last"].as_str())
         .unwrap_or_default()
         .to_string();
-    let execution = read(config, estate, &format!("failover/executions/{id}.json")).await?;
+    let key = format!("failover/executions/{id}.json");
+    let mut execution = read(config, estate, &key).await?;
+    // The 1-minute schedule resumes an execution in flight, as EventBridge delivers it, until
+    // the execution has ended (a killed invocation's lease lapses meanwhile).
+    for n in 0..RESUME_TICKS {
+        if execution["outcome"] != "running" {
+            break;
+        }
+        process.advance(Duration::from_secs(60)).await?;
+        let tick = crate::scenes::schedule_event(
+            &format!("tick{suffix}-{n}"),
+            &secondary,
+            process.now_ms(),
+        );
+        let r = process.invoke(&tick).await?.answer()?;
+        say(&format!(
+            "schedule tick {}: the execution is {} → {}",
+            n + 1,
+            execution["outcome"],
+            r["outcome"]
+        ));
+        execution = read(config, estate, &key).await?;
+    }
+    process.kill().await;
     let report_key = format!("reports/failover/{id}");
     let report = read(config, estate, &format!("{report_key}.json")).await?;
     let observed = observe(config, estate, &scene).await?;
@@ -265,7 +306,7 @@ pub async fn play(
         checks: (true, false),
         record: format!("west.{}.example.com", o.scene.name),
     };
-    if o.answer["execution"]["outcome"] != "succeeded" || o.observed != expected {
+    if o.execution["outcome"] != "succeeded" || o.observed != expected {
         return Err(SandboxError::Function(format!(
             "the failover did not end as planned: {} / {:?}",
             o.answer, o.observed

@@ -5,10 +5,11 @@
 //! repeat; a forged Slack command gets 401; after the bake window the cleared alarm verifies it.
 
 use std::path::Path;
+use std::time::Duration;
 
 use aws_config::SdkConfig;
 use breakwater::clock::{Clock, SystemClock};
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::kube::KubeEmulator;
 use crate::rollback_scene::{alarm_event, roll_out, rollback_scene, set_alarm};
@@ -17,6 +18,8 @@ use crate::seed::Estate;
 use crate::SandboxError;
 
 const MINUTE: u64 = 60_000;
+/// How many schedule ticks the scene delivers at most before it calls the bake unverified.
+const BAKE_TICKS: u64 = 6;
 
 fn image(emu: &KubeEmulator) -> String {
     emu.get("deployments", "shop", "web")
@@ -76,7 +79,10 @@ pub async fn play(
     ));
     let mut env = base_env;
     env.push(("BREAKWATER_ROLLBACK_CLUSTERS".into(), "prod".into()));
-    env.push(("BREAKWATER_KUBE_ENDPOINT".into(), emu.endpoint()));
+    env.push((
+        "BREAKWATER_KUBE_ENDPOINT".into(),
+        crate::gameday::kube_endpoint(&emu.endpoint()).await?,
+    ));
     env.push((
         "BREAKWATER_ROLLBACK_SLACK_SIGNING_SECRET".into(),
         "sandbox-slack-signing-secret".into(),
@@ -148,19 +154,35 @@ pub async fn play(
     env.push(("BREAKWATER_SANDBOX_NOW_MS".into(), later.to_string()));
     let mut process = FunctionProcess::start(binary, "rollback", &region, &env).await?;
     process.wait_init().await?;
-    let tick = crate::scenes::schedule_event("demo-bake", &region, later);
-    let r = process.invoke(&tick).await?.answer()?;
-    let checked = &r["checked"][0];
-    say(&format!(
-        "11 min later, the bake tick → {}: {}",
-        checked["outcome"], checked["reason"]
-    ));
-    // The end state, whichever attempt got there (under `make gameday` an attempt killed after
-    // verifying leaves the retry nothing to check): no bake pending, the target known good.
-    let status = process
-        .invoke(&json!({"command": "status", "workload": "prod/shop/Deployment/web"}))
-        .await?
-        .answer()?;
+    // The schedule ticks every minute, as EventBridge does, until the bake is verified (under
+    // `make gameday` a tick may find the lease of an attempt killed a moment ago).
+    let mut status = Value::Null;
+    let mut r = Value::Null;
+    for n in 0..BAKE_TICKS {
+        if n > 0 {
+            process.advance(Duration::from_millis(MINUTE)).await?;
+        }
+        let at = process.now_ms();
+        let tick = crate::scenes::schedule_event(&format!("demo-bake-{n}"), &region, at);
+        r = process.invoke(&tick).await?.answer()?;
+        let checked = &r["checked"][0];
+        say(&format!(
+            "{} min later, the bake tick → {}: {}",
+            at.saturating_sub(decided) / MINUTE,
+            checked["outcome"],
+            checked["reason"]
+        ));
+        // The end state, whichever attempt got there (under `make gameday` an attempt killed
+        // after verifying leaves the retry nothing to check): no bake pending, the target
+        // known good.
+        status = process
+            .invoke(&json!({"command": "status", "workload": "prod/shop/Deployment/web"}))
+            .await?
+            .answer()?;
+        if status["record"]["bake"].is_null() {
+            break;
+        }
+    }
     process.kill().await;
     let record = &status["record"];
     let good = record["good"]

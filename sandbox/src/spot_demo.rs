@@ -17,6 +17,9 @@ use crate::scenes::{spot_nodes, spot_scene, SpotScene};
 use crate::seed::Estate;
 use crate::SandboxError;
 
+/// How many 5-minute schedule ticks the scene delivers at most for the return.
+const RETURN_TICKS: usize = 4;
+
 fn warning(scene: &SpotScene, region: &str, instance: &str, id: &str, time_ms: u64) -> Value {
     let _ = scene;
     json!({"version": "0", "id": id, "detail-type": "EC2 Spot Instance Interruption Warning",
@@ -59,7 +62,10 @@ pub async fn play(
     ));
     let mut env = base_env;
     env.push(("BREAKWATER_SPOT_CLUSTERS".into(), scene.cluster.clone()));
-    env.push(("BREAKWATER_KUBE_ENDPOINT".into(), emulator.endpoint()));
+    env.push((
+        "BREAKWATER_KUBE_ENDPOINT".into(),
+        crate::gameday::kube_endpoint(&emulator.endpoint()).await?,
+    ));
     env.push((
         "BREAKWATER_SPOT_ON_DEMAND".into(),
         format!(
@@ -165,17 +171,34 @@ pub async fn play(
     say(&format!(
         "on-demand node group after the burst (read from moto): {raised}"
     ));
+    // 31 minutes later by the function's own clock (under `make gameday` retries moved it on):
+    // the schedule returns it; it ticks every 5 minutes, as EventBridge does, until it has.
+    let burst_ended = process.now_ms();
     process.kill().await;
-
-    // 31 minutes later: the schedule returns it.
-    let later = SystemClock.now_ms() + 31 * 60_000;
+    let later = burst_ended + 31 * 60_000;
     env.push(("BREAKWATER_SANDBOX_NOW_MS".into(), later.to_string()));
     let mut process = FunctionProcess::start(binary, "spot", &region, &env).await?;
     process.wait_init().await?;
-    let tick = crate::scenes::schedule_event("demo-tick", &region, later);
-    let r = process.invoke(&tick).await?.answer()?;
-    say(&format!("31 min later, the schedule: {}", r["actions"]));
-    let back = on_demand(&config, &scene).await?;
+    let mut back = raised.clone();
+    for n in 0..RETURN_TICKS {
+        if n > 0 {
+            process
+                .advance(std::time::Duration::from_secs(5 * 60))
+                .await?;
+        }
+        let at = process.now_ms();
+        let tick = crate::scenes::schedule_event(&format!("demo-tick-{n}"), &region, at);
+        let r = process.invoke(&tick).await?.answer()?;
+        say(&format!(
+            "{} min later, the schedule: {}",
+            at.saturating_sub(burst_ended) / 60_000,
+            r["actions"]
+        ));
+        back = on_demand(&config, &scene).await?;
+        if back != raised {
+            break;
+        }
+    }
     say(&format!(
         "on-demand node group after the return (read from moto): {back}"
     ));
