@@ -384,6 +384,36 @@ async fn lag_above_the_rpo_promotes_nothing_unless_accepted() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_lag_of_minus_one_is_unknown_and_promotes_nothing_unless_accepted() {
+    // GIVEN the replica's ReplicaLag is -1, as RDS publishes it when replication is not active
+    // (Monitoring MySQL read replicas, Amazon RDS User Guide: "ReplicaLag = -1 is equivalent to
+    // Seconds_Behind_Master = NULL")
+    let w = world_with(Latencies::default(), -1.0, |_| {}).await;
+
+    // WHEN the region goes down
+    let r = w.outage().await;
+
+    // THEN the lag is unknown, not zero: the guard refuses and nothing is promoted or raised
+    assert_eq!(r["execution"]["outcome"], "failed", "{r}");
+    let detail = r["execution"]["steps"]["database"]["detail"]
+        .as_str()
+        .unwrap();
+    assert!(detail.contains("replica lag unknown"), "{detail}");
+    assert_eq!(w.mutations().get("PromoteReadReplica"), None);
+    assert_eq!(w.mutations().get("UpdateNodegroupConfig"), None);
+    assert!(w.observed().await.replica.1.is_some(), "still a replica");
+
+    // AND a person who accepts the loss, by name, can still promote
+    w.clock.advance(Duration::from_secs(30));
+    let r = w
+        .handle(json!({"command": "failover", "confirm": w.scene.name, "accept_data_loss_seconds": 300, "by": "alice"}))
+        .await
+        .unwrap();
+    assert_eq!(r["execution"]["outcome"], "succeeded", "{r}");
+    assert_eq!(w.observed().await, w.failed_over());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn manual_modes_need_the_plan_name_and_bad_input_changes_nothing() {
     let w = world().await;
     for bad in [

@@ -751,6 +751,9 @@ impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader> Engine<'_, R, N, D, M>
         match &self.plan.database {
             Database::Rds { replica, primary } => {
                 let (_, id) = self.rds_target(back, replica, primary);
+                // RDS publishes -1 when replication is not active ("If the ReplicaLag metric
+                // returns -1, then replication is currently not active", Monitoring MySQL /
+                // MariaDB read replicas, Amazon RDS User Guide): the lag is then unknown, never 0.
                 Ok(metrics
                     .latest(
                         "AWS/RDS",
@@ -760,7 +763,7 @@ impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader> Engine<'_, R, N, D, M>
                         300_000,
                     )
                     .await?
-                    .map(|(v, _)| v))
+                    .and_then(|(v, _)| (v >= 0.0).then_some(v)))
             }
             Database::AuroraGlobal {
                 target_cluster_arn, ..
@@ -854,6 +857,9 @@ impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader> Engine<'_, R, N, D, M>
                 self.note(shared, format!("replica lag unknown; the invocation accepted up to {a} s of data loss")).await?;
                 Ok(None)
             }
+            (None, _) => Ok(Some(Progress::Failed(format!(
+                "refused: replica lag unknown (no sample in the last 5 minutes, or -1: replication not active), so the RPO of {rpo} s cannot be shown to hold; nothing was promoted. Invoke again with accept_data_loss_seconds to promote anyway"
+            )))),
             _ => Ok(Some(Progress::Failed(format!(
                 "refused: replica lag {shown} is above the RPO of {rpo} s; nothing was promoted. Invoke again with accept_data_loss_seconds ≥ the lag to promote anyway"
             )))),
