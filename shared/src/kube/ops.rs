@@ -380,7 +380,7 @@ mod tests {
         assert_eq!(undo["spec"]["unschedulable"], Value::Null);
         assert_eq!(undo["metadata"]["labels"][EXCLUDE_FROM_LB], Value::Null);
         assert_eq!(undo["metadata"]["resourceVersion"], "41");
-        assert!(undo.to_string().find("$patch").is_none());
+        assert!(!undo.to_string().contains("$patch"));
         // AND with no taint left the list is removed; nothing of ours: no write
         let alone = node(
             json!({"metadata": {"name": "m", "resourceVersion": "7", "labels": {EXCLUDE_FROM_LB: "true"}},
