@@ -9,11 +9,13 @@ Names that tests choose per test (clusters, databases, zones) resolve to `*`: th
 its service, region, account and resource type, and the IAM contract test
 (`sandbox iam-contract`) checks the rest statically.
 
-Used in two places:
+Used in three places:
 - the moto server (`moto_iam.py`) evaluates every call of a function binary against these
   policies, so a call the template does not grant is `AccessDenied`, as on AWS;
 - `python3 sandbox/iam_template.py --expanded` prints the SAM-expanded template as JSON, for
-  checkov and the contract test.
+  checkov and the contract test;
+- `--resolved REGION Param=Value…` prints what one region's stack creates, for the template's
+  tests (`tests/tests/iam_enforcement.rs`).
 """
 from __future__ import annotations
 
@@ -274,7 +276,25 @@ def for_scanning() -> dict[str, Any]:
     return template
 
 
+def resolved(region: str, parameters: dict[str, str]) -> dict[str, Any]:
+    """The resources the stack deployed in `region` creates, intrinsics resolved (conditions
+    evaluated, `AWS::NoValue` dropped), with the sandbox's parameters overridden by `parameters`."""
+    template = expanded()
+    context = _Context(template, region, parameters)
+    out = {}
+    for logical_id, resource in template["Resources"].items():
+        condition = resource.get("Condition")
+        if condition and not context.condition(condition):
+            continue
+        out[logical_id] = context.resolve(copy.deepcopy(resource))
+    return out
+
+
 def main(argv: list[str]) -> int:
+    if len(argv) >= 3 and argv[1] == "--resolved":
+        parameters = dict(arg.split("=", 1) for arg in argv[3:])
+        json.dump(resolved(argv[2], parameters), sys.stdout, indent=1, default=str)
+        return 0
     if argv[1:] == ["--expanded"]:
         json.dump(for_scanning(), sys.stdout, indent=1, default=str)
         return 0
@@ -283,7 +303,10 @@ def main(argv: list[str]) -> int:
         for document in policies(argv[2], region):
             print(json.dumps(json.loads(document), indent=1))
         return 0
-    print("usage: iam_template.py --expanded | --policies BINARY [REGION]", file=sys.stderr)
+    print(
+        "usage: iam_template.py --expanded | --policies BINARY [REGION] | --resolved REGION [Param=Value …]",
+        file=sys.stderr,
+    )
     return 2
 
 

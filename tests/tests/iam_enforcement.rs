@@ -178,3 +178,89 @@ fn the_template_grants_every_operation_the_code_can_call_and_nothing_unused() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// What the stack deployed in `region` creates (`iam_template.py --resolved`), with the
+/// deployment's two regions.
+fn stack(region: &str, primary: &str, secondary: &str) -> serde_json::Value {
+    let python = breakwater_sandbox::moto::python().expect("the project's .venv (make setup)");
+    let root = breakwater_sandbox::workspace_root();
+    let out = std::process::Command::new(python)
+        .arg(root.join("sandbox/iam_template.py"))
+        .args(["--resolved", region])
+        .arg(format!("PrimaryRegion={primary}"))
+        .arg(format!("SecondaryRegion={secondary}"))
+        .current_dir(root.join("sandbox"))
+        .output()
+        .expect("run sandbox/iam_template.py");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("JSON")
+}
+
+#[test]
+fn the_example_budget_is_created_by_the_primary_regions_stack_only() {
+    // GIVEN the documented two-region deploy: the same template in us-east-1 and us-west-2
+    // WHEN each region's stack is expanded
+    let primary = stack("us-east-1", "us-east-1", "us-west-2");
+    let secondary = stack("us-west-2", "us-east-1", "us-west-2");
+    // THEN only the primary creates the example budget: budget names are unique per account
+    // (AWS::Budgets::Budget, "BudgetName … must be unique within an account"), so a second
+    // stack creating it again fails the deploy
+    assert!(primary.get("ExampleBudget").is_some());
+    assert!(secondary.get("ExampleBudget").is_none());
+}
+
+#[test]
+fn breakwaters_alarms_can_publish_to_the_encrypted_notification_topic() {
+    // GIVEN the stack
+    let resources = stack("us-east-1", "us-east-1", "us-west-2");
+    // THEN the topic is not encrypted with the AWS-managed SNS key, whose policy no service
+    // principal can be added to ("Enable compatibility between event sources from AWS services
+    // and encrypted topics", Amazon SNS Developer Guide) …
+    let topic = &resources["NotificationTopic"]["Properties"];
+    let key_id = topic["KmsMasterKeyId"].as_str().unwrap_or_default();
+    assert_ne!(key_id, "alias/aws/sns");
+    assert!(key_id.starts_with("arn:aws:kms:us-east-1:"), "{key_id}");
+    // … its own key lets CloudWatch encrypt and decrypt for this account's alarms …
+    let key_policy = &resources["NotificationTopicKey"]["Properties"]["KeyPolicy"]["Statement"];
+    let cloudwatch = key_policy
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["Principal"]["Service"] == "cloudwatch.amazonaws.com")
+        .expect("a statement for CloudWatch");
+    let actions = cloudwatch["Action"].to_string();
+    assert!(actions.contains("kms:GenerateDataKey*") && actions.contains("kms:Decrypt"));
+    // … the topic's policy, which replaces the default one, lets CloudWatch publish …
+    let topic_policy = resources["NotificationTopicPolicy"]["Properties"]["PolicyDocument"]
+        ["Statement"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert!(topic_policy.iter().any(|s| s["Effect"] == "Allow"
+        && s["Principal"]["Service"] == "cloudwatch.amazonaws.com"
+        && s["Action"] == "sns:Publish"));
+    // … and every alarm of the stack that notifies, notifies that topic
+    let mut alarms = 0;
+    for (name, resource) in resources.as_object().unwrap() {
+        if resource["Type"] == "AWS::CloudWatch::Alarm" {
+            for action in resource["Properties"]["AlarmActions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+            {
+                alarms += 1;
+                assert!(
+                    action
+                        .as_str()
+                        .is_some_and(|a| a.contains(":breakwater-notifications")),
+                    "{name}: {action}"
+                );
+            }
+        }
+    }
+    assert!(alarms > 0, "the stack's own alarms notify");
+}
