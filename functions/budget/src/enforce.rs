@@ -35,6 +35,10 @@ pub struct Outcome {
     pub unestimated: Vec<String>,
 }
 
+/// The replication source of each DB instance that has one (replica → source identifier or
+/// ARN), and the instances whose description AWS refused (→ why).
+type Replication = (BTreeMap<String, String>, BTreeMap<String, String>);
+
 /// The engine over the ports and the store.
 #[derive(Debug)]
 pub struct Engine<'a, N, D, R> {
@@ -193,7 +197,7 @@ impl<N: NodeGroups, D: Databases + Replicas, R: RolePolicies> Engine<'_, N, D, R
         let mut transient = None;
         let databases = self.databases.list().await?;
         // Read only when some instance is a candidate: one DescribeDBInstances per instance.
-        let mut sources: Option<BTreeMap<String, String>> = None;
+        let mut sources: Option<Replication> = None;
         for db in &databases {
             let resource = Resource::Database {
                 kind: db.kind,
@@ -209,13 +213,17 @@ impl<N: NodeGroups, D: Databases + Replicas, R: RolePolicies> Engine<'_, N, D, R
                 continue;
             }
             if db.kind == DatabaseKind::Instance {
-                if sources.is_none() {
-                    sources = Some(Box::pin(self.replication_sources(&databases)).await?);
+                let (known, unreadable) = match sources {
+                    Some(ref read) => read,
+                    None => sources.insert(Box::pin(self.replication_sources(&databases)).await?),
+                };
+                if let Some(why) = unreadable.get(&db.id) {
+                    out.failed.push(format!(
+                        "{label}: its replication could not be read ({why}); not attempted"
+                    ));
+                    continue;
                 }
-                if let Some(why) = sources
-                    .as_ref()
-                    .and_then(|known| stoppable::refusal(&db.id, &db.arn, known))
-                {
+                if let Some(why) = stoppable::refusal(&db.id, &db.arn, known) {
                     out.skipped.push(format!("{label}: {why} (not attempted)"));
                     continue;
                 }
@@ -279,26 +287,32 @@ impl<N: NodeGroups, D: Databases + Replicas, R: RolePolicies> Engine<'_, N, D, R
     }
 
     /// The replication source of every DB instance of the region that has one (replica →
-    /// source identifier or ARN). The list does not carry it, so each instance is described.
+    /// source identifier or ARN), and the instances whose description AWS refused (→ why). The
+    /// list does not carry the source, so each instance is described; a transient failure is
+    /// returned (the delivery is retried), a refusal concerns that instance only.
     async fn replication_sources(
         &self,
         databases: &[breakwater::ports::Database],
-    ) -> Result<BTreeMap<String, String>> {
+    ) -> Result<Replication> {
         let mut sources = BTreeMap::new();
+        let mut unreadable = BTreeMap::new();
         for db in databases
             .iter()
             .filter(|d| d.kind == DatabaseKind::Instance)
         {
-            if let Some(source) = self
-                .databases
-                .instance(&db.id)
-                .await?
-                .and_then(|replica| replica.source)
-            {
-                sources.insert(db.id.clone(), source);
+            match self.databases.instance(&db.id).await {
+                Ok(found) => {
+                    if let Some(source) = found.and_then(|replica| replica.source) {
+                        sources.insert(db.id.clone(), source);
+                    }
+                }
+                Err(err) if err.is_retryable() => return Err(err),
+                Err(err) => {
+                    unreadable.insert(db.id.clone(), err.to_string());
+                }
             }
         }
-        Ok(sources)
+        Ok((sources, unreadable))
     }
 
     /// Puts the deny policy on every configured role (none configured: L4 is a notice only).
