@@ -297,10 +297,14 @@ impl<I: Instances, G: NodeGroups> SpotFunction<I, G> {
     }
 
     /// The managed cluster an instance belongs to: its `eks:cluster-name` tag (managed node
-    /// groups), or — for a node without it (Karpenter tags `eks:eks-cluster-name` and
-    /// `kubernetes.io/cluster/<name>`, self-managed groups the latter; neither has a node-group
-    /// tag) — the managed cluster whose API server has a node with the instance's `providerID`.
-    /// An instance of another EKS cluster is foreign without a look.
+    /// groups), or — for a node without it — the managed cluster whose API server has a node
+    /// with the instance's `providerID`. Karpenter v1 tags its instances
+    /// `kubernetes.io/cluster/<name>: owned`, `eks:eks-cluster-name` (which replaced
+    /// `karpenter.sh/managed-by`, Karpenter's v1 upgrade guide) and `karpenter.sh/nodepool`, as
+    /// its controller policy's `aws:RequestTag` conditions require; self-managed groups carry
+    /// the first; neither has `eks:cluster-name` or a node-group tag. Such a node is drained
+    /// like any other, and no node group is raised for it. An instance of another EKS cluster
+    /// is foreign without a look.
     async fn cluster_of(&self, info: &InstanceInfo, instance: &str) -> Result<Option<String>> {
         match &info.cluster {
             Some(c) if self.settings.clusters.contains(c) => return Ok(Some(c.clone())),
