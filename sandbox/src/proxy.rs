@@ -58,11 +58,14 @@ impl Fault {
     }
 
     /// Whether the service could answer `call` so: S3 refuses only a conditional write with 412
-    /// or 409 (`If-None-Match` / `If-Match`), and a conflict needs a change to conflict with.
+    /// or 409 (`If-None-Match` / `If-Match`); the Kubernetes API answers 409 to an update (PUT)
+    /// of a stale resourceVersion (a merge patch is retried inside the server, and an
+    /// eviction's conflicts come back as 429); elsewhere a conflict needs a change.
     fn can_answer(&self, call: &Call, conditional: bool) -> bool {
         match self {
             Fault::PreconditionFailed => call.service == "s3" && conditional && call.mutates(),
             Fault::Conflict if call.service == "s3" => conditional && call.mutates(),
+            Fault::Conflict if call.service == KUBERNETES => call.operation.starts_with("Update"),
             Fault::Conflict => call.mutates(),
             _ => true,
         }
@@ -985,6 +988,10 @@ mod tests {
         assert!(call("Create pods/eviction").mutates());
         assert!(!call("List pods").mutates());
         assert!(!call("Watch pods").mutates());
+        // 409 only where the API server answers it: an update, not a patch or an eviction.
+        assert!(Fault::Conflict.can_answer(&call("Update deployments"), false));
+        assert!(!Fault::Conflict.can_answer(&call("Patch nodes"), false));
+        assert!(!Fault::Conflict.can_answer(&call("Create pods/eviction"), false));
     }
 
     #[test]

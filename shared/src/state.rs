@@ -470,7 +470,7 @@ impl StateStore {
                     result,
                     completed_at_ms: self.clock.now_ms(),
                 };
-                if let Err(err) = self.replace(&key, &done, &etag).await {
+                if let Err(err) = self.settle(&key, &done, &etag, &token).await {
                     // The effect happened; a failed bookkeeping write must not report it as failed.
                     tracing::error!(record = %key, error = %err, "effect done but its idempotency record was not completed");
                 }
@@ -481,12 +481,42 @@ impl StateStore {
                     error: err.to_string(),
                     failed_at_ms: self.clock.now_ms(),
                 };
-                if let Err(write_err) = self.replace(&key, &failed, &etag).await {
+                if let Err(write_err) = self.settle(&key, &failed, &etag, &token).await {
                     tracing::warn!(record = %key, error = %write_err, "could not mark the idempotency record failed");
                 }
                 Err(err)
             }
         }
+    }
+
+    /// Replaces this call's claim (`token`, version `etag`) with how it ended. A refusal (a 409
+    /// while another conditional write was in flight, a 412) is read again: while the record
+    /// is still this claim, the write is made on the version read; a claim taken over after
+    /// its lapse is left to its new owner.
+    async fn settle(
+        &self,
+        key: &str,
+        outcome: &IdempotencyRecord,
+        etag: &str,
+        token: &str,
+    ) -> Result<()> {
+        let mut etag = etag.to_string();
+        for _ in 0..RACE_ATTEMPTS {
+            match self.replace(key, outcome, &etag).await {
+                Ok(_) => return Ok(()),
+                Err(Error::Conflict(why)) => match self.get::<IdempotencyRecord>(key).await? {
+                    Some(Versioned {
+                        value: IdempotencyRecord::InProgress { claim, .. },
+                        etag: current,
+                    }) if claim == token => etag = current,
+                    _ => return Err(Error::Conflict(why)),
+                },
+                Err(other) => return Err(other),
+            }
+        }
+        Err(Error::Conflict(format!(
+            "idempotency record {key}: lost {RACE_ATTEMPTS} races in a row"
+        )))
     }
 }
 

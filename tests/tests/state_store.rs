@@ -503,3 +503,52 @@ async fn a_read_refused_with_403_is_access_denied_naming_s3_list_bucket_not_an_a
     );
     assert!(seen(&proxy, "PutObject").is_empty());
 }
+
+#[tokio::test]
+async fn a_refused_completion_is_written_again_while_the_claim_is_still_its_own() {
+    // GIVEN the claim is written, but the PUT that completes it is refused once (a 412 as S3
+    // gives a conditional write that did not hold, a 409 while another is in flight)
+    let (store, proxy) = store_through_proxy(Arc::new(SystemClock)).await;
+    proxy.add_rule(
+        Rule::always(Fault::PreconditionFailed)
+            .operation("PutObject")
+            .after(1)
+            .times(1),
+    );
+    proxy.add_rule(
+        Rule::always(Fault::Conflict)
+            .operation("PutObject")
+            .after(1)
+            .times(1),
+    );
+    // WHEN the event is handled
+    let first = store
+        .once(
+            "probe",
+            "evt-refused-completion",
+            "req-1",
+            Duration::from_secs(60),
+            || async { Ok(json!("scaled")) },
+        )
+        .await
+        .unwrap();
+    // THEN the record is completed all the same, and a duplicate gets the stored result instead
+    // of "already being handled" for the claim's whole TTL
+    assert_eq!(first, Idempotent::Fresh(json!("scaled")));
+    let faults: Vec<_> = seen(&proxy, "PutObject")
+        .into_iter()
+        .filter_map(|(_, f)| f)
+        .collect();
+    assert_eq!(faults, ["PreconditionFailed", "Conflict"]);
+    let again = store
+        .once(
+            "probe",
+            "evt-refused-completion",
+            "req-2",
+            Duration::from_secs(60),
+            || async { Ok(json!("twice")) },
+        )
+        .await
+        .unwrap();
+    assert_eq!(again, Idempotent::Repeat(json!("scaled")));
+}
