@@ -41,8 +41,8 @@ SANDBOX_PARAMETERS = {
     "RollbackWorkloadName": "*",
     "RollbackLoadBalancer": "*",
     "RollbackHealthCheckId": "*",
-    "RollbackSlackSigningSecret": "*",
-    "RollbackPagerDutySecret": "*",
+    "RollbackSlackSecretId": "secretsmanager:breakwater/slack",
+    "RollbackPagerDutySecretId": "ssm:/breakwater/pagerduty",
     "BudgetGuardrailRoles": "*",
     "BudgetClusters": "*",
     "FailoverPlanName": "sandbox",
@@ -224,33 +224,39 @@ class _Context:
         return "".join(out)
 
 
-def function_roles(template: dict[str, Any]) -> dict[str, str]:
-    """Binary name (BuildProperties.Binary) → the logical id of its generated role."""
-    roles = {}
+def function_roles(template: dict[str, Any]) -> dict[str, list[str]]:
+    """Binary name (BuildProperties.Binary) → the logical ids of the roles of the functions that
+    run it (rollback runs as the alarm function and as the webhook function)."""
+    roles: dict[str, list[str]] = {}
     for logical_id, resource in template["Resources"].items():
         if resource["Type"] != "AWS::Lambda::Function":
             continue
         binary = resource.get("Metadata", {}).get("BuildProperties", {}).get("Binary")
         role = resource["Properties"].get("Role", {})
         if binary and isinstance(role, dict) and "Fn::GetAtt" in role:
-            roles[binary] = role["Fn::GetAtt"][0]
+            roles.setdefault(binary, []).append(role["Fn::GetAtt"][0])
     return roles
 
 
 @functools.lru_cache(maxsize=256)
 def _policies(binary: str, region: str, parameters: tuple[tuple[str, str], ...]) -> tuple[str, ...]:
     template = expanded()
-    role_id = function_roles(template).get(binary)
-    if role_id is None:
+    role_ids = function_roles(template).get(binary)
+    if not role_ids:
         raise KeyError(f"template.yaml has no function with Binary: {binary}")
     context = _Context(template, region, dict(parameters))
-    role = template["Resources"][role_id]
-    condition = role.get("Condition")
-    if condition and not context.condition(condition):
-        raise KeyError(f"the role of {binary} is not created in the sandbox's deployment ({condition})")
     documents = []
-    for policy in context.resolve(copy.deepcopy(role["Properties"].get("Policies", []))):
-        documents.append(json.dumps(policy["PolicyDocument"]))
+    # A binary deployed as several functions runs in the sandbox with the union of their roles;
+    # the IAM contract reads each function's code paths against that union too.
+    for role_id in role_ids:
+        role = template["Resources"][role_id]
+        condition = role.get("Condition")
+        if condition and not context.condition(condition):
+            continue
+        for policy in context.resolve(copy.deepcopy(role["Properties"].get("Policies", []))):
+            documents.append(json.dumps(policy["PolicyDocument"]))
+    if not documents:
+        raise KeyError(f"no role of {binary} is created in the sandbox's deployment")
     return tuple(documents)
 
 
