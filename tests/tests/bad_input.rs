@@ -437,10 +437,19 @@ async fn rollback_refuses_the_corpus_and_changes_nothing() {
             "prod".to_string(),
         ),
         ("BREAKWATER_KUBE_ENDPOINT".to_string(), kube.endpoint()),
-        (
-            "BREAKWATER_ROLLBACK_SLACK_SIGNING_SECRET".to_string(),
-            "sandbox-slack-signing-secret".to_string(),
-        ),
+        // The signing secret where the function reads it (Secrets Manager, under the breakwater/
+        // names its role may read), so forged and unsigned requests meet a real verification.
+        ("BREAKWATER_ROLLBACK_SLACK_SECRET_ID".to_string(), {
+            let name = unique("breakwater/slack");
+            rollback::sdk::secretsmanager::Client::new(config)
+                .create_secret()
+                .name(&name)
+                .secret_string("sandbox-slack-signing-secret")
+                .send()
+                .await
+                .unwrap();
+            format!("secretsmanager:{name}")
+        }),
     ];
     kube.clear_requests();
     let mut subject = start("rollback", &estate, extra, Some(kube), REGION).await;
