@@ -973,3 +973,51 @@ async fn the_schedule_never_uncordons_a_node_whose_lease_is_held() {
     assert!(n["spec"]["unschedulable"].is_null(), "{n}");
     assert_eq!(n["spec"]["taints"], json!([gpu]), "{n}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_uncordon_that_fails_keeps_neither_the_others_nor_the_return_from_running() {
+    use breakwater_sandbox::kube::Throttle;
+    let clock = ManualClock::at(1_795_392_000_000);
+    let w = world(
+        "eu-west-1",
+        2,
+        0.0,
+        Arc::new(clock.clone()),
+        &[("BREAKWATER_SPOT_FAILOVER_THRESHOLD", "1")],
+    )
+    .await;
+    let before = w.on_demand().await;
+    // GIVEN a failover to on-demand, and a node cordoned on a rebalance recommendation
+    let r = w
+        .handle(w.warning(&w.scene.instances[0], "w-ret", clock.now_ms()))
+        .await;
+    assert_eq!(r["failover"]["action"], "scaled-up", "{r}");
+    let r = w
+        .handle(w.event(
+            "EC2 Instance Rebalance Recommendation",
+            "rb-ret",
+            clock.now_ms(),
+            json!({"instance-id": w.scene.instances[1]}),
+        ))
+        .await;
+    assert_eq!(r["outcome"], "cordoned", "{r}");
+    // AND the API server throttling the uncordon when both are due
+    clock.advance(Duration::from_secs(31 * 60));
+    w.emu.throttle(Throttle {
+        method: Some("PATCH".into()),
+        path_contains: w.nodes[1].clone(),
+        times: 1,
+        retry_after_seconds: 1,
+    });
+    // WHEN the schedule comes
+    let r = w.handle(w.tick("t-ret-1")).await;
+    // THEN the on-demand group returns all the same, and the uncordon is reported for later
+    let actions = r["actions"].to_string();
+    assert!(actions.contains("could not uncordon"), "{r}");
+    assert!(actions.contains("returned"), "{r}");
+    assert_eq!(w.on_demand().await, before);
+    // AND the next tick uncordons
+    let r = w.handle(w.tick("t-ret-2")).await;
+    assert!(r["actions"].to_string().contains("uncordoned"), "{r}");
+    assert!(w.emu.get("nodes", "", &w.nodes[1]).unwrap()["spec"]["unschedulable"].is_null());
+}

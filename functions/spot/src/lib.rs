@@ -697,8 +697,15 @@ impl<I: Instances, G: NodeGroups> SpotFunction<I, G> {
                 .uncordon_under_lease(&instance, &cluster, &node, now, &lease)
                 .await;
             lease.release().await;
-            if let Some(line) = done? {
-                lines.push(line);
+            // One node that cannot be uncordoned now (the next tick tries again) must not keep
+            // the others, or the on-demand return, from running.
+            match done {
+                Ok(Some(line)) => lines.push(line),
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(%node, %instance, error = %e, "could not uncordon; the next tick tries again");
+                    lines.push(format!("could not uncordon {node} ({instance}) yet: {e}"));
+                }
             }
         }
         lines.extend(
