@@ -183,7 +183,7 @@ impl Subject {
     }
 
     /// The control: a valid event acts, and the counting sees the change it made.
-    async fn acts_on(&mut self, event: &Value, change: &str) {
+    async fn acts_on(&mut self, event: &Value, change: &str) -> Value {
         let answer = self.process.invoke(event).await.unwrap();
         assert!(
             answer.outcome.is_ok(),
@@ -197,6 +197,7 @@ impl Subject {
             "{}: the control changed {changed:?}",
             self.name
         );
+        answer.outcome.unwrap_or_default()
     }
 
     /// Sends the whole corpus; returns what went wrong, one line per case.
@@ -381,9 +382,11 @@ async fn tiering_refuses_the_corpus_and_changes_nothing() {
     .unwrap();
     event["id"] = json!(unique("control"));
     event["detail"]["requestParameters"]["bucketName"] = json!(bucket);
-    subject
+    // A PUT counts as a mutation even when S3 refused it: the answer says it was written.
+    let answer = subject
         .acts_on(&event, "PutBucketLifecycleConfiguration")
         .await;
+    assert_eq!(answer["outcome"], "written", "{answer}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
