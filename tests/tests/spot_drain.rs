@@ -1021,3 +1021,35 @@ async fn an_uncordon_that_fails_keeps_neither_the_others_nor_the_return_from_run
     assert!(r["actions"].to_string().contains("uncordoned"), "{r}");
     assert!(w.emu.get("nodes", "", &w.nodes[1]).unwrap()["spec"]["unschedulable"].is_null());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_warning_waits_for_the_schedules_short_hold_instead_of_being_dropped() {
+    let w = world("us-east-1", 1, 4.0, Arc::new(SystemClock), &[]).await;
+    let instance = w.scene.instances[0].clone();
+    // GIVEN the schedule holding the instance's lease (an uncordon takes well under a second)
+    let store = w.function.toolkit.store.clone();
+    let held = match store
+        .acquire_lease(
+            "spot",
+            &instance,
+            "schedule:tick-9",
+            Duration::from_secs(60),
+        )
+        .await
+        .unwrap()
+    {
+        breakwater::state::Acquisition::Acquired(l) => l,
+        other => panic!("{other:?}"),
+    };
+    let releaser = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        store.release_lease(held).await.unwrap();
+    });
+    // WHEN the interruption warning arrives meanwhile
+    let r = w
+        .handle(w.warning(&instance, "w-wait", SystemClock.now_ms() - 60_000))
+        .await;
+    releaser.await.unwrap();
+    // THEN it is handled once the schedule lets go, not answered "in progress" and lost
+    assert_eq!(r["outcome"], "drained", "{r}");
+}
