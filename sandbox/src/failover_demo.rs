@@ -149,13 +149,13 @@ pub async fn outage(
         )
     };
     let tick = crate::scenes::schedule_event(&format!("tick{suffix}"), &secondary, now);
-    let r = process.invoke(&tick).await?.answer()?;
+    let r = delivered(&process.invoke(&tick).await?)?;
     say(&format!(
         "tick: the primary's probe fails → {}: {}",
         r["outcome"],
         quorum(&r)
     ));
-    let r = process.invoke(&alarm(0, now - 90_000)).await?.answer()?;
+    let r = delivered(&process.invoke(&alarm(0, now - 90_000)).await?)?;
     say(&format!(
         "{} → ALARM → {}: {}",
         scene.alarms[0],
@@ -165,7 +165,7 @@ pub async fn outage(
     tokio::time::sleep(Duration::from_millis(2_100)).await;
     let mark = proxy.calls().len();
     let invocation = process.invoke(&alarm(1, now - 60_000)).await?;
-    let answer = invocation.answer()?;
+    let answer = delivered(&invocation)?;
     let invocation_ms = invocation.duration.as_secs_f64() * 1000.0;
     let calls = proxy.calls();
     let busy = proxy.upstream_busy_us(mark);
@@ -176,30 +176,31 @@ pub async fn outage(
         calls.len() - mark,
         invocation_ms
     ));
-    let again = process.invoke(&alarm(1, now - 60_000)).await?.answer()?;
+    let again = delivered(&process.invoke(&alarm(1, now - 60_000)).await?)?;
     say(&format!(
         "the same alarm event again → {} (no second execution)",
         again["outcome"]
     ));
     // The execution the alarm started, by the plan's own record (under `make gameday` the
     // attempt that started it may have been killed, and the answer be a retry's).
-    let plan_state = read(
-        config,
-        estate,
-        &failover::plan_key(scene.plan["name"].as_str().unwrap_or_default()),
-    )
-    .await?;
+    let plan_key = failover::plan_key(scene.plan["name"].as_str().unwrap_or_default());
+    let plan_state = read(config, estate, &plan_key).await.unwrap_or(Value::Null);
     let id = answer["execution"]["id"]
         .as_str()
         .or_else(|| plan_state["last"].as_str())
         .unwrap_or_default()
         .to_string();
-    let key = format!("failover/executions/{id}.json");
-    let mut execution = read(config, estate, &key).await?;
-    // The 1-minute schedule resumes an execution in flight, as EventBridge delivers it, until
-    // the execution has ended (a killed invocation's lease lapses meanwhile).
+    let mut id = id;
+    let mut execution = if id.is_empty() {
+        Value::Null
+    } else {
+        read(config, estate, &format!("failover/executions/{id}.json")).await?
+    };
+    // The 1-minute schedule starts the execution the quorum calls for, or resumes one in
+    // flight, as EventBridge delivers it, until the execution has ended (a killed
+    // invocation's lease lapses meanwhile).
     for n in 0..RESUME_TICKS {
-        if execution["outcome"] != "running" {
+        if !id.is_empty() && execution["outcome"] != "running" {
             break;
         }
         process.advance(Duration::from_secs(60)).await?;
@@ -208,14 +209,25 @@ pub async fn outage(
             &secondary,
             process.now_ms(),
         );
-        let r = process.invoke(&tick).await?.answer()?;
+        let r = process.invoke(&tick).await?.answer();
         say(&format!(
-            "schedule tick {}: the execution is {} → {}",
+            "schedule tick {}: the execution {} → {}",
             n + 1,
-            execution["outcome"],
-            r["outcome"]
+            if id.is_empty() {
+                "not started"
+            } else {
+                execution["outcome"].as_str().unwrap_or("?")
+            },
+            r.as_ref()
+                .map_or_else(|e| e.to_string(), |r| r["outcome"].to_string())
         ));
-        execution = read(config, estate, &key).await?;
+        if id.is_empty() {
+            let plan_state = read(config, estate, &plan_key).await?;
+            id = plan_state["last"].as_str().unwrap_or_default().to_string();
+        }
+        if !id.is_empty() {
+            execution = read(config, estate, &format!("failover/executions/{id}.json")).await?;
+        }
     }
     process.kill().await;
     let report_key = format!("reports/failover/{id}");
@@ -232,6 +244,19 @@ pub async fn outage(
         observed,
         report_key,
     })
+}
+
+/// The function's answer. Under `make gameday` every attempt of an event may fail (it goes to
+/// the dead-letter queue, and the game day counts it lost): the scene goes on, as the schedule
+/// still acts on the quorum in AWS.
+fn delivered(invocation: &crate::runtime::Invocation) -> Result<Value, SandboxError> {
+    match invocation.answer() {
+        Ok(answer) => Ok(answer),
+        Err(e) if crate::runtime::Chaos::get().is_some() => {
+            Ok(json!({"outcome": "lost", "reason": e.to_string()}))
+        }
+        Err(e) => Err(e),
+    }
 }
 
 fn quorum(r: &Value) -> String {

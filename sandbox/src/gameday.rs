@@ -230,15 +230,31 @@ pub fn kube_fault_mix(rate: f64) -> Vec<Rule> {
         .collect()
 }
 
+/// The variable that sets the share of Kubernetes API calls a game day faults (default: the
+/// share of AWS calls).
+pub const KUBE_FAULTS: &str = "BREAKWATER_GAMEDAY_KUBE_FAULTS";
+
 /// The Kubernetes API endpoint a function of a scene is given: under game-day chaos, a fault
 /// proxy in front of the emulator at `emulator` that injects [`kube_fault_mix`] at the share
-/// the AWS calls get, and whose changes are kill points too; else the emulator itself.
+/// the AWS calls get (or [`KUBE_FAULTS`]), and whose changes are kill points too; else the
+/// emulator itself.
 pub async fn kube_endpoint(emulator: &str) -> Result<String, SandboxError> {
     let Some(chaos) = crate::runtime::Chaos::get() else {
         return Ok(emulator.to_string());
     };
+    let share = match std::env::var(KUBE_FAULTS) {
+        Ok(text) => text
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|v| (0.0..=0.9).contains(v))
+            .ok_or_else(|| {
+                SandboxError::Io(format!("{KUBE_FAULTS}={text:?}: a share between 0 and 0.9"))
+            })?,
+        Err(_) => chaos.proxy.fault_share(),
+    };
     let proxy = std::sync::Arc::new(FaultProxy::start(emulator, 29).await?);
-    for rule in kube_fault_mix(chaos.proxy.fault_share()) {
+    for rule in kube_fault_mix(share) {
         proxy.add_rule(rule);
     }
     let endpoint = proxy.endpoint();
