@@ -59,7 +59,12 @@ impl Instances for Ec2Instances {
         };
         Ok(Some(InstanceInfo {
             id: id.to_string(),
-            cluster: tag("eks:cluster-name"),
+            cluster: cluster_of(
+                instance
+                    .tags()
+                    .iter()
+                    .filter_map(|t| Some((t.key()?, t.value().unwrap_or_default()))),
+            ),
             node_group: tag("eks:nodegroup-name"),
             auto_scaling_group: tag("aws:autoscaling:groupName"),
             node_pool: tag("karpenter.sh/nodepool"),
@@ -80,5 +85,49 @@ impl Instances for Ec2Instances {
                 .map(|n| n.as_str().to_string())
                 .unwrap_or_default(),
         }))
+    }
+}
+
+/// The EKS cluster an instance belongs to, from its tags: a managed node group's
+/// `eks:cluster-name`; else what Karpenter puts on the instances it launches
+/// (`eks:eks-cluster-name`, and `kubernetes.io/cluster/<name>` — Karpenter docs, "EC2NodeClass",
+/// tags every instance gets), so a Karpenter node is the cluster's and not foreign.
+fn cluster_of<'a>(tags: impl Iterator<Item = (&'a str, &'a str)> + Clone) -> Option<String> {
+    let find = |key: &str| tags.clone().find(|(k, _)| *k == key).map(|(_, v)| v);
+    find("eks:cluster-name")
+        .or_else(|| find("eks:eks-cluster-name"))
+        .or_else(|| {
+            tags.clone()
+                .find_map(|(k, _)| k.strip_prefix("kubernetes.io/cluster/"))
+        })
+        .filter(|name| !name.is_empty())
+        .map(str::to_string)
+}
+
+#[cfg(test)]
+mod cluster_tests {
+    use super::cluster_of;
+
+    #[test]
+    fn a_karpenter_instance_is_its_clusters_by_the_tags_karpenter_puts_on_it() {
+        // GIVEN the tags of a managed node group's instance and of Karpenter's
+        let managed = [
+            ("eks:cluster-name", "shop"),
+            ("eks:nodegroup-name", "spot-a"),
+        ];
+        let karpenter = [
+            ("karpenter.sh/nodepool", "default"),
+            ("eks:eks-cluster-name", "shop"),
+            ("kubernetes.io/cluster/shop", "owned"),
+        ];
+        let only_ownership = [("kubernetes.io/cluster/shop", "owned")];
+        // THEN each names the cluster, and an untagged instance names none
+        assert_eq!(cluster_of(managed.into_iter()).as_deref(), Some("shop"));
+        assert_eq!(cluster_of(karpenter.into_iter()).as_deref(), Some("shop"));
+        assert_eq!(
+            cluster_of(only_ownership.into_iter()).as_deref(),
+            Some("shop")
+        );
+        assert_eq!(cluster_of([("Name", "x")].into_iter()), None);
     }
 }
