@@ -265,15 +265,23 @@ pub async fn kube_endpoint(emulator: &str) -> Result<String, SandboxError> {
 /// The calls of a scene that asked upstream for the same change twice and got it twice:
 /// `(operation, path, times)`. Writes to the state buckets (checkpoints, compare-and-swap by
 /// design) and notifications (at least once) are not changes to the estate.
+///
+/// A change whose answer the proxy cut off ([`crate::proxy::Fault::ResetAfterCommit`]) and the
+/// SDK's retry of it are one request asked for once (AWS deduplicates the retry by the
+/// idempotency token the SDK keeps across attempts; moto does not).
 pub fn doubled(calls: &[crate::proxy::Call]) -> Vec<(String, String, usize)> {
     let mut seen: std::collections::BTreeMap<(String, String, u64), usize> = Default::default();
+    let mut unanswered = std::collections::BTreeSet::new();
     for c in calls.iter().filter(|c| c.mutates() && c.succeeded()) {
         let bookkeeping = (c.service == "s3" && c.path.contains("/breakwater-state-"))
             || matches!(c.service.as_str(), "sns" | "sqs");
-        if !bookkeeping {
-            *seen
-                .entry((c.operation.clone(), c.path.clone(), c.body_hash))
-                .or_default() += 1;
+        let key = (c.operation.clone(), c.path.clone(), c.body_hash);
+        let retry = unanswered.remove(&key);
+        if c.fault.as_deref() == Some("ResetAfterCommit") {
+            unanswered.insert(key.clone());
+        }
+        if !bookkeeping && !retry {
+            *seen.entry(key).or_default() += 1;
         }
     }
     seen.into_iter()
@@ -426,6 +434,20 @@ mod tests {
             .iter()
             .all(|r| r.service.as_deref() == Some(crate::proxy::KUBERNETES)));
         assert!(kube.iter().any(|r| r.fault == Fault::TooManyRequests));
+    }
+
+    #[test]
+    fn the_sdks_retry_of_a_change_whose_answer_was_lost_is_not_a_second_change() {
+        let path = "/clusters/c/node-groups/a/update-config";
+        let mut lost = call("eks", "UpdateNodegroupConfig", path, 1, 200);
+        lost.fault = Some("ResetAfterCommit".into());
+        let retry = call("eks", "UpdateNodegroupConfig", path, 1, 200);
+        assert!(doubled(&[lost.clone(), retry.clone()]).is_empty());
+        // A third time is asked for again.
+        assert_eq!(
+            doubled(&[lost, retry.clone(), retry]),
+            vec![("UpdateNodegroupConfig".to_string(), path.to_string(), 2)]
+        );
     }
 
     #[test]
