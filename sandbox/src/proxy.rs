@@ -81,6 +81,9 @@ pub struct Rule {
     pub operation: Option<String>,
     /// The region from the request's signature.
     pub region: Option<String>,
+    /// A whole region lost ([`Rule::region_outage`]): its own requests, and when it is
+    /// `us-east-1` the global services whose control planes live there, however signed.
+    pub outage: Option<String>,
     /// The chance (0..=1) that a matching request is hit.
     pub probability: f64,
     /// At most this many hits, then the rule is spent.
@@ -98,6 +101,7 @@ impl Rule {
             service: None,
             operation: None,
             region: None,
+            outage: None,
             probability: 1.0,
             count: None,
             skip: 0,
@@ -123,6 +127,20 @@ impl Rule {
         self
     }
 
+    /// The loss of a whole region, from the moment the rule is added: every request signed for
+    /// `region` is dropped (the connection closes unanswered, as an unreachable endpoint looks to
+    /// the SDK), and when `region` is `us-east-1`, so is every request to a global service whose
+    /// control plane is homed there — Route 53's API, IAM, STS's global endpoint, AWS Budgets —
+    /// whatever region the sandbox's client signed it for ("AWS Fault Isolation Boundaries",
+    /// global services: "the control plane … is hosted in the us-east-1 Region"). The data
+    /// planes of other regions keep answering.
+    pub fn region_outage(region: &str) -> Self {
+        Rule {
+            outage: Some(region.to_string()),
+            ..Rule::always(Fault::Drop)
+        }
+    }
+
     /// Hits only with this probability.
     pub fn probability(mut self, p: f64) -> Self {
         self.probability = p.clamp(0.0, 1.0);
@@ -145,8 +163,19 @@ impl Rule {
         self.service.as_ref().is_none_or(|s| *s == call.service)
             && self.operation.as_ref().is_none_or(|o| *o == call.operation)
             && self.region.as_ref().is_none_or(|r| *r == call.region)
+            && self.outage.as_ref().is_none_or(|r| {
+                *r == call.region
+                    || (r == GLOBAL_HOME && GLOBAL_SERVICES.contains(&call.service.as_str()))
+            })
     }
 }
+
+/// Where the control planes of AWS's global services live.
+const GLOBAL_HOME: &str = "us-east-1";
+/// Global services (by signing name) whose control plane is in [`GLOBAL_HOME`]: Route 53's API,
+/// IAM, AWS Budgets, and STS (its global endpoint; the sandbox cannot tell it from a regional one,
+/// so a lost us-east-1 takes every STS call with it — the stricter reading).
+const GLOBAL_SERVICES: [&str; 4] = ["route53", "iam", "budgets", "sts"];
 
 /// One request the proxy saw.
 #[derive(Debug, Clone, PartialEq, Eq)]

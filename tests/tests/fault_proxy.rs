@@ -528,3 +528,85 @@ async fn a_function_started_again_after_a_crash_goes_on_from_its_clock_so_a_dead
     assert!(completed_at(&bucket, "e3").await >= second + 60_000);
     probe.kill().await;
 }
+
+#[tokio::test]
+async fn a_lost_us_east_1_takes_its_own_calls_and_the_global_control_planes_and_spares_us_west_2() {
+    // GIVEN buckets in both regions, reached through the proxy
+    let proxy = FaultProxy::start(&moto().endpoint(), 1).await.unwrap();
+    let direct_east = aws(&moto().endpoint(), "us-east-1").await;
+    let direct_west = aws(&moto().endpoint(), "us-west-2").await;
+    let east_bucket = unique("outage-east");
+    let west_bucket = unique("outage-west");
+    direct_east
+        .s3()
+        .create_bucket()
+        .bucket(&east_bucket)
+        .send()
+        .await
+        .unwrap();
+    direct_west
+        .s3()
+        .create_bucket()
+        .bucket(&west_bucket)
+        .create_bucket_configuration(
+            aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                .location_constraint("us-west-2".into())
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    // The healthy region's client, as the failover function in us-west-2 holds it.
+    let east = aws(&proxy.endpoint(), "us-east-1").await;
+    let west = aws(&proxy.endpoint(), "us-west-2").await;
+
+    // WHEN us-east-1 is lost
+    proxy.add_rule(Rule::region_outage("us-east-1"));
+    let started = Instant::now();
+
+    // THEN us-east-1's own endpoints do not answer …
+    assert!(east
+        .s3()
+        .head_bucket()
+        .bucket(&east_bucket)
+        .send()
+        .await
+        .is_err());
+    // … nor do the global control planes homed there, even from a client of us-west-2
+    assert!(west.route53().list_hosted_zones().send().await.is_err());
+    assert!(west.iam().list_roles().send().await.is_err());
+    assert!(west
+        .budgets()
+        .describe_budgets()
+        .account_id("123456789012")
+        .send()
+        .await
+        .is_err());
+    // … while us-west-2's data and control planes answer
+    west.s3()
+        .head_bucket()
+        .bucket(&west_bucket)
+        .send()
+        .await
+        .expect("us-west-2's S3 answers");
+    aws_sdk_rds::Client::new(west.config())
+        .describe_db_instances()
+        .send()
+        .await
+        .expect("us-west-2's RDS answers");
+    // AND every lost call was dropped unanswered, none reached moto
+    let lost: Vec<_> = proxy
+        .calls()
+        .into_iter()
+        .filter(|c| c.fault.as_deref() == Some("Drop"))
+        .map(|c| (c.service, c.region))
+        .collect();
+    for service in ["s3", "route53", "iam", "budgets"] {
+        assert!(
+            lost.iter().any(|(s, _)| s == service),
+            "{service} was not dropped: {lost:?}"
+        );
+    }
+    assert!(lost.iter().all(|(s, r)| r == "us-east-1" || s != "s3"));
+    assert!(started.elapsed() < Duration::from_secs(60));
+}
