@@ -110,6 +110,29 @@ pub struct Database {
     pub class: Option<String>,
     /// Its tags.
     pub tags: BTreeMap<String, String>,
+    /// Its engine (`postgres`, `sqlserver-se`, `aurora-mysql`, …): `Engine`.
+    #[serde(default)]
+    pub engine: Option<String>,
+    /// Whether it is Multi-AZ: `MultiAZ`.
+    #[serde(default)]
+    pub multi_az: bool,
+    /// What it replicates, when it is a read replica: an instance's
+    /// `ReadReplicaSourceDBInstanceIdentifier` (an identifier, an ARN across regions), a
+    /// cluster's `ReplicationSourceIdentifier`.
+    #[serde(default)]
+    pub replica_source: Option<String>,
+    /// Its read replicas: an instance's `ReadReplicaDBInstanceIdentifiers` (ARNs for those in
+    /// other regions) and `ReadReplicaDBClusterIdentifiers`, a cluster's
+    /// `ReadReplicaIdentifiers`.
+    #[serde(default)]
+    pub replicas: Vec<String>,
+    /// A cluster's `EngineMode` (`provisioned`, `serverless` for Aurora Serverless v1,
+    /// `multimaster`, `global`, …); `None` for an instance.
+    #[serde(default)]
+    pub engine_mode: Option<String>,
+    /// The Aurora global database a cluster belongs to: `GlobalClusterIdentifier`.
+    #[serde(default)]
+    pub global_cluster: Option<String>,
 }
 
 /// RDS instances and Aurora clusters of one region.

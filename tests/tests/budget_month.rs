@@ -842,6 +842,7 @@ async fn db_instance(w: &World, id: &str, engine: &str, multi_az: bool, tag: (&s
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn level_three_skips_what_rds_will_not_stop_and_one_refusal_does_not_jam_the_ladder() {
+    use breakwater_sandbox::proxy::{Fault, Rule};
     // GIVEN, besides the scene's dev instance and staging cluster:
     let w = world("ap-northeast-1").await;
     let suffix = unique("l3");
@@ -856,7 +857,8 @@ async fn level_three_skips_what_rds_will_not_stop_and_one_refusal_does_not_jam_t
         .await
         .unwrap();
     // a SQL Server Multi-AZ instance, which RDS refuses to stop ("Stopping an Amazon RDS DB
-    // instance temporarily", Limitations) and the port cannot tell apart beforehand,
+    // instance temporarily", Limitations: "You can't stop an Amazon RDS for SQL Server DB
+    // instance in a Multi-AZ configuration"), told apart by its `Engine` and `MultiAZ`,
     let mssql = format!("ledger-mssql-{suffix}");
     db_instance(&w, &mssql, "sqlserver-se", true, ("environment", "dev")).await;
     // an instance tagged `Environment=dev` (IAM reads tag keys in any case: it may be stopped),
@@ -881,6 +883,14 @@ async fn level_three_skips_what_rds_will_not_stop_and_one_refusal_does_not_jam_t
     )
     .await
     .unwrap();
+    // and RDS refuses the stop of the staging cluster once (403 AccessDenied, as a service
+    // control policy or a permissions boundary would answer), which no listing can foresee
+    w.proxy.add_rule(
+        Rule::always(Fault::AccessDenied)
+            .service("rds")
+            .operation("StopDBCluster")
+            .times(1),
+    );
 
     // WHEN actual spend passes 85 %
     let r = w.alert("l3-1", "ACTUAL", "$2,091.00", "$2,120.40").await;
@@ -896,10 +906,15 @@ async fn level_three_skips_what_rds_will_not_stop_and_one_refusal_does_not_jam_t
             .collect()
     };
     let (skipped, failed) = (lines("skipped"), lines("failed"));
-    // AND the replica and its source were skipped with the reason, never attempted
+    // AND the replica, its source and the SQL Server Multi-AZ instance were skipped with the
+    // reason, never attempted
     for (id, reason) in [
         (&replica, "read replica of"),
         (&w.scene.dev_instance, "source of the read replica"),
+        (
+            &mssql,
+            "SQL Server (sqlserver-se) in a Multi-AZ configuration",
+        ),
     ] {
         assert!(
             skipped
@@ -924,17 +939,16 @@ async fn level_three_skips_what_rds_will_not_stop_and_one_refusal_does_not_jam_t
         w.db_status(DatabaseKind::Instance, &capital_key).await,
         "stopped"
     );
-    // AND RDS's refusal of the SQL Server stop is recorded with its reason; the others went on
+    // AND RDS's refusal of the cluster's stop is recorded with its reason; the others went on
     assert_eq!(failed.len(), 1, "{failed:#?}");
-    assert!(failed[0].contains(&mssql), "{failed:#?}");
-    assert_eq!(
-        w.db_status(DatabaseKind::Instance, &mssql).await,
-        "available"
+    assert!(
+        failed[0].contains(&w.scene.staging_cluster) && failed[0].contains("AccessDenied"),
+        "{failed:#?}"
     );
     assert_eq!(
         w.db_status(DatabaseKind::Cluster, &w.scene.staging_cluster)
             .await,
-        "stopped"
+        "available"
     );
     let stops: Vec<String> = w
         .proxy
@@ -943,11 +957,7 @@ async fn level_three_skips_what_rds_will_not_stop_and_one_refusal_does_not_jam_t
         .filter(|c| c.operation == "StopDBInstance")
         .map(|c| c.path)
         .collect();
-    assert_eq!(
-        stops.len(),
-        2,
-        "only the any-case key and SQL Server: {stops:#?}"
-    );
+    assert_eq!(stops.len(), 1, "only the any-case key: {stops:#?}");
 
     // WHEN actual spend then passes 100 %
     set_spend(
@@ -972,9 +982,8 @@ async fn level_three_skips_what_rds_will_not_stop_and_one_refusal_does_not_jam_t
     .await
     .unwrap();
     assert!(
-        notes
-            .iter()
-            .any(|n| n.message.contains("Refused by AWS") && n.message.contains(&mssql)),
+        notes.iter().any(|n| n.message.contains("Refused by AWS")
+            && n.message.contains(&w.scene.staging_cluster)),
         "{notes:#?}"
     );
 }
@@ -1043,4 +1052,102 @@ async fn rollover_restores_each_size_enforcement_still_holds_and_keeps_what_the_
     // AND the kept size is reported, not silently overwritten
     let left_alone = result["left_alone"].to_string();
     assert!(left_alone.contains("desired 1"), "{r}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sandbox_refuses_to_stop_the_source_of_a_read_replica_as_rds_does() {
+    // GIVEN, in regions no other test uses, a source with a replica beside it, a source with a
+    // replica in another region (RDS names that one by ARN), and a plain instance
+    let (home, away) = ("me-south-1", "af-south-1");
+    let direct = aws(&moto().endpoint(), home).await;
+    let rds = direct.rds();
+    let suffix = unique("src");
+    let (local, remote, plain) = (
+        format!("orders-{suffix}"),
+        format!("billing-{suffix}"),
+        format!("scratch-{suffix}"),
+    );
+    for id in [&local, &remote, &plain] {
+        rds.create_db_instance()
+            .db_instance_identifier(id)
+            .db_instance_class("db.m5.large")
+            .engine("postgres")
+            .master_username("breakwater")
+            .master_user_password("sandbox-password-1")
+            .allocated_storage(20)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("create DB instance {id}: {e:?}"));
+    }
+    rds.create_db_instance_read_replica()
+        .db_instance_identifier(format!("orders-copy-{suffix}"))
+        .source_db_instance_identifier(&local)
+        .send()
+        .await
+        .unwrap();
+    let remote_arn = rds
+        .describe_db_instances()
+        .db_instance_identifier(&remote)
+        .send()
+        .await
+        .unwrap()
+        .db_instances()[0]
+        .db_instance_arn
+        .clone()
+        .unwrap();
+    direct
+        .rds_in(away)
+        .create_db_instance_read_replica()
+        .db_instance_identifier(format!("billing-copy-{suffix}"))
+        .source_db_instance_identifier(&remote_arn)
+        .send()
+        .await
+        .unwrap();
+    // AND the listing names each source's replicas, the one away by ARN
+    let listed = RdsDatabases::new(rds.clone()).list().await.unwrap();
+    let replicas = |id: &str| -> Vec<String> {
+        listed
+            .iter()
+            .find(|d| d.id == id)
+            .map(|d| d.replicas.clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(replicas(&local), [format!("orders-copy-{suffix}")]);
+    assert!(
+        replicas(&remote)
+            .iter()
+            .any(|r| r.starts_with("arn:aws:rds:af-south-1:") && r.ends_with(&suffix)),
+        "{:?}",
+        replicas(&remote)
+    );
+
+    // WHEN each is stopped
+    for id in [&local, &remote] {
+        let err = rds
+            .stop_db_instance()
+            .db_instance_identifier(id)
+            .send()
+            .await
+            .expect_err("RDS cannot stop an instance that has a read replica");
+        // THEN RDS's refusal comes back ("Stopping an Amazon RDS DB instance temporarily",
+        // Limitations: "You can't stop a DB instance that has a read replica"), and the source
+        // runs on
+        let service = err.as_service_error().expect("a service error");
+        assert!(service.is_invalid_db_instance_state_fault(), "{service:?}");
+        assert_eq!(
+            RdsDatabases::new(rds.clone())
+                .describe(DatabaseKind::Instance, id)
+                .await
+                .unwrap()
+                .unwrap()
+                .status,
+            "available"
+        );
+    }
+    // AND an instance without a replica stops
+    rds.stop_db_instance()
+        .db_instance_identifier(&plain)
+        .send()
+        .await
+        .unwrap();
 }

@@ -3,9 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use breakwater::ports::{
-    DatabaseKind, Databases, InlinePolicy, NodeGroups, Replicas, RolePolicies, Scaling,
-};
+use breakwater::ports::{DatabaseKind, Databases, InlinePolicy, NodeGroups, RolePolicies, Scaling};
 use breakwater::state::{StateStore, Versioned};
 use breakwater::{Error, Result};
 use serde::Serialize;
@@ -35,10 +33,6 @@ pub struct Outcome {
     pub unestimated: Vec<String>,
 }
 
-/// The replication source of each DB instance that has one (replica → source identifier or
-/// ARN), and the instances whose description AWS refused (→ why).
-type Replication = (BTreeMap<String, String>, BTreeMap<String, String>);
-
 /// The engine over the ports and the store.
 #[derive(Debug)]
 pub struct Engine<'a, N, D, R> {
@@ -56,7 +50,7 @@ pub struct Engine<'a, N, D, R> {
     pub dry_run: bool,
 }
 
-impl<N: NodeGroups, D: Databases + Replicas, R: RolePolicies> Engine<'_, N, D, R> {
+impl<N: NodeGroups, D: Databases, R: RolePolicies> Engine<'_, N, D, R> {
     /// Applies what `level` does.
     pub async fn apply_level(
         &self,
@@ -196,8 +190,6 @@ impl<N: NodeGroups, D: Databases + Replicas, R: RolePolicies> Engine<'_, N, D, R
         let mut touched = 0;
         let mut transient = None;
         let databases = self.databases.list().await?;
-        // Read only when some instance is a candidate: one DescribeDBInstances per instance.
-        let mut sources: Option<Replication> = None;
         for db in &databases {
             let resource = Resource::Database {
                 kind: db.kind,
@@ -212,21 +204,9 @@ impl<N: NodeGroups, D: Databases + Replicas, R: RolePolicies> Engine<'_, N, D, R
                 out.skipped.push(format!("{label}: status {}", db.status));
                 continue;
             }
-            if db.kind == DatabaseKind::Instance {
-                let (known, unreadable) = match sources {
-                    Some(ref read) => read,
-                    None => sources.insert(Box::pin(self.replication_sources(&databases)).await?),
-                };
-                if let Some(why) = unreadable.get(&db.id) {
-                    out.failed.push(format!(
-                        "{label}: its replication could not be read ({why}); not attempted"
-                    ));
-                    continue;
-                }
-                if let Some(why) = stoppable::refusal(&db.id, &db.arn, known) {
-                    out.skipped.push(format!("{label}: {why} (not attempted)"));
-                    continue;
-                }
+            if let Some(why) = stoppable::refusal(db) {
+                out.skipped.push(format!("{label}: {why} (not attempted)"));
+                continue;
             }
             if touched >= self.settings.max_targets {
                 out.skipped.push(format!(
@@ -284,35 +264,6 @@ impl<N: NodeGroups, D: Databases + Replicas, R: RolePolicies> Engine<'_, N, D, R
             );
         }
         transient.map_or(Ok(()), Err)
-    }
-
-    /// The replication source of every DB instance of the region that has one (replica →
-    /// source identifier or ARN), and the instances whose description AWS refused (→ why). The
-    /// list does not carry the source, so each instance is described; a transient failure is
-    /// returned (the delivery is retried), a refusal concerns that instance only.
-    async fn replication_sources(
-        &self,
-        databases: &[breakwater::ports::Database],
-    ) -> Result<Replication> {
-        let mut sources = BTreeMap::new();
-        let mut unreadable = BTreeMap::new();
-        for db in databases
-            .iter()
-            .filter(|d| d.kind == DatabaseKind::Instance)
-        {
-            match self.databases.instance(&db.id).await {
-                Ok(found) => {
-                    if let Some(source) = found.and_then(|replica| replica.source) {
-                        sources.insert(db.id.clone(), source);
-                    }
-                }
-                Err(err) if err.is_retryable() => return Err(err),
-                Err(err) => {
-                    unreadable.insert(db.id.clone(), err.to_string());
-                }
-            }
-        }
-        Ok((sources, unreadable))
     }
 
     /// Puts the deny policy on every configured role (none configured: L4 is a notice only).

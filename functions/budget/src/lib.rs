@@ -24,7 +24,7 @@ use breakwater::clock::civil_date;
 use breakwater::events::{Routes, Trigger};
 use breakwater::metrics::{Metrics, Unit};
 use breakwater::notify::Notification;
-use breakwater::ports::{Budgets, DatabaseKind, Databases, NodeGroups, Replicas, RolePolicies};
+use breakwater::ports::{Budgets, DatabaseKind, Databases, NodeGroups, RolePolicies};
 use breakwater::state::{Acquisition, Versioned};
 use breakwater::{Error, Result, Toolkit};
 use serde_json::{json, Value};
@@ -64,9 +64,7 @@ pub struct BudgetFunction<N, D, B, R> {
     pub roles: R,
 }
 
-impl<N: NodeGroups, D: Databases + Replicas, B: Budgets, R: RolePolicies>
-    BudgetFunction<N, D, B, R>
-{
+impl<N: NodeGroups, D: Databases, B: Budgets, R: RolePolicies> BudgetFunction<N, D, B, R> {
     fn manages(&self, budget: &str) -> bool {
         self.settings.budgets.iter().any(|b| b == budget)
     }

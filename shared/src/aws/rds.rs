@@ -59,6 +59,20 @@ fn instance(db: &aws_sdk_rds::types::DbInstance) -> Database {
         status: db.db_instance_status.clone().unwrap_or_default(),
         class: db.db_instance_class.clone(),
         tags: tags(db.tag_list.as_deref()),
+        engine: db.engine.clone(),
+        multi_az: db.multi_az.unwrap_or(false),
+        replica_source: db
+            .read_replica_source_db_instance_identifier
+            .clone()
+            .filter(|s| !s.is_empty()),
+        replicas: db
+            .read_replica_db_instance_identifiers()
+            .iter()
+            .chain(db.read_replica_db_cluster_identifiers())
+            .cloned()
+            .collect(),
+        engine_mode: None,
+        global_cluster: None,
     }
 }
 
@@ -70,6 +84,18 @@ fn cluster(db: &aws_sdk_rds::types::DbCluster) -> Database {
         status: db.status.clone().unwrap_or_default(),
         class: db.db_cluster_instance_class.clone(),
         tags: tags(db.tag_list.as_deref()),
+        engine: db.engine.clone(),
+        multi_az: db.multi_az.unwrap_or(false),
+        replica_source: db
+            .replication_source_identifier
+            .clone()
+            .filter(|s| !s.is_empty()),
+        replicas: db.read_replica_identifiers().to_vec(),
+        engine_mode: db.engine_mode.clone(),
+        global_cluster: db
+            .global_cluster_identifier
+            .clone()
+            .filter(|s| !s.is_empty()),
     }
 }
 
@@ -327,5 +353,81 @@ impl Replicas for RdsDatabases {
             .await
             .map_err(|e| Error::from_sdk(&format!("delete DB instance {id}"), &e))?;
         Ok(changed(out.request_id()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_rds::types::{DbCluster, DbInstance};
+
+    #[test]
+    fn an_instance_carries_its_engine_multi_az_source_and_replicas_in_every_region() {
+        // GIVEN a DescribeDBInstances entry (DBInstance, RDS API reference) of a Multi-AZ SQL
+        // Server instance that replicates another and has a replica here, one in another region
+        // (by ARN) and an Aurora read replica cluster
+        let db = DbInstance::builder()
+            .db_instance_identifier("ledger")
+            .db_instance_arn("arn:aws:rds:us-east-1:123456789012:db:ledger")
+            .db_instance_status("available")
+            .engine("sqlserver-se")
+            .multi_az(true)
+            .read_replica_source_db_instance_identifier("ledger-primary")
+            .read_replica_db_instance_identifiers("ledger-reports")
+            .read_replica_db_instance_identifiers("arn:aws:rds:eu-west-1:123456789012:db:ledger-eu")
+            .read_replica_db_cluster_identifiers("ledger-aurora")
+            .build();
+        // WHEN it is read
+        let read = instance(&db);
+        // THEN all of it is there
+        assert_eq!(read.engine.as_deref(), Some("sqlserver-se"));
+        assert!(read.multi_az);
+        assert_eq!(read.replica_source.as_deref(), Some("ledger-primary"));
+        assert_eq!(
+            read.replicas,
+            [
+                "ledger-reports",
+                "arn:aws:rds:eu-west-1:123456789012:db:ledger-eu",
+                "ledger-aurora"
+            ]
+        );
+        // AND an instance without those fields is single-AZ, no replica and no source
+        let bare = instance(
+            &DbInstance::builder()
+                .db_instance_identifier("scratch")
+                .read_replica_source_db_instance_identifier("")
+                .build(),
+        );
+        assert!(!bare.multi_az);
+        assert_eq!((bare.replica_source, bare.replicas.len()), (None, 0));
+    }
+
+    #[test]
+    fn a_cluster_carries_its_engine_mode_global_database_and_replication() {
+        // GIVEN a DescribeDBClusters entry (DBCluster, RDS API reference) of an Aurora Serverless
+        // v1 cluster in a global database that replicates another cluster and has a replica
+        let db = DbCluster::builder()
+            .db_cluster_identifier("orders")
+            .engine("aurora-mysql")
+            .engine_mode("serverless")
+            .global_cluster_identifier("orders-global")
+            .replication_source_identifier("arn:aws:rds:eu-west-1:123456789012:cluster:orders-eu")
+            .read_replica_identifiers("arn:aws:rds:us-west-2:123456789012:cluster:orders-w")
+            .build();
+        // WHEN it is read
+        let read = cluster(&db);
+        // THEN all of it is there
+        assert_eq!(read.kind, DatabaseKind::Cluster);
+        assert_eq!(read.engine.as_deref(), Some("aurora-mysql"));
+        assert_eq!(read.engine_mode.as_deref(), Some("serverless"));
+        assert_eq!(read.global_cluster.as_deref(), Some("orders-global"));
+        assert_eq!(
+            read.replica_source.as_deref(),
+            Some("arn:aws:rds:eu-west-1:123456789012:cluster:orders-eu")
+        );
+        assert_eq!(
+            read.replicas,
+            ["arn:aws:rds:us-west-2:123456789012:cluster:orders-w"]
+        );
     }
 }
