@@ -449,7 +449,6 @@ async fn forward(
             let response = match state.client.request(upstream).await {
                 Ok(response) => response,
                 Err(err) => {
-                    call.status = Some(502);
                     state
                         .calls
                         .lock()
@@ -481,7 +480,9 @@ async fn forward(
             Some("ResetAfterCommit") => Err(Dropped),
             _ => Ok(Response::from_parts(parts, Full::new(body))),
         },
-        Ok(Err(message)) => Ok(plain(StatusCode::BAD_GATEWAY, &message)),
+        // Upstream could not be reached or cut the connection: the client sees what it would
+        // see without the proxy, a broken connection (never a 502 no AWS service sends).
+        Ok(Err(_upstream)) => Err(Dropped),
         Err(join) => Ok(plain(
             StatusCode::BAD_GATEWAY,
             &format!("proxy task: {join}"),

@@ -610,3 +610,29 @@ async fn a_lost_us_east_1_takes_its_own_calls_and_the_global_control_planes_and_
     assert!(lost.iter().all(|(s, r)| r == "us-east-1" || s != "s3"));
     assert!(started.elapsed() < Duration::from_secs(60));
 }
+
+#[tokio::test]
+async fn an_upstream_that_cuts_the_connection_is_a_broken_connection_to_the_client_not_a_502() {
+    // GIVEN a proxy whose upstream is gone (a dead port, or a second proxy that dropped the call)
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = dead.local_addr().unwrap().port();
+    drop(dead);
+    let proxy = FaultProxy::start(&format!("http://127.0.0.1:{port}"), 9)
+        .await
+        .unwrap();
+    let store = StateStore::new(
+        aws(&proxy.endpoint(), "us-east-1").await.s3(),
+        "gone",
+        Arc::new(SystemClock),
+    );
+    // WHEN the SDK calls through it
+    let result = store.create("k.json", &json!({})).await;
+    // THEN the SDK sees a dropped connection, retries it, and it surfaces as retryable — as
+    // without the proxy — not as a service error with no code
+    assert!(matches!(result, Err(Error::Retryable(_))), "{result:?}");
+    assert!(
+        proxy.calls().iter().all(|c| c.status.is_none()),
+        "{:#?}",
+        proxy.calls()
+    );
+}
