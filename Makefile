@@ -82,9 +82,11 @@ demo: $(SANDBOX_VENV) ## the game day: every scene through the release binaries;
 FAULTS ?= 0.2
 KILLS ?= 0.1
 SEED ?= 7
+# Where `make gameday` writes its report (one per run when several seeds play side by side).
+GAMEDAY_DIR ?= target/gameday-faults
 gameday: $(SANDBOX_VENV) ## the game day under FAULTS (share of AWS calls) and KILLS (crashes); report in target/gameday-faults/
 	cargo build --release -p breakwater-sandbox $(addprefix -p ,$(LAMBDA_PACKAGES))
-	target/release/sandbox gameday --faults $(FAULTS) --kills $(KILLS) --seed $(SEED) --bin-dir target/release
+	target/release/sandbox gameday --faults $(FAULTS) --kills $(KILLS) --seed $(SEED) --bin-dir target/release --report-dir $(GAMEDAY_DIR)
 
 bench: build ## one table: size, init, invoke p50/p99, RSS beside the floor, and each function's own figure
 	cargo build --release -p breakwater-sandbox $(addprefix -p ,$(LAMBDA_PACKAGES))

@@ -471,11 +471,15 @@ async fn play(args: &[String], faults: Option<Faults>) -> Result<(), SandboxErro
     } else {
         Err(SandboxError::Moto(format!("pid {pid} is still running")))
     });
-    let report_dir = if faults.is_some() {
-        "target/gameday-faults"
-    } else {
-        "target/gameday"
-    };
+    // `--report-dir` lets several game days (seeds) run side by side.
+    let report_dir = option(args, "--report-dir").unwrap_or_else(|| {
+        if faults.is_some() {
+            "target/gameday-faults"
+        } else {
+            "target/gameday"
+        }
+        .to_string()
+    });
     let how = match faults {
         Some(f) => format!(
             "`make gameday` (FAULTS={} KILLS={} SEED={})",
@@ -483,7 +487,7 @@ async fn play(args: &[String], faults: Option<Faults>) -> Result<(), SandboxErro
         ),
         None => "`make demo`".to_string(),
     };
-    let summary = timeline.write(&workspace_root().join(report_dir), &how)?;
+    let summary = timeline.write(&workspace_root().join(&report_dir), &how)?;
     say(&format!(
         "game day report: {} (one SVG timeline and Markdown table per scene beside it)",
         summary.display()
