@@ -71,6 +71,9 @@ struct Queued {
 struct LambdaStandIn {
     endpoint: String,
     queued: Arc<Mutex<Vec<Queued>>>,
+    /// While set, `Invoke` answers 500 `ServiceException` (Lambda's own failure) and queues
+    /// nothing.
+    failing: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl LambdaStandIn {
@@ -81,15 +84,23 @@ impl LambdaStandIn {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let endpoint = format!("http://{}", listener.local_addr().unwrap());
         let queued = Arc::new(Mutex::new(Vec::new()));
+        let failing = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let client = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
             .build_http::<Full<Bytes>>();
-        let seen = queued.clone();
+        let (seen, fails) = (queued.clone(), failing.clone());
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
                 let (seen, client, upstream) = (seen.clone(), client.clone(), upstream.clone());
+                let fails = fails.clone();
                 tokio::spawn(async move {
                     let service = service_fn(move |request| {
-                        answer(request, seen.clone(), client.clone(), upstream.clone())
+                        answer(
+                            request,
+                            seen.clone(),
+                            fails.clone(),
+                            client.clone(),
+                            upstream.clone(),
+                        )
                     });
                     let _ = http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), service)
@@ -97,7 +108,17 @@ impl LambdaStandIn {
                 });
             }
         });
-        LambdaStandIn { endpoint, queued }
+        LambdaStandIn {
+            endpoint,
+            queued,
+            failing,
+        }
+    }
+
+    /// Makes `Invoke` fail (true) or answer again (false).
+    fn fail(&self, failing: bool) {
+        self.failing
+            .store(failing, std::sync::atomic::Ordering::SeqCst);
     }
 
     fn queued(&self) -> Vec<Queued> {
@@ -113,6 +134,7 @@ type Forwarder = hyper_util::client::legacy::Client<
 async fn answer(
     request: hyper::Request<hyper::body::Incoming>,
     seen: Arc<Mutex<Vec<Queued>>>,
+    failing: Arc<std::sync::atomic::AtomicBool>,
     client: Forwarder,
     upstream: String,
 ) -> Result<hyper::Response<Full<Bytes>>, Infallible> {
@@ -128,6 +150,15 @@ async fn answer(
         .strip_prefix("/2015-03-31/functions/")
         .and_then(|rest| rest.strip_suffix("/invocations"));
     if let Some(function) = function {
+        if failing.load(std::sync::atomic::Ordering::SeqCst) {
+            return Ok(hyper::Response::builder()
+                .status(500)
+                .header("x-amzn-errortype", "ServiceException")
+                .body(Full::new(Bytes::from_static(
+                    br#"{"Type":"Service","message":"Lambda is failing"}"#,
+                )))
+                .unwrap());
+        }
         let invocation_type = parts
             .headers
             .get("x-amz-invocation-type")
@@ -983,6 +1014,28 @@ async fn forged_stale_and_replayed_webhooks_get_401_and_change_nothing() {
     assert_eq!(w.lambda.queued().len(), 2);
     assert_eq!(w.patches().len(), 1);
     assert_eq!(w.decisions().await, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pagerduty_note_whose_hand_off_fails_is_answered_503_and_its_retry_is_taken() {
+    // GIVEN a bad deploy, and Lambda failing to queue invocations
+    let w = world("ap-northeast-3", 3 * 60 * MINUTE, &[]).await;
+    w.history(&[("web:2", 5 * MINUTE)]);
+    w.lambda.fail(true);
+    let now = w.clock.now_ms();
+    let note = w.pagerduty("R1", "rollback shop/web", now, PAGERDUTY_SECRET);
+    // WHEN PagerDuty delivers the signed note
+    let r = w.handle(note.clone()).await;
+    // THEN it is answered with a 5xx, so PagerDuty delivers it again, and nothing was queued
+    assert_eq!(r["statusCode"], 503, "{r}");
+    assert!(w.lambda.queued().is_empty());
+    // WHEN Lambda recovers and PagerDuty retries the same delivery
+    w.lambda.fail(false);
+    let again = w.handle(note).await;
+    // THEN the retry is taken, not refused as a replay, and queued once
+    assert_eq!(again["statusCode"], 200, "{again}");
+    assert_eq!(w.lambda.queued().len(), 1);
+    assert_eq!(w.lambda.queued()[0].payload["text"], "rollback shop/web");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

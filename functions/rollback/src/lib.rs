@@ -1180,7 +1180,7 @@ impl<A: Alarms> RollbackFunction<A> {
                 return webhook::response(503, &json!({"error": "temporarily unavailable"}));
             }
         };
-        let answer = if source == "slack" {
+        let (id, answer) = if source == "slack" {
             let signature = match webhook::verify_slack(&secret, &request, now) {
                 Ok(s) => s,
                 Err(why) => return refused(why),
@@ -1189,7 +1189,8 @@ impl<A: Alarms> RollbackFunction<A> {
             if !self.first_time("slack", &id, owner).await {
                 return refused(Unauthorized("replayed Slack request".into()));
             }
-            self.on_slack(&request, &id, owner).await
+            let answer = self.on_slack(&request, &id, owner).await;
+            (id, answer)
         } else {
             let (id, payload) = match webhook::verify_pagerduty(&secret, &request, now) {
                 Ok(p) => p,
@@ -1198,12 +1199,22 @@ impl<A: Alarms> RollbackFunction<A> {
             if !self.first_time("pagerduty", &id, owner).await {
                 return refused(Unauthorized("replayed PagerDuty event".into()));
             }
-            self.on_pagerduty(&payload, &id, owner).await
+            let answer = self.on_pagerduty(&payload, &id, owner).await;
+            (id, answer)
         };
         match answer {
             Ok(v) => v,
             Err(e) => {
                 tracing::error!(error = %e, "the signed request could not be handed on");
+                // It was recorded as seen before the hand-off failed: forget it, so that the
+                // sender's retry is taken rather than refused as a replay.
+                if let Err(e) = self.toolkit.store.delete(&replay_key(source, &id)).await {
+                    tracing::error!(error = %e, "could not forget the failed request's replay record");
+                }
+                if source == "pagerduty" {
+                    // PagerDuty's v3 webhooks retry a delivery that is not answered with a 2xx.
+                    return webhook::response(503, &json!({"error": "could not start; retry"}));
+                }
                 webhook::response(
                     200,
                     &json!({"response_type": "ephemeral",
@@ -1218,7 +1229,7 @@ impl<A: Alarms> RollbackFunction<A> {
     /// its own lost first attempt, so two replays in the same millisecond must not write the same
     /// bytes.
     async fn first_time(&self, source: &str, id: &str, owner: &str) -> bool {
-        let key = format!("rollback/webhooks/{source}/{}.json", key_segment(id));
+        let key = replay_key(source, id);
         match self
             .toolkit
             .store
@@ -1357,6 +1368,11 @@ impl<A: Alarms> RollbackFunction<A> {
             Err(e) => Err(e),
         }
     }
+}
+
+/// Where a signed request is recorded as seen (replay protection).
+fn replay_key(source: &str, id: &str) -> String {
+    format!("rollback/webhooks/{source}/{}.json", key_segment(id))
 }
 
 #[cfg(test)]

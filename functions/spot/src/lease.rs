@@ -77,22 +77,26 @@ impl HeldLease {
     /// Runs `work` while renewing the lease every third of its time to live. A lost lease stops
     /// the work (`Conflict`); a renewal that fails for a while is retried until the lease would
     /// lapse.
+    ///
+    /// The renewals run beside the work, both polled by one `select!`: a renewal that waits on
+    /// S3 (retries, a slow answer) never pauses the drain and its deadline.
     pub async fn keep_while<F: Future>(&self, work: F) -> Result<F::Output> {
-        tokio::pin!(work);
         let period = (self.ttl / 3).max(Duration::from_millis(100));
-        loop {
-            tokio::select! {
-                out = &mut work => return Ok(out),
-                () = tokio::time::sleep(period) => {
-                    match self.renew_if(u64::MAX).await {
-                        Ok(()) => {}
-                        Err(Error::Conflict(why)) => {
-                            tracing::error!(%why, "lost the instance lease mid-work; stopping");
-                            return Err(Error::Conflict(why));
-                        }
-                        Err(e) => tracing::warn!(error = %e, "could not renew the instance lease"),
-                    }
+        let renewals = async {
+            loop {
+                tokio::time::sleep(period).await;
+                match self.renew_if(u64::MAX).await {
+                    Ok(()) => {}
+                    Err(Error::Conflict(why)) => return why,
+                    Err(e) => tracing::warn!(error = %e, "could not renew the instance lease"),
                 }
+            }
+        };
+        tokio::select! {
+            out = work => Ok(out),
+            why = renewals => {
+                tracing::error!(%why, "lost the instance lease mid-work; stopping");
+                Err(Error::Conflict(why))
             }
         }
     }

@@ -216,7 +216,10 @@ pub fn cordon_patch(node: &Node, reason: &str) -> Option<Value> {
     let spec = node.spec.clone().unwrap_or_default();
     let mut taints = spec.taints.clone().unwrap_or_default();
     let ours = drain_taint(reason);
-    match taints.iter_mut().find(|t| t.key == DRAIN_TAINT) {
+    match taints
+        .iter_mut()
+        .find(|t| t.key == DRAIN_TAINT && t.effect == ours.effect)
+    {
         Some(found) if *found == ours => {}
         Some(found) => *found = ours,
         None => taints.push(ours),
@@ -241,7 +244,9 @@ pub fn cordon_patch(node: &Node, reason: &str) -> Option<Value> {
 /// The strategic merge patch that undoes [`cordon_patch`] on `node` (as read): the taint list
 /// without Breakwater's taint (the others' kept; `null` when none is left, as a two-way merge
 /// patch of an `omitempty` list gives), `unschedulable` and the exclusion label removed, under
-/// the node's `resourceVersion`. `None` when there is nothing of Breakwater's to undo.
+/// the node's `resourceVersion`. `None` when there is nothing of Breakwater's to undo: without
+/// Breakwater's taint (which [`cordon_patch`] writes in the same request as the rest) the node
+/// was cordoned by someone else — a person's `kubectl cordon` — and stays as it is.
 pub fn uncordon_patch(node: &Node) -> Option<Value> {
     let spec = node.spec.clone().unwrap_or_default();
     let before = spec.taints.clone().unwrap_or_default();
@@ -250,12 +255,7 @@ pub fn uncordon_patch(node: &Node) -> Option<Value> {
         .filter(|t| !(t.key == DRAIN_TAINT && t.effect == "NoSchedule"))
         .cloned()
         .collect();
-    let labelled = node
-        .metadata
-        .labels
-        .as_ref()
-        .is_some_and(|l| l.contains_key(EXCLUDE_FROM_LB));
-    if taints.len() == before.len() && spec.unschedulable != Some(true) && !labelled {
+    if taints.len() == before.len() {
         return None;
     }
     Some(json!({
@@ -391,6 +391,24 @@ mod tests {
             Value::Null
         );
         assert_eq!(uncordon_patch(&n), None);
+    }
+
+    #[test]
+    fn a_persons_cordon_and_our_key_under_another_effect_are_left_alone() {
+        // GIVEN a node a person cordoned (`kubectl cordon`: unschedulable, no taint of ours) and
+        // a taint with our key under another effect
+        let n = node(json!({"metadata": {"name": "n", "resourceVersion": "5"},
+            "spec": {"unschedulable": true,
+                     "taints": [{"key": DRAIN_TAINT, "value": "copied", "effect": "NoExecute"}]}}));
+        // THEN uncordon leaves the person's cordon as it is
+        assert_eq!(uncordon_patch(&n), None);
+        // AND cordon adds our NoSchedule taint beside the other one instead of rewriting it
+        let patch = cordon_patch(&n, "spot-interruption").unwrap();
+        assert_eq!(
+            patch["spec"]["taints"],
+            json!([{"key": DRAIN_TAINT, "value": "copied", "effect": "NoExecute"},
+                   {"key": DRAIN_TAINT, "value": "spot-interruption", "effect": "NoSchedule"}])
+        );
     }
 
     #[test]
