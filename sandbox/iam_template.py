@@ -6,8 +6,7 @@ The template is expanded with the SAM translator (as `sam deploy` does: each
 the function's home region, the sandbox account, and the names the sandbox gives its resources
 (the state bucket `breakwater-state-<account>-<region>…`, the topic `breakwater-notifications…`).
 Names that tests choose per test (clusters, databases, zones) resolve to `*`: the statement keeps
-its service, region, account and resource type, and the IAM contract test
-(`sandbox iam-contract`) checks the rest statically.
+its service, region, account and resource type; the name itself is not checked here.
 
 Used in three places:
 - the moto server (`moto_iam.py`) evaluates every call of a function binary against these

@@ -17,7 +17,8 @@ What moto evaluates and what it does not:
   action alone.
 - conditions: not evaluated here. An `Allow` with a condition counts as its statement without the
   condition, a `Deny` with a condition is left out (moto would otherwise apply it to everything).
-  The IAM contract test (`sandbox iam-contract`) reads the conditions statically.
+  Nothing else evaluates them at run time: the contract (`iam_contract.py`) checks actions, and
+  budget's tag conditions are compared with the code's own rule by `budget::template_iam`.
 - a read of a missing S3 key by a role without `s3:ListBucket` on the bucket answers 403
   AccessDenied, not 404 NoSuchKey, as S3 does ("If you don't have the s3:ListBucket permission,
   Amazon S3 returns an HTTP status code 403 Access Denied error", GetObject, Amazon S3 API
