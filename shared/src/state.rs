@@ -35,6 +35,11 @@ pub struct Versioned<T> {
 struct Envelope<T> {
     schema_version: u32,
     written_at_ms: u64,
+    /// This write's own token: the SDK's retry of it sends the same bytes, another writer's never
+    /// does, so finding these bytes after a 412 proves the write was this one (records written
+    /// before it had none).
+    #[serde(default)]
+    write: String,
     data: T,
 }
 
@@ -238,9 +243,11 @@ impl StateStore {
         value: &T,
         precondition: Precondition<'_>,
     ) -> Result<String> {
+        let now = self.clock.now_ms();
         let envelope = Envelope {
             schema_version: SCHEMA_VERSION,
-            written_at_ms: self.clock.now_ms(),
+            written_at_ms: now,
+            write: claim_token(now),
             data: value,
         };
         let body =

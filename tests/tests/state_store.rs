@@ -552,3 +552,22 @@ async fn a_refused_completion_is_written_again_while_the_claim_is_still_its_own(
         .unwrap();
     assert_eq!(again, Idempotent::Repeat(json!("scaled")));
 }
+
+#[tokio::test]
+async fn two_writers_of_the_same_record_in_the_same_millisecond_do_not_both_win() {
+    // GIVEN two writers with the same clock reading, creating the same record with the same data
+    // (two invocations racing to record the same on-demand raise)
+    let clock = ManualClock::at(1_796_000_000_000);
+    let store = fresh_store(moto(), Arc::new(clock.clone())).await;
+    let record = json!({"raised": "spot-a", "to": 3});
+
+    // WHEN both create it
+    let first = store.create("spot/pool/raise.json", &record).await.unwrap();
+    let second = store.create("spot/pool/raise.json", &record).await.unwrap();
+
+    // THEN exactly one created it: the second's 412 is not mistaken for its own lost first
+    // attempt although the data and the millisecond are the same (each write carries its own
+    // token, which only the SDK's retry of that same write repeats)
+    assert!(first.is_some());
+    assert_eq!(second, None);
+}
