@@ -204,6 +204,16 @@ pub async fn outage(
             break;
         }
         process.advance(Duration::from_secs(60)).await?;
+        // RDS reports the replica's lag to CloudWatch every minute: the sample the function
+        // reads is as fresh on its clock as it would be in AWS.
+        put_lag(
+            config,
+            &secondary,
+            &scene.replica,
+            4.0,
+            process.now_ms() - 20_000,
+        )
+        .await?;
         let tick = crate::scenes::schedule_event(
             &format!("tick{suffix}-{n}"),
             &secondary,
