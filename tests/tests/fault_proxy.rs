@@ -636,3 +636,68 @@ async fn an_upstream_that_cuts_the_connection_is_a_broken_connection_to_the_clie
         proxy.calls()
     );
 }
+
+#[tokio::test]
+async fn kubernetes_reads_are_tried_again_after_a_throttle_a_5xx_or_a_cut_connection_and_writes_are_not(
+) {
+    // GIVEN the Kubernetes emulator behind the proxy, with one node
+    use k8s_openapi::api::core::v1::Node;
+    use kube::api::Api;
+    let emu = breakwater_sandbox::kube::KubeEmulator::start(1_795_392_000_000, 0.0)
+        .await
+        .unwrap();
+    emu.create(
+        "nodes",
+        "",
+        breakwater_sandbox::kube::fixtures::node("n1", "i-0aaa", "us-east-1a", "spot-a", "SPOT"),
+    )
+    .unwrap();
+    let proxy = FaultProxy::start(&emu.endpoint(), 9).await.unwrap();
+    let client = kube_client(&proxy.endpoint());
+    let nodes: Api<Node> = Api::all(client.clone());
+    let kube = breakwater_sandbox::proxy::KUBERNETES;
+
+    // WHEN a typed read is throttled, then cut off, before it is answered
+    proxy.add_rule(Rule::always(Fault::TooManyRequests).service(kube).times(1));
+    proxy.add_rule(Rule::always(Fault::Drop).service(kube).times(1));
+    let node = breakwater::kube::read_with_retries(|| nodes.get_opt("n1")).await;
+    // THEN the third try reads it (client-go also tries a throttled request again)
+    assert!(node.unwrap().is_some());
+
+    // WHEN a raw GET meets a 500, then an answer
+    proxy.add_rule(Rule::always(Fault::ServerError).service(kube).times(1));
+    let answer = breakwater::kube::ops::send_json(
+        &client,
+        hyper::Method::GET,
+        "/api/v1/nodes/n1",
+        "application/json",
+        None,
+        "get node n1",
+    )
+    .await
+    .unwrap();
+    // THEN the second try's answer is returned
+    assert_eq!(answer.status, 200);
+
+    // AND a read that keeps failing gives up after three tries, and a write is sent once
+    proxy.add_rule(Rule::always(Fault::ServerError).service(kube).times(3));
+    let before = proxy.calls().len();
+    assert!(breakwater::kube::read_with_retries(|| nodes.get_opt("n1"))
+        .await
+        .is_err());
+    assert_eq!(proxy.calls().len() - before, 3);
+    proxy.add_rule(Rule::always(Fault::ServerError).service(kube).times(1));
+    let before = proxy.calls().len();
+    let written = breakwater::kube::ops::send_json(
+        &client,
+        hyper::Method::PATCH,
+        "/api/v1/nodes/n1",
+        "application/merge-patch+json",
+        Some(&json!({"metadata": {"labels": {"a": "b"}}})),
+        "label node n1",
+    )
+    .await
+    .unwrap();
+    assert_eq!(written.status, 500);
+    assert_eq!(proxy.calls().len() - before, 1);
+}

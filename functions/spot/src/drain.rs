@@ -233,7 +233,7 @@ pub async fn namespace_policies(
     let api: Api<Namespace> = Api::all(client.clone());
     let mut out = BTreeMap::new();
     for ns in namespaces {
-        if let Ok(Some(found)) = api.get_opt(ns).await {
+        if let Ok(Some(found)) = breakwater::kube::read_with_retries(|| api.get_opt(ns)).await {
             if let Some(p) = found
                 .metadata
                 .annotations
@@ -251,7 +251,8 @@ pub async fn namespace_policies(
 /// The pods on `node`.
 pub async fn pods_on(client: &kube::Client, node: &str) -> Result<Vec<Pod>> {
     let api: Api<Pod> = Api::all(client.clone());
-    api.list(&ListParams::default().fields(&format!("spec.nodeName={node}")))
+    let params = ListParams::default().fields(&format!("spec.nodeName={node}"));
+    breakwater::kube::read_with_retries(|| api.list(&params))
         .await
         .map(|l| l.items)
         .map_err(|e| from_kube(&format!("list pods on {node}"), &e))

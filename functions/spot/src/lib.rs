@@ -924,14 +924,14 @@ pub async fn find_node(client: &kube::Client, info: &InstanceInfo) -> Result<Opt
             .is_some_and(|p| p.rsplit('/').next() == Some(info.id.as_str()))
     };
     if let Some(dns) = info.private_dns.as_deref().filter(|d| !d.is_empty()) {
-        if let Ok(Some(n)) = nodes.get_opt(dns).await {
+        if let Ok(Some(n)) = breakwater::kube::read_with_retries(|| nodes.get_opt(dns)).await {
             if matches(&n) {
                 return Ok(n.metadata.name);
             }
         }
     }
-    let all = nodes
-        .list(&kube::api::ListParams::default())
+    let params = kube::api::ListParams::default();
+    let all = breakwater::kube::read_with_retries(|| nodes.list(&params))
         .await
         .map_err(|e| from_kube("list nodes", &e))?;
     Ok(all

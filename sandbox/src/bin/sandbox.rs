@@ -18,7 +18,7 @@ use std::time::Instant;
 use aws_config::SdkConfig;
 use breakwater_sandbox::bench::{self, Target};
 use breakwater_sandbox::moto::{self, Lifetime, Moto};
-use breakwater_sandbox::proxy::{Fault, FaultProxy, Rule};
+use breakwater_sandbox::proxy::FaultProxy;
 use breakwater_sandbox::runtime::{Chaos, FunctionProcess};
 use breakwater_sandbox::scenes;
 use breakwater_sandbox::seed::{self, Estate};
@@ -252,17 +252,12 @@ async fn play(args: &[String], faults: Option<Faults>) -> Result<(), SandboxErro
     let proxy = match faults {
         Some(f) => {
             let proxy = Arc::new(FaultProxy::start(&moto.endpoint(), f.seed).await?);
-            for fault in [
-                Fault::Throttle,
-                Fault::ServerError,
-                Fault::Latency(std::time::Duration::from_millis(300)),
-                Fault::Drop,
-            ] {
-                proxy.add_rule(Rule::always(fault).probability(f.rate / 4.0));
+            for rule in breakwater_sandbox::gameday::aws_fault_mix(f.rate) {
+                proxy.add_rule(rule);
             }
             Chaos::new(proxy.clone(), f.kills, f.seed).enable()?;
             say(&format!(
-                "fault proxy at {}: {:.0} % of AWS calls throttled, 5xx, delayed 300 ms or dropped; {:.0} % of invocation attempts killed at a step boundary and delivered again (seed {})",
+                "fault proxy at {}: {:.0} % of AWS calls throttled, 5xx, delayed 300 ms, dropped, answer lost after the change, 409/412 on conditional writes (and 403 twice); {:.0} % of invocation attempts killed at a step boundary and delivered again (seed {})",
                 proxy.endpoint(),
                 f.rate * 100.0,
                 f.kills * 100.0,

@@ -181,6 +181,62 @@ pub fn build_client(access: &ClusterAccess, token: &str) -> Result<kube::Client>
     kube::Client::try_from(config).map_err(|e| Error::Aws(format!("Kubernetes client: {e}")))
 }
 
+/// How many times, in all, a read is tried when the API server throttles it, fails it with a 5xx,
+/// or the connection drops.
+pub const READ_ATTEMPTS: u32 = 3;
+/// The longest pause before trying a read again, whatever `Retry-After` says: a drain's 2-minute
+/// deadline keeps its room.
+const READ_PAUSE_CAP: Duration = Duration::from_secs(2);
+
+/// Whether a kube-rs error is worth another try of the same read: 429, a 5xx, or no answer.
+pub fn transient(err: &kube::Error) -> bool {
+    match err {
+        kube::Error::Api(status) => status.code == 429 || status.code >= 500,
+        kube::Error::HyperError(_) | kube::Error::Service(_) => true,
+        _ => false,
+    }
+}
+
+/// The pause before try `attempt + 1`: the server's `Retry-After` when it sent one, else 200 ms
+/// doubled per try; never more than [`READ_PAUSE_CAP`].
+pub fn read_pause(attempt: u32, retry_after_seconds: Option<u64>) -> Duration {
+    let backoff = Duration::from_millis(200 * (1 << attempt.saturating_sub(1).min(4)));
+    retry_after_seconds
+        .map(Duration::from_secs)
+        .unwrap_or(backoff)
+        .min(READ_PAUSE_CAP)
+}
+
+/// Runs a read (GET or LIST — safe to repeat, "Kubernetes API Concepts") up to [`READ_ATTEMPTS`]
+/// times while it fails transiently ([`transient`]), pausing [`read_pause`] in between, as
+/// client-go does for a throttled or failed request. A kube-rs client here has its own retries off
+/// (an eviction's 429 is an answer, not a fault), so reads get them here.
+pub async fn read_with_retries<T, F, Fut>(mut read: F) -> std::result::Result<T, kube::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = std::result::Result<T, kube::Error>>,
+{
+    let mut attempt = 1;
+    loop {
+        match read().await {
+            Err(e) if attempt < READ_ATTEMPTS && transient(&e) => {
+                let retry_after = match &e {
+                    kube::Error::Api(status) => status
+                        .details
+                        .as_ref()
+                        .map(|d| u64::from(d.retry_after_seconds))
+                        .filter(|s| *s > 0),
+                    _ => None,
+                };
+                tracing::warn!(error = %e, attempt, "a Kubernetes read failed transiently; trying again");
+                tokio::time::sleep(read_pause(attempt, retry_after)).await;
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -208,6 +264,14 @@ pub fn from_kube(what: &str, err: &kube::Error) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_read_pauses_as_the_server_asks_but_never_past_the_cap() {
+        assert_eq!(read_pause(1, None), Duration::from_millis(200));
+        assert_eq!(read_pause(2, None), Duration::from_millis(400));
+        assert_eq!(read_pause(1, Some(1)), Duration::from_secs(1));
+        assert_eq!(read_pause(1, Some(30)), READ_PAUSE_CAP);
+    }
 
     #[test]
     fn reads_the_first_certificate_of_a_pem_bundle() {

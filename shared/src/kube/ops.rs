@@ -78,7 +78,39 @@ impl Answer {
 
 /// Sends one request with a JSON body (or none) and reads the answer whatever its status:
 /// the callers classify (kube-rs's typed calls turn every non-2xx into an opaque error).
+///
+/// A GET is tried again ([`super::READ_ATTEMPTS`] in all) while the server answers 429 or a 5xx
+/// or the connection drops; a write is sent once (its callers know whether it may be repeated).
 pub async fn send_json(
+    client: &kube::Client,
+    method: http::Method,
+    path: &str,
+    content_type: &str,
+    body: Option<&Value>,
+    what: &str,
+) -> Result<Answer> {
+    let mut attempt = 1;
+    loop {
+        let answer = send_json_once(client, method.clone(), path, content_type, body, what).await;
+        let retry_after = match &answer {
+            Ok(a) if a.status == 429 || a.status >= 500 => a.retry_after,
+            Err(Error::Retryable(_)) => None,
+            _ => return answer,
+        };
+        if method != http::Method::GET || attempt >= super::READ_ATTEMPTS {
+            return answer;
+        }
+        tracing::warn!(
+            what,
+            attempt,
+            "a Kubernetes read failed transiently; trying again"
+        );
+        tokio::time::sleep(super::read_pause(attempt, retry_after)).await;
+        attempt += 1;
+    }
+}
+
+async fn send_json_once(
     client: &kube::Client,
     method: http::Method,
     path: &str,
@@ -281,7 +313,7 @@ async fn edit_node(
 ) -> Result<NodeWrite> {
     let nodes: Api<Node> = Api::all(client.clone());
     for conflicts in 0..NODE_WRITE_ATTEMPTS {
-        let node = match nodes.get_opt(name).await {
+        let node = match super::read_with_retries(|| nodes.get_opt(name)).await {
             Ok(Some(n)) => n,
             Ok(None) => return Ok(NodeWrite::Gone),
             Err(e) => return Err(super::from_kube(&format!("{what} {name}: read"), &e)),
@@ -302,6 +334,19 @@ async fn edit_node(
                 );
             }
             Err(kube::Error::Api(s)) if s.code == 404 => return Ok(NodeWrite::Gone),
+            // Under the resourceVersion precondition a write whose answer was lost or refused
+            // for the moment is safe to make again from a fresh read: if it took effect, the
+            // read shows it and the edit is `None`.
+            Err(e) if super::transient(&e) => {
+                tracing::warn!(node = name, error = %e, "node write failed transiently; reading again");
+                tokio::time::sleep(super::read_pause(
+                    u32::try_from(conflicts)
+                        .unwrap_or(u32::MAX)
+                        .saturating_add(1),
+                    None,
+                ))
+                .await;
+            }
             Err(e) => return Err(super::from_kube(&format!("{what} {name}"), &e)),
         }
     }
