@@ -31,6 +31,9 @@ pub struct Versioned<T> {
     pub etag: String,
 }
 
+/// How many times a conditional write answered 409 is sent again before it is a `Conflict`.
+const WRITE_CONFLICT_RETRIES: u32 = 3;
+
 #[derive(Serialize, Deserialize)]
 struct Envelope<T> {
     schema_version: u32,
@@ -252,19 +255,35 @@ impl StateStore {
         };
         let body =
             serde_json::to_vec(&envelope).map_err(|e| Error::Aws(format!("encode {key}: {e}")))?;
-        let mut request = self
-            .s3
-            .put_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .content_type("application/json")
-            .body(ByteStream::from(body.clone()));
-        request = match precondition {
-            Precondition::Absent => request.if_none_match("*"),
-            Precondition::Matches(etag) => request.if_match(etag),
-            Precondition::None => request,
+        // S3 answers 409 `ConditionalRequestConflict` when a conditional write raced another
+        // operation on the key; nothing was written and "you can retry the request" (PutObject,
+        // Amazon S3 API Reference). The SDK does not, so the store does, a few times.
+        let mut conflicts = 0;
+        let sent = loop {
+            let mut request = self
+                .s3
+                .put_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .content_type("application/json")
+                .body(ByteStream::from(body.clone()));
+            request = match precondition {
+                Precondition::Absent => request.if_none_match("*"),
+                Precondition::Matches(etag) => request.if_match(etag),
+                Precondition::None => request,
+            };
+            match request.send().await {
+                Err(err)
+                    if http_status(&err) == Some(409) && conflicts < WRITE_CONFLICT_RETRIES =>
+                {
+                    conflicts += 1;
+                    tracing::info!(record = %key, conflicts, "a conditional write raced another (409): trying it again");
+                    tokio::time::sleep(Duration::from_millis(50 * u64::from(conflicts))).await;
+                }
+                other => break other,
+            }
         };
-        match request.send().await {
+        match sent {
             Ok(response) => Ok(response.e_tag().unwrap_or_default().to_string()),
             Err(err) if matches!(http_status(&err), Some(412 | 409)) => {
                 let status = http_status(&err).unwrap_or_default();

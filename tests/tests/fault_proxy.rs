@@ -281,17 +281,20 @@ async fn access_denied_and_conflicts_come_in_each_services_shape() {
         (breakwater::aws::http_status(&get), code(&get).as_deref()),
         (Some(403), Some("AccessDenied"))
     );
-    // The store reads a 409 and a 412 as a lost race, never as an error of the service.
-    let conflict = store.replace("k.json", &json!({}), "\"etag\"").await;
+    // The store sends a conditional write answered 409 again (nothing was written: "retry on
+    // 409"), and reads the 412 that then answers it as a lost race, never as a service error.
+    let raced = store.replace("k.json", &json!({}), "\"etag\"").await;
     assert!(
-        matches!(conflict, Err(Error::Conflict(ref m)) if m.contains("HTTP 409")),
-        "{conflict:?}"
+        matches!(raced, Err(Error::Conflict(ref m)) if m.contains("HTTP 412")),
+        "{raced:?}"
     );
-    let refused = store.replace("k.json", &json!({}), "\"etag\"").await;
-    assert!(
-        matches!(refused, Err(Error::Conflict(ref m)) if m.contains("HTTP 412")),
-        "{refused:?}"
-    );
+    let puts: Vec<Option<u16>> = proxy
+        .calls()
+        .iter()
+        .filter(|c| c.operation == "PutObject")
+        .map(|c| c.status)
+        .collect();
+    assert_eq!(puts, vec![Some(409), Some(412)], "the 409 was sent again");
     let eks = proxied
         .eks()
         .list_clusters()

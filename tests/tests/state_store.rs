@@ -571,3 +571,40 @@ async fn two_writers_of_the_same_record_in_the_same_millisecond_do_not_both_win(
     assert!(first.is_some());
     assert_eq!(second, None);
 }
+
+#[tokio::test]
+async fn a_create_answered_409_is_sent_again_and_not_taken_for_an_existing_record() {
+    // GIVEN a store whose next write races another operation on the key: S3 answers 409
+    // ConditionalRequestConflict and writes nothing ("retry on 409", S3 conditional writes)
+    let proxy = FaultProxy::start(&moto().endpoint(), 3).await.unwrap();
+    let direct = crate::common::aws(&moto().endpoint(), "us-east-1").await;
+    let bucket = crate::common::unique("conflict");
+    direct
+        .s3()
+        .create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .unwrap();
+    let proxied = crate::common::aws(&proxy.endpoint(), "us-east-1").await;
+    let store = StateStore::new(proxied.s3(), bucket.clone(), Arc::new(SystemClock));
+    proxy.add_rule(
+        Rule::always(Fault::Conflict)
+            .operation("PutObject")
+            .times(1),
+    );
+
+    // WHEN a record is created
+    let created = store
+        .create("ledger/budget/entry.json", &json!({"before": 3}))
+        .await
+        .unwrap();
+
+    // THEN this call created it (before, the 409 read as "already there", and the record
+    // then "vanished" for the budget ladder), and it is there
+    assert!(created.is_some());
+    let stored = read_object(moto(), &bucket, "ledger/budget/entry.json")
+        .await
+        .unwrap();
+    assert_eq!(stored["data"]["before"], 3);
+}

@@ -257,7 +257,7 @@ async fn play(args: &[String], faults: Option<Faults>) -> Result<(), SandboxErro
             }
             Chaos::new(proxy.clone(), f.kills, f.seed).enable()?;
             say(&format!(
-                "fault proxy at {}: {:.0} % of AWS calls throttled, 5xx, delayed 300 ms, dropped, answer lost after the change, 409/412 on conditional writes (and 403 twice); {:.0} % of invocation attempts killed at a step boundary and delivered again (seed {})",
+                "fault proxy at {}: {:.0} % of AWS calls throttled, 5xx, delayed 300 ms, dropped, answer lost after the change, 409/412 on conditional writes; {:.0} % of invocation attempts killed at a step boundary and delivered again (seed {})",
                 proxy.endpoint(),
                 f.rate * 100.0,
                 f.kills * 100.0,
