@@ -264,3 +264,63 @@ fn breakwaters_alarms_can_publish_to_the_encrypted_notification_topic() {
     }
     assert!(alarms > 0, "the stack's own alarms notify");
 }
+
+#[test]
+fn the_public_webhook_exists_only_with_a_signing_secret_and_has_a_concurrency_of_its_own() {
+    // GIVEN a rollback deployment without a signing secret, and one with Slack's
+    let stack_with = |slack: &str| {
+        let python = breakwater_sandbox::moto::python().expect("the project's .venv");
+        let root = breakwater_sandbox::workspace_root();
+        let out = std::process::Command::new(python)
+            .arg(root.join("sandbox/iam_template.py"))
+            .args(["--resolved", "us-east-1"])
+            .arg(format!("RollbackSlackSecretId={slack}"))
+            .arg("RollbackPagerDutySecretId=")
+            .current_dir(root.join("sandbox"))
+            .output()
+            .expect("run sandbox/iam_template.py");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let without = stack_with("");
+    let with = stack_with("secretsmanager:breakwater/slack");
+
+    // THEN without a secret nothing public is created: no URL, no webhook function
+    for name in [
+        "RollbackWebhookUrl",
+        "RollbackWebhookFunction",
+        "RollbackWebhookUrlPermission",
+    ] {
+        assert!(
+            without.get(name).is_none(),
+            "{name} exists without a secret"
+        );
+    }
+    assert!(without.get("RollbackFunction").is_some());
+    // AND with one, the URL points at the webhook function, whose reserved concurrency is its
+    // own and smaller than the alarm function's, and which may invoke only the alarm function
+    let url = &with["RollbackWebhookUrl"]["Properties"];
+    assert_eq!(url["AuthType"], "NONE");
+    let webhook = &with["RollbackWebhookFunction"]["Properties"];
+    let alarm = &with["RollbackFunction"]["Properties"];
+    let (w, a) = (
+        webhook["ReservedConcurrentExecutions"].as_i64().unwrap(),
+        alarm["ReservedConcurrentExecutions"].as_i64().unwrap(),
+    );
+    assert!(w >= 1 && w < a, "webhook {w}, alarm {a}");
+    assert!(alarm.get("FunctionUrlConfig").is_none());
+    // … and Lambda's two permissions for a public URL (InvokeFunctionUrl, and InvokeFunction only
+    // through the URL: "Control access to Lambda function URLs")
+    assert_eq!(
+        with["RollbackWebhookUrlInvokePermission"]["Properties"]["InvokedViaFunctionUrl"],
+        true
+    );
+    assert_eq!(
+        with["RollbackWebhookUrlPermission"]["Properties"]["Action"],
+        "lambda:InvokeFunctionUrl"
+    );
+}
