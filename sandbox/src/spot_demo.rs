@@ -121,7 +121,11 @@ pub async fn play(
     say(&format!(
         "read back from the emulator: node cordoned = {cordoned:?}; pods left on it: {left:?}"
     ));
-    if r["outcome"] != "drained" || left.len() != 3 || cordoned != Some(true) {
+    // Under chaos the attempt that drained may have been killed after its record was written:
+    // Lambda's retry then finds the drain done ("already-drained"), which is the exactly-once
+    // answer; the end state read back above is what shows the drain.
+    let drained = r["outcome"] == "drained" || r["outcome"] == "already-drained";
+    if !drained || left.len() != 3 || cordoned != Some(true) {
         return Err(SandboxError::Function(format!(
             "the drain did not end as expected: {r}"
         )));
