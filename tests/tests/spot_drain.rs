@@ -1001,12 +1001,13 @@ async fn an_uncordon_that_fails_keeps_neither_the_others_nor_the_return_from_run
         ))
         .await;
     assert_eq!(r["outcome"], "cordoned", "{r}");
-    // AND the API server throttling the uncordon when both are due
+    // AND the API server throttling every try of the uncordon when both are due (a node write
+    // is made again from a fresh read after a transient failure, 5 times in all)
     clock.advance(Duration::from_secs(31 * 60));
     w.emu.throttle(Throttle {
         method: Some("PATCH".into()),
         path_contains: w.nodes[1].clone(),
-        times: 1,
+        times: 5,
         retry_after_seconds: 1,
     });
     // WHEN the schedule comes

@@ -312,6 +312,7 @@ async fn edit_node(
     edit: impl Fn(&Node) -> Option<Value>,
 ) -> Result<NodeWrite> {
     let nodes: Api<Node> = Api::all(client.clone());
+    let mut transient_failure = None;
     for conflicts in 0..NODE_WRITE_ATTEMPTS {
         let node = match super::read_with_retries(|| nodes.get_opt(name)).await {
             Ok(Some(n)) => n,
@@ -339,6 +340,7 @@ async fn edit_node(
             // read shows it and the edit is `None`.
             Err(e) if super::transient(&e) => {
                 tracing::warn!(node = name, error = %e, "node write failed transiently; reading again");
+                transient_failure = Some(super::from_kube(&format!("{what} {name}"), &e));
                 tokio::time::sleep(super::read_pause(
                     u32::try_from(conflicts)
                         .unwrap_or(u32::MAX)
@@ -350,9 +352,11 @@ async fn edit_node(
             Err(e) => return Err(super::from_kube(&format!("{what} {name}"), &e)),
         }
     }
-    Err(Error::Conflict(format!(
-        "{what} {name}: the node changed under {NODE_WRITE_ATTEMPTS} writes in a row"
-    )))
+    Err(transient_failure.unwrap_or_else(|| {
+        Error::Conflict(format!(
+            "{what} {name}: the node changed under {NODE_WRITE_ATTEMPTS} writes in a row"
+        ))
+    }))
 }
 
 /// Cordons `name`: unschedulable, Breakwater's `NoSchedule` taint added to the node's taints,
