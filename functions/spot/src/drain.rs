@@ -312,10 +312,25 @@ impl Drainer {
             }),
             ..DeleteParams::default()
         };
-        match api.delete(&c.name, &params).await {
-            Ok(_) => Ok(grace),
-            Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => Ok(0),
-            Err(e) => Err(from_kube(&format!("delete pod {}", c.label()), &e)),
+        // A delete under the pod's UID precondition is safe to send again: one that took effect
+        // answers 404 (gone) or 409 (another pod now has the name). So a 429, a 5xx or a cut
+        // connection is tried again, as a read is, while the deadline leaves room.
+        let mut attempt = 1;
+        loop {
+            match api.delete(&c.name, &params).await {
+                Ok(_) => return Ok(grace),
+                Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => return Ok(0),
+                Err(e)
+                    if breakwater::kube::transient(&e)
+                        && attempt < breakwater::kube::READ_ATTEMPTS
+                        && self.now() < self.deadline_ms =>
+                {
+                    tracing::warn!(pod = %c.label(), error = %e, "a pod delete failed transiently; trying again");
+                    tokio::time::sleep(breakwater::kube::read_pause(attempt, None)).await;
+                    attempt += 1;
+                }
+                Err(e) => return Err(from_kube(&format!("delete pod {}", c.label()), &e)),
+            }
         }
     }
 
