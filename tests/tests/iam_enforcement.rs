@@ -180,15 +180,24 @@ fn the_template_grants_every_operation_the_code_can_call_and_nothing_unused() {
 }
 
 /// What the stack deployed in `region` creates (`iam_template.py --resolved`), with the
-/// deployment's two regions.
+/// deployment's two regions and any other parameters (`Name=value`).
 fn stack(region: &str, primary: &str, secondary: &str) -> serde_json::Value {
+    stack_with(
+        region,
+        &[
+            &format!("PrimaryRegion={primary}"),
+            &format!("SecondaryRegion={secondary}"),
+        ],
+    )
+}
+
+fn stack_with(region: &str, parameters: &[&str]) -> serde_json::Value {
     let python = breakwater_sandbox::moto::python().expect("the project's .venv (make setup)");
     let root = breakwater_sandbox::workspace_root();
     let out = std::process::Command::new(python)
         .arg(root.join("sandbox/iam_template.py"))
         .args(["--resolved", region])
-        .arg(format!("PrimaryRegion={primary}"))
-        .arg(format!("SecondaryRegion={secondary}"))
+        .args(parameters)
         .current_dir(root.join("sandbox"))
         .output()
         .expect("run sandbox/iam_template.py");
@@ -268,26 +277,17 @@ fn breakwaters_alarms_can_publish_to_the_encrypted_notification_topic() {
 #[test]
 fn the_public_webhook_exists_only_with_a_signing_secret_and_has_a_concurrency_of_its_own() {
     // GIVEN a rollback deployment without a signing secret, and one with Slack's
-    let stack_with = |slack: &str| {
-        let python = breakwater_sandbox::moto::python().expect("the project's .venv");
-        let root = breakwater_sandbox::workspace_root();
-        let out = std::process::Command::new(python)
-            .arg(root.join("sandbox/iam_template.py"))
-            .args(["--resolved", "us-east-1"])
-            .arg(format!("RollbackSlackSecretId={slack}"))
-            .arg("RollbackPagerDutySecretId=")
-            .current_dir(root.join("sandbox"))
-            .output()
-            .expect("run sandbox/iam_template.py");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
-    };
-    let without = stack_with("");
-    let with = stack_with("secretsmanager:breakwater/slack");
+    let without = stack_with(
+        "us-east-1",
+        &["RollbackSlackSecretId=", "RollbackPagerDutySecretId="],
+    );
+    let with = stack_with(
+        "us-east-1",
+        &[
+            "RollbackSlackSecretId=secretsmanager:breakwater/slack",
+            "RollbackPagerDutySecretId=",
+        ],
+    );
 
     // THEN without a secret nothing public is created: no URL, no webhook function
     for name in [
