@@ -60,13 +60,15 @@ impl Fault {
     /// Whether the service could answer `call` so: S3 refuses only a conditional write with 412
     /// or 409 (`If-None-Match` / `If-Match`); the Kubernetes API answers 409 to an update (PUT)
     /// of a stale resourceVersion (a merge patch is retried inside the server, and an
-    /// eviction's conflicts come back as 429); elsewhere a conflict needs a change.
+    /// eviction's conflicts come back as 429); EKS answers 409 to a change while another runs.
     fn can_answer(&self, call: &Call, conditional: bool) -> bool {
         match self {
             Fault::PreconditionFailed => call.service == "s3" && conditional && call.mutates(),
             Fault::Conflict if call.service == "s3" => conditional && call.mutates(),
             Fault::Conflict if call.service == KUBERNETES => call.operation.starts_with("Update"),
-            Fault::Conflict => call.mutates(),
+            // Elsewhere only a service with a 409 for a change in progress (EKS
+            // `ResourceInUseException`); SNS, SQS and the others answer no 409 to a change.
+            Fault::Conflict => call.service == "eks" && call.mutates(),
             _ => true,
         }
     }
@@ -1022,6 +1024,13 @@ mod tests {
         assert!(Fault::Conflict.can_answer(&call("Update deployments"), false));
         assert!(!Fault::Conflict.can_answer(&call("Patch nodes"), false));
         assert!(!Fault::Conflict.can_answer(&call("Create pods/eviction"), false));
+        // Among AWS services: EKS's change in progress, never an SNS publish.
+        let aws = |service: &str, operation: &str| Call {
+            service: service.into(),
+            ..call(operation)
+        };
+        assert!(Fault::Conflict.can_answer(&aws("eks", "UpdateNodegroupConfig"), false));
+        assert!(!Fault::Conflict.can_answer(&aws("sns", "Publish"), false));
     }
 
     #[test]
