@@ -357,25 +357,7 @@ async fn tiering_refuses_the_corpus_and_changes_nothing() {
         .send()
         .await
         .unwrap();
-    direct
-        .s3()
-        .put_bucket_tagging()
-        .bucket(&bucket)
-        .tagging(
-            aws_sdk_s3::types::Tagging::builder()
-                .tag_set(
-                    aws_sdk_s3::types::Tag::builder()
-                        .key("breakwater:tiering")
-                        .value("on")
-                        .build()
-                        .unwrap(),
-                )
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
+    crate::common::tag_bucket(&direct.s3(), &bucket, &[("breakwater:tiering", "on")]).await;
     let mut event: Value = serde_json::from_slice(
         &std::fs::read(root().join("events/tiering/cloudtrail-put-bucket-tagging.json")).unwrap(),
     )

@@ -106,18 +106,7 @@ impl World {
             .await
             .unwrap();
         if !tags.is_empty() {
-            let set = tags
-                .iter()
-                .map(|(k, v)| Tag::builder().key(*k).value(*v).build().unwrap())
-                .collect();
-            self.direct
-                .s3()
-                .put_bucket_tagging()
-                .bucket(&name)
-                .tagging(Tagging::builder().set_tag_set(Some(set)).build().unwrap())
-                .send()
-                .await
-                .unwrap();
+            crate::common::tag_bucket(&self.direct.s3(), &name, tags).await;
         }
         name
     }
@@ -280,25 +269,7 @@ async fn opted_out_locked_foreign_owned_and_requester_pays_buckets_are_untouched
         .send()
         .await
         .unwrap();
-    w.direct
-        .s3()
-        .put_bucket_tagging()
-        .bucket(&locked)
-        .tagging(
-            Tagging::builder()
-                .tag_set(
-                    Tag::builder()
-                        .key("breakwater:tiering")
-                        .value("on")
-                        .build()
-                        .unwrap(),
-                )
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
+    crate::common::tag_bucket(&w.direct.s3(), &locked, &[("breakwater:tiering", "on")]).await;
     let payer = w.bucket("payer", &[("breakwater:tiering", "on")]).await;
     w.direct
         .s3()

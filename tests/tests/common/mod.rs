@@ -44,6 +44,21 @@ pub async fn aws(endpoint: &str, region: &str) -> Aws {
     Aws::for_endpoint(endpoint, region).await
 }
 
+/// Tags `bucket` with `tags` (PutBucketTagging replaces the whole set).
+pub async fn tag_bucket(s3: &aws_sdk_s3::Client, bucket: &str, tags: &[(&str, &str)]) {
+    use aws_sdk_s3::types::{Tag, Tagging};
+    let set = tags
+        .iter()
+        .map(|(k, v)| Tag::builder().key(*k).value(*v).build().unwrap())
+        .collect();
+    s3.put_bucket_tagging()
+        .bucket(bucket)
+        .tagging(Tagging::builder().set_tag_set(Some(set)).build().unwrap())
+        .send()
+        .await
+        .unwrap();
+}
+
 /// A fresh bucket in us-east-1 of `moto` and a store over it.
 pub async fn fresh_store(moto: &Moto, clock: Arc<dyn Clock>) -> StateStore {
     let aws = aws(&moto.endpoint(), "us-east-1").await;
