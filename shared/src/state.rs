@@ -259,52 +259,69 @@ impl StateStore {
         // operation on the key; nothing was written and "you can retry the request" (PutObject,
         // Amazon S3 API Reference). The SDK does not, so the store does, a few times.
         let mut conflicts = 0;
-        let sent = loop {
-            let mut request = self
-                .s3
-                .put_object()
-                .bucket(&self.bucket)
-                .key(key)
-                .content_type("application/json")
-                .body(ByteStream::from(body.clone()));
-            request = match precondition {
-                Precondition::Absent => request.if_none_match("*"),
-                Precondition::Matches(etag) => request.if_match(etag),
-                Precondition::None => request,
-            };
-            match request.send().await {
-                Err(err)
-                    if http_status(&err) == Some(409) && conflicts < WRITE_CONFLICT_RETRIES =>
-                {
-                    conflicts += 1;
-                    tracing::info!(record = %key, conflicts, "a conditional write raced another (409): trying it again");
-                    tokio::time::sleep(Duration::from_millis(50 * u64::from(conflicts))).await;
+        let mut vanished = 0;
+        'attempt: loop {
+            let sent = loop {
+                let mut request = self
+                    .s3
+                    .put_object()
+                    .bucket(&self.bucket)
+                    .key(key)
+                    .content_type("application/json")
+                    .body(ByteStream::from(body.clone()));
+                request = match precondition {
+                    Precondition::Absent => request.if_none_match("*"),
+                    Precondition::Matches(etag) => request.if_match(etag),
+                    Precondition::None => request,
+                };
+                match request.send().await {
+                    Err(err)
+                        if http_status(&err) == Some(409) && conflicts < WRITE_CONFLICT_RETRIES =>
+                    {
+                        conflicts += 1;
+                        tracing::info!(record = %key, conflicts, "a conditional write raced another (409): trying it again");
+                        tokio::time::sleep(Duration::from_millis(50 * u64::from(conflicts))).await;
+                    }
+                    other => break other,
                 }
-                other => break other,
-            }
-        };
-        match sent {
-            Ok(response) => Ok(response.e_tag().unwrap_or_default().to_string()),
-            Err(err) if matches!(http_status(&err), Some(412 | 409)) => {
-                let status = http_status(&err).unwrap_or_default();
-                if status == 412 {
-                    if let Some((stored, etag)) = self.get_raw(key).await? {
-                        if stored == body {
-                            tracing::info!(record = %key, "a retried conditional write found its own first attempt: done");
-                            return Ok(etag);
+            };
+            match sent {
+                Ok(response) => return Ok(response.e_tag().unwrap_or_default().to_string()),
+                Err(err) if matches!(http_status(&err), Some(412 | 409)) => {
+                    let status = http_status(&err).unwrap_or_default();
+                    if status == 412 {
+                        match self.get_raw(key).await? {
+                            Some((stored, etag)) if stored == body => {
+                                tracing::info!(record = %key, "a retried conditional write found its own first attempt: done");
+                                return Ok(etag);
+                            }
+                            // `If-None-Match: *` failed, yet the key is absent now: the object that
+                            // stood in the way was deleted in between. Nothing of ours was written
+                            // and nobody else's record is there, so creating it again is the answer,
+                            // not "somebody else created it" (which would leave no record at all).
+                            None if matches!(precondition, Precondition::Absent)
+                                && vanished < WRITE_CONFLICT_RETRIES =>
+                            {
+                                vanished += 1;
+                                tracing::info!(record = %key, vanished, "a create was refused (412) but the key is absent: trying it again");
+                                continue 'attempt;
+                            }
+                            _ => {}
                         }
                     }
+                    return Err(Error::Conflict(format!(
+                        "s3://{}/{key}: {} (HTTP {status})",
+                        self.bucket,
+                        precondition.describe(),
+                    )));
                 }
-                Err(Error::Conflict(format!(
-                    "s3://{}/{key}: {} (HTTP {status})",
-                    self.bucket,
-                    precondition.describe(),
-                )))
+                Err(err) => {
+                    return Err(Error::from_sdk(
+                        &format!("put s3://{}/{key}", self.bucket),
+                        &err,
+                    ))
+                }
             }
-            Err(err) => Err(Error::from_sdk(
-                &format!("put s3://{}/{key}", self.bucket),
-                &err,
-            )),
         }
     }
 

@@ -608,3 +608,37 @@ async fn a_create_answered_409_is_sent_again_and_not_taken_for_an_existing_recor
         .unwrap();
     assert_eq!(stored["data"]["before"], 3);
 }
+
+#[tokio::test]
+async fn a_create_refused_412_whose_key_then_reads_absent_is_created_again() {
+    // GIVEN a create refused with 412 `PreconditionFailed` although the key then reads absent:
+    // the object that stood in the way was deleted between the two (S3 evaluates
+    // `If-None-Match: *` against the object as it stands when the write arrives; conditional
+    // requests, Amazon S3 User Guide). In the game day this lost a failover: the execution record
+    // was taken as "created by somebody else" and never existed.
+    let (store, proxy) = store_through_proxy(Arc::new(SystemClock)).await;
+    proxy.add_rule(
+        Rule::always(Fault::PreconditionFailed)
+            .operation("PutObject")
+            .times(1),
+    );
+
+    // WHEN the record is created
+    let created = store
+        .create("failover/executions/x.json", &json!({"step": "decided"}))
+        .await
+        .unwrap();
+
+    // THEN this call created it, and it reads back
+    assert!(created.is_some());
+    assert_eq!(
+        seen(&proxy, "PutObject"),
+        vec![(Some(412), Some("PreconditionFailed".into())), (Some(200), None)]
+    );
+    let stored = store
+        .get::<serde_json::Value>("failover/executions/x.json")
+        .await
+        .unwrap()
+        .expect("the record exists");
+    assert_eq!(stored.value["step"], "decided");
+}
