@@ -306,6 +306,17 @@ impl StateStore {
                                 tracing::info!(record = %key, vanished, "a create was refused (412) but the key is absent: trying it again");
                                 continue 'attempt;
                             }
+                            // `If-Match` failed, yet the version it named is the one there now:
+                            // nobody else wrote in between (an overwrite would have changed the
+                            // ETag), so the condition holds again and the write is sent again.
+                            Some((_, now))
+                                if matches!(precondition, Precondition::Matches(e) if e == now)
+                                    && vanished < WRITE_CONFLICT_RETRIES =>
+                            {
+                                vanished += 1;
+                                tracing::info!(record = %key, vanished, "a replace was refused (412) but the version it expected is still there: trying it again");
+                                continue 'attempt;
+                            }
                             _ => {}
                         }
                     }

@@ -633,7 +633,10 @@ async fn a_create_refused_412_whose_key_then_reads_absent_is_created_again() {
     assert!(created.is_some());
     assert_eq!(
         seen(&proxy, "PutObject"),
-        vec![(Some(412), Some("PreconditionFailed".into())), (Some(200), None)]
+        vec![
+            (Some(412), Some("PreconditionFailed".into())),
+            (Some(200), None)
+        ]
     );
     let stored = store
         .get::<serde_json::Value>("failover/executions/x.json")
@@ -641,4 +644,50 @@ async fn a_create_refused_412_whose_key_then_reads_absent_is_created_again() {
         .unwrap()
         .expect("the record exists");
     assert_eq!(stored.value["step"], "decided");
+}
+
+#[tokio::test]
+async fn a_replace_refused_412_while_its_version_still_stands_is_sent_again() {
+    // GIVEN a record, and a replace of its current version refused once with 412 although
+    // nobody wrote in between (the version it names still stands: S3 changes the ETag on every
+    // overwrite). In the game day this lost a budget ladder step after the database was stopped.
+    let (store, proxy) = store_through_proxy(Arc::new(SystemClock)).await;
+    let etag = store
+        .create("ledger/budget/x.json", &json!({"after": "stopping"}))
+        .await
+        .unwrap()
+        .expect("created");
+    proxy.add_rule(
+        Rule::always(Fault::PreconditionFailed)
+            .operation("PutObject")
+            .times(1),
+    );
+
+    // WHEN the entry is completed
+    store
+        .replace("ledger/budget/x.json", &json!({"after": "stopped"}), &etag)
+        .await
+        .unwrap();
+
+    // THEN it is written, once
+    let stored = store
+        .get::<serde_json::Value>("ledger/budget/x.json")
+        .await
+        .unwrap()
+        .expect("the record exists");
+    assert_eq!(stored.value["after"], "stopped");
+    assert_eq!(
+        seen(&proxy, "PutObject"),
+        vec![
+            (Some(200), None),
+            (Some(412), Some("PreconditionFailed".into())),
+            (Some(200), None)
+        ]
+    );
+
+    // AND a replace of a version that no longer stands is still a lost race
+    let stale = store
+        .replace("ledger/budget/x.json", &json!({"after": "x"}), &etag)
+        .await;
+    assert!(matches!(stale, Err(Error::Conflict(_))), "{stale:?}");
 }
