@@ -6,6 +6,8 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod events;
+#[cfg(any(test, feature = "test-util"))]
+pub mod fakes;
 pub mod kube;
 pub mod lambda;
 pub mod lifecycle;
