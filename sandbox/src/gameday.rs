@@ -37,6 +37,12 @@ pub struct Timeline {
 }
 
 /// The timeline of this process.
+/// A line of the game day's live timeline (kept for its report).
+pub fn say(text: &str) {
+    timeline().say(text);
+}
+
+/// The game day's timeline, one per process.
 pub fn timeline() -> &'static Timeline {
     static TIMELINE: OnceLock<Timeline> = OnceLock::new();
     TIMELINE.get_or_init(|| Timeline {

@@ -3,21 +3,25 @@
 //! and the seeded two-region estate.
 
 pub mod bench;
-pub mod failover_demo;
-pub mod failover_scene;
+pub mod function_env;
+pub mod functions;
 pub mod gameday;
 pub mod iam;
 pub mod kube;
+pub mod loopback;
 pub mod moto;
+pub mod play;
 pub mod proxy;
-pub mod rollback_bench;
-pub mod rollback_demo;
-pub mod rollback_scene;
 pub mod runtime;
 pub mod scenes;
 pub mod seed;
-pub mod spot_bench;
-pub mod spot_demo;
+
+// The paths these modules had before each function got its own scene / demo / bench.
+pub use functions::failover::{demo as failover_demo, scene as failover_scene};
+pub use functions::rollback::{
+    bench as rollback_bench, demo as rollback_demo, scene as rollback_scene,
+};
+pub use functions::spot::{bench as spot_bench, demo as spot_demo};
 
 use std::path::PathBuf;
 
@@ -39,6 +43,11 @@ pub enum SandboxError {
 }
 
 impl SandboxError {
+    /// A failed AWS call while reading the estate back.
+    pub fn estate<E: std::error::Error + 'static>(err: E) -> Self {
+        SandboxError::aws("reading the estate", &err)
+    }
+
     /// A failed AWS call while seeding or reading the estate: what was being done, and the whole
     /// error chain.
     pub fn aws(what: &str, err: &(dyn std::error::Error + 'static)) -> Self {
@@ -67,4 +76,13 @@ pub fn bin_dir(profile: &str) -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace_root().join("target"));
     target.join(profile)
+}
+
+/// The SDK configuration for AWS at `endpoint` (moto, or the fault proxy in front of it), in the
+/// primary region.
+pub async fn sdk_config(endpoint: &str) -> aws_config::SdkConfig {
+    breakwater::aws::Aws::for_endpoint(endpoint, seed::PRIMARY)
+        .await
+        .config()
+        .clone()
 }

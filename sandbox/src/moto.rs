@@ -1,7 +1,6 @@
 //! moto's server on a free loopback port, from the project's Python environment: start it, wait
 //! until it answers, reset it, stop it (by handle or by process id).
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -183,15 +182,7 @@ pub fn python() -> Result<PathBuf, SandboxError> {
     }
 }
 
-/// A port that was free a moment ago on 127.0.0.1.
-pub fn free_port() -> Result<u16, SandboxError> {
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .map_err(|e| SandboxError::Io(format!("bind 127.0.0.1:0: {e}")))?;
-    listener
-        .local_addr()
-        .map(|a| a.port())
-        .map_err(|e| SandboxError::Io(e.to_string()))
-}
+pub use crate::loopback::free_port;
 
 /// A minimal blocking HTTP/1.1 request to 127.0.0.1 returning the status code (readiness and reset
 /// must not need an async runtime).

@@ -13,9 +13,9 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use tokio::net::TcpListener;
+use hyper_util::rt::TokioExecutor;
 
+use crate::loopback::Loopback;
 use crate::SandboxError;
 
 /// What a rule does to a matching request.
@@ -246,12 +246,6 @@ impl FaultProxy {
     /// Starts a proxy on a free loopback port forwarding to `upstream` (`http://127.0.0.1:PORT`).
     /// `seed` makes the probabilistic rules repeatable.
     pub async fn start(upstream: &str, seed: u64) -> Result<Self, SandboxError> {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .map_err(|e| SandboxError::Io(format!("bind: {e}")))?;
-        let addr = listener
-            .local_addr()
-            .map_err(|e| SandboxError::Io(e.to_string()))?;
         let state = Arc::new(State {
             upstream: upstream.trim_end_matches('/').to_string(),
             started: std::time::Instant::now(),
@@ -261,21 +255,8 @@ impl FaultProxy {
             client: Client::builder(TokioExecutor::new()).build_http(),
         });
         let serving = state.clone();
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let state = serving.clone();
-                tokio::spawn(async move {
-                    let service =
-                        hyper::service::service_fn(move |req| forward(state.clone(), req));
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
+        let server = Loopback::serve(move |req| forward(serving.clone(), req)).await?;
+        let (addr, task) = (server.addr, server.task);
         Ok(FaultProxy { addr, state, task })
     }
 

@@ -13,12 +13,11 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::loopback::Loopback;
 use crate::SandboxError;
 
 const PREFIX: &str = "/2018-06-01/runtime";
@@ -234,12 +233,6 @@ impl FunctionProcess {
                 binary.display()
             )));
         }
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .map_err(|e| SandboxError::Io(format!("bind: {e}")))?;
-        let addr = listener
-            .local_addr()
-            .map_err(|e| SandboxError::Io(e.to_string()))?;
         let (queue, receiver) = mpsc::unbounded_channel();
         let shared = Arc::new(SharedHandle(Shared {
             function_name: function_name.to_string(),
@@ -250,7 +243,9 @@ impl FunctionProcess {
             first_next: OnceLock::new(),
             init_error: Mutex::new(None),
         }));
-        let server = tokio::spawn(serve(listener, shared.clone()));
+        let serving = shared.clone();
+        let loopback = Loopback::serve(move |req| handle(serving.clone(), req)).await?;
+        let (addr, server) = (loopback.addr, loopback.task);
 
         let mut command = tokio::process::Command::new(binary);
         command
@@ -567,21 +562,6 @@ impl Drop for FunctionProcess {
     fn drop(&mut self) {
         let _ = self.child.start_kill();
         self.server.abort();
-    }
-}
-
-async fn serve(listener: TcpListener, shared: Arc<SharedHandle>) {
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
-        };
-        let shared = shared.clone();
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req| handle(shared.clone(), req));
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
     }
 }
 

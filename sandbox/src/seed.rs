@@ -9,6 +9,10 @@ use crate::SandboxError;
 
 /// moto's default account.
 pub const ACCOUNT: &str = "123456789012";
+/// The region the game day and the benches treat as the primary (production).
+pub const PRIMARY: &str = "us-east-1";
+/// The standby region.
+pub const SECONDARY: &str = "us-west-2";
 
 /// What was seeded in one region.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -32,6 +36,15 @@ pub struct Estate {
     pub primary: RegionEstate,
     /// The secondary region (standby).
     pub secondary: RegionEstate,
+}
+
+/// An S3 client in `region` with path-style addressing (moto on loopback has no bucket hosts).
+pub fn s3(config: &SdkConfig, region: &str) -> aws_sdk_s3::Client {
+    aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&regional(config, region))
+            .force_path_style(true)
+            .build(),
+    )
 }
 
 /// The same configuration in another region.

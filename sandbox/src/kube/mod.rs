@@ -19,10 +19,9 @@ use std::time::Instant;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
-use tokio::net::TcpListener;
 
+use crate::loopback::Loopback;
 use crate::SandboxError;
 use store::{find_kind, ApiError, Cluster, ResourceKind, KINDS};
 
@@ -126,12 +125,6 @@ impl KubeEmulator {
     /// Starts an empty cluster on a free loopback port, its clock at `now_ms` and running at
     /// `factor` × real time (0: stopped, moved only by [`KubeEmulator::advance`]).
     pub async fn start(now_ms: u64, factor: f64) -> Result<Self, SandboxError> {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .map_err(|e| SandboxError::Io(format!("bind: {e}")))?;
-        let addr = listener
-            .local_addr()
-            .map_err(|e| SandboxError::Io(e.to_string()))?;
         let state = Arc::new(State {
             cluster: Mutex::new(Cluster::new(now_ms)),
             clock: Mutex::new(Clock {
@@ -144,23 +137,12 @@ impl KubeEmulator {
             log: Mutex::new(Vec::new()),
         });
         let serving = state.clone();
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let state = serving.clone();
-                tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |req| {
-                        let state = state.clone();
-                        async move { Ok::<_, Infallible>(handle(&state, req).await) }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
+        let server = Loopback::serve(move |req| {
+            let state = serving.clone();
+            async move { Ok::<_, Infallible>(handle(&state, req).await) }
+        })
+        .await?;
+        let (addr, task) = (server.addr, server.task);
         Ok(KubeEmulator { addr, state, task })
     }
 

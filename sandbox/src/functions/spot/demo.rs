@@ -10,10 +10,10 @@ use breakwater::clock::{Clock, SystemClock};
 use breakwater::ports::{NodeGroupId, NodeGroups};
 use serde_json::{json, Value};
 
+use super::scene::{spot_nodes, spot_scene, SpotScene};
 use crate::kube::fixtures::fifty_pod_workload;
 use crate::kube::KubeEmulator;
 use crate::runtime::FunctionProcess;
-use crate::scenes::{spot_nodes, spot_scene, SpotScene};
 use crate::seed::Estate;
 use crate::SandboxError;
 

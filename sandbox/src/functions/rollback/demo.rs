@@ -11,8 +11,8 @@ use aws_config::SdkConfig;
 use breakwater::clock::{Clock, SystemClock};
 use serde_json::{json, Value};
 
+use super::scene::{alarm_event, roll_out, rollback_scene, set_alarm};
 use crate::kube::KubeEmulator;
-use crate::rollback_scene::{alarm_event, roll_out, rollback_scene, set_alarm};
 use crate::runtime::FunctionProcess;
 use crate::seed::Estate;
 use crate::SandboxError;

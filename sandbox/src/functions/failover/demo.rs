@@ -1,4 +1,4 @@
-//! The regional-outage scene of `make demo` and the failover figures of `make bench`, through the
+//! The regional-outage scene of `make demo` (and the outage the bench times), through the
 //! release `failover` binary in the Lambda Runtime API emulator, against moto behind the fault
 //! proxy (which logs every call and how long moto took): the primary stops answering its probe,
 //! two alarms fire, the quorum holds, and the function fails over into the secondary region.
@@ -10,11 +10,12 @@ use aws_config::SdkConfig;
 use breakwater::clock::{Clock, SystemClock};
 use serde_json::{json, Value};
 
-use crate::failover_scene::{
+use super::scene::{
     failover_scene, observe, put_lag, put_plan, FailoverScene, Latencies, Observed,
 };
+use crate::function_env::FunctionEnv;
+use crate::functions::rollback::scene::alarm_event;
 use crate::proxy::FaultProxy;
-use crate::rollback_scene::alarm_event;
 use crate::runtime::FunctionProcess;
 use crate::seed::Estate;
 use crate::SandboxError;
@@ -45,14 +46,9 @@ pub struct Outage {
     pub report_key: String,
 }
 
+/// The primary's health endpoint: a loopback port nothing answers on.
 fn dead_url() -> Result<String, SandboxError> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0")
-        .map_err(|e| SandboxError::Io(format!("bind: {e}")))?;
-    let port = listener
-        .local_addr()
-        .map_err(|e| SandboxError::Io(e.to_string()))?
-        .port();
-    drop(listener);
+    let port = crate::loopback::free_port()?;
     Ok(format!("http://127.0.0.1:{port}/health"))
 }
 
@@ -108,23 +104,11 @@ pub async fn outage(
     .await?;
     let now = SystemClock.now_ms();
     put_lag(config, &secondary, &scene.replica, 4.0, now - 20_000).await?;
-    let env: Vec<(String, String)> = [
-        ("AWS_ENDPOINT_URL", proxy.endpoint()),
-        ("AWS_ACCESS_KEY_ID", "testing".into()),
-        ("AWS_SECRET_ACCESS_KEY", "testing".into()),
-        (
-            "BREAKWATER_STATE_BUCKET",
-            estate.secondary.state_bucket.clone(),
-        ),
-        ("BREAKWATER_TOPIC_ARN", estate.secondary.topic_arn.clone()),
-        ("BREAKWATER_PRIMARY_REGION", primary.clone()),
-        ("BREAKWATER_SECONDARY_REGION", secondary.clone()),
-        ("BREAKWATER_FAILOVER_POLL_MS", poll_ms.to_string()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect();
-    let mut env = env;
+    let mut env = FunctionEnv::new(&proxy.endpoint(), &estate.secondary)
+        .with("BREAKWATER_PRIMARY_REGION", primary.clone())
+        .with("BREAKWATER_SECONDARY_REGION", secondary.clone())
+        .with("BREAKWATER_FAILOVER_POLL_MS", poll_ms.to_string())
+        .into_vars();
     if crate::runtime::Chaos::get().is_some() {
         // The emulator ends an invocation after 60 s (the template's function: 900 s), so one
         // invocation waits 30 s at most before it checkpoints; the plan's lease (wait + 120 s)
@@ -349,83 +333,4 @@ pub async fn play(
     }
     serde_json::from_value(o.report)
         .map_err(|e| SandboxError::Function(format!("the execution's report: {e}")))
-}
-
-/// The failover figures: orchestration overhead (a zero-latency failover) and the measured
-/// recovery against the critical path AWS sets (simulated latencies), `runs` times each; the
-/// table, and the headline for the summary.
-pub async fn bench(
-    config: &SdkConfig,
-    endpoint: &str,
-    estate: &Estate,
-    binary: &Path,
-    runs: usize,
-) -> Result<(String, String), SandboxError> {
-    let quiet = |_: &str| {};
-    let mut overhead = Vec::new();
-    let mut calls = 0;
-    for i in 0..runs {
-        let o = outage(
-            &quiet,
-            config,
-            endpoint,
-            estate,
-            binary,
-            &format!("-oh{i}"),
-            Latencies::default(),
-            10,
-        )
-        .await?;
-        overhead.push((
-            o.invocation_ms - o.aws_busy_ms,
-            o.invocation_ms,
-            o.aws_busy_ms,
-        ));
-        calls = o.calls;
-    }
-    // AWS's minutes scaled to seconds (promotion ~5 min → 20 s, node group ~3 min → 12 s, DNS
-    // ~75 s → 5 s). The function's own time does not scale with them: the absolute excess is the
-    // figure to carry to real latencies, where it is a smaller share.
-    let latencies = Latencies {
-        promote: 20.0,
-        nodes: 12.0,
-        dns: 5.0,
-    };
-    let critical = latencies.promote.max(latencies.nodes) + latencies.dns;
-    let mut recovery = Vec::new();
-    for i in 0..runs {
-        let o = outage(
-            &quiet,
-            config,
-            endpoint,
-            estate,
-            binary,
-            &format!("-rto{i}"),
-            latencies,
-            50,
-        )
-        .await?;
-        let ms = recovery_ms(&o.execution)
-            .ok_or_else(|| SandboxError::Function(format!("no recovery figure: {}", o.answer)))?;
-        recovery.push(ms / 1000.0);
-    }
-    overhead.sort_by(|a, b| a.0.total_cmp(&b.0));
-    recovery.sort_by(f64::total_cmp);
-    let (oh, wall, busy) = overhead[overhead.len() / 2];
-    let r = recovery[recovery.len() / 2];
-    let within = (r - critical) / critical * 100.0;
-    let figure = format!(
-        "overhead median {oh:.0} ms; decided → traffic {r:.3} s vs critical path {critical:.3} s (+{:.2} %)",
-        within
-    );
-    let table = format!(
-        "| measure | value | target |\n|---|---|---|\n\
-         | orchestration overhead: a whole failover (zero AWS latency, {calls} AWS calls), wall time minus time with an AWS call outstanding | median {oh:.0} ms (of {wall:.0} ms; moto busy {busy:.0} ms) over {runs} runs | < 1000 ms |\n\
-         | decided → traffic moved with promotion {:.0} s ∥ node group {:.0} s, then DNS {:.0} s | median {r:.3} s vs critical path {critical:.3} s: +{:.0} ms, +{within:.2} % (all: {}) | within 2 % |\n\
-         The overhead counts the function's poll sleeps (10 ms after each act) as its own time: an upper bound. The recovery is read from the execution record (decided → traffic step done); the latencies are moto's, per resource, from the sandbox tags.",
-        latencies.promote, latencies.nodes, latencies.dns,
-        (r - critical) * 1000.0,
-        recovery.iter().map(|v| format!("{v:.3}")).collect::<Vec<_>>().join(", ")
-    );
-    Ok((table, figure))
 }
