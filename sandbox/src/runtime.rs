@@ -3,22 +3,25 @@
 //! measures init time (exec → first `/next`), per-invoke time and peak RSS.
 
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
-use hyper::{Method, Request, Response, StatusCode};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::loopback::Loopback;
 use crate::SandboxError;
+
+mod api;
+mod chaos;
+
+use api::handle;
+pub use chaos::Chaos;
+use chaos::CHAOS;
 
 const PREFIX: &str = "/2018-06-01/runtime";
 /// The variable that sets a function's clock in the sandbox.
@@ -70,115 +73,6 @@ struct Shared {
     handed_out: Mutex<HashMap<String, Instant>>,
     first_next: OnceLock<Instant>,
     init_error: Mutex<Option<FunctionError>>,
-}
-
-/// Game-day chaos, for every function process of this run: the processes are killed at random
-/// step boundaries (right after the `k`-th change an attempt made took effect upstream, as seen
-/// by the fault proxies every function talks through) and the events delivered again, as Lambda
-/// retries asynchronous events: about a minute after the first failed attempt, about two after
-/// the second ("How Lambda handles errors and retries with asynchronous invocation",
-/// <https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-error-handling.html>).
-///
-/// The waits pass on the functions' sandbox clock (`BREAKWATER_SANDBOX_NOW_MS`): the retry
-/// runs in a new process whose clock reads the wait later, while only `wait / time_scale` of
-/// real time goes by — so a dead attempt's claims lapse as they would in Lambda, in seconds.
-#[derive(Debug)]
-pub struct Chaos {
-    /// The proxy between the functions and AWS.
-    pub proxy: Arc<crate::proxy::FaultProxy>,
-    /// The chance that an attempt is killed.
-    pub kill_rate: f64,
-    /// Attempts per event (Lambda: the first and two retries).
-    pub attempts: u32,
-    /// The waits before the second and the third attempt (Lambda: one minute, then two).
-    pub retry_waits: [Duration; 2],
-    /// How many times faster than real time the waits pass on the functions' clocks.
-    pub time_scale: f64,
-    /// Added to every function's environment (claims that lapse before the retry).
-    pub env: Vec<(String, String)>,
-    rng: Mutex<u64>,
-    log: Mutex<Vec<(String, String)>>,
-    /// Further proxies whose changes are step boundaries too (the Kubernetes API's).
-    watched: Mutex<Vec<Arc<crate::proxy::FaultProxy>>>,
-}
-
-static CHAOS: OnceLock<Chaos> = OnceLock::new();
-
-impl Chaos {
-    /// Chaos over `proxy`, repeatable by `seed`.
-    pub fn new(proxy: Arc<crate::proxy::FaultProxy>, kill_rate: f64, seed: u64) -> Self {
-        Chaos {
-            proxy,
-            kill_rate,
-            attempts: 3,
-            retry_waits: [Duration::from_secs(60), Duration::from_secs(120)],
-            time_scale: 60.0,
-            // A dead invocation's claims lapse within the minute Lambda waits before a retry
-            // (leases: 60 s by default).
-            env: vec![("BREAKWATER_IDEMPOTENCY_SECONDS".into(), "60".into())],
-            rng: Mutex::new(seed | 1),
-            log: Mutex::new(Vec::new()),
-            watched: Mutex::new(Vec::new()),
-        }
-    }
-
-    /// Counts the changes made through `proxy` as step boundaries too (a kill point can fall
-    /// right after a Kubernetes patch).
-    pub fn watch(&self, proxy: Arc<crate::proxy::FaultProxy>) {
-        self.watched
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(proxy);
-    }
-
-    /// The changes that took effect upstream so far, through every proxy watched.
-    pub fn mutations_done(&self) -> usize {
-        let watched = self.watched.lock().unwrap_or_else(|p| p.into_inner());
-        self.proxy.mutations_done() + watched.iter().map(|p| p.mutations_done()).sum::<usize>()
-    }
-
-    /// The real time that stands for `wait` on the functions' clocks.
-    fn real(&self, wait: Duration) -> Duration {
-        wait.div_f64(self.time_scale.max(1.0))
-    }
-
-    /// Turns chaos on for this process (once).
-    pub fn enable(self) -> Result<(), SandboxError> {
-        CHAOS
-            .set(self)
-            .map_err(|_| SandboxError::Io("chaos is already on".into()))
-    }
-
-    /// The chaos of this run, when on.
-    pub fn get() -> Option<&'static Chaos> {
-        CHAOS.get()
-    }
-
-    fn next(&self) -> u64 {
-        let mut x = self.rng.lock().unwrap_or_else(|p| p.into_inner());
-        *x ^= *x << 13;
-        *x ^= *x >> 7;
-        *x ^= *x << 17;
-        *x
-    }
-
-    /// `Some(k)` (1–4): kill this attempt after its `k`-th change; `None`: let it run.
-    fn kill_point(&self) -> Option<usize> {
-        let roll = (self.next() % 10_000) as f64 / 10_000.0;
-        (roll < self.kill_rate).then(|| 1 + (self.next() % 4) as usize)
-    }
-
-    fn note(&self, function: &str, what: &str) {
-        self.log
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push((function.to_string(), what.to_string()));
-    }
-
-    /// What chaos did so far: `(function, what)`.
-    pub fn log(&self) -> Vec<(String, String)> {
-        self.log.lock().unwrap_or_else(|p| p.into_inner()).clone()
-    }
 }
 
 /// A function binary running under the emulator.
@@ -563,113 +457,6 @@ impl Drop for FunctionProcess {
         let _ = self.child.start_kill();
         self.server.abort();
     }
-}
-
-async fn handle(
-    shared: Arc<SharedHandle>,
-    req: Request<Incoming>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
-    let shared = &shared.0;
-    let path = req.uri().path().to_string();
-    let method = req.method().clone();
-    let Some(rest) = path.strip_prefix(PREFIX) else {
-        return Ok(reply(StatusCode::NOT_FOUND, r#"{"errorType":"NotFound"}"#));
-    };
-    if method == Method::GET && rest == "/invocation/next" {
-        let _ = shared.first_next.set(Instant::now());
-        let next = shared.queue.lock().await.recv().await;
-        let Some(pending) = next else {
-            return Ok(reply(StatusCode::GONE, r#"{"errorType":"Shutdown"}"#));
-        };
-        shared
-            .in_flight
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(pending.request_id.clone(), pending.reply);
-        shared
-            .handed_out
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(pending.request_id.clone(), Instant::now());
-        let arn = format!(
-            "arn:aws:lambda:{}:{ACCOUNT}:function:{}",
-            shared.region, shared.function_name
-        );
-        let trace = format!(
-            "Root=1-{:08x}-{:024x};Parent={:016x};Sampled=0",
-            epoch_ms() / 1000,
-            epoch_ms(),
-            epoch_ms()
-        );
-        let response = Response::builder()
-            .status(StatusCode::OK)
-            .header("content-type", "application/json")
-            .header("lambda-runtime-aws-request-id", &pending.request_id)
-            .header(
-                "lambda-runtime-deadline-ms",
-                pending.deadline_ms.to_string(),
-            )
-            .header("lambda-runtime-invoked-function-arn", arn)
-            .header("lambda-runtime-trace-id", trace)
-            .body(Full::new(pending.body))
-            .unwrap_or_default();
-        return Ok(response);
-    }
-    let body = req
-        .into_body()
-        .collect()
-        .await
-        .map(|b| b.to_bytes())
-        .unwrap_or_default();
-    if method == Method::POST && rest == "/init/error" {
-        *shared.init_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(parse_error(&body));
-        return Ok(reply(StatusCode::ACCEPTED, r#"{"status":"OK"}"#));
-    }
-    if method == Method::POST {
-        if let Some(id_and_kind) = rest.strip_prefix("/invocation/") {
-            if let Some((id, kind)) = id_and_kind.split_once('/') {
-                let outcome = match kind {
-                    "response" => Ok(serde_json::from_slice(&body).unwrap_or_else(|_| {
-                        Value::String(String::from_utf8_lossy(&body).into_owned())
-                    })),
-                    "error" => Err(parse_error(&body)),
-                    _ => return Ok(reply(StatusCode::NOT_FOUND, r#"{"errorType":"NotFound"}"#)),
-                };
-                let sender = shared
-                    .in_flight
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .remove(id);
-                return Ok(match sender {
-                    Some(sender) => {
-                        let _ = sender.send(outcome);
-                        reply(StatusCode::ACCEPTED, r#"{"status":"OK"}"#)
-                    }
-                    None => reply(
-                        StatusCode::BAD_REQUEST,
-                        r#"{"errorType":"InvalidRequestID"}"#,
-                    ),
-                });
-            }
-        }
-    }
-    Ok(reply(StatusCode::NOT_FOUND, r#"{"errorType":"NotFound"}"#))
-}
-
-fn parse_error(body: &[u8]) -> FunctionError {
-    let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
-    FunctionError {
-        error_type: v["errorType"].as_str().unwrap_or("Unknown").to_string(),
-        error_message: v["errorMessage"].as_str().unwrap_or_default().to_string(),
-    }
-}
-
-fn reply(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
-    Response::builder()
-        .status(status)
-        .header("content-type", "application/json")
-        .body(Full::new(Bytes::from_static(body.as_bytes())))
-        .unwrap_or_default()
 }
 
 fn epoch_ms() -> u64 {
