@@ -1,4 +1,5 @@
-//! `sandbox`: run Breakwater on this machine without AWS.
+//! `sandbox`: run Breakwater on this machine without AWS. This file only parses the command line
+//! and dispatches; the scenes, demos and benches live in the library (`functions/`, `play.rs`).
 //!
 //! ```text
 //! sandbox demo  [--bin-dir DIR]                 the game day: every scene through the real binaries, then a report
@@ -8,6 +9,9 @@
 //! sandbox down                                   stop the moto that `up` started, by its process id
 //! sandbox invoke BINARY EVENT.json [--bin-dir D] run a function binary once against the `up` sandbox
 //! sandbox bench --bin-dir D --arm64-dir D NAME…  the bench table (init, invoke p50/p99, RSS, ARM64 size)
+//! sandbox budget-bench | sweep-bench | spot-bench | rollback-bench | failover-bench
+//!                                                each function's own figure (sandbox/src/functions/*/bench.rs)
+//! sandbox bench-summary                          the one table of `make bench`
 //! ```
 
 use std::path::{Path, PathBuf};
