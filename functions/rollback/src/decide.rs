@@ -102,8 +102,8 @@ pub enum Step {
     Done(Outcome, String),
     /// Send `patch`, which takes the Deployment to `target` (`why` says why that one).
     Patch {
-        /// The revision rolled back to.
-        target: Revision,
+        /// The revision rolled back to (boxed: it carries the template and annotations).
+        target: Box<Revision>,
         /// The JSON patch.
         patch: Value,
         /// Why this revision.
@@ -257,7 +257,11 @@ pub fn judge_deployment(
         target.number
     );
     let patch = undo::undo_patch(deployment, &target, &cause);
-    Step::Patch { target, patch, why }
+    Step::Patch {
+        target: Box::new(target),
+        patch,
+        why,
+    }
 }
 
 /// The revision to go back to: the one asked for, else the newest that survived its bake time
@@ -358,7 +362,7 @@ where
         let (target, patch, why) =
             match judge_deployment(request, &read, record, decision, now, rules) {
                 Step::Done(outcome, reason) => return Ok((outcome, reason)),
-                Step::Patch { target, patch, why } => (target, patch, why),
+                Step::Patch { target, patch, why } => (*target, patch, why),
             };
         record.intent = Some(Intent {
             decision: decision.id.clone(),

@@ -15,14 +15,9 @@ pub mod settings;
 pub mod undo;
 pub mod workload;
 
-/// The signing secrets' references and cache, now shared ([`breakwater::secrets`]).
-pub mod secrets {
-    pub use breakwater::secrets::{SecretCache, SecretRef, SECRET_TTL};
-}
-
-/// The SDK crates of the signing secrets and the hand-off, for whoever sets up what this function
-/// reads (the sandbox and the integration tests put its signing secrets in Secrets Manager and
-/// SSM); re-exported from `breakwater`, which holds the adapters.
+/// The SDK crates of the signing secrets and the hand-off, re-exported from `breakwater` (which
+/// holds the adapters) for `tests/tests/bad_input.rs`, which still names them here; new code
+/// takes them from `breakwater::aws::{secrets, lambda_invoke}`.
 pub mod sdk {
     pub use breakwater::aws::lambda_invoke::aws_sdk_lambda as lambda;
     pub use breakwater::aws::secrets::{

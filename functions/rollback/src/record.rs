@@ -70,6 +70,27 @@ pub struct Decision {
     pub patched_after_ms: Option<f64>,
 }
 
+impl Decision {
+    /// The decision `id` on `request` at `now`, before anything is decided (not acting, no
+    /// reason yet).
+    pub fn undecided(id: &str, request: &Request, now: u64) -> Self {
+        Decision {
+            id: id.to_string(),
+            at_ms: now,
+            workload: request.workload.to_string(),
+            trigger: request.asker.describe(),
+            alarm: request.asker.alarm().map(str::to_string),
+            outcome: Outcome::NotActing,
+            reason: String::new(),
+            from_revision: None,
+            to_revision: None,
+            to_hash: None,
+            verified: None,
+            patched_after_ms: None,
+        }
+    }
+}
+
 /// A revision known to have tripped an alarm.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Marked {
@@ -165,20 +186,7 @@ impl<A: Alarms> RollbackFunction<A> {
         let rkey = record_key(&request.workload);
         let mut record = self.load_record(&request.workload).await?;
         let now = self.now_ms();
-        let mut decision = Decision {
-            id: id.to_string(),
-            at_ms: now,
-            workload: request.workload.to_string(),
-            trigger: request.asker.describe(),
-            alarm: request.asker.alarm().map(str::to_string),
-            outcome: Outcome::NotActing,
-            reason: String::new(),
-            from_revision: None,
-            to_revision: None,
-            to_hash: None,
-            verified: None,
-            patched_after_ms: None,
-        };
+        let mut decision = Decision::undecided(id, request, now);
         let (outcome, reason) = self
             .decide(request, &mut record, &mut decision, now, started)
             .await?;

@@ -85,20 +85,8 @@ fn alarm(since_ms: u64) -> Asker {
 }
 
 fn decision(request: &Request, now: u64) -> Decision {
-    Decision {
-        id: format!("{}@{}", request.event_id, request.workload),
-        at_ms: now,
-        workload: request.workload.to_string(),
-        trigger: request.asker.describe(),
-        alarm: request.asker.alarm().map(str::to_string),
-        outcome: Outcome::NotActing,
-        reason: String::new(),
-        from_revision: None,
-        to_revision: None,
-        to_hash: None,
-        verified: None,
-        patched_after_ms: None,
-    }
+    let id = format!("{}@{}", request.event_id, request.workload);
+    Decision::undecided(&id, request, now)
 }
 
 /// Decides a Deployment's request on `fake` at `now`; the intents it wrote.

@@ -1,7 +1,8 @@
 //! The hand-off adapter: Lambda `Invoke` with `InvocationType: Event`, behind
 //! [`crate::handoff::Handoff`]. Lambda answers 202 when the event is queued, before it runs, and
-//! retries a failed asynchronous invocation twice (AWS Lambda Developer Guide, "Asynchronous
-//! invocation").
+//! retries a failed asynchronous invocation twice (AWS Lambda Developer Guide, "How Lambda
+//! handles errors and retries with asynchronous invocation",
+//! <https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-error-handling.html>).
 
 use serde_json::Value;
 

@@ -1,5 +1,7 @@
 //! The secrets adapter: Secrets Manager `GetSecretValue` and SSM `GetParameter` (with
-//! decryption), behind [`crate::secrets::Secrets`].
+//! decryption), behind [`crate::secrets::Secrets`]
+//! (<https://docs.aws.amazon.com/secretsmanager/latest/apireference/API_GetSecretValue.html>,
+//! <https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_GetParameter.html>).
 
 use secrecy::SecretString;
 

@@ -135,10 +135,10 @@ async fn get(client: &kube::Client, path: &str, what: &str) -> Result<Option<Val
     }
 }
 
-/// A write's answer. The API server answers a JSON patch whose `test` fails with 422 and "the
-/// server rejected our request due to an error in our request" / "test failed" (Kubernetes API
-/// concepts, "Patch operations": JSON patch per RFC 6902, whose `test` makes the whole patch
-/// fail).
+/// A write's answer. A JSON patch (`application/json-patch+json`, RFC 6902: a failed `test`
+/// fails the whole patch; Kubernetes, "Update API Objects in Place Using kubectl patch",
+/// <https://kubernetes.io/docs/tasks/manage-kubernetes-objects/update-api-object-kubectl-patch/>)
+/// whose `test` fails is answered 422 with "test failed" in its message; a conflict, 409.
 fn classify(answer: Answer, what: &str) -> Result<Patched> {
     match answer.status {
         200 | 201 => Ok(Patched::Applied(answer.body)),
