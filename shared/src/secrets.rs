@@ -93,12 +93,20 @@ impl std::fmt::Debug for SecretCache {
 }
 
 impl SecretCache {
-    /// The secret `reference` names: from the cache while it is fresh, else read from `source`.
-    pub async fn get(&self, source: &impl Secrets, reference: &SecretRef) -> Result<SecretString> {
+    /// The secret `reference` names: from the cache while it is fresh, else from `read` (a
+    /// [`Secrets::read`] of it).
+    pub async fn get<F>(
+        &self,
+        reference: &SecretRef,
+        read: impl FnOnce() -> F,
+    ) -> Result<SecretString>
+    where
+        F: Future<Output = Result<SecretString>>,
+    {
         if let Some(secret) = self.fresh(reference) {
             return Ok(secret);
         }
-        let secret = source.read(reference).await?;
+        let secret = read().await?;
         if let Ok(mut read) = self.read.lock() {
             read.insert(reference.clone(), (secret.clone(), Instant::now()));
         }

@@ -13,8 +13,6 @@
 
 pub mod webhook;
 
-use breakwater::aws::lambda_invoke::LambdaInvoke;
-use breakwater::aws::secrets::AwsSecrets;
 use breakwater::handoff::Handoff;
 use breakwater::ports::Alarms;
 use breakwater::secrets::Secrets;
@@ -36,14 +34,6 @@ pub fn handoff_event(source: &str, text: &str, by: &str, id: &str) -> Value {
 }
 
 impl<A: Alarms> RollbackFunction<A> {
-    /// A Function URL request, its signing secrets read from Secrets Manager / SSM and its work
-    /// handed to Lambda.
-    pub(crate) async fn on_http(&self, event: &Value, owner: &str) -> Value {
-        let aws = &self.toolkit.aws;
-        self.on_http_with(event, owner, &AwsSecrets::new(aws), &LambdaInvoke::new(aws))
-            .await
-    }
-
     /// A Function URL request: verified, then read. Any refusal is a 401 and changes nothing. A
     /// verified request is acknowledged at once and carried out by an asynchronous invocation
     /// (`handoff`): Slack gives a slash command 3000 ms.
@@ -78,7 +68,12 @@ impl<A: Alarms> RollbackFunction<A> {
         let Some(reference) = reference else {
             return refused(Unauthorized(format!("{source} is not configured")));
         };
-        let secret = match self.settings.secrets.get(secrets, reference).await {
+        let secret = match self
+            .settings
+            .secrets
+            .get(reference, || secrets.read(reference))
+            .await
+        {
             Ok(s) => s,
             Err(e) => {
                 // Not judged (nothing was compared), so not a 401; and nothing is done.

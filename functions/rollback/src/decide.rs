@@ -507,6 +507,11 @@ impl<A: Alarms> RollbackFunction<A> {
         if let Some(verdict) = before_reading(frozen, record, now, &rules) {
             return Ok(verdict);
         }
+        // The cluster's endpoint and CA (eks:DescribeCluster, once per container), where the
+        // Kubernetes client was made before the workloads port: an unknown cluster fails here.
+        self.kube
+            .access(&self.toolkit.aws, &request.workload.cluster)
+            .await?;
         let workloads = self.workloads();
         match request.workload.kind {
             Kind::Deployment => {

@@ -27,11 +27,15 @@ pub mod sdk {
 
 use std::time::{Duration, Instant};
 
+use breakwater::aws::lambda_invoke::LambdaInvoke;
+use breakwater::aws::secrets::AwsSecrets;
 use breakwater::events::{Routes, Trigger};
+use breakwater::handoff::Handoff;
 use breakwater::kube::workloads::Workloads;
 use breakwater::kube::KubeClients;
 use breakwater::metrics::{Metrics, Unit};
 use breakwater::ports::Alarms;
+use breakwater::secrets::Secrets;
 use breakwater::state::Acquisition;
 use breakwater::{Error, Result, Toolkit};
 use serde_json::{json, Value};
@@ -86,11 +90,26 @@ impl<A: Alarms> RollbackFunction<A> {
         self.toolkit.store.clock().now_ms()
     }
 
-    /// Handles one invocation. Malformed events are answered `rejected` (a retry would not
-    /// change them, and nothing was changed); Function URL requests get an HTTP answer.
+    /// Handles one invocation, its signing secrets read from Secrets Manager / SSM and webhook
+    /// work handed to Lambda ([`Self::handle_with`] with the AWS adapters).
     pub async fn handle(&self, event: Value, owner: &str) -> Result<Value> {
+        let aws = &self.toolkit.aws;
+        self.handle_with(event, owner, &AwsSecrets::new(aws), &LambdaInvoke::new(aws))
+            .await
+    }
+
+    /// Handles one invocation, reading signing secrets from `secrets` and handing webhook work
+    /// to `handoff`. Malformed events are answered `rejected` (a retry would not
+    /// change them, and nothing was changed); Function URL requests get an HTTP answer.
+    pub async fn handle_with(
+        &self,
+        event: Value,
+        owner: &str,
+        secrets: &impl Secrets,
+        handoff: &impl Handoff,
+    ) -> Result<Value> {
         if webhook::is_http(&event) {
-            return Ok(self.on_http(&event, owner).await);
+            return Ok(self.on_http_with(&event, owner, secrets, handoff).await);
         }
         let trigger = match self.routes().route(event) {
             Ok(t) => t,

@@ -12,20 +12,27 @@ use crate::aws::Aws;
 use crate::error::{Error, Result};
 use crate::secrets::{SecretRef, Secrets};
 
-/// [`Secrets`] over Secrets Manager and SSM Parameter Store.
+/// [`Secrets`] over Secrets Manager and SSM Parameter Store. It keeps the configuration and
+/// makes the one client a read needs (a read is rare: the cache holds a secret for minutes).
 #[derive(Debug, Clone)]
 pub struct AwsSecrets {
-    secrets_manager: aws_sdk_secretsmanager::Client,
-    ssm: aws_sdk_ssm::Client,
+    config: aws_config::SdkConfig,
 }
 
 impl AwsSecrets {
     /// The adapter with `aws`'s configuration.
     pub fn new(aws: &Aws) -> Self {
         AwsSecrets {
-            secrets_manager: aws_sdk_secretsmanager::Client::new(aws.config()),
-            ssm: aws_sdk_ssm::Client::new(aws.config()),
+            config: aws.config().clone(),
         }
+    }
+
+    fn secretsmanager(&self) -> aws_sdk_secretsmanager::Client {
+        aws_sdk_secretsmanager::Client::new(&self.config)
+    }
+
+    fn ssm(&self) -> aws_sdk_ssm::Client {
+        aws_sdk_ssm::Client::new(&self.config)
     }
 }
 
@@ -34,7 +41,7 @@ impl Secrets for AwsSecrets {
         match reference {
             SecretRef::SecretsManager(id) => {
                 let out = self
-                    .secrets_manager
+                    .secretsmanager()
                     .get_secret_value()
                     .secret_id(id)
                     .send()
@@ -51,7 +58,7 @@ impl Secrets for AwsSecrets {
             }
             SecretRef::Parameter(name) => {
                 let out = self
-                    .ssm
+                    .ssm()
                     .get_parameter()
                     .name(name)
                     .with_decryption(true)
