@@ -8,6 +8,7 @@ pub mod error;
 pub mod events;
 #[cfg(any(test, feature = "test-util"))]
 pub mod fakes;
+pub mod handoff;
 pub mod kube;
 pub mod lambda;
 pub mod lifecycle;
@@ -16,6 +17,7 @@ pub mod metrics;
 pub mod notify;
 pub mod ports;
 pub mod report;
+pub mod secrets;
 pub mod state;
 
 use std::sync::Arc;

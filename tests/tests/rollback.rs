@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use breakwater::aws::cloudwatch::CloudWatchAlarms;
+use breakwater::aws::secrets::{aws_sdk_secretsmanager as secretsmanager, aws_sdk_ssm as ssm};
 use breakwater::aws::Aws;
 use breakwater::clock::{Clock, ManualClock, SystemClock};
 use breakwater::config::{Env, Settings};
@@ -24,9 +25,8 @@ use breakwater_sandbox::rollback_scene::{
 use breakwater_sandbox::seed::{read_notifications, seed, Estate, ReceivedNotification};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use rollback::sdk::{secretsmanager, ssm};
+use rollback::chat::webhook::{pagerduty_signature, slack_signature};
 use rollback::settings::RollbackSettings;
-use rollback::webhook::{pagerduty_signature, slack_signature};
 use rollback::RollbackFunction;
 use secrecy::SecretString;
 use serde_json::{json, Value};
@@ -1153,7 +1153,7 @@ async fn signing_secrets_are_read_from_secrets_manager_and_ssm_on_first_use_and_
     assert_eq!(pd["statusCode"], 200, "{pd}");
     // WHEN the stored secrets are deleted
     let slack_ref = w.function.settings.slack_secret.clone().unwrap();
-    let rollback::secrets::SecretRef::SecretsManager(name) = slack_ref else {
+    let breakwater::secrets::SecretRef::SecretsManager(name) = slack_ref else {
         panic!("{slack_ref:?}")
     };
     secretsmanager::Client::new(w.direct.config())

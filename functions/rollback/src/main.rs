@@ -1,6 +1,8 @@
 //! The rollback Lambda: wiring only.
 
 use breakwater::aws::cloudwatch::CloudWatchAlarms;
+use breakwater::aws::lambda_invoke::LambdaInvoke;
+use breakwater::aws::secrets::AwsSecrets;
 use breakwater::config::Env;
 use breakwater::kube::KubeClients;
 use breakwater::lambda::{init_failed, serve};
@@ -16,6 +18,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         .map_err(init_failed)?;
     let settings = RollbackSettings::from_env(&env).map_err(|e| init_failed(e.into()))?;
     let kube = KubeClients::new(env.optional("BREAKWATER_KUBE_ENDPOINT")).map_err(init_failed)?;
+    let secrets = AwsSecrets::new(&toolkit.aws);
+    let handoff = LambdaInvoke::new(&toolkit.aws);
     let function = RollbackFunction {
         alarms: CloudWatchAlarms::new(toolkit.aws.cloudwatch()),
         kube,
@@ -23,8 +27,12 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         settings,
     };
     serve("rollback", |event, request_id| {
-        let function = &function;
-        async move { function.handle(event, &request_id).await }
+        let (function, secrets, handoff) = (&function, &secrets, &handoff);
+        async move {
+            function
+                .handle_with(event, &request_id, secrets, handoff)
+                .await
+        }
     })
     .await
 }

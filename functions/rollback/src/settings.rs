@@ -1,12 +1,12 @@
 //! The rollback function's settings, read once at init; errors name the variable. The signing
 //! secrets are not settings: the settings name where they are kept (Secrets Manager or an SSM
-//! `SecureString`), and [`crate::secrets`] reads them on first use.
+//! `SecureString`), and [`breakwater::secrets`] reads them on first use.
 
 use std::collections::BTreeMap;
 
 use breakwater::config::{ConfigError, Env};
+use breakwater::secrets::{SecretCache, SecretRef};
 
-use crate::secrets::{SecretCache, SecretRef};
 use crate::workload::Workload;
 
 /// The variables that held the secrets themselves before they moved to Secrets Manager / SSM:

@@ -1,14 +1,14 @@
 //! The Deployment rollback exactly as `kubectl rollout undo` makes it (its `DeploymentRollbacker`),
 //! plus a `test` on `metadata.resourceVersion` so that a deploy landing between our read and our
-//! write fails the patch instead of being overwritten; and the Argo Rollouts abort.
+//! write fails the patch instead of being overwritten; what a GitOps owner and a freeze look
+//! like; and how a rollout stands. The reads and writes go through
+//! [`breakwater::kube::workloads::Workloads`].
 
-use breakwater::kube::ops::{send_json, unexpected, Answer};
 use breakwater::kube::rollout::{
     controller_uid, equal_ignore_hash, revision_of, without_hash, CHANGE_CAUSE,
     CONTROLLER_ANNOTATIONS, REVISION_HISTORY, TEMPLATE_HASH,
 };
-use breakwater::{Error, Result};
-use http::Method;
+pub use breakwater::kube::workloads::Patched;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
@@ -167,142 +167,6 @@ pub fn gitops_owner(obj: &Value) -> Option<String> {
 /// Whether the object carries the freeze annotation.
 pub fn frozen(obj: &Value) -> bool {
     obj["metadata"]["annotations"][FREEZE].as_str() == Some("true")
-}
-
-fn deployment_path(namespace: &str, name: &str) -> String {
-    format!("/apis/apps/v1/namespaces/{namespace}/deployments/{name}")
-}
-
-fn rollout_path(namespace: &str, name: &str) -> String {
-    format!("/apis/argoproj.io/v1alpha1/namespaces/{namespace}/rollouts/{name}")
-}
-
-async fn get(client: &kube::Client, path: &str, what: &str) -> Result<Option<Value>> {
-    let answer = send_json(client, Method::GET, path, "application/json", None, what).await?;
-    match answer.status {
-        200 => Ok(Some(answer.body)),
-        404 => Ok(None),
-        _ => Err(unexpected(what, &answer)),
-    }
-}
-
-/// The Deployment and the ReplicaSets its selector lists, `None` when it does not exist.
-pub async fn read_deployment(
-    client: &kube::Client,
-    namespace: &str,
-    name: &str,
-) -> Result<Option<(Value, Vec<Value>)>> {
-    let what = format!("get deployment {namespace}/{name}");
-    let Some(deployment) = get(client, &deployment_path(namespace, name), &what).await? else {
-        return Ok(None);
-    };
-    let selector = deployment["spec"]["selector"]["matchLabels"]
-        .as_object()
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
-                .collect::<Vec<_>>()
-                .join(",")
-        })
-        .unwrap_or_default();
-    let query: String = form_urlencoded::Serializer::new(String::new())
-        .append_pair("labelSelector", &selector)
-        .finish();
-    let what = format!("list replicasets of {namespace}/{name}");
-    let path = format!("/apis/apps/v1/namespaces/{namespace}/replicasets?{query}");
-    let list = get(client, &path, &what)
-        .await?
-        .ok_or_else(|| Error::NotFound(what.clone()))?;
-    let items = list["items"].as_array().cloned().unwrap_or_default();
-    Ok(Some((deployment, items)))
-}
-
-/// What a patch came to.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Patched {
-    /// Applied; the object as stored.
-    Applied(Value),
-    /// The `test` failed or the object changed: read again and decide again.
-    Changed(String),
-    /// The object is gone.
-    Gone,
-}
-
-/// Sends the rollback patch.
-pub async fn patch_deployment(
-    client: &kube::Client,
-    namespace: &str,
-    name: &str,
-    patch: &Value,
-) -> Result<Patched> {
-    let what = format!("roll back deployment {namespace}/{name}");
-    let answer = send_json(
-        client,
-        Method::PATCH,
-        &deployment_path(namespace, name),
-        "application/json-patch+json",
-        Some(patch),
-        &what,
-    )
-    .await?;
-    classify(answer, &what)
-}
-
-fn classify(answer: Answer, what: &str) -> Result<Patched> {
-    match answer.status {
-        200 | 201 => Ok(Patched::Applied(answer.body)),
-        404 => Ok(Patched::Gone),
-        409 => Ok(Patched::Changed(answer.message().to_string())),
-        422 if answer
-            .message()
-            .to_ascii_lowercase()
-            .contains("test failed") =>
-        {
-            Ok(Patched::Changed(answer.message().to_string()))
-        }
-        _ => Err(unexpected(what, &answer)),
-    }
-}
-
-/// Whether the workload exists (one GET of the object itself).
-pub async fn exists(client: &kube::Client, workload: &crate::workload::Workload) -> Result<bool> {
-    let (path, what) = match workload.kind {
-        crate::workload::Kind::Deployment => (
-            deployment_path(&workload.namespace, &workload.name),
-            "deployment",
-        ),
-        crate::workload::Kind::Rollout => {
-            (rollout_path(&workload.namespace, &workload.name), "rollout")
-        }
-    };
-    let what = format!("get {what} {}/{}", workload.namespace, workload.name);
-    Ok(get(client, &path, &what).await?.is_some())
-}
-
-/// The Argo Rollout, `None` when it does not exist.
-pub async fn read_rollout(
-    client: &kube::Client,
-    namespace: &str,
-    name: &str,
-) -> Result<Option<Value>> {
-    let what = format!("get rollout {namespace}/{name}");
-    get(client, &rollout_path(namespace, name), &what).await
-}
-
-/// Aborts the Rollout as `kubectl argo rollouts abort` does: `status.abort = true` by a merge
-/// patch of the status subresource (the controller sends traffic back to the stable ReplicaSet).
-pub async fn abort_rollout(client: &kube::Client, namespace: &str, name: &str) -> Result<Patched> {
-    let what = format!("abort rollout {namespace}/{name}");
-    let answer = send_json(
-        client,
-        Method::PATCH,
-        &format!("{}/status", rollout_path(namespace, name)),
-        "application/merge-patch+json",
-        Some(&json!({"status": {"abort": true}})),
-        &what,
-    )
-    .await?;
-    classify(answer, &what)
 }
 
 /// How a Deployment's rollout stands (what the bake verification reads).

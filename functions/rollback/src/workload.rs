@@ -4,17 +4,12 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use breakwater::kube::workloads::ObjectAt;
 use breakwater::{Error, Result};
 use serde::{Deserialize, Serialize};
 
-/// The kinds a rollback knows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub enum Kind {
-    /// `apps/v1` Deployment: rolled back as `kubectl rollout undo` does.
-    Deployment,
-    /// `argoproj.io/v1alpha1` Rollout: aborted.
-    Rollout,
-}
+/// The kinds a rollback knows (Deployment, Argo Rollout).
+pub use breakwater::kube::workloads::WorkloadKind as Kind;
 
 /// One workload.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -151,6 +146,17 @@ impl Workload {
             self.kind,
             breakwater::state::key_segment(&self.name)
         )
+    }
+}
+
+impl Workload {
+    /// Where the workload is, for the [`Workloads`] port.
+    pub fn at(&self) -> ObjectAt<'_> {
+        ObjectAt {
+            cluster: &self.cluster,
+            namespace: &self.namespace,
+            name: &self.name,
+        }
     }
 }
 

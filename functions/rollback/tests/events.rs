@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use breakwater::events::{Routes, Trigger};
-use rollback::webhook::{verify_pagerduty, verify_slack, HttpRequest};
+use rollback::chat::webhook::{verify_pagerduty, verify_slack, HttpRequest};
 use rollback::{alarm_from_action, alarm_from_eventbridge, alarm_from_sns};
 use secrecy::SecretString;
 use serde_json::Value;
@@ -28,7 +28,12 @@ fn routes() -> Routes {
         ],
         alarm_actions: true,
         sns: true,
-        commands: &["rollback", "verify", "status", rollback::handoff::COMMAND],
+        commands: &[
+            "rollback",
+            "verify",
+            "status",
+            rollback::chat::HANDOFF_COMMAND,
+        ],
         account: None,
         regions: vec!["us-east-1".into()],
     }
@@ -79,7 +84,7 @@ fn the_signed_requests_verify_only_at_their_time_and_unchanged() {
     let handoff = load("webhook-handoff.json");
     assert_eq!(
         handoff["id"],
-        rollback::webhook::request_id("slack", &signature).as_str()
+        rollback::chat::webhook::request_id("slack", &signature).as_str()
     );
     assert!(verify_slack(&slack, &request, SIGNED_AT_MS + 6 * 60_000).is_err());
     let forged = HttpRequest::from_event(&load("slack-command-forged.json")).unwrap();

@@ -7,8 +7,10 @@ pub mod cloudwatch;
 pub mod ec2;
 pub mod eks;
 pub mod iam;
+pub mod lambda_invoke;
 pub mod rds;
 pub mod route53;
+pub mod secrets;
 
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};

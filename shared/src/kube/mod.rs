@@ -5,6 +5,7 @@
 pub mod ops;
 pub mod rollout;
 pub mod token;
+pub mod workloads;
 
 use std::collections::HashMap;
 use std::sync::Mutex;

@@ -1,20 +1,22 @@
-//! The webhook signing secrets: kept in Secrets Manager or as an SSM `SecureString` parameter,
-//! named (not held) by an environment variable, read on the first request that needs them — never
-//! at init, which an alarm invocation would pay for — and cached for a few minutes so that a
-//! rotated secret is picked up without a cold start.
+//! The secrets port: a secret read by reference — a Secrets Manager secret or an SSM
+//! `SecureString` parameter, named (not held) by an environment variable — and a cache that
+//! reads it on first use and again after a few minutes, so that a rotated secret is picked up
+//! without a cold start.
 //!
 //! A secret in a plain environment variable is readable by anyone with
 //! `lambda:GetFunctionConfiguration` (the AWS `ReadOnlyAccess` policy has it); a reference is not
-//! a secret.
+//! a secret. The adapter is [`crate::aws::secrets::AwsSecrets`].
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use breakwater::aws::Aws;
-use breakwater::config::ConfigError;
-use breakwater::{Error, Result};
 use secrecy::SecretString;
+use tokio::time::Instant;
+
+use crate::config::ConfigError;
+use crate::error::Result;
 
 /// How long a secret read is trusted before it is read again (rotation).
 pub const SECRET_TTL: Duration = Duration::from_secs(300);
@@ -70,6 +72,13 @@ impl std::fmt::Display for SecretRef {
     }
 }
 
+/// What reads a secret by its reference.
+pub trait Secrets: Send + Sync {
+    /// The secret's text. Refused (an error) when it is empty, binary, or an SSM parameter that
+    /// is not a `SecureString`: a signing secret is not kept in plain text.
+    fn read(&self, reference: &SecretRef) -> impl Future<Output = Result<SecretString>> + Send;
+}
+
 /// The secrets read so far, shared by every clone (the function is cloned into tasks).
 #[derive(Clone, Default)]
 pub struct SecretCache {
@@ -84,12 +93,20 @@ impl std::fmt::Debug for SecretCache {
 }
 
 impl SecretCache {
-    /// The secret `reference` names: from the cache while it is fresh, else read from AWS.
-    pub async fn get(&self, aws: &Aws, reference: &SecretRef) -> Result<SecretString> {
+    /// The secret `reference` names: from the cache while it is fresh, else from `read` (a
+    /// [`Secrets::read`] of it).
+    pub async fn get<F>(
+        &self,
+        reference: &SecretRef,
+        read: impl FnOnce() -> F,
+    ) -> Result<SecretString>
+    where
+        F: Future<Output = Result<SecretString>>,
+    {
         if let Some(secret) = self.fresh(reference) {
             return Ok(secret);
         }
-        let secret = read(aws, reference).await?;
+        let secret = read().await?;
         if let Ok(mut read) = self.read.lock() {
             read.insert(reference.clone(), (secret.clone(), Instant::now()));
         }
@@ -101,49 +118,6 @@ impl SecretCache {
         read.get(reference)
             .filter(|(_, at)| at.elapsed() < SECRET_TTL)
             .map(|(secret, _)| secret.clone())
-    }
-}
-
-async fn read(aws: &Aws, reference: &SecretRef) -> Result<SecretString> {
-    match reference {
-        SecretRef::SecretsManager(id) => {
-            let out = aws_sdk_secretsmanager::Client::new(aws.config())
-                .get_secret_value()
-                .secret_id(id)
-                .send()
-                .await
-                .map_err(|e| Error::from_sdk(&format!("GetSecretValue {id}"), &e))?;
-            out.secret_string()
-                .filter(|s| !s.is_empty())
-                .map(|s| SecretString::from(s.to_string()))
-                .ok_or_else(|| {
-                    Error::Aws(format!(
-                        "secret {id} has no SecretString (a binary secret cannot sign webhooks)"
-                    ))
-                })
-        }
-        SecretRef::Parameter(name) => {
-            let out = aws_sdk_ssm::Client::new(aws.config())
-                .get_parameter()
-                .name(name)
-                .with_decryption(true)
-                .send()
-                .await
-                .map_err(|e| Error::from_sdk(&format!("GetParameter {name}"), &e))?;
-            let parameter = out
-                .parameter()
-                .ok_or_else(|| Error::Aws(format!("GetParameter {name}: no parameter")))?;
-            if parameter.r#type() != Some(&aws_sdk_ssm::types::ParameterType::SecureString) {
-                return Err(Error::Aws(format!(
-                    "SSM parameter {name} is not a SecureString: a signing secret is not kept in plain text"
-                )));
-            }
-            parameter
-                .value()
-                .filter(|v| !v.is_empty())
-                .map(|v| SecretString::from(v.to_string()))
-                .ok_or_else(|| Error::Aws(format!("SSM parameter {name} is empty")))
-        }
     }
 }
 

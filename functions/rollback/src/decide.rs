@@ -1,0 +1,532 @@
+//! The decision: whether to act on a request and on which revision — the guard-rails (frozen,
+//! cool-down, paused, a GitOps owner, the alarm's timing), the last-known-good target choice,
+//! and the patch or the abort sent through the [`Workloads`] port.
+//!
+//! What to do is decided by pure functions ([`before_reading`], [`judge_deployment`],
+//! [`target`], [`judge_rollout`]); [`deployment`] and [`rollout`] read and write through the
+//! port, so the rules run on the in-memory fake in tests.
+
+use std::future::Future;
+use std::time::Instant;
+
+use breakwater::clock::rfc3339;
+use breakwater::kube::rollout::equal_ignore_hash;
+use breakwater::kube::workloads::{DeploymentWithSets, KubeWorkloads, Patched, Workloads};
+use breakwater::ports::Alarms;
+use breakwater::Result;
+use serde_json::Value;
+
+use crate::record::{record_key, Decision, Intent, Marked, Outcome, WorkloadRecord};
+use crate::settings::RollbackSettings;
+use crate::undo::{self, Revision};
+use crate::workload::{Kind, Workload};
+use crate::RollbackFunction;
+
+/// How often a decision is made again after a concurrent change.
+pub const DECISION_ATTEMPTS: usize = 3;
+
+/// Who asked for a rollback.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Asker {
+    /// An alarm went into ALARM at `since_ms`.
+    Alarm {
+        /// The alarm.
+        name: String,
+        /// When it began.
+        since_ms: u64,
+    },
+    /// A person or a system, by name (`slack:U123 (alice)`).
+    Person(String),
+}
+
+impl Asker {
+    /// Who asked, as the audit and the notification say it.
+    pub fn describe(&self) -> String {
+        match self {
+            Asker::Alarm { name, .. } => format!("alarm {name}"),
+            Asker::Person(who) => who.clone(),
+        }
+    }
+
+    /// The alarm, for an alarm's request.
+    pub fn alarm(&self) -> Option<&str> {
+        match self {
+            Asker::Alarm { name, .. } => Some(name),
+            Asker::Person(_) => None,
+        }
+    }
+}
+
+/// A rollback request, however it arrived.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    /// What to roll back.
+    pub workload: Workload,
+    /// Who asked.
+    pub asker: Asker,
+    /// A chosen revision (manual only).
+    pub to_revision: Option<i64>,
+    /// The delivery's id (deduplication).
+    pub event_id: String,
+}
+
+/// The rules a decision applies, from the settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rules {
+    /// An alarm acts only on a rollout at most this old (ms).
+    pub lookback_ms: u64,
+    /// How long a revision must run to count as good, and the bake window after a rollback (ms).
+    pub bake_ms: u64,
+    /// The time after a rollback during which no other is made (ms).
+    pub cooldown_ms: u64,
+    /// Decide, but change nothing.
+    pub dry_run: bool,
+}
+
+impl Rules {
+    /// The rules of `settings`.
+    pub fn of(settings: &RollbackSettings, dry_run: bool) -> Self {
+        Rules {
+            lookback_ms: settings.lookback_ms,
+            bake_ms: settings.bake_ms,
+            cooldown_ms: settings.cooldown_ms,
+            dry_run,
+        }
+    }
+}
+
+/// What a verdict needs of the cluster next.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Step {
+    /// Decided: nothing to send.
+    Done(Outcome, String),
+    /// Send `patch`, which takes the Deployment to `target` (`why` says why that one).
+    Patch {
+        /// The revision rolled back to (boxed: it carries the template and annotations).
+        target: Box<Revision>,
+        /// The JSON patch.
+        patch: Value,
+        /// Why this revision.
+        why: &'static str,
+    },
+}
+
+fn done(outcome: Outcome, reason: impl Into<String>) -> Step {
+    Step::Done(outcome, reason.into())
+}
+
+/// The guard-rails decided before the cluster is read: a workload frozen by configuration, and
+/// the cool-down after the last rollback.
+pub fn before_reading(
+    frozen: bool,
+    record: &WorkloadRecord,
+    now: u64,
+    rules: &Rules,
+) -> Option<(Outcome, String)> {
+    if frozen {
+        return Some((
+            Outcome::NotActing,
+            "the workload is frozen (BREAKWATER_ROLLBACK_FROZEN)".into(),
+        ));
+    }
+    let last = record.last_rollback_ms?;
+    let next = last + rules.cooldown_ms;
+    (now < next).then(|| {
+        (
+            Outcome::NotActing,
+            format!(
+                "cool-down: rolled back at {}, the next rollback is allowed from {}",
+                rfc3339(last),
+                rfc3339(next)
+            ),
+        )
+    })
+}
+
+/// What a Deployment as read calls for. Marks the running revision bad when an alarm blames it,
+/// takes back an intent this decision wrote before a patch it sent, and fills in the decision's
+/// revisions.
+pub fn judge_deployment(
+    request: &Request,
+    read: &DeploymentWithSets,
+    record: &mut WorkloadRecord,
+    decision: &mut Decision,
+    now: u64,
+    rules: &Rules,
+) -> Step {
+    let w = &request.workload;
+    let deployment = &read.deployment;
+    if undo::frozen(deployment) {
+        return done(
+            Outcome::NotActing,
+            format!(
+                "the deployment is frozen (annotation {}=true)",
+                undo::FREEZE
+            ),
+        );
+    }
+    if deployment["spec"]["paused"] == true {
+        return done(Outcome::Refused, format!(
+            "the deployment is paused; resume it first (kubectl rollout resume deployment/{}) — a paused deployment is not rolled back",
+            w.name
+        ));
+    }
+    if let Some(owner) = undo::gitops_owner(deployment) {
+        return done(Outcome::NotActing, format!(
+            "owned by {owner}: a rollback here would be undone by the next sync; roll back in Git (reported only)"
+        ));
+    }
+    let history = undo::history(deployment, &read.replica_sets);
+    let current = undo::current(deployment, &history).cloned();
+    decision.from_revision = current.as_ref().map(|r| r.number);
+    if let Some(intent) = record.intent.take().filter(|i| i.decision == decision.id) {
+        if current.as_ref().is_some_and(|c| c.hash == intent.to_hash) {
+            decision.from_revision = intent.from_revision;
+            decision.to_revision = Some(intent.to_revision);
+            decision.to_hash = Some(intent.to_hash);
+            return done(
+                Outcome::RolledBack,
+                format!(
+                    "rolled back to revision {} (the patch was sent by an earlier attempt of this decision, which did not finish its records)",
+                    intent.to_revision
+                ),
+            );
+        }
+    }
+    if let Asker::Alarm { name, since_ms } = &request.asker {
+        let Some(current) = &current else {
+            return done(Outcome::NotActing, "no ReplicaSet matches the deployment's template yet (a rollout is starting); not the deploy's alarm to judge");
+        };
+        // A rollout is a new ReplicaSet, or a rollback Breakwater made (which reuses an old one).
+        let rolled_out = current.created_ms.max(record.last_rollback_ms.unwrap_or(0));
+        if *since_ms < rolled_out {
+            return done(Outcome::NotActing, format!(
+                "the alarm began at {} before the last rollout ({}, revision {}): not the deploy's fault",
+                rfc3339(*since_ms), rfc3339(rolled_out), current.number
+            ));
+        }
+        if now.saturating_sub(rolled_out) > rules.lookback_ms {
+            return done(Outcome::NotActing, format!(
+                "the last rollout (revision {}, {}) is older than the {}-minute look-back window: not the deploy's fault",
+                current.number, rfc3339(rolled_out), rules.lookback_ms / 60_000
+            ));
+        }
+        if !record.bad.iter().any(|m| m.hash == current.hash) {
+            record.bad.push(Marked {
+                hash: current.hash.clone(),
+                revision: current.number,
+                alarm: name.clone(),
+                at_ms: now,
+            });
+        }
+    }
+    let (target, why) = match target(
+        request.to_revision,
+        &history,
+        current.as_ref(),
+        record,
+        rules.bake_ms,
+    ) {
+        Ok(t) => t,
+        Err((outcome, why)) => return done(outcome, why),
+    };
+    decision.to_revision = Some(target.number);
+    if equal_ignore_hash(&target.template, &deployment["spec"]["template"]) {
+        return done(
+            Outcome::NoOp,
+            format!(
+                "skipped: the deployment's template already matches revision {}",
+                target.number
+            ),
+        );
+    }
+    if rules.dry_run {
+        return done(
+            Outcome::NoOp,
+            format!("dry run: would roll back to revision {}", target.number),
+        );
+    }
+    let cause = format!(
+        "breakwater rollback at {} by {}: revision {} → {}",
+        rfc3339(now),
+        request.asker.describe(),
+        decision
+            .from_revision
+            .map(|n| n.to_string())
+            .unwrap_or_else(|| "?".into()),
+        target.number
+    );
+    let patch = undo::undo_patch(deployment, &target, &cause);
+    Step::Patch {
+        target: Box::new(target),
+        patch,
+        why,
+    }
+}
+
+/// The revision to go back to: the one asked for, else the newest that survived its bake time
+/// (the next revision came at least `bake_ms` later, or a rollback onto it was verified) and
+/// never alarmed — the last known good — else the previous one if it never alarmed. The running
+/// revision is never a target.
+pub fn target(
+    asked: Option<i64>,
+    history: &[Revision],
+    current: Option<&Revision>,
+    record: &WorkloadRecord,
+    bake_ms: u64,
+) -> std::result::Result<(Revision, &'static str), (Outcome, String)> {
+    let bad = |r: &Revision| record.bad.iter().find(|m| m.hash == r.hash);
+    if let Some(wanted) = asked {
+        let Some(r) = history.iter().find(|r| r.number == wanted) else {
+            return Err((
+                Outcome::Refused,
+                format!("unable to find revision {wanted} in the rollout history"),
+            ));
+        };
+        if let Some(m) = bad(r) {
+            return Err((
+                Outcome::Refused,
+                format!(
+                "revision {wanted} tripped alarm {} at {}; Breakwater does not roll back onto it",
+                m.alarm, rfc3339(m.at_ms)
+            ),
+            ));
+        }
+        return Ok((r.clone(), "the revision asked for"));
+    }
+    if history.len() < 2 {
+        return Err((
+            Outcome::NotActing,
+            "no rollout history: there is no earlier revision".into(),
+        ));
+    }
+    let is_current = |r: &Revision| current.is_some_and(|c| c.hash == r.hash);
+    // A revision survived its bake time if the next one came at least a bake window later.
+    let replaced_at = |r: &Revision| {
+        history
+            .iter()
+            .filter(|n| n.number > r.number)
+            .map(|n| n.created_ms.max(r.created_ms))
+            .min()
+    };
+    let survived = |r: &Revision| {
+        record.good.contains(&r.hash) || replaced_at(r).is_some_and(|t| t - r.created_ms >= bake_ms)
+    };
+    let candidates: Vec<&Revision> = history
+        .iter()
+        .rev()
+        .filter(|r| !is_current(r) && bad(r).is_none())
+        .collect();
+    if let Some(good) = candidates.iter().find(|r| survived(r)) {
+        return Ok((
+            (*good).clone(),
+            "last known good: the newest revision that survived its bake time and never alarmed",
+        ));
+    }
+    match undo::previous(history) {
+        Some(prev) if !is_current(prev) && bad(prev).is_none() => Ok((
+            prev.clone(),
+            "the previous revision (none survived its bake time; it never alarmed)",
+        )),
+        _ => Err((Outcome::NotActing, "every earlier revision has tripped an alarm or none survived its bake time: nothing known good to go back to".into())),
+    }
+}
+
+/// A Deployment's decision: read, judge, write the intent (`persist`), patch; read and judge
+/// again when the Deployment changed between the read and the patch.
+#[allow(clippy::too_many_arguments)]
+pub async fn deployment<W, P, F>(
+    workloads: &W,
+    request: &Request,
+    record: &mut WorkloadRecord,
+    decision: &mut Decision,
+    now: u64,
+    rules: &Rules,
+    started: Instant,
+    persist: P,
+) -> Result<(Outcome, String)>
+where
+    W: Workloads,
+    P: Fn(WorkloadRecord) -> F,
+    F: Future<Output = Result<()>>,
+{
+    let w = &request.workload;
+    let mut last_change = String::new();
+    for _ in 0..DECISION_ATTEMPTS {
+        let Some(read) = workloads.deployment(w.at()).await? else {
+            return Ok((
+                Outcome::Refused,
+                format!("deployment {}/{} not found", w.namespace, w.name),
+            ));
+        };
+        let (target, patch, why) =
+            match judge_deployment(request, &read, record, decision, now, rules) {
+                Step::Done(outcome, reason) => return Ok((outcome, reason)),
+                Step::Patch { target, patch, why } => (*target, patch, why),
+            };
+        record.intent = Some(Intent {
+            decision: decision.id.clone(),
+            from_revision: decision.from_revision,
+            to_revision: target.number,
+            to_hash: target.hash.clone(),
+        });
+        persist(record.clone()).await?;
+        let patched = workloads.patch_deployment(w.at(), &patch).await?;
+        record.intent = None;
+        match patched {
+            Patched::Applied(_) => {
+                decision.to_hash = Some(target.hash.clone());
+                decision.patched_after_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
+                return Ok((
+                    Outcome::RolledBack,
+                    format!(
+                        "rolled back to revision {} ({}, {})",
+                        target.number, target.replica_set, why
+                    ),
+                ));
+            }
+            Patched::Gone => {
+                return Ok((
+                    Outcome::Refused,
+                    format!("deployment {}/{} was deleted", w.namespace, w.name),
+                ))
+            }
+            Patched::Changed(why) => {
+                tracing::warn!(%why, "the deployment changed between read and patch; deciding again");
+                last_change = why;
+            }
+        }
+    }
+    Ok((Outcome::NotActing, format!(
+        "the deployment kept changing under the decision ({DECISION_ATTEMPTS} attempts; last: {last_change}); a deploy is in progress"
+    )))
+}
+
+/// What an Argo Rollout as read calls for: `None` to abort it. Fills in the decision's revision.
+pub fn judge_rollout(
+    rollout: &Value,
+    decision: &mut Decision,
+    rules: &Rules,
+) -> Option<(Outcome, String)> {
+    if undo::frozen(rollout) {
+        return Some((
+            Outcome::NotActing,
+            format!("the rollout is frozen (annotation {}=true)", undo::FREEZE),
+        ));
+    }
+    if let Some(owner) = undo::gitops_owner(rollout) {
+        return Some((Outcome::NotActing, format!(
+            "owned by {owner}: an abort here may be undone by the next sync; abort in Git (reported only)"
+        )));
+    }
+    decision.from_revision = rollout["metadata"]["annotations"]["rollout.argoproj.io/revision"]
+        .as_str()
+        .and_then(|r| r.parse().ok());
+    if rollout["status"]["abort"] == true {
+        return Some((
+            Outcome::NoOp,
+            format!(
+                "already aborted ({})",
+                rollout["status"]["message"]
+                    .as_str()
+                    .unwrap_or("no message")
+            ),
+        ));
+    }
+    let stable = rollout["status"]["stableRS"].as_str().unwrap_or_default();
+    let current = rollout["status"]["currentPodHash"]
+        .as_str()
+        .unwrap_or_default();
+    if !stable.is_empty() && stable == current {
+        return Some((
+            Outcome::NotActing,
+            "no update in progress (the current pods are the stable ones): nothing to abort".into(),
+        ));
+    }
+    if rules.dry_run {
+        return Some((Outcome::NoOp, "dry run: would abort the rollout".into()));
+    }
+    None
+}
+
+/// A Rollout's decision: read, judge, abort, and read again to report the phase.
+pub async fn rollout<W: Workloads>(
+    workloads: &W,
+    request: &Request,
+    decision: &mut Decision,
+    rules: &Rules,
+    started: Instant,
+) -> Result<(Outcome, String)> {
+    let w = &request.workload;
+    let Some(rollout) = workloads.rollout(w.at()).await? else {
+        return Ok((
+            Outcome::Refused,
+            format!("rollout {}/{} not found", w.namespace, w.name),
+        ));
+    };
+    if let Some(verdict) = judge_rollout(&rollout, decision, rules) {
+        return Ok(verdict);
+    }
+    let stable = rollout["status"]["stableRS"].as_str().unwrap_or_default();
+    match workloads.abort_rollout(w.at()).await? {
+        Patched::Applied(_) => {
+            decision.patched_after_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
+        }
+        Patched::Gone => return Ok((Outcome::Refused, "the rollout was deleted".into())),
+        Patched::Changed(why) => {
+            return Ok((Outcome::NotActing, format!("the rollout changed: {why}")))
+        }
+    }
+    let after = workloads.rollout(w.at()).await?.unwrap_or_default();
+    Ok((
+        Outcome::Aborted,
+        format!(
+            "aborted: traffic back to the stable ReplicaSet {stable}; phase now {} ({})",
+            after["status"]["phase"].as_str().unwrap_or("unknown"),
+            after["status"]["message"].as_str().unwrap_or("no message")
+        ),
+    ))
+}
+
+impl<A: Alarms> RollbackFunction<A> {
+    /// The workloads port over this function's clusters.
+    pub(crate) fn workloads(&self) -> KubeWorkloads<'_> {
+        KubeWorkloads::new(&self.kube, &self.toolkit.aws, self.toolkit.store.clock())
+    }
+
+    pub(crate) async fn decide(
+        &self,
+        request: &Request,
+        record: &mut WorkloadRecord,
+        decision: &mut Decision,
+        now: u64,
+        started: Instant,
+    ) -> Result<(Outcome, String)> {
+        let rules = Rules::of(&self.settings, self.toolkit.settings.dry_run);
+        let frozen = self.settings.frozen.contains(&request.workload);
+        if let Some(verdict) = before_reading(frozen, record, now, &rules) {
+            return Ok(verdict);
+        }
+        // The cluster's endpoint and CA (eks:DescribeCluster, once per container), where the
+        // Kubernetes client was made before the workloads port: an unknown cluster fails here.
+        self.kube
+            .access(&self.toolkit.aws, &request.workload.cluster)
+            .await?;
+        let workloads = self.workloads();
+        match request.workload.kind {
+            Kind::Deployment => {
+                let store = &self.toolkit.store;
+                let key = record_key(&request.workload);
+                let persist = |r: WorkloadRecord| {
+                    let key = key.clone();
+                    async move { store.put(&key, &r).await.map(|_| ()) }
+                };
+                deployment(
+                    &workloads, request, record, decision, now, &rules, started, persist,
+                )
+                .await
+            }
+            Kind::Rollout => rollout(&workloads, request, decision, &rules, started).await,
+        }
+    }
+}

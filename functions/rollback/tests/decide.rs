@@ -1,0 +1,397 @@
+//! The rollback decision as stories, on the in-memory workloads fake and paused time: which
+//! revision an alarm or a person takes a Deployment back to (the last known good), what the
+//! guard-rails refuse, and an Argo Rollout's abort.
+
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use breakwater::fakes::workloads::FakeWorkloads;
+use breakwater::kube::rollout::TEMPLATE_HASH;
+use rollback::decide::{self, before_reading, target, Asker, Request, Rules};
+use rollback::record::{Decision, Intent, Marked, Outcome, WorkloadRecord};
+use rollback::undo::{history, Revision};
+use rollback::workload::{Kind, Workload};
+use serde_json::{json, Value};
+
+const MINUTE: u64 = 60_000;
+const HOUR: u64 = 60 * MINUTE;
+/// 2026-11-23T00:00:00Z.
+const T0: u64 = 1_795_392_000_000;
+
+const RULES: Rules = Rules {
+    lookback_ms: 60 * MINUTE,
+    bake_ms: 30 * MINUTE,
+    cooldown_ms: 15 * MINUTE,
+    dry_run: false,
+};
+
+fn template(image: &str, hash: Option<&str>) -> Value {
+    let mut labels = json!({"app": "web"});
+    if let Some(h) = hash {
+        labels[TEMPLATE_HASH] = json!(h);
+    }
+    json!({"metadata": {"labels": labels},
+        "spec": {"containers": [{"name": "web", "image": image}]}})
+}
+
+/// The Deployment `shop/web` at revision `images.len()`, one ReplicaSet per image, created at
+/// the given times.
+fn deployment_with_history(fake: &FakeWorkloads, images: &[(&str, u64)]) {
+    let (current, _) = images.last().unwrap();
+    fake.put_deployment(
+        "prod",
+        json!({"metadata": {"name": "web", "namespace": "shop", "uid": "d1", "generation": 1,
+                "annotations": {"deployment.kubernetes.io/revision": images.len().to_string()}},
+            "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "web"}},
+                "template": template(current, None)}}),
+    );
+    for (i, (image, created)) in images.iter().enumerate() {
+        let hash = format!("h{}", i + 1);
+        fake.put_replica_set(
+            "prod",
+            json!({"metadata": {"name": format!("web-{hash}"), "namespace": "shop",
+                    "labels": {"app": "web", TEMPLATE_HASH: hash},
+                    "annotations": {"deployment.kubernetes.io/revision": (i + 1).to_string()},
+                    "ownerReferences": [{"uid": "d1", "controller": true}],
+                    "creationTimestamp": breakwater::clock::rfc3339(*created)},
+                "spec": {"template": template(image, Some(&hash))}}),
+        );
+    }
+}
+
+fn web() -> Workload {
+    Workload::new("prod", "shop", Kind::Deployment, "web").unwrap()
+}
+
+fn image_now(fake: &FakeWorkloads) -> Value {
+    fake.deployment_now(web().at()).unwrap()["spec"]["template"]["spec"]["containers"][0]["image"]
+        .clone()
+}
+
+fn request(workload: Workload, asker: Asker, to_revision: Option<i64>) -> Request {
+    Request {
+        workload,
+        asker,
+        to_revision,
+        event_id: "e1".into(),
+    }
+}
+
+fn alarm(since_ms: u64) -> Asker {
+    Asker::Alarm {
+        name: "web-p95".into(),
+        since_ms,
+    }
+}
+
+fn decision(request: &Request, now: u64) -> Decision {
+    let id = format!("{}@{}", request.event_id, request.workload);
+    Decision::undecided(&id, request, now)
+}
+
+/// Decides a Deployment's request on `fake` at `now`; the intents it wrote.
+async fn decide_deployment(
+    fake: &FakeWorkloads,
+    request: &Request,
+    record: &mut WorkloadRecord,
+    now: u64,
+) -> (Outcome, String, Decision, Vec<Intent>) {
+    let mut d = decision(request, now);
+    let intents = Arc::new(Mutex::new(Vec::new()));
+    let written = intents.clone();
+    let persist = move |r: WorkloadRecord| {
+        written.lock().unwrap().extend(r.intent);
+        async { Ok(()) }
+    };
+    let (outcome, reason) = decide::deployment(
+        fake,
+        request,
+        record,
+        &mut d,
+        now,
+        &RULES,
+        Instant::now(),
+        persist,
+    )
+    .await
+    .unwrap();
+    let intents = intents.lock().unwrap().clone();
+    (outcome, reason, d, intents)
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_alarm_rolls_back_to_the_newest_revision_that_survived_its_bake_time() {
+    // GIVEN web:1 ran two hours, web:2 only five minutes before web:3 was deployed
+    let fake = FakeWorkloads::default();
+    let deployed = T0 + 2 * HOUR + 5 * MINUTE;
+    deployment_with_history(
+        &fake,
+        &[("web:1", T0), ("web:2", T0 + 2 * HOUR), ("web:3", deployed)],
+    );
+    let mut record = WorkloadRecord::default();
+    // WHEN web:3's alarm fires ten minutes after its deploy
+    let request = request(web(), alarm(deployed + 5 * MINUTE), None);
+    let (outcome, reason, d, intents) =
+        decide_deployment(&fake, &request, &mut record, deployed + 10 * MINUTE).await;
+    // THEN the Deployment is back on web:1, the last known good, in one patch
+    assert_eq!(outcome, Outcome::RolledBack, "{reason}");
+    assert!(reason.contains("last known good"), "{reason}");
+    assert_eq!((d.from_revision, d.to_revision), (Some(3), Some(1)));
+    assert_eq!(image_now(&fake), "web:1");
+    assert_eq!(fake.writes(), ["patch shop/web"]);
+    // AND web:3 is remembered as bad, and the intent was written before the patch
+    assert_eq!(
+        record.bad.iter().map(|m| m.revision).collect::<Vec<_>>(),
+        [3]
+    );
+    assert_eq!(intents.len(), 1);
+    assert_eq!(intents[0].to_revision, 1);
+    assert_eq!(record.intent, None);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_deploy_landing_between_the_read_and_the_patch_makes_the_decision_read_again() {
+    // GIVEN a bad web:2 whose alarm fires, and a deploy that moves the Deployment on just
+    // before the first patch arrives
+    let fake = FakeWorkloads::default();
+    deployment_with_history(&fake, &[("web:1", T0), ("web:2", T0 + 2 * HOUR)]);
+    fake.change_before_next_patch();
+    let mut record = WorkloadRecord::default();
+    // WHEN the alarm's rollback is decided
+    let request = request(web(), alarm(T0 + 2 * HOUR + MINUTE), None);
+    let (outcome, reason, _, intents) =
+        decide_deployment(&fake, &request, &mut record, T0 + 2 * HOUR + 2 * MINUTE).await;
+    // THEN the first patch is refused by its test, and the second, decided again, lands
+    assert_eq!(outcome, Outcome::RolledBack, "{reason}");
+    assert_eq!(fake.writes(), ["patch shop/web", "patch shop/web"]);
+    assert_eq!(intents.len(), 2);
+    assert_eq!(image_now(&fake), "web:1");
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_alarm_that_began_before_the_rollout_is_not_the_deploys_fault() {
+    // GIVEN web:2 deployed an hour after web:1
+    let fake = FakeWorkloads::default();
+    deployment_with_history(&fake, &[("web:1", T0), ("web:2", T0 + HOUR)]);
+    let mut record = WorkloadRecord::default();
+    // WHEN an alarm that began before web:2 arrives
+    let request = request(web(), alarm(T0 + HOUR - MINUTE), None);
+    let (outcome, reason, _, _) =
+        decide_deployment(&fake, &request, &mut record, T0 + HOUR + MINUTE).await;
+    // THEN nothing is done, nothing is marked bad
+    assert_eq!(outcome, Outcome::NotActing);
+    assert!(reason.contains("not the deploy's fault"), "{reason}");
+    assert!(fake.writes().is_empty());
+    assert!(record.bad.is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_paused_deployment_is_refused_and_nothing_is_written() {
+    // GIVEN a paused Deployment
+    let fake = FakeWorkloads::default();
+    deployment_with_history(&fake, &[("web:1", T0), ("web:2", T0 + HOUR)]);
+    let mut paused = fake.deployment_now(web().at()).unwrap();
+    paused["spec"]["paused"] = json!(true);
+    fake.put_deployment("prod", paused);
+    // WHEN a person asks for a rollback
+    let request = request(web(), Asker::Person("slack:U1 (alice)".into()), None);
+    let mut record = WorkloadRecord::default();
+    let (outcome, reason, _, intents) =
+        decide_deployment(&fake, &request, &mut record, T0 + 2 * HOUR).await;
+    // THEN it is refused with the way out, and nothing is written
+    assert_eq!(outcome, Outcome::Refused);
+    assert!(reason.contains("kubectl rollout resume"), "{reason}");
+    assert!(fake.writes().is_empty() && intents.is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_patch_an_earlier_attempt_sent_is_recorded_not_sent_again() {
+    // GIVEN an earlier attempt of this decision wrote its intent, patched to web:1, and died
+    let fake = FakeWorkloads::default();
+    deployment_with_history(&fake, &[("web:1", T0), ("web:2", T0 + HOUR)]);
+    let mut back = fake.deployment_now(web().at()).unwrap();
+    back["spec"]["template"] = template("web:1", None);
+    fake.put_deployment("prod", back);
+    let request = request(web(), alarm(T0 + HOUR + MINUTE), None);
+    let mut record = WorkloadRecord {
+        intent: Some(Intent {
+            decision: decision(&request, 0).id,
+            from_revision: Some(2),
+            to_revision: 1,
+            to_hash: "h1".into(),
+        }),
+        ..WorkloadRecord::default()
+    };
+    // WHEN the retry decides
+    let (outcome, reason, d, _) =
+        decide_deployment(&fake, &request, &mut record, T0 + HOUR + 2 * MINUTE).await;
+    // THEN the rollback is recorded as made, and no second patch is sent
+    assert_eq!(outcome, Outcome::RolledBack, "{reason}");
+    assert_eq!((d.from_revision, d.to_revision), (Some(2), Some(1)));
+    assert!(fake.writes().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_canary_in_progress_is_aborted_and_a_stable_rollout_is_left_alone() {
+    // GIVEN a Rollout at 20 % canary
+    let fake = FakeWorkloads::default();
+    let canary = json!({"metadata": {"name": "web", "namespace": "shop",
+            "annotations": {"rollout.argoproj.io/revision": "2"}},
+        "status": {"phase": "Paused", "currentPodHash": "c2", "stableRS": "s1"}});
+    fake.put_rollout("prod", canary);
+    let rollout = Workload::new("prod", "shop", Kind::Rollout, "web").unwrap();
+    let request = request(rollout.clone(), alarm(T0), None);
+    // WHEN its alarm is decided
+    let mut d = decision(&request, T0);
+    let (outcome, reason) = decide::rollout(&fake, &request, &mut d, &RULES, Instant::now())
+        .await
+        .unwrap();
+    // THEN it is aborted back to the stable ReplicaSet
+    assert_eq!(outcome, Outcome::Aborted, "{reason}");
+    assert_eq!(d.from_revision, Some(2));
+    assert_eq!(
+        fake.rollout_now(rollout.at()).unwrap()["status"]["abort"],
+        true
+    );
+    // GIVEN a Rollout whose pods are the stable ones WHEN decided THEN nothing is sent
+    let stable = FakeWorkloads::default();
+    stable.put_rollout(
+        "prod",
+        json!({"metadata": {"name": "web", "namespace": "shop"},
+        "status": {"currentPodHash": "s1", "stableRS": "s1"}}),
+    );
+    let (outcome, _) = decide::rollout(&stable, &request, &mut d, &RULES, Instant::now())
+        .await
+        .unwrap();
+    assert_eq!(outcome, Outcome::NotActing);
+    assert!(stable.writes().is_empty());
+}
+
+fn revisions(created: &[u64]) -> Vec<Revision> {
+    let fake = FakeWorkloads::default();
+    let images: Vec<(String, u64)> = created
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (format!("web:{}", i + 1), *t))
+        .collect();
+    let images: Vec<(&str, u64)> = images.iter().map(|(i, t)| (i.as_str(), *t)).collect();
+    deployment_with_history(&fake, &images);
+    let d = fake.deployment_now(web().at()).unwrap();
+    let sets: Vec<Value> = (1..=created.len())
+        .map(|i| {
+            json!({"metadata": {"name": format!("web-h{i}"), "labels": {TEMPLATE_HASH: format!("h{i}")},
+                "annotations": {"deployment.kubernetes.io/revision": i.to_string()},
+                "ownerReferences": [{"uid": "d1", "controller": true}],
+                "creationTimestamp": breakwater::clock::rfc3339(created[i - 1])},
+                "spec": {"template": template(&format!("web:{i}"), Some(&format!("h{i}")))}})
+        })
+        .collect();
+    history(&d, &sets)
+}
+
+fn marked(hash: &str, revision: i64) -> Marked {
+    Marked {
+        hash: hash.into(),
+        revision,
+        alarm: "web-p95".into(),
+        at_ms: T0,
+    }
+}
+
+#[test]
+fn the_newest_revision_that_survived_its_bake_and_never_alarmed_is_chosen() {
+    // GIVEN revisions 1 to 3 each ran an hour, 4 is running, and 3 once alarmed
+    let h = revisions(&[T0, T0 + HOUR, T0 + 2 * HOUR, T0 + 3 * HOUR]);
+    let record = WorkloadRecord {
+        bad: vec![marked("h3", 3)],
+        ..WorkloadRecord::default()
+    };
+    // WHEN the target is chosen for the running revision 4
+    let (t, why) = target(None, &h, h.last(), &record, RULES.bake_ms).unwrap();
+    // THEN it is revision 2: 3 alarmed, 4 is the one running
+    assert_eq!(t.number, 2);
+    assert!(why.starts_with("last known good"));
+}
+
+#[test]
+fn with_no_revision_surviving_its_bake_the_previous_one_is_chosen_if_it_never_alarmed() {
+    // GIVEN three revisions five minutes apart
+    let h = revisions(&[T0, T0 + 5 * MINUTE, T0 + 10 * MINUTE]);
+    // WHEN the target is chosen THEN it is the previous revision
+    let (t, why) = target(
+        None,
+        &h,
+        h.last(),
+        &WorkloadRecord::default(),
+        RULES.bake_ms,
+    )
+    .unwrap();
+    assert_eq!(t.number, 2);
+    assert!(why.starts_with("the previous revision"));
+    // AND a rollback onto revision 1 once verified makes it the last known good
+    let verified = WorkloadRecord {
+        good: vec!["h1".into()],
+        ..WorkloadRecord::default()
+    };
+    assert_eq!(
+        target(None, &h, h.last(), &verified, RULES.bake_ms)
+            .unwrap()
+            .0
+            .number,
+        1
+    );
+    // AND when the previous one alarmed too, nothing is known good
+    let bad = WorkloadRecord {
+        bad: vec![marked("h2", 2)],
+        ..WorkloadRecord::default()
+    };
+    let (outcome, _) = target(None, &h, h.last(), &bad, RULES.bake_ms).unwrap_err();
+    assert_eq!(outcome, Outcome::NotActing);
+}
+
+#[test]
+fn a_person_cannot_roll_back_onto_a_revision_that_tripped_an_alarm_or_is_not_in_the_history() {
+    // GIVEN revision 1 once tripped an alarm
+    let h = revisions(&[T0, T0 + HOUR]);
+    let record = WorkloadRecord {
+        bad: vec![marked("h1", 1)],
+        ..WorkloadRecord::default()
+    };
+    // WHEN a person asks for revision 1, or 9 THEN both are refused
+    let (outcome, why) = target(Some(1), &h, h.last(), &record, RULES.bake_ms).unwrap_err();
+    assert_eq!(outcome, Outcome::Refused);
+    assert!(why.contains("tripped alarm web-p95"), "{why}");
+    let (outcome, _) = target(Some(9), &h, h.last(), &record, RULES.bake_ms).unwrap_err();
+    assert_eq!(outcome, Outcome::Refused);
+    // AND with one revision only there is nothing to go back to
+    let one = revisions(&[T0]);
+    let (outcome, _) = target(
+        None,
+        &one,
+        one.last(),
+        &WorkloadRecord::default(),
+        RULES.bake_ms,
+    )
+    .unwrap_err();
+    assert_eq!(outcome, Outcome::NotActing);
+}
+
+#[test]
+fn a_frozen_workload_and_the_cool_down_stop_a_rollback_before_the_cluster_is_read() {
+    // GIVEN a rollback ten minutes ago, with a fifteen-minute cool-down
+    let record = WorkloadRecord {
+        last_rollback_ms: Some(T0),
+        ..WorkloadRecord::default()
+    };
+    // WHEN asked again THEN it is refused until the cool-down ends
+    let (outcome, why) = before_reading(false, &record, T0 + 10 * MINUTE, &RULES).unwrap();
+    assert_eq!(outcome, Outcome::NotActing);
+    assert!(why.starts_with("cool-down"), "{why}");
+    assert_eq!(
+        before_reading(false, &record, T0 + 15 * MINUTE, &RULES),
+        None
+    );
+    // AND a frozen workload is never acted on
+    let (_, why) = before_reading(true, &WorkloadRecord::default(), T0, &RULES).unwrap();
+    assert!(why.contains("frozen"));
+}

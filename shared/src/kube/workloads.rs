@@ -1,0 +1,244 @@
+//! The Kubernetes workloads port: what a rollback reads and writes — a Deployment with the
+//! ReplicaSets that make its revision history, a JSON patch of the Deployment, an Argo Rollout
+//! and its abort — and its adapter over `kube::Client`.
+//!
+//! Objects cross the port as the JSON the API server sends (`serde_json::Value`), never as kube
+//! or k8s-openapi types: the rules read a handful of fields and compare pod templates as the
+//! controller does ([`super::rollout`]).
+
+use std::future::Future;
+use std::sync::Arc;
+
+use http::Method;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use super::ops::{send_json, unexpected, Answer};
+use super::KubeClients;
+use crate::aws::Aws;
+use crate::clock::Clock;
+use crate::error::{Error, Result};
+
+/// The kinds of workload a rollback knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum WorkloadKind {
+    /// `apps/v1` Deployment: rolled back as `kubectl rollout undo` does.
+    Deployment,
+    /// `argoproj.io/v1alpha1` Rollout: aborted.
+    Rollout,
+}
+
+/// Where an object is: the cluster, its namespace and its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ObjectAt<'a> {
+    /// The EKS cluster.
+    pub cluster: &'a str,
+    /// The namespace.
+    pub namespace: &'a str,
+    /// The object's name.
+    pub name: &'a str,
+}
+
+impl std::fmt::Display for ObjectAt<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
+/// A Deployment and the ReplicaSets its selector lists (kubectl's `GetAllReplicaSets` input: the
+/// caller keeps those the Deployment controls).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeploymentWithSets {
+    /// The Deployment as stored.
+    pub deployment: Value,
+    /// The ReplicaSets its `spec.selector.matchLabels` list.
+    pub replica_sets: Vec<Value>,
+}
+
+/// What a patch came to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Patched {
+    /// Applied; the object as stored.
+    Applied(Value),
+    /// The `test` failed or the object changed: read again and decide again.
+    Changed(String),
+    /// The object is gone.
+    Gone,
+}
+
+/// What a rollback needs of a cluster's workloads.
+pub trait Workloads: Send + Sync {
+    /// Whether the workload exists (one read of the object itself).
+    fn exists(
+        &self,
+        at: ObjectAt<'_>,
+        kind: WorkloadKind,
+    ) -> impl Future<Output = Result<bool>> + Send;
+    /// The Deployment and the ReplicaSets its selector lists, `None` when it does not exist.
+    fn deployment(
+        &self,
+        at: ObjectAt<'_>,
+    ) -> impl Future<Output = Result<Option<DeploymentWithSets>>> + Send;
+    /// Applies a JSON patch (RFC 6902) to the Deployment. A failed `test` operation is
+    /// [`Patched::Changed`], as a 409 is.
+    fn patch_deployment(
+        &self,
+        at: ObjectAt<'_>,
+        patch: &Value,
+    ) -> impl Future<Output = Result<Patched>> + Send;
+    /// The Argo Rollout, `None` when it does not exist.
+    fn rollout(&self, at: ObjectAt<'_>) -> impl Future<Output = Result<Option<Value>>> + Send;
+    /// Aborts the Rollout as `kubectl argo rollouts abort` does (`status.abort = true`).
+    fn abort_rollout(&self, at: ObjectAt<'_>) -> impl Future<Output = Result<Patched>> + Send;
+}
+
+/// [`Workloads`] over the clusters' API servers: a kube-rs client per cluster from
+/// [`KubeClients`], its token made at the clock's time.
+#[derive(Debug, Clone, Copy)]
+pub struct KubeWorkloads<'a> {
+    clients: &'a KubeClients,
+    aws: &'a Aws,
+    clock: &'a Arc<dyn Clock>,
+}
+
+impl<'a> KubeWorkloads<'a> {
+    /// The adapter over `clients`, reaching EKS with `aws`.
+    pub fn new(clients: &'a KubeClients, aws: &'a Aws, clock: &'a Arc<dyn Clock>) -> Self {
+        KubeWorkloads {
+            clients,
+            aws,
+            clock,
+        }
+    }
+
+    async fn client(&self, cluster: &str) -> Result<kube::Client> {
+        self.clients
+            .client(self.aws, cluster, self.clock.now_ms())
+            .await
+    }
+}
+
+fn deployment_path(namespace: &str, name: &str) -> String {
+    format!("/apis/apps/v1/namespaces/{namespace}/deployments/{name}")
+}
+
+fn rollout_path(namespace: &str, name: &str) -> String {
+    format!("/apis/argoproj.io/v1alpha1/namespaces/{namespace}/rollouts/{name}")
+}
+
+async fn get(client: &kube::Client, path: &str, what: &str) -> Result<Option<Value>> {
+    let answer = send_json(client, Method::GET, path, "application/json", None, what).await?;
+    match answer.status {
+        200 => Ok(Some(answer.body)),
+        404 => Ok(None),
+        _ => Err(unexpected(what, &answer)),
+    }
+}
+
+/// A write's answer. A JSON patch (`application/json-patch+json`, RFC 6902: a failed `test`
+/// fails the whole patch; Kubernetes, "Update API Objects in Place Using kubectl patch",
+/// <https://kubernetes.io/docs/tasks/manage-kubernetes-objects/update-api-object-kubectl-patch/>)
+/// whose `test` fails is answered 422 with "test failed" in its message; a conflict, 409.
+fn classify(answer: Answer, what: &str) -> Result<Patched> {
+    match answer.status {
+        200 | 201 => Ok(Patched::Applied(answer.body)),
+        404 => Ok(Patched::Gone),
+        409 => Ok(Patched::Changed(answer.message().to_string())),
+        422 if answer
+            .message()
+            .to_ascii_lowercase()
+            .contains("test failed") =>
+        {
+            Ok(Patched::Changed(answer.message().to_string()))
+        }
+        _ => Err(unexpected(what, &answer)),
+    }
+}
+
+/// `k=v,k=v` of a Deployment's `spec.selector.matchLabels`.
+pub fn label_selector(deployment: &Value) -> String {
+    deployment["spec"]["selector"]["matchLabels"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default()
+}
+
+impl Workloads for KubeWorkloads<'_> {
+    async fn exists(&self, at: ObjectAt<'_>, kind: WorkloadKind) -> Result<bool> {
+        let client = self.client(at.cluster).await?;
+        let (path, what) = match kind {
+            WorkloadKind::Deployment => (deployment_path(at.namespace, at.name), "deployment"),
+            WorkloadKind::Rollout => (rollout_path(at.namespace, at.name), "rollout"),
+        };
+        let what = format!("get {what} {at}");
+        Ok(get(&client, &path, &what).await?.is_some())
+    }
+
+    async fn deployment(&self, at: ObjectAt<'_>) -> Result<Option<DeploymentWithSets>> {
+        let client = self.client(at.cluster).await?;
+        let what = format!("get deployment {at}");
+        let Some(deployment) = get(&client, &deployment_path(at.namespace, at.name), &what).await?
+        else {
+            return Ok(None);
+        };
+        let query: String = form_urlencoded::Serializer::new(String::new())
+            .append_pair("labelSelector", &label_selector(&deployment))
+            .finish();
+        let what = format!("list replicasets of {at}");
+        let path = format!(
+            "/apis/apps/v1/namespaces/{}/replicasets?{query}",
+            at.namespace
+        );
+        let list = get(&client, &path, &what)
+            .await?
+            .ok_or_else(|| Error::NotFound(what.clone()))?;
+        let replica_sets = list["items"].as_array().cloned().unwrap_or_default();
+        Ok(Some(DeploymentWithSets {
+            deployment,
+            replica_sets,
+        }))
+    }
+
+    async fn patch_deployment(&self, at: ObjectAt<'_>, patch: &Value) -> Result<Patched> {
+        let client = self.client(at.cluster).await?;
+        let what = format!("roll back deployment {at}");
+        let answer = send_json(
+            &client,
+            Method::PATCH,
+            &deployment_path(at.namespace, at.name),
+            "application/json-patch+json",
+            Some(patch),
+            &what,
+        )
+        .await?;
+        classify(answer, &what)
+    }
+
+    async fn rollout(&self, at: ObjectAt<'_>) -> Result<Option<Value>> {
+        let client = self.client(at.cluster).await?;
+        let what = format!("get rollout {at}");
+        get(&client, &rollout_path(at.namespace, at.name), &what).await
+    }
+
+    /// A merge patch of the status subresource (Argo Rollouts, `kubectl argo rollouts abort`:
+    /// the controller then sends traffic back to the stable ReplicaSet).
+    async fn abort_rollout(&self, at: ObjectAt<'_>) -> Result<Patched> {
+        let client = self.client(at.cluster).await?;
+        let what = format!("abort rollout {at}");
+        let answer = send_json(
+            &client,
+            Method::PATCH,
+            &format!("{}/status", rollout_path(at.namespace, at.name)),
+            "application/merge-patch+json",
+            Some(&json!({"status": {"abort": true}})),
+            &what,
+        )
+        .await?;
+        classify(answer, &what)
+    }
+}
