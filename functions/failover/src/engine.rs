@@ -16,6 +16,7 @@ use breakwater::notify::Notification;
 use breakwater::ports::{
     Changed, Dns, DnsRecord, MetricReader, NodeGroupId, NodeGroups, Replicas, Scaling,
 };
+use breakwater::probe::{HttpProbe, Probe};
 use breakwater::report::{Action, Phase, Report};
 use breakwater::state::key_segment;
 use breakwater::{Error, Result, Toolkit};
@@ -291,7 +292,7 @@ impl Execution {
 /// The AWS a failover touches: RDS in both regions, EKS and CloudWatch in the region being
 /// activated, Route 53.
 #[derive(Debug)]
-pub struct Ports<R, N, D, M> {
+pub struct Ports<R, N, D, M, P = HttpProbe> {
     /// RDS in the secondary region.
     pub secondary_db: R,
     /// RDS in the primary region (failback re-protection).
@@ -304,6 +305,8 @@ pub struct Ports<R, N, D, M> {
     pub metrics: M,
     /// CloudWatch in the primary region (lag of the re-protected replica on failback).
     pub primary_metrics: M,
+    /// HTTP from this region: the probe signals and the secondary's health URL.
+    pub probe: P,
 }
 
 /// How the engine waits.
@@ -325,11 +328,11 @@ enum Progress {
 
 /// One reconciliation of one execution.
 #[derive(Debug)]
-pub struct Engine<'a, R, N, D, M> {
+pub struct Engine<'a, R, N, D, M, P = HttpProbe> {
     /// Clients, store, notifier.
     pub toolkit: &'a Toolkit,
     /// The AWS ports.
-    pub ports: &'a Ports<R, N, D, M>,
+    pub ports: &'a Ports<R, N, D, M, P>,
     /// The plan.
     pub plan: &'a LoadedPlan,
     /// Waiting.
@@ -360,7 +363,7 @@ fn token(execution: &str, what: &str) -> String {
     format!("bw-{hex}")
 }
 
-impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader> Engine<'_, R, N, D, M> {
+impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader, P: Probe> Engine<'_, R, N, D, M, P> {
     fn now(&self) -> u64 {
         self.toolkit.store.clock().now_ms()
     }
@@ -1520,7 +1523,7 @@ impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader> Engine<'_, R, N, D, M>
             .as_deref()
             .filter(|_| !back)
         {
-            match crate::signals::probe(url, Duration::from_secs(3)).await {
+            match self.ports.probe.get(url, Duration::from_secs(3)).await {
                 Ok(status) => seen.push(format!("{url} answered {status}")),
                 Err(e) => wrong.push(format!("{url}: {e}")),
             }

@@ -16,6 +16,7 @@ use breakwater::config::{ConfigError, Env};
 use breakwater::events::{alarm_from_action, alarm_from_eventbridge, Routes, Trigger};
 use breakwater::metrics::{Metrics, Unit};
 use breakwater::ports::{Dns, MetricReader, NodeGroups, Replicas};
+use breakwater::probe::{HttpProbe, Probe};
 use breakwater::state::{key_segment, Acquisition};
 use breakwater::{Error, Result, Toolkit};
 use serde::{Deserialize, Serialize};
@@ -119,16 +120,18 @@ fn invalid(reason: impl Into<String>) -> Error {
 
 /// The function.
 #[derive(Debug)]
-pub struct FailoverFunction<R, N, D, M> {
+pub struct FailoverFunction<R, N, D, M, P = HttpProbe> {
     /// Clients, store, notifier, shared settings.
     pub toolkit: Toolkit,
     /// The AWS ports.
-    pub ports: Ports<R, N, D, M>,
+    pub ports: Ports<R, N, D, M, P>,
     /// Its settings.
     pub settings: FailoverSettings,
 }
 
-impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader> FailoverFunction<R, N, D, M> {
+impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader, P: Probe>
+    FailoverFunction<R, N, D, M, P>
+{
     fn now(&self) -> u64 {
         self.toolkit.store.clock().now_ms()
     }
@@ -250,7 +253,7 @@ impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader> FailoverFunction<R, N,
             let url = signal.url.clone().unwrap_or_default();
             let timeout = Duration::from_millis(signal.timeout_ms.unwrap_or(2000));
             let at_ms = self.now();
-            let (firing, detail) = match signals::probe(&url, timeout).await {
+            let (firing, detail) = match self.ports.probe.get(&url, timeout).await {
                 Ok(status) => (false, format!("{url} answered {status}")),
                 Err(e) => (true, format!("{url}: {e}")),
             };
