@@ -81,6 +81,14 @@ impl FakeReplicas {
         self
     }
 
+    /// Tags an instance (`breakwater:drill=true` marks a drill's copy).
+    pub fn with_tag(self, id: &str, key: &str, value: &str) -> Self {
+        if let Some(i) = self.state.lock().unwrap().instances.get_mut(id) {
+            i.tags.insert(key.into(), value.into());
+        }
+        self
+    }
+
     /// Sets an instance's status (`modifying`, `backing-up`, …) as if RDS had changed it.
     pub fn set_status(&self, id: &str, status: &str) {
         if let Some(i) = self.state.lock().unwrap().instances.get_mut(id) {
