@@ -263,3 +263,50 @@ async fn a_drill_fails_over_to_a_tagged_copy_and_puts_the_estate_back_as_it_was(
         "east.example.com"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn failback_re_creates_the_primary_as_a_replica_promotes_it_and_moves_the_traffic_home() {
+    // GIVEN the estate after a failover: the secondary writes, the old primary is gone, traffic
+    // is on the secondary
+    let toolkit = toolkit().await;
+    let plan = plan();
+    let estate = standby(0.0);
+    let estate = Ports {
+        secondary_db: FakeReplicas::new().with_instance("orders-replica", None),
+        primary_db: FakeReplicas::new().changes_take(6),
+        dns: FakeDns::new()
+            .with_health_check("hc-east", true)
+            .with_health_check("hc-west", false)
+            .with_zone(
+                "Z1",
+                &[DnsRecord {
+                    name: "api.example.com".into(),
+                    kind: "CNAME".into(),
+                    ttl: 60,
+                    value: "west.example.com".into(),
+                }],
+            ),
+        ..estate
+    };
+    let now = toolkit.store.clock().now_ms();
+    let exec = Execution::new(&plan, Mode::Failback, "story".into(), now, now, "story");
+    // WHEN failback runs
+    let exec = engine(&toolkit, &estate, &plan, 900, "story")
+        .reconcile(exec)
+        .await
+        .unwrap();
+    // THEN the primary region's instance was re-created from the secondary, promoted, and the
+    // traffic is home
+    assert_eq!(exec.outcome, "succeeded", "{exec:#?}");
+    assert_eq!(estate.primary_db.calls.count("create_replica"), 1);
+    assert_eq!(estate.primary_db.calls.count("promote"), 1);
+    assert!(estate.primary_db.peek("orders").unwrap().writable());
+    assert_eq!(
+        estate
+            .dns
+            .peek_record("Z1", "api.example.com", "CNAME")
+            .unwrap()
+            .value,
+        "east.example.com"
+    );
+}
