@@ -9,37 +9,11 @@ use breakwater::fakes::probe::FakeProbe;
 use breakwater::fakes::replicas::FakeReplicas;
 use breakwater::ports::{DnsRecord, NodeGroupId, Scaling};
 use failover::engine::{Execution, Mode, Ports, StepName, StepState};
-use failover::plan::{load, LoadedPlan};
 
 mod common;
-use common::{engine, toolkit};
+use common::{engine, lag, plan, toolkit};
 
 type Estate = Ports<FakeReplicas, FakeNodeGroups, FakeDns, FakeMetricReader, FakeProbe>;
-
-fn plan() -> LoadedPlan {
-    let doc = serde_json::json!({
-        "name": "prod", "primary_region": "us-east-1", "secondary_region": "us-west-2",
-        "database": {"engine": "rds", "replica": "orders-replica", "primary": "orders"},
-        "eks": {"cluster": "standby", "node_groups": [{"name": "web", "min": 2, "desired": 3}]},
-        "traffic": {"health_checks": {"primary": "hc-east", "secondary": "hc-west"},
-                    "zone_id": "Z1",
-                    "records": [{"name": "api.example.com", "type": "CNAME", "ttl": 60,
-                                 "primary": "east.example.com", "secondary": "west.example.com"}]},
-        "targets": {"rto_seconds": 900, "rpo_seconds": 60},
-        "detection": {"quorum": 1, "window_seconds": 60, "cooldown_seconds": 3600,
-                      "signals": [{"name": "5xx", "kind": "alarm", "alarm": "east-5xx"}]}
-    });
-    load(doc.to_string().as_bytes()).unwrap()
-}
-
-fn lag(seconds: f64) -> FakeMetricReader {
-    FakeMetricReader::new().steady(
-        "AWS/RDS",
-        "ReplicaLag",
-        &[("DBInstanceIdentifier", "orders-replica")],
-        seconds,
-    )
-}
 
 /// The standby as it waits: a replica of `orders`, an empty node group, the gate closed and the
 /// record on the primary; the replica `lag_s` behind.

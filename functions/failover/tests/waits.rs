@@ -15,38 +15,12 @@ use breakwater::fakes::replicas::FakeReplicas;
 use breakwater::ports::{DnsRecord, Scaling};
 
 use failover::engine::{Execution, Mode, Ports, StepState};
-use failover::plan::{load, LoadedPlan};
+use failover::plan::load;
 
 mod common;
-use common::{engine, toolkit};
-
-fn plan() -> LoadedPlan {
-    let doc = serde_json::json!({
-        "name": "prod", "primary_region": "us-east-1", "secondary_region": "us-west-2",
-        "database": {"engine": "rds", "replica": "orders-replica", "primary": "orders"},
-        "eks": {"cluster": "standby", "node_groups": [{"name": "web", "min": 2, "desired": 3}]},
-        "traffic": {"health_checks": {"primary": "hc-east", "secondary": "hc-west"},
-                    "zone_id": "Z1",
-                    "records": [{"name": "api.example.com", "type": "CNAME", "ttl": 60,
-                                 "primary": "east.example.com", "secondary": "west.example.com"}]},
-        "targets": {"rto_seconds": 900, "rpo_seconds": 60},
-        "detection": {"quorum": 1, "window_seconds": 60, "cooldown_seconds": 3600,
-                      "signals": [{"name": "5xx", "kind": "alarm", "alarm": "east-5xx"}]}
-    });
-    load(doc.to_string().as_bytes()).unwrap()
-}
+use common::{engine, lag, plan, toolkit};
 
 type FakePorts = Ports<FakeReplicas, FakeNodeGroups, FakeDns, FakeMetricReader, FakeProbe>;
-
-/// A replica lag that holds at `seconds` whenever it is read.
-fn lag(seconds: f64) -> FakeMetricReader {
-    FakeMetricReader::new().steady(
-        "AWS/RDS",
-        "ReplicaLag",
-        &[("DBInstanceIdentifier", "orders-replica")],
-        seconds,
-    )
-}
 
 /// A failover whose promotion takes `promotion_polls` observations, whose node group refuses
 /// two updates (another in progress) and whose Route 53 change stays PENDING `pending` times,

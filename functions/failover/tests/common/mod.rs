@@ -13,11 +13,12 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_smithy_mocks::{mock, mock_client, MockResponse, RuleMode};
 use breakwater::clock::Clock;
 use breakwater::config::Settings;
+use breakwater::fakes::metric_reader::FakeMetricReader;
 use breakwater::notify::Notifier;
 use breakwater::state::StateStore;
 use breakwater::Toolkit;
 use failover::engine::{Engine, Pace, Ports};
-use failover::plan::LoadedPlan;
+use failover::plan::{load, LoadedPlan};
 
 /// Wall time that follows tokio's clock (paused in these tests).
 #[derive(Debug)]
@@ -125,4 +126,31 @@ pub async fn toolkit() -> Toolkit {
         store: StateStore::new(memory_s3(), "state", clock),
         notifier: Notifier::log_only(),
     }
+}
+
+/// The plan of the stories: an RDS replica, one node group, a gate and one record.
+pub fn plan() -> LoadedPlan {
+    let doc = serde_json::json!({
+        "name": "prod", "primary_region": "us-east-1", "secondary_region": "us-west-2",
+        "database": {"engine": "rds", "replica": "orders-replica", "primary": "orders"},
+        "eks": {"cluster": "standby", "node_groups": [{"name": "web", "min": 2, "desired": 3}]},
+        "traffic": {"health_checks": {"primary": "hc-east", "secondary": "hc-west"},
+                    "zone_id": "Z1",
+                    "records": [{"name": "api.example.com", "type": "CNAME", "ttl": 60,
+                                 "primary": "east.example.com", "secondary": "west.example.com"}]},
+        "targets": {"rto_seconds": 900, "rpo_seconds": 60},
+        "detection": {"quorum": 1, "window_seconds": 60, "cooldown_seconds": 3600,
+                      "signals": [{"name": "5xx", "kind": "alarm", "alarm": "east-5xx"}]}
+    });
+    load(doc.to_string().as_bytes()).unwrap()
+}
+
+/// A replica lag that holds at `seconds` whenever it is read.
+pub fn lag(seconds: f64) -> FakeMetricReader {
+    FakeMetricReader::new().steady(
+        "AWS/RDS",
+        "ReplicaLag",
+        &[("DBInstanceIdentifier", "orders-replica")],
+        seconds,
+    )
 }
