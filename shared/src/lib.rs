@@ -16,6 +16,7 @@ pub mod logging;
 pub mod metrics;
 pub mod notify;
 pub mod ports;
+pub mod probe;
 pub mod report;
 pub mod secrets;
 pub mod state;

@@ -82,6 +82,7 @@ fn function_in(region: &str, estate: &Estate, aws: Arc<Aws>, clock: Arc<dyn Cloc
         dns: Route53Dns::new(aws.route53()),
         metrics: CloudWatchMetrics::new(aws.cloudwatch_in(SECONDARY)),
         primary_metrics: CloudWatchMetrics::new(aws.cloudwatch_in(PRIMARY)),
+        probe: breakwater::probe::HttpProbe,
     };
     FailoverFunction {
         toolkit: Toolkit::with_aws(settings, aws, clock),

@@ -10,6 +10,7 @@ mod common;
 mod bad_input;
 mod budget_binary;
 mod budget_month;
+mod contract_failover;
 mod contract_rollback;
 mod failover;
 mod fault_proxy;

@@ -8,6 +8,8 @@
 
 pub mod engine;
 pub mod plan;
+pub mod plan_state;
+mod readiness;
 pub mod signals;
 
 use std::time::{Duration, Instant};
@@ -16,13 +18,16 @@ use breakwater::config::{ConfigError, Env};
 use breakwater::events::{alarm_from_action, alarm_from_eventbridge, Routes, Trigger};
 use breakwater::metrics::{Metrics, Unit};
 use breakwater::ports::{Dns, MetricReader, NodeGroups, Replicas};
-use breakwater::state::{key_segment, Acquisition};
+use breakwater::probe::{HttpProbe, Probe};
+use breakwater::state::Acquisition;
 use breakwater::{Error, Result, Toolkit};
-use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use tracing::Instrument;
 
 use crate::engine::{Engine, Execution, Mode, Pace, Ports, StepName};
-use crate::plan::{Database, LoadedPlan};
+use crate::plan::LoadedPlan;
+use crate::plan_state::board_key;
+pub use crate::plan_state::{plan_key, PlanState};
 use crate::signals::{Board, Observation};
 
 const EVENTBRIDGE: &[(&str, &str)] = &[
@@ -77,19 +82,6 @@ impl FailoverSettings {
     }
 }
 
-/// Per plan: the running execution and when the last began and ended.
-#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PlanState {
-    /// The execution running now.
-    pub active: Option<String>,
-    /// The last execution.
-    pub last: Option<String>,
-    /// When the last began (ms): the cool-down counts from it.
-    pub last_started_ms: Option<u64>,
-    /// When the last ended (ms).
-    pub last_finished_ms: Option<u64>,
-}
-
 /// The events the function accepts: from the deployment's two regions (alarms and RDS events
 /// about the primary come from the primary region, the tick from the function's own).
 pub fn routes(regions: &(String, String)) -> Routes {
@@ -104,31 +96,24 @@ pub fn routes(regions: &(String, String)) -> Routes {
     }
 }
 
-/// The state-store key of a plan's state.
-pub fn plan_key(plan: &str) -> String {
-    format!("failover/plans/{}.json", key_segment(plan))
-}
-
-fn board_key(plan: &str) -> String {
-    format!("failover/signals/{}.json", key_segment(plan))
-}
-
 fn invalid(reason: impl Into<String>) -> Error {
     Error::InvalidEvent(reason.into())
 }
 
 /// The function.
 #[derive(Debug)]
-pub struct FailoverFunction<R, N, D, M> {
+pub struct FailoverFunction<R, N, D, M, P = HttpProbe> {
     /// Clients, store, notifier, shared settings.
     pub toolkit: Toolkit,
     /// The AWS ports.
-    pub ports: Ports<R, N, D, M>,
+    pub ports: Ports<R, N, D, M, P>,
     /// Its settings.
     pub settings: FailoverSettings,
 }
 
-impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader> FailoverFunction<R, N, D, M> {
+impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader, P: Probe>
+    FailoverFunction<R, N, D, M, P>
+{
     fn now(&self) -> u64 {
         self.toolkit.store.clock().now_ms()
     }
@@ -167,20 +152,33 @@ impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader> FailoverFunction<R, N,
     pub async fn handle(&self, event: Value, owner: &str) -> Result<Value> {
         let started = Instant::now();
         let trigger = routes(&self.settings.regions).route(event)?;
-        let result = match trigger {
-            Trigger::Command { command, body } => {
-                Box::pin(self.command(&command, &body, owner)).await
-            }
-            Trigger::AlarmAction(_) | Trigger::EventBridge(_) => {
-                Box::pin(self.automatic(trigger, owner)).await
-            }
-            Trigger::Sns(_) => Err(invalid("failover is not subscribed to SNS")),
-        };
-        tracing::info!(
-            elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
-            ok = result.is_ok(),
-            "handled"
+        // Every line of this invocation carries the event's id (`.instrument`, never a guard
+        // held across an await).
+        let event_id = trigger.event_id();
+        let span = tracing::info_span!(
+            "failover",
+            event_id = event_id.as_deref().unwrap_or("-"),
+            request_id = owner
         );
+        let result = async {
+            let result = match trigger {
+                Trigger::Command { command, body } => {
+                    Box::pin(self.command(&command, &body, owner)).await
+                }
+                Trigger::AlarmAction(_) | Trigger::EventBridge(_) => {
+                    Box::pin(self.automatic(trigger, owner)).await
+                }
+                Trigger::Sns(_) => Err(invalid("failover is not subscribed to SNS")),
+            };
+            tracing::info!(
+                elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
+                ok = result.is_ok(),
+                "handled"
+            );
+            result
+        }
+        .instrument(span)
+        .await;
         result
     }
 
@@ -250,7 +248,7 @@ impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader> FailoverFunction<R, N,
             let url = signal.url.clone().unwrap_or_default();
             let timeout = Duration::from_millis(signal.timeout_ms.unwrap_or(2000));
             let at_ms = self.now();
-            let (firing, detail) = match signals::probe(&url, timeout).await {
+            let (firing, detail) = match self.ports.probe.get(&url, timeout).await {
                 Ok(status) => (false, format!("{url} answered {status}")),
                 Err(e) => (true, format!("{url}: {e}")),
             };
@@ -570,168 +568,6 @@ impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader> FailoverFunction<R, N,
             }
         }
         self.start(&plan, exec, owner, true).await
-    }
-
-    /// `plan`: the steps against live state, with endpoints and the expected timeline.
-    async fn plan_mode(&self, plan: &LoadedPlan) -> Result<Value> {
-        let p = &plan.plan;
-        let mut steps = Vec::new();
-        let mut observed = Vec::new();
-        let rds = |r: &str| format!("https://rds.{r}.amazonaws.com");
-        if let Some(checks) = &p.traffic.health_checks {
-            steps.push(json!({"step": "fence", "call": "route53:UpdateHealthCheck", "target": checks.primary, "endpoint": "https://route53.amazonaws.com (us-east-1)", "expected_seconds": 1}));
-        }
-        let db_seconds = match &plan.database {
-            Database::Rds { replica, .. } => {
-                let live = self.ports.secondary_db.instance(replica).await?;
-                observed.push(json!({"replica": replica, "status": live.as_ref().map(|d| d.status.clone()), "source": live.and_then(|d| d.source)}));
-                steps.push(json!({"step": "database", "call": "rds:PromoteReadReplica", "target": replica, "endpoint": rds(&p.secondary_region), "expected_seconds": 300, "parallel_with": "nodes"}));
-                300
-            }
-            Database::AuroraGlobal {
-                global_cluster,
-                target_cluster_arn,
-                ..
-            } => {
-                let live = self
-                    .ports
-                    .secondary_db
-                    .global_cluster(global_cluster)
-                    .await?;
-                observed.push(json!({"global_cluster": global_cluster, "writer": live.and_then(|g| g.writer)}));
-                steps.push(json!({"step": "database", "call": "rds:FailoverGlobalCluster (AllowDataLoss) / SwitchoverGlobalCluster", "target": target_cluster_arn, "endpoint": rds(&p.secondary_region), "expected_seconds": 120, "parallel_with": "nodes"}));
-                120
-            }
-        };
-        let mut eks_seconds = 0;
-        for (id, target) in p.node_groups() {
-            let live = self.ports.nodes.describe(&id).await?;
-            observed.push(json!({"node_group": id.to_string(), "now": live.map(|g| g.scaling.to_string()), "to": format!("min {} / desired {}", target.min, target.desired)}));
-            steps.push(json!({"step": "nodes", "call": "eks:UpdateNodegroupConfig", "target": id.to_string(), "endpoint": format!("https://eks.{}.amazonaws.com", p.secondary_region), "expected_seconds": 240}));
-            eks_seconds = 240;
-        }
-        let ttl = p.traffic.records.iter().map(|r| r.ttl).max().unwrap_or(0) as u64;
-        let traffic_seconds = if p.traffic.records.is_empty() {
-            30
-        } else {
-            60 + ttl
-        };
-        steps.push(json!({"step": "traffic", "call": "route53:UpdateHealthCheck (gate) / ChangeResourceRecordSets + GetChange", "endpoint": "https://route53.amazonaws.com (us-east-1)", "expected_seconds": traffic_seconds}));
-        steps.push(json!({"step": "verify", "expected_seconds": 5}));
-        let expected =
-            p.detection.window_seconds + db_seconds.max(eks_seconds) + traffic_seconds + 5;
-        Ok(json!({
-            "mode": "plan", "plan": p.name, "plan_hash": plan.hash, "changes": "none",
-            "steps": steps, "observed": observed,
-            "expected_rto_seconds": expected, "rto_target_seconds": p.targets.rto_seconds,
-            "within_target": expected <= p.targets.rto_seconds,
-            "timeline": format!("detect {} s → max(database {db_seconds} s, nodes {eks_seconds} s) → traffic {traffic_seconds} s → verify 5 s", p.detection.window_seconds),
-        }))
-    }
-
-    /// `precheck`: readiness, published as `FailoverReady`.
-    async fn precheck(&self, plan: &LoadedPlan) -> Result<Value> {
-        let p = &plan.plan;
-        let mut checks: Vec<Value> = Vec::new();
-        let mut check = |name: String, ok: bool, detail: String| {
-            checks.push(json!({"check": name, "ok": ok, "detail": detail}))
-        };
-        match &plan.database {
-            Database::Rds { replica, .. } => {
-                let live = self.ports.secondary_db.instance(replica).await?;
-                match live {
-                    Some(db) => check(
-                        format!("replica {replica}"),
-                        db.source.is_some() && db.status == "available",
-                        format!("status {}, source {:?}", db.status, db.source),
-                    ),
-                    None => check(format!("replica {replica}"), false, "does not exist".into()),
-                }
-                let lag = self
-                    .ports
-                    .metrics
-                    .latest(
-                        "AWS/RDS",
-                        "ReplicaLag",
-                        &[("DBInstanceIdentifier", replica)],
-                        self.now(),
-                        300_000,
-                    )
-                    .await?;
-                check(
-                    "replica lag".into(),
-                    lag.is_some_and(|(l, _)| l <= p.targets.rpo_seconds as f64),
-                    format!(
-                        "{:?} s (RPO {} s)",
-                        lag.map(|(l, _)| l),
-                        p.targets.rpo_seconds
-                    ),
-                );
-            }
-            Database::AuroraGlobal {
-                global_cluster,
-                target_cluster_arn,
-                ..
-            } => {
-                let live = self
-                    .ports
-                    .secondary_db
-                    .global_cluster(global_cluster)
-                    .await?;
-                let ok = live.as_ref().is_some_and(|g| {
-                    g.status == "available" && g.writer.as_deref() != Some(target_cluster_arn)
-                });
-                check(
-                    format!("global cluster {global_cluster}"),
-                    ok,
-                    format!("{live:?}"),
-                );
-            }
-        }
-        for (id, target) in p.node_groups() {
-            match self.ports.nodes.describe(&id).await? {
-                Some(g) => check(
-                    format!("node group {id}"),
-                    g.status == "ACTIVE",
-                    format!("{} at {}; failover raises to min {} / desired {} (max raised if needed); types {:?}", g.status, g.scaling, target.min, target.desired, g.instance_types),
-                ),
-                None => check(format!("node group {id}"), false, "does not exist".into()),
-            }
-        }
-        if let Some(hc) = &p.traffic.health_checks {
-            let primary = self.ports.dns.health_check_inverted(&hc.primary).await?;
-            check(
-                format!("primary health check {}", hc.primary),
-                primary == Some(false),
-                format!("inverted {primary:?} (expected false)"),
-            );
-            let gate = self.ports.dns.health_check_inverted(&hc.secondary).await?;
-            check(
-                format!("secondary gate {}", hc.secondary),
-                gate == Some(true),
-                format!("inverted {gate:?} (expected true: closed)"),
-            );
-        }
-        if let Some(zone) = &p.traffic.zone_id {
-            for r in &p.traffic.records {
-                let want = r.record(false);
-                let live = self.ports.dns.record(zone, &want.name, &want.kind).await?;
-                check(
-                    format!("record {}", want.name),
-                    live.as_ref().is_some_and(|l| l.value == want.value),
-                    format!("{:?} (expected {})", live.map(|l| l.value), want.value),
-                );
-            }
-        }
-        let ready = checks.iter().all(|c| c["ok"] == true);
-        let mut m = Metrics::new("failover", if ready { "ready" } else { "not-ready" });
-        m.add("FailoverReady", if ready { 1.0 } else { 0.0 }, Unit::Count)
-            .property("plan", p.name.clone());
-        m.emit(self.now());
-        Ok(
-            json!({"mode": "precheck", "plan": p.name, "plan_hash": plan.hash, "ready": ready, "checks": checks,
-                  "permissions": "RDS, EKS and Route 53 have no DryRun for these calls: the calls above are the read half of each permission"}),
-        )
     }
 }
 

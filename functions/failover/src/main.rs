@@ -7,6 +7,7 @@ use breakwater::aws::rds::RdsDatabases;
 use breakwater::aws::route53::Route53Dns;
 use breakwater::config::Env;
 use breakwater::lambda::{init_failed, serve};
+use breakwater::probe::HttpProbe;
 use failover::engine::Ports;
 use failover::{FailoverFunction, FailoverSettings};
 
@@ -28,6 +29,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         dns: Route53Dns::new(aws.route53()),
         metrics: CloudWatchMetrics::new(aws.cloudwatch_in(&secondary)),
         primary_metrics: CloudWatchMetrics::new(aws.cloudwatch_in(&primary)),
+        probe: HttpProbe,
     };
     let function = FailoverFunction {
         toolkit,

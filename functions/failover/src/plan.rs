@@ -29,12 +29,23 @@ pub struct Plan {
     pub targets: Targets,
     /// When to act.
     pub detection: Detection,
-    /// Where phase notifications go (else the function's topic).
-    #[serde(default)]
-    pub topic_arn: Option<String>,
+    /// `topic_arn`, no longer read (phase notifications go to the function's topic): accepted
+    /// and ignored, so that a stored plan that still names one keeps loading.
+    #[serde(default, rename = "topic_arn", skip_serializing)]
+    retired_topic_arn: Retired,
     /// The health endpoint of the secondary, checked by `verify` (HTTPS GET, 2xx/3xx).
     #[serde(default)]
     pub secondary_health_url: Option<String>,
+}
+
+/// A field plans once carried and no longer use: any value is accepted and dropped.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Retired;
+
+impl<'de> Deserialize<'de> for Retired {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        serde::de::IgnoredAny::deserialize(d).map(|_| Retired)
+    }
 }
 
 /// `rds` (a cross-region read replica) or `aurora-global`.
@@ -605,5 +616,18 @@ pub(crate) mod tests {
         p.as_object_mut().unwrap().remove("targets");
         assert!(error(p).contains("missing field `targets`"));
         assert!(load(b"{").unwrap_err().0.contains("EOF"));
+    }
+
+    #[test]
+    fn an_old_plan_naming_a_topic_still_loads_and_the_topic_is_not_kept() {
+        // GIVEN a stored plan from before topic_arn was retired
+        let mut p = example();
+        p["topic_arn"] = "arn:aws:sns:us-west-2:123456789012:old".into();
+        // WHEN it is loaded
+        let loaded = load(p.to_string().as_bytes()).unwrap();
+        // THEN it loads, and the topic is nowhere in the plan as written back
+        let written = serde_json::to_value(&loaded.plan).unwrap();
+        assert!(written.get("topic_arn").is_none(), "{written}");
+        assert_eq!(loaded.plan.name, "prod");
     }
 }

@@ -6,7 +6,6 @@
 //! one is ignored: reordered deliveries are normal.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -212,44 +211,6 @@ pub fn probes(plan: &Plan) -> Vec<&SignalPlan> {
         .iter()
         .filter(|s| s.kind == "probe")
         .collect()
-}
-
-/// One HTTP(S) GET with a timeout: `Ok(status)` for 2xx/3xx, else why it failed.
-pub async fn probe(url: &str, timeout: Duration) -> Result<u16, String> {
-    use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
-    use aws_smithy_runtime_api::client::http::HttpConnector;
-    use aws_smithy_runtime_api::client::http::HttpConnectorSettings;
-    use aws_smithy_types::body::SdkBody;
-
-    let connector = aws_smithy_http_client::Connector::builder()
-        .connector_settings(
-            HttpConnectorSettings::builder()
-                .connect_timeout(timeout)
-                .read_timeout(timeout)
-                .build(),
-        )
-        .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
-        .build();
-    let request = http::Request::builder()
-        .method("GET")
-        .uri(url)
-        .header("user-agent", "breakwater-failover-probe")
-        .body(SdkBody::empty())
-        .map_err(|e| format!("bad URL {url}: {e}"))?;
-    let request = aws_smithy_runtime_api::http::Request::try_from(request)
-        .map_err(|e| format!("bad URL {url}: {e}"))?;
-    match tokio::time::timeout(timeout, connector.call(request)).await {
-        Err(_) => Err(format!("no answer within {} ms", timeout.as_millis())),
-        Ok(Err(e)) => Err(breakwater::aws::describe_sdk_error(&e)),
-        Ok(Ok(response)) => {
-            let status = response.status().as_u16();
-            if (200..400).contains(&status) {
-                Ok(status)
-            } else {
-                Err(format!("HTTP {status}"))
-            }
-        }
-    }
 }
 
 #[cfg(test)]

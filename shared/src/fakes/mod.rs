@@ -2,6 +2,13 @@
 //! does against the emulators (a contract test per fake checks that), so the functions' rules
 //! are tested on paused time, in milliseconds, without HTTP.
 
+pub mod alarms;
+pub mod calls;
+pub mod dns;
 pub mod handoff;
+pub mod metric_reader;
+pub mod node_groups;
+pub mod probe;
+pub mod replicas;
 pub mod secrets;
 pub mod workloads;

@@ -1,0 +1,142 @@
+//! The node-groups step: the secondary's EKS managed node groups raised to the plan's sizes,
+//! each update observed until the group is ACTIVE at them.
+
+use breakwater::ports::{Changed, Dns, MetricReader, NodeGroupId, NodeGroups, Replicas, Scaling};
+use breakwater::probe::Probe;
+use breakwater::Result;
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+
+use super::*;
+
+impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader, P: Probe> Engine<'_, R, N, D, M, P> {
+    pub(super) async fn nodes(
+        &self,
+        shared: &Mutex<Execution>,
+        deadline: Instant,
+    ) -> Result<Progress> {
+        if self.begin(shared, StepName::Nodes).await? == StepState::Done {
+            return Ok(Progress::Done);
+        }
+        let groups = self.plan.plan.node_groups();
+        if groups.is_empty() {
+            self.end(
+                shared,
+                StepName::Nodes,
+                StepState::Skipped,
+                "no node groups in the plan".into(),
+            )
+            .await?;
+            return Ok(Progress::Done);
+        }
+        let exec_id = shared.lock().await.id.clone();
+        let mut raised = Vec::new();
+        for (id, target) in &groups {
+            let progress = self
+                .scale(
+                    shared,
+                    id,
+                    target.min,
+                    target.desired,
+                    &token(&exec_id, &id.name),
+                    deadline,
+                )
+                .await?;
+            match progress {
+                Progress::Done => raised.push(format!(
+                    "{} min {} desired {}",
+                    id.name, target.min, target.desired
+                )),
+                other => return self.settle(shared, StepName::Nodes, other).await,
+            }
+        }
+        let detail = format!("node groups ACTIVE at: {}", raised.join(", "));
+        self.end(shared, StepName::Nodes, StepState::Done, detail.clone())
+            .await?;
+        self.notify(&exec_id, "nodes", detail, "info").await?;
+        Ok(Progress::Done)
+    }
+
+    /// Brings one node group to exactly (restore) or at least (raise) min/desired, then ACTIVE.
+    pub(super) async fn scale(
+        &self,
+        shared: &Mutex<Execution>,
+        id: &NodeGroupId,
+        min: i32,
+        desired: i32,
+        token: &str,
+        deadline: Instant,
+    ) -> Result<Progress> {
+        let restore = token.ends_with("-restore");
+        loop {
+            let name = id.to_string();
+            let group = match self
+                .observe(&name, deadline, || self.ports.nodes.describe(id))
+                .await?
+            {
+                Ok(Some(g)) => g,
+                Ok(None) => return Ok(Progress::Failed(format!("node group {id} does not exist"))),
+                Err(waiting) => return Ok(waiting),
+            };
+            if !restore {
+                let mut exec = shared.lock().await;
+                if !exec.before.node_groups.contains_key(&id.name) {
+                    exec.before
+                        .node_groups
+                        .insert(id.name.clone(), group.scaling);
+                    if exec.mode == Mode::Drill {
+                        self.save(&exec).await?;
+                    }
+                }
+            }
+            if group.status == "DEGRADED" || group.status == "CREATE_FAILED" {
+                return Ok(Progress::Failed(format!(
+                    "node group {id} is {} (insufficient capacity or a failed update): {}",
+                    group.status, group.scaling
+                )));
+            }
+            let reached = if restore {
+                group.scaling.min == min && group.scaling.desired == desired
+            } else {
+                group.scaling.min >= min && group.scaling.desired >= desired
+            };
+            if reached && group.status == "ACTIVE" {
+                return Ok(Progress::Done);
+            }
+            if !reached && group.status != "UPDATING" {
+                let scaling = Scaling {
+                    min,
+                    desired,
+                    max: group.scaling.max.max(desired),
+                };
+                match self.ports.nodes.update_scaling(id, scaling, token).await {
+                    Ok(update) => {
+                        let changed = Changed {
+                            request_id: None,
+                            started: Some(update.clone()),
+                        };
+                        self.acted(
+                            shared,
+                            "UpdateNodegroupConfig",
+                            &format!("{id} {scaling} (update {update})"),
+                            &changed,
+                        )
+                        .await?;
+                    }
+                    Err(e) if e.is_retryable() => {
+                        tracing::info!(node_group = %id, error = %e, "an update is in progress; waiting");
+                    }
+                    Err(e) => {
+                        return Ok(Progress::Failed(format!("UpdateNodegroupConfig {id}: {e}")))
+                    }
+                }
+            }
+            if !self.sleep(deadline).await {
+                return Ok(Progress::Waiting(format!(
+                    "node group {id} is {}",
+                    group.status
+                )));
+            }
+        }
+    }
+}

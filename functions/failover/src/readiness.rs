@@ -1,0 +1,177 @@
+//! The two modes that change nothing: `plan` (the steps against live state, with endpoints and
+//! the expected timeline) and `precheck` (readiness, published as `FailoverReady`).
+
+use breakwater::metrics::{Metrics, Unit};
+use breakwater::ports::{Dns, MetricReader, NodeGroups, Replicas};
+use breakwater::probe::Probe;
+use breakwater::Result;
+use serde_json::{json, Value};
+
+use crate::plan::{Database, LoadedPlan};
+use crate::FailoverFunction;
+
+impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader, P: Probe>
+    FailoverFunction<R, N, D, M, P>
+{
+    /// `plan`: the steps against live state, with endpoints and the expected timeline.
+    pub(crate) async fn plan_mode(&self, plan: &LoadedPlan) -> Result<Value> {
+        let p = &plan.plan;
+        let mut steps = Vec::new();
+        let mut observed = Vec::new();
+        let rds = |r: &str| format!("https://rds.{r}.amazonaws.com");
+        if let Some(checks) = &p.traffic.health_checks {
+            steps.push(json!({"step": "fence", "call": "route53:UpdateHealthCheck", "target": checks.primary, "endpoint": "https://route53.amazonaws.com (us-east-1)", "expected_seconds": 1}));
+        }
+        let db_seconds = match &plan.database {
+            Database::Rds { replica, .. } => {
+                let live = self.ports.secondary_db.instance(replica).await?;
+                observed.push(json!({"replica": replica, "status": live.as_ref().map(|d| d.status.clone()), "source": live.and_then(|d| d.source)}));
+                steps.push(json!({"step": "database", "call": "rds:PromoteReadReplica", "target": replica, "endpoint": rds(&p.secondary_region), "expected_seconds": 300, "parallel_with": "nodes"}));
+                300
+            }
+            Database::AuroraGlobal {
+                global_cluster,
+                target_cluster_arn,
+                ..
+            } => {
+                let live = self
+                    .ports
+                    .secondary_db
+                    .global_cluster(global_cluster)
+                    .await?;
+                observed.push(json!({"global_cluster": global_cluster, "writer": live.and_then(|g| g.writer)}));
+                steps.push(json!({"step": "database", "call": "rds:FailoverGlobalCluster (AllowDataLoss) / SwitchoverGlobalCluster", "target": target_cluster_arn, "endpoint": rds(&p.secondary_region), "expected_seconds": 120, "parallel_with": "nodes"}));
+                120
+            }
+        };
+        let mut eks_seconds = 0;
+        for (id, target) in p.node_groups() {
+            let live = self.ports.nodes.describe(&id).await?;
+            observed.push(json!({"node_group": id.to_string(), "now": live.map(|g| g.scaling.to_string()), "to": format!("min {} / desired {}", target.min, target.desired)}));
+            steps.push(json!({"step": "nodes", "call": "eks:UpdateNodegroupConfig", "target": id.to_string(), "endpoint": format!("https://eks.{}.amazonaws.com", p.secondary_region), "expected_seconds": 240}));
+            eks_seconds = 240;
+        }
+        let ttl = p.traffic.records.iter().map(|r| r.ttl).max().unwrap_or(0) as u64;
+        let traffic_seconds = if p.traffic.records.is_empty() {
+            30
+        } else {
+            60 + ttl
+        };
+        steps.push(json!({"step": "traffic", "call": "route53:UpdateHealthCheck (gate) / ChangeResourceRecordSets + GetChange", "endpoint": "https://route53.amazonaws.com (us-east-1)", "expected_seconds": traffic_seconds}));
+        steps.push(json!({"step": "verify", "expected_seconds": 5}));
+        let expected =
+            p.detection.window_seconds + db_seconds.max(eks_seconds) + traffic_seconds + 5;
+        Ok(json!({
+            "mode": "plan", "plan": p.name, "plan_hash": plan.hash, "changes": "none",
+            "steps": steps, "observed": observed,
+            "expected_rto_seconds": expected, "rto_target_seconds": p.targets.rto_seconds,
+            "within_target": expected <= p.targets.rto_seconds,
+            "timeline": format!("detect {} s → max(database {db_seconds} s, nodes {eks_seconds} s) → traffic {traffic_seconds} s → verify 5 s", p.detection.window_seconds),
+        }))
+    }
+
+    /// `precheck`: readiness, published as `FailoverReady`.
+    pub(crate) async fn precheck(&self, plan: &LoadedPlan) -> Result<Value> {
+        let p = &plan.plan;
+        let mut checks: Vec<Value> = Vec::new();
+        let mut check = |name: String, ok: bool, detail: String| {
+            checks.push(json!({"check": name, "ok": ok, "detail": detail}))
+        };
+        match &plan.database {
+            Database::Rds { replica, .. } => {
+                let live = self.ports.secondary_db.instance(replica).await?;
+                match live {
+                    Some(db) => check(
+                        format!("replica {replica}"),
+                        db.source.is_some() && db.status == "available",
+                        format!("status {}, source {:?}", db.status, db.source),
+                    ),
+                    None => check(format!("replica {replica}"), false, "does not exist".into()),
+                }
+                let lag = self
+                    .ports
+                    .metrics
+                    .latest(
+                        "AWS/RDS",
+                        "ReplicaLag",
+                        &[("DBInstanceIdentifier", replica)],
+                        self.now(),
+                        300_000,
+                    )
+                    .await?;
+                check(
+                    "replica lag".into(),
+                    lag.is_some_and(|(l, _)| l <= p.targets.rpo_seconds as f64),
+                    format!(
+                        "{:?} s (RPO {} s)",
+                        lag.map(|(l, _)| l),
+                        p.targets.rpo_seconds
+                    ),
+                );
+            }
+            Database::AuroraGlobal {
+                global_cluster,
+                target_cluster_arn,
+                ..
+            } => {
+                let live = self
+                    .ports
+                    .secondary_db
+                    .global_cluster(global_cluster)
+                    .await?;
+                let ok = live.as_ref().is_some_and(|g| {
+                    g.status == "available" && g.writer.as_deref() != Some(target_cluster_arn)
+                });
+                check(
+                    format!("global cluster {global_cluster}"),
+                    ok,
+                    format!("{live:?}"),
+                );
+            }
+        }
+        for (id, target) in p.node_groups() {
+            match self.ports.nodes.describe(&id).await? {
+                Some(g) => check(
+                    format!("node group {id}"),
+                    g.status == "ACTIVE",
+                    format!("{} at {}; failover raises to min {} / desired {} (max raised if needed); types {:?}", g.status, g.scaling, target.min, target.desired, g.instance_types),
+                ),
+                None => check(format!("node group {id}"), false, "does not exist".into()),
+            }
+        }
+        if let Some(hc) = &p.traffic.health_checks {
+            let primary = self.ports.dns.health_check_inverted(&hc.primary).await?;
+            check(
+                format!("primary health check {}", hc.primary),
+                primary == Some(false),
+                format!("inverted {primary:?} (expected false)"),
+            );
+            let gate = self.ports.dns.health_check_inverted(&hc.secondary).await?;
+            check(
+                format!("secondary gate {}", hc.secondary),
+                gate == Some(true),
+                format!("inverted {gate:?} (expected true: closed)"),
+            );
+        }
+        if let Some(zone) = &p.traffic.zone_id {
+            for r in &p.traffic.records {
+                let want = r.record(false);
+                let live = self.ports.dns.record(zone, &want.name, &want.kind).await?;
+                check(
+                    format!("record {}", want.name),
+                    live.as_ref().is_some_and(|l| l.value == want.value),
+                    format!("{:?} (expected {})", live.map(|l| l.value), want.value),
+                );
+            }
+        }
+        let ready = checks.iter().all(|c| c["ok"] == true);
+        let mut m = Metrics::new("failover", if ready { "ready" } else { "not-ready" });
+        m.add("FailoverReady", if ready { 1.0 } else { 0.0 }, Unit::Count)
+            .property("plan", p.name.clone());
+        m.emit(self.now());
+        Ok(
+            json!({"mode": "precheck", "plan": p.name, "plan_hash": plan.hash, "ready": ready, "checks": checks,
+                  "permissions": "RDS, EKS and Route 53 have no DryRun for these calls: the calls above are the read half of each permission"}),
+        )
+    }
+}

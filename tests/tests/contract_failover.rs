@@ -1,0 +1,296 @@
+//! Contract tests of the fakes of the ports failover uses: one scenario per port, written once
+//! over the port trait, run against the fake and against the real adapter on moto, with the
+//! same observable results asserted.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use breakwater::aws::cloudwatch::{CloudWatchAlarms, CloudWatchMetrics};
+use breakwater::aws::eks::EksNodeGroups;
+use breakwater::aws::rds::RdsDatabases;
+use breakwater::aws::route53::Route53Dns;
+use breakwater::aws::Aws;
+use breakwater::fakes::alarms::FakeAlarms;
+use breakwater::fakes::dns::FakeDns;
+use breakwater::fakes::metric_reader::FakeMetricReader;
+use breakwater::fakes::node_groups::FakeNodeGroups;
+use breakwater::fakes::probe::{Endpoint, FakeProbe};
+use breakwater::fakes::replicas::FakeReplicas;
+use breakwater::ports::{
+    Alarms, Dns, DnsRecord, MetricReader, NodeGroupId, NodeGroups, Replicas, Scaling,
+};
+use breakwater::probe::{HttpProbe, Probe};
+use breakwater_sandbox::failover_scene::{failover_scene, put_lag, FailoverScene, Latencies};
+use breakwater_sandbox::seed::seed;
+
+use crate::common::unique;
+
+crate::common::moto_server!();
+
+const PRIMARY: &str = "us-east-1";
+const SECONDARY: &str = "us-west-2";
+
+async fn scene() -> (Aws, FailoverScene) {
+    let suffix = format!("-{}", unique("cf"));
+    let direct = Aws::for_endpoint(&moto().endpoint(), SECONDARY).await;
+    let estate = seed(direct.config(), PRIMARY, SECONDARY, &suffix)
+        .await
+        .unwrap();
+    let scene = failover_scene(
+        direct.config(),
+        &estate,
+        &suffix,
+        Latencies::default(),
+        "http://127.0.0.1:9/health",
+    )
+    .await
+    .unwrap();
+    (direct, scene)
+}
+
+/// Reads a replica and a missing instance, promotes the replica, reads it back.
+async fn replicas_scenario(r: &impl Replicas, replica: &str) -> Vec<String> {
+    let mut seen = Vec::new();
+    let before = r.instance(replica).await.unwrap().unwrap();
+    seen.push(format!(
+        "before: {} replica={}",
+        before.status,
+        before.source.is_some()
+    ));
+    seen.push(format!(
+        "missing: {:?}",
+        r.instance("nobody-here").await.unwrap()
+    ));
+    seen.push(format!(
+        "missing global: {:?}",
+        r.global_cluster("nobody-here").await.unwrap()
+    ));
+    r.promote(replica).await.unwrap();
+    let after = r.instance(replica).await.unwrap().unwrap();
+    seen.push(format!("after: replica={}", after.source.is_some()));
+    seen
+}
+
+#[tokio::test]
+async fn the_replicas_fake_behaves_as_rds_on_moto() {
+    let (aws, scene) = scene().await;
+    let real = RdsDatabases::new(aws.rds_in(SECONDARY));
+    let fake = FakeReplicas::new().with_instance(&scene.replica, Some(&scene.primary_db));
+    assert_eq!(
+        replicas_scenario(&fake, &scene.replica).await,
+        replicas_scenario(&real, &scene.replica).await
+    );
+}
+
+/// Flips a health check, reads a missing one, reads a record, upserts it and follows the change.
+async fn dns_scenario(d: &impl Dns, zone: &str, record: &str, checks: (&str, &str)) -> Vec<String> {
+    let mut seen = Vec::new();
+    seen.push(format!(
+        "{:?}",
+        d.health_check_inverted(checks.0).await.unwrap()
+    ));
+    seen.push(format!(
+        "{:?}",
+        d.health_check_inverted(checks.1).await.unwrap()
+    ));
+    d.set_health_check_inverted(checks.0, true).await.unwrap();
+    seen.push(format!(
+        "{:?}",
+        d.health_check_inverted(checks.0).await.unwrap()
+    ));
+    let missing = "00000000-0000-0000-0000-000000000000";
+    seen.push(format!(
+        "{:?}",
+        d.health_check_inverted(missing).await.unwrap()
+    ));
+    let now = d.record(zone, record, "CNAME").await.unwrap().unwrap();
+    seen.push(format!("{} {} {}", now.name, now.kind, now.ttl));
+    let moved = DnsRecord {
+        value: "west.example.com".into(),
+        ..now
+    };
+    let change = d.upsert(zone, &[moved], "contract").await.unwrap();
+    let id = change.started.expect("a change id");
+    let status = d.change_status(&id).await.unwrap();
+    seen.push(format!(
+        "change {}",
+        matches!(status.as_str(), "PENDING" | "INSYNC")
+    ));
+    let after = d.record(zone, record, "CNAME").await.unwrap().unwrap();
+    seen.push(after.value);
+    seen
+}
+
+#[tokio::test]
+async fn the_dns_fake_behaves_as_route53_on_moto() {
+    let (aws, scene) = scene().await;
+    let real = Route53Dns::new(aws.route53());
+    let checks = (scene.hc_primary.as_str(), scene.hc_secondary.as_str());
+    let record = real
+        .record(&scene.zone_id, &scene.record, "CNAME")
+        .await
+        .unwrap()
+        .unwrap();
+    let fake = FakeDns::new()
+        .with_health_check(
+            checks.0,
+            real.health_check_inverted(checks.0).await.unwrap().unwrap(),
+        )
+        .with_health_check(
+            checks.1,
+            real.health_check_inverted(checks.1).await.unwrap().unwrap(),
+        )
+        .with_zone(&scene.zone_id, &[record]);
+    assert_eq!(
+        dns_scenario(&fake, &scene.zone_id, &scene.record, checks).await,
+        dns_scenario(&real, &scene.zone_id, &scene.record, checks).await
+    );
+}
+
+/// Lists, describes (and a missing group), scales with a token, tags, reads back.
+async fn node_groups_scenario(n: &impl NodeGroups, id: &NodeGroupId) -> Vec<String> {
+    let mut seen = Vec::new();
+    let names: Vec<String> = n
+        .list(&id.cluster)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|g| g.id.name)
+        .collect();
+    seen.push(format!("{names:?}"));
+    let group = n.describe(id).await.unwrap().unwrap();
+    seen.push(format!("{} {}", group.scaling, group.status));
+    let missing = NodeGroupId {
+        cluster: id.cluster.clone(),
+        name: "nobody-here".into(),
+    };
+    seen.push(format!("{:?}", n.describe(&missing).await.unwrap()));
+    let scaling = Scaling {
+        min: 2,
+        max: 4,
+        desired: 3,
+    };
+    let update = n
+        .update_scaling(id, scaling, "contract-token")
+        .await
+        .unwrap();
+    seen.push(format!("update id: {}", !update.is_empty()));
+    n.tag(
+        &group.arn,
+        BTreeMap::from([("team".to_string(), "dr".to_string())]),
+    )
+    .await
+    .unwrap();
+    let after = n.describe(id).await.unwrap().unwrap();
+    seen.push(format!(
+        "{} team={:?}",
+        after.scaling,
+        after.tags.get("team")
+    ));
+    seen
+}
+
+#[tokio::test]
+async fn the_node_groups_fake_behaves_as_eks_on_moto() {
+    let (aws, scene) = scene().await;
+    let real = EksNodeGroups::new(aws.eks_in(SECONDARY));
+    let id = NodeGroupId {
+        cluster: scene.cluster.clone(),
+        name: scene.node_group.clone(),
+    };
+    let fake = FakeNodeGroups::new();
+    fake.insert(real.describe(&id).await.unwrap().unwrap());
+    assert_eq!(
+        node_groups_scenario(&fake, &id).await,
+        node_groups_scenario(&real, &id).await
+    );
+}
+
+/// The latest lag of a replica, and of one nobody publishes.
+async fn metrics_scenario(m: &impl MetricReader, replica: &str, now_ms: u64) -> Vec<String> {
+    let lag = m
+        .latest(
+            "AWS/RDS",
+            "ReplicaLag",
+            &[("DBInstanceIdentifier", replica)],
+            now_ms,
+            300_000,
+        )
+        .await
+        .unwrap();
+    let none = m
+        .latest(
+            "AWS/RDS",
+            "ReplicaLag",
+            &[("DBInstanceIdentifier", "nobody-here")],
+            now_ms,
+            300_000,
+        )
+        .await
+        .unwrap();
+    vec![format!("{:?}", lag.map(|(v, _)| v)), format!("{none:?}")]
+}
+
+#[tokio::test]
+async fn the_metric_reader_fake_behaves_as_cloudwatch_on_moto() {
+    let (aws, scene) = scene().await;
+    let now = breakwater::clock::Clock::now_ms(&breakwater::clock::SystemClock);
+    put_lag(aws.config(), SECONDARY, &scene.replica, 7.0, now - 30_000)
+        .await
+        .unwrap();
+    let real = CloudWatchMetrics::new(aws.cloudwatch_in(SECONDARY));
+    let fake = FakeMetricReader::new();
+    fake.put(
+        "AWS/RDS",
+        "ReplicaLag",
+        &[("DBInstanceIdentifier", &scene.replica)],
+        7.0,
+        now - 30_000,
+    );
+    assert_eq!(
+        metrics_scenario(&fake, &scene.replica, now).await,
+        metrics_scenario(&real, &scene.replica, now).await
+    );
+}
+
+/// A missing alarm reads as absent.
+async fn alarms_scenario(a: &impl Alarms) -> Vec<String> {
+    vec![format!("{:?}", a.state("nobody-here").await.unwrap())]
+}
+
+#[tokio::test]
+async fn the_alarms_fake_behaves_as_cloudwatch_on_moto() {
+    let (aws, _) = scene().await;
+    let real = CloudWatchAlarms::new(aws.cloudwatch_in(PRIMARY));
+    assert_eq!(
+        alarms_scenario(&FakeAlarms::new()).await,
+        alarms_scenario(&real).await
+    );
+}
+
+/// A dead endpoint is down; a live one answers.
+async fn probe_scenario(p: &impl Probe, live: &str, dead: &str) -> Vec<String> {
+    let t = Duration::from_secs(2);
+    vec![
+        format!("live ok: {}", p.get(live, t).await.is_ok()),
+        format!("dead ok: {}", p.get(dead, t).await.is_ok()),
+    ]
+}
+
+#[tokio::test]
+async fn the_probe_fake_behaves_as_the_http_probe() {
+    let live = format!("{}/moto-api/", moto().endpoint());
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead = format!(
+        "http://127.0.0.1:{}/health",
+        listener.local_addr().unwrap().port()
+    );
+    drop(listener);
+    let fake = FakeProbe::new();
+    fake.set(&live, Endpoint::Status(200));
+    fake.set(&dead, Endpoint::Refused("connection refused".into()));
+    assert_eq!(
+        probe_scenario(&fake, &live, &dead).await,
+        probe_scenario(&HttpProbe, &live, &dead).await
+    );
+}
