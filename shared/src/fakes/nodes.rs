@@ -4,10 +4,10 @@
 //! [`NODE_WRITE_ATTEMPTS`]; every call and Event recorded. Also [`FakeCluster`] (nodes and pods
 //! of one cluster) and [`FakeClusters`] (the [`Clusters`] port).
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use super::pods::FakePods;
+use super::pods::{Failures, FakePods};
 use crate::aws::Aws;
 use crate::error::{Error, Result};
 use crate::kube::nodes::{provider_id_names, Clusters, NodeEvent, NodeWrite, Nodes, DRAIN_TAINT};
@@ -43,14 +43,13 @@ struct State {
     nodes: BTreeMap<String, FakeNode>,
     events: Vec<NodeEvent>,
     conflicts: usize,
-    failures: VecDeque<(String, Error)>,
+    failures: Failures,
     calls: Vec<String>,
 }
 
 impl State {
     fn failure(&mut self, op: &str) -> Option<Error> {
-        let i = self.failures.iter().position(|(o, _)| o == op)?;
-        self.failures.remove(i).map(|(_, e)| e)
+        self.failures.take(op)
     }
 
     /// Applies `edit` as the adapter's read-edit-write does: each pending conflict costs one
@@ -122,7 +121,7 @@ impl FakeNodes {
 
     /// The next call of `op` (`find`, `cordon`, `uncordon`, `event`) fails so.
     pub fn fail_next(&self, op: &str, error: Error) -> &Self {
-        self.state().failures.push_back((op.to_string(), error));
+        self.state().failures.push(op, error);
         self
     }
 

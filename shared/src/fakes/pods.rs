@@ -51,6 +51,23 @@ pub enum Budget {
     Multiple,
 }
 
+/// Failures to inject, by operation, each answered once (shared by the Kubernetes fakes).
+#[derive(Debug, Default)]
+pub(crate) struct Failures(VecDeque<(String, Error)>);
+
+impl Failures {
+    /// The next call of `op` fails with `error`.
+    pub(crate) fn push(&mut self, op: &str, error: Error) {
+        self.0.push_back((op.to_string(), error));
+    }
+
+    /// The failure waiting for `op`, if any (taken).
+    pub(crate) fn take(&mut self, op: &str) -> Option<Error> {
+        let i = self.0.iter().position(|(o, _)| o == op)?;
+        self.0.remove(i).map(|(_, e)| e)
+    }
+}
+
 #[derive(Debug)]
 struct FakePod {
     info: PodInfo,
@@ -64,7 +81,7 @@ struct State {
     namespaces: BTreeMap<String, BTreeMap<String, String>>,
     budgets: BTreeMap<String, Budget>,
     throttles: u32,
-    failures: VecDeque<(String, Error)>,
+    failures: Failures,
     calls: Vec<String>,
 }
 
@@ -75,8 +92,7 @@ impl State {
     }
 
     fn failure(&mut self, op: &str) -> Option<Error> {
-        let i = self.failures.iter().position(|(o, _)| o == op)?;
-        self.failures.remove(i).map(|(_, e)| e)
+        self.failures.take(op)
     }
 
     fn terminate(&mut self, label: &str, grace_s: i64) {
@@ -135,7 +151,7 @@ impl FakePods {
 
     /// The next call of `op` (`on_node`, `namespace`, `evict`, `delete`, `exists`) fails so.
     pub fn fail_next(&self, op: &str, error: Error) -> &Self {
-        self.state().failures.push_back((op.to_string(), error));
+        self.state().failures.push(op, error);
         self
     }
 

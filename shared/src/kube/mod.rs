@@ -163,6 +163,15 @@ impl KubeClients {
     }
 }
 
+// Here, beside `KubeClients` (sandbox/iam_contract.py reads an adapter's impls from its file).
+impl nodes::Clusters for KubeClients {
+    type Cluster = kube::Client;
+
+    async fn cluster(&self, aws: &Aws, name: &str, now_ms: u64) -> Result<kube::Client> {
+        self.client(aws, name, now_ms).await
+    }
+}
+
 /// A kube-rs client for `access` with a bearer `token`.
 pub fn build_client(access: &ClusterAccess, token: &str) -> Result<kube::Client> {
     let url: http::Uri = access

@@ -63,14 +63,6 @@ pub trait Clusters: Send + Sync {
     ) -> impl Future<Output = Result<Self::Cluster>> + Send;
 }
 
-impl Clusters for super::KubeClients {
-    type Cluster = kube::Client;
-
-    async fn cluster(&self, aws: &Aws, name: &str, now_ms: u64) -> Result<kube::Client> {
-        self.client(aws, name, now_ms).await
-    }
-}
-
 /// Whether `provider_id` (`aws:///<az>/<instance>`) names `instance_id`.
 pub fn provider_id_names(provider_id: &str, instance_id: &str) -> bool {
     provider_id.rsplit('/').next() == Some(instance_id)
