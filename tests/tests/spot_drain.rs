@@ -307,14 +307,11 @@ async fn a_budget_that_never_allows_is_overridden_at_the_deadline_and_named() {
     w.emu.with(|c| c.pause_replication(false));
     // 8 s left: the ledger pod (5 s of grace) is forced at about 3 s.
     let sent = SystemClock.now_ms() - 102_000;
-    let started = std::time::Instant::now();
+    // That the drain ends at the deadline (not later) is told on paused time, on the fakes:
+    // functions/spot/tests/drain.rs, a_budget_that_never_allows_is_overridden_at_the_deadline_less_the_grace_and_named.
     let r = w
         .handle(w.warning(&w.scene.instances[0], "e-2", sent))
         .await;
-    assert!(
-        started.elapsed() < Duration::from_secs(12),
-        "bounded by the deadline"
-    );
     let pods = r["report"]["pods"].as_array().unwrap();
     let ledger = pods.iter().find(|p| p["pod"] == "money/ledger-0").unwrap();
     assert_eq!(ledger["outcome"], "forced", "{r}");

@@ -13,12 +13,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use breakwater::clock::Clock;
-use breakwater::kube::from_kube;
-use breakwater::kube::ops::{evict, Eviction};
+use breakwater::kube::pods::{Deletion, Eviction, PodInfo, Pods};
 use breakwater::Result;
 use futures_util::stream::{FuturesUnordered, StreamExt};
-use k8s_openapi::api::core::v1::{Namespace, Pod};
-use kube::api::{Api, DeleteParams, ListParams, Preconditions};
 use serde::{Deserialize, Serialize};
 
 /// The annotation (on a pod or its namespace) that chooses a pod's policy.
@@ -72,41 +69,28 @@ impl Candidate {
 }
 
 /// Why a pod on the node is left alone.
-pub fn skip_reason(pod: &Pod) -> Option<&'static str> {
-    let meta = &pod.metadata;
-    if meta
-        .annotations
-        .as_ref()
-        .is_some_and(|a| a.contains_key("kubernetes.io/config.mirror"))
-    {
+pub fn skip_reason(pod: &PodInfo) -> Option<&'static str> {
+    if pod.annotations.contains_key("kubernetes.io/config.mirror") {
         return Some("mirror pod");
     }
-    if meta.owner_references.as_ref().is_some_and(|o| {
-        o.iter()
-            .any(|o| o.controller == Some(true) && o.kind == "DaemonSet")
-    }) {
+    if pod.controller_kind.as_deref() == Some("DaemonSet") {
         return Some("DaemonSet pod");
     }
-    let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
-    if matches!(phase, Some("Succeeded" | "Failed")) {
+    if matches!(pod.phase.as_deref(), Some("Succeeded" | "Failed")) {
         return Some("finished");
     }
-    if meta.deletion_timestamp.is_some() {
+    if pod.terminating {
         return Some("already terminating");
     }
     None
 }
 
 /// The eviction tier of a pod.
-pub fn tier(pod: &Pod) -> u8 {
-    let priority = pod
-        .spec
-        .as_ref()
-        .and_then(|s| s.priority_class_name.as_deref())
-        .unwrap_or_default();
+pub fn tier(pod: &PodInfo) -> u8 {
+    let priority = pod.priority_class.as_deref().unwrap_or_default();
     if priority.starts_with("system-") && priority.ends_with("-critical") {
         3
-    } else if pod.metadata.namespace.as_deref() == Some("kube-system") {
+    } else if pod.namespace == "kube-system" {
         2
     } else {
         1
@@ -115,34 +99,28 @@ pub fn tier(pod: &Pod) -> u8 {
 
 /// Splits the node's pods into candidates and the ones left alone (with why).
 pub fn choose(
-    pods: &[Pod],
+    pods: &[PodInfo],
     namespace_policies: &BTreeMap<String, Policy>,
     default: Policy,
 ) -> (Vec<Candidate>, Vec<String>) {
     let mut candidates = Vec::new();
     let mut left = Vec::new();
     for pod in pods {
-        let namespace = pod.metadata.namespace.clone().unwrap_or_default();
-        let name = pod.metadata.name.clone().unwrap_or_default();
+        let namespace = pod.namespace.clone();
+        let name = pod.name.clone();
         if let Some(why) = skip_reason(pod) {
             left.push(format!("{namespace}/{name}: {why}"));
             continue;
         }
         let policy = pod
-            .metadata
             .annotations
-            .as_ref()
-            .and_then(|a| a.get(POLICY_ANNOTATION))
+            .get(POLICY_ANNOTATION)
             .and_then(|p| Policy::parse(p))
             .or_else(|| namespace_policies.get(&namespace).copied())
             .unwrap_or(default);
         candidates.push(Candidate {
-            grace_s: pod
-                .spec
-                .as_ref()
-                .and_then(|s| s.termination_grace_period_seconds)
-                .unwrap_or(30),
-            uid: pod.metadata.uid.clone().unwrap_or_default(),
+            grace_s: pod.grace_s.unwrap_or(30),
+            uid: pod.uid.clone(),
             tier: tier(pod),
             policy,
             namespace,
@@ -226,19 +204,15 @@ impl DrainReport {
 }
 
 /// Namespace policies from the namespaces' annotations (a namespace that cannot be read has none).
-pub async fn namespace_policies(
-    client: &kube::Client,
+pub async fn namespace_policies<P: Pods>(
+    pods: &P,
     namespaces: &[String],
 ) -> BTreeMap<String, Policy> {
-    let api: Api<Namespace> = Api::all(client.clone());
     let mut out = BTreeMap::new();
     for ns in namespaces {
-        if let Ok(Some(found)) = breakwater::kube::read_with_retries(|| api.get_opt(ns)).await {
-            if let Some(p) = found
-                .metadata
-                .annotations
-                .as_ref()
-                .and_then(|a| a.get(POLICY_ANNOTATION))
+        if let Ok(Some(annotations)) = pods.namespace_annotations(ns).await {
+            if let Some(p) = annotations
+                .get(POLICY_ANNOTATION)
                 .and_then(|p| Policy::parse(p))
             {
                 out.insert(ns.clone(), p);
@@ -249,27 +223,30 @@ pub async fn namespace_policies(
 }
 
 /// The pods on `node`.
-pub async fn pods_on(client: &kube::Client, node: &str) -> Result<Vec<Pod>> {
-    let api: Api<Pod> = Api::all(client.clone());
-    let params = ListParams::default().fields(&format!("spec.nodeName={node}"));
-    breakwater::kube::read_with_retries(|| api.list(&params))
-        .await
-        .map(|l| l.items)
-        .map_err(|e| from_kube(&format!("list pods on {node}"), &e))
+pub async fn pods_on<P: Pods>(pods: &P, node: &str) -> Result<Vec<PodInfo>> {
+    pods.on_node(node).await
 }
 
-/// The drainer: a client, the clock and the deadline (ms since the epoch).
+/// The namespaces of `pods`, sorted, once each.
+pub fn namespaces_of(pods: &[PodInfo]) -> Vec<String> {
+    let mut ns: Vec<String> = pods.iter().map(|p| p.namespace.clone()).collect();
+    ns.sort();
+    ns.dedup();
+    ns
+}
+
+/// The drainer: the cluster's pods, the clock and the deadline (ms since the epoch).
 #[derive(Clone)]
-pub struct Drainer {
-    /// The cluster.
-    pub client: kube::Client,
+pub struct Drainer<P> {
+    /// The cluster's pods.
+    pub client: P,
     /// The function's clock.
     pub clock: Arc<dyn Clock>,
     /// When the instance goes, less the safety margin.
     pub deadline_ms: u64,
 }
 
-impl std::fmt::Debug for Drainer {
+impl<P> std::fmt::Debug for Drainer<P> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Drainer")
             .field("deadline_ms", &self.deadline_ms)
@@ -288,7 +265,7 @@ fn jitter(seed: &str, attempt: u32) -> f64 {
     0.8 + (h % 401) as f64 / 1000.0
 }
 
-impl Drainer {
+impl<P: Pods + Clone> Drainer<P> {
     fn now(&self) -> u64 {
         self.clock.now_ms()
     }
@@ -303,35 +280,15 @@ impl Drainer {
     async fn delete(&self, c: &Candidate) -> Result<i64> {
         let left_s = (self.deadline_ms.saturating_sub(self.now()) / 1000) as i64;
         let grace = left_s.clamp(1, c.grace_s.max(1));
-        let api: Api<Pod> = Api::namespaced(self.client.clone(), &c.namespace);
-        let params = DeleteParams {
-            grace_period_seconds: Some(grace as u32),
-            preconditions: Some(Preconditions {
-                uid: Some(c.uid.clone()),
-                resource_version: None,
-            }),
-            ..DeleteParams::default()
-        };
-        // A delete under the pod's UID precondition is safe to send again: one that took effect
-        // answers 404 (gone) or 409 (another pod now has the name). So a 429, a 5xx or a cut
-        // connection is tried again, as a read is — also at the deadline, where the forced
-        // delete is the last thing that stands between the pod and the instance's termination
-        // (the pauses add at most 0.6 s).
-        let mut attempt = 1;
-        loop {
-            match api.delete(&c.name, &params).await {
-                Ok(_) => return Ok(grace),
-                Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => return Ok(0),
-                Err(e)
-                    if breakwater::kube::transient(&e)
-                        && attempt < breakwater::kube::READ_ATTEMPTS =>
-                {
-                    tracing::warn!(pod = %c.label(), error = %e, "a pod delete failed transiently; trying again");
-                    tokio::time::sleep(breakwater::kube::read_pause(attempt, None)).await;
-                    attempt += 1;
-                }
-                Err(e) => return Err(from_kube(&format!("delete pod {}", c.label()), &e)),
-            }
+        // Under the UID precondition (the adapter retries 429, 5xx and cut connections): a
+        // pod already gone, or replaced under its name, was given no grace.
+        match self
+            .client
+            .delete(&c.namespace, &c.name, &c.uid, grace)
+            .await?
+        {
+            Deletion::Deleted => Ok(grace),
+            Deletion::Gone => Ok(0),
         }
     }
 
@@ -365,7 +322,7 @@ impl Drainer {
         let mut blocked_by: Option<String> = None;
         let mut escalation = None;
         for attempt in 0u32.. {
-            let answer = evict(&self.client, &c.namespace, &c.name, &c.uid, None).await;
+            let answer = self.client.evict(&c.namespace, &c.name, &c.uid).await;
             let mut pause = Duration::from_millis((250u64 << attempt.min(3)).min(2_000));
             match answer {
                 Ok(Eviction::Evicted) => {
@@ -502,9 +459,8 @@ impl Drainer {
             let mut still = Vec::new();
             for pod in waiting {
                 let (ns, name) = pod.split_once('/').unwrap_or_default();
-                let api: Api<Pod> = Api::namespaced(self.client.clone(), ns);
-                match api.get_opt(name).await {
-                    Ok(None) => {}
+                match self.client.exists(ns, name).await {
+                    Ok(false) => {}
                     _ => still.push(pod),
                 }
             }
@@ -528,8 +484,8 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn pod(v: serde_json::Value) -> Pod {
-        serde_json::from_value(v).unwrap()
+    fn pod(v: serde_json::Value) -> PodInfo {
+        PodInfo::from_json(v).unwrap()
     }
 
     #[test]

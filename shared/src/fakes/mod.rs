@@ -1,13 +1,14 @@
 //! In-memory fakes of every port, behind the `test-util` feature: each behaves as its adapter
 //! does against the emulators (a contract test per fake checks that), so the functions' rules
 //! are tested on paused time, in milliseconds, without HTTP.
-
 pub mod alarms;
 pub mod calls;
 pub mod dns;
 pub mod handoff;
 pub mod metric_reader;
 pub mod node_groups;
+pub mod nodes;
+pub mod pods;
 pub mod probe;
 pub mod replicas;
 pub mod secrets;

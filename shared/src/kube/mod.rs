@@ -2,7 +2,9 @@
 //! bearer token the function makes itself ([`token`]), and a kube-rs client over rustls + ring.
 //! In the sandbox, `BREAKWATER_KUBE_ENDPOINT` (loopback only) replaces the endpoint.
 
+pub mod nodes;
 pub mod ops;
+pub mod pods;
 pub mod rollout;
 pub mod token;
 pub mod workloads;
@@ -159,6 +161,15 @@ impl KubeClients {
         let client = build_client(&access, &token)?;
         lock(&self.clients).insert(cluster.to_string(), (token, client.clone()));
         Ok(client)
+    }
+}
+
+// Here, beside `KubeClients` (sandbox/iam_contract.py reads an adapter's impls from its file).
+impl nodes::Clusters for KubeClients {
+    type Cluster = kube::Client;
+
+    async fn cluster(&self, aws: &Aws, name: &str, now_ms: u64) -> Result<kube::Client> {
+        self.client(aws, name, now_ms).await
     }
 }
 
