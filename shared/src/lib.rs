@@ -14,6 +14,7 @@ pub mod lifecycle;
 pub mod logging;
 pub mod metrics;
 pub mod notify;
+pub mod objects;
 pub mod ports;
 pub mod report;
 pub mod state;
