@@ -89,7 +89,8 @@ pub trait ObjectStore: Send + Sync + std::fmt::Debug {
         self.put(key, body, content_type, Precondition::Absent)
     }
 
-    /// Replaces an object only if it is still the version `etag`.
+    /// Replaces an object only if it is still the version `etag`; a missing key is `NotFound`
+    /// (S3 answers `If-Match` on a missing key with 404 `NoSuchKey`).
     fn put_if_match<'a>(
         &'a self,
         key: &'a str,

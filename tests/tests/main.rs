@@ -10,6 +10,7 @@ mod common;
 mod bad_input;
 mod budget_binary;
 mod budget_month;
+mod contract_shared;
 mod failover;
 mod fault_proxy;
 mod iam_enforcement;

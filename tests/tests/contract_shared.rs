@@ -1,0 +1,176 @@
+//! Contract tests of the shared fakes: each scenario is written once over the port and run
+//! against the in-memory fake and against the real adapter on moto, with the same assertions.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use breakwater::aws::objects::S3Objects;
+use breakwater::aws::sns::SnsTopic;
+use breakwater::clock::ManualClock;
+use breakwater::fakes::object_store::MemoryObjects;
+use breakwater::fakes::topic::MemoryTopic;
+use breakwater::notify::Topic;
+use breakwater::objects::{ObjectStore, PutOutcome};
+use breakwater::state::{Acquisition, StateStore};
+use breakwater::Error;
+
+use crate::common::{aws, unique};
+
+crate::common::moto_server!();
+
+/// Objects: absent until created, created once, replaced only at the version read, overwritten
+/// whatever is there, deleted (twice without error), with the ETag changing on every write.
+async fn object_store_contract(store: Arc<dyn ObjectStore>) {
+    let key = "contract/record.json";
+    // GIVEN an empty bucket
+    assert_eq!(store.get(key).await.unwrap(), None);
+    // WHEN a record is created, THEN a second create is refused 412 and the first stands
+    let first = match store
+        .create_if_absent(key, b"one".to_vec(), "application/json")
+        .await
+        .unwrap()
+    {
+        PutOutcome::Written(etag) => etag,
+        other => panic!("create: {other:?}"),
+    };
+    assert_eq!(
+        store
+            .create_if_absent(key, b"two".to_vec(), "application/json")
+            .await
+            .unwrap(),
+        PutOutcome::PreconditionFailed
+    );
+    let read = store.get(key).await.unwrap().expect("created");
+    assert_eq!(read.body, b"one");
+    assert_eq!(read.etag, first);
+    // WHEN it is replaced at a stale version, THEN 412; at the version read, THEN a new ETag
+    assert_eq!(
+        store
+            .put_if_match(key, b"x".to_vec(), "application/json", "\"not-the-etag\"")
+            .await
+            .unwrap(),
+        PutOutcome::PreconditionFailed
+    );
+    let second = match store
+        .put_if_match(key, b"three".to_vec(), "application/json", &first)
+        .await
+        .unwrap()
+    {
+        PutOutcome::Written(etag) => etag,
+        other => panic!("replace: {other:?}"),
+    };
+    assert_ne!(second, first);
+    assert_eq!(
+        store
+            .put_if_match(key, b"four".to_vec(), "application/json", &first)
+            .await
+            .unwrap(),
+        PutOutcome::PreconditionFailed
+    );
+    // WHEN a document is written unconditionally, THEN it replaces whatever was there
+    let doc = "contract/report.md";
+    for body in ["# a", "# b"] {
+        let written = store
+            .put(
+                doc,
+                body.as_bytes().to_vec(),
+                "text/markdown",
+                breakwater::objects::Precondition::None,
+            )
+            .await
+            .unwrap();
+        assert!(matches!(written, PutOutcome::Written(_)), "{written:?}");
+    }
+    assert_eq!(store.get(doc).await.unwrap().unwrap().body, b"# b");
+    // WHEN a replace names a key that does not exist, THEN NotFound (S3's 404 NoSuchKey)
+    let err = store
+        .put_if_match("contract/absent", b"x".to_vec(), "application/json", &first)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::NotFound(_)), "{err:?}");
+    // WHEN objects are deleted, THEN they read absent, and a second delete is no error
+    store.delete(key).await.unwrap();
+    store.delete(key).await.unwrap();
+    assert_eq!(store.get(key).await.unwrap(), None);
+    // THEN the state store over it leases one owner at a time
+    let clock = Arc::new(ManualClock::at(1_000_000));
+    let state = StateStore::over(store, clock);
+    let ttl = std::time::Duration::from_secs(60);
+    assert!(matches!(
+        state
+            .acquire_lease("contract", "x", "a", ttl)
+            .await
+            .unwrap(),
+        Acquisition::Acquired(_)
+    ));
+    assert!(matches!(
+        state.acquire_lease("contract", "x", "b", ttl).await.unwrap(),
+        Acquisition::Held { ref owner, .. } if owner == "a"
+    ));
+}
+
+#[tokio::test]
+async fn the_object_store_fake_behaves_as_s3_does() {
+    // GIVEN the fake, and a fresh bucket on moto behind the S3 adapter
+    let aws = aws(&moto().endpoint(), "us-east-1").await;
+    let bucket = unique("contract");
+    aws.s3()
+        .create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .unwrap();
+    // WHEN / THEN the same scenario holds on both
+    object_store_contract(Arc::new(MemoryObjects::new("fake"))).await;
+    object_store_contract(Arc::new(S3Objects::new(aws.s3(), bucket))).await;
+}
+
+/// Topics: every publish gets a message id of its own; a deleted topic is `NotFound`.
+async fn topic_contract(topic: &dyn Topic, gone: &dyn Topic) {
+    // GIVEN a topic and message attributes
+    let attributes = BTreeMap::from([("function".to_string(), "budget".to_string())]);
+    // WHEN two messages are published
+    let first = topic.publish("subject", "one", &attributes).await.unwrap();
+    let second = topic
+        .publish("subject", "two", &BTreeMap::new())
+        .await
+        .unwrap();
+    // THEN each has an id of its own
+    let (first, second) = (first.expect("an id"), second.expect("an id"));
+    assert!(!first.is_empty());
+    assert_ne!(first, second);
+    // WHEN a message is published to a topic that does not exist, THEN NotFound
+    let err = gone
+        .publish("subject", "lost", &attributes)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::NotFound(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn the_topic_fake_behaves_as_sns_does() {
+    // GIVEN the fake, and a topic on moto behind the SNS adapter
+    let aws = aws(&moto().endpoint(), "us-east-1").await;
+    let created = aws
+        .sns()
+        .create_topic()
+        .name(unique("contract"))
+        .send()
+        .await
+        .unwrap();
+    let arn = created.topic_arn().unwrap().to_string();
+    let missing = format!("{arn}-deleted");
+    // WHEN / THEN the same scenario holds on both
+    let fake_gone = MemoryTopic::new("arn:aws:sns:us-east-1:123456789012:gone");
+    fake_gone.delete();
+    topic_contract(
+        &MemoryTopic::new("arn:aws:sns:us-east-1:123456789012:t"),
+        &fake_gone,
+    )
+    .await;
+    topic_contract(
+        &SnsTopic::new(aws.sns(), arn),
+        &SnsTopic::new(aws.sns(), missing),
+    )
+    .await;
+}
