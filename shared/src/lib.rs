@@ -6,6 +6,7 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod events;
+pub mod invocation;
 #[cfg(any(test, feature = "test-util"))]
 pub mod fakes;
 pub mod kube;
