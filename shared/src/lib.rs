@@ -6,9 +6,9 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod events;
-pub mod invocation;
 #[cfg(any(test, feature = "test-util"))]
 pub mod fakes;
+pub mod invocation;
 pub mod kube;
 pub mod lambda;
 pub mod lifecycle;
