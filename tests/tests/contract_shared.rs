@@ -4,15 +4,20 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use breakwater::aws::budgets::AwsBudgets;
 use breakwater::aws::objects::S3Objects;
 use breakwater::aws::sns::SnsTopic;
 use breakwater::clock::ManualClock;
+use breakwater::fakes::budgets::MemoryBudgets;
 use breakwater::fakes::object_store::MemoryObjects;
 use breakwater::fakes::topic::MemoryTopic;
 use breakwater::notify::Topic;
 use breakwater::objects::{ObjectStore, PutOutcome};
+use breakwater::ports::{BudgetFigures, Budgets};
 use breakwater::state::{Acquisition, StateStore};
 use breakwater::Error;
+use breakwater_sandbox::scenes::set_spend;
+use breakwater_sandbox::seed::ACCOUNT;
 
 use crate::common::{aws, unique};
 
@@ -173,4 +178,53 @@ async fn the_topic_fake_behaves_as_sns_does() {
         &SnsTopic::new(aws.sns(), missing),
     )
     .await;
+}
+
+/// Budgets: a budget is described with its limit, spend, forecast and period; an unknown one is
+/// absent.
+async fn budgets_contract(budgets: &impl Budgets, name: &str) {
+    // WHEN the budget is described
+    let figures = budgets
+        .describe(ACCOUNT, name)
+        .await
+        .unwrap()
+        .expect("the budget exists");
+    // THEN its figures are those set
+    let amount = |text: &str| text.parse::<f64>().unwrap();
+    assert_eq!(figures.name, name);
+    assert_eq!(amount(&figures.limit), 2460.0);
+    assert_eq!(amount(&figures.actual), 800.0);
+    assert_eq!(figures.forecast.as_deref().map(amount), Some(1800.0));
+    assert_eq!(figures.time_unit, "MONTHLY");
+    assert_eq!(figures.unit, "USD");
+    // WHEN an unknown budget is described, THEN it is absent
+    assert_eq!(
+        budgets.describe(ACCOUNT, "no-such-budget").await.unwrap(),
+        None
+    );
+}
+
+#[tokio::test]
+async fn the_budgets_fake_behaves_as_aws_budgets_does() {
+    // GIVEN a monthly budget on moto and the same in the fake
+    let aws = aws(&moto().endpoint(), "us-east-1").await;
+    let name = unique("contract-budget");
+    set_spend(aws.config(), &name, "2460", "800", Some("1800"))
+        .await
+        .unwrap();
+    let fake = MemoryBudgets::new();
+    fake.set(
+        ACCOUNT,
+        BudgetFigures {
+            name: name.clone(),
+            limit: "2460".into(),
+            actual: "800".into(),
+            forecast: Some("1800".into()),
+            time_unit: "MONTHLY".into(),
+            unit: "USD".into(),
+        },
+    );
+    // WHEN / THEN the same scenario holds on both
+    budgets_contract(&fake, &name).await;
+    budgets_contract(&AwsBudgets::new(aws.budgets()), &name).await;
 }
