@@ -5,18 +5,20 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use breakwater::aws::budgets::AwsBudgets;
+use breakwater::aws::ec2::Ec2Instances;
 use breakwater::aws::objects::S3Objects;
 use breakwater::aws::sns::SnsTopic;
 use breakwater::clock::ManualClock;
 use breakwater::fakes::budgets::MemoryBudgets;
+use breakwater::fakes::instances::MemoryInstances;
 use breakwater::fakes::object_store::MemoryObjects;
 use breakwater::fakes::topic::MemoryTopic;
 use breakwater::notify::Topic;
 use breakwater::objects::{ObjectStore, PutOutcome};
-use breakwater::ports::{BudgetFigures, Budgets};
+use breakwater::ports::{BudgetFigures, Budgets, InstanceInfo, Instances};
 use breakwater::state::{Acquisition, StateStore};
 use breakwater::Error;
-use breakwater_sandbox::scenes::set_spend;
+use breakwater_sandbox::scenes::{set_spend, spot_scene};
 use breakwater_sandbox::seed::ACCOUNT;
 
 use crate::common::{aws, unique};
@@ -227,4 +229,56 @@ async fn the_budgets_fake_behaves_as_aws_budgets_does() {
     // WHEN / THEN the same scenario holds on both
     budgets_contract(&fake, &name).await;
     budgets_contract(&AwsBudgets::new(aws.budgets()), &name).await;
+}
+
+/// Instances: a spot instance of a managed node group is described with its cluster, node group,
+/// capacity, zone, type and state; an unknown id is absent.
+async fn instances_contract(instances: &impl Instances, id: &str, cluster: &str, az: &str) {
+    // WHEN the instance is described
+    let found = instances.describe(id).await.unwrap().expect("it exists");
+    // THEN it is placed as launched
+    assert_eq!(found.id, id);
+    assert_eq!(found.cluster.as_deref(), Some(cluster));
+    assert_eq!(found.node_group.as_deref(), Some("spot-a"));
+    assert_eq!(found.capacity, "spot");
+    assert_eq!(found.az, az);
+    assert_eq!(found.instance_type, "m5.large");
+    assert_eq!(found.state, "running");
+    // WHEN an unknown instance is described, THEN it is absent
+    assert_eq!(
+        instances.describe("i-0000000000000dead").await.unwrap(),
+        None
+    );
+}
+
+#[tokio::test]
+async fn the_instances_fake_behaves_as_ec2_does() {
+    // GIVEN a spot instance of a node group on moto, and the same in the fake
+    let aws = aws(&moto().endpoint(), "us-east-1").await;
+    let scene = spot_scene(aws.config(), "us-east-1", &format!("-{}", unique("c")), 1)
+        .await
+        .unwrap();
+    let id = scene.instances[0].clone();
+    let fake = MemoryInstances::new();
+    fake.launch(InstanceInfo {
+        id: id.clone(),
+        cluster: Some(scene.cluster.clone()),
+        node_group: Some(scene.spot_node_group.clone()),
+        auto_scaling_group: None,
+        node_pool: None,
+        capacity: "spot".into(),
+        az: scene.az.clone(),
+        instance_type: "m5.large".into(),
+        private_dns: None,
+        state: "running".into(),
+    });
+    // WHEN / THEN the same scenario holds on both
+    instances_contract(&fake, &id, &scene.cluster, &scene.az).await;
+    instances_contract(
+        &Ec2Instances::new(aws.ec2()),
+        &id,
+        &scene.cluster,
+        &scene.az,
+    )
+    .await;
 }

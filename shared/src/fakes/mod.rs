@@ -2,5 +2,6 @@
 //! does against the emulators (a contract test per fake checks that), so the functions' rules
 //! are tested on paused time, in milliseconds, without HTTP.
 pub mod budgets;
+pub mod instances;
 pub mod object_store;
 pub mod topic;
