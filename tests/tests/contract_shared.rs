@@ -6,16 +6,20 @@ use std::sync::Arc;
 
 use breakwater::aws::budgets::AwsBudgets;
 use breakwater::aws::ec2::Ec2Instances;
+use breakwater::aws::iam::IamRolePolicies;
 use breakwater::aws::objects::S3Objects;
 use breakwater::aws::sns::SnsTopic;
 use breakwater::clock::ManualClock;
 use breakwater::fakes::budgets::MemoryBudgets;
 use breakwater::fakes::instances::MemoryInstances;
 use breakwater::fakes::object_store::MemoryObjects;
+use breakwater::fakes::role_policies::MemoryRolePolicies;
 use breakwater::fakes::topic::MemoryTopic;
 use breakwater::notify::Topic;
 use breakwater::objects::{ObjectStore, PutOutcome};
-use breakwater::ports::{BudgetFigures, Budgets, InstanceInfo, Instances};
+use breakwater::ports::{
+    BudgetFigures, Budgets, InlinePolicy, InstanceInfo, Instances, RolePolicies,
+};
 use breakwater::state::{Acquisition, StateStore};
 use breakwater::Error;
 use breakwater_sandbox::scenes::{set_spend, spot_scene};
@@ -281,4 +285,55 @@ async fn the_instances_fake_behaves_as_ec2_does() {
         &scene.az,
     )
     .await;
+}
+
+/// Role policies: an inline policy is absent, put, read back, deleted (twice without error); a
+/// missing role is told apart from a missing policy.
+async fn role_policies_contract(roles: &impl RolePolicies, role: &str) {
+    let document = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":"ec2:RunInstances","Resource":"*"}]}"#;
+    let parsed = |d: &str| serde_json::from_str::<serde_json::Value>(d).unwrap();
+    // GIVEN a role without tags or policies
+    assert_eq!(roles.role_tags(role).await.unwrap(), Some(BTreeMap::new()));
+    assert_eq!(
+        roles.get(role, "guard").await.unwrap(),
+        InlinePolicy::Absent
+    );
+    // WHEN a policy is put, THEN it reads back
+    roles.put(role, "guard", document).await.unwrap();
+    match roles.get(role, "guard").await.unwrap() {
+        InlinePolicy::Present { document: read } => assert_eq!(parsed(&read), parsed(document)),
+        other => panic!("{other:?}"),
+    }
+    // WHEN it is deleted (twice), THEN it is absent
+    roles.delete(role, "guard").await.unwrap();
+    roles.delete(role, "guard").await.unwrap();
+    assert_eq!(
+        roles.get(role, "guard").await.unwrap(),
+        InlinePolicy::Absent
+    );
+    // THEN a role that does not exist is told apart
+    assert_eq!(roles.role_tags("no-such-role").await.unwrap(), None);
+    assert_eq!(
+        roles.get("no-such-role", "guard").await.unwrap(),
+        InlinePolicy::NoRole
+    );
+}
+
+#[tokio::test]
+async fn the_role_policies_fake_behaves_as_iam_does() {
+    // GIVEN an untagged role on moto, and the same in the fake
+    let aws = aws(&moto().endpoint(), "us-east-1").await;
+    let role = unique("contract-role");
+    aws.iam()
+        .create_role()
+        .role_name(&role)
+        .assume_role_policy_document(r#"{"Version":"2012-10-17","Statement":[]}"#)
+        .send()
+        .await
+        .unwrap();
+    let fake = MemoryRolePolicies::new();
+    fake.create_role(&role, &[]);
+    // WHEN / THEN the same scenario holds on both
+    role_policies_contract(&fake, &role).await;
+    role_policies_contract(&IamRolePolicies::new(aws.iam()), &role).await;
 }

@@ -4,4 +4,5 @@
 pub mod budgets;
 pub mod instances;
 pub mod object_store;
+pub mod role_policies;
 pub mod topic;
