@@ -422,38 +422,18 @@ async fn a_bucket_answering_no_such_bucket_right_after_creation_is_retried_and_b
 impl World {
     /// Creates and opts in `name`, its creation sent through the fault proxy (and its rules).
     async fn bucket_named_through_the_proxy(&self, name: &str) {
-        aws(&self.proxy.endpoint(), "us-east-1")
-            .await
-            .s3()
-            .create_bucket()
-            .bucket(name)
-            .send()
-            .await
-            .unwrap();
-        crate::common::tag_bucket(&self.direct.s3(), name, &[("breakwater:tiering", "on")]).await;
+        let proxied = aws(&self.proxy.endpoint(), "us-east-1").await;
+        self.create_opted_in(&proxied.s3(), name).await;
     }
 
     async fn bucket_named(&self, name: &str) {
-        self.direct
-            .s3()
-            .create_bucket()
-            .bucket(name)
-            .send()
-            .await
-            .unwrap();
-        let tag = Tag::builder()
-            .key("breakwater:tiering")
-            .value("on")
-            .build()
-            .unwrap();
-        self.direct
-            .s3()
-            .put_bucket_tagging()
-            .bucket(name)
-            .tagging(Tagging::builder().tag_set(tag).build().unwrap())
-            .send()
-            .await
-            .unwrap();
+        self.create_opted_in(&self.direct.s3(), name).await;
+    }
+
+    /// Creates `name` through `s3` and tags it in (directly).
+    async fn create_opted_in(&self, s3: &aws_sdk_s3::Client, name: &str) {
+        s3.create_bucket().bucket(name).send().await.unwrap();
+        crate::common::tag_bucket(&self.direct.s3(), name, &[("breakwater:tiering", "on")]).await;
     }
 }
 
