@@ -190,6 +190,12 @@ class Row:
     granted: bool
 
 
+PORTED = {
+    "StateStore": ("S3Objects", lambda called: {"get", "put"} | ({"delete"} & called) if called else set()),
+    "Notifier": ("SnsTopic", lambda called: {"publish"} & called),
+}
+
+
 def function_calls(function: str) -> list[tuple[str, str, str]]:
     """(service, operation, via) of every SDK call `function` can make."""
     crate = f"functions/{function}/src"
@@ -207,7 +213,7 @@ def function_calls(function: str) -> list[tuple[str, str, str]]:
                 names.add(alias)
     calls = []
     for type_name in sorted(receivers):
-        adapter = find_adapter(type_name, crate)
+        adapter = find_adapter(PORTED.get(type_name, (type_name,))[0], crate)
         if adapter is None:
             continue
         # Generic code reaches an adapter through its port trait: `fn f<R: Replicas>(ports: &R)`.
@@ -219,6 +225,10 @@ def function_calls(function: str) -> list[tuple[str, str, str]]:
         text = own + (shared if type_name in ("StateStore", "Notifier") else "")
         names = "|".join(sorted(receivers[type_name]))
         called = set(re.findall(r"\b(?:" + names + r")\s*\.(\w+)\(", text))
+        # The store and the notifier reach S3 and SNS through their ports (`ObjectStore`,
+        # `Topic`): every store method reads and writes objects, only `delete` deletes them.
+        if type_name in PORTED:
+            called = PORTED[type_name][1](called)
         for method in sorted(adapter.methods):
             if method not in called:
                 continue

@@ -1,4 +1,6 @@
 //! The one error type of the shared crate, with the stable `errorType` a Lambda caller sees.
+//!
+//! How an AWS SDK error maps onto it lives with the adapters, in [`crate::aws::errors`].
 
 use lambda_runtime::Diagnostic;
 
@@ -29,6 +31,9 @@ pub enum Error {
     /// An AWS call failed in a way a retry will not fix.
     #[error("aws: {0}")]
     Aws(String),
+    /// A bug or an impossible state inside Breakwater (a value that would not encode as JSON).
+    #[error("internal: {0}")]
+    Internal(String),
     /// A stored record could not be read back as the shape this version expects.
     #[error("corrupt record {key}: {reason}")]
     CorruptRecord {
@@ -50,6 +55,7 @@ impl Error {
             Error::Conflict(_) => "Conflict",
             Error::Retryable(_) => "Retryable",
             Error::Aws(_) => "Aws",
+            Error::Internal(_) => "Internal",
             Error::CorruptRecord { .. } => "CorruptRecord",
         }
     }
@@ -57,94 +63,6 @@ impl Error {
     /// Whether a later attempt of the same work may succeed.
     pub fn is_retryable(&self) -> bool {
         matches!(self, Error::Retryable(_) | Error::Conflict(_))
-    }
-
-    /// Like [`Error::from_sdk`], except that an error the caller recognised as "busy — an
-    /// operation is already in progress" (`busy`, the service's `code`) becomes
-    /// [`Error::Conflict`]: wait, observe, and try again.
-    pub fn from_sdk_busy<E, R>(
-        what: &str,
-        err: &aws_smithy_runtime_api::client::result::SdkError<E, R>,
-        busy: bool,
-        code: &str,
-    ) -> Self
-    where
-        E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
-        R: std::fmt::Debug + 'static,
-    {
-        if busy {
-            Error::Conflict(format!("{what}: {code} (in progress; try again later)"))
-        } else {
-            Error::from_sdk(what, err)
-        }
-    }
-
-    /// Classifies an SDK error: transient ones (throttling, 5xx, timeouts, I/O) become
-    /// [`Error::Retryable`], the rest [`Error::Aws`]; `what` says which call on which input failed.
-    pub fn from_sdk<E, R>(
-        what: &str,
-        err: &aws_smithy_runtime_api::client::result::SdkError<E, R>,
-    ) -> Self
-    where
-        E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
-        R: std::fmt::Debug + 'static,
-    {
-        use aws_smithy_runtime_api::client::result::SdkError;
-        let detail = match err {
-            SdkError::ServiceError(service) => {
-                let e = service.err();
-                format!(
-                    "{} ({})",
-                    e.code().unwrap_or("unknown code"),
-                    e.message().unwrap_or("no message")
-                )
-            }
-            other => crate::aws::describe_sdk_error(other),
-        };
-        let transient = match err {
-            SdkError::TimeoutError(_)
-            | SdkError::DispatchFailure(_)
-            | SdkError::ResponseError(_) => true,
-            SdkError::ServiceError(service) => matches!(
-                service.err().code(),
-                Some(
-                    "Throttling"
-                        | "ThrottlingException"
-                        | "TooManyRequestsException"
-                        | "SlowDown"
-                        | "RequestLimitExceeded"
-                        | "ServiceUnavailable"
-                        | "InternalError"
-                        | "InternalFailure"
-                )
-            ),
-            _ => false,
-        };
-        let code = match err {
-            SdkError::ServiceError(service) => service.err().code(),
-            _ => None,
-        };
-        if matches!(
-            code,
-            Some(
-                "NoSuchBucket"
-                    | "NotFound"
-                    | "ResourceNotFound"
-                    | "ResourceNotFoundException"
-                    | "NoSuchKey"
-            )
-        ) {
-            Error::NotFound(format!("{what}: {detail}"))
-        } else if matches!(
-            code,
-            Some("AccessDenied" | "AccessDeniedException" | "Forbidden")
-        ) {
-            Error::Forbidden(format!("{what}: {detail}"))
-        } else if transient {
-            Error::Retryable(format!("{what}: {detail}"))
-        } else {
-            Error::Aws(format!("{what}: {detail}"))
-        }
     }
 }
 
@@ -173,6 +91,7 @@ mod tests {
             (Error::Forbidden("x".into()), "Forbidden"),
             (Error::Retryable("x".into()), "Retryable"),
             (Error::Aws("x".into()), "Aws"),
+            (Error::Internal("x".into()), "Internal"),
             (
                 Error::CorruptRecord {
                     key: "k".into(),

@@ -9,12 +9,14 @@ pub mod events;
 #[cfg(any(test, feature = "test-util"))]
 pub mod fakes;
 pub mod handoff;
+pub mod invocation;
 pub mod kube;
 pub mod lambda;
 pub mod lifecycle;
 pub mod logging;
 pub mod metrics;
 pub mod notify;
+pub mod objects;
 pub mod ports;
 pub mod probe;
 pub mod report;

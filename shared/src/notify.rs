@@ -1,11 +1,26 @@
-//! SNS notifications: a human summary for the people on the topic, plus machine-readable message
-//! attributes for the subscribers that filter or route.
+//! Notifications: a human summary for the people on the topic, plus machine-readable message
+//! attributes for the subscribers that filter or route, published through the [`Topic`] port
+//! (SNS in a deployment: [`crate::aws::sns::SnsTopic`]; `fakes::topic::MemoryTopic` in tests).
 
 use std::collections::BTreeMap;
-
-use aws_sdk_sns::types::MessageAttributeValue;
+use std::sync::Arc;
 
 use crate::error::{Error, Result};
+use crate::objects::BoxFuture;
+
+/// A topic that fans a message out to its subscribers.
+pub trait Topic: Send + Sync + std::fmt::Debug {
+    /// The topic's name (its ARN), for messages.
+    fn name(&self) -> &str;
+
+    /// Publishes `message` with `subject` and string `attributes`; returns the message id.
+    fn publish<'a>(
+        &'a self,
+        subject: &'a str,
+        message: &'a str,
+        attributes: &'a BTreeMap<String, String>,
+    ) -> BoxFuture<'a, Result<Option<String>>>;
+}
 
 /// SNS allows at most 10 message attributes per message.
 const MAX_ATTRIBUTES: usize = 10;
@@ -109,14 +124,19 @@ impl Notification {
 /// Publishes notifications to one topic, or only logs them when no topic is configured.
 #[derive(Debug, Clone)]
 pub struct Notifier {
-    target: Option<(aws_sdk_sns::Client, String)>,
+    target: Option<Arc<dyn Topic>>,
 }
 
 impl Notifier {
-    /// A notifier for `topic_arn`.
+    /// A notifier for the SNS topic `topic_arn`.
     pub fn new(sns: aws_sdk_sns::Client, topic_arn: impl Into<String>) -> Self {
+        Self::over(Arc::new(crate::aws::sns::SnsTopic::new(sns, topic_arn)))
+    }
+
+    /// A notifier over any topic (an in-memory fake in tests).
+    pub fn over(topic: Arc<dyn Topic>) -> Self {
         Notifier {
-            target: Some((sns, topic_arn.into())),
+            target: Some(topic),
         }
     }
 
@@ -134,27 +154,16 @@ impl Notifier {
             summary = %notification.summary,
             "notification"
         );
-        let Some((sns, topic)) = &self.target else {
+        let Some(topic) = &self.target else {
             return Ok(None);
         };
-        let mut request = sns
-            .publish()
-            .topic_arn(topic)
-            .subject(notification.sns_subject())
-            .message(notification.body());
-        for (name, value) in &notification.attributes {
-            let attribute = MessageAttributeValue::builder()
-                .data_type("String")
-                .string_value(value)
-                .build()
-                .map_err(|e| Error::Aws(format!("attribute {name}: {e}")))?;
-            request = request.message_attributes(name, attribute);
-        }
-        let response = request
-            .send()
+        topic
+            .publish(
+                &notification.sns_subject(),
+                &notification.body(),
+                &notification.attributes,
+            )
             .await
-            .map_err(|e| Error::from_sdk(&format!("publish to {topic}"), &e))?;
-        Ok(response.message_id().map(str::to_string))
     }
 }
 

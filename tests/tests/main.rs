@@ -12,6 +12,7 @@ mod budget_binary;
 mod budget_month;
 mod contract_failover;
 mod contract_rollback;
+mod contract_shared;
 mod contract_spot;
 mod failover;
 mod fault_proxy;

@@ -18,7 +18,7 @@ use breakwater::lifecycle::LifecycleConfiguration;
 use breakwater::ports::{BucketStorage, Buckets, StorageMetrics};
 use breakwater::Toolkit;
 use breakwater_sandbox::moto::Moto;
-use breakwater_sandbox::proxy::FaultProxy;
+use breakwater_sandbox::proxy::{Fault, FaultProxy, Rule};
 use breakwater_sandbox::seed::{read_notifications, seed, Estate};
 use serde_json::{json, Value};
 use tiering::regions::S3BucketRegions;
@@ -353,14 +353,20 @@ fn cloudtrail(call: &str, bucket: Value) -> Value {
 async fn a_bucket_answering_no_such_bucket_right_after_creation_is_retried_and_bad_input_changes_nothing(
 ) {
     let w = Arc::new(world().await);
-    // CreateBucket arrives before the bucket answers (it appears 600 ms later).
+    // CreateBucket arrives before the bucket answers: the fault proxy holds the creation back
+    // 600 ms (a latency rule, not a sleep in the test).
     let late = unique("late");
+    w.proxy.add_rule(Rule {
+        count: Some(1),
+        ..Rule::always(Fault::Latency(Duration::from_millis(600)))
+            .service("s3")
+            .operation("CreateBucket")
+    });
     let creator = {
         let w = w.clone();
         let late = late.clone();
         tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(600)).await;
-            w.bucket_named(&late).await;
+            w.bucket_named_through_the_proxy(&late).await;
         })
     };
     let r = w.run(cloudtrail("CreateBucket", json!(late))).await;
@@ -414,27 +420,20 @@ async fn a_bucket_answering_no_such_bucket_right_after_creation_is_retried_and_b
 }
 
 impl World {
+    /// Creates and opts in `name`, its creation sent through the fault proxy (and its rules).
+    async fn bucket_named_through_the_proxy(&self, name: &str) {
+        let proxied = aws(&self.proxy.endpoint(), "us-east-1").await;
+        self.create_opted_in(&proxied.s3(), name).await;
+    }
+
     async fn bucket_named(&self, name: &str) {
-        self.direct
-            .s3()
-            .create_bucket()
-            .bucket(name)
-            .send()
-            .await
-            .unwrap();
-        let tag = Tag::builder()
-            .key("breakwater:tiering")
-            .value("on")
-            .build()
-            .unwrap();
-        self.direct
-            .s3()
-            .put_bucket_tagging()
-            .bucket(name)
-            .tagging(Tagging::builder().tag_set(tag).build().unwrap())
-            .send()
-            .await
-            .unwrap();
+        self.create_opted_in(&self.direct.s3(), name).await;
+    }
+
+    /// Creates `name` through `s3` and tags it in (directly).
+    async fn create_opted_in(&self, s3: &aws_sdk_s3::Client, name: &str) {
+        s3.create_bucket().bucket(name).send().await.unwrap();
+        crate::common::tag_bucket(&self.direct.s3(), name, &[("breakwater:tiering", "on")]).await;
     }
 }
 

@@ -22,10 +22,11 @@ mod template_iam;
 
 use breakwater::clock::civil_date;
 use breakwater::events::{Routes, Trigger};
+use breakwater::invocation::{self, mark_repeat, Leased};
 use breakwater::metrics::{Metrics, Unit};
 use breakwater::notify::Notification;
 use breakwater::ports::{Budgets, DatabaseKind, Databases, NodeGroups, RolePolicies};
-use breakwater::state::{Acquisition, Versioned};
+use breakwater::state::Versioned;
 use breakwater::{Error, Result, Toolkit};
 use serde_json::{json, Value};
 
@@ -86,8 +87,11 @@ impl<N: NodeGroups, D: Databases, B: Budgets, R: RolePolicies> BudgetFunction<N,
     pub async fn handle(&self, event: Value, owner: &str) -> Result<Value> {
         let trigger = self.routes().route(event)?;
         let event_id = trigger.event_id();
-        let span = tracing::info_span!("budget", event_id = event_id.as_deref().unwrap_or("-"));
-        let _entered = span.enter();
+        let span = invocation::event_span("budget", event_id.as_deref());
+        invocation::in_span(span, self.dispatch(trigger, owner)).await
+    }
+
+    async fn dispatch(&self, trigger: Trigger, owner: &str) -> Result<Value> {
         let store = &self.toolkit.store;
         let ttl = self.toolkit.settings.idempotency_ttl;
         match trigger {
@@ -140,9 +144,10 @@ impl<N: NodeGroups, D: Databases, B: Budgets, R: RolePolicies> BudgetFunction<N,
                     .to_string();
                 if !AUTO_STARTED.contains(&event_code.as_str()) || source.is_empty() {
                     tracing::info!(event_code = %event_code, "RDS event that needs nothing from budget enforcement");
-                    return Ok(
-                        json!({"outcome": "ignored", "reason": format!("RDS event {event_code:?} needs nothing")}),
-                    );
+                    return Ok(invocation::Outcome::Ignored(format!(
+                        "RDS event {event_code:?} needs nothing"
+                    ))
+                    .into_value());
                 }
                 let kind = if event.detail_type.contains("Cluster") {
                     DatabaseKind::Cluster
@@ -158,8 +163,8 @@ impl<N: NodeGroups, D: Databases, B: Budgets, R: RolePolicies> BudgetFunction<N,
                 Ok(mark_repeat(done))
             }
             Trigger::Command { command, body } => self.on_command(&command, &body, owner).await,
-            Trigger::AlarmAction(_) => Err(Error::InvalidEvent(
-                "budget is not invoked by alarm actions".into(),
+            Trigger::AlarmAction(_) => Err(invocation::invalid_event(
+                "budget is not invoked by alarm actions",
             )),
         }
     }
@@ -210,11 +215,12 @@ impl<N: NodeGroups, D: Databases, B: Budgets, R: RolePolicies> BudgetFunction<N,
             else {
                 continue;
             };
-            let lease = self.lease(name, owner).await?;
             let mut outcome = Outcome::default();
-            let result = Box::pin(self.engine().restop(&state, kind, id, &mut outcome)).await;
-            self.toolkit.store.release_lease(lease).await?;
-            result?;
+            let engine = self.engine();
+            self.leased(name, owner, || {
+                Box::pin(engine.restop(&state, kind, id, &mut outcome))
+            })
+            .await?;
             if !outcome.changed.is_empty() {
                 self.notify(
                     name,
@@ -262,10 +268,8 @@ impl<N: NodeGroups, D: Databases, B: Budgets, R: RolePolicies> BudgetFunction<N,
                         "restore: \"confirm\" must repeat the budget's name {budget:?}"
                     )));
                 }
-                let lease = self.lease(budget, owner).await?;
-                let result = self.restore_all(budget, "manual restore").await;
-                self.toolkit.store.release_lease(lease).await?;
-                result
+                self.leased(budget, owner, || self.restore_all(budget, "manual restore"))
+                    .await
             }
         }
     }
@@ -299,10 +303,10 @@ impl<N: NodeGroups, D: Databases, B: Budgets, R: RolePolicies> BudgetFunction<N,
         reason: &str,
         owner: &str,
     ) -> Result<Value> {
-        let lease = self.lease(budget, owner).await?;
-        let result = self.evaluate_held(budget, occasion, reason).await;
-        self.toolkit.store.release_lease(lease).await?;
-        result
+        self.leased(budget, owner, || {
+            self.evaluate_held(budget, occasion, reason)
+        })
+        .await
     }
 
     async fn evaluate_held(&self, budget: &str, occasion: Occasion, reason: &str) -> Result<Value> {
@@ -505,15 +509,17 @@ impl<N: NodeGroups, D: Databases, B: Budgets, R: RolePolicies> BudgetFunction<N,
         }
     }
 
-    async fn lease(&self, budget: &str, owner: &str) -> Result<breakwater::state::Lease> {
-        match self
-            .toolkit
-            .store
-            .acquire_lease("budget", budget, owner, self.toolkit.settings.lease_ttl)
-            .await?
-        {
-            Acquisition::Acquired(lease) => Ok(lease),
-            Acquisition::Held {
+    /// Runs `work` under the budget's lease; a live lease of another owner is `Conflict`.
+    async fn leased<T, F, Fut>(&self, budget: &str, owner: &str, work: F) -> Result<T>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
+    {
+        let store = &self.toolkit.store;
+        let ttl = self.toolkit.settings.lease_ttl;
+        match invocation::with_lease(store, "budget", budget, owner, ttl, work).await? {
+            Leased::Done(value) => Ok(value),
+            Leased::Held {
                 owner,
                 expires_at_ms,
             } => Err(Error::Conflict(format!(
@@ -622,15 +628,6 @@ fn outcome_name(dry_run: bool, from: u8, to: u8, outcome: &Outcome) -> &'static 
     } else {
         "noop"
     }
-}
-
-fn mark_repeat(done: breakwater::state::Idempotent<Value>) -> Value {
-    let repeat = done.is_repeat();
-    let mut value = done.into_inner();
-    if repeat {
-        value["repeat"] = json!(true);
-    }
-    value
 }
 
 fn emit(outcome: &str, level: u8, o: &Outcome, now_ms: u64) {

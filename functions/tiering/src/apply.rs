@@ -5,9 +5,10 @@
 
 use std::time::Duration;
 
+use breakwater::invocation::{with_lease, Leased};
 use breakwater::lifecycle::LifecycleConfiguration;
 use breakwater::ports::Buckets;
-use breakwater::state::{key_segment, Acquisition, StateStore};
+use breakwater::state::{key_segment, StateStore};
 use breakwater::{Error, Result};
 use serde::{Deserialize, Serialize};
 
@@ -153,23 +154,16 @@ impl<B: Buckets> Tierer<'_, B> {
     }
 
     async fn write(&self, bucket: &str, policy: &Policy, owner: &str) -> Result<BucketOutcome> {
-        let lease = match self
-            .store
-            .acquire_lease("tiering", bucket, owner, self.lease_ttl)
-            .await?
-        {
-            Acquisition::Acquired(lease) => lease,
-            Acquisition::Held { owner: holder, .. } => {
-                return Ok(BucketOutcome::new(
-                    bucket,
-                    "busy",
-                    Some(format!("{holder} is writing it")),
-                ))
-            }
-        };
-        let result = self.write_held(bucket, policy, owner).await;
-        self.store.release_lease(lease).await?;
-        result
+        let ttl = self.lease_ttl;
+        let work = || self.write_held(bucket, policy, owner);
+        match with_lease(self.store, "tiering", bucket, owner, ttl, work).await? {
+            Leased::Done(outcome) => Ok(outcome),
+            Leased::Held { owner: holder, .. } => Ok(BucketOutcome::new(
+                bucket,
+                "busy",
+                Some(format!("{holder} is writing it")),
+            )),
+        }
     }
 
     async fn write_held(
@@ -241,21 +235,14 @@ impl<B: Buckets> Tierer<'_, B> {
 
     /// Restores the configuration before Breakwater's last write, if nobody changed it since.
     pub async fn undo(&self, bucket: &str, owner: &str) -> Result<BucketOutcome> {
-        let lease = match self
-            .store
-            .acquire_lease("tiering", bucket, owner, self.lease_ttl)
-            .await?
-        {
-            Acquisition::Acquired(lease) => lease,
-            Acquisition::Held { owner: holder, .. } => {
-                return Err(Error::Conflict(format!(
-                    "bucket {bucket} is being written by {holder}"
-                )))
-            }
-        };
-        let result = self.undo_held(bucket).await;
-        self.store.release_lease(lease).await?;
-        result
+        let ttl = self.lease_ttl;
+        let work = || self.undo_held(bucket);
+        match with_lease(self.store, "tiering", bucket, owner, ttl, work).await? {
+            Leased::Done(outcome) => Ok(outcome),
+            Leased::Held { owner: holder, .. } => Err(Error::Conflict(format!(
+                "bucket {bucket} is being written by {holder}"
+            ))),
+        }
     }
 
     async fn undo_held(&self, bucket: &str) -> Result<BucketOutcome> {

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use breakwater::config::{is_bucket_name, ConfigError, Env};
 use breakwater::events::{Routes, Trigger};
+use breakwater::invocation;
 use breakwater::metrics::{Metrics, Unit};
 use breakwater::notify::Notification;
 use breakwater::ports::{Buckets, StorageMetrics};
@@ -126,11 +127,12 @@ impl<B: Buckets, M: StorageMetrics, L: BucketRegions> TieringFunction<B, M, L> {
             regions: vec![self.toolkit.settings.region.clone()],
         };
         let trigger = routes.route(event)?;
-        let span = tracing::info_span!(
-            "tiering",
-            event_id = trigger.event_id().as_deref().unwrap_or("-")
-        );
-        let _entered = span.enter();
+        let span = invocation::event_span("tiering", trigger.event_id().as_deref());
+        invocation::in_span(span, self.dispatch(trigger, owner)).await
+    }
+
+    /// Handles a routed trigger and counts it under its outcome.
+    async fn dispatch(&self, trigger: Trigger, owner: &str) -> Result<Value> {
         let started = std::time::Instant::now();
         let result = match trigger {
             Trigger::EventBridge(e) if e.detail_type == "Scheduled Event" => {
@@ -139,14 +141,15 @@ impl<B: Buckets, M: StorageMetrics, L: BucketRegions> TieringFunction<B, M, L> {
             Trigger::EventBridge(e) => {
                 let call = e.detail["eventName"].as_str().unwrap_or_default();
                 if !BUCKET_CALLS.contains(&call) {
-                    return Err(Error::InvalidEvent(format!(
+                    return Err(invocation::invalid_event(format!(
                         "CloudTrail call {call:?} is not one that tiering follows"
                     )));
                 }
                 if let Some(code) = e.detail["errorCode"].as_str() {
                     tracing::info!(call, code, "the call failed; nothing changed");
                     return Ok(
-                        json!({"outcome": "ignored", "reason": format!("{call} failed with {code}")}),
+                        invocation::Outcome::Ignored(format!("{call} failed with {code}"))
+                            .into_value(),
                     );
                 }
                 let bucket = bucket_name(&e.detail["requestParameters"]["bucketName"])?;
@@ -156,8 +159,8 @@ impl<B: Buckets, M: StorageMetrics, L: BucketRegions> TieringFunction<B, M, L> {
                 Ok(json!({"outcome": outcome.outcome.clone(), "buckets": [outcome]}))
             }
             Trigger::Command { command, body } => self.command(&command, &body, owner).await,
-            _ => Err(Error::InvalidEvent(
-                "tiering takes CloudTrail events, its schedule and commands".into(),
+            _ => Err(invocation::invalid_event(
+                "tiering takes CloudTrail events, its schedule and commands",
             )),
         };
         let outcome = match &result {
@@ -292,7 +295,7 @@ impl<B: Buckets, M: StorageMetrics, L: BucketRegions> TieringFunction<B, M, L> {
             }
             ("undo", Some(b)) => {
                 if body["confirm"].as_str() != Some(b.as_str()) {
-                    return Err(Error::InvalidEvent(format!(
+                    return Err(invocation::invalid_event(format!(
                         "undo: \"confirm\" must repeat the bucket's name {b:?}"
                     )));
                 }
@@ -302,7 +305,7 @@ impl<B: Buckets, M: StorageMetrics, L: BucketRegions> TieringFunction<B, M, L> {
                 };
                 Ok(json!({"outcome": outcome.outcome.clone(), "buckets": [outcome]}))
             }
-            ("undo", None) => Err(Error::InvalidEvent("undo: a bucket is required".into())),
+            ("undo", None) => Err(invocation::invalid_event("undo: a bucket is required")),
             (_, bucket) => self.report(bucket.as_deref(), owner).await,
         }
     }
@@ -420,7 +423,7 @@ fn bucket_name(value: &Value) -> Result<String> {
         .as_str()
         .ok_or_else(|| Error::InvalidEvent("bucket: a bucket name is required".into()))?;
     if !is_bucket_name(name) {
-        return Err(Error::InvalidEvent(format!(
+        return Err(invocation::invalid_event(format!(
             "bucket: {name:?} is not a valid bucket name"
         )));
     }

@@ -6,11 +6,16 @@ pub mod budgets;
 pub mod cloudwatch;
 pub mod ec2;
 pub mod eks;
+pub mod errors;
 pub mod iam;
 pub mod lambda_invoke;
+pub mod objects;
 pub mod rds;
 pub mod route53;
 pub mod secrets;
+pub mod sns;
+
+pub use errors::{describe_sdk_error, http_status};
 
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
@@ -252,21 +257,6 @@ fn s3_client(config: &SdkConfig) -> aws_sdk_s3::Client {
         .force_path_style(config.endpoint_url().is_some())
         .build();
     aws_sdk_s3::Client::from_conf(s3_config)
-}
-
-/// The whole chain of an SDK error (the `Display` of an `SdkError` alone says only "dispatch failure").
-pub fn describe_sdk_error(err: &(dyn std::error::Error + 'static)) -> String {
-    aws_smithy_types::error::display::DisplayErrorContext(err).to_string()
-}
-
-/// The HTTP status of the response behind an SDK error, when there was one.
-pub fn http_status<E>(
-    err: &aws_smithy_runtime_api::client::result::SdkError<
-        E,
-        aws_smithy_runtime_api::http::Response,
-    >,
-) -> Option<u16> {
-    err.raw_response().map(|r| r.status().as_u16())
 }
 
 #[cfg(test)]

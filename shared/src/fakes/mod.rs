@@ -2,14 +2,19 @@
 //! does against the emulators (a contract test per fake checks that), so the functions' rules
 //! are tested on paused time, in milliseconds, without HTTP.
 pub mod alarms;
+pub mod budgets;
 pub mod calls;
 pub mod dns;
 pub mod handoff;
+pub mod instances;
 pub mod metric_reader;
 pub mod node_groups;
 pub mod nodes;
+pub mod object_store;
 pub mod pods;
 pub mod probe;
 pub mod replicas;
+pub mod role_policies;
 pub mod secrets;
+pub mod topic;
 pub mod workloads;
