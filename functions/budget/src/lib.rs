@@ -7,6 +7,7 @@
 //! a scheduled re-evaluation escalates, steps down with hysteresis and restores everything at
 //! period rollover. Every change is in a ledger, so that it can be undone exactly.
 
+pub mod announce;
 pub mod enforce;
 pub mod guardrail;
 pub mod hold;
@@ -23,13 +24,13 @@ mod template_iam;
 use breakwater::clock::civil_date;
 use breakwater::events::{Routes, Trigger};
 use breakwater::invocation::{self, mark_repeat, Leased};
-use breakwater::metrics::{Metrics, Unit};
 use breakwater::notify::Notification;
 use breakwater::ports::{Budgets, DatabaseKind, Databases, NodeGroups, RolePolicies};
 use breakwater::state::Versioned;
 use breakwater::{Error, Result, Toolkit};
 use serde_json::{json, Value};
 
+use crate::announce::{emit, outcome_name};
 use crate::enforce::{save, Engine, Outcome};
 use crate::ladder::{next_level, Occasion};
 use crate::ledger::{EnforcementState, LevelChange};
@@ -538,109 +539,19 @@ impl<N: NodeGroups, D: Databases, B: Budgets, R: RolePolicies> BudgetFunction<N,
         outcome: &Outcome,
         figures: Option<String>,
     ) -> Result<()> {
-        let dry = if self.toolkit.settings.dry_run {
-            " (dry run: nothing was changed)"
-        } else {
-            ""
-        };
-        let subject = if from == to {
-            format!("budget {budget}: level {to} holds{dry}")
-        } else {
-            format!("budget {budget}: level {from} -> {to}{dry}")
-        };
-        let mut text =
-            format!("Budget {budget:?}: enforcement level {from} → {to}.\nWhy: {why}.\n");
-        if let Some(f) = figures {
-            text.push_str(&format!("Spend: {f}.\n"));
-        }
-        let section = |title: &str, lines: &[String]| {
-            if lines.is_empty() {
-                String::new()
-            } else {
-                format!(
-                    "\n{title}:\n{}\n",
-                    lines
-                        .iter()
-                        .map(|l| format!("- {l}"))
-                        .collect::<Vec<_>>()
-                        .join("\n")
-                )
-            }
-        };
-        text.push_str(&section("What changed", &outcome.changed));
-        text.push_str(&section(
-            "Changed by someone after enforcement (left as found)",
-            &outcome.left_alone,
-        ));
-        text.push_str(&section(
-            "Refused by AWS (left as it was; the rest went on)",
-            &outcome.failed,
-        ));
-        if outcome.saving_per_day_usd > 0.0 {
-            text.push_str(&format!(
-                "\nEstimated saving: ${:.2} per day (on-demand prices, us-east-1).",
-                outcome.saving_per_day_usd
-            ));
-            if !outcome.unestimated.is_empty() {
-                text.push_str(&format!(
-                    " Not estimated: {}.",
-                    outcome.unestimated.join(", ")
-                ));
-            }
-            text.push('\n');
-        }
-        text.push_str(&format!(
-            "\nTo undo now: invoke the budget function with {{\"command\": \"restore\", \"budget\": \"{budget}\", \"confirm\": \"{budget}\"}}. Everything is restored at the end of the period anyway.\n"
-        ));
-        if to < 4 {
-            let mut next = ladder::describe(to + 1).to_string();
-            if to + 1 == 4 && !self.settings.guardrail_roles.is_empty() {
-                next.push_str(&format!(
-                    ", and deny new capacity to the roles {} (inline policy {})",
-                    self.settings.guardrail_roles.join(", "),
-                    guardrail::POLICY_NAME
-                ));
-            }
-            text.push_str(&format!("Next level ({}) would: {next}.\n", to + 1));
-        }
-        let note = Notification::new(subject, text)
-            .attribute("function", "budget")
-            .attribute("budget", budget)
-            .attribute("level", to.to_string())
-            .attribute(
-                "outcome",
-                outcome_name(self.toolkit.settings.dry_run, from, to, outcome),
-            );
+        let note = announce::notification(
+            budget,
+            from,
+            to,
+            why,
+            outcome,
+            figures,
+            self.toolkit.settings.dry_run,
+            &self.settings.guardrail_roles,
+        );
         self.toolkit.notifier.publish(&note).await?;
         Ok(())
     }
-}
-
-fn outcome_name(dry_run: bool, from: u8, to: u8, outcome: &Outcome) -> &'static str {
-    if dry_run {
-        "dry-run"
-    } else if to > from {
-        "escalated"
-    } else if to < from {
-        "restored"
-    } else if !outcome.changed.is_empty() || !outcome.left_alone.is_empty() {
-        "acted"
-    } else {
-        "noop"
-    }
-}
-
-fn emit(outcome: &str, level: u8, o: &Outcome, now_ms: u64) {
-    let mut m = Metrics::new("budget", outcome);
-    m.add("EnforcementLevel", f64::from(level), Unit::None)
-        .add("ResourcesChanged", o.changed.len() as f64, Unit::Count)
-        .add(
-            "HumanChangesLeftAlone",
-            o.left_alone.len() as f64,
-            Unit::Count,
-        )
-        .add("ChangesRefused", o.failed.len() as f64, Unit::Count);
-    m.emit(now_ms);
 }
 
 /// The period a time falls in, for a budget's time unit.
