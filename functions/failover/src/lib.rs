@@ -7,6 +7,7 @@
 //! that change anything need `confirm` equal to the plan's name.
 
 pub mod engine;
+mod estate;
 pub mod plan;
 pub mod plan_state;
 mod readiness;

@@ -7,6 +7,7 @@ use breakwater::probe::Probe;
 use breakwater::Result;
 use serde_json::{json, Value};
 
+use crate::estate::{self, DatabaseSeen, Look};
 use crate::plan::{Database, LoadedPlan};
 use crate::FailoverFunction;
 
@@ -22,31 +23,39 @@ impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader, P: Probe>
         if let Some(checks) = &p.traffic.health_checks {
             steps.push(json!({"step": "fence", "call": "route53:UpdateHealthCheck", "target": checks.primary, "endpoint": "https://route53.amazonaws.com (us-east-1)", "expected_seconds": 1}));
         }
-        let db_seconds = match &plan.database {
-            Database::Rds { replica, .. } => {
-                let live = self.ports.secondary_db.instance(replica).await?;
+        let replica = match &plan.database {
+            Database::Rds { replica, .. } => replica.as_str(),
+            Database::AuroraGlobal { .. } => "",
+        };
+        let look = Look {
+            db: &self.ports.secondary_db,
+            instance: replica,
+            node_groups: true,
+            traffic: None,
+        };
+        let estate = estate::observe(plan, look, &self.ports.nodes, &self.ports.dns).await?;
+        let db_seconds = match (&plan.database, estate.database) {
+            (Database::Rds { replica, .. }, DatabaseSeen::Instance(live)) => {
                 observed.push(json!({"replica": replica, "status": live.as_ref().map(|d| d.status.clone()), "source": live.and_then(|d| d.source)}));
                 steps.push(json!({"step": "database", "call": "rds:PromoteReadReplica", "target": replica, "endpoint": rds(&p.secondary_region), "expected_seconds": 300, "parallel_with": "nodes"}));
                 300
             }
-            Database::AuroraGlobal {
-                global_cluster,
-                target_cluster_arn,
-                ..
-            } => {
-                let live = self
-                    .ports
-                    .secondary_db
-                    .global_cluster(global_cluster)
-                    .await?;
+            (
+                Database::AuroraGlobal {
+                    global_cluster,
+                    target_cluster_arn,
+                    ..
+                },
+                DatabaseSeen::Global(live),
+            ) => {
                 observed.push(json!({"global_cluster": global_cluster, "writer": live.and_then(|g| g.writer)}));
                 steps.push(json!({"step": "database", "call": "rds:FailoverGlobalCluster (AllowDataLoss) / SwitchoverGlobalCluster", "target": target_cluster_arn, "endpoint": rds(&p.secondary_region), "expected_seconds": 120, "parallel_with": "nodes"}));
                 120
             }
+            _ => unreachable!("the observer reads the plan's own kind of database"),
         };
         let mut eks_seconds = 0;
-        for (id, target) in p.node_groups() {
-            let live = self.ports.nodes.describe(&id).await?;
+        for (id, target, live) in estate.node_groups {
             observed.push(json!({"node_group": id.to_string(), "now": live.map(|g| g.scaling.to_string()), "to": format!("min {} / desired {}", target.min, target.desired)}));
             steps.push(json!({"step": "nodes", "call": "eks:UpdateNodegroupConfig", "target": id.to_string(), "endpoint": format!("https://eks.{}.amazonaws.com", p.secondary_region), "expected_seconds": 240}));
             eks_seconds = 240;
@@ -77,9 +86,19 @@ impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader, P: Probe>
         let mut check = |name: String, ok: bool, detail: String| {
             checks.push(json!({"check": name, "ok": ok, "detail": detail}))
         };
-        match &plan.database {
-            Database::Rds { replica, .. } => {
-                let live = self.ports.secondary_db.instance(replica).await?;
+        let replica = match &plan.database {
+            Database::Rds { replica, .. } => replica.as_str(),
+            Database::AuroraGlobal { .. } => "",
+        };
+        let look = Look {
+            db: &self.ports.secondary_db,
+            instance: replica,
+            node_groups: true,
+            traffic: Some(false),
+        };
+        let estate = estate::observe(plan, look, &self.ports.nodes, &self.ports.dns).await?;
+        match (&plan.database, estate.database) {
+            (Database::Rds { replica, .. }, DatabaseSeen::Instance(live)) => {
                 match live {
                     Some(db) => check(
                         format!("replica {replica}"),
@@ -109,16 +128,14 @@ impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader, P: Probe>
                     ),
                 );
             }
-            Database::AuroraGlobal {
-                global_cluster,
-                target_cluster_arn,
-                ..
-            } => {
-                let live = self
-                    .ports
-                    .secondary_db
-                    .global_cluster(global_cluster)
-                    .await?;
+            (
+                Database::AuroraGlobal {
+                    global_cluster,
+                    target_cluster_arn,
+                    ..
+                },
+                DatabaseSeen::Global(live),
+            ) => {
                 let ok = live.as_ref().is_some_and(|g| {
                     g.status == "available" && g.writer.as_deref() != Some(target_cluster_arn)
                 });
@@ -128,9 +145,10 @@ impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader, P: Probe>
                     format!("{live:?}"),
                 );
             }
+            _ => unreachable!("the observer reads the plan's own kind of database"),
         }
-        for (id, target) in p.node_groups() {
-            match self.ports.nodes.describe(&id).await? {
+        for (id, target, live) in estate.node_groups {
+            match live {
                 Some(g) => check(
                     format!("node group {id}"),
                     g.status == "ACTIVE",
@@ -139,30 +157,24 @@ impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader, P: Probe>
                 None => check(format!("node group {id}"), false, "does not exist".into()),
             }
         }
-        if let Some(hc) = &p.traffic.health_checks {
-            let primary = self.ports.dns.health_check_inverted(&hc.primary).await?;
+        if let (Some(hc), Some((primary, gate))) = (&p.traffic.health_checks, estate.switches) {
             check(
                 format!("primary health check {}", hc.primary),
                 primary == Some(false),
                 format!("inverted {primary:?} (expected false)"),
             );
-            let gate = self.ports.dns.health_check_inverted(&hc.secondary).await?;
             check(
                 format!("secondary gate {}", hc.secondary),
                 gate == Some(true),
                 format!("inverted {gate:?} (expected true: closed)"),
             );
         }
-        if let Some(zone) = &p.traffic.zone_id {
-            for r in &p.traffic.records {
-                let want = r.record(false);
-                let live = self.ports.dns.record(zone, &want.name, &want.kind).await?;
-                check(
-                    format!("record {}", want.name),
-                    live.as_ref().is_some_and(|l| l.value == want.value),
-                    format!("{:?} (expected {})", live.map(|l| l.value), want.value),
-                );
-            }
+        for (want, live) in estate.records {
+            check(
+                format!("record {}", want.name),
+                live.as_ref().is_some_and(|l| l.value == want.value),
+                format!("{:?} (expected {})", live.map(|l| l.value), want.value),
+            );
         }
         let ready = checks.iter().all(|c| c["ok"] == true);
         let mut m = Metrics::new("failover", if ready { "ready" } else { "not-ready" });

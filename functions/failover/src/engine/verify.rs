@@ -8,6 +8,7 @@ use breakwater::probe::Probe;
 use breakwater::Result;
 use tokio::sync::Mutex;
 
+use crate::estate::{self, DatabaseSeen, Look};
 use crate::plan::Database;
 
 use super::*;
@@ -26,10 +27,21 @@ impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader, P: Probe> Engine<'_, R
         let back = self.back(mode);
         let mut seen = Vec::new();
         let mut wrong = Vec::new();
-        match &self.plan.database {
-            Database::Rds { replica, primary } => {
-                let (ports, id) = self.rds_target(back, replica, primary);
-                match ports.instance(&id).await? {
+        let (db, instance) = match &self.plan.database {
+            Database::Rds { replica, primary } => self.rds_target(back, replica, primary),
+            Database::AuroraGlobal { .. } => (&self.ports.secondary_db, String::new()),
+        };
+        let look = Look {
+            db,
+            instance: &instance,
+            node_groups: !back,
+            traffic: Some(!back),
+        };
+        let estate = estate::observe(self.plan, look, &self.ports.nodes, &self.ports.dns).await?;
+        match (&self.plan.database, estate.database) {
+            (Database::Rds { .. }, DatabaseSeen::Instance(live)) => {
+                let id = &instance;
+                match live {
                     Some(db) if db.writable() => seen.push(format!("{id} writable")),
                     Some(db) => {
                         wrong.push(format!("{id} is {} (source {:?})", db.status, db.source))
@@ -37,17 +49,15 @@ impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader, P: Probe> Engine<'_, R
                     None => wrong.push(format!("{id} does not exist")),
                 }
             }
-            Database::AuroraGlobal {
-                global_cluster,
-                target_cluster_arn,
-                primary_cluster_arn,
-            } => {
-                let writer = self
-                    .ports
-                    .secondary_db
-                    .global_cluster(global_cluster)
-                    .await?
-                    .and_then(|g| g.writer);
+            (
+                Database::AuroraGlobal {
+                    global_cluster,
+                    target_cluster_arn,
+                    primary_cluster_arn,
+                },
+                DatabaseSeen::Global(live),
+            ) => {
+                let writer = live.and_then(|g| g.writer);
                 let expected = if back {
                     primary_cluster_arn.clone()
                 } else {
@@ -64,48 +74,45 @@ impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader, P: Probe> Engine<'_, R
                     ));
                 }
             }
+            _ => unreachable!("the observer reads the plan's own kind of database"),
         }
-        if !back {
-            for (id, target) in self.plan.plan.node_groups() {
-                match self.ports.nodes.describe(&id).await? {
-                    Some(g)
-                        if g.status == "ACTIVE"
-                            && g.scaling.min >= target.min
-                            && g.scaling.desired >= target.desired =>
-                    {
-                        seen.push(format!("{} ACTIVE {}", id.name, g.scaling))
-                    }
-                    Some(g) => wrong.push(format!("{id} is {} at {}", g.status, g.scaling)),
-                    None => wrong.push(format!("{id} does not exist")),
+        for (id, target, live) in estate.node_groups {
+            match live {
+                Some(g)
+                    if g.status == "ACTIVE"
+                        && g.scaling.min >= target.min
+                        && g.scaling.desired >= target.desired =>
+                {
+                    seen.push(format!("{} ACTIVE {}", id.name, g.scaling))
                 }
+                Some(g) => wrong.push(format!("{id} is {} at {}", g.status, g.scaling)),
+                None => wrong.push(format!("{id} does not exist")),
             }
         }
-        let traffic = &self.plan.plan.traffic;
-        if let Some(checks) = &traffic.health_checks {
-            let gate = if back {
-                &checks.primary
+        if let (Some(checks), Some((primary, secondary))) =
+            (&self.plan.plan.traffic.health_checks, estate.switches)
+        {
+            let (gate, inverted) = if back {
+                (&checks.primary, primary)
             } else {
-                &checks.secondary
+                (&checks.secondary, secondary)
             };
-            match self.ports.dns.health_check_inverted(gate).await? {
+            match inverted {
                 Some(false) => seen.push(format!("gate {gate} open")),
                 other => wrong.push(format!("gate {gate}: inverted = {other:?}")),
             }
         }
-        if let Some(zone) = &traffic.zone_id {
-            for plan in &traffic.records {
-                let want = plan.record(!back);
-                match self.ports.dns.record(zone, &want.name, &want.kind).await? {
-                    Some(r) if r.value == want.value => {
-                        seen.push(format!("{} → {}", want.name, r.value))
-                    }
-                    other => wrong.push(format!(
-                        "{} is {:?}, expected {}",
-                        want.name,
-                        other.map(|r| r.value),
-                        want.value
-                    )),
+        for (want, live) in estate.records {
+            match live {
+                Some(r) if r.value == want.value => {
+                    seen.push(format!("{} → {}", want.name, r.value))
                 }
+                other => wrong.push(format!(
+                    "{} is {:?}, expected {}",
+                    want.name,
+                    other.map(|r| r.value),
+                    want.value
+                )),
             }
         }
         if let Some(url) = self
