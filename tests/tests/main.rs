@@ -11,6 +11,7 @@ mod bad_input;
 mod budget_binary;
 mod budget_month;
 mod contract_failover;
+mod contract_fakes;
 mod contract_rollback;
 mod contract_shared;
 mod contract_spot;

@@ -2,8 +2,10 @@
 //! does against the emulators (a contract test per fake checks that), so the functions' rules
 //! are tested on paused time, in milliseconds, without HTTP.
 pub mod alarms;
+pub mod buckets;
 pub mod budgets;
 pub mod calls;
+pub mod databases;
 pub mod dns;
 pub mod handoff;
 pub mod instances;
@@ -16,5 +18,6 @@ pub mod probe;
 pub mod replicas;
 pub mod role_policies;
 pub mod secrets;
+pub mod storage_metrics;
 pub mod topic;
 pub mod workloads;
