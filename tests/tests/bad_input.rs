@@ -430,7 +430,7 @@ async fn rollback_refuses_the_corpus_and_changes_nothing() {
         // names its role may read), so forged and unsigned requests meet a real verification.
         ("BREAKWATER_ROLLBACK_SLACK_SECRET_ID".to_string(), {
             let name = unique("breakwater/slack");
-            rollback::sdk::secretsmanager::Client::new(config)
+            breakwater::aws::secrets::aws_sdk_secretsmanager::Client::new(config)
                 .create_secret()
                 .name(&name)
                 .secret_string("sandbox-slack-signing-secret")

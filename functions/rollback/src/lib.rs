@@ -15,16 +15,6 @@ pub mod settings;
 pub mod undo;
 pub mod workload;
 
-/// The SDK crates of the signing secrets and the hand-off, re-exported from `breakwater` (which
-/// holds the adapters) for `tests/tests/bad_input.rs`, which still names them here; new code
-/// takes them from `breakwater::aws::{secrets, lambda_invoke}`.
-pub mod sdk {
-    pub use breakwater::aws::lambda_invoke::aws_sdk_lambda as lambda;
-    pub use breakwater::aws::secrets::{
-        aws_sdk_secretsmanager as secretsmanager, aws_sdk_ssm as ssm,
-    };
-}
-
 use std::time::{Duration, Instant};
 
 use breakwater::aws::lambda_invoke::LambdaInvoke;
