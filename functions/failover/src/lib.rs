@@ -171,8 +171,7 @@ impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader, P: Probe>
                 "handled"
             );
             result
-        }
-        ;
+        };
         invocation::in_span(span, work).await
     }
 

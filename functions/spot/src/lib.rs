@@ -88,7 +88,12 @@ impl<I: Instances, G: NodeGroups, K: Clusters> SpotFunction<I, G, K> {
         invocation::in_span(span, self.handle_trigger(trigger, owner, started)).await
     }
 
-    async fn handle_trigger(&self, trigger: Trigger, owner: &str, started: Instant) -> Result<Value> {
+    async fn handle_trigger(
+        &self,
+        trigger: Trigger,
+        owner: &str,
+        started: Instant,
+    ) -> Result<Value> {
         match trigger {
             Trigger::EventBridge(e) if e.detail_type == "Scheduled Event" => {
                 self.on_schedule(owner).await
