@@ -145,21 +145,25 @@ struct Subject {
     kube: Option<KubeEmulator>,
 }
 
-/// Whether an answer refuses: a `rejected`, `ignored`, `unmapped` or `unknown-message` outcome
-/// (the functions that answer rather than fail, so that Lambda does not retry a bad event), an
-/// SNS delivery whose every record was refused, or an HTTP 4xx from the Function URL.
+/// Whether an answer refuses: an `ignored`, `unmapped` or `unknown-message` outcome (events
+/// that are well-formed but need nothing; bad input itself is an `InvalidEvent` error), an SNS
+/// delivery whose every record was refused (a batch answers a bad record `rejected` so that the
+/// others still count), or an HTTP 4xx from the Function URL.
 fn refusal(answer: &Value) -> bool {
     let outcome = answer["outcome"].as_str().unwrap_or_default();
-    matches!(
-        outcome,
-        "rejected" | "ignored" | "unmapped" | "unknown-message"
-    ) || (outcome == "sns"
-        && answer["records"]
-            .as_array()
-            .is_some_and(|r| !r.is_empty() && r.iter().all(refusal)))
+    matches!(outcome, "ignored" | "unmapped" | "unknown-message")
+        || (outcome == "sns"
+            && answer["records"]
+                .as_array()
+                .is_some_and(|r| !r.is_empty() && r.iter().all(record_refusal)))
         || answer["statusCode"]
             .as_u64()
             .is_some_and(|s| (400..500).contains(&s))
+}
+
+/// Whether one record of a batch was refused: `rejected` (bad input), or a refusal as above.
+fn record_refusal(answer: &Value) -> bool {
+    answer["outcome"] == "rejected" || refusal(answer)
 }
 
 impl Subject {
@@ -426,7 +430,7 @@ async fn rollback_refuses_the_corpus_and_changes_nothing() {
         // names its role may read), so forged and unsigned requests meet a real verification.
         ("BREAKWATER_ROLLBACK_SLACK_SECRET_ID".to_string(), {
             let name = unique("breakwater/slack");
-            rollback::sdk::secretsmanager::Client::new(config)
+            breakwater::aws::secrets::aws_sdk_secretsmanager::Client::new(config)
                 .create_secret()
                 .name(&name)
                 .secret_string("sandbox-slack-signing-secret")

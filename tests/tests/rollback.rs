@@ -300,6 +300,14 @@ impl World {
         self.function.handle(event, &unique("req")).await.unwrap()
     }
 
+    /// Handles an event expected to be refused as bad input: its `InvalidEvent` error.
+    async fn refused(&self, event: Value) -> breakwater::Error {
+        self.function
+            .handle(event, &unique("req"))
+            .await
+            .expect_err("bad input is an InvalidEvent error")
+    }
+
     /// Plays Lambda for the webhook hand-off: runs every queued asynchronous invocation not yet
     /// run, in order, and returns their answers.
     async fn run_queued(&self, from: usize) -> Vec<Value> {
@@ -829,19 +837,19 @@ async fn guard_rails_report_and_change_nothing() {
             })
             .unwrap();
     }
-    // A cluster this deployment does not manage, and a malformed event: rejected.
+    // A cluster this deployment does not manage, and a malformed event: InvalidEvent errors.
     let foreign = w
-        .handle(
+        .refused(
             json!({"command": "rollback", "workload": "staging/shop/Deployment/web", "id": "g-9"}),
         )
         .await;
-    assert_eq!(foreign["outcome"], "rejected", "{foreign}");
+    assert_eq!(foreign.error_type(), "InvalidEvent", "{foreign}");
     let malformed = w
-        .handle(json!({"version": "0", "id": "g-10", "detail-type": "CloudWatch Alarm State Change",
+        .refused(json!({"version": "0", "id": "g-10", "detail-type": "CloudWatch Alarm State Change",
             "source": "aws.cloudwatch", "account": "123456789012", "region": w.region, "resources": [],
             "detail": {"state": {"value": "ALARM"}}}))
         .await;
-    assert_eq!(malformed["outcome"], "rejected", "{malformed}");
+    assert_eq!(malformed.error_type(), "InvalidEvent", "{malformed}");
     let patches: Vec<_> = w
         .patches()
         .into_iter()

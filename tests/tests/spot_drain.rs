@@ -559,8 +559,15 @@ async fn foreign_unknown_and_malformed_events_change_nothing() {
         (json!({"something": "else"}), "rejected"),
     ];
     for (event, expected) in cases {
-        let r = w.function.handle(event.clone(), "req").await.unwrap();
-        assert_eq!(r["outcome"], expected, "{event} → {r}");
+        let r = w.function.handle(event.clone(), "req").await;
+        if expected == "rejected" {
+            // Bad input is an InvalidEvent error.
+            let err = r.expect_err("bad input is an InvalidEvent error");
+            assert_eq!(err.error_type(), "InvalidEvent", "{event} → {err}");
+        } else {
+            let r = r.unwrap();
+            assert_eq!(r["outcome"], expected, "{event} → {r}");
+        }
     }
     assert!(
         w.emu.requests().iter().all(|r| r.method == "GET"),

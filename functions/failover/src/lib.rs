@@ -17,13 +17,13 @@ use std::time::{Duration, Instant};
 
 use breakwater::config::{ConfigError, Env};
 use breakwater::events::{alarm_from_action, alarm_from_eventbridge, Routes, Trigger};
+use breakwater::invocation;
 use breakwater::metrics::{Metrics, Unit};
 use breakwater::ports::{Dns, MetricReader, NodeGroups, Replicas};
 use breakwater::probe::{HttpProbe, Probe};
 use breakwater::state::Acquisition;
 use breakwater::{Error, Result, Toolkit};
 use serde_json::{json, Value};
-use tracing::Instrument;
 
 use crate::engine::{Engine, Execution, Mode, Pace, Ports, StepName};
 use crate::plan::LoadedPlan;
@@ -153,15 +153,9 @@ impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader, P: Probe>
     pub async fn handle(&self, event: Value, owner: &str) -> Result<Value> {
         let started = Instant::now();
         let trigger = routes(&self.settings.regions).route(event)?;
-        // Every line of this invocation carries the event's id (`.instrument`, never a guard
-        // held across an await).
-        let event_id = trigger.event_id();
-        let span = tracing::info_span!(
-            "failover",
-            event_id = event_id.as_deref().unwrap_or("-"),
-            request_id = owner
-        );
-        let result = async {
+        // Every line of this invocation carries the event's id (the shared invocation span).
+        let span = invocation::event_span("failover", trigger.event_id().as_deref());
+        let work = async {
             let result = match trigger {
                 Trigger::Command { command, body } => {
                     Box::pin(self.command(&command, &body, owner)).await
@@ -174,13 +168,12 @@ impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader, P: Probe>
             tracing::info!(
                 elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
                 ok = result.is_ok(),
+                request_id = owner,
                 "handled"
             );
             result
-        }
-        .instrument(span)
-        .await;
-        result
+        };
+        invocation::in_span(span, work).await
     }
 
     async fn automatic(&self, trigger: Trigger, owner: &str) -> Result<Value> {
@@ -236,13 +229,13 @@ impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader, P: Probe>
         // An alarm that is none of the plan's signals, an RDS event about another instance: no
         // probe, no write (while an execution runs, any event is a tick for it, above).
         if unrelated {
-            let alarm = what.starts_with("alarm ");
+            let reason = format!("{what}: not one of the signals of plan {}", plan.plan.name);
             tracing::info!(trigger = %what, plan = %plan.plan.name, "not a signal of the plan");
-            return Ok(json!({
-                "outcome": if alarm { "rejected" } else { "ignored" },
-                "trigger": what,
-                "reason": format!("not one of the signals of plan {}", plan.plan.name),
-            }));
+            // An alarm the plan does not know is bad input; another event is only ignored.
+            if what.starts_with("alarm ") {
+                return Err(invocation::invalid_event(reason));
+            }
+            return Ok(json!({"outcome": "ignored", "trigger": what, "reason": reason}));
         }
         // The probes run on every automatic trigger (a tick included): from this region.
         for signal in signals::probes(&plan.plan) {

@@ -150,6 +150,7 @@ impl<A: Alarms> RollbackFunction<A> {
         store.put(&rkey, &record).await?;
         self.audit(&decision, None).await?;
         self.unindex(&workload.to_string()).await?;
-        serde_json::to_value(&decision).map_err(|e| Error::Aws(format!("encode decision: {e}")))
+        serde_json::to_value(&decision)
+            .map_err(|e| Error::Internal(format!("encode decision: {e}")))
     }
 }

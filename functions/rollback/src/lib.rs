@@ -15,28 +15,19 @@ pub mod settings;
 pub mod undo;
 pub mod workload;
 
-/// The SDK crates of the signing secrets and the hand-off, re-exported from `breakwater` (which
-/// holds the adapters) for `tests/tests/bad_input.rs`, which still names them here; new code
-/// takes them from `breakwater::aws::{secrets, lambda_invoke}`.
-pub mod sdk {
-    pub use breakwater::aws::lambda_invoke::aws_sdk_lambda as lambda;
-    pub use breakwater::aws::secrets::{
-        aws_sdk_secretsmanager as secretsmanager, aws_sdk_ssm as ssm,
-    };
-}
-
 use std::time::{Duration, Instant};
 
 use breakwater::aws::lambda_invoke::LambdaInvoke;
 use breakwater::aws::secrets::AwsSecrets;
 use breakwater::events::{Routes, Trigger};
 use breakwater::handoff::Handoff;
+use breakwater::invocation;
 use breakwater::kube::workloads::Workloads;
 use breakwater::kube::KubeClients;
 use breakwater::metrics::{Metrics, Unit};
 use breakwater::ports::Alarms;
 use breakwater::secrets::Secrets;
-use breakwater::state::Acquisition;
+use breakwater::state::{Acquisition, Idempotent};
 use breakwater::{Error, Result, Toolkit};
 use serde_json::{json, Value};
 use tracing::Instrument;
@@ -99,8 +90,8 @@ impl<A: Alarms> RollbackFunction<A> {
     }
 
     /// Handles one invocation, reading signing secrets from `secrets` and handing webhook work
-    /// to `handoff`. Malformed events are answered `rejected` (a retry would not
-    /// change them, and nothing was changed); Function URL requests get an HTTP answer.
+    /// to `handoff`. Malformed events are an `InvalidEvent` error (nothing was changed);
+    /// Function URL requests get an HTTP answer (their protocol).
     pub async fn handle_with(
         &self,
         event: Value,
@@ -113,9 +104,14 @@ impl<A: Alarms> RollbackFunction<A> {
         }
         let trigger = match self.routes().route(event) {
             Ok(t) => t,
-            Err(Error::InvalidEvent(reason)) => return Ok(self.rejected(&reason)),
+            Err(Error::InvalidEvent(reason)) => return Err(self.rejected(&reason)),
             Err(e) => return Err(e),
         };
+        let span = invocation::event_span("rollback", trigger.event_id().as_deref());
+        invocation::in_span(span, self.on_trigger(trigger, owner)).await
+    }
+
+    async fn on_trigger(&self, trigger: Trigger, owner: &str) -> Result<Value> {
         let id = trigger.event_id().unwrap_or_else(|| owner.to_string());
         let outcome = match trigger {
             Trigger::EventBridge(e) if e.detail_type == "Scheduled Event" => {
@@ -163,7 +159,7 @@ impl<A: Alarms> RollbackFunction<A> {
                     };
                     answers.push(match answer {
                         Ok(v) => v,
-                        Err(Error::InvalidEvent(reason)) => self.rejected(&reason),
+                        Err(Error::InvalidEvent(reason)) => self.rejected_entry(&reason),
                         Err(e) => return Err(e),
                     });
                 }
@@ -172,17 +168,26 @@ impl<A: Alarms> RollbackFunction<A> {
             Trigger::Command { body, .. } => self.on_command(&body, &id, "invoke", owner).await,
         };
         match outcome {
-            Err(Error::InvalidEvent(reason)) => Ok(self.rejected(&reason)),
+            Err(Error::InvalidEvent(reason)) => Err(self.rejected(&reason)),
             other => other,
         }
     }
 
-    pub(crate) fn rejected(&self, reason: &str) -> Value {
+    /// Bad input: logged, counted (`EventsRejected`) and answered with an `InvalidEvent` error;
+    /// nothing was changed.
+    pub(crate) fn rejected(&self, reason: &str) -> Error {
         tracing::error!(
             reason,
             "rejected a malformed or unexpected event; nothing changed"
         );
         self.count("rejected", "EventsRejected");
+        invocation::invalid_event(reason)
+    }
+
+    /// One bad entry of a batch (an SNS record, one workload of an alarm): counted like
+    /// [`Self::rejected`], answered in the batch's result so the other entries still count.
+    pub(crate) fn rejected_entry(&self, reason: &str) -> Value {
+        let _invalid = self.rejected(reason);
         json!({"outcome": "rejected", "reason": reason})
     }
 
@@ -236,7 +241,7 @@ impl<A: Alarms> RollbackFunction<A> {
             decisions.push(match self.request(request, owner).await {
                 Ok(d) => d,
                 // A tag naming a cluster this deployment does not manage: that workload only.
-                Err(Error::InvalidEvent(reason)) => self.rejected(&reason),
+                Err(Error::InvalidEvent(reason)) => self.rejected_entry(&reason),
                 Err(e) => return Err(e),
             });
         }
@@ -319,12 +324,13 @@ impl<A: Alarms> RollbackFunction<A> {
         match result {
             Ok(done) => {
                 let repeat = done.is_repeat();
-                let mut v = serde_json::to_value(done.into_inner())
-                    .map_err(|e| Error::Aws(format!("encode decision: {e}")))?;
-                if repeat {
-                    v["repeat"] = json!(true);
-                }
-                Ok(v)
+                let v = serde_json::to_value(done.into_inner())
+                    .map_err(|e| Error::Internal(format!("encode decision: {e}")))?;
+                Ok(invocation::mark_repeat(if repeat {
+                    Idempotent::Repeat(v)
+                } else {
+                    Idempotent::Fresh(v)
+                }))
             }
             Err(Error::Conflict(why)) => {
                 tracing::info!(%why, "the same delivery is being handled by another invocation");

@@ -22,11 +22,12 @@ pub mod settings;
 use std::time::Instant;
 
 use breakwater::events::{Routes, Trigger};
+use breakwater::invocation;
 use breakwater::kube::nodes::Clusters;
 use breakwater::kube::KubeClients;
 use breakwater::metrics::{Metrics, Unit};
 use breakwater::ports::{Instances, NodeGroups};
-use breakwater::state::{Acquisition, Idempotent};
+use breakwater::state::Acquisition;
 use breakwater::{Error, Result, Toolkit};
 use serde_json::{json, Value};
 use tracing::Instrument;
@@ -74,15 +75,25 @@ impl<I: Instances, G: NodeGroups, K: Clusters> SpotFunction<I, G, K> {
         }
     }
 
-    /// Handles one invocation. Malformed events, unknown and foreign instances are answered (and
-    /// counted) without an error: a retry would not change them, and nothing was changed.
+    /// Handles one invocation inside its event span. Malformed events are an `InvalidEvent` error
+    /// (counted; nothing was changed); unknown and foreign instances are answered without one.
     pub async fn handle(&self, event: Value, owner: &str) -> Result<Value> {
         let started = Instant::now();
         let trigger = match self.routes().route(event) {
             Ok(t) => t,
-            Err(Error::InvalidEvent(reason)) => return Ok(self.rejected(&reason)),
+            Err(Error::InvalidEvent(reason)) => return Err(self.rejected(&reason)),
             Err(e) => return Err(e),
         };
+        let span = invocation::event_span("spot", trigger.event_id().as_deref());
+        invocation::in_span(span, self.handle_trigger(trigger, owner, started)).await
+    }
+
+    async fn handle_trigger(
+        &self,
+        trigger: Trigger,
+        owner: &str,
+        started: Instant,
+    ) -> Result<Value> {
         match trigger {
             Trigger::EventBridge(e) if e.detail_type == "Scheduled Event" => {
                 self.on_schedule(owner).await
@@ -90,7 +101,7 @@ impl<I: Instances, G: NodeGroups, K: Clusters> SpotFunction<I, G, K> {
             Trigger::EventBridge(e) => {
                 let parsed = match events::parse(&e.detail_type, &e.detail) {
                     Ok(p) => p,
-                    Err(Error::InvalidEvent(reason)) => return Ok(self.rejected(&reason)),
+                    Err(Error::InvalidEvent(reason)) => return Err(self.rejected(&reason)),
                     Err(other) => return Err(other),
                 };
                 let time_ms = e
@@ -114,11 +125,7 @@ impl<I: Instances, G: NodeGroups, K: Clusters> SpotFunction<I, G, K> {
                     .instrument(span)
                     .await
                 {
-                    Ok(Idempotent::Fresh(v)) => Ok(v),
-                    Ok(Idempotent::Repeat(mut v)) => {
-                        v["repeat"] = json!(true);
-                        Ok(v)
-                    }
+                    Ok(done) => Ok(invocation::mark_repeat(done)),
                     Err(Error::Conflict(why)) => {
                         tracing::info!(%why, "the same event is being handled by another invocation");
                         Ok(json!({"outcome": "in-progress", "reason": why}))
@@ -136,11 +143,13 @@ impl<I: Instances, G: NodeGroups, K: Clusters> SpotFunction<I, G, K> {
                     .await?;
                 Ok(json!({"outcome": "status", "record": record.map(|r| r.value)}))
             }
-            _ => Err(Error::InvalidEvent("not a spot event".into())),
+            _ => Err(self.rejected("not a spot event")),
         }
     }
 
-    fn rejected(&self, reason: &str) -> Value {
+    /// Bad input: logged, counted (`EventsRejected`) and answered with an `InvalidEvent` error;
+    /// nothing was changed.
+    fn rejected(&self, reason: &str) -> Error {
         tracing::error!(
             reason,
             "rejected a malformed or unexpected event; nothing changed"
@@ -148,7 +157,7 @@ impl<I: Instances, G: NodeGroups, K: Clusters> SpotFunction<I, G, K> {
         let mut m = Metrics::new("spot", "rejected");
         m.add("EventsRejected", 1.0, Unit::Count);
         m.emit(self.toolkit.store.clock().now_ms());
-        json!({"outcome": "rejected", "reason": reason})
+        invocation::invalid_event(reason)
     }
 
     fn dropped(&self, outcome: &str, reason: String) -> Value {

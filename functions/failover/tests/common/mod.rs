@@ -1,19 +1,14 @@
 //! What the failover crate's own tests share: a clock that follows tokio's (paused), the state
-//! store over an in-memory S3, and the engine over any ports.
+//! store over the in-memory object store (`fakes::object_store`), and the engine over any ports.
 #![allow(dead_code)]
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use aws_sdk_s3::operation::delete_object::DeleteObjectOutput;
-use aws_sdk_s3::operation::get_object::{GetObjectError, GetObjectOutput};
-use aws_sdk_s3::operation::put_object::PutObjectOutput;
-use aws_sdk_s3::primitives::ByteStream;
-use aws_smithy_mocks::{mock, mock_client, MockResponse, RuleMode};
 use breakwater::clock::Clock;
 use breakwater::config::Settings;
 use breakwater::fakes::metric_reader::FakeMetricReader;
+use breakwater::fakes::object_store::MemoryObjects;
 use breakwater::notify::Notifier;
 use breakwater::state::StateStore;
 use breakwater::Toolkit;
@@ -31,56 +26,6 @@ impl Clock for TokioClock {
     fn now_ms(&self) -> u64 {
         self.start_ms + self.start.elapsed().as_millis() as u64
     }
-}
-
-/// S3 in memory, conditional writes included: the state store's records, leases and reports.
-/// (The object-store port's fake replaces it once arch-shared lands.)
-pub fn memory_s3() -> aws_sdk_s3::Client {
-    type Objects = Arc<Mutex<HashMap<String, (Vec<u8>, u64)>>>;
-    let objects: Objects = Arc::default();
-    let counter = Arc::new(Mutex::new(0u64));
-    let (o1, o2, o3) = (objects.clone(), objects.clone(), objects);
-    let get = mock!(aws_sdk_s3::Client::get_object).then_compute_response(move |input| {
-        let key = input.key().unwrap_or_default().to_string();
-        match o1.lock().unwrap().get(&key) {
-            Some((body, etag)) => MockResponse::Output(
-                GetObjectOutput::builder()
-                    .body(ByteStream::from(body.clone()))
-                    .e_tag(format!("\"{etag}\""))
-                    .build(),
-            ),
-            None => MockResponse::Error(GetObjectError::NoSuchKey(
-                aws_sdk_s3::types::error::NoSuchKey::builder().build(),
-            )),
-        }
-    });
-    let put = mock!(aws_sdk_s3::Client::put_object).then_compute_response(move |input| {
-        let key = input.key().unwrap_or_default().to_string();
-        let mut objects = o2.lock().unwrap();
-        let current = objects.get(&key).map(|(_, e)| format!("\"{e}\""));
-        let refused = (input.if_none_match() == Some("*") && current.is_some())
-            || input
-                .if_match()
-                .is_some_and(|m| Some(m.to_string()) != current);
-        if refused {
-            return MockResponse::Http(aws_sdk_s3::config::http::HttpResponse::new(
-                412.try_into().unwrap(),
-                aws_sdk_s3::primitives::SdkBody::from(
-                    "<Error><Code>PreconditionFailed</Code></Error>",
-                ),
-            ));
-        }
-        let mut n = counter.lock().unwrap();
-        *n += 1;
-        let body = input.body().bytes().unwrap_or_default().to_vec();
-        objects.insert(key, (body, *n));
-        MockResponse::Output(PutObjectOutput::builder().e_tag(format!("\"{n}\"")).build())
-    });
-    let delete = mock!(aws_sdk_s3::Client::delete_object).then_compute_output(move |input| {
-        o3.lock().unwrap().remove(input.key().unwrap_or_default());
-        DeleteObjectOutput::builder().build()
-    });
-    mock_client!(aws_sdk_s3, RuleMode::MatchAny, [&get, &put, &delete])
 }
 
 /// The engine over `ports`, polling every 5 s, waiting up to `budget_s` per invocation.
@@ -108,9 +53,8 @@ pub async fn toolkit() -> Toolkit {
         start_ms: 1_795_406_400_000,
         start: tokio::time::Instant::now(),
     });
-    let config = aws_config::SdkConfig::builder()
-        .region(aws_config::Region::new("us-west-2"))
-        .build();
+    // No AWS call is made: the store runs over the in-memory object store, the notifier logs.
+    let aws = breakwater::aws::Aws::for_endpoint("http://127.0.0.1:9", "us-west-2").await;
     let settings = Settings {
         region: "us-west-2".into(),
         state_bucket: "state".into(),
@@ -122,8 +66,8 @@ pub async fn toolkit() -> Toolkit {
     };
     Toolkit {
         settings,
-        aws: Arc::new(breakwater::aws::Aws::from_config(config)),
-        store: StateStore::new(memory_s3(), "state", clock),
+        aws: Arc::new(aws),
+        store: StateStore::over(Arc::new(MemoryObjects::new("state")), clock),
         notifier: Notifier::log_only(),
     }
 }
