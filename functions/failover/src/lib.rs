@@ -17,11 +17,10 @@ use std::time::{Duration, Instant};
 
 use breakwater::config::{ConfigError, Env};
 use breakwater::events::{alarm_from_action, alarm_from_eventbridge, Routes, Trigger};
-use breakwater::invocation;
+use breakwater::invocation::{self, Leased};
 use breakwater::metrics::{Metrics, Unit};
 use breakwater::ports::{Dns, MetricReader, NodeGroups, Replicas};
 use breakwater::probe::{HttpProbe, Probe};
-use breakwater::state::Acquisition;
 use breakwater::{Error, Result, Toolkit};
 use serde_json::{json, Value};
 
@@ -442,18 +441,8 @@ impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader, P: Probe>
     /// is at it (this one joins and returns).
     async fn resume(&self, plan: &LoadedPlan, id: &str, owner: &str) -> Result<Value> {
         let ttl = self.settings.budget + Duration::from_secs(120);
-        let lease = match self
-            .toolkit
-            .store
-            .acquire_lease("failover", &plan.plan.name, owner, ttl)
-            .await?
-        {
-            Acquisition::Acquired(lease) => lease,
-            Acquisition::Held { owner: holder, .. } => {
-                return Ok(json!({"id": id, "state": "running", "reconciled_by": holder}));
-            }
-        };
-        let result = async {
+        let store = &self.toolkit.store;
+        let work = || async {
             let exec = self
                 .toolkit
                 .store
@@ -471,15 +460,20 @@ impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader, P: Probe>
                 toolkit: &self.toolkit,
                 ports: &self.ports,
                 plan,
-                pace: Pace { poll: self.settings.poll, budget: self.settings.budget },
+                pace: Pace {
+                    poll: self.settings.poll,
+                    budget: self.settings.budget,
+                },
                 owner,
             };
             Box::pin(engine.reconcile(exec)).await
+        };
+        match invocation::with_lease(store, "failover", &plan.plan.name, owner, ttl, work).await? {
+            Leased::Done(exec) => Ok(summary(&exec)),
+            Leased::Held { owner: holder, .. } => {
+                Ok(json!({"id": id, "state": "running", "reconciled_by": holder}))
+            }
         }
-        .await;
-        self.toolkit.store.release_lease(lease).await?;
-        let exec = result?;
-        Ok(summary(&exec))
     }
 
     async fn command(&self, command: &str, body: &Value, owner: &str) -> Result<Value> {
