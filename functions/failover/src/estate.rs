@@ -18,9 +18,23 @@ pub(crate) struct Look<'a, R> {
     pub instance: &'a str,
     /// Whether the node groups are read.
     pub node_groups: bool,
-    /// `Some(secondary)`: read the switches and the records, the records as they should stand
-    /// with traffic on the secondary (`true`) or on the primary (`false`).
+    /// `Some(secondary)`: read the records as they should stand with traffic on the secondary
+    /// (`true`) or on the primary (`false`).
     pub traffic: Option<bool>,
+    /// Which health-check switches to read (each is a Route 53 control-plane call).
+    pub switches: Switches,
+}
+
+/// Which of the plan's health-check switches a reader needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Switches {
+    /// None.
+    None,
+    /// Both (precheck).
+    Both,
+    /// Only the primary's (`true`) or only the secondary's gate (`false`): the one traffic
+    /// must pass through when verifying.
+    One { primary: bool },
 }
 
 /// The database as read.
@@ -39,8 +53,10 @@ pub(crate) struct Estate<'p> {
     pub database: DatabaseSeen,
     /// Each planned node group: its identity, its failover size, what EKS says of it.
     pub node_groups: Vec<(NodeGroupId, &'p NodeGroupTarget, Option<NodeGroup>)>,
-    /// The switches' `Inverted` flags (primary, secondary gate) when the plan has them.
-    pub switches: Option<(Option<bool>, Option<bool>)>,
+    /// The primary's switch: `None` when not read (or the plan has none), else its `Inverted`.
+    pub primary_switch: Option<Option<bool>>,
+    /// The secondary's gate, likewise.
+    pub gate_switch: Option<Option<bool>>,
     /// Each planned record as it should stand, and as it stands.
     pub records: Vec<(DnsRecord, Option<DnsRecord>)>,
 }
@@ -66,26 +82,34 @@ pub(crate) async fn observe<'p, R: Replicas, N: NodeGroups, D: Dns>(
             node_groups.push((id, target, live));
         }
     }
-    let mut switches = None;
-    let mut records = Vec::new();
-    if let Some(secondary) = look.traffic {
-        if let Some(hc) = &p.traffic.health_checks {
-            let primary = dns.health_check_inverted(&hc.primary).await?;
-            let gate = dns.health_check_inverted(&hc.secondary).await?;
-            switches = Some((primary, gate));
+    let (mut primary_switch, mut gate_switch) = (None, None);
+    if let Some(hc) = &p.traffic.health_checks {
+        if matches!(
+            look.switches,
+            Switches::Both | Switches::One { primary: true }
+        ) {
+            primary_switch = Some(dns.health_check_inverted(&hc.primary).await?);
         }
-        if let Some(zone) = &p.traffic.zone_id {
-            for r in &p.traffic.records {
-                let want = r.record(secondary);
-                let live = dns.record(zone, &want.name, &want.kind).await?;
-                records.push((want, live));
-            }
+        if matches!(
+            look.switches,
+            Switches::Both | Switches::One { primary: false }
+        ) {
+            gate_switch = Some(dns.health_check_inverted(&hc.secondary).await?);
+        }
+    }
+    let mut records = Vec::new();
+    if let (Some(secondary), Some(zone)) = (look.traffic, &p.traffic.zone_id) {
+        for r in &p.traffic.records {
+            let want = r.record(secondary);
+            let live = dns.record(zone, &want.name, &want.kind).await?;
+            records.push((want, live));
         }
     }
     Ok(Estate {
         database,
         node_groups,
-        switches,
+        primary_switch,
+        gate_switch,
         records,
     })
 }

@@ -7,7 +7,7 @@ use breakwater::probe::Probe;
 use breakwater::Result;
 use serde_json::{json, Value};
 
-use crate::estate::{self, DatabaseSeen, Look};
+use crate::estate::{self, DatabaseSeen, Look, Switches};
 use crate::plan::{Database, LoadedPlan};
 use crate::FailoverFunction;
 
@@ -32,6 +32,7 @@ impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader, P: Probe>
             instance: replica,
             node_groups: true,
             traffic: None,
+            switches: Switches::None,
         };
         let estate = estate::observe(plan, look, &self.ports.nodes, &self.ports.dns).await?;
         let db_seconds = match (&plan.database, estate.database) {
@@ -95,6 +96,7 @@ impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader, P: Probe>
             instance: replica,
             node_groups: true,
             traffic: Some(false),
+            switches: Switches::Both,
         };
         let estate = estate::observe(plan, look, &self.ports.nodes, &self.ports.dns).await?;
         match (&plan.database, estate.database) {
@@ -157,7 +159,11 @@ impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader, P: Probe>
                 None => check(format!("node group {id}"), false, "does not exist".into()),
             }
         }
-        if let (Some(hc), Some((primary, gate))) = (&p.traffic.health_checks, estate.switches) {
+        if let (Some(hc), Some(primary), Some(gate)) = (
+            &p.traffic.health_checks,
+            estate.primary_switch,
+            estate.gate_switch,
+        ) {
             check(
                 format!("primary health check {}", hc.primary),
                 primary == Some(false),

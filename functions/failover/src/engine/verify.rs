@@ -8,7 +8,7 @@ use breakwater::probe::Probe;
 use breakwater::Result;
 use tokio::sync::Mutex;
 
-use crate::estate::{self, DatabaseSeen, Look};
+use crate::estate::{self, DatabaseSeen, Look, Switches};
 use crate::plan::Database;
 
 use super::*;
@@ -36,6 +36,7 @@ impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader, P: Probe> Engine<'_, R
             instance: &instance,
             node_groups: !back,
             traffic: Some(!back),
+            switches: Switches::One { primary: back },
         };
         let estate = estate::observe(self.plan, look, &self.ports.nodes, &self.ports.dns).await?;
         match (&self.plan.database, estate.database) {
@@ -89,15 +90,13 @@ impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader, P: Probe> Engine<'_, R
                 None => wrong.push(format!("{id} does not exist")),
             }
         }
-        if let (Some(checks), Some((primary, secondary))) =
-            (&self.plan.plan.traffic.health_checks, estate.switches)
-        {
+        if let Some(checks) = &self.plan.plan.traffic.health_checks {
             let (gate, inverted) = if back {
-                (&checks.primary, primary)
+                (&checks.primary, estate.primary_switch)
             } else {
-                (&checks.secondary, secondary)
+                (&checks.secondary, estate.gate_switch)
             };
-            match inverted {
+            match inverted.flatten() {
                 Some(false) => seen.push(format!("gate {gate} open")),
                 other => wrong.push(format!("gate {gate}: inverted = {other:?}")),
             }
