@@ -1,5 +1,6 @@
 //! One invocation policy for every function: bad input is an `InvalidEvent` error, outcomes are
-//! typed, a lease is held around work and released on every path, a repeat delivery is marked,
+//! typed, a lease is held around work (waited for, checked and renewed when the work needs it)
+//! and released on every path with one policy, a repeat delivery is marked,
 //! and the event id rides on every log line through the invocation's span.
 //!
 //! The span is attached with `Instrument` rather than `span.enter()`: a guard held across an
@@ -7,13 +8,14 @@
 //! (https://docs.rs/tracing/latest/tracing/struct.Span.html#in-asynchronous-code).
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Value};
 use tracing::Instrument;
 
 use crate::error::{Error, Result};
-use crate::state::{Acquisition, Idempotent, StateStore};
+use crate::state::{Acquisition, Idempotent, KeptLease, StateStore};
 
 /// The one answer to bad input: an `InvalidEvent` error (errorType `InvalidEvent`); nothing was
 /// changed.
@@ -85,6 +87,62 @@ pub enum Leased<T> {
     },
 }
 
+/// How long to wait for a lease another owner holds before answering [`Leased::Held`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Patience {
+    /// The longest wait in all.
+    pub up_to: Duration,
+    /// The pause between two attempts.
+    pub every: Duration,
+    /// Only a holder whose owner starts with this is waited for (`None`: any holder).
+    pub holder_prefix: Option<&'static str>,
+}
+
+impl Patience {
+    /// No wait: a held lease is answered at once.
+    pub const NONE: Patience = Patience {
+        up_to: Duration::ZERO,
+        every: Duration::ZERO,
+        holder_prefix: None,
+    };
+
+    /// Waits for any holder, up to `up_to`, trying again every `every`.
+    pub fn up_to(up_to: Duration, every: Duration) -> Self {
+        Patience {
+            up_to,
+            every,
+            holder_prefix: None,
+        }
+    }
+
+    /// Waits only for holders whose owner starts with `prefix`.
+    pub fn for_holders(self, prefix: &'static str) -> Self {
+        Patience {
+            holder_prefix: Some(prefix),
+            ..self
+        }
+    }
+
+    fn waits_for(&self, holder: &str) -> bool {
+        self.holder_prefix.is_none_or(|p| holder.starts_with(p))
+    }
+}
+
+/// The lease a piece of work runs under: `leases/<scope>/<id>`, taken by `owner` for `ttl`.
+#[derive(Debug, Clone, Copy)]
+pub struct LeaseTerms<'a> {
+    /// The kind of thing leased (`"spot"`, `"rollback"`, …).
+    pub scope: &'a str,
+    /// The thing itself (an instance, a workload, a plan).
+    pub id: &'a str,
+    /// Who takes it.
+    pub owner: &'a str,
+    /// How long it stands unless renewed ([`KeptLease::keep_while`]).
+    pub ttl: Duration,
+    /// How long to wait for another holder.
+    pub patience: Patience,
+}
+
 /// Takes the lease `leases/<scope>/<id>` for `owner`, runs `work`, and releases the lease on
 /// every path.
 ///
@@ -102,8 +160,29 @@ where
     F: FnOnce() -> Fut,
     Fut: Future<Output = Result<T>>,
 {
-    let lease = match store.acquire_lease(scope, id, owner, ttl).await? {
-        Acquisition::Acquired(lease) => lease,
+    let terms = LeaseTerms {
+        scope,
+        id,
+        owner,
+        ttl,
+        patience: Patience::NONE,
+    };
+    with_kept_lease(store, terms, |_| work()).await
+}
+
+/// [`with_lease`] for work that waits for the lease ([`Patience`]), checks it before its writes
+/// or renews it while it runs: the work is handed the [`KeptLease`]. The same release policy.
+pub async fn with_kept_lease<T, F, Fut>(
+    store: &StateStore,
+    terms: LeaseTerms<'_>,
+    work: F,
+) -> Result<Leased<T>>
+where
+    F: FnOnce(Arc<KeptLease>) -> Fut,
+    Fut: Future<Output = Result<T>>,
+{
+    let lease = match acquire(store, &terms).await? {
+        Acquisition::Acquired(lease) => Arc::new(KeptLease::new(store.clone(), lease, terms.ttl)),
         Acquisition::Held {
             owner,
             expires_at_ms,
@@ -114,17 +193,36 @@ where
             })
         }
     };
-    let key = lease.key.clone();
-    let result = work().await;
-    let released = store.release_lease(lease).await;
+    let result = work(lease.clone()).await;
+    let released = lease.release().await;
     match (result, released) {
         (Err(err), Err(release)) => {
-            tracing::warn!(lease = %key, error = %release, "lease not released after failed work; it lapses after its ttl");
+            tracing::warn!(lease = %lease.key(), error = %release, "lease not released after failed work; it lapses after its ttl");
             Err(err)
         }
         (Err(err), Ok(())) => Err(err),
         (Ok(_), Err(release)) => Err(release),
         (Ok(value), Ok(())) => Ok(Leased::Done(value)),
+    }
+}
+
+/// Takes the lease, waiting for a holder as `terms.patience` allows.
+async fn acquire(store: &StateStore, terms: &LeaseTerms<'_>) -> Result<Acquisition> {
+    let mut waited = Duration::ZERO;
+    loop {
+        let got = store
+            .acquire_lease(terms.scope, terms.id, terms.owner, terms.ttl)
+            .await?;
+        match &got {
+            Acquisition::Held { owner, .. }
+                if terms.patience.waits_for(owner) && waited < terms.patience.up_to =>
+            {
+                tracing::info!(holder = %owner, lease = %format!("{}/{}", terms.scope, terms.id), "lease held by another invocation; waiting");
+                tokio::time::sleep(terms.patience.every).await;
+                waited += terms.patience.every;
+            }
+            _ => return Ok(got),
+        }
     }
 }
 
@@ -211,5 +309,81 @@ mod tests {
         .await;
         // THEN the release's error is returned
         assert!(matches!(result, Err(Error::Retryable(_))), "{result:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_patient_taker_waits_for_the_holder_it_may_wait_for_and_not_for_others() {
+        // GIVEN a lease the schedule holds for two seconds more
+        let (_, store) = store();
+        let ttl = Duration::from_secs(60);
+        let held = store
+            .acquire_lease("s", "x", "schedule:1", ttl)
+            .await
+            .unwrap();
+        let Acquisition::Acquired(held) = held else {
+            panic!("free lease not acquired")
+        };
+        let releaser = {
+            let store = store.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                store.release_lease(held).await.unwrap();
+            })
+        };
+        let terms = |owner, patience| LeaseTerms {
+            scope: "s",
+            id: "x",
+            owner,
+            ttl,
+            patience,
+        };
+        let patient = Patience::up_to(Duration::from_secs(5), Duration::from_millis(200));
+        // WHEN a taker that waits only for other holders asks
+        let other = with_kept_lease(
+            &store,
+            terms("a", patient.for_holders("cron:")),
+            |_| async { Ok(()) },
+        )
+        .await
+        .unwrap();
+        // THEN it is answered at once with the holder
+        assert!(matches!(other, Leased::Held { ref owner, .. } if owner == "schedule:1"));
+        // WHEN a taker that waits for the schedule asks
+        let waited = with_kept_lease(
+            &store,
+            terms("b", patient.for_holders("schedule:")),
+            |lease| async move {
+                lease.check().await?;
+                Ok(lease.key().to_string())
+            },
+        )
+        .await
+        .unwrap();
+        // THEN it ran once the holder let go, under the lease it was handed
+        assert_eq!(waited, Leased::Done("leases/s/x".to_string()));
+        releaser.await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn patience_runs_out_on_a_holder_that_keeps_its_lease() {
+        // GIVEN a lease another owner keeps
+        let (_, store) = store();
+        let ttl = Duration::from_secs(60);
+        store.acquire_lease("s", "x", "a", ttl).await.unwrap();
+        // WHEN a taker waits up to one second
+        let terms = LeaseTerms {
+            scope: "s",
+            id: "x",
+            owner: "b",
+            ttl,
+            patience: Patience::up_to(Duration::from_secs(1), Duration::from_millis(250)),
+        };
+        let started = tokio::time::Instant::now();
+        let held = with_kept_lease(&store, terms, |_| async { Ok(()) })
+            .await
+            .unwrap();
+        // THEN it gives up after its patience, naming the holder
+        assert!(matches!(held, Leased::Held { ref owner, .. } if owner == "a"));
+        assert_eq!(started.elapsed(), Duration::from_secs(1));
     }
 }

@@ -146,24 +146,19 @@ struct Subject {
 }
 
 /// Whether an answer refuses: an `ignored`, `unmapped` or `unknown-message` outcome (events
-/// that are well-formed but need nothing; bad input itself is an `InvalidEvent` error), an SNS
-/// delivery whose every record was refused (a batch answers a bad record `rejected` so that the
-/// others still count), or an HTTP 4xx from the Function URL.
+/// that are well-formed but need nothing; bad input itself is an `InvalidEvent` error, an SNS
+/// delivery with one bad record included), an SNS delivery whose every record was refused as
+/// above, or an HTTP 4xx from the Function URL.
 fn refusal(answer: &Value) -> bool {
     let outcome = answer["outcome"].as_str().unwrap_or_default();
     matches!(outcome, "ignored" | "unmapped" | "unknown-message")
         || (outcome == "sns"
             && answer["records"]
                 .as_array()
-                .is_some_and(|r| !r.is_empty() && r.iter().all(record_refusal)))
+                .is_some_and(|r| !r.is_empty() && r.iter().all(refusal)))
         || answer["statusCode"]
             .as_u64()
             .is_some_and(|s| (400..500).contains(&s))
-}
-
-/// Whether one record of a batch was refused: `rejected` (bad input), or a refusal as above.
-fn record_refusal(answer: &Value) -> bool {
-    answer["outcome"] == "rejected" || refusal(answer)
 }
 
 impl Subject {

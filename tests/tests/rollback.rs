@@ -850,6 +850,16 @@ async fn guard_rails_report_and_change_nothing() {
             "detail": {"state": {"value": "ALARM"}}}))
         .await;
     assert_eq!(malformed.error_type(), "InvalidEvent", "{malformed}");
+    // An SNS delivery with one good record and one bad: refused whole, before the good one acts.
+    let good = json!({"command": "rollback", "workload": "prod/shop/Deployment/web",
+        "requestedBy": "erin", "id": "g-11"});
+    let mut batch = breakwater_sandbox::scenes::sns_event("m-g-11", "rollback", &good.to_string());
+    let mut bad = batch["Records"][0].clone();
+    bad["Sns"]["MessageId"] = json!("m-g-12");
+    bad["Sns"]["Message"] = json!("not json");
+    batch["Records"].as_array_mut().unwrap().push(bad);
+    let mixed = w.refused(batch.clone()).await;
+    assert_eq!(mixed.error_type(), "InvalidEvent", "{mixed}");
     let patches: Vec<_> = w
         .patches()
         .into_iter()
@@ -859,6 +869,11 @@ async fn guard_rails_report_and_change_nothing() {
         .collect();
     assert!(patches.is_empty(), "{patches:?}");
     assert_eq!(w.image(), "web:2");
+    // The good record alone acts: the refusal above was the bad record's.
+    batch["Records"].as_array_mut().unwrap().pop();
+    let alone = w.handle(batch).await;
+    assert_eq!(alone["records"][0]["outcome"], "rolled-back", "{alone}");
+    assert_eq!(w.image(), "web:1");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -37,12 +37,10 @@ impl<A: Alarms> RollbackFunction<A> {
                     continue;
                 }
             };
-            let lease = self.lease(&workload, owner).await?;
-            let checked = self.verify_one(&workload, now).await;
-            if let Err(e) = store.release_lease(lease).await {
-                tracing::warn!(error = %e, "could not release the workload lease; it expires on its own");
-            }
-            results.push(checked?);
+            let checked = self
+                .under_lease(&workload, owner, || self.verify_one(&workload, now))
+                .await?;
+            results.push(checked);
         }
         Ok(json!({"outcome": "verified", "checked": results}))
     }

@@ -21,13 +21,13 @@ use breakwater::aws::lambda_invoke::LambdaInvoke;
 use breakwater::aws::secrets::AwsSecrets;
 use breakwater::events::{Routes, Trigger};
 use breakwater::handoff::Handoff;
-use breakwater::invocation;
+use breakwater::invocation::{self, LeaseTerms, Leased, Patience};
 use breakwater::kube::workloads::Workloads;
 use breakwater::kube::KubeClients;
 use breakwater::metrics::{Metrics, Unit};
 use breakwater::ports::Alarms;
 use breakwater::secrets::Secrets;
-use breakwater::state::{Acquisition, Idempotent};
+use breakwater::state::Idempotent;
 use breakwater::{Error, Result, Toolkit};
 use serde_json::{json, Value};
 use tracing::Instrument;
@@ -140,30 +140,17 @@ impl<A: Alarms> RollbackFunction<A> {
                 Err(e) => Err(invalid(format!("alarm action payload: {e}"))),
             },
             Trigger::Sns(s) => {
-                let mut answers = Vec::new();
-                for record in &s.records {
-                    let message = record.sns.message.clone();
-                    let id = record.sns.message_id.clone();
-                    let answer = match serde_json::from_str::<Value>(&message) {
-                        Ok(m) if m.get("AlarmName").is_some() => match alarm_from_sns(&m) {
-                            Ok(f) => self.on_alarm(f, &id, owner).await,
-                            Err(e) => Err(e),
-                        },
-                        Ok(m) if m.get("command").and_then(Value::as_str) == Some("rollback") => {
-                            self.on_command(&m, &id, "sns", owner).await
-                        }
-                        Ok(_) => Err(invalid(
-                            "SNS message: neither a CloudWatch alarm notification nor a rollback command",
-                        )),
-                        Err(e) => Err(invalid(format!("SNS message is not JSON: {e}"))),
-                    };
-                    answers.push(match answer {
-                        Ok(v) => v,
-                        Err(Error::InvalidEvent(reason)) => self.rejected_entry(&reason),
-                        Err(e) => return Err(e),
-                    });
+                // Every record is read before any acts: a delivery with a bad record is refused
+                // whole (`InvalidEvent`), nothing changed, like any other bad input.
+                let asks: Result<Vec<_>> = s
+                    .records
+                    .iter()
+                    .map(|r| Ok((sns_ask(&r.sns.message)?, r.sns.message_id.clone())))
+                    .collect();
+                match asks {
+                    Ok(asks) => self.on_sns(asks, owner).await,
+                    Err(e) => Err(e),
                 }
-                Ok(json!({"outcome": "sns", "records": answers}))
             }
             Trigger::Command { body, .. } => self.on_command(&body, &id, "invoke", owner).await,
         };
@@ -184,17 +171,34 @@ impl<A: Alarms> RollbackFunction<A> {
         invocation::invalid_event(reason)
     }
 
-    /// One bad entry of a batch (an SNS record, one workload of an alarm): counted like
-    /// [`Self::rejected`], answered in the batch's result so the other entries still count.
-    pub(crate) fn rejected_entry(&self, reason: &str) -> Value {
-        let _invalid = self.rejected(reason);
-        json!({"outcome": "rejected", "reason": reason})
+    /// One workload of an alarm that this deployment does not manage (a `breakwater:*` tag
+    /// naming another cluster): acknowledged and dropped, as spot drops a foreign instance, while
+    /// the alarm's other workloads are decided.
+    fn foreign_workload(&self, reason: &str) -> Value {
+        tracing::warn!(
+            reason,
+            "a workload of the alarm is not this deployment's; dropped"
+        );
+        self.count("foreign-cluster", "EventsDropped");
+        json!({"outcome": "foreign-cluster", "reason": reason})
     }
 
     pub(crate) fn count(&self, outcome: &str, metric: &str) {
         let mut m = Metrics::new("rollback", outcome);
         m.add(metric, 1.0, Unit::Count);
         m.emit(self.now_ms());
+    }
+
+    /// The asks of one SNS delivery, each read already, in order.
+    async fn on_sns(&self, asks: Vec<(SnsAsk, String)>, owner: &str) -> Result<Value> {
+        let mut answers = Vec::new();
+        for (ask, id) in asks {
+            answers.push(match ask {
+                SnsAsk::Alarm(f) => self.on_alarm(*f, &id, owner).await?,
+                SnsAsk::Command(m) => self.on_command(&m, &id, "sns", owner).await?,
+            });
+        }
+        Ok(json!({"outcome": "sns", "records": answers}))
     }
 
     /// An alarm transition: only one into ALARM acts; the workloads come from the configured
@@ -241,7 +245,7 @@ impl<A: Alarms> RollbackFunction<A> {
             decisions.push(match self.request(request, owner).await {
                 Ok(d) => d,
                 // A tag naming a cluster this deployment does not manage: that workload only.
-                Err(Error::InvalidEvent(reason)) => self.rejected_entry(&reason),
+                Err(Error::InvalidEvent(reason)) => self.foreign_workload(&reason),
                 Err(e) => return Err(e),
             });
         }
@@ -311,13 +315,10 @@ impl<A: Alarms> RollbackFunction<A> {
         let ttl = self.toolkit.settings.idempotency_ttl;
         let span = tracing::info_span!("rollback", workload = %request.workload, trigger = %request.asker.describe());
         let result = store
-            .once("rollback", &key, owner, ttl, || async {
-                let lease = self.lease(&request.workload, owner).await?;
-                let decided = self.decide_and_record(&request, &key, started).await;
-                if let Err(e) = store.release_lease(lease).await {
-                    tracing::warn!(error = %e, "could not release the workload lease; it expires on its own");
-                }
-                decided
+            .once("rollback", &key, owner, ttl, || {
+                self.under_lease(&request.workload, owner, || {
+                    self.decide_and_record(&request, &key, started)
+                })
             })
             .instrument(span)
             .await;
@@ -340,36 +341,58 @@ impl<A: Alarms> RollbackFunction<A> {
         }
     }
 
-    /// The workload's lease, waited for a little (another alarm for the same workload decides
-    /// in well under a second).
-    pub(crate) async fn lease(
+    /// Runs `work` under the workload's lease, waited for a little (another alarm for the same
+    /// workload decides in well under a second); still held after that is `Retryable`.
+    pub(crate) async fn under_lease<T, F, Fut>(
         &self,
         workload: &Workload,
         owner: &str,
-    ) -> Result<breakwater::state::Lease> {
-        let store = &self.toolkit.store;
-        let waited = Instant::now();
-        for attempt in 0..40u64 {
-            match store
-                .acquire_lease(
-                    "rollback",
-                    &workload.to_string(),
-                    owner,
-                    self.toolkit.settings.lease_ttl,
-                )
-                .await?
-            {
-                Acquisition::Acquired(lease) => return Ok(lease),
-                Acquisition::Held { owner: other, .. } => {
-                    tracing::info!(holder = %other, "another invocation is deciding for this workload; waiting");
-                    tokio::time::sleep(Duration::from_millis(100 + 25 * attempt.min(16))).await;
-                }
-            }
+        work: F,
+    ) -> Result<T>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
+    {
+        let id = workload.to_string();
+        let terms = LeaseTerms {
+            scope: "rollback",
+            id: &id,
+            owner,
+            ttl: self.toolkit.settings.lease_ttl,
+            patience: Patience::up_to(LEASE_PATIENCE, Duration::from_millis(200)),
+        };
+        match invocation::with_kept_lease(&self.toolkit.store, terms, |_| work()).await? {
+            Leased::Done(value) => Ok(value),
+            Leased::Held { owner: other, .. } => Err(Error::Retryable(format!(
+                "the lease of {workload} stayed held by {other} for {} s",
+                LEASE_PATIENCE.as_secs()
+            ))),
         }
-        Err(Error::Retryable(format!(
-            "the lease of {workload} stayed held for {:.0} s",
-            waited.elapsed().as_secs_f64()
-        )))
+    }
+}
+
+/// How long a request waits for the workload's lease another invocation holds.
+const LEASE_PATIENCE: Duration = Duration::from_secs(15);
+
+/// What one SNS record asks for.
+enum SnsAsk {
+    /// A CloudWatch alarm notification.
+    Alarm(Box<AlarmFields>),
+    /// `{"command": "rollback", …}`.
+    Command(Value),
+}
+
+/// Reads one SNS record's message; anything else is `InvalidEvent`.
+fn sns_ask(message: &str) -> Result<SnsAsk> {
+    match serde_json::from_str::<Value>(message) {
+        Ok(m) if m.get("AlarmName").is_some() => Ok(SnsAsk::Alarm(Box::new(alarm_from_sns(&m)?))),
+        Ok(m) if m.get("command").and_then(Value::as_str) == Some("rollback") => {
+            Ok(SnsAsk::Command(m))
+        }
+        Ok(_) => Err(invalid(
+            "SNS message: neither a CloudWatch alarm notification nor a rollback command",
+        )),
+        Err(e) => Err(invalid(format!("SNS message is not JSON: {e}"))),
     }
 }
 

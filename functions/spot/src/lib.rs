@@ -11,7 +11,6 @@
 
 pub mod drain;
 pub mod events;
-pub mod lease;
 mod node;
 mod notice;
 pub mod on_demand;
@@ -19,21 +18,21 @@ pub mod record;
 mod schedule;
 pub mod settings;
 
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use breakwater::events::{Routes, Trigger};
-use breakwater::invocation;
+use breakwater::invocation::{self, LeaseTerms, Leased, Patience};
 use breakwater::kube::nodes::Clusters;
 use breakwater::kube::KubeClients;
 use breakwater::metrics::{Metrics, Unit};
 use breakwater::ports::{Instances, NodeGroups};
-use breakwater::state::Acquisition;
+use breakwater::state::KeptLease;
 use breakwater::{Error, Result, Toolkit};
 use serde_json::{json, Value};
 use tracing::Instrument;
 
 use crate::events::SpotEvent;
-use crate::lease::HeldLease;
 use crate::record::record_key;
 pub use crate::record::{InstanceRecord, Phase};
 use crate::schedule::{SCHEDULE_OWNER, SCHEDULE_WAIT};
@@ -220,37 +219,27 @@ impl<I: Instances, G: NodeGroups, K: Clusters> SpotFunction<I, G, K> {
                 ),
             ));
         };
-        let ttl = self.toolkit.settings.lease_ttl;
-        let lease = match self.acquire(&instance, owner, &event).await? {
-            Acquisition::Acquired(lease) => HeldLease::new(store.clone(), lease, ttl),
-            Acquisition::Held { owner: other, .. } => {
-                return Ok(json!({"outcome": "in-progress", "instance": instance, "by": other}))
-            }
+        // A warning that finds the lease held by the schedule (which only uncordons, in well
+        // under a second) waits for it a little: it must not be dropped as a duplicate.
+        let patience = match event {
+            SpotEvent::Warning { .. } => Patience::up_to(SCHEDULE_WAIT, Duration::from_millis(200))
+                .for_holders(SCHEDULE_OWNER),
+            _ => Patience::NONE,
         };
-        let result =
-            Box::pin(self.handle_instance(event, time_ms, &info, &cluster, started, &lease)).await;
-        lease.release().await;
-        result
-    }
-
-    /// The instance's lease. A warning that finds it held by the schedule (which only uncordons,
-    /// in well under a second) waits for it a little: it must not be dropped as a duplicate.
-    async fn acquire(&self, instance: &str, owner: &str, event: &SpotEvent) -> Result<Acquisition> {
-        let store = &self.toolkit.store;
-        let ttl = self.toolkit.settings.lease_ttl;
-        let mut waited = std::time::Duration::ZERO;
-        loop {
-            let got = store.acquire_lease("spot", instance, owner, ttl).await?;
-            match &got {
-                Acquisition::Held { owner: other, .. }
-                    if other.starts_with(SCHEDULE_OWNER)
-                        && matches!(event, SpotEvent::Warning { .. })
-                        && waited < SCHEDULE_WAIT =>
-                {
-                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-                    waited += std::time::Duration::from_millis(200);
-                }
-                _ => return Ok(got),
+        let terms = LeaseTerms {
+            scope: "spot",
+            id: &instance,
+            owner,
+            ttl: self.toolkit.settings.lease_ttl,
+            patience,
+        };
+        let work = |lease: Arc<KeptLease>| async move {
+            Box::pin(self.handle_instance(event, time_ms, &info, &cluster, started, &lease)).await
+        };
+        match invocation::with_kept_lease(store, terms, work).await? {
+            Leased::Done(value) => Ok(value),
+            Leased::Held { owner: other, .. } => {
+                Ok(json!({"outcome": "in-progress", "instance": instance, "by": other}))
             }
         }
     }

@@ -12,11 +12,11 @@ use serde_json::{json, Value};
 
 use crate::drain::{choose, namespace_policies, namespaces_of, pods_on, Drainer};
 use crate::events::SpotEvent;
-use crate::lease::HeldLease;
 use crate::on_demand::{self as failover, FailoverAction, Pool};
 use crate::record::{record_key, InstanceRecord, Phase};
 use crate::settings::RebalancePolicy;
 use crate::{reason_of, SpotFunction};
+use breakwater::state::KeptLease;
 
 impl<I: Instances, G: NodeGroups, K: Clusters> SpotFunction<I, G, K> {
     /// The managed cluster an instance belongs to: its `eks:cluster-name` tag (managed node
@@ -61,7 +61,7 @@ impl<I: Instances, G: NodeGroups, K: Clusters> SpotFunction<I, G, K> {
         info: &InstanceInfo,
         cluster: &str,
         started: Instant,
-        lease: &HeldLease,
+        lease: &KeptLease,
     ) -> Result<Value> {
         let store = &self.toolkit.store;
         let clock = store.clock().clone();
@@ -249,7 +249,7 @@ impl<I: Instances, G: NodeGroups, K: Clusters> SpotFunction<I, G, K> {
         event: &SpotEvent,
         info: &InstanceInfo,
         cluster: &str,
-        lease: &HeldLease,
+        lease: &KeptLease,
     ) -> Result<Value> {
         if matches!(event, SpotEvent::Warning { .. }) {
             self.count_reported(info, cluster).await;

@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::drain::DrainReport;
-use crate::lease::HeldLease;
 use crate::SpotFunction;
+use breakwater::state::KeptLease;
 
 /// The key of the cordoned-by-rebalance index (the schedule uncordons from it).
 pub(crate) const CORDONED_KEY: &str = "spot/cordoned.json";
@@ -67,7 +67,7 @@ impl<I: Instances, G: NodeGroups, K: Clusters> SpotFunction<I, G, K> {
         &self,
         key: &str,
         record: &InstanceRecord,
-        lease: &HeldLease,
+        lease: &KeptLease,
     ) -> Result<String> {
         lease.check().await?;
         self.toolkit.store.put(key, record).await

@@ -2,14 +2,16 @@
 //! under the instance's lease, its record read again under it), and return the on-demand
 //! failovers whose stable period has passed.
 
+use std::sync::Arc;
+
+use breakwater::invocation::{self, LeaseTerms, Leased, Patience};
 use breakwater::kube::nodes::{Clusters, Nodes};
 use breakwater::notify::Notification;
 use breakwater::ports::{Instances, NodeGroups};
-use breakwater::state::Acquisition;
+use breakwater::state::KeptLease;
 use breakwater::Result;
 use serde_json::{json, Value};
 
-use crate::lease::HeldLease;
 use crate::on_demand as failover;
 use crate::record::{record_key, InstanceRecord, Phase, CORDONED_KEY};
 use crate::SpotFunction;
@@ -56,23 +58,29 @@ impl<I: Instances, G: NodeGroups, K: Clusters> SpotFunction<I, G, K> {
                 ));
                 continue;
             }
-            let ttl = self.toolkit.settings.lease_ttl;
-            let lease = match store
-                .acquire_lease("spot", &instance, &format!("{SCHEDULE_OWNER}{owner}"), ttl)
-                .await?
-            {
-                Acquisition::Acquired(lease) => HeldLease::new(store.clone(), lease, ttl),
-                Acquisition::Held { owner: other, .. } => {
+            let holder = format!("{SCHEDULE_OWNER}{owner}");
+            let terms = LeaseTerms {
+                scope: "spot",
+                id: &instance,
+                owner: &holder,
+                ttl: self.toolkit.settings.lease_ttl,
+                patience: Patience::NONE,
+            };
+            let (id, cluster, at) = (&instance, &cluster, &node);
+            let work = |lease: Arc<KeptLease>| async move {
+                self.uncordon_under_lease(id, cluster, at, now, &lease)
+                    .await
+            };
+            let done = match invocation::with_kept_lease(store, terms, work).await {
+                Ok(Leased::Done(done)) => Ok(done),
+                Ok(Leased::Held { owner: other, .. }) => {
                     lines.push(format!(
                         "{node} ({instance}) is being handled by {other}; not uncordoned"
                     ));
                     continue;
                 }
+                Err(e) => Err(e),
             };
-            let done = self
-                .uncordon_under_lease(&instance, &cluster, &node, now, &lease)
-                .await;
-            lease.release().await;
             // One node that cannot be uncordoned now (the next tick tries again) must not keep
             // the others, or the on-demand return, from running.
             match done {
@@ -107,7 +115,7 @@ impl<I: Instances, G: NodeGroups, K: Clusters> SpotFunction<I, G, K> {
         cluster: &str,
         node: &str,
         now: u64,
-        lease: &HeldLease,
+        lease: &KeptLease,
     ) -> Result<Option<String>> {
         let store = &self.toolkit.store;
         let key = record_key(instance);

@@ -5,6 +5,7 @@
 //! `ConditionalRequestConflict` while a competing write is in flight), which gives mutual
 //! exclusion without another database. Every record is JSON with a schema version.
 
+mod kept;
 mod leases;
 mod once;
 mod records;
@@ -15,6 +16,7 @@ use crate::aws::objects::S3Objects;
 use crate::clock::Clock;
 use crate::objects::ObjectStore;
 
+pub use kept::KeptLease;
 pub use leases::{Acquisition, Lease};
 pub use once::Idempotent;
 pub use records::Versioned;

@@ -1,34 +1,38 @@
-//! The instance lease, held for as long as the work on the instance goes on.
+//! A lease kept for as long as the work under it goes on: checked before each write, renewed
+//! while long work runs, released once.
 //!
-//! A warning drain runs to `warning + 120 s − margin`, longer than the lease's time to live: the
-//! lease is therefore renewed (the state store's compare-and-swap `renew_lease`) every third of
-//! its time while the drain runs, and checked before every write — renewed first when less than
-//! half of it is left — so that whatever Breakwater writes about an instance (the cordon, the
-//! record) is written by the one holder of its lease. A renewal that finds the lease taken over
-//! (`Conflict`), or a lease that lapsed while S3 could not be reached, means another invocation
-//! may be acting: the work stops with `Conflict` instead of writing over it.
+//! Work can outlast the lease's time to live (spot's warning drain runs to `warning + 120 s −
+//! margin`): the lease is then renewed (the store's compare-and-swap `renew_lease`) every third of
+//! its time while the work runs, and checked before every write — renewed first when less than
+//! half of it is left — so that whatever is written under it is written by the one holder. A
+//! renewal that finds the lease taken over (`Conflict`), or a lease that lapsed while S3 could not
+//! be reached, means another invocation may be acting: the work stops with `Conflict` instead of
+//! writing over it. [`crate::invocation::with_kept_lease`] takes and releases it.
 
 use std::future::Future;
 use std::time::Duration;
 
-use breakwater::state::{Lease, StateStore};
-use breakwater::{Error, Result};
 use tokio::sync::Mutex;
+
+use super::{Lease, StateStore};
+use crate::error::{Error, Result};
 
 /// A lease this invocation holds and keeps.
 #[derive(Debug)]
-pub struct HeldLease {
+pub struct KeptLease {
     store: StateStore,
     ttl: Duration,
+    key: String,
     lease: Mutex<Option<Lease>>,
 }
 
-impl HeldLease {
+impl KeptLease {
     /// Keeps `lease` (acquired for `ttl`).
     pub fn new(store: StateStore, lease: Lease, ttl: Duration) -> Self {
-        HeldLease {
+        KeptLease {
             store,
             ttl,
+            key: lease.key.clone(),
             lease: Mutex::new(Some(lease)),
         }
     }
@@ -40,7 +44,7 @@ impl HeldLease {
     async fn renew_if(&self, below_ms: u64) -> Result<()> {
         let mut held = self.lease.lock().await;
         let Some(lease) = held.as_mut() else {
-            return Err(Error::Conflict("the instance lease was lost".into()));
+            return Err(Error::Conflict("the lease was lost".into()));
         };
         let now = self.store.clock().now_ms();
         let left = lease.expires_at_ms.saturating_sub(now);
@@ -57,12 +61,12 @@ impl HeldLease {
                 // It lapsed while the store could not be reached: someone may have taken it.
                 *held = None;
                 Err(Error::Conflict(format!(
-                    "the instance lease lapsed while it could not be renewed: {e}"
+                    "the lease lapsed while it could not be renewed: {e}"
                 )))
             }
             Err(e) => {
                 // Still ours for `left` ms: the next check renews.
-                tracing::warn!(error = %e, left_ms = left, "could not renew the instance lease yet");
+                tracing::warn!(error = %e, left_ms = left, "could not renew the lease yet");
                 Ok(())
             }
         }
@@ -88,26 +92,29 @@ impl HeldLease {
                 match self.renew_if(u64::MAX).await {
                     Ok(()) => {}
                     Err(Error::Conflict(why)) => return why,
-                    Err(e) => tracing::warn!(error = %e, "could not renew the instance lease"),
+                    Err(e) => tracing::warn!(error = %e, "could not renew the lease"),
                 }
             }
         };
         tokio::select! {
             out = work => Ok(out),
             why = renewals => {
-                tracing::error!(%why, "lost the instance lease mid-work; stopping");
+                tracing::error!(%why, "lost the lease mid-work; stopping");
                 Err(Error::Conflict(why))
             }
         }
     }
 
-    /// Releases the lease (a lost one needs nothing).
-    pub async fn release(self) {
-        let Some(lease) = self.lease.into_inner() else {
-            return;
+    /// The lease's key (`leases/<scope>/<id>`).
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// Releases the lease once (a lost or already released one needs nothing).
+    pub async fn release(&self) -> Result<()> {
+        let Some(lease) = self.lease.lock().await.take() else {
+            return Ok(());
         };
-        if let Err(e) = self.store.release_lease(lease).await {
-            tracing::warn!(error = %e, "could not release the instance lease; it expires on its own");
-        }
+        self.store.release_lease(lease).await
     }
 }
