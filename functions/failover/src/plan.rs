@@ -92,6 +92,17 @@ pub enum Database {
     },
 }
 
+impl Database {
+    /// The cross-region RDS replica `plan` and `precheck` read; `None` for an Aurora global
+    /// database (its clusters are read through the global cluster).
+    pub fn replica(&self) -> Option<&str> {
+        match self {
+            Database::Rds { replica, .. } => Some(replica),
+            Database::AuroraGlobal { .. } => None,
+        }
+    }
+}
+
 /// Node groups to raise.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -23,13 +23,9 @@ impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader, P: Probe>
         if let Some(checks) = &p.traffic.health_checks {
             steps.push(json!({"step": "fence", "call": "route53:UpdateHealthCheck", "target": checks.primary, "endpoint": "https://route53.amazonaws.com (us-east-1)", "expected_seconds": 1}));
         }
-        let replica = match &plan.database {
-            Database::Rds { replica, .. } => replica.as_str(),
-            Database::AuroraGlobal { .. } => "",
-        };
         let look = Look {
             db: &self.ports.secondary_db,
-            instance: replica,
+            instance: plan.database.replica().unwrap_or_default(),
             node_groups: true,
             traffic: None,
             switches: Switches::None,
@@ -87,13 +83,9 @@ impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader, P: Probe>
         let mut check = |name: String, ok: bool, detail: String| {
             checks.push(json!({"check": name, "ok": ok, "detail": detail}))
         };
-        let replica = match &plan.database {
-            Database::Rds { replica, .. } => replica.as_str(),
-            Database::AuroraGlobal { .. } => "",
-        };
         let look = Look {
             db: &self.ports.secondary_db,
-            instance: replica,
+            instance: plan.database.replica().unwrap_or_default(),
             node_groups: true,
             traffic: Some(false),
             switches: Switches::Both,
