@@ -201,10 +201,10 @@ async fn a_fifty_pod_node_with_budgets_drains_inside_the_deadline() {
         .filter(|p| p["outcome"] == "evicted")
         .count();
     assert_eq!(evicted, 50, "{r}");
-    // Inside the deadline is `deadline_missed: false` above; how fast the cordon and the drain are
-    // is measured by `make bench` (spot-bench), not asserted against this machine's wall clock
-    // (a `cordon_ms < 1000` here failed under load, before and after issue 18 alike).
-    assert!(report["took_ms"].as_u64().is_some(), "{r}");
+    // How fast the cordon is, is measured by `make bench` (spot-bench), not asserted against this
+    // machine's wall clock (a `cordon_ms < 1000` here failed under load, before and after issue 18
+    // alike).
+    assert!(report["took_ms"].as_u64().unwrap() < 50_000, "{r}");
     assert!(r["cordon_ms"].as_f64().is_some(), "{r}");
     // Every budget held: some evictions were refused and retried.
     assert!(report["pods"]
