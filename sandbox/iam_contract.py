@@ -121,7 +121,11 @@ class Adapter:
 
 
 SERVICES = ["s3", "sns", "sqs", "eks", "rds", "budgets", "iam", "route53", "ec2", "cloudwatch", "sts",
-            "lambda", "secretsmanager", "ssm"]
+            "lambda", "secretsmanager", "ssm", "route53recoverycluster"]
+
+# SDK crate (`aws_sdk_<name>`) → IAM service prefix, where they differ (Service Authorization
+# Reference: "Amazon Route 53 Recovery Cluster (service prefix: `route53-recovery-cluster`)").
+IAM_PREFIXES = {"route53recoverycluster": "route53-recovery-cluster"}
 
 
 def parse_adapter(path: str, type_name: str) -> Adapter | None:
@@ -178,7 +182,8 @@ def action_of(service: str, op: str) -> str | None:
     pascal = "".join(part.capitalize() for part in op.split("_"))
     if service == "rds":
         pascal = pascal.replace("Db", "DB")
-    return f"{service}:{iam_template.IAM_ACTIONS.get((service, pascal), pascal)}"
+    prefix = IAM_PREFIXES.get(service, service)
+    return f"{prefix}:{iam_template.IAM_ACTIONS.get((prefix, pascal), pascal)}"
 
 
 @dataclass

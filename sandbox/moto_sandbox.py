@@ -22,6 +22,7 @@ def main() -> None:
     port = sys.argv[1]
     if "--watch-parent" in sys.argv[2:]:
         threading.Thread(target=watch, args=(os.getppid(),), daemon=True).start()
+    import moto_arc
     import moto_iam
     import moto_patches
     from moto.server import main as moto_main
@@ -29,6 +30,8 @@ def main() -> None:
     moto_patches.apply()
     # IAM from template.yaml for every function binary (see moto_iam.py).
     moto_iam.apply()
+    # The Route 53 ARC cluster data plane, which moto lacks (see moto_arc.py).
+    moto_arc.apply()
 
     moto_main(["-H", "127.0.0.1", "-p", port])
 

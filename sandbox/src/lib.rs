@@ -2,6 +2,7 @@
 //! loopback, a Lambda Runtime API emulator that runs the real function binaries, a fault proxy,
 //! and the seeded two-region estate.
 
+pub mod arc;
 pub mod bench;
 pub mod function_env;
 pub mod functions;

@@ -7,6 +7,7 @@
 
 mod common;
 
+mod arc_emulator;
 mod bad_input;
 mod budget_binary;
 mod budget_month;
