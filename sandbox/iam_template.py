@@ -52,8 +52,9 @@ SANDBOX_PARAMETERS = {
     "FailoverHostedZoneId": "*",
     "FailoverPrimaryFqdn": "*",
     "FailoverSecondaryFqdn": "*",
-    "FailoverPrimaryHealthCheckId": "*",
-    "FailoverSecondaryHealthCheckId": "*",
+    "FailoverRoutingControls": "none",
+    "FailoverControlPanelArn": "arn:aws:route53-recovery-control::123456789012:controlpanel/*",
+    "FailoverRecordName": "*",
     "FailoverPrimaryLoadBalancer": "*",
 }
 

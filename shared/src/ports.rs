@@ -409,16 +409,8 @@ pub struct DnsRecord {
     pub value: String,
 }
 
-/// Route 53: health-check switches and records (its control plane is in us-east-1).
+/// Route 53's records (its control plane is in us-east-1: a failover's last resort).
 pub trait Dns: Send + Sync {
-    /// Whether the health check is inverted, `None` when it does not exist.
-    fn health_check_inverted(&self, id: &str) -> impl Future<Output = Result<Option<bool>>> + Send;
-    /// Sets `Inverted` on the health check.
-    fn set_health_check_inverted(
-        &self,
-        id: &str,
-        inverted: bool,
-    ) -> impl Future<Output = Result<Changed>> + Send;
     /// The record `name`/`kind` of the zone, `None` when absent.
     fn record(
         &self,
@@ -435,6 +427,41 @@ pub trait Dns: Send + Sync {
     ) -> impl Future<Output = Result<Changed>> + Send;
     /// `GetChange`: `PENDING` or `INSYNC`.
     fn change_status(&self, change_id: &str) -> impl Future<Output = Result<String>> + Send;
+}
+
+/// One regional endpoint of a Route 53 ARC cluster, as `DescribeCluster` and CloudFormation's
+/// `AWS::Route53RecoveryControl::Cluster` attribute `ClusterEndpoints` give it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterEndpoint {
+    /// Its URL (`https://host-….<region>.example.aws/v1`).
+    pub endpoint: String,
+    /// The region it is in: requests to it are signed for this region.
+    pub region: String,
+}
+
+/// Route 53 ARC routing controls, read and set through a cluster's regional endpoints: the data
+/// plane of traffic, with no dependency on Route 53's control plane in us-east-1 ("ARC ensures
+/// that at least three out of the five Regional cluster endpoints are always accessible",
+/// <https://docs.aws.amazon.com/r53recovery/latest/dg/routing-control.update.api.html>).
+///
+/// `cluster` is the cluster's endpoints; an implementation tries them in turn until one answers.
+pub trait RoutingControls: Send + Sync {
+    /// Whether each routing control is `On`, in the order asked (`GetRoutingControlState`);
+    /// [`crate::Error::NotFound`] for a control the cluster does not have.
+    fn states(
+        &self,
+        cluster: &[ClusterEndpoint],
+        controls: &[String],
+    ) -> impl Future<Output = Result<Vec<bool>>> + Send;
+    /// Sets every control in one `UpdateRoutingControlStates` (all or nothing). The cluster
+    /// evaluates its safety rules on the state the change would produce: a change one of them
+    /// forbids is refused ([`crate::Error::Conflict`]) and changes nothing.
+    fn set(
+        &self,
+        cluster: &[ClusterEndpoint],
+        states: &[(String, bool)],
+    ) -> impl Future<Output = Result<Changed>> + Send;
 }
 
 /// CloudWatch metrics of one region.

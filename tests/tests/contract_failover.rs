@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use breakwater::aws::arc::ArcRoutingControls;
 use breakwater::aws::cloudwatch::{CloudWatchAlarms, CloudWatchMetrics};
 use breakwater::aws::eks::EksNodeGroups;
 use breakwater::aws::rds::RdsDatabases;
@@ -16,8 +17,10 @@ use breakwater::fakes::metric_reader::FakeMetricReader;
 use breakwater::fakes::node_groups::FakeNodeGroups;
 use breakwater::fakes::probe::{Endpoint, FakeProbe};
 use breakwater::fakes::replicas::FakeReplicas;
+use breakwater::fakes::routing_controls::FakeRoutingControls;
 use breakwater::ports::{
-    Alarms, Dns, DnsRecord, MetricReader, NodeGroupId, NodeGroups, Replicas, Scaling,
+    Alarms, ClusterEndpoint, Dns, DnsRecord, MetricReader, NodeGroupId, NodeGroups, Replicas,
+    RoutingControls, Scaling,
 };
 use breakwater::probe::{HttpProbe, Probe};
 use breakwater_sandbox::failover_scene::{failover_scene, put_lag, FailoverScene, Latencies};
@@ -82,27 +85,9 @@ async fn the_replicas_fake_behaves_as_rds_on_moto() {
     );
 }
 
-/// Flips a health check, reads a missing one, reads a record, upserts it and follows the change.
-async fn dns_scenario(d: &impl Dns, zone: &str, record: &str, checks: (&str, &str)) -> Vec<String> {
+/// Reads a record, upserts it and follows the change.
+async fn dns_scenario(d: &impl Dns, zone: &str, record: &str) -> Vec<String> {
     let mut seen = Vec::new();
-    seen.push(format!(
-        "{:?}",
-        d.health_check_inverted(checks.0).await.unwrap()
-    ));
-    seen.push(format!(
-        "{:?}",
-        d.health_check_inverted(checks.1).await.unwrap()
-    ));
-    d.set_health_check_inverted(checks.0, true).await.unwrap();
-    seen.push(format!(
-        "{:?}",
-        d.health_check_inverted(checks.0).await.unwrap()
-    ));
-    let missing = "00000000-0000-0000-0000-000000000000";
-    seen.push(format!(
-        "{:?}",
-        d.health_check_inverted(missing).await.unwrap()
-    ));
     let now = d.record(zone, record, "CNAME").await.unwrap().unwrap();
     seen.push(format!("{} {} {}", now.name, now.kind, now.ttl));
     let moved = DnsRecord {
@@ -125,25 +110,139 @@ async fn dns_scenario(d: &impl Dns, zone: &str, record: &str, checks: (&str, &st
 async fn the_dns_fake_behaves_as_route53_on_moto() {
     let (aws, scene) = scene().await;
     let real = Route53Dns::new(aws.route53());
-    let checks = (scene.hc_primary.as_str(), scene.hc_secondary.as_str());
     let record = real
         .record(&scene.zone_id, &scene.record, "CNAME")
         .await
         .unwrap()
         .unwrap();
-    let fake = FakeDns::new()
-        .with_health_check(
-            checks.0,
-            real.health_check_inverted(checks.0).await.unwrap().unwrap(),
-        )
-        .with_health_check(
-            checks.1,
-            real.health_check_inverted(checks.1).await.unwrap().unwrap(),
-        )
-        .with_zone(&scene.zone_id, &[record]);
+    let fake = FakeDns::new().with_zone(&scene.zone_id, &[record]);
     assert_eq!(
-        dns_scenario(&fake, &scene.zone_id, &scene.record, checks).await,
-        dns_scenario(&real, &scene.zone_id, &scene.record, checks).await
+        dns_scenario(&fake, &scene.zone_id, &scene.record).await,
+        dns_scenario(&real, &scene.zone_id, &scene.record).await
+    );
+}
+
+/// Reads both controls and a missing one, tries the primary Off alone (the rule "at least one
+/// On" refuses it), switches both in one request, reads back.
+async fn routing_controls_scenario(
+    c: &impl RoutingControls,
+    cluster: &[ClusterEndpoint],
+    primary: &str,
+    secondary: &str,
+) -> Vec<String> {
+    let both = [primary.to_string(), secondary.to_string()];
+    let mut seen = vec![format!("{:?}", c.states(cluster, &both).await.unwrap())];
+    let missing = format!(
+        "{}/doesnotexist0000",
+        &primary[..primary.rfind('/').unwrap()]
+    );
+    seen.push(kind(c.states(cluster, &[missing]).await.map(drop)));
+    seen.push(kind(
+        c.set(cluster, &[(primary.to_string(), false)])
+            .await
+            .map(drop),
+    ));
+    seen.push(format!("{:?}", c.states(cluster, &both).await.unwrap()));
+    let changed = c
+        .set(
+            cluster,
+            &[(secondary.to_string(), true), (primary.to_string(), false)],
+        )
+        .await
+        .unwrap();
+    seen.push(format!("request id {}", changed.request_id.is_some()));
+    seen.push(format!("{:?}", c.states(cluster, &both).await.unwrap()));
+    seen
+}
+
+fn kind(r: breakwater::Result<()>) -> String {
+    match r {
+        Ok(()) => "ok".into(),
+        Err(e) => e.error_type().into(),
+    }
+}
+
+#[tokio::test]
+async fn the_routing_controls_fake_behaves_as_the_arc_cluster_emulator() {
+    let (aws, scene) = scene().await;
+    let cluster: Vec<ClusterEndpoint> = scene
+        .arc
+        .endpoints()
+        .into_iter()
+        .map(|(endpoint, region)| ClusterEndpoint { endpoint, region })
+        .collect();
+    let real = ArcRoutingControls::new(aws.config());
+    let fake = FakeRoutingControls::new()
+        .with_control(&scene.rc_primary, true)
+        .with_control(&scene.rc_secondary, false)
+        .with_assertion_rule(
+            "one-region-on",
+            &[&scene.rc_primary, &scene.rc_secondary],
+            1,
+        );
+    assert_eq!(
+        routing_controls_scenario(&fake, &cluster, &scene.rc_primary, &scene.rc_secondary).await,
+        routing_controls_scenario(&real, &cluster, &scene.rc_primary, &scene.rc_secondary).await
+    );
+}
+
+#[tokio::test]
+async fn the_routing_controls_adapter_moves_on_from_endpoints_that_do_not_answer() {
+    // GIVEN a cluster with three of its five endpoints down (ARC promises three up; this is
+    // worse) and one answering EndpointTemporarilyUnavailable
+    let (aws, scene) = scene().await;
+    let cluster: Vec<ClusterEndpoint> = scene
+        .arc
+        .endpoints()
+        .into_iter()
+        .map(|(endpoint, region)| ClusterEndpoint { endpoint, region })
+        .collect();
+    for region in ["us-east-1", "us-west-2", "eu-west-1"] {
+        scene.arc.set_down(region, true);
+    }
+    scene
+        .arc
+        .inject(
+            "ap-northeast-1",
+            breakwater_sandbox::arc::ArcFault::EndpointTemporarilyUnavailable,
+            None,
+        )
+        .await
+        .unwrap();
+    let real = ArcRoutingControls::new(aws.config());
+    // WHEN the adapter switches the controls, several times (each from a random endpoint)
+    for on_secondary in [true, false, true] {
+        real.set(
+            &cluster,
+            &[
+                (scene.rc_secondary.clone(), on_secondary),
+                (scene.rc_primary.clone(), !on_secondary),
+            ],
+        )
+        .await
+        .unwrap();
+        // THEN each time the one endpoint left answered, and the state reads back
+        let read = real
+            .states(
+                &cluster,
+                &[scene.rc_primary.clone(), scene.rc_secondary.clone()],
+            )
+            .await
+            .unwrap();
+        assert_eq!(read, [!on_secondary, on_secondary]);
+    }
+    assert!(scene.arc.requests("ap-southeast-2") >= 6);
+    // AND with every endpoint down, the error says so and is retryable
+    scene.arc.set_down("ap-southeast-2", true);
+    let err = real
+        .states(&cluster, std::slice::from_ref(&scene.rc_primary))
+        .await
+        .unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+    assert!(
+        err.to_string()
+            .contains("no endpoint of the ARC cluster answered"),
+        "{err}"
     );
 }
 

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use breakwater::aws::arc::ArcRoutingControls;
 use breakwater::aws::cloudwatch::CloudWatchMetrics;
 use breakwater::aws::eks::EksNodeGroups;
 use breakwater::aws::rds::RdsDatabases;
@@ -14,7 +15,7 @@ use breakwater::clock::{Clock, ManualClock};
 use breakwater::config::{Env, Settings};
 use breakwater::Toolkit;
 use breakwater_sandbox::failover_scene::{
-    failover_scene, observe, put_lag, put_plan, FailoverScene, Latencies, Observed,
+    failover_scene_via, observe, put_lag, put_plan, FailoverScene, Latencies, Observed,
 };
 use breakwater_sandbox::proxy::{Fault, FaultProxy, Rule};
 use breakwater_sandbox::rollback_scene::alarm_event;
@@ -34,13 +35,19 @@ const SECONDARY: &str = "us-west-2";
 const MUTATIONS: &[&str] = &[
     "PromoteReadReplica",
     "UpdateNodegroupConfig",
-    "UpdateHealthCheck",
+    "UpdateRoutingControlStates",
     "ChangeResourceRecordSets",
     "DeleteDBInstance",
     "CreateDBInstanceReadReplica",
 ];
 
-type Function = FailoverFunction<RdsDatabases, EksNodeGroups, Route53Dns, CloudWatchMetrics>;
+type Function = FailoverFunction<
+    RdsDatabases,
+    EksNodeGroups,
+    Route53Dns,
+    CloudWatchMetrics,
+    ArcRoutingControls,
+>;
 
 struct World {
     estate: Estate,
@@ -80,6 +87,7 @@ fn function_in(region: &str, estate: &Estate, aws: Arc<Aws>, clock: Arc<dyn Cloc
         primary_db: RdsDatabases::new(aws.rds_in(PRIMARY)),
         nodes: EksNodeGroups::new(aws.eks_in(SECONDARY)),
         dns: Route53Dns::new(aws.route53()),
+        switches: ArcRoutingControls::new(aws.config()),
         metrics: CloudWatchMetrics::new(aws.cloudwatch_in(SECONDARY)),
         primary_metrics: CloudWatchMetrics::new(aws.cloudwatch_in(PRIMARY)),
         probe: breakwater::probe::HttpProbe,
@@ -103,9 +111,19 @@ async fn world_with(latencies: Latencies, lag: f64, edit: impl FnOnce(&mut Value
     let estate = seed(direct.config(), PRIMARY, SECONDARY, &suffix)
         .await
         .unwrap();
-    let mut scene = failover_scene(direct.config(), &estate, &suffix, latencies, &dead_url())
-        .await
-        .unwrap();
+    let proxy = FaultProxy::start(&moto().endpoint(), 7).await.unwrap();
+    // The routing controls' endpoints forward through the same proxy: its log and rules cover
+    // them too.
+    let mut scene = failover_scene_via(
+        direct.config(),
+        &estate,
+        &suffix,
+        latencies,
+        &dead_url(),
+        &proxy.endpoint(),
+    )
+    .await
+    .unwrap();
     edit(&mut scene.plan);
     put_plan(
         direct.config(),
@@ -125,7 +143,6 @@ async fn world_with(latencies: Latencies, lag: f64, edit: impl FnOnce(&mut Value
     )
     .await
     .unwrap();
-    let proxy = FaultProxy::start(&moto().endpoint(), 7).await.unwrap();
     let aws = Arc::new(Aws::for_endpoint(&proxy.endpoint(), SECONDARY).await);
     let function = Arc::new(function_in(
         SECONDARY,
@@ -201,8 +218,9 @@ impl World {
         Observed {
             replica: ("available".into(), None),
             node_group: (2, 3, "ACTIVE".into()),
-            checks: (true, false),
-            record: format!("west.{}.example.com", self.scene.name),
+            controls: (false, true),
+            // The application's record is not rewritten: the routing controls move traffic.
+            record: format!("east.{}.example.com", self.scene.name),
         }
     }
 
@@ -217,8 +235,8 @@ fn once_each() -> BTreeMap<String, usize> {
     BTreeMap::from([
         ("PromoteReadReplica".to_string(), 1),
         ("UpdateNodegroupConfig".to_string(), 1),
-        ("UpdateHealthCheck".to_string(), 2),
-        ("ChangeResourceRecordSets".to_string(), 1),
+        // The fence alone is refused by the safety rule (a 409, not counted); one switch.
+        ("UpdateRoutingControlStates".to_string(), 1),
     ])
 }
 
@@ -461,11 +479,86 @@ async fn plan_and_precheck_change_nothing() {
     assert_eq!(plan["changes"], "none");
     assert_eq!(plan["within_target"], true, "{plan}");
     assert!(plan["steps"].as_array().unwrap().len() >= 4);
+    assert_eq!(
+        plan["blocked_if_primary_is_down"],
+        json!([]),
+        "routing controls in five regions: nothing needs us-east-1: {plan}"
+    );
     let check = w.handle(json!({"command": "precheck"})).await.unwrap();
     assert_eq!(check["ready"], true, "{check}");
     assert!(w.mutations().is_empty());
     let status = w.handle(json!({"command": "status"})).await.unwrap();
     assert_eq!(status["execution"], Value::Null);
+}
+
+/// The dependency lint: a plan that moves traffic by UPSERTing records, failing away from
+/// us-east-1, needs Route 53's control plane there; precheck is not ready and says which step.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn precheck_fails_a_plan_whose_traffic_step_needs_us_east_1() {
+    let w = world().await;
+    let mut plan: Value = w.scene.plan.clone();
+    plan["traffic"] = json!({"zone_id": w.scene.zone_id, "records": [{"name": w.scene.record,
+        "type": "CNAME", "ttl": 60, "primary": format!("east.{}.example.com", w.scene.name),
+        "secondary": format!("west.{}.example.com", w.scene.name)}]});
+    put_plan(
+        w.direct.config(),
+        SECONDARY,
+        &w.estate.secondary.state_bucket,
+        &plan,
+    )
+    .await
+    .unwrap();
+    let check = w.handle(json!({"command": "precheck"})).await.unwrap();
+    assert_eq!(check["ready"], false, "{check}");
+    let lint = check["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == "no dependency on us-east-1")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(lint["ok"], false, "{check}");
+    assert!(
+        lint["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("step traffic calls route53:ChangeResourceRecordSets"),
+        "{lint}"
+    );
+    assert!(w.mutations().is_empty());
+}
+
+/// The acid test: us-east-1 is lost whole — its own endpoints and, with it, Route 53's, IAM's and
+/// STS's global control planes (`Rule::region_outage`) — and the ARC cluster's us-east-1
+/// endpoint with them. The failover completes through the data plane, in us-west-2 and on the
+/// cluster's other endpoints.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_us_east_1_gone_the_failover_completes_through_the_data_plane() {
+    let w = world().await;
+    w.proxy.add_rule(Rule::region_outage(PRIMARY));
+    w.scene.arc.set_down(PRIMARY, true);
+    let r = w.outage().await;
+    assert_eq!(r["execution"]["outcome"], "succeeded", "{r}");
+    assert_eq!(w.observed().await, w.failed_over());
+    assert_eq!(w.mutations(), once_each());
+    // Nothing answered for us-east-1, and Route 53's API was never needed.
+    let calls = w.proxy.calls();
+    assert!(
+        calls.iter().all(|c| c.region != PRIMARY || !c.succeeded()),
+        "{:?}",
+        calls
+            .iter()
+            .filter(|c| c.region == PRIMARY && c.succeeded())
+            .collect::<Vec<_>>()
+    );
+    assert!(
+        calls.iter().all(|c| c.service != "route53"),
+        "{:?}",
+        calls
+            .iter()
+            .filter(|c| c.service == "route53")
+            .collect::<Vec<_>>()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -511,7 +604,7 @@ async fn database_and_nodes_wait_in_parallel() {
         first("PromoteReadReplica") < last("DescribeNodegroup"),
         "{calls:?}"
     );
-    assert!(first("ChangeResourceRecordSets") > first("UpdateNodegroupConfig"));
+    assert!(last("UpdateRoutingControlStates") > first("UpdateNodegroupConfig"));
     assert_eq!(w.observed().await, w.failed_over());
     assert_eq!(w.mutations(), once_each());
 }
@@ -530,7 +623,7 @@ async fn a_drill_cleans_up_and_reads_it_back() {
         (after.node_group.0, after.node_group.1),
         (before.node_group.0, before.node_group.1)
     );
-    assert_eq!(after.checks, before.checks);
+    assert_eq!(after.controls, before.controls);
     assert_eq!(after.record, before.record);
     let cleanup = r["execution"]["steps"]["cleanup"]["detail"]
         .as_str()
@@ -610,9 +703,9 @@ async fn failback_reprotects_then_moves_back() {
     );
     let o = w.observed().await;
     assert_eq!(
-        o.checks,
-        (false, true),
-        "the primary serves, the gate is closed again"
+        o.controls,
+        (true, false),
+        "the primary serves, the secondary is Off again"
     );
     assert_eq!(o.record, format!("east.{}.example.com", w.scene.name));
     let m = w.mutations();

@@ -1,9 +1,10 @@
-//! The one estate observer: the database, the node groups, the health-check switches and the
+//! The one estate observer: the database, the node groups, the routing controls and the
 //! records, read the same way for `plan`, `precheck` and the verify step, each of which then
 //! judges what it sees by its own rule.
 
 use breakwater::ports::{
     Dns, DnsRecord, GlobalCluster, NodeGroup, NodeGroupId, NodeGroups, ReplicaStatus, Replicas,
+    RoutingControls,
 };
 use breakwater::Result;
 
@@ -21,20 +22,8 @@ pub(crate) struct Look<'a, R> {
     /// `Some(secondary)`: read the records as they should stand with traffic on the secondary
     /// (`true`) or on the primary (`false`).
     pub traffic: Option<bool>,
-    /// Which health-check switches to read (each is a Route 53 control-plane call).
-    pub switches: Switches,
-}
-
-/// Which of the plan's health-check switches a reader needs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Switches {
-    /// None.
-    None,
-    /// Both (precheck).
-    Both,
-    /// Only the primary's (`true`) or only the secondary's gate (`false`): the one traffic
-    /// must pass through when verifying.
-    One { primary: bool },
+    /// Whether the routing controls are read (through the ARC cluster's data plane).
+    pub controls: bool,
 }
 
 /// The database as read.
@@ -53,20 +42,20 @@ pub(crate) struct Estate<'p> {
     pub database: DatabaseSeen,
     /// Each planned node group: its identity, its failover size, what EKS says of it.
     pub node_groups: Vec<(NodeGroupId, &'p NodeGroupTarget, Option<NodeGroup>)>,
-    /// The primary's switch: `None` when not read (or the plan has none), else its `Inverted`.
-    pub primary_switch: Option<Option<bool>>,
-    /// The secondary's gate, likewise.
-    pub gate_switch: Option<Option<bool>>,
+    /// The routing controls, `(primary On, secondary On)`: `None` when not read (or the plan
+    /// has none).
+    pub controls: Option<(bool, bool)>,
     /// Each planned record as it should stand, and as it stands.
     pub records: Vec<(DnsRecord, Option<DnsRecord>)>,
 }
 
 /// Reads the estate of `plan` as `look` says, one call per resource.
-pub(crate) async fn observe<'p, R: Replicas, N: NodeGroups, D: Dns>(
+pub(crate) async fn observe<'p, R: Replicas, N: NodeGroups, D: Dns, C: RoutingControls>(
     plan: &'p LoadedPlan,
     look: Look<'_, R>,
     nodes: &N,
     dns: &D,
+    switches: &C,
 ) -> Result<Estate<'p>> {
     let p = &plan.plan;
     let database = match &plan.database {
@@ -82,19 +71,16 @@ pub(crate) async fn observe<'p, R: Replicas, N: NodeGroups, D: Dns>(
             node_groups.push((id, target, live));
         }
     }
-    let (mut primary_switch, mut gate_switch) = (None, None);
-    if let Some(hc) = &p.traffic.health_checks {
-        if matches!(
-            look.switches,
-            Switches::Both | Switches::One { primary: true }
-        ) {
-            primary_switch = Some(dns.health_check_inverted(&hc.primary).await?);
-        }
-        if matches!(
-            look.switches,
-            Switches::Both | Switches::One { primary: false }
-        ) {
-            gate_switch = Some(dns.health_check_inverted(&hc.secondary).await?);
+    let mut controls = None;
+    if let (true, Some(rc)) = (look.controls, &p.traffic.routing_controls) {
+        let states = switches
+            .states(
+                &rc.cluster_endpoints,
+                &[rc.primary.clone(), rc.secondary.clone()],
+            )
+            .await?;
+        if let [primary, secondary] = states[..] {
+            controls = Some((primary, secondary));
         }
     }
     let mut records = Vec::new();
@@ -108,8 +94,7 @@ pub(crate) async fn observe<'p, R: Replicas, N: NodeGroups, D: Dns>(
     Ok(Estate {
         database,
         node_groups,
-        primary_switch,
-        gate_switch,
+        controls,
         records,
     })
 }

@@ -6,6 +6,7 @@
 //! Automatic triggers only ever start `failover` (or, in dry-run, a `plan`). The manual modes
 //! that change anything need `confirm` equal to the plan's name.
 
+pub mod dependencies;
 pub mod engine;
 mod estate;
 pub mod plan;
@@ -19,7 +20,7 @@ use breakwater::config::{ConfigError, Env};
 use breakwater::events::{alarm_from_action, alarm_from_eventbridge, Routes, Trigger};
 use breakwater::invocation::{self, Leased};
 use breakwater::metrics::{Metrics, Unit};
-use breakwater::ports::{Dns, MetricReader, NodeGroups, Replicas};
+use breakwater::ports::{Dns, MetricReader, NodeGroups, Replicas, RoutingControls};
 use breakwater::probe::{HttpProbe, Probe};
 use breakwater::{Error, Result, Toolkit};
 use serde_json::{json, Value};
@@ -102,17 +103,17 @@ fn invalid(reason: impl Into<String>) -> Error {
 
 /// The function.
 #[derive(Debug)]
-pub struct FailoverFunction<R, N, D, M, P = HttpProbe> {
+pub struct FailoverFunction<R, N, D, M, C, P = HttpProbe> {
     /// Clients, store, notifier, shared settings.
     pub toolkit: Toolkit,
     /// The AWS ports.
-    pub ports: Ports<R, N, D, M, P>,
+    pub ports: Ports<R, N, D, M, C, P>,
     /// Its settings.
     pub settings: FailoverSettings,
 }
 
-impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader, P: Probe>
-    FailoverFunction<R, N, D, M, P>
+impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader, C: RoutingControls, P: Probe>
+    FailoverFunction<R, N, D, M, C, P>
 {
     fn now(&self) -> u64 {
         self.toolkit.store.clock().now_ms()

@@ -1,6 +1,7 @@
 //! The failover Lambda: wiring only. RDS, EKS and CloudWatch clients are built for the plan's
-//! regions on first use (nothing is called at init).
+//! regions, and ARC clients for the cluster's endpoints, on first use (nothing is called at init).
 
+use breakwater::aws::arc::ArcRoutingControls;
 use breakwater::aws::cloudwatch::CloudWatchMetrics;
 use breakwater::aws::eks::EksNodeGroups;
 use breakwater::aws::rds::RdsDatabases;
@@ -27,6 +28,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         primary_db: RdsDatabases::new(aws.rds_in(&primary)),
         nodes: EksNodeGroups::new(aws.eks_in(&secondary)),
         dns: Route53Dns::new(aws.route53()),
+        switches: ArcRoutingControls::new(aws.config()),
         metrics: CloudWatchMetrics::new(aws.cloudwatch_in(&secondary)),
         primary_metrics: CloudWatchMetrics::new(aws.cloudwatch_in(&primary)),
         probe: HttpProbe,

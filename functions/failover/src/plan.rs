@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use breakwater::clock::parse_rfc3339;
 use breakwater::config::is_region_name;
-use breakwater::ports::{DnsRecord, NodeGroupId};
+use breakwater::ports::{ClusterEndpoint, DnsRecord, NodeGroupId};
 use serde::{Deserialize, Serialize};
 
 /// The plan.
@@ -125,31 +125,52 @@ pub struct NodeGroupTarget {
     pub desired: i32,
 }
 
-/// How traffic moves: a health-check switch, records, or both.
+/// How traffic moves: Route 53 ARC routing controls (the data plane, first choice), and/or
+/// records UPSERTed through Route 53's API — a control plane that lives in us-east-1, so the
+/// last resort: `plan` and `precheck` say so.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrafficPlan {
-    /// The health-check switch (preferred).
+    /// The routing controls that move traffic (preferred).
     #[serde(default)]
-    pub health_checks: Option<HealthCheckSwitch>,
+    pub routing_controls: Option<RoutingControlPlan>,
     /// The hosted zone of `records`.
     #[serde(default)]
     pub zone_id: Option<String>,
-    /// Records to UPSERT (the fallback).
+    /// Records to UPSERT (the last resort: needs Route 53's control plane in us-east-1).
     #[serde(default)]
     pub records: Vec<RecordPlan>,
+    /// The `Inverted` health-check switches of earlier versions, refused by name when a stored
+    /// plan still has them (see [`Plan::validate`]).
+    #[serde(default, skip_serializing)]
+    pub health_checks: Option<serde_json::Value>,
 }
 
-/// Route 53 health checks used as switches: `Inverted` makes a check report the opposite.
-/// The primary's is inverted to fence it (it reports unhealthy); the secondary's gate is held
-/// inverted (closed) in normal times and un-inverted to let traffic in.
+/// Route 53 ARC routing controls: one per region, each the switch of that region's failover
+/// record (a `RECOVERY_CONTROL` health check). Traffic moves when the secondary's is set `On`
+/// and the primary's `Off`, in one `UpdateRoutingControlStates` against any of the cluster's
+/// regional endpoints ("To implement failover, you set one routing control to ON and another
+/// one to OFF", Routing Control API Reference).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct HealthCheckSwitch {
-    /// The primary's health check.
+pub struct RoutingControlPlan {
+    /// The cluster's regional endpoints (`ClusterEndpoints` of the cluster, five in AWS).
+    pub cluster_endpoints: Vec<ClusterEndpoint>,
+    /// The primary region's routing control ARN.
     pub primary: String,
-    /// The secondary's gate.
+    /// The secondary region's routing control ARN.
     pub secondary: String,
+}
+
+impl RoutingControlPlan {
+    /// The control of the side traffic leaves and of the side it goes to.
+    pub fn sides(&self, toward_secondary: bool) -> (&str, &str) {
+        if toward_secondary {
+            (&self.primary, &self.secondary)
+        } else {
+            (&self.secondary, &self.primary)
+        }
+    }
 }
 
 /// One record and its value in each region.
@@ -302,6 +323,79 @@ fn field(path: &str, reason: impl std::fmt::Display) -> PlanError {
     PlanError(format!("{path}: {reason}"))
 }
 
+/// Checks the routing controls: endpoints as ARC gives them (HTTPS, each with its region; plain
+/// HTTP only on loopback, for the sandbox), and two different routing-control ARNs
+/// (`arn:aws:route53-recovery-control::<account>:controlpanel/<id>/routingcontrol/<id>`, the
+/// shape in the Routing Control API Reference).
+fn validate_routing_controls(controls: &RoutingControlPlan) -> Result<(), PlanError> {
+    let path = "traffic.routing_controls";
+    if controls.cluster_endpoints.is_empty() {
+        return Err(field(
+            &format!("{path}.cluster_endpoints"),
+            "name the cluster's regional endpoints (its ClusterEndpoints: five in AWS)",
+        ));
+    }
+    let mut seen = BTreeSet::new();
+    for (i, e) in controls.cluster_endpoints.iter().enumerate() {
+        let at = format!("{path}.cluster_endpoints[{i}]");
+        let loopback = ["http://127.0.0.1:", "http://localhost:"]
+            .iter()
+            .any(|p| e.endpoint.starts_with(p));
+        if !(e.endpoint.starts_with("https://") || loopback) || e.endpoint.len() < 12 {
+            return Err(field(
+                &format!("{at}.endpoint"),
+                format!("{:?}: an https:// URL", e.endpoint),
+            ));
+        }
+        if !is_region_name(&e.region) {
+            return Err(field(
+                &format!("{at}.region"),
+                format!("{:?} is not a region name", e.region),
+            ));
+        }
+        if !seen.insert(&e.endpoint) {
+            return Err(field(&format!("{at}.endpoint"), "listed twice"));
+        }
+    }
+    for (side, arn) in [
+        ("primary", &controls.primary),
+        ("secondary", &controls.secondary),
+    ] {
+        let parts: Vec<&str> = arn.splitn(6, ':').collect();
+        let resource: Vec<&str> = parts
+            .get(5)
+            .map(|r| r.split('/').collect())
+            .unwrap_or_default();
+        let shaped = parts.len() == 6
+            && parts[0] == "arn"
+            && parts[2] == "route53-recovery-control"
+            && parts[3].is_empty()
+            && parts[4].len() == 12
+            && parts[4].bytes().all(|b| b.is_ascii_digit())
+            && resource.len() == 4
+            && resource[0] == "controlpanel"
+            && resource[2] == "routingcontrol"
+            && !resource[1].is_empty()
+            && !resource[3].is_empty();
+        if !shaped {
+            return Err(field(
+                &format!("{path}.{side}"),
+                format!(
+                    "{arn:?}: a routing control ARN \
+                     (arn:aws:route53-recovery-control::<account>:controlpanel/<id>/routingcontrol/<id>)"
+                ),
+            ));
+        }
+    }
+    if controls.primary == controls.secondary {
+        return Err(field(
+            &format!("{path}.secondary"),
+            "must differ from primary",
+        ));
+    }
+    Ok(())
+}
+
 impl Plan {
     fn validate(&self) -> Result<Database, PlanError> {
         if self.name.is_empty()
@@ -355,25 +449,36 @@ impl Plan {
             }
         }
         let traffic = &self.traffic;
-        if traffic.health_checks.is_none() && traffic.records.is_empty() {
+        if traffic.health_checks.is_some() {
             return Err(field(
-                "traffic",
-                "name health_checks, records, or both: a failover must move traffic",
+                "traffic.health_checks",
+                "no longer supported: flipping Inverted on a health check is a Route 53 \
+                 control-plane call (us-east-1), and an inverted check of a primary that is down \
+                 reports healthy. Name traffic.routing_controls (Route 53 ARC) instead",
             ));
         }
-        if let Some(checks) = &traffic.health_checks {
-            if checks.primary.is_empty() || checks.secondary.is_empty() {
+        match (&traffic.routing_controls, traffic.records.is_empty()) {
+            (None, true) => {
                 return Err(field(
-                    "traffic.health_checks",
-                    "primary and secondary are required",
+                    "traffic",
+                    "name routing_controls (Route 53 ARC), or records as the last resort: a \
+                     failover must move traffic",
+                ))
+            }
+            (Some(_), false) => {
+                // Records with routing controls are the RECOVERY_CONTROL failover pair: static,
+                // moved by the controls. UPSERTing them too would need Route 53's control
+                // plane, the dependency the controls exist to avoid.
+                return Err(field(
+                    "traffic.records",
+                    "name routing_controls or records, not both: with routing controls the \
+                     failover records stay as they are",
                 ));
             }
-            if checks.primary == checks.secondary {
-                return Err(field(
-                    "traffic.health_checks.secondary",
-                    "must differ from primary",
-                ));
-            }
+            _ => {}
+        }
+        if let Some(controls) = &traffic.routing_controls {
+            validate_routing_controls(controls)?;
         }
         if !traffic.records.is_empty() && traffic.zone_id.as_deref().unwrap_or("").is_empty() {
             return Err(field("traffic.zone_id", "is required with records"));
@@ -555,10 +660,17 @@ pub(crate) mod tests {
             "database": {"engine": "rds", "replica": "orders-replica", "primary": "orders"},
             "eks": {"cluster": "standby", "node_groups": [{"name": "web", "min": 3, "desired": 3}]},
             "traffic": {
-                "health_checks": {"primary": "hc-east", "secondary": "hc-west"},
-                "zone_id": "Z1",
-                "records": [{"name": "api.example.com", "type": "CNAME", "ttl": 60,
-                             "primary": "east.example.com", "secondary": "west.example.com"}]
+                "routing_controls": {
+                    "cluster_endpoints": [
+                        {"endpoint": "https://host-aaaaaa.us-east-1.example.aws/v1", "region": "us-east-1"},
+                        {"endpoint": "https://host-bbbbbb.us-west-2.example.aws/v1", "region": "us-west-2"},
+                        {"endpoint": "https://host-cccccc.eu-west-1.example.aws/v1", "region": "eu-west-1"},
+                        {"endpoint": "https://host-dddddd.ap-northeast-1.example.aws/v1", "region": "ap-northeast-1"},
+                        {"endpoint": "https://host-eeeeee.ap-southeast-2.example.aws/v1", "region": "ap-southeast-2"}
+                    ],
+                    "primary": "arn:aws:route53-recovery-control::123456789012:controlpanel/0123456bbbbbbbbbbbbbbbbbbbbbbbbb/routingcontrol/east0123456789",
+                    "secondary": "arn:aws:route53-recovery-control::123456789012:controlpanel/0123456bbbbbbbbbbbbbbbbbbbbbbbbb/routingcontrol/west0123456789"
+                },
             },
             "targets": {"rto_seconds": 900, "rpo_seconds": 60},
             "detection": {"quorum": 2, "window_seconds": 120, "cooldown_seconds": 3600,
@@ -568,6 +680,16 @@ pub(crate) mod tests {
                     {"name": "r53", "kind": "alarm", "alarm": "east-hc", "corroborating": true}
                 ]}
         })
+    }
+
+    /// The example moving traffic by records (the last resort) instead of routing controls.
+    pub(crate) fn with_records(mut plan: serde_json::Value) -> serde_json::Value {
+        plan["traffic"] = serde_json::json!({
+            "zone_id": "Z1",
+            "records": [{"name": "api.example.com", "type": "CNAME", "ttl": 60,
+                         "primary": "east.example.com", "secondary": "west.example.com"}]
+        });
+        plan
     }
 
     fn error(plan: serde_json::Value) -> String {
@@ -595,7 +717,7 @@ pub(crate) mod tests {
         let mut p = example();
         p["detection"]["quorum"] = "two".into();
         assert!(error(p).starts_with("detection.quorum: invalid type"), "");
-        let mut p = example();
+        let mut p = with_records(example());
         p["traffic"]["records"][0]["ttl"] = serde_json::Value::Null;
         assert!(error(p).starts_with("traffic.records[0].ttl"));
         let mut p = example();
@@ -627,6 +749,42 @@ pub(crate) mod tests {
         p.as_object_mut().unwrap().remove("targets");
         assert!(error(p).contains("missing field `targets`"));
         assert!(load(b"{").unwrap_err().0.contains("EOF"));
+    }
+
+    #[test]
+    fn routing_controls_are_checked_and_the_old_health_check_switches_are_refused_by_name() {
+        let mut p = example();
+        p["traffic"]["routing_controls"]["cluster_endpoints"] = serde_json::json!([]);
+        assert!(error(p).starts_with("traffic.routing_controls.cluster_endpoints:"));
+        let mut p = example();
+        p["traffic"]["routing_controls"]["cluster_endpoints"][2]["endpoint"] =
+            "http://host.example.aws/v1".into();
+        assert!(error(p).starts_with("traffic.routing_controls.cluster_endpoints[2].endpoint"));
+        let mut p = example();
+        p["traffic"]["routing_controls"]["cluster_endpoints"][1]["region"] = "Oregon".into();
+        assert!(error(p).starts_with("traffic.routing_controls.cluster_endpoints[1].region"));
+        let mut p = example();
+        p["traffic"]["routing_controls"]["primary"] = "hc-east".into();
+        assert!(error(p).starts_with("traffic.routing_controls.primary"));
+        let mut p = example();
+        p["traffic"]["routing_controls"]["secondary"] =
+            p["traffic"]["routing_controls"]["primary"].clone();
+        assert!(error(p).starts_with("traffic.routing_controls.secondary: must differ"));
+        // A stored plan of an earlier version: told what replaced it, not "unknown field".
+        let mut p = example();
+        p["traffic"]["health_checks"] = serde_json::json!({"primary": "a", "secondary": "b"});
+        let e = error(p);
+        assert!(
+            e.starts_with("traffic.health_checks: no longer supported")
+                && e.contains("routing_controls"),
+            "{e}"
+        );
+        // Records alone still load (the last resort); records beside routing controls do not.
+        assert!(load(with_records(example()).to_string().as_bytes()).is_ok());
+        let mut p = example();
+        p["traffic"]["zone_id"] = "Z1".into();
+        p["traffic"]["records"] = with_records(example())["traffic"]["records"].clone();
+        assert!(error(p).starts_with("traffic.records: name routing_controls or records"));
     }
 
     #[test]

@@ -2,17 +2,18 @@
 //! the expected timeline) and `precheck` (readiness, published as `FailoverReady`).
 
 use breakwater::metrics::{Metrics, Unit};
-use breakwater::ports::{Dns, MetricReader, NodeGroups, Replicas};
+use breakwater::ports::{Dns, MetricReader, NodeGroups, Replicas, RoutingControls};
 use breakwater::probe::Probe;
 use breakwater::Result;
 use serde_json::{json, Value};
 
-use crate::estate::{self, DatabaseSeen, Look, Switches};
+use crate::dependencies;
+use crate::estate::{self, DatabaseSeen, Look};
 use crate::plan::{Database, LoadedPlan};
 use crate::FailoverFunction;
 
-impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader, P: Probe>
-    FailoverFunction<R, N, D, M, P>
+impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader, C: RoutingControls, P: Probe>
+    FailoverFunction<R, N, D, M, C, P>
 {
     /// `plan`: the steps against live state, with endpoints and the expected timeline.
     pub(crate) async fn plan_mode(&self, plan: &LoadedPlan) -> Result<Value> {
@@ -20,17 +21,30 @@ impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader, P: Probe>
         let mut steps = Vec::new();
         let mut observed = Vec::new();
         let rds = |r: &str| format!("https://rds.{r}.amazonaws.com");
-        if let Some(checks) = &p.traffic.health_checks {
-            steps.push(json!({"step": "fence", "call": "route53:UpdateHealthCheck", "target": checks.primary, "endpoint": "https://route53.amazonaws.com (us-east-1)", "expected_seconds": 1}));
+        let arc_endpoints = |rc: &crate::plan::RoutingControlPlan| {
+            rc.cluster_endpoints
+                .iter()
+                .map(|e| format!("{} ({})", e.endpoint, e.region))
+                .collect::<Vec<_>>()
+        };
+        if let Some(rc) = &p.traffic.routing_controls {
+            steps.push(json!({"step": "fence", "call": "route53-recovery-cluster:UpdateRoutingControlStates", "target": format!("{} Off", rc.primary), "endpoint": format!("any of: {}", arc_endpoints(rc).join(", ")), "expected_seconds": 1}));
         }
         let look = Look {
             db: &self.ports.secondary_db,
             instance: plan.database.replica().unwrap_or_default(),
             node_groups: true,
             traffic: None,
-            switches: Switches::None,
+            controls: false,
         };
-        let estate = estate::observe(plan, look, &self.ports.nodes, &self.ports.dns).await?;
+        let estate = estate::observe(
+            plan,
+            look,
+            &self.ports.nodes,
+            &self.ports.dns,
+            &self.ports.switches,
+        )
+        .await?;
         let db_seconds = match (&plan.database, estate.database) {
             (Database::Rds { replica, .. }, DatabaseSeen::Instance(live)) => {
                 observed.push(json!({"replica": replica, "status": live.as_ref().map(|d| d.status.clone()), "source": live.and_then(|d| d.source)}));
@@ -63,13 +77,18 @@ impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader, P: Probe>
         } else {
             60 + ttl
         };
-        steps.push(json!({"step": "traffic", "call": "route53:UpdateHealthCheck (gate) / ChangeResourceRecordSets + GetChange", "endpoint": "https://route53.amazonaws.com (us-east-1)", "expected_seconds": traffic_seconds}));
+        match &p.traffic.routing_controls {
+            Some(rc) => steps.push(json!({"step": "traffic", "call": "route53-recovery-cluster:UpdateRoutingControlStates", "target": format!("{} On, {} Off", rc.secondary, rc.primary), "endpoint": format!("any of: {}", arc_endpoints(rc).join(", ")), "expected_seconds": traffic_seconds})),
+            None => steps.push(json!({"step": "traffic", "call": "route53:ChangeResourceRecordSets + GetChange", "endpoint": "https://route53.amazonaws.com (Route 53's control plane: us-east-1)", "needs": "us-east-1", "last_resort": true, "expected_seconds": traffic_seconds})),
+        }
         steps.push(json!({"step": "verify", "expected_seconds": 5}));
         let expected =
             p.detection.window_seconds + db_seconds.max(eks_seconds) + traffic_seconds + 5;
         Ok(json!({
             "mode": "plan", "plan": p.name, "plan_hash": plan.hash, "changes": "none",
             "steps": steps, "observed": observed,
+            "dependencies": dependencies::failover(plan),
+            "blocked_if_primary_is_down": dependencies::blocked_by_primary(plan),
             "expected_rto_seconds": expected, "rto_target_seconds": p.targets.rto_seconds,
             "within_target": expected <= p.targets.rto_seconds,
             "timeline": format!("detect {} s → max(database {db_seconds} s, nodes {eks_seconds} s) → traffic {traffic_seconds} s → verify 5 s", p.detection.window_seconds),
@@ -88,9 +107,16 @@ impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader, P: Probe>
             instance: plan.database.replica().unwrap_or_default(),
             node_groups: true,
             traffic: Some(false),
-            switches: Switches::Both,
+            controls: true,
         };
-        let estate = estate::observe(plan, look, &self.ports.nodes, &self.ports.dns).await?;
+        let estate = estate::observe(
+            plan,
+            look,
+            &self.ports.nodes,
+            &self.ports.dns,
+            &self.ports.switches,
+        )
+        .await?;
         match (&plan.database, estate.database) {
             (Database::Rds { replica, .. }, DatabaseSeen::Instance(live)) => {
                 match live {
@@ -151,22 +177,34 @@ impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader, P: Probe>
                 None => check(format!("node group {id}"), false, "does not exist".into()),
             }
         }
-        if let (Some(hc), Some(primary), Some(gate)) = (
-            &p.traffic.health_checks,
-            estate.primary_switch,
-            estate.gate_switch,
-        ) {
+        if let (Some(rc), Some((primary_on, secondary_on))) =
+            (&p.traffic.routing_controls, estate.controls)
+        {
             check(
-                format!("primary health check {}", hc.primary),
-                primary == Some(false),
-                format!("inverted {primary:?} (expected false)"),
+                format!("routing control {}", rc.primary),
+                primary_on,
+                format!("{} (expected On: the primary serves)", on_off(primary_on)),
             );
             check(
-                format!("secondary gate {}", hc.secondary),
-                gate == Some(true),
-                format!("inverted {gate:?} (expected true: closed)"),
+                format!("routing control {}", rc.secondary),
+                !secondary_on,
+                format!("{} (expected Off until a failover)", on_off(secondary_on)),
             );
         }
+        // The lint: nothing a failover needs may live only in the region it fails away from.
+        let blocked = dependencies::blocked_by_primary(plan);
+        check(
+            format!("no dependency on {}", p.primary_region),
+            blocked.is_empty(),
+            if blocked.is_empty() {
+                format!(
+                    "every step can run with {} down (data planes and {} only)",
+                    p.primary_region, p.secondary_region
+                )
+            } else {
+                blocked.join("; ")
+            },
+        );
         for (want, live) in estate.records {
             check(
                 format!("record {}", want.name),
@@ -183,5 +221,13 @@ impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader, P: Probe>
             json!({"mode": "precheck", "plan": p.name, "plan_hash": plan.hash, "ready": ready, "checks": checks,
                   "permissions": "RDS, EKS and Route 53 have no DryRun for these calls: the calls above are the read half of each permission"}),
         )
+    }
+}
+
+fn on_off(on: bool) -> &'static str {
+    if on {
+        "On"
+    } else {
+        "Off"
     }
 }

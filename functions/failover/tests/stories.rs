@@ -7,16 +7,19 @@ use breakwater::fakes::metric_reader::FakeMetricReader;
 use breakwater::fakes::node_groups::FakeNodeGroups;
 use breakwater::fakes::probe::FakeProbe;
 use breakwater::fakes::replicas::FakeReplicas;
-use breakwater::ports::{DnsRecord, NodeGroupId, Scaling};
+use breakwater::fakes::routing_controls::{FakeRoutingControls, READS};
+use breakwater::ports::{NodeGroupId, Scaling};
+use breakwater::Error;
 use failover::engine::{Execution, Mode, Ports, StepName, StepState};
 
 mod common;
-use common::{engine, lag, plan, toolkit};
+use common::{controls, engine, lag, plan, toolkit, EAST, WEST};
 
-type Estate = Ports<FakeReplicas, FakeNodeGroups, FakeDns, FakeMetricReader, FakeProbe>;
+type Estate =
+    Ports<FakeReplicas, FakeNodeGroups, FakeDns, FakeMetricReader, FakeRoutingControls, FakeProbe>;
 
-/// The standby as it waits: a replica of `orders`, an empty node group, the gate closed and the
-/// record on the primary; the replica `lag_s` behind.
+/// The standby as it waits: a replica of `orders`, an empty node group, the primary's routing
+/// control On and the secondary's Off; the replica `lag_s` behind.
 fn standby(lag_s: f64) -> Estate {
     Ports {
         secondary_db: FakeReplicas::new()
@@ -34,19 +37,8 @@ fn standby(lag_s: f64) -> Estate {
                 },
             )
             .updates_take(4),
-        dns: FakeDns::new()
-            .with_health_check("hc-east", false)
-            .with_health_check("hc-west", true)
-            .with_zone(
-                "Z1",
-                &[DnsRecord {
-                    name: "api.example.com".into(),
-                    kind: "CNAME".into(),
-                    ttl: 60,
-                    value: "east.example.com".into(),
-                }],
-            )
-            .changes_pending_for(3),
+        dns: FakeDns::new(),
+        switches: controls(true, false),
         metrics: lag(lag_s),
         primary_metrics: FakeMetricReader::new().steady(
             "AWS/RDS",
@@ -93,22 +85,94 @@ async fn a_whole_failover_promotes_the_replica_scales_the_nodes_and_moves_the_tr
         ),
         (2, 3, "ACTIVE")
     );
-    let record = estate
-        .dns
-        .peek_record("Z1", "api.example.com", "CNAME")
-        .unwrap();
-    assert_eq!(record.value, "west.example.com");
     assert_eq!(
-        estate.dns.peek_inverted("hc-west"),
-        Some(false),
-        "the gate is open"
+        estate.switches.peek(WEST),
+        Some(true),
+        "the secondary takes traffic"
     );
     assert_eq!(
-        estate.dns.peek_inverted("hc-east"),
-        Some(true),
+        estate.switches.peek(EAST),
+        Some(false),
         "the primary is fenced"
     );
     assert_eq!(estate.secondary_db.calls.count("promote"), 1);
+    // AND Route 53's API (us-east-1) was never called
+    assert_eq!(estate.dns.calls.all(), Vec::<String>::new());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_safety_rule_keeping_one_side_on_turns_the_fence_into_one_switch_with_the_traffic() {
+    // GIVEN the cluster's rule "at least one routing control On", and the standby waiting
+    let toolkit = toolkit().await;
+    let (plan, estate) = (plan(), standby(2.0));
+    let now = toolkit.store.clock().now_ms();
+    let exec = Execution::new(&plan, Mode::Failover, "story".into(), now, now, "story");
+    // WHEN the failover runs
+    let exec = engine(&toolkit, &estate, &plan, 600, "story")
+        .reconcile(exec)
+        .await
+        .unwrap();
+    // THEN the fence alone was refused by the rule and said so; the traffic step turned the
+    // secondary On and the primary Off in one request; both read back
+    assert_eq!(exec.outcome, "succeeded", "{exec:#?}");
+    let fence = &exec.steps[&StepName::Fence];
+    assert_eq!(fence.state, StepState::Skipped, "{fence:?}");
+    assert!(
+        fence.detail.contains("safety rule one-cell-on"),
+        "{fence:?}"
+    );
+    let changes = estate.switches.calls.changes(READS);
+    assert_eq!(
+        changes,
+        [
+            format!("set {EAST}=Off"),
+            format!("set {WEST}=On,{EAST}=Off")
+        ],
+        "one refused fence, one switch"
+    );
+    let acts: Vec<&str> = exec.actions.iter().map(|a| a.operation.as_str()).collect();
+    assert_eq!(
+        acts.iter()
+            .filter(|o| **o == "UpdateRoutingControlStates")
+            .count(),
+        1,
+        "{acts:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cluster_no_endpoint_of_which_answers_is_waited_for_and_the_next_tick_moves_traffic() {
+    // GIVEN a cluster whose endpoints all fail to answer the switch once
+    let toolkit = toolkit().await;
+    let (plan, estate) = (plan(), standby(2.0));
+    estate.switches.calls.fail_call(
+        "set",
+        2,
+        Error::Retryable(
+            "UpdateRoutingControlStates: no endpoint of the ARC cluster answered".into(),
+        ),
+    );
+    let now = toolkit.store.clock().now_ms();
+    let exec = Execution::new(&plan, Mode::Failover, "story".into(), now, now, "story");
+    // WHEN the failover runs, and the next invocation picks it up
+    let exec = engine(&toolkit, &estate, &plan, 600, "first")
+        .reconcile(exec)
+        .await
+        .unwrap();
+    // THEN the first stops at the traffic step, waiting, not failed
+    assert_eq!(exec.outcome, "running", "{exec:#?}");
+    assert_eq!(exec.state(StepName::Traffic), StepState::Running);
+    assert_eq!(estate.switches.peek(WEST), Some(false));
+    let exec = engine(&toolkit, &estate, &plan, 600, "second")
+        .reconcile(exec)
+        .await
+        .unwrap();
+    // AND the second moves the traffic and finishes
+    assert_eq!(exec.outcome, "succeeded", "{exec:#?}");
+    assert_eq!(
+        (estate.switches.peek(EAST), estate.switches.peek(WEST)),
+        (Some(false), Some(true))
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -219,22 +283,16 @@ async fn a_drill_fails_over_to_a_tagged_copy_and_puts_the_estate_back_as_it_was(
         .reconcile(exec)
         .await
         .unwrap();
-    // THEN it succeeded: the copy was promoted then deleted, and nodes, health checks and
-    // records are back as they were
+    // THEN it succeeded: the copy was promoted then deleted, and nodes and routing controls
+    // are back as they were
     assert_eq!(exec.outcome, "succeeded", "{exec:#?}");
     assert_eq!(estate.secondary_db.calls.count("promote"), 1);
     assert_eq!(estate.secondary_db.calls.count("delete_instance"), 1);
     let group = estate.nodes.peek(&web()).unwrap();
     assert_eq!((group.scaling.min, group.scaling.desired), (0, 0));
-    assert_eq!(estate.dns.peek_inverted("hc-east"), Some(false));
-    assert_eq!(estate.dns.peek_inverted("hc-west"), Some(true));
     assert_eq!(
-        estate
-            .dns
-            .peek_record("Z1", "api.example.com", "CNAME")
-            .unwrap()
-            .value,
-        "east.example.com"
+        (estate.switches.peek(EAST), estate.switches.peek(WEST)),
+        (Some(true), Some(false))
     );
 }
 
@@ -248,18 +306,7 @@ async fn failback_re_creates_the_primary_as_a_replica_promotes_it_and_moves_the_
     let estate = Ports {
         secondary_db: FakeReplicas::new().with_instance("orders-replica", None),
         primary_db: FakeReplicas::new().changes_take(6),
-        dns: FakeDns::new()
-            .with_health_check("hc-east", true)
-            .with_health_check("hc-west", false)
-            .with_zone(
-                "Z1",
-                &[DnsRecord {
-                    name: "api.example.com".into(),
-                    kind: "CNAME".into(),
-                    ttl: 60,
-                    value: "west.example.com".into(),
-                }],
-            ),
+        switches: controls(false, true),
         ..estate
     };
     let now = toolkit.store.clock().now_ms();
@@ -276,11 +323,7 @@ async fn failback_re_creates_the_primary_as_a_replica_promotes_it_and_moves_the_
     assert_eq!(estate.primary_db.calls.count("promote"), 1);
     assert!(estate.primary_db.peek("orders").unwrap().writable());
     assert_eq!(
-        estate
-            .dns
-            .peek_record("Z1", "api.example.com", "CNAME")
-            .unwrap()
-            .value,
-        "east.example.com"
+        (estate.switches.peek(EAST), estate.switches.peek(WEST)),
+        (Some(true), Some(false))
     );
 }

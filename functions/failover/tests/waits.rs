@@ -12,15 +12,17 @@ use breakwater::fakes::metric_reader::FakeMetricReader;
 use breakwater::fakes::node_groups::FakeNodeGroups;
 use breakwater::fakes::probe::FakeProbe;
 use breakwater::fakes::replicas::FakeReplicas;
+use breakwater::fakes::routing_controls::FakeRoutingControls;
 use breakwater::ports::{DnsRecord, Scaling};
 
 use failover::engine::{Execution, Mode, Ports, StepState};
 use failover::plan::load;
 
 mod common;
-use common::{engine, lag, plan, toolkit};
+use common::{controls, engine, lag, plan_with_records, toolkit};
 
-type FakePorts = Ports<FakeReplicas, FakeNodeGroups, FakeDns, FakeMetricReader, FakeProbe>;
+type FakePorts =
+    Ports<FakeReplicas, FakeNodeGroups, FakeDns, FakeMetricReader, FakeRoutingControls, FakeProbe>;
 
 /// A failover whose promotion takes `promotion_polls` observations, whose node group refuses
 /// two updates (another in progress) and whose Route 53 change stays PENDING `pending` times,
@@ -53,8 +55,6 @@ fn scripted(promotion_polls: usize, pending: usize) -> FakePorts {
         );
     }
     let dns = FakeDns::new()
-        .with_health_check("hc-east", false)
-        .with_health_check("hc-west", true)
         .with_zone(
             "Z1",
             &[DnsRecord {
@@ -78,6 +78,7 @@ fn scripted(promotion_polls: usize, pending: usize) -> FakePorts {
         primary_db: FakeReplicas::new(),
         nodes,
         dns,
+        switches: FakeRoutingControls::new(),
         metrics: lag(2.0),
         primary_metrics: lag(2.0),
         probe: FakeProbe::new(),
@@ -87,7 +88,7 @@ fn scripted(promotion_polls: usize, pending: usize) -> FakePorts {
 #[tokio::test(start_paused = true)]
 async fn minutes_of_promotion_busy_node_groups_throttling_and_a_pending_change() {
     let toolkit = toolkit().await;
-    let plan = plan();
+    let plan = plan_with_records();
     // 36 observations 5 s apart: a promotion of three minutes.
     let ports = scripted(36, 12);
     let engine = engine(&toolkit, &ports, &plan, 600, "test");
@@ -119,14 +120,18 @@ async fn minutes_of_promotion_busy_node_groups_throttling_and_a_pending_change()
         "PriorRequestNotComplete, then the UPSERT"
     );
     assert_eq!(dns.count("change_status"), 13, "12 × PENDING, then INSYNC");
-    assert_eq!(dns.count("set_health_check_inverted"), 2, "fence and gate");
+    assert_eq!(
+        ports.switches.calls.all(),
+        Vec::<String>::new(),
+        "no routing controls in a records plan"
+    );
     assert!(db.count("instance") >= 38);
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_wait_longer_than_the_budget_checkpoints_and_the_next_invocation_finishes() {
     let toolkit = toolkit().await;
-    let plan = plan();
+    let plan = plan_with_records();
     // Route 53 stays PENDING for 40 polls (200 s); the invocation may wait only 100 s in all.
     let ports = scripted(2, 40);
     let first = engine(&toolkit, &ports, &plan, 100, "first");
@@ -182,7 +187,9 @@ async fn aurora_failover_allows_data_loss_and_switchover_does_not() {
             "name": "aurora", "primary_region": "us-east-1", "secondary_region": "us-west-2",
             "database": {"engine": "aurora-global", "global_cluster": "orders-global",
                          "target_cluster_arn": WEST, "primary_cluster_arn": EAST},
-            "traffic": {"health_checks": {"primary": "hc-east", "secondary": "hc-west"}},
+            "traffic": {"routing_controls": {
+                "cluster_endpoints": [{"endpoint": "https://host-bbbbbb.us-west-2.example.aws/v1", "region": "us-west-2"}],
+                "primary": common::EAST, "secondary": common::WEST}},
             "targets": {"rto_seconds": 900, "rpo_seconds": 60},
             "detection": {"quorum": 1, "window_seconds": 60, "cooldown_seconds": 3600,
                           "signals": [{"name": "5xx", "kind": "alarm", "alarm": "east-5xx"}]}
@@ -195,9 +202,8 @@ async fn aurora_failover_allows_data_loss_and_switchover_does_not() {
                 .changes_take(24),
             primary_db: FakeReplicas::new(),
             nodes: FakeNodeGroups::new(),
-            dns: FakeDns::new()
-                .with_health_check("hc-east", false)
-                .with_health_check("hc-west", true),
+            dns: FakeDns::new(),
+            switches: controls(true, false),
             metrics: rpo_lag(),
             primary_metrics: rpo_lag(),
             probe: FakeProbe::new(),
@@ -226,9 +232,12 @@ async fn aurora_failover_allows_data_loss_and_switchover_does_not() {
             _ => assert_eq!((f, s), (0, 1)),
         }
         assert_eq!(
-            ports.dns.calls.count("set_health_check_inverted"),
-            2,
-            "fence and gate"
+            (
+                ports.switches.peek(common::EAST),
+                ports.switches.peek(common::WEST)
+            ),
+            (Some(false), Some(true)),
+            "traffic on the secondary"
         );
         assert_eq!(
             ports

@@ -29,6 +29,8 @@ const TRANSIENT_CODES: &[&str] = &[
     "ServiceUnavailable",
     "InternalError",
     "InternalFailure",
+    "InternalServerException",
+    "EndpointTemporarilyUnavailableException",
 ];
 
 /// The service error codes of a resource that does not exist.

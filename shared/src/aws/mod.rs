@@ -1,6 +1,7 @@
 //! One place that builds AWS SDK clients from one `SdkConfig`, lazily, with a client per region
 //! on demand. It honours `AWS_ENDPOINT_URL` (and the service-specific variants) through aws-config.
 
+pub mod arc;
 pub mod buckets;
 pub mod budgets;
 pub mod cloudwatch;

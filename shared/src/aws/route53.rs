@@ -1,4 +1,4 @@
-//! The Route 53 adapter: health-check switches and record changes. Route 53 is a global service
+//! The Route 53 adapter: record changes. Route 53 is a global service
 //! whose control plane is in us-east-1; the client is signed there whatever the home region.
 
 use aws_sdk_route53::operation::RequestId;
@@ -37,47 +37,6 @@ fn invalid(what: &str, err: impl std::fmt::Display) -> Error {
 }
 
 impl Dns for Route53Dns {
-    async fn health_check_inverted(&self, id: &str) -> Result<Option<bool>> {
-        match self
-            .client
-            .get_health_check()
-            .health_check_id(id)
-            .send()
-            .await
-        {
-            Ok(out) => Ok(Some(
-                out.health_check
-                    .and_then(|h| h.health_check_config)
-                    .and_then(|c| c.inverted)
-                    .unwrap_or(false),
-            )),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_no_such_health_check()) =>
-            {
-                Ok(None)
-            }
-            Err(e) => Err(Error::from_sdk(&format!("get health check {id}"), &e)),
-        }
-    }
-
-    async fn set_health_check_inverted(&self, id: &str, inverted: bool) -> Result<Changed> {
-        let out = self
-            .client
-            .update_health_check()
-            .health_check_id(id)
-            .inverted(inverted)
-            .send()
-            .await
-            .map_err(|e| {
-                Error::from_sdk(&format!("set health check {id} inverted={inverted}"), &e)
-            })?;
-        Ok(Changed {
-            request_id: out.request_id().map(str::to_string),
-            started: None,
-        })
-    }
-
     async fn record(&self, zone: &str, name: &str, kind: &str) -> Result<Option<DnsRecord>> {
         let name = fqdn(name);
         let out = self

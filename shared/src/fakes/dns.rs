@@ -1,4 +1,4 @@
-//! A fake of [`Dns`]: Route 53 health checks and records in memory. An `UPSERT` batch is visible
+//! A fake of [`Dns`]: Route 53 records in memory. An `UPSERT` batch is visible
 //! to reads at once (as `ListResourceRecordSets` shows it) and its change stays `PENDING` for a
 //! set number of `GetChange` calls before `INSYNC`.
 
@@ -12,7 +12,6 @@ use crate::ports::{Changed, Dns, DnsRecord};
 
 #[derive(Debug, Default)]
 struct State {
-    checks: BTreeMap<String, bool>,
     zones: BTreeMap<String, BTreeMap<(String, String), DnsRecord>>,
     changes: BTreeMap<String, usize>,
     pending_polls: usize,
@@ -23,16 +22,16 @@ struct State {
 #[derive(Debug, Default)]
 pub struct FakeDns {
     state: Mutex<State>,
-    /// The calls made, by operation (`health_check_inverted`, `set_health_check_inverted`,
-    /// `record`, `upsert`, `change_status`), and failures to answer with.
+    /// The calls made, by operation (`record`, `upsert`, `change_status`), and failures to
+    /// answer with.
     pub calls: Calls,
 }
 
 /// The reads of [`FakeDns`].
-pub const READS: &[&str] = &["health_check_inverted", "record", "change_status"];
+pub const READS: &[&str] = &["record", "change_status"];
 
 impl FakeDns {
-    /// No health checks, no zones; changes are `INSYNC` at the first `GetChange`.
+    /// No zones; changes are `INSYNC` at the first `GetChange`.
     pub fn new() -> Self {
         Self::default()
     }
@@ -40,16 +39,6 @@ impl FakeDns {
     /// Every change made from now on reads `PENDING` for `polls` calls of `change_status`.
     pub fn changes_pending_for(self, polls: usize) -> Self {
         self.state.lock().unwrap().pending_polls = polls;
-        self
-    }
-
-    /// A health check, inverted or not.
-    pub fn with_health_check(self, id: &str, inverted: bool) -> Self {
-        self.state
-            .lock()
-            .unwrap()
-            .checks
-            .insert(id.into(), inverted);
         self
     }
 
@@ -66,11 +55,6 @@ impl FakeDns {
         }
         drop(state);
         self
-    }
-
-    /// Whether the health check is inverted now, without counting a call.
-    pub fn peek_inverted(&self, id: &str) -> Option<bool> {
-        self.state.lock().unwrap().checks.get(id).copied()
     }
 
     /// The record as stored now, without counting a call.
@@ -90,29 +74,6 @@ impl FakeDns {
 }
 
 impl Dns for FakeDns {
-    async fn health_check_inverted(&self, id: &str) -> Result<Option<bool>> {
-        self.calls.record("health_check_inverted", id)?;
-        Ok(self.state.lock().unwrap().checks.get(id).copied())
-    }
-
-    async fn set_health_check_inverted(&self, id: &str, inverted: bool) -> Result<Changed> {
-        self.calls
-            .record("set_health_check_inverted", &format!("{id} {inverted}"))?;
-        let state = &mut *self.state.lock().unwrap();
-        match state.checks.get_mut(id) {
-            Some(check) => *check = inverted,
-            None => {
-                return Err(Error::NotFound(format!(
-                    "set health check {id} inverted={inverted}: NoSuchHealthCheck"
-                )))
-            }
-        }
-        Ok(Changed {
-            request_id: Self::request(state),
-            started: None,
-        })
-    }
-
     async fn record(&self, zone: &str, name: &str, kind: &str) -> Result<Option<DnsRecord>> {
         self.calls
             .record("record", &format!("{zone} {name} {kind}"))?;

@@ -17,6 +17,7 @@ pub mod pods;
 pub mod probe;
 pub mod replicas;
 pub mod role_policies;
+pub mod routing_controls;
 pub mod secrets;
 pub mod storage_metrics;
 pub mod topic;

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use breakwater::notify::Notification;
-use breakwater::ports::{Changed, Dns, MetricReader, NodeGroups, Replicas};
+use breakwater::ports::{Changed, Dns, MetricReader, NodeGroups, Replicas, RoutingControls};
 use breakwater::probe::Probe;
 use breakwater::{Error, Result};
 use tokio::sync::Mutex;
@@ -35,7 +35,9 @@ pub(super) fn token(execution: &str, what: &str) -> String {
     format!("bw-{hex}")
 }
 
-impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader, P: Probe> Engine<'_, R, N, D, M, P> {
+impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader, C: RoutingControls, P: Probe>
+    Engine<'_, R, N, D, M, C, P>
+{
     pub(super) fn now(&self) -> u64 {
         self.toolkit.store.clock().now_ms()
     }

@@ -1,7 +1,7 @@
 //! The database step: the RPO guard, then an RDS replica promoted or an Aurora global database's
 //! writer moved (failover with data loss allowed, switchover without), observed until it writes.
 
-use breakwater::ports::{Dns, MetricReader, NodeGroups, Replicas};
+use breakwater::ports::{Dns, MetricReader, NodeGroups, Replicas, RoutingControls};
 use breakwater::probe::Probe;
 use breakwater::Result;
 use tokio::sync::Mutex;
@@ -11,7 +11,9 @@ use crate::plan::Database;
 
 use super::*;
 
-impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader, P: Probe> Engine<'_, R, N, D, M, P> {
+impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader, C: RoutingControls, P: Probe>
+    Engine<'_, R, N, D, M, C, P>
+{
     /// The lag of the replica about to be promoted (seconds), `None` when CloudWatch has none.
     pub(super) async fn lag(&self, back: bool) -> Result<Option<f64>> {
         let now = self.now();

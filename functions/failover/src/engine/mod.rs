@@ -30,17 +30,20 @@ pub use outcome::{build_report, execution_metrics, figures, Figures};
 pub use record::{Act, Before, Execution, Mode, Step, StepName, StepState};
 
 /// The AWS a failover touches: RDS in both regions, EKS and CloudWatch in the region being
-/// activated, Route 53.
+/// activated, Route 53 ARC's cluster (traffic through the data plane) and, as the last resort,
+/// Route 53's API.
 #[derive(Debug)]
-pub struct Ports<R, N, D, M, P = HttpProbe> {
+pub struct Ports<R, N, D, M, C, P = HttpProbe> {
     /// RDS in the secondary region.
     pub secondary_db: R,
     /// RDS in the primary region (failback re-protection).
     pub primary_db: R,
     /// EKS node groups in the secondary region.
     pub nodes: N,
-    /// Route 53.
+    /// Route 53's API (records: the last resort; its control plane is in us-east-1).
     pub dns: D,
+    /// Route 53 ARC routing controls, through the cluster's regional endpoints.
+    pub switches: C,
     /// CloudWatch in the secondary region (replica lag).
     pub metrics: M,
     /// CloudWatch in the primary region (lag of the re-protected replica on failback).
@@ -68,11 +71,11 @@ enum Progress {
 
 /// One reconciliation of one execution.
 #[derive(Debug)]
-pub struct Engine<'a, R, N, D, M, P = HttpProbe> {
+pub struct Engine<'a, R, N, D, M, C, P = HttpProbe> {
     /// Clients, store, notifier.
     pub toolkit: &'a Toolkit,
     /// The AWS ports.
-    pub ports: &'a Ports<R, N, D, M, P>,
+    pub ports: &'a Ports<R, N, D, M, C, P>,
     /// The plan.
     pub plan: &'a LoadedPlan,
     /// Waiting.

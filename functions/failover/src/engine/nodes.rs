@@ -1,7 +1,9 @@
 //! The node-groups step: the secondary's EKS managed node groups raised to the plan's sizes,
 //! each update observed until the group is ACTIVE at them.
 
-use breakwater::ports::{Changed, Dns, MetricReader, NodeGroupId, NodeGroups, Replicas, Scaling};
+use breakwater::ports::{
+    Changed, Dns, MetricReader, NodeGroupId, NodeGroups, Replicas, RoutingControls, Scaling,
+};
 use breakwater::probe::Probe;
 use breakwater::Result;
 use tokio::sync::Mutex;
@@ -9,7 +11,9 @@ use tokio::time::Instant;
 
 use super::*;
 
-impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader, P: Probe> Engine<'_, R, N, D, M, P> {
+impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader, C: RoutingControls, P: Probe>
+    Engine<'_, R, N, D, M, C, P>
+{
     pub(super) async fn nodes(
         &self,
         shared: &Mutex<Execution>,

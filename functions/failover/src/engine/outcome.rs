@@ -2,7 +2,7 @@
 //! metrics and the final notification.
 
 use breakwater::metrics::{Metrics, Unit};
-use breakwater::ports::{Dns, MetricReader, NodeGroups, Replicas};
+use breakwater::ports::{Dns, MetricReader, NodeGroups, Replicas, RoutingControls};
 use breakwater::probe::Probe;
 use breakwater::report::{Action, Phase, Report};
 use breakwater::Result;
@@ -12,7 +12,9 @@ use crate::plan::LoadedPlan;
 
 use super::*;
 
-impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader, P: Probe> Engine<'_, R, N, D, M, P> {
+impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader, C: RoutingControls, P: Probe>
+    Engine<'_, R, N, D, M, C, P>
+{
     pub(super) async fn report(&self, shared: &Mutex<Execution>) -> Result<Progress> {
         if self.begin(shared, StepName::Report).await? == StepState::Done {
             return Ok(Progress::Done);

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use breakwater::ports::{Dns, MetricReader, NodeGroups, Replicas};
+use breakwater::ports::{Dns, MetricReader, NodeGroups, Replicas, RoutingControls};
 use breakwater::probe::Probe;
 use breakwater::Result;
 use tokio::sync::Mutex;
@@ -11,7 +11,9 @@ use tokio::time::Instant;
 
 use super::*;
 
-impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader, P: Probe> Engine<'_, R, N, D, M, P> {
+impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader, C: RoutingControls, P: Probe>
+    Engine<'_, R, N, D, M, C, P>
+{
     /// Runs (or resumes) the execution as far as it can go in this invocation.
     pub async fn reconcile(&self, exec: Execution) -> Result<Execution> {
         let deadline = Instant::now() + self.pace.budget;

@@ -134,8 +134,9 @@ pub struct Step {
 /// What an execution changed before, so that a drill can put it back.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Before {
-    /// Health check → its `Inverted` before.
-    pub health_checks: BTreeMap<String, bool>,
+    /// Routing control ARN → whether it was `On` before.
+    #[serde(default)]
+    pub routing_controls: BTreeMap<String, bool>,
     /// Record name → its value before (`None`: absent).
     pub records: BTreeMap<String, Option<DnsRecord>>,
     /// Node group → its sizes before.

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use breakwater::ports::{Dns, DnsRecord, MetricReader, NodeGroups, Replicas};
+use breakwater::ports::{Dns, DnsRecord, MetricReader, NodeGroups, Replicas, RoutingControls};
 use breakwater::probe::Probe;
 use breakwater::Result;
 use tokio::sync::Mutex;
@@ -11,9 +11,12 @@ use tokio::time::Instant;
 
 use crate::plan::Database;
 
+use super::traffic::describe_states;
 use super::*;
 
-impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader, P: Probe> Engine<'_, R, N, D, M, P> {
+impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader, C: RoutingControls, P: Probe>
+    Engine<'_, R, N, D, M, C, P>
+{
     /// Failback's re-protection: a replica of the current writer in the primary region.
     pub(super) async fn reprotect(
         &self,
@@ -75,7 +78,7 @@ impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader, P: Probe> Engine<'_, R
         }
     }
 
-    /// A drill's clean-up: node groups, health checks and records back to what they were, the
+    /// A drill's clean-up: node groups, routing controls and records back to what they were, the
     /// promoted drill copy deleted when it is tagged as one — each read back.
     pub(super) async fn cleanup(
         &self,
@@ -102,33 +105,44 @@ impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader, P: Probe> Engine<'_, R
                 }
             }
         }
-        for (check, inverted) in &before.health_checks {
-            if self.ports.dns.health_check_inverted(check).await? != Some(*inverted) {
-                let changed = self
-                    .ports
-                    .dns
-                    .set_health_check_inverted(check, *inverted)
-                    .await?;
+        if let (Some(rc), false) = (
+            &self.plan.plan.traffic.routing_controls,
+            before.routing_controls.is_empty(),
+        ) {
+            // All in one request: restored one by one, the cluster's safety rules could refuse
+            // the state in between (both Off).
+            let wanted: Vec<(String, bool)> = before
+                .routing_controls
+                .iter()
+                .map(|(arn, on)| (arn.clone(), *on))
+                .collect();
+            let arns: Vec<String> = wanted.iter().map(|(arn, _)| arn.clone()).collect();
+            let cluster = &rc.cluster_endpoints;
+            let now = self.ports.switches.states(cluster, &arns).await?;
+            if now.iter().zip(&wanted).any(|(n, (_, w))| n != w) {
+                let changed = self.set_controls(cluster, &wanted).await?;
                 self.acted(
                     shared,
-                    "UpdateHealthCheck",
-                    &format!("{check} Inverted={inverted} (restore)"),
+                    "UpdateRoutingControlStates",
+                    &format!("{} (restore)", describe_states(&wanted)),
                     &changed,
                 )
                 .await?;
             }
-            match self.ports.dns.health_check_inverted(check).await? {
-                Some(v) if v == *inverted => done.push(format!("{check} Inverted={inverted}")),
-                other => {
-                    return self
-                        .fail(
-                            shared,
-                            StepName::Cleanup,
-                            format!("{check} reads back {other:?}"),
-                        )
-                        .await
-                }
+            let read = self.ports.switches.states(cluster, &arns).await?;
+            if read.iter().zip(&wanted).any(|(n, (_, w))| n != w) {
+                return self
+                    .fail(
+                        shared,
+                        StepName::Cleanup,
+                        format!(
+                            "routing controls read back {read:?}, expected {}",
+                            describe_states(&wanted)
+                        ),
+                    )
+                    .await;
             }
+            done.push(describe_states(&wanted));
         }
         let restore: Vec<DnsRecord> = before.records.values().flatten().cloned().collect();
         if !restore.is_empty() {

@@ -1,10 +1,12 @@
-//! The traffic steps: the fence (the primary's health check inverted, best effort), then the
-//! secondary's gate opened and the records moved, observed until Route 53 reports INSYNC.
-//! (The room issue 19 rewrites.)
+//! The traffic steps, through Route 53 ARC's data plane: the fence (the routing control of the
+//! side being left set `Off`, best effort), then one `UpdateRoutingControlStates` that turns the
+//! new side's control `On` and the old side's `Off` together, read back. Plans without routing
+//! controls UPSERT records instead (the last resort: Route 53's control plane, in us-east-1),
+//! observed until Route 53 reports INSYNC.
 
 use std::time::Duration;
 
-use breakwater::ports::{Dns, DnsRecord, MetricReader, NodeGroups, Replicas};
+use breakwater::ports::{Dns, DnsRecord, MetricReader, NodeGroups, Replicas, RoutingControls};
 use breakwater::probe::Probe;
 use breakwater::{Error, Result};
 use tokio::sync::Mutex;
@@ -12,61 +14,90 @@ use tokio::time::Instant;
 
 use super::*;
 
-impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader, P: Probe> Engine<'_, R, N, D, M, P> {
-    /// Fence: the side being left reports unhealthy (its health check inverted). Best effort: a
-    /// failure is recorded and the failover goes on.
+/// `arn=On, arn=Off` as the records and logs say it.
+pub(super) fn describe_states(states: &[(String, bool)]) -> String {
+    states
+        .iter()
+        .map(|(arn, on)| format!("{arn}={}", if *on { "On" } else { "Off" }))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader, C: RoutingControls, P: Probe>
+    Engine<'_, R, N, D, M, C, P>
+{
+    /// Fence: the side being left stops taking traffic (its routing control `Off`). Best
+    /// effort: a failure is recorded and the failover goes on. A cluster whose safety rule keeps
+    /// one side `On` refuses to turn the old side off before the new one is on; the fence then
+    /// rides on the traffic step's single request, and says so.
     pub(super) async fn fence(&self, shared: &Mutex<Execution>) -> Result<Progress> {
         let mode = shared.lock().await.mode;
         if self.begin(shared, StepName::Fence).await? == StepState::Done {
             return Ok(Progress::Done);
         }
-        let Some(checks) = &self.plan.plan.traffic.health_checks else {
+        let Some(rc) = &self.plan.plan.traffic.routing_controls else {
             self.end(
                 shared,
                 StepName::Fence,
                 StepState::Skipped,
-                "no health-check switch in the plan".into(),
+                "no routing controls in the plan".into(),
             )
             .await?;
             return Ok(Progress::Done);
         };
-        let check = if self.back(mode) {
-            &checks.secondary
-        } else {
-            &checks.primary
-        };
+        let (left, _) = rc.sides(!self.back(mode));
+        let cluster = &rc.cluster_endpoints;
         let outcome = async {
-            match self.ports.dns.health_check_inverted(check).await? {
-                None => Err(Error::NotFound(format!("health check {check}"))),
-                Some(true) => Ok(format!("health check {check} already reports unhealthy")),
-                Some(false) => {
-                    self.remember_check(shared, check, false).await?;
-                    let changed = self
-                        .ports
-                        .dns
-                        .set_health_check_inverted(check, true)
-                        .await?;
+            let [on] = self
+                .ports
+                .switches
+                .states(cluster, &[left.to_string()])
+                .await?[..]
+            else {
+                return Err(Error::Internal(
+                    "one state asked, another count answered".into(),
+                ));
+            };
+            if !on {
+                return Ok((
+                    StepState::Done,
+                    format!("routing control {left} already Off"),
+                ));
+            }
+            self.remember_controls(shared, rc).await?;
+            let wanted = [(left.to_string(), false)];
+            match self.ports.switches.set(cluster, &wanted).await {
+                Ok(changed) => {
                     self.acted(
                         shared,
-                        "UpdateHealthCheck",
-                        &format!("{check} Inverted=true"),
+                        "UpdateRoutingControlStates",
+                        &describe_states(&wanted),
                         &changed,
                     )
                     .await?;
-                    Ok(format!(
-                        "health check {check} inverted: the old side reports unhealthy"
+                    Ok((
+                        StepState::Done,
+                        format!("routing control {left} Off: the old side takes no traffic"),
                     ))
                 }
+                Err(Error::Conflict(why)) => Ok((
+                    StepState::Skipped,
+                    format!(
+                        "the cluster keeps {left} On until the other side is On ({why}); the \
+                         traffic step turns both in one request"
+                    ),
+                )),
+                Err(e) => Err(e),
             }
         }
         .await;
         let epoch = shared.lock().await.epoch;
         match outcome {
-            Ok(detail) => {
+            Ok((state, detail)) => {
                 self.end(
                     shared,
                     StepName::Fence,
-                    StepState::Done,
+                    state,
                     format!("{detail}; promotion epoch {epoch}"),
                 )
                 .await?
@@ -84,17 +115,25 @@ impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader, P: Probe> Engine<'_, R
         Ok(Progress::Done)
     }
 
-    pub(super) async fn remember_check(
+    /// Keeps the routing controls' states from before the first change (a drill puts them
+    /// back), saved at once in a drill.
+    async fn remember_controls(
         &self,
         shared: &Mutex<Execution>,
-        check: &str,
-        inverted: bool,
+        rc: &crate::plan::RoutingControlPlan,
     ) -> Result<()> {
+        if !shared.lock().await.before.routing_controls.is_empty() {
+            return Ok(());
+        }
+        let arns = [rc.primary.clone(), rc.secondary.clone()];
+        let states = self
+            .ports
+            .switches
+            .states(&rc.cluster_endpoints, &arns)
+            .await?;
         let mut exec = shared.lock().await;
-        if !exec.before.health_checks.contains_key(check) {
-            exec.before
-                .health_checks
-                .insert(check.to_string(), inverted);
+        if exec.before.routing_controls.is_empty() {
+            exec.before.routing_controls = arns.into_iter().zip(states).collect();
             // A drill's clean-up needs it even if the invocation dies right after the act.
             if exec.mode == Mode::Drill {
                 self.save(&exec).await?;
@@ -117,80 +156,96 @@ impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader, P: Probe> Engine<'_, R
         }
         let toward_secondary = !self.back(mode);
         let traffic = &self.plan.plan.traffic;
-        let mut done = Vec::new();
-        if let Some(checks) = &traffic.health_checks {
-            let gate = if toward_secondary {
-                &checks.secondary
-            } else {
-                &checks.primary
-            };
-            match self.ports.dns.health_check_inverted(gate).await {
-                Ok(None) => {
-                    return self
-                        .fail(
-                            shared,
-                            StepName::Traffic,
-                            format!("health check {gate} does not exist"),
-                        )
-                        .await
-                }
-                Ok(Some(false)) => done.push(format!("gate {gate} open")),
-                Ok(Some(true)) => {
-                    self.remember_check(shared, gate, true).await?;
-                    match self.ports.dns.set_health_check_inverted(gate, false).await {
-                        Ok(changed) => {
-                            self.acted(
-                                shared,
-                                "UpdateHealthCheck",
-                                &format!("{gate} Inverted=false"),
-                                &changed,
-                            )
-                            .await?;
-                            done.push(format!("gate {gate} opened"));
-                        }
-                        Err(e) if e.is_retryable() => {
-                            return Ok(Progress::Waiting(format!("UpdateHealthCheck {gate}: {e}")))
-                        }
-                        Err(e) => {
-                            return self
-                                .fail(
-                                    shared,
-                                    StepName::Traffic,
-                                    format!("UpdateHealthCheck {gate}: {e}"),
-                                )
-                                .await
-                        }
-                    }
-                }
-                Err(e) if e.is_retryable() => {
-                    return Ok(Progress::Waiting(format!("GetHealthCheck {gate}: {e}")))
-                }
-                Err(e) => {
-                    return self
-                        .fail(
-                            shared,
-                            StepName::Traffic,
-                            format!("GetHealthCheck {gate}: {e}"),
-                        )
-                        .await
-                }
+        let detail = if let Some(rc) = &traffic.routing_controls {
+            match self.switch(shared, rc, toward_secondary).await? {
+                Ok(detail) => detail,
+                Err(progress) => return self.settle(shared, StepName::Traffic, progress).await,
             }
-        }
-        if !traffic.records.is_empty() {
+        } else {
             match self.records(shared, toward_secondary, deadline).await? {
-                Progress::Done => done.push(format!(
+                Progress::Done => format!(
                     "{} record(s) INSYNC (clients follow within the TTL: {} s)",
                     traffic.records.len(),
                     traffic.records.iter().map(|r| r.ttl).max().unwrap_or(0)
-                )),
+                ),
                 other => return self.settle(shared, StepName::Traffic, other).await,
             }
-        }
-        let detail = done.join("; ");
+        };
         self.end(shared, StepName::Traffic, StepState::Done, detail.clone())
             .await?;
         self.notify(&exec_id, "traffic", detail, "info").await?;
         Ok(Progress::Done)
+    }
+
+    /// `UpdateRoutingControlStates`, asked again twice, `pace.poll` (5 s) apart, when the cluster
+    /// answers with a conflict: an assertion rule's wait period ("an evaluation period … during
+    /// which any request against the target routing controls will fail", 5 s by default,
+    /// `AWS::Route53RecoveryControl::SafetyRule` `WaitPeriodMs`) ends; a rule that forbids the
+    /// change itself refuses the third time too.
+    pub(super) async fn set_controls(
+        &self,
+        cluster: &[breakwater::ports::ClusterEndpoint],
+        wanted: &[(String, bool)],
+    ) -> Result<breakwater::ports::Changed> {
+        let mut attempt = 0;
+        loop {
+            match self.ports.switches.set(cluster, wanted).await {
+                Err(Error::Conflict(why)) if attempt < 2 => {
+                    attempt += 1;
+                    tracing::info!(conflict = %why, attempt, "ARC refused the change; asking again after the rule's wait period");
+                    tokio::time::sleep(self.pace.poll).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// The new side `On` and the old `Off` in one request (unless they already are), then read
+    /// back. A cluster that cannot be reached on any endpoint is waited for (the next tick tries
+    /// again); a refusal (a safety rule, a control that does not exist, a denied call) fails the
+    /// step with the cluster's reason.
+    async fn switch(
+        &self,
+        shared: &Mutex<Execution>,
+        rc: &crate::plan::RoutingControlPlan,
+        toward_secondary: bool,
+    ) -> Result<std::result::Result<String, Progress>> {
+        let (left, to) = rc.sides(toward_secondary);
+        let cluster = &rc.cluster_endpoints;
+        let arns = [left.to_string(), to.to_string()];
+        let wanted = [(to.to_string(), true), (left.to_string(), false)];
+        let outcome = async {
+            let now = self.ports.switches.states(cluster, &arns).await?;
+            if now[..] != [false, true] {
+                self.remember_controls(shared, rc).await?;
+                let changed = self.set_controls(cluster, &wanted).await?;
+                self.acted(
+                    shared,
+                    "UpdateRoutingControlStates",
+                    &describe_states(&wanted),
+                    &changed,
+                )
+                .await?;
+            }
+            self.ports.switches.states(cluster, &arns).await
+        }
+        .await;
+        Ok(match outcome {
+            Ok(read) if read[..] == [false, true] => Ok(format!(
+                "routing control {to} On, {left} Off (read back through the ARC cluster)"
+            )),
+            Ok(read) => Err(Progress::Failed(format!(
+                "routing controls read back {read:?} after {}",
+                describe_states(&wanted)
+            ))),
+            Err(e) if e.is_retryable() => Err(Progress::Waiting(format!(
+                "UpdateRoutingControlStates: {e}"
+            ))),
+            Err(e) => Err(Progress::Failed(format!(
+                "UpdateRoutingControlStates {}: {e}",
+                describe_states(&wanted)
+            ))),
+        })
     }
 
     /// UPSERTs the records toward one side (unless they already point there), then follows the

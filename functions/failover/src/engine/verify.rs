@@ -1,21 +1,23 @@
-//! The verify step: the new writer, the node groups, the health checks and records read back,
+//! The verify step: the new writer, the node groups, the routing controls and records read back,
 //! and the secondary's health URL probed, before an execution is called healthy.
 
 use std::time::Duration;
 
-use breakwater::ports::{Dns, MetricReader, NodeGroups, Replicas};
+use breakwater::ports::{Dns, MetricReader, NodeGroups, Replicas, RoutingControls};
 use breakwater::probe::Probe;
 use breakwater::Result;
 use tokio::sync::Mutex;
 
-use crate::estate::{self, DatabaseSeen, Look, Switches};
+use crate::estate::{self, DatabaseSeen, Look};
 use crate::plan::Database;
 
 use super::*;
 
-impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader, P: Probe> Engine<'_, R, N, D, M, P> {
+impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader, C: RoutingControls, P: Probe>
+    Engine<'_, R, N, D, M, C, P>
+{
     /// Reads everything back: the database writable, the node groups at size and ACTIVE, the
-    /// gate open and the records in place, and the new side's health endpoint when named.
+    /// new side's routing control On and the old side's Off, the records in place, and the new side's health endpoint when named.
     pub(super) async fn verify(&self, shared: &Mutex<Execution>) -> Result<Progress> {
         let (mode, exec_id) = {
             let e = shared.lock().await;
@@ -36,9 +38,16 @@ impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader, P: Probe> Engine<'_, R
             instance: &instance,
             node_groups: !back,
             traffic: Some(!back),
-            switches: Switches::One { primary: back },
+            controls: true,
         };
-        let estate = estate::observe(self.plan, look, &self.ports.nodes, &self.ports.dns).await?;
+        let estate = estate::observe(
+            self.plan,
+            look,
+            &self.ports.nodes,
+            &self.ports.dns,
+            &self.ports.switches,
+        )
+        .await?;
         match (&self.plan.database, estate.database) {
             (Database::Rds { .. }, DatabaseSeen::Instance(live)) => {
                 let id = &instance;
@@ -90,15 +99,24 @@ impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader, P: Probe> Engine<'_, R
                 None => wrong.push(format!("{id} does not exist")),
             }
         }
-        if let Some(checks) = &self.plan.plan.traffic.health_checks {
-            let (gate, inverted) = if back {
-                (&checks.primary, estate.primary_switch)
+        if let (Some(rc), Some((primary_on, secondary_on))) =
+            (&self.plan.plan.traffic.routing_controls, estate.controls)
+        {
+            let (left, to) = rc.sides(!back);
+            let (left_on, to_on) = if back {
+                (secondary_on, primary_on)
             } else {
-                (&checks.secondary, estate.gate_switch)
+                (primary_on, secondary_on)
             };
-            match inverted.flatten() {
-                Some(false) => seen.push(format!("gate {gate} open")),
-                other => wrong.push(format!("gate {gate}: inverted = {other:?}")),
+            if to_on {
+                seen.push(format!("routing control {to} On"));
+            } else {
+                wrong.push(format!("routing control {to} is Off"));
+            }
+            // The old side still On is not a failure of the failover (a safety rule may keep it
+            // on); it is said.
+            if left_on {
+                seen.push(format!("routing control {left} still On"));
             }
         }
         for (want, live) in estate.records {

@@ -9,6 +9,7 @@ use breakwater::clock::Clock;
 use breakwater::config::Settings;
 use breakwater::fakes::metric_reader::FakeMetricReader;
 use breakwater::fakes::object_store::MemoryObjects;
+use breakwater::fakes::routing_controls::FakeRoutingControls;
 use breakwater::notify::Notifier;
 use breakwater::state::StateStore;
 use breakwater::Toolkit;
@@ -29,13 +30,13 @@ impl Clock for TokioClock {
 }
 
 /// The engine over `ports`, polling every 5 s, waiting up to `budget_s` per invocation.
-pub fn engine<'a, R, N, D, M, P>(
+pub fn engine<'a, R, N, D, M, C, P>(
     toolkit: &'a Toolkit,
-    ports: &'a Ports<R, N, D, M, P>,
+    ports: &'a Ports<R, N, D, M, C, P>,
     plan: &'a LoadedPlan,
     budget_s: u64,
     owner: &'a str,
-) -> Engine<'a, R, N, D, M, P> {
+) -> Engine<'a, R, N, D, M, C, P> {
     Engine {
         toolkit,
         ports,
@@ -72,21 +73,51 @@ pub async fn toolkit() -> Toolkit {
     }
 }
 
-/// The plan of the stories: an RDS replica, one node group, a gate and one record.
+/// The primary region's routing control.
+pub const EAST: &str = "arn:aws:route53-recovery-control::123456789012:controlpanel/0123456bbbbbbbbbbbbbbbbbbbbbbbbb/routingcontrol/east0123456789";
+/// The secondary region's routing control.
+pub const WEST: &str = "arn:aws:route53-recovery-control::123456789012:controlpanel/0123456bbbbbbbbbbbbbbbbbbbbbbbbb/routingcontrol/west0123456789";
+
+/// The plan of the stories: an RDS replica, one node group, traffic by ARC routing controls.
 pub fn plan() -> LoadedPlan {
-    let doc = serde_json::json!({
+    load(plan_doc().to_string().as_bytes()).unwrap()
+}
+
+/// The same plan moving traffic by one record instead (the last resort).
+pub fn plan_with_records() -> LoadedPlan {
+    let mut doc = plan_doc();
+    doc["traffic"] = serde_json::json!({
+        "zone_id": "Z1",
+        "records": [{"name": "api.example.com", "type": "CNAME", "ttl": 60,
+                     "primary": "east.example.com", "secondary": "west.example.com"}]
+    });
+    load(doc.to_string().as_bytes()).unwrap()
+}
+
+fn plan_doc() -> serde_json::Value {
+    serde_json::json!({
         "name": "prod", "primary_region": "us-east-1", "secondary_region": "us-west-2",
         "database": {"engine": "rds", "replica": "orders-replica", "primary": "orders"},
         "eks": {"cluster": "standby", "node_groups": [{"name": "web", "min": 2, "desired": 3}]},
-        "traffic": {"health_checks": {"primary": "hc-east", "secondary": "hc-west"},
-                    "zone_id": "Z1",
-                    "records": [{"name": "api.example.com", "type": "CNAME", "ttl": 60,
-                                 "primary": "east.example.com", "secondary": "west.example.com"}]},
+        "traffic": {"routing_controls": {
+            "cluster_endpoints": [
+                {"endpoint": "https://host-aaaaaa.us-east-1.example.aws/v1", "region": "us-east-1"},
+                {"endpoint": "https://host-bbbbbb.us-west-2.example.aws/v1", "region": "us-west-2"}
+            ],
+            "primary": EAST, "secondary": WEST}},
         "targets": {"rto_seconds": 900, "rpo_seconds": 60},
         "detection": {"quorum": 1, "window_seconds": 60, "cooldown_seconds": 3600,
                       "signals": [{"name": "5xx", "kind": "alarm", "alarm": "east-5xx"}]}
-    });
-    load(doc.to_string().as_bytes()).unwrap()
+    })
+}
+
+/// The cluster with the two routing controls as given, and the safety rule ARC's guide starts
+/// with: at least one of them `On` (an assertion rule, `ATLEAST` 1).
+pub fn controls(east_on: bool, west_on: bool) -> FakeRoutingControls {
+    FakeRoutingControls::new()
+        .with_control(EAST, east_on)
+        .with_control(WEST, west_on)
+        .with_assertion_rule("one-cell-on", &[EAST, WEST], 1)
 }
 
 /// A replica lag that holds at `seconds` whenever it is read.

@@ -11,7 +11,7 @@ use breakwater::clock::{Clock, SystemClock};
 use serde_json::{json, Value};
 
 use super::scene::{
-    failover_scene, observe, put_lag, put_plan, FailoverScene, Latencies, Observed,
+    failover_scene_via, observe, put_lag, put_plan, FailoverScene, Latencies, Observed,
 };
 use crate::function_env::FunctionEnv;
 use crate::functions::rollback::scene::alarm_event;
@@ -92,7 +92,15 @@ pub async fn outage(
     let secondary = estate.secondary.region.clone();
     let primary = estate.primary.region.clone();
     let proxy = FaultProxy::start(endpoint, 11).await?;
-    let mut scene = failover_scene(config, estate, suffix, latencies, &dead_url()?).await?;
+    let mut scene = failover_scene_via(
+        config,
+        estate,
+        suffix,
+        latencies,
+        &dead_url()?,
+        &proxy.endpoint(),
+    )
+    .await?;
     // A short window, so that the scene plays in seconds (production plans: minutes).
     scene.plan["detection"]["window_seconds"] = json!(2);
     put_plan(
@@ -288,7 +296,7 @@ pub async fn play(
         nodes: 4.0,
         dns: 2.0,
     };
-    say("regional-outage scene: RDS orders (us-east-1) → replica in us-west-2, standby node group at 0, Route 53 record and health-check switches; AWS latencies scaled to seconds (promotion 6 s, node group 4 s, DNS 2 s)");
+    say("regional-outage scene: RDS orders (us-east-1) → replica in us-west-2, standby node group at 0, a Route 53 ARC cluster (five regional endpoints) with a routing control per region and the rule \"at least one On\"; AWS latencies scaled to seconds (promotion 6 s, node group 4 s)");
     let o = outage(
         say, config, endpoint, estate, binary, "-demo", latencies, 100,
     )
@@ -305,15 +313,15 @@ pub async fn play(
     }
     let facts = &o.report["facts"];
     say(&format!(
-        "RTO {} ; decided → traffic moved {} against max(database 6 s, nodes 4 s) + DNS 2 s = 8 s; lag at promotion {}",
+        "RTO {} ; decided → traffic moved {} against max(database 6 s, nodes 4 s) + one routing-control update = 6 s; lag at promotion {}",
         facts["rto"].as_str().unwrap_or_default(),
         facts["decided_to_traffic_moved"].as_str().unwrap_or_default(),
         facts["replica_lag_at_promotion"].as_str().unwrap_or_default()
     ));
     say(&format!(
-        "read back: replica {} (source {:?}), node group min {} desired {} {}, health checks inverted primary={} gate={}, {} → {}",
+        "read back: replica {} (source {:?}), node group min {} desired {} {}, routing controls primary={} secondary={}",
         o.observed.replica.0, o.observed.replica.1, o.observed.node_group.0, o.observed.node_group.1,
-        o.observed.node_group.2, o.observed.checks.0, o.observed.checks.1, o.scene.record, o.observed.record
+        o.observed.node_group.2, on_off(o.observed.controls.0), on_off(o.observed.controls.1)
     ));
     say(&format!(
         "report: s3://{}/{}.{{json,md,svg}}",
@@ -322,8 +330,8 @@ pub async fn play(
     let expected = Observed {
         replica: ("available".into(), None),
         node_group: (2, 3, "ACTIVE".into()),
-        checks: (true, false),
-        record: format!("west.{}.example.com", o.scene.name),
+        controls: (false, true),
+        record: format!("east.{}.example.com", o.scene.name),
     };
     if o.execution["outcome"] != "succeeded" || o.observed != expected {
         return Err(SandboxError::Function(format!(
@@ -333,4 +341,12 @@ pub async fn play(
     }
     serde_json::from_value(o.report)
         .map_err(|e| SandboxError::Function(format!("the execution's report: {e}")))
+}
+
+fn on_off(on: bool) -> &'static str {
+    if on {
+        "On"
+    } else {
+        "Off"
+    }
 }

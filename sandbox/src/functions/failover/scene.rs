@@ -1,19 +1,24 @@
 //! The regional-outage scene: a primary RDS instance in the primary region with a cross-region
 //! read replica in the secondary, a standby EKS cluster whose node group sits at zero, a Route 53
-//! zone with the application's record, the two health-check switches, the replica-lag metric,
-//! and the failover plan in the secondary region's state bucket.
+//! zone with the application's record, a Route 53 ARC cluster (five regional endpoints, see
+//! [`crate::arc`]) with a routing control per region (the primary's On) and the safety rule "at
+//! least one On", the replica-lag metric, and the failover plan in the secondary region's state
+//! bucket.
 //!
 //! AWS's own timing (promotion, node-group update, DNS propagation) is set per resource with the
 //! `sandbox:*-seconds` tags that `moto_patches.py` honours.
 
 use aws_config::SdkConfig;
 use aws_sdk_eks::types::{NodegroupScalingConfig, VpcConfigRequest};
+use std::sync::Arc;
+
 use aws_sdk_route53::types::{
-    Change, ChangeAction, ChangeBatch, HealthCheckConfig, HealthCheckType, ResourceRecord,
-    ResourceRecordSet, RrType, Tag as R53Tag, TagResourceType,
+    Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType, Tag as R53Tag,
+    TagResourceType,
 };
 use serde_json::{json, Value};
 
+use crate::arc::{ArcCluster, ControlState, RuleConfig, RuleType};
 use crate::seed::{regional, Estate, ACCOUNT};
 use crate::SandboxError;
 
@@ -47,10 +52,12 @@ pub struct FailoverScene {
     pub zone_id: String,
     /// The application's record.
     pub record: String,
-    /// The primary's health check.
-    pub hc_primary: String,
-    /// The secondary's gate.
-    pub hc_secondary: String,
+    /// The ARC cluster (its endpoints forward to moto; [`ArcCluster::set_down`] takes one away).
+    pub arc: Arc<ArcCluster>,
+    /// The primary region's routing control (On).
+    pub rc_primary: String,
+    /// The secondary region's routing control (Off).
+    pub rc_secondary: String,
     /// The alarms the plan listens to.
     pub alarms: Vec<String>,
 }
@@ -59,12 +66,31 @@ pub struct FailoverScene {
 pub const PLAN_KEY: &str = "failover/plan.json";
 
 /// Builds the scene; `probe_url` is the primary's health endpoint as the plan's probe sees it.
+/// The ARC cluster's endpoints forward straight to moto.
 pub async fn failover_scene(
     config: &SdkConfig,
     estate: &Estate,
     suffix: &str,
     latencies: Latencies,
     probe_url: &str,
+) -> Result<FailoverScene, SandboxError> {
+    let moto = config
+        .endpoint_url()
+        .ok_or_else(|| SandboxError::Seed("the scene's SDK config names no endpoint".into()))?
+        .to_string();
+    failover_scene_via(config, estate, suffix, latencies, probe_url, &moto).await
+}
+
+/// [`failover_scene`] with the ARC cluster's endpoints forwarding to `arc_upstream` (the fault
+/// proxy the function's other calls go through, so that its rules and its call log cover the
+/// routing controls too).
+pub async fn failover_scene_via(
+    config: &SdkConfig,
+    estate: &Estate,
+    suffix: &str,
+    latencies: Latencies,
+    probe_url: &str,
+    arc_upstream: &str,
 ) -> Result<FailoverScene, SandboxError> {
     let primary = &estate.primary.region;
     let secondary = &estate.secondary.region;
@@ -190,26 +216,33 @@ pub async fn failover_scene(
         .send()
         .await
         .map_err(|e| SandboxError::aws("create the application's record", &e))?;
-    let mut checks = Vec::new();
-    for (side, inverted) in [("east", false), ("west", true)] {
-        let check = r53
-            .create_health_check()
-            .caller_reference(format!("hc-{side}{suffix}"))
-            .health_check_config(
-                HealthCheckConfig::builder()
-                    .r#type(HealthCheckType::Https)
-                    .fully_qualified_domain_name(format!("{side}.{domain}"))
-                    .port(443)
-                    .resource_path("/health")
-                    .inverted(inverted)
-                    .build()
-                    .map_err(|e| SandboxError::Seed(e.to_string()))?,
-            )
-            .send()
-            .await
-            .map_err(|e| SandboxError::aws("create health check", &e))?;
-        checks.push(check.health_check.map(|h| h.id).unwrap_or_default());
-    }
+    let moto = config
+        .endpoint_url()
+        .ok_or_else(|| SandboxError::Seed("the scene's SDK config names no endpoint".into()))?;
+    let arc = Arc::new(ArcCluster::start(moto, arc_upstream).await?);
+    let panel = arc.create_control_panel(&format!("shop{suffix}")).await?;
+    let rc_primary = arc
+        .create_routing_control(&panel, &format!("shop-{primary}{suffix}"), ControlState::On)
+        .await?;
+    let rc_secondary = arc
+        .create_routing_control(
+            &panel,
+            &format!("shop-{secondary}{suffix}"),
+            ControlState::Off,
+        )
+        .await?;
+    arc.create_assertion_rule(
+        &panel,
+        &format!("one-region-on{suffix}"),
+        &[&rc_primary, &rc_secondary],
+        RuleConfig::new(RuleType::AtLeast(1)),
+    )
+    .await?;
+    let cluster_endpoints: Vec<Value> = arc
+        .endpoints()
+        .into_iter()
+        .map(|(endpoint, region)| json!({"endpoint": endpoint, "region": region}))
+        .collect();
     let alarms = vec![format!("east-5xx{suffix}"), format!("east-latency{suffix}")];
     let plan = json!({
         "name": name,
@@ -218,10 +251,11 @@ pub async fn failover_scene(
         "database": {"engine": "rds", "replica": replica, "primary": primary_db},
         "eks": {"cluster": cluster, "node_groups": [{"name": node_group, "min": 2, "desired": 3}]},
         "traffic": {
-            "health_checks": {"primary": checks[0], "secondary": checks[1]},
-            "zone_id": zone_id,
-            "records": [{"name": record, "type": "CNAME", "ttl": 60,
-                         "primary": format!("east.{domain}"), "secondary": format!("west.{domain}")}]
+            "routing_controls": {
+                "cluster_endpoints": cluster_endpoints,
+                "primary": rc_primary,
+                "secondary": rc_secondary
+            }
         },
         "targets": {"rto_seconds": 900, "rpo_seconds": 60},
         "detection": {"quorum": 2, "window_seconds": 60, "cooldown_seconds": 3600, "signals": [
@@ -239,8 +273,9 @@ pub async fn failover_scene(
         node_group,
         zone_id,
         record,
-        hc_primary: checks[0].clone(),
-        hc_secondary: checks[1].clone(),
+        arc,
+        rc_primary,
+        rc_secondary,
         alarms,
     })
 }
@@ -306,8 +341,8 @@ pub struct Observed {
     pub replica: (String, Option<String>),
     /// The node group's min/desired and status.
     pub node_group: (i32, i32, String),
-    /// `Inverted` of the primary's and the secondary's health checks.
-    pub checks: (bool, bool),
+    /// Whether the primary's and the secondary's routing controls are On.
+    pub controls: (bool, bool),
     /// The record's value.
     pub record: String,
 }
@@ -339,22 +374,11 @@ pub async fn observe(
         .map_err(|e| SandboxError::aws("describe node group", &e))?
         .nodegroup
         .unwrap_or_else(|| aws_sdk_eks::types::Nodegroup::builder().build());
+    let controls = (
+        scene.arc.state(&scene.rc_primary).await? == ControlState::On,
+        scene.arc.state(&scene.rc_secondary).await? == ControlState::On,
+    );
     let r53 = aws_sdk_route53::Client::new(&regional(config, "us-east-1"));
-    let mut inverted = Vec::new();
-    for id in [&scene.hc_primary, &scene.hc_secondary] {
-        let hc = r53
-            .get_health_check()
-            .health_check_id(id)
-            .send()
-            .await
-            .map_err(|e| SandboxError::aws("get health check", &e))?;
-        inverted.push(
-            hc.health_check
-                .and_then(|h| h.health_check_config)
-                .and_then(|c| c.inverted)
-                .unwrap_or(false),
-        );
-    }
     let records = r53
         .list_resource_record_sets()
         .hosted_zone_id(&scene.zone_id)
@@ -384,7 +408,7 @@ pub async fn observe(
                 .map(|s| s.as_str().to_string())
                 .unwrap_or_default(),
         ),
-        checks: (inverted[0], inverted[1]),
+        controls,
         record,
     })
 }
