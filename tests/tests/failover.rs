@@ -491,6 +491,68 @@ async fn plan_and_precheck_change_nothing() {
     assert_eq!(status["execution"], Value::Null);
 }
 
+/// A plan written to the state bucket (S3's "Object Created" through EventBridge, shaped as the
+/// S3 User Guide's "EventBridge event message structure" example: events/failover/plan-changed.json)
+/// is prechecked at once: ready, not ready with the failing check named, or unreadable. An event
+/// for another key changes nothing and is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writing_the_plan_prechecks_it() {
+    let w = world().await;
+    let mut event = breakwater_sandbox::scenes::read_event(
+        &breakwater_sandbox::workspace_root().join("events/failover/plan-changed.json"),
+    )
+    .unwrap();
+    let bucket = &w.estate.secondary.state_bucket;
+    event["detail"]["bucket"]["name"] = json!(bucket);
+    event["resources"] = json!([format!("arn:aws:s3:::{bucket}")]);
+    event["region"] = json!(SECONDARY);
+    // The scene's plan: ready.
+    let r = w.handle(event.clone()).await.unwrap();
+    assert_eq!(
+        (r["mode"].clone(), r["ready"].clone()),
+        (json!("precheck"), json!(true)),
+        "{r}"
+    );
+    // A plan whose traffic needs us-east-1's Route 53: not ready, the lint says why.
+    let mut plan = w.scene.plan.clone();
+    plan["traffic"] = json!({"zone_id": w.scene.zone_id, "records": [{"name": w.scene.record,
+        "type": "CNAME", "ttl": 60, "primary": "east.example.com", "secondary": "west.example.com"}]});
+    put_plan(w.direct.config(), SECONDARY, bucket, &plan)
+        .await
+        .unwrap();
+    let r = w.handle(event.clone()).await.unwrap();
+    assert_eq!(r["ready"], false, "{r}");
+    assert!(
+        r["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["check"] == "no dependency on us-east-1" && c["ok"] == false),
+        "{r}"
+    );
+    // A plan that does not load: not ready, and the reason.
+    let mut broken = w.scene.plan.clone();
+    broken["traffic"] = json!({"health_checks": {"primary": "a", "secondary": "b"}});
+    put_plan(w.direct.config(), SECONDARY, bucket, &broken)
+        .await
+        .unwrap();
+    let r = w.handle(event.clone()).await.unwrap();
+    assert_eq!(r["ready"], false, "{r}");
+    assert!(
+        r["checks"][0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("traffic.health_checks"),
+        "{r}"
+    );
+    // Another key of the bucket: refused, nothing read or changed.
+    let mut other = event.clone();
+    other["detail"]["object"]["key"] = json!("reports/failover/x.json");
+    let err = w.handle(other).await.unwrap_err();
+    assert_eq!(err.error_type(), "InvalidEvent", "{err}");
+    assert!(w.mutations().is_empty());
+}
+
 /// The dependency lint: a plan that moves traffic by UPSERTing records, failing away from
 /// us-east-1, needs Route 53's control plane there; precheck is not ready and says which step.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -37,6 +37,7 @@ const EVENTBRIDGE: &[(&str, &str)] = &[
     ("aws.rds", "RDS DB Instance Event"),
     ("aws.rds", "RDS DB Cluster Event"),
     ("aws.eks", "AWS API Call via CloudTrail"),
+    ("aws.s3", "Object Created"),
 ];
 const COMMANDS: &[&str] = &[
     "plan",
@@ -177,6 +178,11 @@ impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader, C: RoutingControls, P:
     }
 
     async fn automatic(&self, trigger: Trigger, owner: &str) -> Result<Value> {
+        if let Trigger::EventBridge(event) = &trigger {
+            if event.source == "aws.s3" {
+                return self.plan_changed(&event.detail).await;
+            }
+        }
         // The event is parsed in full before anything is changed (the plan is only read).
         let mut observations_of = None;
         let mut what = String::new();
@@ -474,6 +480,30 @@ impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader, C: RoutingControls, P:
             Leased::Held { owner: holder, .. } => {
                 Ok(json!({"id": id, "state": "running", "reconciled_by": holder}))
             }
+        }
+    }
+
+    /// The plan was written (S3's `Object Created` event through EventBridge): precheck it at
+    /// once, so that a plan that cannot fail over is known now, not at the outage. Another
+    /// bucket or key is bad input and changes nothing. A plan that does not load is "not ready",
+    /// with the reason, and published as such.
+    async fn plan_changed(&self, detail: &Value) -> Result<Value> {
+        let bucket = detail["bucket"]["name"].as_str().unwrap_or_default();
+        let key = detail["object"]["key"].as_str().unwrap_or_default();
+        let ours = self.toolkit.store.bucket();
+        if bucket != ours || key != self.settings.plan_key {
+            return Err(invalid(format!(
+                "Object Created s3://{bucket}/{key}: not this function's plan (s3://{ours}/{})",
+                self.settings.plan_key
+            )));
+        }
+        tracing::info!(bucket, key, "the plan changed; prechecking it");
+        match self.stored_plan().await {
+            Ok(plan) => self.precheck(&plan).await,
+            Err(e @ (Error::CorruptRecord { .. } | Error::Config(_))) => {
+                Ok(self.not_ready_plan(&e.to_string()))
+            }
+            Err(e) => Err(e),
         }
     }
 

@@ -213,10 +213,7 @@ impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader, C: RoutingControls, P:
             );
         }
         let ready = checks.iter().all(|c| c["ok"] == true);
-        let mut m = Metrics::new("failover", if ready { "ready" } else { "not-ready" });
-        m.add("FailoverReady", if ready { 1.0 } else { 0.0 }, Unit::Count)
-            .property("plan", p.name.clone());
-        m.emit(self.now());
+        self.publish_readiness(ready, &p.name);
         Ok(
             json!({"mode": "precheck", "plan": p.name, "plan_hash": plan.hash, "ready": ready, "checks": checks,
                   "permissions": "RDS, EKS and Route 53 have no DryRun for these calls: the calls above are the read half of each permission"}),
@@ -229,5 +226,25 @@ fn on_off(on: bool) -> &'static str {
         "On"
     } else {
         "Off"
+    }
+}
+
+impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader, C: RoutingControls, P: Probe>
+    FailoverFunction<R, N, D, M, C, P>
+{
+    /// `FailoverReady` 1 or 0, one stream (`Function=failover, Outcome=precheck`) for the
+    /// template's `FailoverNotReadyAlarm`.
+    fn publish_readiness(&self, ready: bool, plan: &str) {
+        let mut m = Metrics::new("failover", "precheck");
+        m.add("FailoverReady", if ready { 1.0 } else { 0.0 }, Unit::Count)
+            .property("plan", plan.to_string());
+        m.emit(self.now());
+    }
+
+    /// The precheck of a stored plan that does not load: not ready, and why.
+    pub(crate) fn not_ready_plan(&self, reason: &str) -> Value {
+        self.publish_readiness(false, "unreadable");
+        json!({"mode": "precheck", "ready": false,
+               "checks": [{"check": "plan", "ok": false, "detail": reason}]})
     }
 }
