@@ -20,7 +20,7 @@ use breakwater::state::key_segment;
 use breakwater::{Error, Result};
 use serde_json::{json, Value};
 
-use crate::decide::{Asker, Request};
+use crate::request::{Asker, Request};
 use crate::workload::Workload;
 use crate::{invalid, RollbackFunction};
 use webhook::{HttpRequest, Unauthorized};

@@ -17,58 +17,14 @@ use breakwater::Result;
 use serde_json::Value;
 
 use crate::record::{record_key, Decision, Intent, Marked, Outcome, WorkloadRecord};
+pub use crate::request::{Asker, Request};
 use crate::settings::RollbackSettings;
 use crate::undo::{self, Revision};
-use crate::workload::{Kind, Workload};
+use crate::workload::Kind;
 use crate::RollbackFunction;
 
 /// How often a decision is made again after a concurrent change.
 pub const DECISION_ATTEMPTS: usize = 3;
-
-/// Who asked for a rollback.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Asker {
-    /// An alarm went into ALARM at `since_ms`.
-    Alarm {
-        /// The alarm.
-        name: String,
-        /// When it began.
-        since_ms: u64,
-    },
-    /// A person or a system, by name (`slack:U123 (alice)`).
-    Person(String),
-}
-
-impl Asker {
-    /// Who asked, as the audit and the notification say it.
-    pub fn describe(&self) -> String {
-        match self {
-            Asker::Alarm { name, .. } => format!("alarm {name}"),
-            Asker::Person(who) => who.clone(),
-        }
-    }
-
-    /// The alarm, for an alarm's request.
-    pub fn alarm(&self) -> Option<&str> {
-        match self {
-            Asker::Alarm { name, .. } => Some(name),
-            Asker::Person(_) => None,
-        }
-    }
-}
-
-/// A rollback request, however it arrived.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Request {
-    /// What to roll back.
-    pub workload: Workload,
-    /// Who asked.
-    pub asker: Asker,
-    /// A chosen revision (manual only).
-    pub to_revision: Option<i64>,
-    /// The delivery's id (deduplication).
-    pub event_id: String,
-}
 
 /// The rules a decision applies, from the settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

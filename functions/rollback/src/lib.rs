@@ -11,6 +11,7 @@ pub mod bake;
 pub mod chat;
 pub mod decide;
 pub mod record;
+pub mod request;
 pub mod settings;
 pub mod undo;
 pub mod workload;
@@ -33,8 +34,8 @@ use serde_json::{json, Value};
 use tracing::Instrument;
 
 use crate::chat::webhook;
-use crate::decide::{Asker, Request};
 pub use crate::record::{Bake, BakingIndex, Decision, Intent, Marked, Outcome, WorkloadRecord};
+use crate::request::{Asker, Request};
 use crate::settings::RollbackSettings;
 use crate::workload::Workload;
 pub use breakwater::events::{

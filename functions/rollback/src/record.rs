@@ -12,7 +12,7 @@ use breakwater::state::key_segment;
 use breakwater::Result;
 use serde::{Deserialize, Serialize};
 
-use crate::decide::Request;
+use crate::request::Request;
 use crate::workload::Workload;
 use crate::RollbackFunction;
 
