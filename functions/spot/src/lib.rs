@@ -108,8 +108,8 @@ impl<I: Instances, G: NodeGroups, K: Clusters> SpotFunction<I, G, K> {
                     .and_then(|t| u64::try_from(t.timestamp_millis()).ok())
                     .unwrap_or_else(|| self.toolkit.store.clock().now_ms());
                 let id = e.id.clone().unwrap_or_else(|| owner.to_string());
-                let span =
-                    tracing::info_span!("spot", instance = parsed.instance_id(), event_id = %id);
+                // The invocation span already carries the event id; this one adds the instance.
+                let span = tracing::info_span!("spot", instance = parsed.instance_id());
                 let ttl = self.toolkit.settings.idempotency_ttl;
                 // The span follows the future (`.instrument`), not the thread: a guard held
                 // across an `.await` would tag other tasks' lines and miss this one's.
