@@ -53,7 +53,14 @@ IAM_NAMES = {
 # creates when it re-protects.
 IMPLIED = {
     "s3:GetObject": ["s3:ListBucket"],
-    "rds:CreateDBInstanceReadReplica": ["rds:AddTagsToResource"],
+    # Re-creating an encrypted replica with the plan's key: RDS acts with the caller's rights on
+    # it, "kms:CreateGrant, kms:DescribeKey" (Amazon RDS User Guide, AWS KMS key management,
+    # "Authorizing use of a customer managed key").
+    "rds:CreateDBInstanceReadReplica": [
+        "rds:AddTagsToResource",
+        "kms:CreateGrant",
+        "kms:DescribeKey",
+    ],
     # The notification topic is encrypted with its own key (template.yaml, NotificationTopicKey):
     # a publisher needs kms:GenerateDataKey and kms:Decrypt on it (Amazon SNS Developer Guide,
     # "Configuring AWS KMS permissions").

@@ -47,6 +47,7 @@ SANDBOX_PARAMETERS = {
     "FailoverPlanName": "sandbox",
     "FailoverReplicaId": "*",
     "FailoverPrimaryDbId": "*",
+    "FailoverPrimaryKmsKeyArn": "arn:aws:kms:us-east-1:123456789012:key/*",
     "FailoverGlobalClusterId": "",
     "FailoverClusterName": "*",
     "FailoverHostedZoneId": "*",

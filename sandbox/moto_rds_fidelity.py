@@ -11,6 +11,23 @@ start a Read-Replica instance", as seen in the wild); the source's message is ou
 wording for it is not documented. A source's replicas include those in other regions (moto
 records them by ARN, as `ReadReplicaDBInstanceIdentifiers` does).
 
+CreateDBInstanceReadReplica across regions. CreateDBInstanceReadReplica, Amazon RDS API Reference,
+KmsKeyId: "If you create an encrypted read replica in a different AWS Region, then you must specify
+a KMS key identifier for the destination AWS Region. KMS keys are specific to the AWS Region that
+they are created in" and "If you create an encrypted read replica in the same AWS Region as the
+source DB instance or Multi-AZ DB cluster, don't specify a value for this parameter"
+(https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_CreateDBInstanceReadReplica.html).
+moto 5.2 creates the cross-region replica of an encrypted source without a key (it copies the
+source's), so a failback that forgets the key passes in the sandbox and fails on AWS. The patch
+refuses it as RDS does: HTTP 400 `InvalidParameterCombination`, "Cannot create a cross region
+unencrypted read replica from encrypted source." (RDS's wording as seen in the wild:
+terraform-aws-modules/terraform-aws-rds#428, hashicorp/terraform#11538); and a key for a
+same-region replica: "Your request does not require the KMS key parameter. Please remove the KMS
+key parameter and try your request again." (cloudposse/terraform-aws-rds-replica#5). moto also
+sets the replica's fields in request order with its region last, so a `DBSubnetGroupName` of the
+replica's region is looked up in the source's region (DBSubnetGroupNotFoundFault); the patch
+gives moto the replica's region first.
+
 Everything else (SQL Server Multi-AZ, state checks, snapshots) is left to moto.
 """
 
@@ -36,9 +53,38 @@ def _stop_db_instance(original):
     return stop
 
 
+def _create_db_instance_read_replica(original):
+    def create(self, db_kwargs):
+        from moto.rds.exceptions import RDSClientError
+
+        source_id = db_kwargs["source_db_instance_identifier"]
+        source = self.find_db_from_id(source_id)
+        cross_region = source.region != self.region_name
+        if cross_region and source.storage_encrypted and not db_kwargs.get("kms_key_id"):
+            raise RDSClientError(
+                "InvalidParameterCombination",
+                "Cannot create a cross region unencrypted read replica from encrypted source.",
+            )
+        if not cross_region and db_kwargs.get("kms_key_id"):
+            raise RDSClientError(
+                "InvalidParameterCombination",
+                "Your request does not require the KMS key parameter. Please remove the KMS key "
+                "parameter and try your request again.",
+            )
+        if cross_region:
+            # The replica lives here: its region first, before the subnet group is looked up.
+            db_kwargs = {"backend": self, **db_kwargs}
+        return original(self, db_kwargs)
+
+    return create
+
+
 def apply():
     from moto.rds import models as rds_models
 
     rds_models.RDSBackend.stop_db_instance = _stop_db_instance(
         rds_models.RDSBackend.stop_db_instance
+    )
+    rds_models.RDSBackend.create_db_instance_read_replica = _create_db_instance_read_replica(
+        rds_models.RDSBackend.create_db_instance_read_replica
     )

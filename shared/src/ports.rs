@@ -334,6 +334,12 @@ pub struct ReplicaStatus {
     pub class: Option<String>,
     /// Its tags.
     pub tags: BTreeMap<String, String>,
+    /// `StorageEncrypted`: a cross-region replica of it needs a key of the replica's region.
+    #[serde(default)]
+    pub encrypted: bool,
+    /// `KmsKeyId`: the key its storage is encrypted with (`None`: unencrypted).
+    #[serde(default)]
+    pub kms_key_id: Option<String>,
 }
 
 impl ReplicaStatus {
@@ -354,6 +360,29 @@ pub struct GlobalCluster {
     pub writer: Option<String>,
     /// `FailoverState.Status` while a failover or switchover runs (`pending`, `failing-over`, …).
     pub failover_state: Option<String>,
+    /// `Engine`: `aurora-mysql`, `aurora-postgresql` (`DescribeGlobalClusters`).
+    #[serde(default)]
+    pub engine: Option<String>,
+    /// `EngineVersion`: `8.0.mysql_aurora.3.04.0`, `15.4`, … (it decides which lag metric
+    /// Aurora publishes).
+    #[serde(default)]
+    pub engine_version: Option<String>,
+}
+
+/// Where a cross-region read replica is created and how it is encrypted
+/// (`CreateDBInstanceReadReplica`, Amazon RDS API Reference): all in the replica's region.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplicaPlacement {
+    /// `KmsKeyId`, a key of the replica's region. Required for an encrypted source in another
+    /// region ("If you create an encrypted read replica in a different AWS Region, then you
+    /// must specify a KMS key identifier for the destination AWS Region"), refused in the same
+    /// region.
+    pub kms_key_id: Option<String>,
+    /// `DBSubnetGroupName`: the replica's subnet group (its VPC) in its region; without it the
+    /// replica lands in the default VPC, if the region has one.
+    pub subnet_group: Option<String>,
+    /// `VpcSecurityGroupIds`: security groups of that VPC.
+    pub security_groups: Vec<String>,
 }
 
 /// A call that changed something, with the request id AWS returned.
@@ -384,11 +413,13 @@ pub trait Replicas: Send + Sync {
         target_cluster_arn: &str,
         allow_data_loss: bool,
     ) -> impl Future<Output = Result<Changed>> + Send;
-    /// `CreateDBInstanceReadReplica` of `source_arn` (another region's instance) named `id`.
+    /// `CreateDBInstanceReadReplica` of `source_arn` (another region's instance) named `id`,
+    /// placed and encrypted as `placement` says.
     fn create_replica(
         &self,
         id: &str,
         source_arn: &str,
+        placement: &ReplicaPlacement,
         tags: BTreeMap<String, String>,
     ) -> impl Future<Output = Result<Changed>> + Send;
     /// `DeleteDBInstance` without a final snapshot (drill copies only).
@@ -474,6 +505,18 @@ pub trait MetricReader: Send + Sync {
         metric: &str,
         dimensions: &[(&str, &str)],
         now_ms: u64,
+        lookback_ms: u64,
+    ) -> impl Future<Output = Result<Option<(f64, u64)>>> + Send;
+    /// The last datapoint (`Maximum` over one minute) whose whole minute ended at or before
+    /// `at_ms`, in the `lookback_ms` before it: its value and the minute's start (ms), `None`
+    /// when there is none. The minute `at_ms` falls in is never read: its maximum could hold
+    /// samples taken after `at_ms`.
+    fn at_or_before(
+        &self,
+        namespace: &str,
+        metric: &str,
+        dimensions: &[(&str, &str)],
+        at_ms: u64,
         lookback_ms: u64,
     ) -> impl Future<Output = Result<Option<(f64, u64)>>> + Send;
 }

@@ -134,15 +134,20 @@ async fn world_with(latencies: Latencies, lag: f64, edit: impl FnOnce(&mut Value
     .await
     .unwrap();
     let clock = ManualClock::at(breakwater::clock::SystemClock.now_ms());
-    put_lag(
-        direct.config(),
-        SECONDARY,
-        &scene.replica,
-        lag,
-        clock.now_ms() - 30_000,
-    )
-    .await
-    .unwrap();
+    // RDS publishes the lag every minute: a sample from before the outage (which `outage`
+    // dates 120 s back; the RPO guard reads the last whole minute before the quorum began)
+    // and a fresh one (what `precheck` reads).
+    for ago in [200_000, 30_000] {
+        put_lag(
+            direct.config(),
+            SECONDARY,
+            &scene.replica,
+            lag,
+            clock.now_ms() - ago,
+        )
+        .await
+        .unwrap();
+    }
     let aws = Arc::new(Aws::for_endpoint(&proxy.endpoint(), SECONDARY).await);
     let function = Arc::new(function_in(
         SECONDARY,
@@ -491,6 +496,75 @@ async fn plan_and_precheck_change_nothing() {
     assert_eq!(status["execution"], Value::Null);
 }
 
+/// Detection a whole-region outage can complete: with the primary region gone, no alarm about it
+/// is forwarded any more (the forwarder rule lives there). The probe, the primary's heartbeat
+/// that stops arriving, and the replica's lag read in the secondary region need nothing of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_whole_region_outage_is_detected_from_the_healthy_side_and_failed_over() {
+    let w = world_with(Latencies::default(), 2.0, |plan| {
+        plan["detection"] = json!({"quorum": 2, "window_seconds": 60, "cooldown_seconds": 3600,
+            "signals": [
+                plan["detection"]["signals"][2].clone(),
+                {"name": "heartbeat", "kind": "heartbeat", "stale_seconds": 180},
+                {"name": "replica-lag", "kind": "replica-lag", "threshold_seconds": 300}]});
+    })
+    .await;
+    // The primary is alive: its heartbeats arrive, the replica keeps up.
+    for _ in 0..3 {
+        let beat = schedule_event(&unique("beat"), PRIMARY, w.clock.now_ms());
+        let r = w.handle(beat).await.unwrap();
+        assert_eq!(r["outcome"], "watching", "{r}");
+        w.clock.advance(Duration::from_secs(60));
+        put_lag(
+            w.direct.config(),
+            SECONDARY,
+            &w.scene.replica,
+            2.0,
+            w.clock.now_ms() - 10_000,
+        )
+        .await
+        .unwrap();
+    }
+    // us-east-1 is lost whole: no heartbeat, no forwarded alarm, its ARC endpoint down.
+    w.proxy.add_rule(Rule::region_outage(PRIMARY));
+    w.scene.arc.set_down(PRIMARY, true);
+    let mut last = Value::Null;
+    for _ in 0..5 {
+        w.clock.advance(Duration::from_secs(60));
+        put_lag(
+            w.direct.config(),
+            SECONDARY,
+            &w.scene.replica,
+            2.0,
+            w.clock.now_ms() - 10_000,
+        )
+        .await
+        .unwrap();
+        last = w.handle(w.tick()).await.unwrap();
+        if last["outcome"] == "started" {
+            break;
+        }
+    }
+    // THEN the probe and the stale heartbeat make the quorum; the lag (2 s) does not fire
+    assert_eq!(last["outcome"], "started", "{last}");
+    assert_eq!(last["execution"]["outcome"], "succeeded", "{last}");
+    let started: Vec<String> = w
+        .notifications()
+        .await
+        .into_iter()
+        .map(|n| n.message)
+        .filter(|m| m.contains("started"))
+        .collect();
+    assert!(
+        started
+            .iter()
+            .any(|m| m.contains("[probe, heartbeat]") || m.contains("[heartbeat, probe]")),
+        "{started:?}"
+    );
+    assert_eq!(last["execution"]["outcome"], "succeeded", "{last}");
+    assert_eq!(w.observed().await, w.failed_over());
+}
+
 /// A plan written to the state bucket (S3's "Object Created" through EventBridge, shaped as the
 /// S3 User Guide's "EventBridge event message structure" example: events/failover/plan-changed.json)
 /// is prechecked at once: ready, not ready with the failing check named, or unreadable. An event
@@ -675,6 +749,36 @@ async fn database_and_nodes_wait_in_parallel() {
 async fn a_drill_cleans_up_and_reads_it_back() {
     let w = world().await;
     let before = w.observed().await;
+    // A drill on production's replica (untagged) is refused: a promotion cannot be undone.
+    let err = w
+        .handle(json!({"command": "drill", "confirm": w.scene.name}))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("not tagged breakwater:drill=true"),
+        "{err}"
+    );
+    assert!(w.mutations().is_empty());
+    assert_eq!(w.observed().await, before);
+    // Tagged as a drill copy, it is drilled on, and the clean-up deletes it.
+    let rds = aws_sdk_rds::Client::new(&breakwater_sandbox::seed::regional(
+        w.direct.config(),
+        SECONDARY,
+    ));
+    rds.add_tags_to_resource()
+        .resource_name(format!(
+            "arn:aws:rds:{SECONDARY}:123456789012:db:{}",
+            w.scene.replica
+        ))
+        .tags(
+            aws_sdk_rds::types::Tag::builder()
+                .key("breakwater:drill")
+                .value("true")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
     let r = w
         .handle(json!({"command": "drill", "confirm": w.scene.name}))
         .await
@@ -691,8 +795,11 @@ async fn a_drill_cleans_up_and_reads_it_back() {
         .as_str()
         .unwrap();
     assert!(cleanup.contains("restored and read back"), "{cleanup}");
-    // The replica was not tagged as a drill copy: promoted, kept, and the report says so.
-    assert_eq!(after.replica.1, None);
+    assert!(
+        cleanup.contains(&format!("drill copy {}", w.scene.replica)),
+        "{cleanup}"
+    );
+    assert_eq!(w.mutations().get("DeleteDBInstance"), Some(&1));
 }
 
 /// Failback, by hand, from the copy in the primary region once the region is back: refused while
@@ -899,4 +1006,242 @@ async fn the_binary_fails_over_on_a_quorum() {
     assert!(notes
         .iter()
         .any(|n| n.attributes.get("phase").map(String::as_str) == Some("finished")));
+}
+
+/// The RPO guard reads the lag from before the outage through CloudWatch itself (moto): whole
+/// one-minute periods ending at or before the quorum's start, which the fakes cannot show.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lag_that_rose_only_after_the_outage_began_is_accepted_and_precheck_names_the_metric() {
+    // GIVEN the replica 2 s behind before the outage (RPO 60 s), then 400 s behind from the
+    // moment the primary's alarms fired (120 s ago) on
+    let w = world_with(Latencies::default(), 2.0, |_| {}).await;
+    for ago in [100_000, 30_000, 5_000] {
+        put_lag(
+            w.direct.config(),
+            SECONDARY,
+            &w.scene.replica,
+            400.0,
+            w.clock.now_ms() - ago,
+        )
+        .await
+        .unwrap();
+    }
+    // WHEN precheck runs THEN its lag check names the metric the guard reads, and its latest
+    // value
+    let check = w.handle(json!({"command": "precheck"})).await.unwrap();
+    let lag = check["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == "replica lag")
+        .unwrap()
+        .clone();
+    let detail = lag["detail"].as_str().unwrap();
+    assert!(
+        detail.starts_with("400 s")
+            && detail.contains(&format!(
+                "AWS/RDS ReplicaLag DBInstanceIdentifier={}",
+                w.scene.replica
+            )),
+        "{lag}"
+    );
+    assert_eq!(lag["ok"], false);
+    // WHEN the region goes down (the quorum began 120 s ago)
+    let r = w.outage().await;
+    // THEN the guard judged the lag before the outage: promoted, and the record says so
+    assert_eq!(r["execution"]["outcome"], "succeeded", "{r}");
+    assert_eq!(w.mutations(), once_each());
+    let id = r["execution"]["id"].as_str().unwrap();
+    let exec: failover::engine::Execution = w
+        .function
+        .toolkit
+        .store
+        .get(&failover::engine::Execution::key(id))
+        .await
+        .unwrap()
+        .unwrap()
+        .value;
+    assert_eq!(exec.lag_seconds, Some(2.0), "{exec:#?}");
+    assert_eq!(exec.lag_sample_value, Some(2.0));
+    let began = exec.lag_reference_ms.unwrap();
+    assert_eq!(began, w.clock.now_ms() - 120_000);
+    assert!(exec.lag_sample_ms.unwrap() + 60_000 <= began, "{exec:#?}");
+}
+
+/// Failback's replica of an encrypted database: RDS (moto, made as strict) refuses it without a
+/// key of the replica's region, and the adapter passes the plan's key, subnet group and security
+/// groups, read back through RDS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_encrypted_cross_region_replica_needs_a_key_and_is_created_with_the_plans_placement() {
+    use breakwater::ports::{ReplicaPlacement, Replicas};
+    use breakwater_sandbox::seed::regional;
+    // GIVEN an encrypted instance in the secondary region (the writer after a failover), and
+    // in the primary region a VPC with two subnets, a DB subnet group and a security group
+    let direct = Aws::for_endpoint(&moto().endpoint(), SECONDARY).await;
+    let id = unique("enc");
+    let west = aws_sdk_rds::Client::new(&regional(direct.config(), SECONDARY));
+    let source = west
+        .create_db_instance()
+        .db_instance_identifier(&id)
+        .db_instance_class("db.t3.micro")
+        .engine("mysql")
+        .allocated_storage(20)
+        .master_username("admin")
+        .master_user_password("password123")
+        .storage_encrypted(true)
+        .send()
+        .await
+        .unwrap();
+    let source_arn = source
+        .db_instance()
+        .and_then(|d| d.db_instance_arn())
+        .unwrap()
+        .to_string();
+    let ec2 = aws_sdk_ec2::Client::new(&regional(direct.config(), PRIMARY));
+    let vpc = ec2
+        .create_vpc()
+        .cidr_block("10.20.0.0/16")
+        .send()
+        .await
+        .unwrap()
+        .vpc()
+        .and_then(|v| v.vpc_id())
+        .unwrap()
+        .to_string();
+    let mut subnets = Vec::new();
+    for (cidr, az) in [
+        ("10.20.1.0/24", "us-east-1a"),
+        ("10.20.2.0/24", "us-east-1b"),
+    ] {
+        let subnet = ec2
+            .create_subnet()
+            .vpc_id(&vpc)
+            .cidr_block(cidr)
+            .availability_zone(az)
+            .send()
+            .await
+            .unwrap();
+        subnets.push(
+            subnet
+                .subnet()
+                .and_then(|s| s.subnet_id())
+                .unwrap()
+                .to_string(),
+        );
+    }
+    let group = ec2
+        .create_security_group()
+        .group_name(unique("db"))
+        .description("database")
+        .vpc_id(&vpc)
+        .send()
+        .await
+        .unwrap()
+        .group_id()
+        .unwrap()
+        .to_string();
+    let east = aws_sdk_rds::Client::new(&regional(direct.config(), PRIMARY));
+    let subnet_group = unique("dbs");
+    east.create_db_subnet_group()
+        .db_subnet_group_name(&subnet_group)
+        .db_subnet_group_description("failback replica")
+        .set_subnet_ids(Some(subnets))
+        .send()
+        .await
+        .unwrap();
+    let adapter = RdsDatabases::new(direct.rds_in(PRIMARY));
+    // WHEN the adapter creates a replica of it in the primary region without a key
+    let err = adapter
+        .create_replica(
+            &id,
+            &source_arn,
+            &ReplicaPlacement::default(),
+            BTreeMap::new(),
+        )
+        .await
+        .unwrap_err();
+    // THEN RDS refuses it, and nothing is created
+    assert!(
+        err.to_string().contains("InvalidParameterCombination")
+            && err.to_string().contains("from encrypted source"),
+        "{err}"
+    );
+    assert_eq!(adapter.instance(&id).await.unwrap(), None);
+    // WHEN it does so with the plan's key, subnet group and security group
+    let key = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+    let placement = ReplicaPlacement {
+        kms_key_id: Some(key.into()),
+        subnet_group: Some(subnet_group.clone()),
+        security_groups: vec![group.clone()],
+    };
+    adapter
+        .create_replica(&id, &source_arn, &placement, BTreeMap::new())
+        .await
+        .unwrap();
+    // THEN RDS holds an encrypted replica of the source, with that key, in that subnet group,
+    // with that security group
+    let read = east
+        .describe_db_instances()
+        .db_instance_identifier(&id)
+        .send()
+        .await
+        .unwrap();
+    let db = &read.db_instances()[0];
+    assert_eq!(db.kms_key_id(), Some(key));
+    assert_eq!(db.storage_encrypted(), Some(true));
+    assert_eq!(
+        db.db_subnet_group().and_then(|g| g.db_subnet_group_name()),
+        Some(subnet_group.as_str())
+    );
+    let groups: Vec<&str> = db
+        .vpc_security_groups()
+        .iter()
+        .filter_map(|g| g.vpc_security_group_id())
+        .collect();
+    assert_eq!(groups, [group.as_str()]);
+    assert_eq!(
+        db.read_replica_source_db_instance_identifier(),
+        Some(source_arn.as_str())
+    );
+    // AND the port reads it as encrypted, with its key
+    let status = adapter.instance(&id).await.unwrap().unwrap();
+    assert!(status.encrypted);
+    assert_eq!(status.kms_key_id.as_deref(), Some(key));
+}
+
+/// RDS (moto) describes a global database with its engine and version, which decide the lag
+/// metric the RPO guard reads; the adapter carries both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_global_databases_engine_version_is_read_from_rds_and_picks_the_lag_metric() {
+    use breakwater::ports::Replicas;
+    // GIVEN an Aurora MySQL 3.03 global database
+    let direct = Aws::for_endpoint(&moto().endpoint(), SECONDARY).await;
+    let id = unique("glob");
+    aws_sdk_rds::Client::new(&breakwater_sandbox::seed::regional(
+        direct.config(),
+        SECONDARY,
+    ))
+    .create_global_cluster()
+    .global_cluster_identifier(&id)
+    .engine("aurora-mysql")
+    .engine_version("8.0.mysql_aurora.3.03.1")
+    .send()
+    .await
+    .unwrap();
+    // WHEN the adapter reads it
+    let global = RdsDatabases::new(direct.rds_in(SECONDARY))
+        .global_cluster(&id)
+        .await
+        .unwrap()
+        .unwrap();
+    // THEN its engine and version are there, and they call for the replication lag
+    assert_eq!(global.engine.as_deref(), Some("aurora-mysql"));
+    assert_eq!(
+        global.engine_version.as_deref(),
+        Some("8.0.mysql_aurora.3.03.1")
+    );
+    assert!(!failover::engine::publishes_rpo_lag(
+        global.engine.as_deref().unwrap_or_default(),
+        global.engine_version.as_deref().unwrap_or_default()
+    ));
 }

@@ -26,7 +26,7 @@ use breakwater::{Error, Result, Toolkit};
 use serde_json::{json, Value};
 
 use crate::engine::{Engine, Execution, Mode, Pace, Ports, StepName};
-use crate::plan::LoadedPlan;
+use crate::plan::{Database, LoadedPlan};
 use crate::plan_state::board_key;
 pub use crate::plan_state::{plan_key, PlanState};
 use crate::signals::{Board, Observation};
@@ -219,6 +219,19 @@ impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader, C: RoutingControls, P:
                         observations_of =
                             Some(signals::from_rds_event(&plan.plan, &event.detail, at));
                     }
+                    ("aws.events", _)
+                        if event.region.as_deref() == Some(&plan.plan.primary_region) =>
+                    {
+                        // The primary region's heartbeat, forwarded to this region's bus.
+                        let at = event
+                            .time
+                            .map(|t| t.timestamp_millis().max(0) as u64)
+                            .unwrap_or_else(|| self.now());
+                        what = format!("heartbeat from {}", plan.plan.primary_region);
+                        let beats = signals::from_heartbeat(&plan.plan, at);
+                        // A plan without a heartbeat signal takes it as a tick.
+                        observations_of = (!beats.is_empty()).then_some(beats);
+                    }
                     (source, _) => what = format!("{source} {}", event.detail_type),
                 }
             }
@@ -259,8 +272,15 @@ impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader, C: RoutingControls, P:
                 detail,
             });
         }
+        // The replica's lag, read here in the secondary region: a signal that needs nothing of
+        // the primary region.
+        for signal in signals::of_kind(&plan.plan, "replica-lag") {
+            let sample = self.replica_lag_sample(&plan).await?;
+            observations.extend(signals::from_replica_lag(signal, sample));
+        }
         let p = plan.plan.clone();
         let obs = observations.clone();
+        let now = self.now();
         let board: Board = self
             .toolkit
             .store
@@ -270,10 +290,13 @@ impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader, C: RoutingControls, P:
                 for o in &obs {
                     changed |= board.apply(&p, o);
                 }
+                // A heartbeat that stopped arriving fires on whatever trigger comes next.
+                for o in board.stale_heartbeats(&p, now) {
+                    changed |= board.apply(&p, &o);
+                }
                 changed
             })
             .await?;
-        let now = self.now();
         let quorum = board.quorum(&plan.plan, now);
         tracing::info!(trigger = %what, quorum = %quorum, "signals evaluated");
         if !quorum.met {
@@ -483,6 +506,75 @@ impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader, C: RoutingControls, P:
         }
     }
 
+    /// The replica's latest lag in seconds, read in the secondary region, with the sample's
+    /// time: RDS `ReplicaLag` (seconds) of the replica; Aurora `AuroraGlobalDBReplicationLag`
+    /// (milliseconds) of the secondary cluster ("Monitoring Amazon Aurora global databases",
+    /// Aurora User Guide). The last five minutes; `None` when there is no sample.
+    async fn replica_lag_sample(&self, plan: &LoadedPlan) -> Result<Option<(f64, u64)>> {
+        let now = self.now();
+        let metrics = &self.ports.metrics;
+        Ok(match &plan.database {
+            Database::Rds { replica, .. } => {
+                metrics
+                    .latest(
+                        "AWS/RDS",
+                        "ReplicaLag",
+                        &[("DBInstanceIdentifier", replica)],
+                        now,
+                        300_000,
+                    )
+                    .await?
+            }
+            Database::AuroraGlobal {
+                target_cluster_arn, ..
+            } => {
+                let cluster = target_cluster_arn.rsplit(':').next().unwrap_or_default();
+                metrics
+                    .latest(
+                        "AWS/RDS",
+                        "AuroraGlobalDBReplicationLag",
+                        &[("DBClusterIdentifier", cluster)],
+                        now,
+                        300_000,
+                    )
+                    .await?
+                    .map(|(ms, at)| {
+                        if ms < 0.0 {
+                            (ms, at)
+                        } else {
+                            (ms / 1000.0, at)
+                        }
+                    })
+            }
+        })
+    }
+
+    /// A drill must not hurt production. Promoting an RDS read replica cannot be undone (it
+    /// "breaks the replication link", "Working with DB instance read replicas", Amazon RDS User
+    /// Guide), so an RDS drill runs only on a copy tagged `breakwater:drill=true` (the clean-up
+    /// deletes it); anything else is refused before anything is read or changed beyond the
+    /// replica itself. An Aurora drill is a planned switchover (`SwitchoverGlobalCluster`: no
+    /// data loss), moved back by the clean-up.
+    async fn check_drill_targets(&self, plan: &LoadedPlan) -> Result<()> {
+        let Database::Rds { replica, .. } = &plan.database else {
+            return Ok(());
+        };
+        match self.ports.secondary_db.instance(replica).await? {
+            Some(db) if db.tags.get("breakwater:drill").map(String::as_str) == Some("true") => {
+                Ok(())
+            }
+            Some(_) => Err(invalid(format!(
+                "drill refused: {replica} is not tagged breakwater:drill=true, and promoting a \
+                 production replica cannot be undone. Drill on a tagged copy (an inline \
+                 \"plan\" naming it), or move production with {{\"command\": \"switchover\"}}; \
+                 nothing was changed"
+            ))),
+            None => Err(invalid(format!(
+                "drill refused: the replica {replica} does not exist; nothing was changed"
+            ))),
+        }
+    }
+
     /// The plan was written (S3's `Object Created` event through EventBridge): precheck it at
     /// once, so that a plan that cannot fail over is known now, not at the outage. Another
     /// bucket or key is bad input and changes nothing. A plan that does not load is "not ready",
@@ -557,6 +649,9 @@ impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader, C: RoutingControls, P:
             None => return Err(invalid(format!("{command} by hand needs \"confirm\": \"{}\" (the plan's name); nothing was changed", plan.plan.name))),
         }
         self.check_region(&plan, mode)?;
+        if mode == Mode::Drill {
+            self.check_drill_targets(&plan).await?;
+        }
         let by = body
             .get("by")
             .and_then(Value::as_str)

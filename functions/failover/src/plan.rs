@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use breakwater::clock::parse_rfc3339;
 use breakwater::config::is_region_name;
-use breakwater::ports::{ClusterEndpoint, DnsRecord, NodeGroupId};
+use breakwater::ports::{ClusterEndpoint, DnsRecord, NodeGroupId, ReplicaPlacement};
 use serde::{Deserialize, Serialize};
 
 /// The plan.
@@ -69,6 +69,18 @@ pub struct DatabasePlan {
     /// aurora-global: the primary cluster's ARN (the writer a failback returns to).
     #[serde(default)]
     pub primary_cluster_arn: Option<String>,
+    /// rds, failback: the KMS key (ARN, in the primary region) that encrypts the replica
+    /// re-created there. Required when the database is encrypted: a cross-region replica of an
+    /// encrypted instance needs a key of its own region (CreateDBInstanceReadReplica, KmsKeyId).
+    #[serde(default)]
+    pub primary_kms_key_id: Option<String>,
+    /// rds, failback: the DB subnet group (in the primary region) of the re-created replica.
+    #[serde(default)]
+    pub primary_db_subnet_group: Option<String>,
+    /// rds, failback: the VPC security groups (`sg-…`, in the primary region) of the
+    /// re-created replica.
+    #[serde(default)]
+    pub primary_vpc_security_groups: Vec<String>,
 }
 
 /// The database engine, resolved.
@@ -239,7 +251,7 @@ pub struct Detection {
 pub struct SignalPlan {
     /// Its name in records and reports.
     pub name: String,
-    /// `alarm`, `probe` or `rds-event`.
+    /// `alarm`, `probe`, `rds-event`, `heartbeat` or `replica-lag`.
     pub kind: String,
     /// alarm: the CloudWatch alarm's name.
     #[serde(default)]
@@ -256,6 +268,13 @@ pub struct SignalPlan {
     /// rds-event: how long one event counts as firing (default 600 s).
     #[serde(default)]
     pub hold_seconds: Option<u64>,
+    /// heartbeat: how long without a heartbeat from the primary region fires it (default 180 s).
+    #[serde(default)]
+    pub stale_seconds: Option<u64>,
+    /// replica-lag: the lag of the replica, read in the secondary region, above which it fires
+    /// (seconds; a lag of -1, replication not running, fires too).
+    #[serde(default)]
+    pub threshold_seconds: Option<u64>,
     /// Corroborating only (a Route 53 health-check alarm: its metric exists only in
     /// us-east-1): it counts towards the quorum, but the quorum must be reachable without it.
     #[serde(default)]
@@ -419,6 +438,7 @@ impl Plan {
             return Err(field("secondary_region", "must differ from primary_region"));
         }
         let database = self.database.resolve()?;
+        self.database.validate_placement(&self.primary_region)?;
         if let Some(eks) = &self.eks {
             if eks.cluster.is_empty() {
                 return Err(field("eks.cluster", "must not be empty"));
@@ -530,6 +550,87 @@ impl Plan {
 }
 
 impl DatabasePlan {
+    /// Where failback re-creates the replica in the primary region, and its key.
+    pub fn primary_placement(&self) -> ReplicaPlacement {
+        ReplicaPlacement {
+            kms_key_id: self.primary_kms_key_id.clone().filter(|s| !s.is_empty()),
+            subnet_group: self
+                .primary_db_subnet_group
+                .clone()
+                .filter(|s| !s.is_empty()),
+            security_groups: self.primary_vpc_security_groups.clone(),
+        }
+    }
+
+    /// The re-created replica's key, subnet group and security groups, in `primary_region`.
+    fn validate_placement(&self, primary_region: &str) -> Result<(), PlanError> {
+        let named = self.primary_kms_key_id.is_some()
+            || self.primary_db_subnet_group.is_some()
+            || !self.primary_vpc_security_groups.is_empty();
+        if named && self.engine != "rds" {
+            return Err(field(
+                "database.primary_kms_key_id",
+                "primary_kms_key_id, primary_db_subnet_group and primary_vpc_security_groups belong to engine rds (failback's re-created replica)",
+            ));
+        }
+        if let Some(key) = &self.primary_kms_key_id {
+            // KMS keys are regional ("you can't use KMS keys from one AWS Region in another AWS
+            // Region", CreateDBInstanceReadReplica, KmsKeyId), and the template grants the key
+            // by ARN: arn:<partition>:kms:<primary region>:<account>:key/<id>.
+            let parts: Vec<&str> = key.splitn(6, ':').collect();
+            let ok = parts.len() == 6
+                && parts[0] == "arn"
+                && parts[1].starts_with("aws")
+                && parts[2] == "kms"
+                && parts[3] == primary_region
+                && parts[4].len() == 12
+                && parts[4].chars().all(|c| c.is_ascii_digit())
+                && parts[5].strip_prefix("key/").is_some_and(|id| {
+                    !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                });
+            if !ok {
+                return Err(field(
+                    "database.primary_kms_key_id",
+                    format!("{key:?}: the ARN of a KMS key in {primary_region} (arn:aws:kms:{primary_region}:<account>:key/<id>), where failback re-creates the replica: KMS keys are regional"),
+                ));
+            }
+        }
+        if let Some(group) = &self.primary_db_subnet_group {
+            // "Constraints: Must match the name of an existing DBSubnetGroup. Must not be
+            // default." (CreateDBInstanceReadReplica, DBSubnetGroupName); names are up to 255
+            // letters, digits, periods, underscores, spaces or hyphens (CreateDBSubnetGroup).
+            let ok = !group.is_empty()
+                && group.len() <= 255
+                && !group.eq_ignore_ascii_case("default")
+                && group
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ' ' | '-'));
+            if !ok {
+                return Err(field(
+                    "database.primary_db_subnet_group",
+                    format!("{group:?}: a DB subnet group name in {primary_region} (1–255 letters, digits, '.', '_', ' ' or '-'; not \"default\")"),
+                ));
+            }
+        }
+        let mut seen = BTreeSet::new();
+        for (i, sg) in self.primary_vpc_security_groups.iter().enumerate() {
+            let hex = sg.strip_prefix("sg-").unwrap_or_default();
+            if !matches!(hex.len(), 8 | 17) || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+                return Err(field(
+                    &format!("database.primary_vpc_security_groups[{i}]"),
+                    format!("{sg:?}: a security group id (sg- and 8 or 17 hex digits)"),
+                ));
+            }
+            if !seen.insert(sg) {
+                return Err(field(
+                    &format!("database.primary_vpc_security_groups[{i}]"),
+                    format!("{sg} is named twice"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     fn resolve(&self) -> Result<Database, PlanError> {
         let present = |v: &Option<String>| v.as_deref().is_some_and(|s| !s.is_empty());
         match self.engine.as_str() {
@@ -604,10 +705,24 @@ impl Detection {
                     }
                 }
                 "rds-event" => need(&signal.source, "source")?,
+                "heartbeat" => {
+                    if signal.stale_seconds.is_some_and(|s| s < 120) {
+                        // The heartbeat is a 1-minute schedule: one late delivery must not fire.
+                        return Err(field(&at("stale_seconds"), "at least 120"));
+                    }
+                }
+                "replica-lag" => {
+                    if signal.threshold_seconds.is_none_or(|t| t == 0) {
+                        return Err(field(
+                            &at("threshold_seconds"),
+                            "is required (seconds, > 0)",
+                        ));
+                    }
+                }
                 other => {
                     return Err(field(
                         &at("kind"),
-                        format!("{other:?}: alarm, probe or rds-event"),
+                        format!("{other:?}: alarm, probe, rds-event, heartbeat or replica-lag"),
                     ))
                 }
             }
@@ -785,6 +900,71 @@ pub(crate) mod tests {
         p["traffic"]["zone_id"] = "Z1".into();
         p["traffic"]["records"] = with_records(example())["traffic"]["records"].clone();
         assert!(error(p).starts_with("traffic.records: name routing_controls or records"));
+    }
+
+    #[test]
+    fn the_re_created_replicas_key_subnet_group_and_security_groups_are_checked() {
+        // GIVEN the example plan naming a key, a subnet group and security groups in its
+        // primary region for failback's replica
+        let mut p = example();
+        let key = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+        p["database"]["primary_kms_key_id"] = key.into();
+        p["database"]["primary_db_subnet_group"] = "orders-east".into();
+        p["database"]["primary_vpc_security_groups"] = serde_json::json!(["sg-0123456789abcdef0"]);
+        // WHEN it is loaded THEN they are the replica's placement
+        let loaded = load(p.to_string().as_bytes()).unwrap();
+        assert_eq!(
+            loaded.plan.database.primary_placement(),
+            ReplicaPlacement {
+                kms_key_id: Some(key.into()),
+                subnet_group: Some("orders-east".into()),
+                security_groups: vec!["sg-0123456789abcdef0".into()],
+            }
+        );
+        // AND a key of another region, a key id that is not an ARN, a bad subnet group or
+        // security group, or any of them on Aurora, is refused naming the field
+        let bad = |f: &dyn Fn(&mut serde_json::Value)| {
+            let mut p = p.clone();
+            f(&mut p);
+            error(p)
+        };
+        let e = bad(&|p| {
+            p["database"]["primary_kms_key_id"] =
+                "arn:aws:kms:us-west-2:123456789012:key/1234abcd".into()
+        });
+        assert!(
+            e.starts_with("database.primary_kms_key_id") && e.contains("KMS keys are regional"),
+            "{e}"
+        );
+        let e = bad(&|p| p["database"]["primary_kms_key_id"] = "alias/aws/rds".into());
+        assert!(e.starts_with("database.primary_kms_key_id"), "{e}");
+        let e = bad(&|p| p["database"]["primary_db_subnet_group"] = "default".into());
+        assert!(e.starts_with("database.primary_db_subnet_group"), "{e}");
+        let e = bad(&|p| p["database"]["primary_vpc_security_groups"][0] = "sg-xyz".into());
+        assert!(
+            e.starts_with("database.primary_vpc_security_groups[0]"),
+            "{e}"
+        );
+        let e = bad(&|p| {
+            p["database"]["primary_vpc_security_groups"] =
+                serde_json::json!(["sg-0123456789abcdef0", "sg-0123456789abcdef0"])
+        });
+        assert!(e.contains("named twice"), "{e}");
+        let e = bad(&|p| {
+            p["database"] = serde_json::json!({"engine": "aurora-global", "global_cluster": "g",
+                "target_cluster_arn": "arn:aws:rds:us-west-2:123456789012:cluster:w",
+                "primary_kms_key_id": key});
+        });
+        assert!(e.contains("belong to engine rds"), "{e}");
+        // AND a plan without them re-creates the replica unencrypted, where RDS places it
+        assert_eq!(
+            load(example().to_string().as_bytes())
+                .unwrap()
+                .plan
+                .database
+                .primary_placement(),
+            ReplicaPlacement::default()
+        );
     }
 
     #[test]

@@ -8,6 +8,7 @@ use breakwater::Result;
 use serde_json::{json, Value};
 
 use crate::dependencies;
+use crate::engine::{replica_lag, LagAt};
 use crate::estate::{self, DatabaseSeen, Look};
 use crate::plan::{Database, LoadedPlan};
 use crate::FailoverFunction;
@@ -127,26 +128,7 @@ impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader, C: RoutingControls, P:
                     ),
                     None => check(format!("replica {replica}"), false, "does not exist".into()),
                 }
-                let lag = self
-                    .ports
-                    .metrics
-                    .latest(
-                        "AWS/RDS",
-                        "ReplicaLag",
-                        &[("DBInstanceIdentifier", replica)],
-                        self.now(),
-                        300_000,
-                    )
-                    .await?;
-                check(
-                    "replica lag".into(),
-                    lag.is_some_and(|(l, _)| l <= p.targets.rpo_seconds as f64),
-                    format!(
-                        "{:?} s (RPO {} s)",
-                        lag.map(|(l, _)| l),
-                        p.targets.rpo_seconds
-                    ),
-                );
+                self.lag_check(plan, replica, &mut check).await?;
             }
             (
                 Database::AuroraGlobal {
@@ -164,6 +146,7 @@ impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader, C: RoutingControls, P:
                     ok,
                     format!("{live:?}"),
                 );
+                self.lag_check(plan, target_cluster_arn, &mut check).await?;
             }
             _ => unreachable!("the observer reads the plan's own kind of database"),
         }
@@ -218,6 +201,43 @@ impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader, C: RoutingControls, P:
             json!({"mode": "precheck", "plan": p.name, "plan_hash": plan.hash, "ready": ready, "checks": checks,
                   "permissions": "RDS, EKS and Route 53 have no DryRun for these calls: the calls above are the read half of each permission"}),
         )
+    }
+}
+
+impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader, C: RoutingControls, P: Probe>
+    FailoverFunction<R, N, D, M, C, P>
+{
+    /// The lag check: the metric the RPO guard reads (the same function: `ReplicaLag`, or the
+    /// Aurora metric the global database's engine version publishes), its latest sample, named.
+    async fn lag_check(
+        &self,
+        plan: &LoadedPlan,
+        target: &str,
+        check: &mut impl FnMut(String, bool, String),
+    ) -> Result<()> {
+        let rpo = plan.plan.targets.rpo_seconds;
+        let reading = replica_lag(
+            &plan.database,
+            target,
+            &self.ports.secondary_db,
+            &self.ports.metrics,
+            LagAt::Latest(self.now()),
+        )
+        .await?;
+        let shown = match (reading.seconds, reading.sample) {
+            (Some(s), _) => format!("{s} s"),
+            (None, Some((v, _))) => format!("unknown ({v}: replication not active)"),
+            (None, None) => "unknown (no sample in the last 5 minutes)".into(),
+        };
+        check(
+            "replica lag".into(),
+            reading.seconds.is_some_and(|l| l <= rpo as f64),
+            format!(
+                "{shown} (RPO {rpo} s), read as the RPO guard reads it: {}",
+                reading.metric
+            ),
+        );
+        Ok(())
     }
 }
 

@@ -204,6 +204,82 @@ pub fn from_rds_event(plan: &Plan, detail: &serde_json::Value, at_ms: u64) -> Ve
         .collect()
 }
 
+/// The heartbeat signals a scheduled event from the primary region feeds: the primary region's
+/// EventBridge delivered it at `at_ms`, so the region is alive then. The heartbeat is the one
+/// signal that needs nothing of the primary to fire: its absence is the signal.
+pub fn from_heartbeat(plan: &Plan, at_ms: u64) -> Vec<Observation> {
+    plan.detection
+        .signals
+        .iter()
+        .filter(|s| s.kind == "heartbeat")
+        .map(|s| Observation {
+            signal: s.name.clone(),
+            firing: false,
+            at_ms,
+            detail: format!(
+                "heartbeat from {} at {}",
+                plan.primary_region,
+                breakwater::clock::rfc3339(at_ms)
+            ),
+        })
+        .collect()
+}
+
+impl Board {
+    /// The heartbeats gone quiet by `now_ms`: a heartbeat signal last seen alive more than
+    /// `stale_seconds` (180) ago fires, dated when it went stale. One never seen is unknown and
+    /// does not fire (a stack just deployed has not heard one yet).
+    pub fn stale_heartbeats(&self, plan: &Plan, now_ms: u64) -> Vec<Observation> {
+        plan.detection
+            .signals
+            .iter()
+            .filter(|s| s.kind == "heartbeat")
+            .filter_map(|s| {
+                let state = self.signals.get(&s.name).filter(|st| !st.firing)?;
+                let stale_at = state.observed_ms + s.stale_seconds.unwrap_or(180) * 1000;
+                (now_ms >= stale_at).then(|| Observation {
+                    signal: s.name.clone(),
+                    firing: true,
+                    at_ms: stale_at,
+                    detail: format!(
+                        "no heartbeat from {} since {}",
+                        plan.primary_region,
+                        breakwater::clock::rfc3339(state.observed_ms)
+                    ),
+                })
+            })
+            .collect()
+    }
+}
+
+/// A replica-lag signal's reading, from the lag read in the secondary region (seconds, with the
+/// time of the sample): fires above `threshold_seconds`, or at -1 ("replication not running").
+/// No sample is no observation (unknown, not a verdict).
+pub fn from_replica_lag(signal: &SignalPlan, sample: Option<(f64, u64)>) -> Option<Observation> {
+    let (lag, at_ms) = sample?;
+    let threshold = signal.threshold_seconds.unwrap_or(u64::MAX) as f64;
+    let firing = lag < 0.0 || lag > threshold;
+    Some(Observation {
+        signal: signal.name.clone(),
+        firing,
+        at_ms,
+        detail: if lag < 0.0 {
+            "replica lag -1: replication is not running".into()
+        } else {
+            format!("replica lag {lag} s (fires above {threshold} s)")
+        },
+    })
+}
+
+/// The signals of `kind` in the plan.
+pub fn of_kind<'p>(plan: &'p Plan, kind: &str) -> Vec<&'p SignalPlan> {
+    plan.detection
+        .signals
+        .iter()
+        .filter(|s| s.kind == kind)
+        .collect()
+}
+
 /// The probe signals of the plan.
 pub fn probes(plan: &Plan) -> Vec<&SignalPlan> {
     plan.detection
@@ -251,6 +327,55 @@ mod tests {
         board.apply(&plan, &obs("5xx", true, 300));
         assert!(!board.quorum(&plan, 400_000).met);
         assert!(board.quorum(&plan, 420_000).met);
+    }
+
+    fn detecting_from_the_healthy_side() -> Plan {
+        let mut p = example();
+        p["detection"] = serde_json::json!({"quorum": 2, "window_seconds": 60,
+            "cooldown_seconds": 3600, "signals": [
+                {"name": "probe", "kind": "probe", "url": "https://east.example.com/health"},
+                {"name": "heartbeat", "kind": "heartbeat", "stale_seconds": 180},
+                {"name": "lag", "kind": "replica-lag", "threshold_seconds": 300}]});
+        load(p.to_string().as_bytes()).unwrap().plan
+    }
+
+    #[test]
+    fn a_heartbeat_that_stops_fires_when_it_goes_stale_and_a_new_one_clears_it() {
+        // GIVEN heartbeats from the primary every minute
+        let plan = detecting_from_the_healthy_side();
+        let mut board = Board::default();
+        assert!(
+            board.stale_heartbeats(&plan, 1_000_000).is_empty(),
+            "never heard: unknown"
+        );
+        for at in [100, 160, 220] {
+            for o in from_heartbeat(&plan, at * 1000) {
+                board.apply(&plan, &o);
+            }
+        }
+        // WHEN they stop: nothing until 180 s after the last one
+        assert!(board.stale_heartbeats(&plan, 399_000).is_empty());
+        let stale = board.stale_heartbeats(&plan, 400_000);
+        // THEN it fires, dated when it went stale, and once only
+        assert_eq!(stale.len(), 1);
+        assert_eq!((stale[0].firing, stale[0].at_ms), (true, 400_000));
+        assert!(board.apply(&plan, &stale[0]));
+        assert!(board.stale_heartbeats(&plan, 500_000).is_empty());
+        // AND a late copy of an old heartbeat changes nothing; a new one clears it
+        assert!(!board.apply(&plan, &from_heartbeat(&plan, 220_000)[0]));
+        assert!(board.apply(&plan, &from_heartbeat(&plan, 460_000)[0]));
+        assert!(!board.signals["heartbeat"].firing);
+    }
+
+    #[test]
+    fn replica_lag_fires_above_its_threshold_or_at_minus_one_and_no_data_is_no_verdict() {
+        let plan = detecting_from_the_healthy_side();
+        let signal = of_kind(&plan, "replica-lag")[0];
+        assert_eq!(from_replica_lag(signal, None), None);
+        assert!(!from_replica_lag(signal, Some((12.0, 5))).unwrap().firing);
+        assert!(from_replica_lag(signal, Some((301.0, 5))).unwrap().firing);
+        let stopped = from_replica_lag(signal, Some((-1.0, 5))).unwrap();
+        assert!(stopped.firing && stopped.detail.contains("not running"));
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use breakwater::fakes::dns::FakeDns;
 use breakwater::fakes::metric_reader::FakeMetricReader;
 use breakwater::fakes::node_groups::FakeNodeGroups;
-use breakwater::fakes::probe::FakeProbe;
+use breakwater::fakes::probe::{Endpoint, FakeProbe};
 use breakwater::fakes::replicas::FakeReplicas;
 use breakwater::fakes::routing_controls::{FakeRoutingControls, READS};
 use breakwater::ports::{NodeGroupId, Scaling};
@@ -13,7 +13,7 @@ use breakwater::Error;
 use failover::engine::{Execution, Mode, Ports, StepName, StepState};
 
 mod common;
-use common::{controls, engine, lag, plan, toolkit, EAST, WEST};
+use common::{controls, engine, lag, plan, plan_with, toolkit, EAST, WEST};
 
 type Estate =
     Ports<FakeReplicas, FakeNodeGroups, FakeDns, FakeMetricReader, FakeRoutingControls, FakeProbe>;
@@ -326,4 +326,340 @@ async fn failback_re_creates_the_primary_as_a_replica_promotes_it_and_moves_the_
         (estate.switches.peek(EAST), estate.switches.peek(WEST)),
         (Some(true), Some(false))
     );
+}
+
+/// The replica's lag as CloudWatch holds it: `(ms, seconds)` samples.
+fn lag_samples(samples: &[(u64, f64)]) -> FakeMetricReader {
+    let metrics = FakeMetricReader::new();
+    for (at, v) in samples {
+        metrics.put(
+            "AWS/RDS",
+            "ReplicaLag",
+            &[("DBInstanceIdentifier", "orders-replica")],
+            *v,
+            *at,
+        );
+    }
+    metrics
+}
+
+/// An automatic failover whose quorum (one signal) began at `since_ms`.
+fn quorum_failover(plan: &failover::plan::LoadedPlan, since_ms: u64, now: u64) -> Execution {
+    let mut exec = Execution::new(
+        plan,
+        Mode::Failover,
+        "quorum".into(),
+        since_ms,
+        now,
+        "story",
+    );
+    exec.quorum = Some(failover::signals::Quorum {
+        needed: 1,
+        of: 1,
+        firing: vec!["5xx".into()],
+        since_ms: Some(since_ms),
+        held_ms: now - since_ms,
+        window_ms: 60_000,
+        met: true,
+    });
+    exec
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_rpo_guard_reads_the_lag_from_before_the_quorum_began_not_the_spike_after_it() {
+    // GIVEN a replica 2 s behind until the primary went down, and 400 s behind (RPO 60 s) in
+    // the minutes after the quorum began 100 s ago, as replication stalls with the primary
+    let toolkit = toolkit().await;
+    let plan = plan();
+    let now = toolkit.store.clock().now_ms();
+    let began = now - 100_000;
+    let estate = Ports {
+        metrics: lag_samples(&[
+            (now - 200_000, 2.0),
+            (now - 150_000, 2.0),
+            (now - 90_000, 400.0),
+            (now - 30_000, 400.0),
+        ]),
+        ..standby(0.0)
+    };
+    let exec = quorum_failover(&plan, began, now);
+    // WHEN the failover the quorum started runs
+    let exec = engine(&toolkit, &estate, &plan, 600, "story")
+        .reconcile(exec)
+        .await
+        .unwrap();
+    // THEN the guard judged the lag before the outage, and promoted
+    assert_eq!(exec.outcome, "succeeded", "{exec:#?}");
+    assert_eq!(estate.secondary_db.calls.count("promote"), 1);
+    assert_eq!(exec.lag_seconds, Some(2.0));
+    // AND the record says which sample: its value, its minute (the last whole minute before
+    // the quorum began), the time it had to precede, and the metric
+    let minute = |t: u64| t - t % 60_000;
+    assert_eq!(exec.lag_sample_value, Some(2.0));
+    assert_eq!(exec.lag_sample_ms, Some(minute(now - 150_000)));
+    assert!(exec.lag_sample_ms.unwrap() + 60_000 <= began);
+    assert_eq!(exec.lag_reference_ms, Some(began));
+    assert_eq!(
+        exec.lag_metric.as_deref(),
+        Some("AWS/RDS ReplicaLag DBInstanceIdentifier=orders-replica")
+    );
+    let note = exec
+        .notes
+        .iter()
+        .find(|n| n.starts_with("RPO guard"))
+        .expect("the guard's reading is noted for the report");
+    assert!(
+        note.contains("ReplicaLag DBInstanceIdentifier=orders-replica = 2 for the minute from")
+            && note.contains("when the quorum began"),
+        "{note}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lag_of_minus_one_or_no_sample_is_unknown_and_refused_unless_data_loss_is_accepted() {
+    for (case, samples) in [
+        ("-1 (replication not active)", vec![(150_000, -1.0)]),
+        ("no sample", vec![]),
+        ("only samples after the quorum began", vec![(30_000, 1.0)]),
+    ] {
+        for accepted in [None, Some(300)] {
+            // GIVEN the replica's lag before the quorum began is unknown
+            let toolkit = toolkit().await;
+            let plan = plan();
+            let now = toolkit.store.clock().now_ms();
+            let samples: Vec<(u64, f64)> = samples.iter().map(|(ago, v)| (now - ago, *v)).collect();
+            let estate = Ports {
+                metrics: lag_samples(&samples),
+                ..standby(0.0)
+            };
+            let mut exec = quorum_failover(&plan, now - 100_000, now);
+            exec.accept_data_loss_seconds = accepted;
+            // WHEN the failover runs
+            let exec = engine(&toolkit, &estate, &plan, 600, "story")
+                .reconcile(exec)
+                .await
+                .unwrap();
+            let promoted = estate.secondary_db.calls.count("promote");
+            match accepted {
+                // THEN without an accepted loss nothing is promoted: unknown is not 0
+                None => {
+                    assert_eq!(exec.outcome, "failed", "{case}: {exec:#?}");
+                    let detail = &exec.steps[&StepName::Database].detail;
+                    assert!(detail.contains("replica lag unknown"), "{case}: {detail}");
+                    assert_eq!(promoted, 0, "{case}");
+                    assert_eq!(exec.lag_seconds, None, "{case}");
+                }
+                // AND with one, it promotes and the record says the lag was unknown
+                Some(_) => {
+                    assert_eq!(exec.outcome, "succeeded", "{case}: {exec:#?}");
+                    assert_eq!(promoted, 1, "{case}");
+                    assert!(
+                        exec.notes.iter().any(|n| n.starts_with(
+                            "replica lag unknown; the invocation accepted up to 300 s"
+                        )),
+                        "{case}: {:?}",
+                        exec.notes
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// The encrypted standby after a failover: the secondary's copy writes, encrypted with a key of
+/// its region; the primary region's RDS sees it as encrypted.
+fn encrypted_after_failover() -> Estate {
+    let west = "arn:aws:rds:us-west-2:123456789012:db:orders-replica";
+    Ports {
+        secondary_db: FakeReplicas::new()
+            .with_instance("orders-replica", None)
+            .encrypted_with(
+                "orders-replica",
+                "arn:aws:kms:us-west-2:123456789012:key/west-0000",
+            ),
+        primary_db: FakeReplicas::new().sees_encrypted(west).changes_take(6),
+        switches: controls(false, true),
+        ..standby(0.0)
+    }
+}
+
+const EAST_KEY: &str =
+    "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+
+#[tokio::test(start_paused = true)]
+async fn failback_of_an_encrypted_database_re_creates_the_replica_with_the_plans_key_subnets_and_groups(
+) {
+    // GIVEN an encrypted database failed over, and a plan naming the primary region's key,
+    // subnet group and security groups for the replica failback re-creates
+    let toolkit = toolkit().await;
+    let plan = common::plan_with(|p| {
+        p["database"]["primary_kms_key_id"] = EAST_KEY.into();
+        p["database"]["primary_db_subnet_group"] = "orders-east".into();
+        p["database"]["primary_vpc_security_groups"] =
+            serde_json::json!(["sg-0123456789abcdef0", "sg-89abcdef"]);
+    });
+    let estate = encrypted_after_failover();
+    let now = toolkit.store.clock().now_ms();
+    let exec = Execution::new(&plan, Mode::Failback, "story".into(), now, now, "story");
+    // WHEN failback runs
+    let exec = engine(&toolkit, &estate, &plan, 900, "story")
+        .reconcile(exec)
+        .await
+        .unwrap();
+    // THEN the replica was created with the key, subnet group and groups, and the failback ended
+    assert_eq!(exec.outcome, "succeeded", "{exec:#?}");
+    assert_eq!(
+        estate.primary_db.placement("orders"),
+        Some(breakwater::ports::ReplicaPlacement {
+            kms_key_id: Some(EAST_KEY.into()),
+            subnet_group: Some("orders-east".into()),
+            security_groups: vec!["sg-0123456789abcdef0".into(), "sg-89abcdef".into()],
+        })
+    );
+    let created = exec
+        .actions
+        .iter()
+        .find(|a| a.operation == "CreateDBInstanceReadReplica")
+        .unwrap();
+    assert!(created.target.contains(EAST_KEY), "{created:?}");
+    assert!(estate.primary_db.peek("orders").unwrap().writable());
+}
+
+#[tokio::test(start_paused = true)]
+async fn failback_of_an_encrypted_database_without_a_key_in_the_plan_fails_reprotect_and_creates_nothing(
+) {
+    // GIVEN an encrypted database failed over, and a plan naming no key for the primary region
+    let toolkit = toolkit().await;
+    let plan = plan();
+    let estate = encrypted_after_failover();
+    let now = toolkit.store.clock().now_ms();
+    let exec = Execution::new(&plan, Mode::Failback, "story".into(), now, now, "story");
+    // WHEN failback runs
+    let exec = engine(&toolkit, &estate, &plan, 900, "story")
+        .reconcile(exec)
+        .await
+        .unwrap();
+    // THEN re-protection fails, saying what to set, and nothing was created or moved
+    assert_eq!(exec.outcome, "failed", "{exec:#?}");
+    let step = &exec.steps[&StepName::Reprotect];
+    assert_eq!(step.state, StepState::Failed);
+    assert!(
+        step.detail.contains("is encrypted") && step.detail.contains("database.primary_kms_key_id"),
+        "{}",
+        step.detail
+    );
+    assert_eq!(estate.primary_db.calls.count("create_replica"), 0);
+    assert_eq!(
+        (estate.switches.peek(EAST), estate.switches.peek(WEST)),
+        (Some(false), Some(true))
+    );
+    // AND RDS itself (the fake, as RDS answers) refuses such a replica
+    let err = breakwater::ports::Replicas::create_replica(
+        &estate.primary_db,
+        "orders",
+        "arn:aws:rds:us-west-2:123456789012:db:orders-replica",
+        &breakwater::ports::ReplicaPlacement::default(),
+        Default::default(),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("InvalidParameterCombination"),
+        "{err}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn all_node_groups_are_raised_at_once_and_none_is_lowered() {
+    // GIVEN two standby groups whose updates take 2 minutes each (24 polls 5 s apart), and a
+    // third the cluster autoscaler already took to 8 nodes (above the plan's 3)
+    let toolkit = toolkit().await;
+    let plan = plan_with(|p| {
+        p["eks"]["node_groups"] = serde_json::json!([
+            {"name": "web", "min": 2, "desired": 3},
+            {"name": "workers", "min": 2, "desired": 3},
+            {"name": "busy", "min": 2, "desired": 3}]);
+    });
+    let at = |min, desired| Scaling {
+        min,
+        max: 10,
+        desired,
+    };
+    let estate = Ports {
+        nodes: FakeNodeGroups::new()
+            .with_group("standby", "web", at(0, 0))
+            .with_group("standby", "workers", at(0, 0))
+            .with_group("standby", "busy", at(0, 8))
+            .updates_take(24),
+        ..standby(2.0)
+    };
+    let now = toolkit.store.clock().now_ms();
+    let exec = Execution::new(&plan, Mode::Failover, "story".into(), now, now, "story");
+    // WHEN the failover runs
+    let exec = engine(&toolkit, &estate, &plan, 900, "story")
+        .reconcile(exec)
+        .await
+        .unwrap();
+    // THEN the nodes step took about one group's two minutes, not three groups' six
+    assert_eq!(exec.outcome, "succeeded", "{exec:#?}");
+    let step = &exec.steps[&StepName::Nodes];
+    let took = step.finished_ms.unwrap() - step.started_ms.unwrap();
+    assert!((120_000..180_000).contains(&took), "{took} ms");
+    // AND every group is at least at the plan's size, the busy one still at 8
+    let group = |name: &str| {
+        estate
+            .nodes
+            .peek(&NodeGroupId {
+                cluster: "standby".into(),
+                name: name.into(),
+            })
+            .unwrap()
+            .scaling
+    };
+    assert_eq!((group("web").min, group("web").desired), (2, 3));
+    assert_eq!((group("workers").min, group("workers").desired), (2, 3));
+    assert_eq!((group("busy").min, group("busy").desired), (2, 8));
+}
+
+#[tokio::test(start_paused = true)]
+async fn verify_reads_back_until_the_new_side_answers_and_gives_up_after_five_minutes() {
+    // GIVEN a plan naming the secondary's health URL, which comes up 6 polls (30 s) after the
+    // traffic reaches it
+    let first = toolkit().await;
+    let url = "https://api-west.example.com/health";
+    let plan = plan_with(|p| p["secondary_health_url"] = url.into());
+    let estate = standby(2.0);
+    estate.probe.set(url, Endpoint::UpAfter(6, 200));
+    let now = first.store.clock().now_ms();
+    let exec = Execution::new(&plan, Mode::Failover, "story".into(), now, now, "story");
+    // WHEN the failover runs
+    let exec = engine(&first, &estate, &plan, 900, "story")
+        .reconcile(exec)
+        .await
+        .unwrap();
+    // THEN verify waited for it, and the execution is healthy (the RTO ends there)
+    assert_eq!(exec.outcome, "succeeded", "{exec:#?}");
+    let verify = &exec.steps[&StepName::Verify];
+    assert!(verify.detail.contains("answered 200"), "{verify:?}");
+    assert!(verify.finished_ms.unwrap() - verify.started_ms.unwrap() >= 30_000);
+    // AND an endpoint that never answers fails the execution after five minutes, not at once
+    let second = toolkit().await;
+    let estate = standby(2.0);
+    estate
+        .probe
+        .set(url, Endpoint::Refused("connection refused".into()));
+    let now = second.store.clock().now_ms();
+    let exec = Execution::new(&plan, Mode::Failover, "story".into(), now, now, "story");
+    let exec = engine(&second, &estate, &plan, 900, "story")
+        .reconcile(exec)
+        .await
+        .unwrap();
+    assert_eq!(exec.outcome, "failed", "{exec:#?}");
+    let verify = &exec.steps[&StepName::Verify];
+    assert_eq!(verify.state, StepState::Failed);
+    assert!(
+        verify.detail.starts_with("not as planned after 300 s"),
+        "{verify:?}"
+    );
+    assert!(verify.finished_ms.unwrap() - verify.started_ms.unwrap() >= 300_000);
 }

@@ -15,7 +15,7 @@ use breakwater::fakes::replicas::FakeReplicas;
 use breakwater::fakes::routing_controls::FakeRoutingControls;
 use breakwater::ports::{DnsRecord, Scaling};
 
-use failover::engine::{Execution, Mode, Ports, StepState};
+use failover::engine::{Execution, Mode, Ports, StepName, StepState};
 use failover::plan::load;
 
 mod common;
@@ -248,5 +248,205 @@ async fn aurora_failover_allows_data_loss_and_switchover_does_not() {
                 .as_deref(),
             Some(WEST)
         );
+    }
+}
+
+/// An Aurora drill cannot lose data: it is a planned switchover (never `FailoverGlobalCluster`),
+/// and the clean-up switches the writer back to the primary cluster and reads it back.
+#[tokio::test(start_paused = true)]
+async fn an_aurora_drill_is_a_switchover_and_the_clean_up_moves_the_writer_back() {
+    const EAST: &str = "arn:aws:rds:us-east-1:123456789012:cluster:orders-east";
+    // GIVEN an Aurora global database written in the primary region; each move takes 1 minute
+    let toolkit = toolkit().await;
+    let plan = aurora_plan();
+    let ports = Ports {
+        secondary_db: FakeReplicas::new()
+            .with_global("orders-global", EAST)
+            .changes_take(12),
+        primary_db: FakeReplicas::new(),
+        nodes: FakeNodeGroups::new(),
+        dns: FakeDns::new(),
+        switches: controls(true, false),
+        metrics: rpo_lag(),
+        primary_metrics: rpo_lag(),
+        probe: FakeProbe::new(),
+    };
+    let now = toolkit.store.clock().now_ms();
+    // WHEN a drill runs
+    let exec = engine(&toolkit, &ports, &plan, 900, "test")
+        .reconcile(Execution::new(
+            &plan,
+            Mode::Drill,
+            "test".into(),
+            now,
+            now,
+            "test",
+        ))
+        .await
+        .unwrap();
+    // THEN two switchovers (there and back), no failover, and the writer is back on the primary
+    assert_eq!(exec.outcome, "succeeded", "{exec:#?}");
+    let rds = &ports.secondary_db.calls;
+    assert_eq!(rds.count("failover_global_cluster"), 0);
+    assert_eq!(rds.count("switchover_global_cluster"), 2);
+    let global = ports.secondary_db.peek_global("orders-global").unwrap();
+    assert_eq!(
+        (global.writer.as_deref(), global.failover_state),
+        (Some(EAST), None)
+    );
+    let cleanup = &exec.steps[&failover::engine::StepName::Cleanup];
+    assert!(
+        cleanup.detail.contains(&format!("writer back on {EAST}")),
+        "{cleanup:?}"
+    );
+    // AND traffic is back on the primary
+    assert_eq!(
+        (
+            ports.switches.peek(common::EAST),
+            ports.switches.peek(common::WEST)
+        ),
+        (Some(true), Some(false))
+    );
+}
+
+/// An Aurora global database's plan (RPO 60 s).
+fn aurora_plan() -> failover::plan::LoadedPlan {
+    let doc = serde_json::json!({
+        "name": "aurora", "primary_region": "us-east-1", "secondary_region": "us-west-2",
+        "database": {"engine": "aurora-global", "global_cluster": "orders-global",
+                     "target_cluster_arn": "arn:aws:rds:us-west-2:123456789012:cluster:orders-west",
+                     "primary_cluster_arn": "arn:aws:rds:us-east-1:123456789012:cluster:orders-east"},
+        "traffic": {"routing_controls": {
+            "cluster_endpoints": [{"endpoint": "https://host-bbbbbb.us-west-2.example.aws/v1", "region": "us-west-2"}],
+            "primary": common::EAST, "secondary": common::WEST}},
+        "targets": {"rto_seconds": 900, "rpo_seconds": 60},
+        "detection": {"quorum": 1, "window_seconds": 60, "cooldown_seconds": 3600,
+                      "signals": [{"name": "5xx", "kind": "alarm", "alarm": "east-5xx"}]}
+    });
+    load(doc.to_string().as_bytes()).unwrap()
+}
+
+/// Aurora MySQL below 3.04 publishes no `AuroraGlobalDBRPOLag`: the guard reads
+/// `AuroraGlobalDBReplicationLag`, in milliseconds, as seconds; from 3.04 it reads the RPO lag.
+#[tokio::test(start_paused = true)]
+async fn aurora_mysql_3_03_falls_back_to_the_replication_lag_in_milliseconds() {
+    const EAST: &str = "arn:aws:rds:us-east-1:123456789012:cluster:orders-east";
+    for (version, promoted) in [
+        ("8.0.mysql_aurora.3.03.1", true),
+        // 3.04 publishes the RPO lag, which has no sample here: unknown, refused.
+        ("8.0.mysql_aurora.3.04.0", false),
+    ] {
+        // GIVEN an Aurora MySQL global database at `version`, whose secondary's replication lag
+        // was 1,500 ms (1.5 s, RPO 60 s) before the outage; no AuroraGlobalDBRPOLag published
+        let toolkit = toolkit().await;
+        let plan = aurora_plan();
+        let now = toolkit.store.clock().now_ms();
+        let metrics = FakeMetricReader::new();
+        metrics.put(
+            "AWS/RDS",
+            "AuroraGlobalDBReplicationLag",
+            &[("DBClusterIdentifier", "orders-west")],
+            1_500.0,
+            now - 150_000,
+        );
+        let ports = Ports {
+            secondary_db: FakeReplicas::new()
+                .with_global("orders-global", EAST)
+                .with_engine("orders-global", "aurora-mysql", version),
+            primary_db: FakeReplicas::new(),
+            nodes: FakeNodeGroups::new(),
+            dns: FakeDns::new(),
+            switches: controls(true, false),
+            metrics,
+            primary_metrics: FakeMetricReader::new(),
+            probe: FakeProbe::new(),
+        };
+        // WHEN a failover whose quorum began 100 s ago runs
+        let exec = engine(&toolkit, &ports, &plan, 600, "test")
+            .reconcile(Execution::new(
+                &plan,
+                Mode::Failover,
+                "test".into(),
+                now - 100_000,
+                now,
+                "test",
+            ))
+            .await
+            .unwrap();
+        let failovers = ports.secondary_db.calls.count("failover_global_cluster");
+        if promoted {
+            // THEN below 3.04 the replication lag is read, in seconds, and is within the RPO
+            assert_eq!(exec.outcome, "succeeded", "{version}: {exec:#?}");
+            assert_eq!(failovers, 1);
+            assert_eq!(exec.lag_seconds, Some(1.5));
+            assert_eq!(exec.lag_sample_value, Some(1_500.0));
+            let metric = exec.lag_metric.clone().unwrap_or_default();
+            assert!(
+                metric.starts_with("AWS/RDS AuroraGlobalDBReplicationLag DBClusterIdentifier=orders-west (milliseconds)")
+                    && metric.contains("does not publish AuroraGlobalDBRPOLag"),
+                "{metric}"
+            );
+        } else {
+            // AND from 3.04 the RPO lag is read: none published, so unknown and refused
+            assert_eq!(exec.outcome, "failed", "{version}: {exec:#?}");
+            assert_eq!(failovers, 0);
+            assert!(exec
+                .lag_metric
+                .clone()
+                .unwrap_or_default()
+                .starts_with("AWS/RDS AuroraGlobalDBRPOLag"));
+        }
+    }
+}
+
+/// -1 on the Aurora path is unknown too, and refused unless accepted.
+#[tokio::test(start_paused = true)]
+async fn an_aurora_lag_of_minus_one_is_unknown_and_refused_unless_accepted() {
+    const EAST: &str = "arn:aws:rds:us-east-1:123456789012:cluster:orders-east";
+    for accepted in [None, Some(600)] {
+        // GIVEN Aurora PostgreSQL's RPO lag reading -1 before the outage
+        let toolkit = toolkit().await;
+        let plan = aurora_plan();
+        let now = toolkit.store.clock().now_ms();
+        let metrics = FakeMetricReader::new();
+        metrics.put(
+            "AWS/RDS",
+            "AuroraGlobalDBRPOLag",
+            &[("DBClusterIdentifier", "orders-west")],
+            -1.0,
+            now - 150_000,
+        );
+        let ports = Ports {
+            secondary_db: FakeReplicas::new().with_global("orders-global", EAST),
+            primary_db: FakeReplicas::new(),
+            nodes: FakeNodeGroups::new(),
+            dns: FakeDns::new(),
+            switches: controls(true, false),
+            metrics,
+            primary_metrics: FakeMetricReader::new(),
+            probe: FakeProbe::new(),
+        };
+        let mut exec = Execution::new(&plan, Mode::Failover, "t".into(), now - 100_000, now, "t");
+        exec.accept_data_loss_seconds = accepted;
+        // WHEN the failover runs
+        let exec = engine(&toolkit, &ports, &plan, 600, "test")
+            .reconcile(exec)
+            .await
+            .unwrap();
+        // THEN unknown: refused without an accepted loss, done with one
+        let failovers = ports.secondary_db.calls.count("failover_global_cluster");
+        match accepted {
+            None => {
+                assert_eq!(exec.outcome, "failed", "{exec:#?}");
+                assert!(exec.steps[&StepName::Database]
+                    .detail
+                    .contains("replica lag unknown"));
+                assert_eq!(failovers, 0);
+            }
+            Some(_) => {
+                assert_eq!(exec.outcome, "succeeded", "{exec:#?}");
+                assert_eq!(failovers, 1);
+            }
+        }
     }
 }

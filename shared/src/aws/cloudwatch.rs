@@ -130,14 +130,16 @@ impl CloudWatchMetrics {
     }
 }
 
-impl MetricReader for CloudWatchMetrics {
-    async fn latest(
+impl CloudWatchMetrics {
+    /// The newest one-minute `Maximum` from `start_ms` to `end_ms` (exclusive): one
+    /// `GetMetricData` query, newest first.
+    async fn newest(
         &self,
         namespace: &str,
         metric: &str,
         dimensions: &[(&str, &str)],
-        now_ms: u64,
-        lookback_ms: u64,
+        start_ms: u64,
+        end_ms: u64,
     ) -> Result<Option<(f64, u64)>> {
         let mut m = Metric::builder().namespace(namespace).metric_name(metric);
         for (name, value) in dimensions {
@@ -157,10 +159,8 @@ impl MetricReader for CloudWatchMetrics {
         let response = self
             .client
             .get_metric_data()
-            .start_time(DateTime::from_millis(
-                now_ms.saturating_sub(lookback_ms) as i64
-            ))
-            .end_time(DateTime::from_millis(now_ms as i64 + 60_000))
+            .start_time(DateTime::from_millis(start_ms as i64))
+            .end_time(DateTime::from_millis(end_ms as i64))
             .scan_by(ScanBy::TimestampDescending)
             .metric_data_queries(query)
             .send()
@@ -174,6 +174,48 @@ impl MetricReader for CloudWatchMetrics {
                 .map(|t| t.to_millis().unwrap_or(0).max(0) as u64)?;
             Some((value, at))
         }))
+    }
+}
+
+impl MetricReader for CloudWatchMetrics {
+    async fn latest(
+        &self,
+        namespace: &str,
+        metric: &str,
+        dimensions: &[(&str, &str)],
+        now_ms: u64,
+        lookback_ms: u64,
+    ) -> Result<Option<(f64, u64)>> {
+        self.newest(
+            namespace,
+            metric,
+            dimensions,
+            now_ms.saturating_sub(lookback_ms),
+            now_ms + 60_000,
+        )
+        .await
+    }
+
+    /// Whole minutes only: start and end on a minute boundary, the end exclusive ("EndTime: The
+    /// time stamp indicating the latest data to be returned. The value specified is exclusive;
+    /// results include data points up to the specified time stamp", GetMetricData, Amazon
+    /// CloudWatch API Reference,
+    /// <https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_GetMetricData.html>),
+    /// so every one-minute period returned ended at or before `at_ms`.
+    async fn at_or_before(
+        &self,
+        namespace: &str,
+        metric: &str,
+        dimensions: &[(&str, &str)],
+        at_ms: u64,
+        lookback_ms: u64,
+    ) -> Result<Option<(f64, u64)>> {
+        let end = at_ms - at_ms % 60_000;
+        let start = end.saturating_sub(lookback_ms.div_ceil(60_000) * 60_000);
+        if start >= end {
+            return Ok(None);
+        }
+        self.newest(namespace, metric, dimensions, start, end).await
     }
 }
 
@@ -392,6 +434,61 @@ mod alarm_tests {
         let state = state.unwrap().expect("the composite alarm is found");
         assert_eq!(state.value, "ALARM");
         assert_eq!(state.reason, "web-p95 is in ALARM");
+        assert_eq!(rule.num_calls(), 1);
+    }
+}
+
+#[cfg(test)]
+mod metric_tests {
+    use super::*;
+    use aws_sdk_cloudwatch::operation::get_metric_data::GetMetricDataOutput;
+    use aws_sdk_cloudwatch::types::MetricDataResult;
+    use aws_smithy_mocks::{mock, mock_client};
+
+    #[tokio::test]
+    async fn a_sample_at_or_before_a_time_is_read_from_whole_minutes_that_ended_by_then() {
+        // GIVEN a time 40 s into a minute, and CloudWatch answering one-minute Maximums
+        let minute = 1_795_406_400_000u64;
+        let at = minute + 40_000;
+        let rule = mock!(aws_sdk_cloudwatch::Client::get_metric_data)
+            .match_requests(move |req| {
+                let stat = req.metric_data_queries()[0].metric_stat().unwrap();
+                // the request ends (exclusive) at the start of the minute `at` falls in, and
+                // begins five whole minutes earlier
+                req.end_time().and_then(|t| t.to_millis().ok()) == Some(minute as i64)
+                    && req.start_time().and_then(|t| t.to_millis().ok())
+                        == Some(minute as i64 - 300_000)
+                    && stat.period() == Some(60)
+                    && stat.stat() == Some("Maximum")
+                    && stat.metric().and_then(|m| m.metric_name()) == Some("ReplicaLag")
+            })
+            .then_output(move || {
+                GetMetricDataOutput::builder()
+                    .metric_data_results(
+                        MetricDataResult::builder()
+                            .id("m")
+                            .values(2.0)
+                            .timestamps(DateTime::from_millis(minute as i64 - 60_000))
+                            .values(3.0)
+                            .timestamps(DateTime::from_millis(minute as i64 - 120_000))
+                            .build(),
+                    )
+                    .build()
+            });
+        let client = mock_client!(aws_sdk_cloudwatch, [&rule]);
+        // WHEN the reader asks for the sample at or before that time
+        let read = CloudWatchMetrics::new(client)
+            .at_or_before(
+                "AWS/RDS",
+                "ReplicaLag",
+                &[("DBInstanceIdentifier", "orders-replica")],
+                at,
+                300_000,
+            )
+            .await
+            .unwrap();
+        // THEN it is the newest whole minute before it, stamped at its start
+        assert_eq!(read, Some((2.0, minute - 60_000)));
         assert_eq!(rule.num_calls(), 1);
     }
 }

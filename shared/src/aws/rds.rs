@@ -8,7 +8,8 @@ use aws_sdk_rds::types::Tag;
 
 use crate::error::{Error, Result};
 use crate::ports::{
-    Changed, Database, DatabaseKind, Databases, GlobalCluster, ReplicaStatus, Replicas,
+    Changed, Database, DatabaseKind, Databases, GlobalCluster, ReplicaPlacement, ReplicaStatus,
+    Replicas,
 };
 
 /// [`Databases`] over the RDS API of one region.
@@ -197,6 +198,8 @@ fn replica(db: &aws_sdk_rds::types::DbInstance) -> ReplicaStatus {
             .filter(|s| !s.is_empty()),
         class: db.db_instance_class.clone(),
         tags: tags(db.tag_list.as_deref()),
+        encrypted: db.storage_encrypted.unwrap_or(false),
+        kms_key_id: db.kms_key_id.clone().filter(|k| !k.is_empty()),
     }
 }
 
@@ -255,6 +258,8 @@ impl Replicas for RdsDatabases {
                     .as_ref()
                     .and_then(|f| f.status.as_ref())
                     .map(|s| s.as_str().to_string()),
+                engine: g.engine.clone().filter(|e| !e.is_empty()),
+                engine_version: g.engine_version.clone().filter(|v| !v.is_empty()),
             })),
             Err(e)
                 if e.as_service_error()
@@ -319,10 +324,17 @@ impl Replicas for RdsDatabases {
         }
     }
 
+    /// A cross-region replica is created by calling RDS in the replica's region with the
+    /// source's ARN. `PreSignedUrl` (the SDKs' `SourceRegion`) is not sent: "This setting
+    /// applies only to AWS GovCloud (US) Regions and China AWS Regions. It's ignored in other
+    /// AWS Regions" (CreateDBInstanceReadReplica, Amazon RDS API Reference,
+    /// <https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_CreateDBInstanceReadReplica.html>);
+    /// this SDK does not generate one.
     async fn create_replica(
         &self,
         id: &str,
         source_arn: &str,
+        placement: &ReplicaPlacement,
         tags: BTreeMap<String, String>,
     ) -> Result<Changed> {
         let out = self
@@ -330,6 +342,11 @@ impl Replicas for RdsDatabases {
             .create_db_instance_read_replica()
             .db_instance_identifier(id)
             .source_db_instance_identifier(source_arn)
+            .set_kms_key_id(placement.kms_key_id.clone())
+            .set_db_subnet_group_name(placement.subnet_group.clone())
+            .set_vpc_security_group_ids(
+                (!placement.security_groups.is_empty()).then(|| placement.security_groups.clone()),
+            )
             .set_tags(Some(
                 tags.into_iter()
                     .map(|(k, v)| Tag::builder().key(k).value(v).build())
@@ -400,6 +417,53 @@ mod tests {
         );
         assert!(!bare.multi_az);
         assert_eq!((bare.replica_source, bare.replicas.len()), (None, 0));
+    }
+
+    #[tokio::test]
+    async fn a_global_cluster_carries_its_engine_and_version_and_an_instance_its_encryption() {
+        use aws_sdk_rds::operation::describe_db_instances::DescribeDbInstancesOutput;
+        use aws_sdk_rds::operation::describe_global_clusters::DescribeGlobalClustersOutput;
+        use aws_sdk_rds::types::GlobalCluster as Global;
+        use aws_smithy_mocks::{mock, mock_client};
+        // GIVEN DescribeGlobalClusters answering an Aurora MySQL 3.03 global database (its
+        // `Engine` and `EngineVersion`, GlobalCluster, RDS API reference), and
+        // DescribeDBInstances an instance encrypted with a key
+        let globals = mock!(aws_sdk_rds::Client::describe_global_clusters).then_output(|| {
+            DescribeGlobalClustersOutput::builder()
+                .global_clusters(
+                    Global::builder()
+                        .global_cluster_identifier("orders-global")
+                        .status("available")
+                        .engine("aurora-mysql")
+                        .engine_version("8.0.mysql_aurora.3.03.1")
+                        .build(),
+                )
+                .build()
+        });
+        let key = "arn:aws:kms:us-west-2:123456789012:key/west";
+        let instances = mock!(aws_sdk_rds::Client::describe_db_instances).then_output(move || {
+            DescribeDbInstancesOutput::builder()
+                .db_instances(
+                    DbInstance::builder()
+                        .db_instance_identifier("orders-replica")
+                        .storage_encrypted(true)
+                        .kms_key_id(key)
+                        .build(),
+                )
+                .build()
+        });
+        let rds = RdsDatabases::new(mock_client!(aws_sdk_rds, [&globals, &instances]));
+        // WHEN they are read through the port
+        let global = rds.global_cluster("orders-global").await.unwrap().unwrap();
+        let instance = rds.instance("orders-replica").await.unwrap().unwrap();
+        // THEN the engine and version, and the encryption and key, are there
+        assert_eq!(global.engine.as_deref(), Some("aurora-mysql"));
+        assert_eq!(
+            global.engine_version.as_deref(),
+            Some("8.0.mysql_aurora.3.03.1")
+        );
+        assert!(instance.encrypted);
+        assert_eq!(instance.kms_key_id.as_deref(), Some(key));
     }
 
     #[test]

@@ -30,7 +30,7 @@ struct State {
 #[derive(Debug, Default)]
 pub struct FakeMetricReader {
     state: Mutex<State>,
-    /// The calls made (`latest`), and failures to answer with.
+    /// The calls made (`latest`, `at_or_before`), and failures to answer with.
     pub calls: Calls,
 }
 
@@ -100,6 +100,48 @@ impl MetricReader for FakeMetricReader {
             .iter()
             .copied()
             .filter(|(t, _)| *t >= minute(from) && *t < now_ms + 60_000)
+            .collect();
+        let Some(newest) = points.iter().map(|(t, _)| minute(*t)).max() else {
+            return Ok(None);
+        };
+        let max = points
+            .iter()
+            .filter(|(t, _)| minute(*t) == newest)
+            .map(|(_, v)| *v)
+            .fold(f64::MIN, f64::max);
+        Ok(Some((max, newest)))
+    }
+
+    async fn at_or_before(
+        &self,
+        namespace: &str,
+        metric: &str,
+        dimensions: &[(&str, &str)],
+        at_ms: u64,
+        lookback_ms: u64,
+    ) -> Result<Option<(f64, u64)>> {
+        self.calls.record(
+            "at_or_before",
+            &format!("{namespace}/{metric} {dimensions:?} at {at_ms}"),
+        )?;
+        let state = self.state.lock().unwrap();
+        let k = key(namespace, metric, dimensions);
+        // As the adapter asks: whole minutes from (the minute of at − look-back) up to the
+        // minute `at_ms` falls in, exclusive; the newest minute's Maximum, stamped at its start.
+        let minute = |t: u64| t - t % 60_000;
+        let end = minute(at_ms);
+        let start = end.saturating_sub(lookback_ms.div_ceil(60_000) * 60_000);
+        if start >= end {
+            return Ok(None);
+        }
+        if let Some(v) = state.steady.get(&k) {
+            return Ok(Some((*v, end - 60_000)));
+        }
+        let points: Vec<(u64, f64)> = state
+            .get_points(&k)
+            .iter()
+            .copied()
+            .filter(|(t, _)| *t >= start && *t < end)
             .collect();
         let Some(newest) = points.iter().map(|(t, _)| minute(*t)).max() else {
             return Ok(None);

@@ -16,6 +16,9 @@ pub enum Endpoint {
     Refused(String),
     /// Nothing answers: the probe times out.
     Silent,
+    /// Refuses this many more connections, then answers with the status (a service that comes
+    /// up a little after traffic reaches it).
+    UpAfter(usize, u16),
 }
 
 /// [`Probe`] in memory; an unknown URL is refused.
@@ -45,8 +48,17 @@ impl FakeProbe {
 impl Probe for FakeProbe {
     async fn get(&self, url: &str, timeout: Duration) -> ProbeResult {
         self.gets.lock().unwrap().push(url.into());
-        let endpoint = self.endpoints.lock().unwrap().get(url).cloned();
+        let endpoint = {
+            let mut endpoints = self.endpoints.lock().unwrap();
+            let endpoint = endpoints.get(url).cloned();
+            if let Some(Endpoint::UpAfter(n @ 1.., status)) = endpoint {
+                endpoints.insert(url.into(), Endpoint::UpAfter(n - 1, status));
+            }
+            endpoint
+        };
         match endpoint {
+            Some(Endpoint::UpAfter(0, status)) => answered(status),
+            Some(Endpoint::UpAfter(..)) => Err(format!("{url}: connection refused (not up yet)")),
             Some(Endpoint::Status(status)) => answered(status),
             Some(Endpoint::Refused(reason)) => Err(reason),
             Some(Endpoint::Silent) => {

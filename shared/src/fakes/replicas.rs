@@ -7,7 +7,7 @@ use std::sync::Mutex;
 
 use super::calls::{busy, Calls};
 use crate::error::{Error, Result};
-use crate::ports::{Changed, GlobalCluster, ReplicaStatus, Replicas};
+use crate::ports::{Changed, GlobalCluster, ReplicaPlacement, ReplicaStatus, Replicas};
 
 /// A change in progress: the reads left before it lands.
 #[derive(Debug)]
@@ -22,6 +22,10 @@ struct State {
     instance_changes: BTreeMap<String, Landing<ReplicaStatus>>,
     globals: BTreeMap<String, GlobalCluster>,
     global_changes: BTreeMap<String, Landing<GlobalCluster>>,
+    /// Instances of other regions this region's RDS reads as encrypted (by ARN).
+    encrypted_elsewhere: std::collections::BTreeSet<String>,
+    /// How each replica was asked to be created.
+    placements: BTreeMap<String, ReplicaPlacement>,
     requests: u64,
 }
 
@@ -60,6 +64,8 @@ impl FakeReplicas {
             source: source.map(str::to_string),
             class: Some("db.t3.micro".into()),
             tags: BTreeMap::new(),
+            encrypted: false,
+            kms_key_id: None,
         };
         self.state
             .lock()
@@ -69,6 +75,31 @@ impl FakeReplicas {
         self
     }
 
+    /// Encrypts an instance's storage with `kms_key_id` (a key of this region).
+    pub fn encrypted_with(self, id: &str, kms_key_id: &str) -> Self {
+        if let Some(i) = self.state.lock().unwrap().instances.get_mut(id) {
+            i.encrypted = true;
+            i.kms_key_id = Some(kms_key_id.into());
+        }
+        self
+    }
+
+    /// The instance `arn` of another region is encrypted: a replica of it created here needs a
+    /// key of this region, as RDS requires.
+    pub fn sees_encrypted(self, arn: &str) -> Self {
+        self.state
+            .lock()
+            .unwrap()
+            .encrypted_elsewhere
+            .insert(arn.into());
+        self
+    }
+
+    /// How the replica `id` was asked to be created (`None`: never asked).
+    pub fn placement(&self, id: &str) -> Option<ReplicaPlacement> {
+        self.state.lock().unwrap().placements.get(id).cloned()
+    }
+
     /// A global database whose writer is `writer` (a cluster ARN), available.
     pub fn with_global(self, id: &str, writer: &str) -> Self {
         let global = GlobalCluster {
@@ -76,8 +107,19 @@ impl FakeReplicas {
             status: "available".into(),
             writer: Some(writer.into()),
             failover_state: None,
+            engine: Some("aurora-postgresql".into()),
+            engine_version: Some("15.4".into()),
         };
         self.state.lock().unwrap().globals.insert(id.into(), global);
+        self
+    }
+
+    /// Sets a global database's engine and version (`aurora-mysql`, `8.0.mysql_aurora.3.03.1`).
+    pub fn with_engine(self, id: &str, engine: &str, version: &str) -> Self {
+        if let Some(g) = self.state.lock().unwrap().globals.get_mut(id) {
+            g.engine = Some(engine.into());
+            g.engine_version = Some(version.into());
+        }
         self
     }
 
@@ -240,16 +282,28 @@ impl Replicas for FakeReplicas {
         &self,
         id: &str,
         source_arn: &str,
+        placement: &ReplicaPlacement,
         tags: BTreeMap<String, String>,
     ) -> Result<Changed> {
         self.calls.record("create_replica", id)?;
         let reads = self.reads();
         let state = &mut *self.state.lock().unwrap();
+        let what = format!("create read replica {id} of {source_arn}");
         if state.instances.contains_key(id) {
+            return Err(Error::Aws(format!("{what}: DBInstanceAlreadyExists")));
+        }
+        // RDS: "If you create an encrypted read replica in a different AWS Region, then you must
+        // specify a KMS key identifier for the destination AWS Region" (CreateDBInstanceReadReplica,
+        // KmsKeyId); without one it answers 400 InvalidParameterCombination "Cannot create a cross
+        // region unencrypted read replica from encrypted source." (as seen in the wild:
+        // terraform-aws-modules/terraform-aws-rds#428).
+        let encrypted = state.encrypted_elsewhere.contains(source_arn);
+        if encrypted && placement.kms_key_id.is_none() {
             return Err(Error::Aws(format!(
-                "create read replica {id} of {source_arn}: DBInstanceAlreadyExists"
+                "{what}: InvalidParameterCombination: Cannot create a cross region unencrypted read replica from encrypted source."
             )));
         }
+        state.placements.insert(id.into(), placement.clone());
         let created = ReplicaStatus {
             id: id.into(),
             arn: format!("arn:aws:rds:us-west-2:123456789012:db:{id}"),
@@ -257,6 +311,8 @@ impl Replicas for FakeReplicas {
             source: Some(source_arn.into()),
             class: Some("db.t3.micro".into()),
             tags,
+            encrypted,
+            kms_key_id: placement.kms_key_id.clone().filter(|_| encrypted),
         };
         if reads == 0 {
             state.instances.insert(id.into(), created);

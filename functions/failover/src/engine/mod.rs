@@ -26,6 +26,7 @@ use crate::plan::LoadedPlan;
 
 use checkpoint::{requested, token};
 
+pub use database::{publishes_rpo_lag, replica_lag, LagAt, LagReading};
 pub use outcome::{build_report, execution_metrics, figures, Figures};
 pub use record::{Act, Before, Execution, Mode, Step, StepName, StepState};
 

@@ -1,5 +1,5 @@
-//! The node-groups step: the secondary's EKS managed node groups raised to the plan's sizes,
-//! each update observed until the group is ACTIVE at them.
+//! The node-groups step: the secondary's EKS managed node groups raised to the plan's sizes, all
+//! at once and never lowered, each update observed until the group is ACTIVE at them.
 
 use breakwater::ports::{
     Changed, Dns, MetricReader, NodeGroupId, NodeGroups, Replicas, RoutingControls, Scaling,
@@ -34,19 +34,21 @@ impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader, C: RoutingControls, P:
             return Ok(Progress::Done);
         }
         let exec_id = shared.lock().await.id.clone();
+        // All at once: each group's update and its wait run side by side, so the step takes as
+        // long as the slowest group, not their sum.
+        let tokens: Vec<String> = groups
+            .iter()
+            .map(|(id, _)| token(&exec_id, &id.name))
+            .collect();
+        let progress = futures_util::future::join_all(groups.iter().zip(&tokens).map(
+            |((id, target), token)| {
+                self.scale(shared, id, target.min, target.desired, token, deadline)
+            },
+        ))
+        .await;
         let mut raised = Vec::new();
-        for (id, target) in &groups {
-            let progress = self
-                .scale(
-                    shared,
-                    id,
-                    target.min,
-                    target.desired,
-                    &token(&exec_id, &id.name),
-                    deadline,
-                )
-                .await?;
-            match progress {
+        for ((id, target), progress) in groups.iter().zip(progress) {
+            match progress? {
                 Progress::Done => raised.push(format!(
                     "{} min {} desired {}",
                     id.name, target.min, target.desired
@@ -108,6 +110,16 @@ impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader, C: RoutingControls, P:
                 return Ok(Progress::Done);
             }
             if !reached && group.status != "UPDATING" {
+                // Raising never lowers: a group the cluster autoscaler already took above the
+                // plan keeps its size (a restore sets exactly what was recorded).
+                let (min, desired) = if restore {
+                    (min, desired)
+                } else {
+                    (
+                        min.max(group.scaling.min),
+                        desired.max(group.scaling.desired),
+                    )
+                };
                 let scaling = Scaling {
                     min,
                     desired,

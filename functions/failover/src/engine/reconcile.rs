@@ -163,7 +163,7 @@ impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader, C: RoutingControls, P:
             StepName::Database => Box::pin(self.database(shared, deadline)).await,
             StepName::Nodes => Box::pin(self.nodes(shared, deadline)).await,
             StepName::Traffic => Box::pin(self.traffic(shared, deadline)).await,
-            StepName::Verify => Box::pin(self.verify(shared)).await,
+            StepName::Verify => Box::pin(self.verify(shared, deadline)).await,
             StepName::Cleanup => Box::pin(self.cleanup(shared, deadline)).await,
             StepName::Report => Box::pin(self.report(shared)).await,
             StepName::Fence => Box::pin(self.fence(shared)).await,

@@ -192,6 +192,22 @@ pub struct Execution {
     /// When it was read (ms).
     #[serde(default)]
     pub lag_read_ms: Option<u64>,
+    /// The metric it was read from (`AWS/RDS ReplicaLag DBInstanceIdentifier=…`), and why that
+    /// one (Aurora MySQL versions that do not publish `AuroraGlobalDBRPOLag`).
+    #[serde(default)]
+    pub lag_metric: Option<String>,
+    /// The sample the guard used: the metric's value as published (its unit), `None` when there
+    /// was none.
+    #[serde(default)]
+    pub lag_sample_value: Option<f64>,
+    /// That sample's minute (its start, ms): the last whole minute at or before
+    /// `lag_reference_ms`.
+    #[serde(default)]
+    pub lag_sample_ms: Option<u64>,
+    /// The time the sample had to precede (ms): an unplanned move reads the lag as it was before
+    /// the quorum began (`detected_ms`), a manual one as of its command; `None`: the latest.
+    #[serde(default)]
+    pub lag_reference_ms: Option<u64>,
     /// The Route 53 change being followed.
     pub change_id: Option<String>,
     /// What the execution changed before.
@@ -249,6 +265,10 @@ impl Execution {
             actions: Vec::new(),
             lag_seconds: None,
             lag_read_ms: None,
+            lag_metric: None,
+            lag_sample_value: None,
+            lag_sample_ms: None,
+            lag_reference_ms: None,
             change_id: None,
             before: Before::default(),
             notes: Vec::new(),

@@ -70,9 +70,36 @@ impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader, C: RoutingControls, P:
                     )).await
                 }
                 None => {
+                    let placement = self.plan.plan.database.primary_placement();
+                    // "If you create an encrypted read replica in a different AWS Region, then you
+                    // must specify a KMS key identifier for the destination AWS Region. KMS keys
+                    // are specific to the AWS Region that they are created in"
+                    // (CreateDBInstanceReadReplica, KmsKeyId,
+                    // <https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_CreateDBInstanceReadReplica.html>).
+                    if writer.encrypted && placement.kms_key_id.is_none() {
+                        return self.fail(shared, StepName::Reprotect, format!(
+                            "{replica} is encrypted ({}): a replica of it in {} needs a KMS key of that region — set database.primary_kms_key_id in the plan (and the template's FailoverPrimaryKmsKeyArn); nothing was created",
+                            writer.kms_key_id.as_deref().unwrap_or("KMS"),
+                            self.plan.plan.primary_region
+                        )).await;
+                    }
                     let tags = BTreeMap::from([("breakwater:reprotected-from".to_string(), replica.clone())]);
-                    let changed = self.ports.primary_db.create_replica(&primary, &writer.arn, tags).await?;
-                    self.acted(shared, "CreateDBInstanceReadReplica", &format!("{primary} of {}", writer.arn), &changed).await?;
+                    let changed = match self.ports.primary_db.create_replica(&primary, &writer.arn, &placement, tags).await {
+                        Ok(changed) => changed,
+                        Err(e) if e.is_retryable() => return Err(e),
+                        Err(e) => return self.fail(shared, StepName::Reprotect, format!("CreateDBInstanceReadReplica {primary} of {}: {e}", writer.arn)).await,
+                    };
+                    let mut target = format!("{primary} of {}", writer.arn);
+                    if let Some(key) = &placement.kms_key_id {
+                        target.push_str(&format!(", encrypted with {key}"));
+                    }
+                    if let Some(group) = &placement.subnet_group {
+                        target.push_str(&format!(", subnet group {group}"));
+                    }
+                    if !placement.security_groups.is_empty() {
+                        target.push_str(&format!(", security groups {}", placement.security_groups.join(",")));
+                    }
+                    self.acted(shared, "CreateDBInstanceReadReplica", &target, &changed).await?;
                 }
             }
         }
@@ -188,6 +215,29 @@ impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader, C: RoutingControls, P:
                 None => done.push(format!("drill copy {replica} already gone")),
             }
         }
+        if let Database::AuroraGlobal {
+            global_cluster,
+            primary_cluster_arn,
+            ..
+        } = &self.plan.database
+        {
+            match primary_cluster_arn {
+                Some(primary) => {
+                    match self
+                        .switch_back(shared, global_cluster, primary, deadline)
+                        .await?
+                    {
+                        Progress::Done => {
+                            done.push(format!("{global_cluster}: writer back on {primary}"))
+                        }
+                        other => return self.settle(shared, StepName::Cleanup, other).await,
+                    }
+                }
+                None => {
+                    self.note(shared, format!("{global_cluster}: the plan names no primary_cluster_arn, so the drill's switchover was not moved back")).await?;
+                }
+            }
+        }
         self.end(
             shared,
             StepName::Cleanup,
@@ -196,5 +246,64 @@ impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader, C: RoutingControls, P:
         )
         .await?;
         Ok(Progress::Done)
+    }
+
+    /// A drill's Aurora switchover moved back: `SwitchoverGlobalCluster` to the primary cluster
+    /// (asked for once), followed until it is the writer and no switchover is in progress.
+    async fn switch_back(
+        &self,
+        shared: &Mutex<Execution>,
+        global: &str,
+        primary: &str,
+        deadline: Instant,
+    ) -> Result<Progress> {
+        let target = format!("{global} → {primary} (restore)");
+        loop {
+            let cluster = match self
+                .observe(global, deadline, || {
+                    self.ports.secondary_db.global_cluster(global)
+                })
+                .await?
+            {
+                Ok(Some(c)) => c,
+                Ok(None) => {
+                    return Ok(Progress::Failed(format!(
+                        "global cluster {global} does not exist"
+                    )))
+                }
+                Err(waiting) => return Ok(waiting),
+            };
+            if cluster.writer.as_deref() == Some(primary) && cluster.failover_state.is_none() {
+                return Ok(Progress::Done);
+            }
+            if cluster.failover_state.is_none()
+                && !requested(shared, "SwitchoverGlobalCluster", &target).await
+            {
+                match self
+                    .ports
+                    .secondary_db
+                    .move_global_writer(global, primary, false)
+                    .await
+                {
+                    Ok(changed) => {
+                        self.acted(shared, "SwitchoverGlobalCluster", &target, &changed)
+                            .await?
+                    }
+                    Err(e) if e.is_retryable() => {
+                        tracing::info!(error = %e, "global cluster busy; observing again");
+                    }
+                    Err(e) => {
+                        return Ok(Progress::Failed(format!(
+                            "SwitchoverGlobalCluster {target}: {e}"
+                        )))
+                    }
+                }
+            }
+            if !self.sleep(deadline).await {
+                return Ok(Progress::Waiting(format!(
+                    "{global}: moving the writer back to {primary}"
+                )));
+            }
+        }
     }
 }

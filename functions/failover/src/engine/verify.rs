@@ -7,18 +7,27 @@ use breakwater::ports::{Dns, MetricReader, NodeGroups, Replicas, RoutingControls
 use breakwater::probe::Probe;
 use breakwater::Result;
 use tokio::sync::Mutex;
+use tokio::time::Instant;
 
 use crate::estate::{self, DatabaseSeen, Look};
 use crate::plan::Database;
 
 use super::*;
 
+/// How long the verify step reads back before it calls the execution failed.
+pub const VERIFY_FOR_MS: u64 = 300_000;
+
 impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader, C: RoutingControls, P: Probe>
     Engine<'_, R, N, D, M, C, P>
 {
-    /// Reads everything back: the database writable, the node groups at size and ACTIVE, the
-    /// new side's routing control On and the old side's Off, the records in place, and the new side's health endpoint when named.
-    pub(super) async fn verify(&self, shared: &Mutex<Execution>) -> Result<Progress> {
+    /// Reads everything back until it is as planned, for up to [`VERIFY_FOR_MS`] from the step's
+    /// start (a health URL that answers a minute after the switch is normal): the execution is
+    /// healthy — the RTO's end — only when it is.
+    pub(super) async fn verify(
+        &self,
+        shared: &Mutex<Execution>,
+        deadline: Instant,
+    ) -> Result<Progress> {
         let (mode, exec_id) = {
             let e = shared.lock().await;
             (e.mode, e.id.clone())
@@ -26,7 +35,48 @@ impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader, C: RoutingControls, P:
         if self.begin(shared, StepName::Verify).await? == StepState::Done {
             return Ok(Progress::Done);
         }
-        let back = self.back(mode);
+        let started = shared
+            .lock()
+            .await
+            .steps
+            .get(&StepName::Verify)
+            .and_then(|s| s.started_ms)
+            .unwrap_or_else(|| self.now());
+        loop {
+            let (seen, wrong) = self.read_back(self.back(mode)).await?;
+            if wrong.is_empty() {
+                let detail = format!("read back: {}", seen.join("; "));
+                self.end(shared, StepName::Verify, StepState::Done, detail.clone())
+                    .await?;
+                self.notify(&exec_id, "healthy", detail, "info").await?;
+                return Ok(Progress::Done);
+            }
+            if self.now() >= started + VERIFY_FOR_MS {
+                return self
+                    .fail(
+                        shared,
+                        StepName::Verify,
+                        format!(
+                            "not as planned after {} s: {}",
+                            VERIFY_FOR_MS / 1000,
+                            wrong.join("; ")
+                        ),
+                    )
+                    .await;
+            }
+            if !self.sleep(deadline).await {
+                return Ok(Progress::Waiting(format!(
+                    "verify: not yet as planned: {}",
+                    wrong.join("; ")
+                )));
+            }
+        }
+    }
+
+    /// Everything read back once: the database writable, the node groups at size and ACTIVE,
+    /// the new side's routing control On, the records in place, and the new side's health
+    /// endpoint when named. What is as planned, and what is not.
+    async fn read_back(&self, back: bool) -> Result<(Vec<String>, Vec<String>)> {
         let mut seen = Vec::new();
         let mut wrong = Vec::new();
         let (db, instance) = match &self.plan.database {
@@ -144,19 +194,6 @@ impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader, C: RoutingControls, P:
                 Err(e) => wrong.push(format!("{url}: {e}")),
             }
         }
-        if wrong.is_empty() {
-            let detail = format!("read back: {}", seen.join("; "));
-            self.end(shared, StepName::Verify, StepState::Done, detail.clone())
-                .await?;
-            self.notify(&exec_id, "healthy", detail, "info").await?;
-            Ok(Progress::Done)
-        } else {
-            self.fail(
-                shared,
-                StepName::Verify,
-                format!("not as planned: {}", wrong.join("; ")),
-            )
-            .await
-        }
+        Ok((seen, wrong))
     }
 }

@@ -94,6 +94,13 @@ pub fn plan_with_records() -> LoadedPlan {
     load(doc.to_string().as_bytes()).unwrap()
 }
 
+/// The plan of the stories, changed by `edit`.
+pub fn plan_with(edit: impl FnOnce(&mut serde_json::Value)) -> LoadedPlan {
+    let mut doc = plan_doc();
+    edit(&mut doc);
+    load(doc.to_string().as_bytes()).unwrap()
+}
+
 fn plan_doc() -> serde_json::Value {
     serde_json::json!({
         "name": "prod", "primary_region": "us-east-1", "secondary_region": "us-west-2",

@@ -111,7 +111,11 @@ pub async fn outage(
     )
     .await?;
     let now = SystemClock.now_ms();
-    put_lag(config, &secondary, &scene.replica, 4.0, now - 20_000).await?;
+    // RDS reports the replica's lag every minute: samples from before the outage began (the
+    // RPO guard reads the last whole minute before the quorum) up to now.
+    for back_s in [240, 180, 120, 60, 20] {
+        put_lag(config, &secondary, &scene.replica, 4.0, now - back_s * 1000).await?;
+    }
     let mut env = FunctionEnv::new(&proxy.endpoint(), &estate.secondary)
         .with("BREAKWATER_PRIMARY_REGION", primary.clone())
         .with("BREAKWATER_SECONDARY_REGION", secondary.clone())

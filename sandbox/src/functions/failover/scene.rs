@@ -337,7 +337,7 @@ pub async fn put_lag(
 /// What the scene looks like now, read back from the emulator.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Observed {
-    /// The replica's status and replication source.
+    /// The replica's status (`gone` once deleted) and replication source.
     pub replica: (String, Option<String>),
     /// The node group's min/desired and status.
     pub node_group: (i32, i32, String),
@@ -354,17 +354,27 @@ pub async fn observe(
     scene: &FailoverScene,
 ) -> Result<Observed, SandboxError> {
     let secondary = &estate.secondary.region;
-    let db = aws_sdk_rds::Client::new(&regional(config, secondary))
+    let described = aws_sdk_rds::Client::new(&regional(config, secondary))
         .describe_db_instances()
         .db_instance_identifier(&scene.replica)
         .send()
-        .await
-        .map_err(|e| SandboxError::aws("describe replica", &e))?;
-    let db = db
-        .db_instances()
-        .first()
-        .cloned()
-        .unwrap_or_else(|| aws_sdk_rds::types::DbInstance::builder().build());
+        .await;
+    let db = match described {
+        Ok(out) => out.db_instances().first().cloned(),
+        // A drill copy deleted by the clean-up.
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_db_instance_not_found_fault()) =>
+        {
+            None
+        }
+        Err(e) => return Err(SandboxError::aws("describe replica", &e)),
+    };
+    let db = db.unwrap_or_else(|| {
+        aws_sdk_rds::types::DbInstance::builder()
+            .db_instance_status("gone")
+            .build()
+    });
     let group = aws_sdk_eks::Client::new(&regional(config, secondary))
         .describe_nodegroup()
         .cluster_name(&scene.cluster)
