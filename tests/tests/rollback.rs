@@ -737,6 +737,63 @@ async fn a_composite_alarm_still_firing_after_the_bake_escalates_and_a_missing_o
     assert!(reason.contains("was not found"), "{reason}");
 }
 
+/// An alarm whose `breakwater:*` tags name a cluster this deployment does not manage: that
+/// workload is acknowledged and dropped ("foreign-cluster"), nothing is patched, and the request
+/// is not an error (the alarm may be shared with another deployment's cluster).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alarm_tagged_for_another_cluster_is_dropped_and_patches_nothing() {
+    let w = world("eu-north-1", 3 * 60 * MINUTE, &[]).await;
+    w.history(&[("web:2", 2 * MINUTE)]);
+    w.emu.clear_requests();
+    let name = format!("foreign-{}", unique("a"));
+    let tag = |k: &str, v: &str| {
+        aws_sdk_cloudwatch::types::Tag::builder()
+            .key(k)
+            .value(v)
+            .build()
+    };
+    aws_sdk_cloudwatch::Client::new(&breakwater_sandbox::seed::regional(
+        w.direct.config(),
+        &w.region,
+    ))
+    .put_metric_alarm()
+    .alarm_name(&name)
+    .namespace("AWS/ApplicationELB")
+    .metric_name("TargetResponseTime")
+    .statistic(aws_sdk_cloudwatch::types::Statistic::Average)
+    .period(60)
+    .evaluation_periods(1)
+    .threshold(1.0)
+    .comparison_operator(aws_sdk_cloudwatch::types::ComparisonOperator::GreaterThanThreshold)
+    .tags(tag("breakwater:cluster", "someone-elses-cluster"))
+    .tags(tag("breakwater:namespace", "shop"))
+    .tags(tag("breakwater:workload", "web"))
+    .send()
+    .await
+    .unwrap();
+    let r = w
+        .handle(alarm_event(
+            "f-1",
+            &w.region,
+            &name,
+            &format!("arn:aws:cloudwatch:{}:123456789012:alarm:{name}", w.region),
+            "OK",
+            "ALARM",
+            w.clock.now_ms(),
+        ))
+        .await;
+    assert_eq!(r["outcome"], "decided", "{r}");
+    assert_eq!(r["decisions"][0]["outcome"], "foreign-cluster", "{r}");
+    assert!(
+        r["decisions"][0]["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("someone-elses-cluster"),
+        "{r}"
+    );
+    assert!(w.patches().is_empty());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn guard_rails_report_and_change_nothing() {
     let w = world("ap-south-1", 3 * 60 * MINUTE, &[]).await;
