@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use breakwater::aws::arc::ArcRoutingControls;
-use breakwater::aws::cloudwatch::CloudWatchMetrics;
+use breakwater::aws::cloudwatch::{CloudWatchAlarms, CloudWatchMetrics};
 use breakwater::aws::eks::EksNodeGroups;
 use breakwater::aws::rds::RdsDatabases;
 use breakwater::aws::route53::Route53Dns;
@@ -93,6 +93,7 @@ fn function_in(region: &str, estate: &Estate, aws: Arc<Aws>, clock: Arc<dyn Cloc
         probe: breakwater::probe::HttpProbe,
     };
     FailoverFunction {
+        alarms: CloudWatchAlarms::new(aws.cloudwatch_in(PRIMARY)),
         toolkit: Toolkit::with_aws(settings, aws, clock),
         ports,
         settings: FailoverSettings::from_env(&Env::from_pairs([
@@ -494,6 +495,47 @@ async fn plan_and_precheck_change_nothing() {
     assert!(w.mutations().is_empty());
     let status = w.handle(json!({"command": "status"})).await.unwrap();
     assert_eq!(status["execution"], Value::Null);
+}
+
+/// A firing alarm signal whose `OK` event was lost is read again on the next tick: CloudWatch
+/// says OK, so the signal stops firing. (The alarm is created in moto; the events are
+/// synthetic, so moto's state is set as CloudWatch's would be.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_ok_event_cannot_leave_an_alarm_signal_firing() {
+    let w = world().await;
+    let name = w.scene.alarms[0].clone();
+    let cw = aws_sdk_cloudwatch::Client::new(&breakwater_sandbox::seed::regional(
+        w.direct.config(),
+        PRIMARY,
+    ));
+    cw.put_metric_alarm()
+        .alarm_name(&name)
+        .namespace("AWS/ApplicationELB")
+        .metric_name("HTTPCode_Target_5XX_Count")
+        .statistic(aws_sdk_cloudwatch::types::Statistic::Sum)
+        .period(60)
+        .evaluation_periods(1)
+        .threshold(1.0)
+        .comparison_operator(aws_sdk_cloudwatch::types::ComparisonOperator::GreaterThanThreshold)
+        .send()
+        .await
+        .unwrap();
+    // The alarm fired two minutes ago (its event arrived)…
+    let r = w.handle(w.alarm(0, "ALARM", 120_000)).await.unwrap();
+    assert!(r["quorum"]["firing"].to_string().contains("5xx"), "{r}");
+    // …and has since gone back to OK, whose event was lost.
+    cw.set_alarm_state()
+        .alarm_name(&name)
+        .state_value(aws_sdk_cloudwatch::types::StateValue::Ok)
+        .state_reason("recovered")
+        .send()
+        .await
+        .unwrap();
+    // THEN the next tick reads it again, and the signal stops firing
+    let r = w.handle(w.tick()).await.unwrap();
+    assert_eq!(r["outcome"], "watching", "{r}");
+    assert!(!r["quorum"]["firing"].to_string().contains("5xx"), "{r}");
+    assert!(w.mutations().is_empty());
 }
 
 /// Detection a whole-region outage can complete: with the primary region gone, no alarm about it

@@ -16,11 +16,12 @@ pub mod signals;
 
 use std::time::{Duration, Instant};
 
+use breakwater::aws::cloudwatch::CloudWatchAlarms;
 use breakwater::config::{ConfigError, Env};
 use breakwater::events::{alarm_from_action, alarm_from_eventbridge, Routes, Trigger};
 use breakwater::invocation::{self, Leased};
 use breakwater::metrics::{Metrics, Unit};
-use breakwater::ports::{Dns, MetricReader, NodeGroups, Replicas, RoutingControls};
+use breakwater::ports::{Alarms, Dns, MetricReader, NodeGroups, Replicas, RoutingControls};
 use breakwater::probe::{HttpProbe, Probe};
 use breakwater::{Error, Result, Toolkit};
 use serde_json::{json, Value};
@@ -104,17 +105,27 @@ fn invalid(reason: impl Into<String>) -> Error {
 
 /// The function.
 #[derive(Debug)]
-pub struct FailoverFunction<R, N, D, M, C, P = HttpProbe> {
+pub struct FailoverFunction<R, N, D, M, C, P = HttpProbe, A = CloudWatchAlarms> {
     /// Clients, store, notifier, shared settings.
     pub toolkit: Toolkit,
     /// The AWS ports.
     pub ports: Ports<R, N, D, M, C, P>,
+    /// CloudWatch alarms in the primary region: a firing alarm signal is read again on each
+    /// tick, so that a lost `OK` event cannot leave it firing.
+    pub alarms: A,
     /// Its settings.
     pub settings: FailoverSettings,
 }
 
-impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader, C: RoutingControls, P: Probe>
-    FailoverFunction<R, N, D, M, C, P>
+impl<
+        R: Replicas,
+        N: NodeGroups,
+        D: Dns,
+        M: MetricReader,
+        C: RoutingControls,
+        P: Probe,
+        A: Alarms,
+    > FailoverFunction<R, N, D, M, C, P, A>
 {
     fn now(&self) -> u64 {
         self.toolkit.store.clock().now_ms()
@@ -238,6 +249,7 @@ impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader, C: RoutingControls, P:
             _ => {}
         }
         let unrelated = observations_of.as_ref().is_some_and(Vec::is_empty);
+        let tick = observations_of.is_none();
         let mut observations = observations_of.unwrap_or_default();
         // Resume a running execution first: every automatic trigger re-enters it.
         let state = self.plan_state(&plan.plan.name).await?;
@@ -271,6 +283,41 @@ impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader, C: RoutingControls, P:
                 at_ms,
                 detail,
             });
+        }
+        // A tick re-reads the alarm signals the board has firing: an `OK` whose event was lost
+        // (a delivery is at least once, not exactly once) must not leave one firing forever.
+        // An alarm that cannot be read (its region down) or does not exist keeps its state.
+        if tick {
+            let board: Option<Board> = self
+                .toolkit
+                .store
+                .get(&board_key(&plan.plan.name))
+                .await?
+                .map(|v| v.value);
+            for signal in signals::of_kind(&plan.plan, "alarm") {
+                let firing = board
+                    .as_ref()
+                    .and_then(|b| b.signals.get(&signal.name))
+                    .is_some_and(|s| s.firing);
+                let Some(name) = signal.alarm.as_deref().filter(|_| firing) else {
+                    continue;
+                };
+                match self.alarms.state(name).await {
+                    Ok(Some(state)) if state.value != "ALARM" => observations.push(Observation {
+                        signal: signal.name.clone(),
+                        firing: false,
+                        at_ms: state.since_ms.unwrap_or_else(|| self.now()),
+                        detail: format!(
+                            "alarm {name} read again: {} ({})",
+                            state.value, state.reason
+                        ),
+                    }),
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::info!(alarm = name, error = %e, "alarm not read again; its signal keeps its state")
+                    }
+                }
+            }
         }
         // The replica's lag, read here in the secondary region: a signal that needs nothing of
         // the primary region.

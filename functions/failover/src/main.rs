@@ -2,7 +2,7 @@
 //! regions, and ARC clients for the cluster's endpoints, on first use (nothing is called at init).
 
 use breakwater::aws::arc::ArcRoutingControls;
-use breakwater::aws::cloudwatch::CloudWatchMetrics;
+use breakwater::aws::cloudwatch::{CloudWatchAlarms, CloudWatchMetrics};
 use breakwater::aws::eks::EksNodeGroups;
 use breakwater::aws::rds::RdsDatabases;
 use breakwater::aws::route53::Route53Dns;
@@ -33,9 +33,12 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         primary_metrics: CloudWatchMetrics::new(aws.cloudwatch_in(&primary)),
         probe: HttpProbe,
     };
+    // Alarm signals are alarms about the primary, in the primary region.
+    let alarms = CloudWatchAlarms::new(aws.cloudwatch_in(&primary));
     let function = FailoverFunction {
         toolkit,
         ports,
+        alarms,
         settings,
     };
     serve("failover", |event, request_id| {

@@ -2,7 +2,7 @@
 //! the expected timeline) and `precheck` (readiness, published as `FailoverReady`).
 
 use breakwater::metrics::{Metrics, Unit};
-use breakwater::ports::{Dns, MetricReader, NodeGroups, Replicas, RoutingControls};
+use breakwater::ports::{Alarms, Dns, MetricReader, NodeGroups, Replicas, RoutingControls};
 use breakwater::probe::Probe;
 use breakwater::Result;
 use serde_json::{json, Value};
@@ -13,8 +13,15 @@ use crate::estate::{self, DatabaseSeen, Look};
 use crate::plan::{Database, LoadedPlan};
 use crate::FailoverFunction;
 
-impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader, C: RoutingControls, P: Probe>
-    FailoverFunction<R, N, D, M, C, P>
+impl<
+        R: Replicas,
+        N: NodeGroups,
+        D: Dns,
+        M: MetricReader,
+        C: RoutingControls,
+        P: Probe,
+        A: Alarms,
+    > FailoverFunction<R, N, D, M, C, P, A>
 {
     /// `plan`: the steps against live state, with endpoints and the expected timeline.
     pub(crate) async fn plan_mode(&self, plan: &LoadedPlan) -> Result<Value> {
@@ -204,8 +211,15 @@ impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader, C: RoutingControls, P:
     }
 }
 
-impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader, C: RoutingControls, P: Probe>
-    FailoverFunction<R, N, D, M, C, P>
+impl<
+        R: Replicas,
+        N: NodeGroups,
+        D: Dns,
+        M: MetricReader,
+        C: RoutingControls,
+        P: Probe,
+        A: Alarms,
+    > FailoverFunction<R, N, D, M, C, P, A>
 {
     /// The lag check: the metric the RPO guard reads (the same function: `ReplicaLag`, or the
     /// Aurora metric the global database's engine version publishes), its latest sample, named.
@@ -249,8 +263,15 @@ fn on_off(on: bool) -> &'static str {
     }
 }
 
-impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader, C: RoutingControls, P: Probe>
-    FailoverFunction<R, N, D, M, C, P>
+impl<
+        R: Replicas,
+        N: NodeGroups,
+        D: Dns,
+        M: MetricReader,
+        C: RoutingControls,
+        P: Probe,
+        A: Alarms,
+    > FailoverFunction<R, N, D, M, C, P, A>
 {
     /// `FailoverReady` 1 or 0, one stream (`Function=failover, Outcome=precheck`) for the
     /// template's `FailoverNotReadyAlarm`.
