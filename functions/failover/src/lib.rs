@@ -231,9 +231,11 @@ impl<
                             Some(signals::from_rds_event(&plan.plan, &event.detail, at));
                     }
                     ("aws.events", _)
-                        if event.region.as_deref() == Some(&plan.plan.primary_region) =>
+                        if event.region.as_deref() == Some(&plan.plan.primary_region)
+                            && self.toolkit.settings.region != plan.plan.primary_region =>
                     {
-                        // The primary region's heartbeat, forwarded to this region's bus.
+                        // The primary region's heartbeat, forwarded to this region's bus (the
+                        // copy in the primary region takes its own ticks as ticks).
                         let at = event
                             .time
                             .map(|t| t.timestamp_millis().max(0) as u64)
