@@ -551,6 +551,18 @@ async fn a_whole_region_outage_is_detected_from_the_healthy_side_and_failed_over
                 {"name": "replica-lag", "kind": "replica-lag", "threshold_seconds": 300}]});
     })
     .await;
+    let heartbeat_check = |r: &Value| {
+        r["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["check"] == "heartbeat heartbeat")
+            .cloned()
+            .unwrap_or_default()
+    };
+    // Before any heartbeat: precheck is not ready, and says why.
+    let r = w.handle(json!({"command": "precheck"})).await.unwrap();
+    assert_eq!(heartbeat_check(&r)["ok"], false, "{r}");
     // The primary is alive: its heartbeats arrive, the replica keeps up.
     for _ in 0..3 {
         let beat = schedule_event(&unique("beat"), PRIMARY, w.clock.now_ms());
@@ -566,6 +578,18 @@ async fn a_whole_region_outage_is_detected_from_the_healthy_side_and_failed_over
         )
         .await
         .unwrap();
+    }
+    let r = w.handle(json!({"command": "precheck"})).await.unwrap();
+    assert_eq!(heartbeat_check(&r)["ok"], true, "{r}");
+    // With no ARC endpoint answering, precheck cannot read the controls: not ready, not an error.
+    for region in breakwater_sandbox::arc::REGIONS {
+        w.scene.arc.set_down(region, true);
+    }
+    let r = w.handle(json!({"command": "precheck"})).await.unwrap();
+    assert_eq!(r["ready"], false, "{r}");
+    assert_eq!(r["checks"][0]["check"], "read the estate", "{r}");
+    for region in breakwater_sandbox::arc::REGIONS {
+        w.scene.arc.set_down(region, false);
     }
     // us-east-1 is lost whole: no heartbeat, no forwarded alarm, its ARC endpoint down.
     w.proxy.add_rule(Rule::region_outage(PRIMARY));

@@ -3,10 +3,16 @@
 
 use std::collections::BTreeSet;
 
-use breakwater::clock::parse_rfc3339;
 use breakwater::config::is_region_name;
-use breakwater::ports::{ClusterEndpoint, DnsRecord, NodeGroupId, ReplicaPlacement};
+use breakwater::ports::{NodeGroupId, ReplicaPlacement};
 use serde::{Deserialize, Serialize};
+
+mod detection;
+mod traffic;
+
+pub use detection::{Detection, Maintenance, SignalPlan};
+use traffic::validate_routing_controls;
+pub use traffic::{RecordPlan, RoutingControlPlan, TrafficPlan};
 
 /// The plan.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -137,87 +143,6 @@ pub struct NodeGroupTarget {
     pub desired: i32,
 }
 
-/// How traffic moves: Route 53 ARC routing controls (the data plane, first choice), and/or
-/// records UPSERTed through Route 53's API — a control plane that lives in us-east-1, so the
-/// last resort: `plan` and `precheck` say so.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TrafficPlan {
-    /// The routing controls that move traffic (preferred).
-    #[serde(default)]
-    pub routing_controls: Option<RoutingControlPlan>,
-    /// The hosted zone of `records`.
-    #[serde(default)]
-    pub zone_id: Option<String>,
-    /// Records to UPSERT (the last resort: needs Route 53's control plane in us-east-1).
-    #[serde(default)]
-    pub records: Vec<RecordPlan>,
-    /// The `Inverted` health-check switches of earlier versions, refused by name when a stored
-    /// plan still has them (see [`Plan::validate`]).
-    #[serde(default, skip_serializing)]
-    pub health_checks: Option<serde_json::Value>,
-}
-
-/// Route 53 ARC routing controls: one per region, each the switch of that region's failover
-/// record (a `RECOVERY_CONTROL` health check). Traffic moves when the secondary's is set `On`
-/// and the primary's `Off`, in one `UpdateRoutingControlStates` against any of the cluster's
-/// regional endpoints ("To implement failover, you set one routing control to ON and another
-/// one to OFF", Routing Control API Reference).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RoutingControlPlan {
-    /// The cluster's regional endpoints (`ClusterEndpoints` of the cluster, five in AWS).
-    pub cluster_endpoints: Vec<ClusterEndpoint>,
-    /// The primary region's routing control ARN.
-    pub primary: String,
-    /// The secondary region's routing control ARN.
-    pub secondary: String,
-}
-
-impl RoutingControlPlan {
-    /// The control of the side traffic leaves and of the side it goes to.
-    pub fn sides(&self, toward_secondary: bool) -> (&str, &str) {
-        if toward_secondary {
-            (&self.primary, &self.secondary)
-        } else {
-            (&self.secondary, &self.primary)
-        }
-    }
-}
-
-/// One record and its value in each region.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RecordPlan {
-    /// The name.
-    pub name: String,
-    /// `A`, `AAAA` or `CNAME`.
-    #[serde(rename = "type")]
-    pub kind: String,
-    /// Seconds.
-    pub ttl: i64,
-    /// Its value when the primary serves.
-    pub primary: String,
-    /// Its value when the secondary serves.
-    pub secondary: String,
-}
-
-impl RecordPlan {
-    /// The record pointing at `secondary` (true) or the primary.
-    pub fn record(&self, secondary: bool) -> DnsRecord {
-        DnsRecord {
-            name: breakwater::aws::route53::fqdn(&self.name),
-            kind: self.kind.clone(),
-            ttl: self.ttl,
-            value: if secondary {
-                self.secondary.clone()
-            } else {
-                self.primary.clone()
-            },
-        }
-    }
-}
-
 /// The objectives.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -226,69 +151,6 @@ pub struct Targets {
     pub rto_seconds: u64,
     /// Recovery point objective: the most replica lag an unplanned promotion accepts.
     pub rpo_seconds: u64,
-}
-
-/// Detection: N of M signals for T seconds.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Detection {
-    /// N.
-    pub quorum: usize,
-    /// T.
-    pub window_seconds: u64,
-    /// No automatic failover within this long after the last execution began.
-    pub cooldown_seconds: u64,
-    /// The M signals.
-    pub signals: Vec<SignalPlan>,
-    /// Windows in which automatic triggers are suppressed.
-    #[serde(default)]
-    pub maintenance: Vec<Maintenance>,
-}
-
-/// One signal.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SignalPlan {
-    /// Its name in records and reports.
-    pub name: String,
-    /// `alarm`, `probe`, `rds-event`, `heartbeat` or `replica-lag`.
-    pub kind: String,
-    /// alarm: the CloudWatch alarm's name.
-    #[serde(default)]
-    pub alarm: Option<String>,
-    /// probe: the primary's health URL.
-    #[serde(default)]
-    pub url: Option<String>,
-    /// probe: timeout in milliseconds (default 2000).
-    #[serde(default)]
-    pub timeout_ms: Option<u64>,
-    /// rds-event: the primary's `SourceIdentifier`.
-    #[serde(default)]
-    pub source: Option<String>,
-    /// rds-event: how long one event counts as firing (default 600 s).
-    #[serde(default)]
-    pub hold_seconds: Option<u64>,
-    /// heartbeat: how long without a heartbeat from the primary region fires it (default 180 s).
-    #[serde(default)]
-    pub stale_seconds: Option<u64>,
-    /// replica-lag: the lag of the replica, read in the secondary region, above which it fires
-    /// (seconds; a lag of -1, replication not running, fires too).
-    #[serde(default)]
-    pub threshold_seconds: Option<u64>,
-    /// Corroborating only (a Route 53 health-check alarm: its metric exists only in
-    /// us-east-1): it counts towards the quorum, but the quorum must be reachable without it.
-    #[serde(default)]
-    pub corroborating: bool,
-}
-
-/// A maintenance window.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Maintenance {
-    /// RFC 3339.
-    pub start: String,
-    /// RFC 3339.
-    pub end: String,
 }
 
 /// A plan that did not load; the message names the field.
@@ -340,79 +202,6 @@ pub fn load(document: &[u8]) -> Result<LoadedPlan, PlanError> {
 
 fn field(path: &str, reason: impl std::fmt::Display) -> PlanError {
     PlanError(format!("{path}: {reason}"))
-}
-
-/// Checks the routing controls: endpoints as ARC gives them (HTTPS, each with its region; plain
-/// HTTP only on loopback, for the sandbox), and two different routing-control ARNs
-/// (`arn:aws:route53-recovery-control::<account>:controlpanel/<id>/routingcontrol/<id>`, the
-/// shape in the Routing Control API Reference).
-fn validate_routing_controls(controls: &RoutingControlPlan) -> Result<(), PlanError> {
-    let path = "traffic.routing_controls";
-    if controls.cluster_endpoints.is_empty() {
-        return Err(field(
-            &format!("{path}.cluster_endpoints"),
-            "name the cluster's regional endpoints (its ClusterEndpoints: five in AWS)",
-        ));
-    }
-    let mut seen = BTreeSet::new();
-    for (i, e) in controls.cluster_endpoints.iter().enumerate() {
-        let at = format!("{path}.cluster_endpoints[{i}]");
-        let loopback = ["http://127.0.0.1:", "http://localhost:"]
-            .iter()
-            .any(|p| e.endpoint.starts_with(p));
-        if !(e.endpoint.starts_with("https://") || loopback) || e.endpoint.len() < 12 {
-            return Err(field(
-                &format!("{at}.endpoint"),
-                format!("{:?}: an https:// URL", e.endpoint),
-            ));
-        }
-        if !is_region_name(&e.region) {
-            return Err(field(
-                &format!("{at}.region"),
-                format!("{:?} is not a region name", e.region),
-            ));
-        }
-        if !seen.insert(&e.endpoint) {
-            return Err(field(&format!("{at}.endpoint"), "listed twice"));
-        }
-    }
-    for (side, arn) in [
-        ("primary", &controls.primary),
-        ("secondary", &controls.secondary),
-    ] {
-        let parts: Vec<&str> = arn.splitn(6, ':').collect();
-        let resource: Vec<&str> = parts
-            .get(5)
-            .map(|r| r.split('/').collect())
-            .unwrap_or_default();
-        let shaped = parts.len() == 6
-            && parts[0] == "arn"
-            && parts[2] == "route53-recovery-control"
-            && parts[3].is_empty()
-            && parts[4].len() == 12
-            && parts[4].bytes().all(|b| b.is_ascii_digit())
-            && resource.len() == 4
-            && resource[0] == "controlpanel"
-            && resource[2] == "routingcontrol"
-            && !resource[1].is_empty()
-            && !resource[3].is_empty();
-        if !shaped {
-            return Err(field(
-                &format!("{path}.{side}"),
-                format!(
-                    "{arn:?}: a routing control ARN \
-                     (arn:aws:route53-recovery-control::<account>:controlpanel/<id>/routingcontrol/<id>)"
-                ),
-            ));
-        }
-    }
-    if controls.primary == controls.secondary {
-        return Err(field(
-            &format!("{path}.secondary"),
-            "must differ from primary",
-        ));
-    }
-    Ok(())
 }
 
 impl Plan {
@@ -674,92 +463,6 @@ impl DatabasePlan {
                 format!("{other:?}: rds or aurora-global"),
             )),
         }
-    }
-}
-
-impl Detection {
-    fn validate(&self) -> Result<(), PlanError> {
-        let mut names = BTreeSet::new();
-        for (i, signal) in self.signals.iter().enumerate() {
-            let at = |f: &str| format!("detection.signals[{i}].{f}");
-            if signal.name.is_empty() || !names.insert(&signal.name) {
-                return Err(field(&at("name"), "must be present and unique"));
-            }
-            let need = |v: &Option<String>, f: &str| {
-                if v.as_deref().is_some_and(|s| !s.is_empty()) {
-                    Ok(())
-                } else {
-                    Err(field(
-                        &at(f),
-                        format!("is required for kind {}", signal.kind),
-                    ))
-                }
-            };
-            match signal.kind.as_str() {
-                "alarm" => need(&signal.alarm, "alarm")?,
-                "probe" => {
-                    need(&signal.url, "url")?;
-                    let url = signal.url.as_deref().unwrap_or_default();
-                    if !(url.starts_with("https://") || url.starts_with("http://")) {
-                        return Err(field(&at("url"), "must be an http(s) URL"));
-                    }
-                }
-                "rds-event" => need(&signal.source, "source")?,
-                "heartbeat" => {
-                    if signal.stale_seconds.is_some_and(|s| s < 120) {
-                        // The heartbeat is a 1-minute schedule: one late delivery must not fire.
-                        return Err(field(&at("stale_seconds"), "at least 120"));
-                    }
-                }
-                "replica-lag" => {
-                    if signal.threshold_seconds.is_none_or(|t| t == 0) {
-                        return Err(field(
-                            &at("threshold_seconds"),
-                            "is required (seconds, > 0)",
-                        ));
-                    }
-                }
-                other => {
-                    return Err(field(
-                        &at("kind"),
-                        format!("{other:?}: alarm, probe, rds-event, heartbeat or replica-lag"),
-                    ))
-                }
-            }
-        }
-        let independent = self.signals.iter().filter(|s| !s.corroborating).count();
-        if self.quorum == 0 || self.quorum > independent {
-            return Err(field(
-                "detection.quorum",
-                format!(
-                    "{} must be between 1 and the {independent} signals that are not corroborating-only",
-                    self.quorum
-                ),
-            ));
-        }
-        for (i, window) in self.maintenance.iter().enumerate() {
-            let start = parse_rfc3339(&window.start)
-                .ok_or_else(|| field(&format!("detection.maintenance[{i}].start"), "RFC 3339"))?;
-            let end = parse_rfc3339(&window.end)
-                .ok_or_else(|| field(&format!("detection.maintenance[{i}].end"), "RFC 3339"))?;
-            if end <= start {
-                return Err(field(
-                    &format!("detection.maintenance[{i}].end"),
-                    "must follow start",
-                ));
-            }
-        }
-        Ok(())
-    }
-
-    /// The maintenance window containing `now_ms`, if any.
-    pub fn maintenance_at(&self, now_ms: u64) -> Option<&Maintenance> {
-        self.maintenance.iter().find(|w| {
-            matches!(
-                (parse_rfc3339(&w.start), parse_rfc3339(&w.end)),
-                (Some(s), Some(e)) if s <= now_ms && now_ms < e
-            )
-        })
     }
 }
 

@@ -103,8 +103,17 @@ impl<
         }))
     }
 
-    /// `precheck`: readiness, published as `FailoverReady`.
+    /// `precheck`: readiness, published as `FailoverReady` whatever happens — a read that fails
+    /// (no ARC endpoint answers, a denied call, RDS or CloudWatch unavailable) is itself "not
+    /// ready", with the error, so that the alarm on `FailoverReady` hears of it.
     pub(crate) async fn precheck(&self, plan: &LoadedPlan) -> Result<Value> {
+        match self.prechecked(plan).await {
+            Ok(answer) => Ok(answer),
+            Err(e) => Ok(self.not_ready(&plan.plan.name, "read the estate", &e.to_string())),
+        }
+    }
+
+    async fn prechecked(&self, plan: &LoadedPlan) -> Result<Value> {
         let p = &plan.plan;
         let mut checks: Vec<Value> = Vec::new();
         let mut check = |name: String, ok: bool, detail: String| {
@@ -202,6 +211,33 @@ impl<
                 format!("{:?} (expected {})", live.map(|l| l.value), want.value),
             );
         }
+        // A heartbeat signal that has not been heard within its stale time (forwarding never
+        // set up, or broken) could not tell an outage from normal times.
+        let board: Option<crate::signals::Board> = self
+            .toolkit
+            .store
+            .get(&crate::plan_state::board_key(&p.name))
+            .await?
+            .map(|v| v.value);
+        let now = self.now();
+        for signal in crate::signals::of_kind(p, "heartbeat") {
+            let stale_ms = signal.stale_seconds.unwrap_or(180) * 1000;
+            let state = board.as_ref().and_then(|b| b.signals.get(&signal.name));
+            let (ok, detail) = match state {
+                Some(st) if !st.firing && now.saturating_sub(st.observed_ms) <= stale_ms => (
+                    true,
+                    format!("last heartbeat {} s ago", now.saturating_sub(st.observed_ms) / 1000),
+                ),
+                Some(st) => (false, st.detail.clone()),
+                None => (
+                    false,
+                    format!("no heartbeat from {} received yet (is its FailoverHeartbeat rule delivering to this region's bus?)", p.primary_region),
+                ),
+            };
+            checks.push(
+                json!({"check": format!("heartbeat {}", signal.name), "ok": ok, "detail": detail}),
+            );
+        }
         let ready = checks.iter().all(|c| c["ok"] == true);
         self.publish_readiness(ready, &p.name);
         Ok(
@@ -282,10 +318,11 @@ impl<
         m.emit(self.now());
     }
 
-    /// The precheck of a stored plan that does not load: not ready, and why.
-    pub(crate) fn not_ready_plan(&self, reason: &str) -> Value {
-        self.publish_readiness(false, "unreadable");
+    /// A precheck that could not run its checks (the plan does not load, a read failed): not
+    /// ready, and why.
+    pub(crate) fn not_ready(&self, plan: &str, check: &str, reason: &str) -> Value {
+        self.publish_readiness(false, plan);
         json!({"mode": "precheck", "ready": false,
-               "checks": [{"check": "plan", "ok": false, "detail": reason}]})
+               "checks": [{"check": check, "ok": false, "detail": reason}]})
     }
 }

@@ -663,3 +663,38 @@ async fn verify_reads_back_until_the_new_side_answers_and_gives_up_after_five_mi
     );
     assert!(verify.finished_ms.unwrap() - verify.started_ms.unwrap() >= 300_000);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_safety_rule_that_refuses_the_switch_fails_the_traffic_step_instead_of_waiting() {
+    // GIVEN a cluster whose rule keeps the primary On whatever (AND over the primary alone)
+    let toolkit = toolkit().await;
+    let plan = plan();
+    let estate = Ports {
+        switches: FakeRoutingControls::new()
+            .with_control(EAST, true)
+            .with_control(WEST, false)
+            .with_assertion_rule("east-stays-on", &[EAST], 1),
+        ..standby(2.0)
+    };
+    let now = toolkit.store.clock().now_ms();
+    let exec = Execution::new(&plan, Mode::Failover, "story".into(), now, now, "story");
+    // WHEN the failover runs
+    let exec = engine(&toolkit, &estate, &plan, 900, "story")
+        .reconcile(exec)
+        .await
+        .unwrap();
+    // THEN the traffic step failed with the cluster's reason (asked three times), not waiting
+    assert_eq!(exec.outcome, "failed", "{exec:#?}");
+    let traffic = &exec.steps[&StepName::Traffic];
+    assert_eq!(traffic.state, StepState::Failed, "{traffic:?}");
+    assert!(
+        traffic.detail.contains("safety rule east-stays-on"),
+        "{traffic:?}"
+    );
+    assert_eq!(
+        estate.switches.calls.count("set"),
+        1 + 3,
+        "fence once, switch three times"
+    );
+    assert_eq!(estate.switches.peek(WEST), Some(false));
+}

@@ -218,7 +218,18 @@ impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader, C: RoutingControls, P:
             let now = self.ports.switches.states(cluster, &arns).await?;
             if now[..] != [false, true] {
                 self.remember_controls(shared, rc).await?;
-                let changed = self.set_controls(cluster, &wanted).await?;
+                // A conflict that outlasts the retries is the cluster's answer (a safety rule
+                // forbids the change: "the error message includes the ARN of the rule that
+                // blocked the update", ARC Developer Guide): it fails the step, not waits.
+                let changed = self
+                    .set_controls(cluster, &wanted)
+                    .await
+                    .map_err(|e| match e {
+                        Error::Conflict(why) => {
+                            Error::Aws(format!("refused by the cluster: {why}"))
+                        }
+                        other => other,
+                    })?;
                 self.acted(
                     shared,
                     "UpdateRoutingControlStates",
