@@ -208,6 +208,14 @@ PORTED = {
 }
 
 
+# Adapters that hold no SDK client but reach AWS through another adapter they hold: the
+# methods of the other they call (`self.clients.client(` → `KubeClients::client`, which reads the
+# cluster's endpoint with eks:DescribeCluster).
+DELEGATES = {
+    "KubeCapacity": ("KubeClients", {"client"}),
+}
+
+
 def function_calls(function: str) -> list[tuple[str, str, str]]:
     """(service, operation, via) of every SDK call `function` can make."""
     crate = f"functions/{function}/src"
@@ -225,6 +233,15 @@ def function_calls(function: str) -> list[tuple[str, str, str]]:
                 names.add(alias)
     calls = []
     for type_name in sorted(receivers):
+        if type_name in DELEGATES:
+            delegate_name, methods = DELEGATES[type_name]
+            delegate = find_adapter(delegate_name, crate)
+            names = "|".join(sorted(receivers[type_name]))
+            if delegate is not None and re.search(r"\b(?:" + names + r")\b", own + main):
+                for method in sorted(methods):
+                    for service, op in sorted(delegate.reachable(method)):
+                        calls.append((service, op, f"{type_name} → {delegate_name}::{method} ({delegate.file})"))
+            continue
         adapter = find_adapter(PORTED.get(type_name, (type_name,))[0], crate)
         if adapter is None:
             continue

@@ -54,6 +54,7 @@ SANDBOX_PARAMETERS = {
     "FailoverPrimaryFqdn": "*",
     "FailoverSecondaryFqdn": "*",
     "FailoverRoutingControls": "none",
+    "FailoverMetricSwitches": "create",
     "FailoverControlPanelArn": "arn:aws:route53-recovery-control::123456789012:controlpanel/*",
     "FailoverRecordName": "*",
     "FailoverPrimaryLoadBalancer": "*",

@@ -411,6 +411,7 @@ def apply():
 
     DomainDispatcherApplication.__call__ = _dispatch_with_cbor(DomainDispatcherApplication.__call__)
     __import__("moto_cloudwatch_fidelity").apply()  # DescribeAlarms answers AlarmTypes as CloudWatch does
+    __import__("moto_cloudwatch_alarms").apply()  # PutMetricData evaluates the alarms on its metric
     s3_responses.S3Response._bucket_response = _bucket_response
     s3_responses.S3Response._bucket_response_get = _bucket_get
     s3_responses.S3Response._bucket_response_put = _request_payment_put

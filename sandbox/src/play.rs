@@ -333,6 +333,25 @@ pub async fn play(
         });
         timeline.end(&judge(proxy.as_deref(), from, r));
     }
+    if let Some(failover) = binary("failover", "regional-outage scene without ARC") {
+        timeline.begin("failover", "A regional outage, no ARC cluster");
+        let from = mark(proxy.as_deref());
+        let r =
+            failover::demo::play_without_arc(&say, &config, &endpoint, &estate, &failover).await;
+        let r = r.map(|report| {
+            for (fact, name) in [
+                ("rto", "RTO"),
+                ("rto_within_target", "within target"),
+                ("decided_to_traffic_moved", "decided → traffic moved"),
+            ] {
+                if let Some(v) = report.facts.get(fact) {
+                    timeline.fact(name, v);
+                }
+            }
+            timeline.own_report(report);
+        });
+        timeline.end(&judge(proxy.as_deref(), from, r));
+    }
     timeline.begin("sandbox", "Tear-down");
     moto.stop();
     let gone = !Path::new(&format!("/proc/{pid}")).exists();

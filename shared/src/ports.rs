@@ -495,6 +495,41 @@ pub trait RoutingControls: Send + Sync {
     ) -> impl Future<Output = Result<Changed>> + Send;
 }
 
+/// One side of a CloudWatch-metric traffic switch: the metric the failover function writes with
+/// `PutMetricData` in the secondary region (1: the side takes traffic, 0: it does not), and the
+/// alarm on it there that a Route 53 health check of type `CLOUDWATCH_METRIC` watches
+/// (`AlarmIdentifier`: "The name of the CloudWatch alarm that you want Amazon Route 53 health
+/// checkers to use to determine whether this health check is healthy", and its region; Route 53
+/// API Reference, <https://docs.aws.amazon.com/Route53/latest/APIReference/API_AlarmIdentifier.html>):
+/// the alarm OK, the check healthy; in ALARM, unhealthy. The alarm, not the metric, is what
+/// Route 53 reads.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct SwitchMetric {
+    /// The metric's namespace (a custom one: `AWS/` is reserved).
+    pub namespace: String,
+    /// The metric's name.
+    pub metric: String,
+    /// Its one dimension, `(name, value)`: the side (e.g. `("Region", "us-east-1")`).
+    pub dimension: (String, String),
+}
+
+/// CloudWatch-metric switches of one region (the secondary's, where the alarms live, so that
+/// they outlive the primary region): the data plane of the second-choice traffic switch, with
+/// no dependency on Route 53's control plane in us-east-1.
+pub trait MetricSwitches: Send + Sync {
+    /// `PutMetricData`: one standard-resolution datapoint of `value` for the side's metric,
+    /// stamped by CloudWatch on receipt. Route 53 health checks support standard-resolution
+    /// metrics only ("High-resolution metrics aren't supported", Route 53 API Reference,
+    /// AlarmIdentifier).
+    fn put(
+        &self,
+        metric: &SwitchMetric,
+        value: f64,
+    ) -> impl Future<Output = Result<Changed>> + Send;
+    /// `DescribeAlarms`: the metric alarm's state, `None` when it does not exist.
+    fn alarm(&self, name: &str) -> impl Future<Output = Result<Option<AlarmState>>> + Send;
+}
+
 /// CloudWatch metrics of one region.
 pub trait MetricReader: Send + Sync {
     /// The latest datapoint (`Maximum` over one minute) of the metric in the last `lookback_ms`

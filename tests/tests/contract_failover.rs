@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use breakwater::aws::arc::ArcRoutingControls;
-use breakwater::aws::cloudwatch::{CloudWatchAlarms, CloudWatchMetrics};
+use breakwater::aws::cloudwatch::{CloudWatchAlarms, CloudWatchMetrics, CloudWatchSwitches};
 use breakwater::aws::eks::EksNodeGroups;
 use breakwater::aws::rds::RdsDatabases;
 use breakwater::aws::route53::Route53Dns;
@@ -14,16 +14,19 @@ use breakwater::aws::Aws;
 use breakwater::fakes::alarms::FakeAlarms;
 use breakwater::fakes::dns::FakeDns;
 use breakwater::fakes::metric_reader::FakeMetricReader;
+use breakwater::fakes::metric_switches::FakeMetricSwitches;
 use breakwater::fakes::node_groups::FakeNodeGroups;
 use breakwater::fakes::probe::{Endpoint, FakeProbe};
 use breakwater::fakes::replicas::FakeReplicas;
 use breakwater::fakes::routing_controls::FakeRoutingControls;
 use breakwater::ports::{
-    Alarms, ClusterEndpoint, Dns, DnsRecord, MetricReader, NodeGroupId, NodeGroups, Replicas,
-    RoutingControls, Scaling,
+    Alarms, ClusterEndpoint, Dns, DnsRecord, MetricReader, MetricSwitches, NodeGroupId, NodeGroups,
+    Replicas, RoutingControls, Scaling, SwitchMetric,
 };
 use breakwater::probe::{HttpProbe, Probe};
-use breakwater_sandbox::failover_scene::{failover_scene, put_lag, FailoverScene, Latencies};
+use breakwater_sandbox::failover_scene::{
+    failover_scene, metric_switches, put_lag, FailoverScene, Latencies, MetricSwitchScene,
+};
 use breakwater_sandbox::seed::seed;
 
 use crate::common::unique;
@@ -391,5 +394,86 @@ async fn the_probe_fake_behaves_as_the_http_probe() {
     assert_eq!(
         probe_scenario(&fake, &live, &dead).await,
         probe_scenario(&HttpProbe, &live, &dead).await
+    );
+}
+
+/// The metric switches: the starting states, a side switched off and the other on, a value
+/// written twice in one period (one `Maximum` for the period: the 1 wins, the alarm stays OK —
+/// "Period: the length of time to use to evaluate the metric … to create each individual data
+/// point", CloudWatch User Guide, "Evaluating an alarm",
+/// <https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/AlarmThatSendsEmail.html>), a
+/// missing alarm, and a metric no alarm watches.
+async fn metric_switches_scenario(m: &impl MetricSwitches, ms: &MetricSwitchScene) -> Vec<String> {
+    let metric = |value: &str| SwitchMetric {
+        namespace: ms.namespace.clone(),
+        metric: ms.metric.clone(),
+        dimension: (ms.dimension.clone(), value.to_string()),
+    };
+    let (east, west) = (&ms.primary, &ms.secondary);
+    let states = |label: &'static str| async move {
+        let e = m.alarm(&east.0).await.unwrap().map(|a| a.value);
+        let w = m.alarm(&west.0).await.unwrap().map(|a| a.value);
+        format!("{label}: {e:?} {w:?}")
+    };
+    let mut seen = vec![states("before").await];
+    m.put(&metric(&east.1), 0.0).await.unwrap();
+    seen.push(states("primary 0").await);
+    m.put(&metric(&west.1), 1.0).await.unwrap();
+    seen.push(states("secondary 1").await);
+    m.put(&metric(&east.1), 1.0).await.unwrap();
+    m.put(&metric(&east.1), 0.0).await.unwrap();
+    seen.push(states("primary 1 then 0 in one period").await);
+    seen.push(format!(
+        "missing: {:?}",
+        m.alarm(&format!("{}-nope", east.0)).await.unwrap()
+    ));
+    seen.push(format!(
+        "unwatched: {:?}",
+        m.put(&metric("nowhere"), 1.0).await.map(drop)
+    ));
+    seen
+}
+
+/// Waits until at least 10 s are left in the current minute, so that the scenario's writes fall
+/// in one period on both sides.
+async fn early_in_a_minute() {
+    let into = breakwater::clock::Clock::now_ms(&breakwater::clock::SystemClock) % 60_000;
+    if into > 50_000 {
+        tokio::time::sleep(Duration::from_millis(60_000 - into + 200)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_metric_switches_fake_behaves_as_cloudwatch_in_the_sandbox() {
+    let suffix = format!("-{}", unique("cms"));
+    let aws = Aws::for_endpoint(&moto().endpoint(), SECONDARY).await;
+    let estate = seed(aws.config(), PRIMARY, SECONDARY, &suffix)
+        .await
+        .unwrap();
+    let ms = metric_switches(aws.config(), &estate, &suffix)
+        .await
+        .unwrap();
+    let real = CloudWatchSwitches::new(aws.cloudwatch_in(SECONDARY));
+    let side = |value: &str| SwitchMetric {
+        namespace: ms.namespace.clone(),
+        metric: ms.metric.clone(),
+        dimension: (ms.dimension.clone(), value.to_string()),
+    };
+    let fake = FakeMetricSwitches::new()
+        .with_alarm(&ms.primary.0, side(&ms.primary.1), "OK")
+        .with_alarm(&ms.secondary.0, side(&ms.secondary.1), "ALARM");
+    early_in_a_minute().await;
+    let on_fake = metric_switches_scenario(&fake, &ms).await;
+    early_in_a_minute().await;
+    let on_cloudwatch = metric_switches_scenario(&real, &ms).await;
+    assert_eq!(on_fake, on_cloudwatch);
+    assert_eq!(
+        on_fake[..4],
+        [
+            "before: Some(\"OK\") Some(\"ALARM\")",
+            "primary 0: Some(\"ALARM\") Some(\"ALARM\")",
+            "secondary 1: Some(\"ALARM\") Some(\"OK\")",
+            "primary 1 then 0 in one period: Some(\"OK\") Some(\"OK\")",
+        ]
     );
 }

@@ -6,16 +6,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use breakwater::aws::arc::ArcRoutingControls;
-use breakwater::aws::cloudwatch::{CloudWatchAlarms, CloudWatchMetrics};
+use breakwater::aws::cloudwatch::{CloudWatchAlarms, CloudWatchMetrics, CloudWatchSwitches};
 use breakwater::aws::eks::EksNodeGroups;
 use breakwater::aws::rds::RdsDatabases;
 use breakwater::aws::route53::Route53Dns;
 use breakwater::aws::Aws;
 use breakwater::clock::{Clock, ManualClock};
 use breakwater::config::{Env, Settings};
+use breakwater::kube::capacity::KubeCapacity;
+use breakwater::kube::KubeClients;
 use breakwater::Toolkit;
 use breakwater_sandbox::failover_scene::{
-    failover_scene_via, observe, put_lag, put_plan, FailoverScene, Latencies, Observed,
+    alarm_state, capacity, failover_scene_via, metric_switches, observe, put_lag, put_plan,
+    switch_values, FailoverScene, Latencies, MetricSwitchScene, Observed,
 };
 use breakwater_sandbox::proxy::{Fault, FaultProxy, Rule};
 use breakwater_sandbox::rollback_scene::alarm_event;
@@ -47,6 +50,8 @@ type Function = FailoverFunction<
     Route53Dns,
     CloudWatchMetrics,
     ArcRoutingControls,
+    CloudWatchSwitches,
+    KubeCapacity,
 >;
 
 struct World {
@@ -67,7 +72,13 @@ fn dead_url() -> String {
 }
 
 /// The copy of the function in `region` (the secondary fails over, the primary fails back).
-fn function_in(region: &str, estate: &Estate, aws: Arc<Aws>, clock: Arc<dyn Clock>) -> Function {
+fn function_in(
+    region: &str,
+    estate: &Estate,
+    kube: &str,
+    aws: Arc<Aws>,
+    clock: Arc<dyn Clock>,
+) -> Function {
     let home = if region == PRIMARY {
         &estate.primary
     } else {
@@ -88,8 +99,14 @@ fn function_in(region: &str, estate: &Estate, aws: Arc<Aws>, clock: Arc<dyn Cloc
         nodes: EksNodeGroups::new(aws.eks_in(SECONDARY)),
         dns: Route53Dns::new(aws.route53()),
         switches: ArcRoutingControls::new(aws.config()),
+        metric_switches: CloudWatchSwitches::new(aws.cloudwatch_in(SECONDARY)),
         metrics: CloudWatchMetrics::new(aws.cloudwatch_in(SECONDARY)),
         primary_metrics: CloudWatchMetrics::new(aws.cloudwatch_in(PRIMARY)),
+        capacity: KubeCapacity::new(
+            Arc::new(KubeClients::new(Some(kube.to_string())).unwrap()),
+            Arc::new(Aws::from_config(aws.config_in(SECONDARY))),
+            clock.clone(),
+        ),
         probe: breakwater::probe::HttpProbe,
     };
     FailoverFunction {
@@ -153,6 +170,7 @@ async fn world_with(latencies: Latencies, lag: f64, edit: impl FnOnce(&mut Value
     let function = Arc::new(function_in(
         SECONDARY,
         &estate,
+        &scene.kube.endpoint(),
         aws,
         Arc::new(clock.clone()),
     ));
@@ -168,6 +186,28 @@ async fn world_with(latencies: Latencies, lag: f64, edit: impl FnOnce(&mut Value
 
 async fn world() -> World {
     world_with(Latencies::default(), 2.0, |_| {}).await
+}
+
+/// The world of an account without an ARC cluster: the plan moves traffic by the metric
+/// switches (template.yaml's `FailoverMetricSwitches: create` alarms, in us-west-2, the
+/// primary's OK and the secondary's ALARM); the scene's ARC cluster is not in the plan.
+async fn world_without_arc() -> (World, MetricSwitchScene) {
+    let w = world().await;
+    let suffix = w.scene.name.trim_start_matches("shop").to_string();
+    let ms = metric_switches(w.direct.config(), &w.estate, &suffix)
+        .await
+        .unwrap();
+    let mut plan = w.scene.plan.clone();
+    plan["traffic"] = json!({"metric_switches": ms.plan.clone()});
+    put_plan(
+        w.direct.config(),
+        SECONDARY,
+        &w.estate.secondary.state_bucket,
+        &plan,
+    )
+    .await
+    .unwrap();
+    (w, ms)
 }
 
 impl World {
@@ -763,6 +803,203 @@ async fn with_us_east_1_gone_the_failover_completes_through_the_data_plane() {
     );
 }
 
+/// The second choice, for accounts without an ARC cluster: us-east-1 is lost whole
+/// (`Rule::region_outage`: its endpoints and Route 53's, IAM's and STS's global control planes)
+/// and the failover moves traffic through the CLOUDWATCH_METRIC health checks' alarms, written
+/// and read in us-west-2 only. Route 53's checkers read the alarms; moto's Route 53 does not
+/// evaluate such checks (it drops their AlarmIdentifier and reports every check healthy), so the
+/// alarms are what is read back. (Route 53 API Reference, AlarmIdentifier: "the CloudWatch alarm
+/// that you want Amazon Route 53 health checkers to use to determine whether this health check is
+/// healthy", <https://docs.aws.amazon.com/Route53/latest/APIReference/API_AlarmIdentifier.html>;
+/// the alarms' evaluation: sandbox/moto_cloudwatch_alarms.py.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_us_east_1_gone_and_no_arc_cluster_the_failover_completes_through_cloudwatch_metric_health_checks(
+) {
+    let (w, ms) = world_without_arc().await;
+    let (east, west) = (&ms.primary, &ms.secondary);
+    // GIVEN the switch as deployed: the primary's alarm OK, the secondary's ALARM
+    assert_eq!(
+        alarm_state(w.direct.config(), SECONDARY, &east.0)
+            .await
+            .unwrap(),
+        "OK"
+    );
+    assert_eq!(
+        alarm_state(w.direct.config(), SECONDARY, &west.0)
+            .await
+            .unwrap(),
+        "ALARM"
+    );
+    // AND precheck ready with us-east-1 as primary: the switch calls are CloudWatch's, in us-west-2
+    let check = w.handle(json!({"command": "precheck"})).await.unwrap();
+    assert_eq!(check["ready"], true, "{check}");
+    // WHEN us-east-1 is lost whole and the quorum holds
+    w.proxy.add_rule(Rule::region_outage(PRIMARY));
+    w.scene.arc.set_down(PRIMARY, true);
+    let r = w.outage().await;
+    // THEN the failover succeeded
+    assert_eq!(r["execution"]["outcome"], "succeeded", "{r}");
+    // AND, read back through the emulator in us-west-2: the secondary's alarm OK (its health
+    // check healthy), the primary's ALARM (unhealthy)
+    assert_eq!(
+        alarm_state(w.direct.config(), SECONDARY, &west.0)
+            .await
+            .unwrap(),
+        "OK"
+    );
+    assert_eq!(
+        alarm_state(w.direct.config(), SECONDARY, &east.0)
+            .await
+            .unwrap(),
+        "ALARM"
+    );
+    // AND the values were written in us-west-2: this minute the primary's metric is 0 and the
+    // secondary's 1; nothing was written in us-east-1
+    let newest = |v: Vec<(f64, f64, f64)>| v.first().copied();
+    let e = newest(
+        switch_values(w.direct.config(), SECONDARY, &east.1, 1)
+            .await
+            .unwrap(),
+    );
+    let s = newest(
+        switch_values(w.direct.config(), SECONDARY, &west.1, 1)
+            .await
+            .unwrap(),
+    );
+    // (sample count, minimum, maximum) of this minute
+    assert_eq!(e, Some((1.0, 0.0, 0.0)), "{e:?}");
+    assert_eq!(s, Some((1.0, 1.0, 1.0)), "{s:?}");
+    assert!(switch_values(w.direct.config(), PRIMARY, &east.1, 5)
+        .await
+        .unwrap()
+        .is_empty());
+    // AND the routing controls and the record were not touched; the rest failed over
+    let observed = w.observed().await;
+    assert_eq!(observed.controls, (true, false));
+    assert_eq!(
+        Observed {
+            controls: (false, true),
+            ..observed
+        },
+        w.failed_over()
+    );
+    let calls = w.proxy.calls();
+    let put: Vec<_> = calls
+        .iter()
+        .filter(|c| c.operation == "PutMetricData" && c.succeeded())
+        .collect();
+    assert_eq!(put.len(), 2, "{put:?}");
+    assert!(put.iter().all(|c| c.region == SECONDARY), "{put:?}");
+    // AND no call signed for us-east-1 succeeded, Route 53's API and the ARC cluster were
+    // never called
+    assert!(
+        calls.iter().all(|c| c.region != PRIMARY || !c.succeeded()),
+        "{:?}",
+        calls
+            .iter()
+            .filter(|c| c.region == PRIMARY && c.succeeded())
+            .collect::<Vec<_>>()
+    );
+    assert!(
+        calls
+            .iter()
+            .all(|c| c.service != "route53" && !c.operation.contains("RoutingControl")),
+        "{:?}",
+        calls
+            .iter()
+            .filter(|c| c.service == "route53" || c.operation.contains("RoutingControl"))
+            .collect::<Vec<_>>()
+    );
+}
+
+/// Precheck of the metric switches: the switch alarms are read in the secondary region; a
+/// deployment whose values were never written (a new alarm is INSUFFICIENT_DATA) is not ready,
+/// and says what to write; the lint finds no dependency on us-east-1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn precheck_reads_the_metric_switch_alarms_and_names_a_switch_never_written() {
+    let (w, ms) = world_without_arc().await;
+    let checks = |r: &Value| -> BTreeMap<String, (bool, String)> {
+        r["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                (
+                    c["check"].as_str().unwrap().to_string(),
+                    (c["ok"] == true, c["detail"].as_str().unwrap().to_string()),
+                )
+            })
+            .collect()
+    };
+    // GIVEN the switch as deployed and written: ready
+    let r = w.handle(json!({"command": "precheck"})).await.unwrap();
+    assert_eq!(r["ready"], true, "{r}");
+    let c = checks(&r);
+    assert!(c[&format!("metric switch alarm {}", ms.primary.0)].0, "{r}");
+    assert!(c["no dependency on us-east-1"].0, "{r}");
+    // AND `plan` lists the switch as data-plane calls to CloudWatch in us-west-2
+    let p = w.handle(json!({"command": "plan"})).await.unwrap();
+    let deps = p["dependencies"].as_array().unwrap();
+    assert!(
+        deps.iter().any(|d| d["call"] == "cloudwatch:PutMetricData"
+            && d["regions"] == json!([SECONDARY])
+            && d["plane"] == "data"
+            && d["endpoints"] == json!(["https://monitoring.us-west-2.amazonaws.com"])),
+        "{p}"
+    );
+    assert_eq!(p["blocked_if_primary_is_down"], json!([]), "{p}");
+    // WHEN the secondary's alarm is re-created and never written (a new alarm: INSUFFICIENT_DATA)
+    let cw = aws_sdk_cloudwatch::Client::new(&breakwater_sandbox::seed::regional(
+        w.direct.config(),
+        SECONDARY,
+    ));
+    cw.delete_alarms()
+        .alarm_names(&ms.secondary.0)
+        .send()
+        .await
+        .unwrap();
+    cw.put_metric_alarm()
+        .alarm_name(&ms.secondary.0)
+        .namespace(&ms.namespace)
+        .metric_name(&ms.metric)
+        .dimensions(
+            aws_sdk_cloudwatch::types::Dimension::builder()
+                .name("Region")
+                .value(format!("{}-unwritten", ms.secondary.1))
+                .build(),
+        )
+        .statistic(aws_sdk_cloudwatch::types::Statistic::Maximum)
+        .period(60)
+        .evaluation_periods(1)
+        .threshold(1.0)
+        .comparison_operator(aws_sdk_cloudwatch::types::ComparisonOperator::LessThanThreshold)
+        .treat_missing_data("ignore")
+        .send()
+        .await
+        .unwrap();
+    let r = w.handle(json!({"command": "precheck"})).await.unwrap();
+    // THEN not ready, the check says what to write
+    assert_eq!(r["ready"], false, "{r}");
+    let (ok, detail) = checks(&r)[&format!("metric switch alarm {}", ms.secondary.0)].clone();
+    assert!(!ok);
+    assert!(
+        detail.starts_with("INSUFFICIENT_DATA (expected ALARM")
+            && detail.contains("RegionActive Region=")
+            && detail.contains("= 0 in us-west-2"),
+        "{detail}"
+    );
+    // AND a missing alarm is named as missing
+    cw.delete_alarms()
+        .alarm_names(&ms.secondary.0)
+        .send()
+        .await
+        .unwrap();
+    let r = w.handle(json!({"command": "precheck"})).await.unwrap();
+    let (ok, detail) = checks(&r)[&format!("metric switch alarm {}", ms.secondary.0)].clone();
+    assert!(!ok && detail == "does not exist in us-west-2", "{detail}");
+    assert!(w.mutations().is_empty());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_copies_and_two_at_once_make_one_execution() {
     let w = world().await;
@@ -788,6 +1025,8 @@ async fn database_and_nodes_wait_in_parallel() {
             promote: 1.5,
             nodes: 1.5,
             dns: 0.5,
+            boot: 1.0,
+            pod_ready: 0.5,
         },
         2.0,
         |_| {},
@@ -795,6 +1034,16 @@ async fn database_and_nodes_wait_in_parallel() {
     .await;
     let r = w.outage().await;
     assert_eq!(r["execution"]["outcome"], "succeeded", "{r}");
+    // The nodes step ended only with the capacity ready in the cluster: the node group's three
+    // nodes Ready (each 1 s after it joined) and the critical Deployment's two pods ready.
+    assert_eq!(capacity(&w.scene), (3, 2));
+    let nodes = r["execution"]["steps"]["nodes"]["detail"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        nodes.contains("web: 3 of 3 nodes Ready") && nodes.contains("shop/api: 2 of 2 pods ready"),
+        "{nodes}"
+    );
     let calls: Vec<String> = w.proxy.calls().into_iter().map(|c| c.operation).collect();
     let first = |op: &str| calls.iter().position(|c| c == op).unwrap();
     let last = |op: &str| calls.iter().rposition(|c| c == op).unwrap();
@@ -884,7 +1133,13 @@ async fn failback_reprotects_then_moves_back() {
     .await
     .unwrap();
     let aws = Arc::new(Aws::for_endpoint(&w.proxy.endpoint(), PRIMARY).await);
-    let back = function_in(PRIMARY, &w.estate, aws, Arc::new(w.clock.clone()));
+    let back = function_in(
+        PRIMARY,
+        &w.estate,
+        &w.scene.kube.endpoint(),
+        aws,
+        Arc::new(w.clock.clone()),
+    );
     let failback = json!({"command": "failback", "confirm": w.scene.name, "by": "alice"});
     // The secondary's copy does not fail back: it activates the other region.
     let err = w.handle(failback.clone()).await.unwrap_err();
@@ -1037,6 +1292,7 @@ async fn the_binary_fails_over_on_a_quorum() {
         ("BREAKWATER_SECONDARY_REGION", SECONDARY.into()),
         ("BREAKWATER_FAILOVER_POLL_MS", "50".into()),
         ("BREAKWATER_SANDBOX_NOW_MS", now.to_string()),
+        ("BREAKWATER_KUBE_ENDPOINT", w.scene.kube.endpoint()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))

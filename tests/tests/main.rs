@@ -11,6 +11,7 @@ mod arc_emulator;
 mod bad_input;
 mod budget_binary;
 mod budget_month;
+mod contract_capacity;
 mod contract_failover;
 mod contract_fakes;
 mod contract_rollback;

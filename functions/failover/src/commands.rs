@@ -10,9 +10,11 @@ impl<
         D: Dns,
         M: MetricReader,
         C: RoutingControls,
+        W: MetricSwitches,
+        K: Capacity,
         P: Probe,
         A: Alarms,
-    > FailoverFunction<R, N, D, M, C, P, A>
+    > FailoverFunction<R, N, D, M, C, W, K, P, A>
 {
     /// The plan was written (S3's `Object Created` event through EventBridge): precheck it at
     /// once, so that a plan that cannot fail over is known now, not at the outage. Another

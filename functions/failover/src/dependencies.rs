@@ -78,10 +78,23 @@ pub fn failover(plan: &LoadedPlan) -> Vec<Dependency> {
             plane: "data",
         })
     };
+    // The metric switches: CloudWatch in the secondary region, where the alarms the
+    // CLOUDWATCH_METRIC health checks watch live (`monitoring.<region>`: CloudWatch's endpoint).
+    let cloudwatch = |step: &'static str, call: &'static str| {
+        p.traffic.metric_switches.as_ref().map(|_| Dependency {
+            step,
+            call,
+            endpoints: vec![format!("https://monitoring.{to}.amazonaws.com")],
+            regions: vec![to.to_string()],
+            any_of: false,
+            plane: "data",
+        })
+    };
     deps.extend(arc(
         "fence",
         "route53-recovery-cluster:UpdateRoutingControlStates",
     ));
+    deps.extend(cloudwatch("fence", "cloudwatch:PutMetricData"));
     match &plan.database {
         Database::Rds { .. } => {
             deps.push(regional("database", "rds:PromoteReadReplica", "rds", to))
@@ -90,13 +103,45 @@ pub fn failover(plan: &LoadedPlan) -> Vec<Dependency> {
             deps.push(regional("database", "rds:FailoverGlobalCluster", "rds", to))
         }
     }
+    // The standby cluster's API server, read until the capacity is ready: its endpoint from
+    // DescribeCluster, a token the function presigns for STS in the cluster's region (the API
+    // server has STS there verify it), then nodes and Deployments read.
+    let kubernetes = |step: &'static str| {
+        p.eks.as_ref().map(|eks| {
+            [
+                Dependency {
+                    step,
+                    call: "sts:GetCallerIdentity (the EKS token, presigned)",
+                    endpoints: vec![format!("https://sts.{to}.amazonaws.com")],
+                    regions: vec![to.to_string()],
+                    any_of: false,
+                    plane: "data",
+                },
+                Dependency {
+                    step,
+                    call: "kubernetes: list nodes, get deployments",
+                    endpoints: vec![format!(
+                        "the API server of EKS cluster {} ({to})",
+                        eks.cluster
+                    )],
+                    regions: vec![to.to_string()],
+                    any_of: false,
+                    plane: "data",
+                },
+            ]
+        })
+    };
     if p.eks.is_some() {
         deps.push(regional("nodes", "eks:UpdateNodegroupConfig", "eks", to));
+        deps.push(regional("nodes", "eks:DescribeCluster", "eks", to));
     }
+    deps.extend(kubernetes("nodes").into_iter().flatten());
     deps.extend(arc(
         "traffic",
         "route53-recovery-cluster:UpdateRoutingControlStates",
     ));
+    deps.extend(cloudwatch("traffic", "cloudwatch:PutMetricData"));
+    deps.extend(cloudwatch("traffic", "cloudwatch:DescribeAlarms"));
     if !p.traffic.records.is_empty() {
         deps.push(Dependency {
             step: "traffic",
@@ -111,6 +156,8 @@ pub fn failover(plan: &LoadedPlan) -> Vec<Dependency> {
         "verify",
         "route53-recovery-cluster:GetRoutingControlState",
     ));
+    deps.extend(cloudwatch("verify", "cloudwatch:DescribeAlarms"));
+    deps.extend(kubernetes("verify").into_iter().flatten());
     deps
 }
 
@@ -140,7 +187,7 @@ pub fn blocked_by_primary(plan: &LoadedPlan) -> Vec<String> {
 mod tests {
     use super::*;
     use crate::plan::load;
-    use crate::plan::tests::{example, with_records};
+    use crate::plan::tests::{example, with_metric_switches, with_records};
 
     fn plan(value: serde_json::Value) -> LoadedPlan {
         load(value.to_string().as_bytes()).unwrap()
@@ -152,12 +199,61 @@ mod tests {
         let plan = plan(example());
         // THEN every step can run with us-east-1 gone: the cluster has four other endpoints
         assert_eq!(blocked_by_primary(&plan), Vec::<String>::new());
-        let steps: Vec<&str> = failover(&plan).iter().map(|d| d.step).collect();
+        let mut steps: Vec<&str> = failover(&plan).iter().map(|d| d.step).collect();
+        steps.dedup();
         assert_eq!(steps, ["fence", "database", "nodes", "traffic", "verify"]);
+        // AND the capacity is read in the standby cluster's own region, through its API server
+        let nodes: Vec<&str> = failover(&plan)
+            .iter()
+            .filter(|d| d.step == "nodes")
+            .map(|d| d.call)
+            .collect();
+        assert_eq!(
+            nodes,
+            [
+                "eks:UpdateNodegroupConfig",
+                "eks:DescribeCluster",
+                "sts:GetCallerIdentity (the EKS token, presigned)",
+                "kubernetes: list nodes, get deployments"
+            ]
+        );
         assert!(failover(&plan)
             .iter()
             .filter(|d| d.step != "fence" && d.step != "traffic" && d.step != "verify")
             .all(|d| d.regions == ["us-west-2"]));
+    }
+
+    #[test]
+    fn metric_switches_are_data_plane_calls_in_the_secondary_region() {
+        // GIVEN the example plan moving traffic by metric switches, us-east-1 → us-west-2
+        let plan = plan(with_metric_switches(example()));
+        // THEN nothing is blocked with us-east-1 gone
+        assert_eq!(blocked_by_primary(&plan), Vec::<String>::new());
+        // AND fence, traffic and verify call CloudWatch in us-west-2, a data plane
+        let cw: Vec<(&str, &str)> = failover(&plan)
+            .iter()
+            .filter(|d| d.call.starts_with("cloudwatch:"))
+            .map(|d| (d.step, d.call))
+            .collect();
+        assert_eq!(
+            cw,
+            [
+                ("fence", "cloudwatch:PutMetricData"),
+                ("traffic", "cloudwatch:PutMetricData"),
+                ("traffic", "cloudwatch:DescribeAlarms"),
+                ("verify", "cloudwatch:DescribeAlarms")
+            ]
+        );
+        assert!(failover(&plan)
+            .iter()
+            .filter(|d| d.call.starts_with("cloudwatch:"))
+            .all(|d| d.regions == ["us-west-2"]
+                && d.endpoints == ["https://monitoring.us-west-2.amazonaws.com"]
+                && d.plane == "data"));
+        // AND no call goes to Route 53's API
+        assert!(failover(&plan)
+            .iter()
+            .all(|d| !d.call.starts_with("route53:")));
     }
 
     #[test]

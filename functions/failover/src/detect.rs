@@ -11,9 +11,11 @@ impl<
         D: Dns,
         M: MetricReader,
         C: RoutingControls,
+        W: MetricSwitches,
+        K: Capacity,
         P: Probe,
         A: Alarms,
-    > FailoverFunction<R, N, D, M, C, P, A>
+    > FailoverFunction<R, N, D, M, C, W, K, P, A>
 {
     pub(crate) async fn automatic(&self, trigger: Trigger, owner: &str) -> Result<Value> {
         if let Trigger::EventBridge(event) = &trigger {

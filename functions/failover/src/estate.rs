@@ -1,10 +1,10 @@
-//! The one estate observer: the database, the node groups, the routing controls and the
-//! records, read the same way for `plan`, `precheck` and the verify step, each of which then
+//! The one estate observer: the database, the node groups, the routing controls or the metric
+//! switches' alarms, and the records, read the same way for `plan`, `precheck` and the verify step, each of which then
 //! judges what it sees by its own rule.
 
 use breakwater::ports::{
-    Dns, DnsRecord, GlobalCluster, NodeGroup, NodeGroupId, NodeGroups, ReplicaStatus, Replicas,
-    RoutingControls,
+    AlarmState, Dns, DnsRecord, GlobalCluster, MetricSwitches, NodeGroup, NodeGroupId, NodeGroups,
+    ReplicaStatus, Replicas, RoutingControls,
 };
 use breakwater::Result;
 
@@ -22,7 +22,8 @@ pub(crate) struct Look<'a, R> {
     /// `Some(secondary)`: read the records as they should stand with traffic on the secondary
     /// (`true`) or on the primary (`false`).
     pub traffic: Option<bool>,
-    /// Whether the routing controls are read (through the ARC cluster's data plane).
+    /// Whether the routing controls (through the ARC cluster's data plane) or the metric
+    /// switches' alarms (`DescribeAlarms` in the secondary region) are read.
     pub controls: bool,
 }
 
@@ -45,17 +46,28 @@ pub(crate) struct Estate<'p> {
     /// The routing controls, `(primary On, secondary On)`: `None` when not read (or the plan
     /// has none).
     pub controls: Option<(bool, bool)>,
+    /// The metric switches' alarms, `(primary, secondary)` (`None` inside: the alarm does not
+    /// exist); `None` when not read (or the plan has none).
+    pub switch_alarms: Option<(Option<AlarmState>, Option<AlarmState>)>,
     /// Each planned record as it should stand, and as it stands.
     pub records: Vec<(DnsRecord, Option<DnsRecord>)>,
 }
 
 /// Reads the estate of `plan` as `look` says, one call per resource.
-pub(crate) async fn observe<'p, R: Replicas, N: NodeGroups, D: Dns, C: RoutingControls>(
+pub(crate) async fn observe<
+    'p,
+    R: Replicas,
+    N: NodeGroups,
+    D: Dns,
+    C: RoutingControls,
+    W: MetricSwitches,
+>(
     plan: &'p LoadedPlan,
     look: Look<'_, R>,
     nodes: &N,
     dns: &D,
     switches: &C,
+    metric_switches: &W,
 ) -> Result<Estate<'p>> {
     let p = &plan.plan;
     let database = match &plan.database {
@@ -83,6 +95,13 @@ pub(crate) async fn observe<'p, R: Replicas, N: NodeGroups, D: Dns, C: RoutingCo
             controls = Some((primary, secondary));
         }
     }
+    let mut switch_alarms = None;
+    if let (true, Some(ms)) = (look.controls, &p.traffic.metric_switches) {
+        switch_alarms = Some((
+            metric_switches.alarm(&ms.primary.alarm).await?,
+            metric_switches.alarm(&ms.secondary.alarm).await?,
+        ));
+    }
     let mut records = Vec::new();
     if let (Some(secondary), Some(zone)) = (look.traffic, &p.traffic.zone_id) {
         for r in &p.traffic.records {
@@ -95,6 +114,7 @@ pub(crate) async fn observe<'p, R: Replicas, N: NodeGroups, D: Dns, C: RoutingCo
         database,
         node_groups,
         controls,
+        switch_alarms,
         records,
     })
 }

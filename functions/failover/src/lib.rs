@@ -22,8 +22,11 @@ use breakwater::aws::cloudwatch::CloudWatchAlarms;
 use breakwater::config::{ConfigError, Env};
 use breakwater::events::{alarm_from_action, alarm_from_eventbridge, Routes, Trigger};
 use breakwater::invocation::{self, Leased};
+use breakwater::kube::capacity::Capacity;
 use breakwater::metrics::{Metrics, Unit};
-use breakwater::ports::{Alarms, Dns, MetricReader, NodeGroups, Replicas, RoutingControls};
+use breakwater::ports::{
+    Alarms, Dns, MetricReader, MetricSwitches, NodeGroups, Replicas, RoutingControls,
+};
 use breakwater::probe::{HttpProbe, Probe};
 use breakwater::{Error, Result, Toolkit};
 use serde_json::{json, Value};
@@ -107,11 +110,11 @@ fn invalid(reason: impl Into<String>) -> Error {
 
 /// The function.
 #[derive(Debug)]
-pub struct FailoverFunction<R, N, D, M, C, P = HttpProbe, A = CloudWatchAlarms> {
+pub struct FailoverFunction<R, N, D, M, C, W, K, P = HttpProbe, A = CloudWatchAlarms> {
     /// Clients, store, notifier, shared settings.
     pub toolkit: Toolkit,
     /// The AWS ports.
-    pub ports: Ports<R, N, D, M, C, P>,
+    pub ports: Ports<R, N, D, M, C, W, K, P>,
     /// CloudWatch alarms in the primary region: a firing alarm signal is read again on each
     /// tick, so that a lost `OK` event cannot leave it firing.
     pub alarms: A,
@@ -125,9 +128,11 @@ impl<
         D: Dns,
         M: MetricReader,
         C: RoutingControls,
+        W: MetricSwitches,
+        K: Capacity,
         P: Probe,
         A: Alarms,
-    > FailoverFunction<R, N, D, M, C, P, A>
+    > FailoverFunction<R, N, D, M, C, W, K, P, A>
 {
     fn now(&self) -> u64 {
         self.toolkit.store.clock().now_ms()

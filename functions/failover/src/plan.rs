@@ -11,8 +11,10 @@ mod detection;
 mod traffic;
 
 pub use detection::{Detection, Maintenance, SignalPlan};
-use traffic::validate_routing_controls;
-pub use traffic::{RecordPlan, RoutingControlPlan, TrafficPlan};
+use traffic::{validate_metric_switches, validate_routing_controls};
+pub use traffic::{
+    MetricSwitchPlan, MetricSwitchSide, RecordPlan, RoutingControlPlan, TrafficPlan,
+};
 
 /// The plan.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -127,8 +129,46 @@ impl Database {
 pub struct EksPlan {
     /// The cluster in the secondary region.
     pub cluster: String,
-    /// Its node groups and their failover sizes.
+    /// Its node groups and their failover sizes. The capacity is ready when each group has
+    /// `desired` nodes `Ready` in the cluster (read through its API server).
     pub node_groups: Vec<NodeGroupTarget>,
+    /// Deployments that must have ready pods before the capacity counts as ready: traffic moves
+    /// only once they can serve.
+    #[serde(default)]
+    pub critical_workloads: Vec<CriticalWorkload>,
+}
+
+/// A Deployment of the standby cluster that must be serving before traffic moves.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CriticalWorkload {
+    /// Its namespace.
+    pub namespace: String,
+    /// The Deployment's name.
+    pub deployment: String,
+    /// How many ready pods are enough (default: all of `spec.replicas`).
+    #[serde(default)]
+    pub min_ready: Option<i32>,
+}
+
+/// Whether `name` is an RFC 1123 DNS label (a namespace's name: at most 63 characters, lower-case
+/// alphanumerics and '-', starting and ending alphanumeric), or with `subdomain` a DNS subdomain
+/// (a Deployment's name: at most 253, labels joined by '.'), as the API server checks them
+/// (<https://kubernetes.io/docs/concepts/overview/working-with-objects/names/>).
+fn is_dns_name(name: &str, subdomain: bool) -> bool {
+    let label = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    if subdomain {
+        name.len() <= 253 && name.split('.').all(label)
+    } else {
+        label(name)
+    }
 }
 
 /// One node group's failover size.
@@ -256,6 +296,34 @@ impl Plan {
                     ));
                 }
             }
+            let mut seen = BTreeSet::new();
+            for (i, w) in eks.critical_workloads.iter().enumerate() {
+                let at = format!("eks.critical_workloads[{i}]");
+                if !is_dns_name(&w.namespace, false) {
+                    return Err(field(
+                        &format!("{at}.namespace"),
+                        format!(
+                            "{:?} is not a namespace name (an RFC 1123 label)",
+                            w.namespace
+                        ),
+                    ));
+                }
+                if !is_dns_name(&w.deployment, true) {
+                    return Err(field(
+                        &format!("{at}.deployment"),
+                        format!(
+                            "{:?} is not a Deployment name (a DNS subdomain)",
+                            w.deployment
+                        ),
+                    ));
+                }
+                if !seen.insert((&w.namespace, &w.deployment)) {
+                    return Err(field(&at, "listed twice"));
+                }
+                if w.min_ready.is_some_and(|m| m < 1) {
+                    return Err(field(&format!("{at}.min_ready"), "at least 1 when given"));
+                }
+            }
         }
         let traffic = &self.traffic;
         if traffic.health_checks.is_some() {
@@ -266,15 +334,31 @@ impl Plan {
                  reports healthy. Name traffic.routing_controls (Route 53 ARC) instead",
             ));
         }
-        match (&traffic.routing_controls, traffic.records.is_empty()) {
-            (None, true) => {
+        if traffic.routing_controls.is_some() && traffic.metric_switches.is_some() {
+            return Err(field(
+                "traffic.metric_switches",
+                "name routing_controls or metric_switches, not both: one switch moves traffic \
+                 (metric_switches are the second choice, for accounts without an ARC cluster)",
+            ));
+        }
+        if traffic.metric_switches.is_some() && !traffic.records.is_empty() {
+            return Err(field(
+                "traffic.records",
+                "name metric_switches or records, not both: with metric switches the failover \
+                 records stay as they are (their CLOUDWATCH_METRIC health checks move traffic)",
+            ));
+        }
+        let switched = traffic.routing_controls.is_some() || traffic.metric_switches.is_some();
+        match (switched, traffic.records.is_empty()) {
+            (false, true) => {
                 return Err(field(
                     "traffic",
-                    "name routing_controls (Route 53 ARC), or records as the last resort: a \
-                     failover must move traffic",
+                    "name routing_controls (Route 53 ARC), or metric_switches (CloudWatch-metric \
+                     health checks, without ARC), or records as the last resort: a failover must \
+                     move traffic",
                 ))
             }
-            (Some(_), false) => {
+            (true, false) => {
                 // Records with routing controls are the RECOVERY_CONTROL failover pair: static,
                 // moved by the controls. UPSERTing them too would need Route 53's control
                 // plane, the dependency the controls exist to avoid.
@@ -288,6 +372,9 @@ impl Plan {
         }
         if let Some(controls) = &traffic.routing_controls {
             validate_routing_controls(controls)?;
+        }
+        if let Some(switches) = &traffic.metric_switches {
+            validate_metric_switches(switches)?;
         }
         if !traffic.records.is_empty() && traffic.zone_id.as_deref().unwrap_or("").is_empty() {
             return Err(field("traffic.zone_id", "is required with records"));
@@ -531,6 +618,43 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn critical_workloads_are_named_as_the_api_server_names_them() {
+        let mut p = example();
+        p["eks"]["critical_workloads"] =
+            serde_json::json!([{"namespace": "shop", "deployment": "api.v2", "min_ready": 2}]);
+        let loaded = load(p.to_string().as_bytes()).unwrap();
+        let eks = loaded.plan.eks.unwrap();
+        assert_eq!(eks.critical_workloads[0].min_ready, Some(2));
+        for (workload, starts) in [
+            (
+                serde_json::json!({"namespace": "Shop", "deployment": "api"}),
+                "eks.critical_workloads[0].namespace:",
+            ),
+            (
+                serde_json::json!({"namespace": "shop", "deployment": "api_v2"}),
+                "eks.critical_workloads[0].deployment:",
+            ),
+            (
+                serde_json::json!({"namespace": "shop", "deployment": "api", "min_ready": 0}),
+                "eks.critical_workloads[0].min_ready:",
+            ),
+            (
+                serde_json::json!({"namespace": "shop", "deployment": "api", "replicas": 2}),
+                "eks.critical_workloads[0]",
+            ),
+        ] {
+            let mut p = example();
+            p["eks"]["critical_workloads"] = serde_json::json!([workload]);
+            let e = error(p);
+            assert!(e.starts_with(starts), "{e}");
+        }
+        let mut p = example();
+        let api = serde_json::json!({"namespace": "shop", "deployment": "api"});
+        p["eks"]["critical_workloads"] = serde_json::json!([api, api]);
+        assert!(error(p).starts_with("eks.critical_workloads[1]: listed twice"));
+    }
+
+    #[test]
     fn errors_name_the_field() {
         let mut p = example();
         p["detection"]["quorum"] = "two".into();
@@ -603,6 +727,138 @@ pub(crate) mod tests {
         p["traffic"]["zone_id"] = "Z1".into();
         p["traffic"]["records"] = with_records(example())["traffic"]["records"].clone();
         assert!(error(p).starts_with("traffic.records: name routing_controls or records"));
+    }
+
+    /// The example moving traffic by CloudWatch-metric switches (no ARC cluster), as the
+    /// template's `FailoverMetricSwitches: create` names them for plan `prod`.
+    pub(crate) fn with_metric_switches(mut plan: serde_json::Value) -> serde_json::Value {
+        plan["traffic"] = serde_json::json!({
+            "metric_switches": {
+                "namespace": "Breakwater/Traffic",
+                "metric": "RegionActive",
+                "dimension": "Region",
+                "primary": {"alarm": "prod-traffic-us-east-1", "dimension_value": "us-east-1"},
+                "secondary": {"alarm": "prod-traffic-us-west-2", "dimension_value": "us-west-2"}
+            }
+        });
+        plan
+    }
+
+    #[test]
+    fn metric_switches_load_and_their_shape_is_checked_naming_the_field() {
+        // GIVEN the example plan moving traffic by metric switches
+        let loaded = load(with_metric_switches(example()).to_string().as_bytes()).unwrap();
+        let ms = loaded.plan.traffic.metric_switches.as_ref().unwrap();
+        assert_eq!(
+            ms.metric_of(&ms.primary).dimension,
+            ("Region".to_string(), "us-east-1".to_string())
+        );
+        let bad = |f: &dyn Fn(&mut serde_json::Value)| {
+            let mut p = with_metric_switches(example());
+            f(&mut p["traffic"]["metric_switches"]);
+            error(p)
+        };
+        // THEN each CloudWatch rule is checked, naming the field
+        let e = bad(&|m| m["namespace"] = "AWS/Route53".into());
+        assert!(
+            e.starts_with("traffic.metric_switches.namespace") && e.contains("reserved"),
+            "{e}"
+        );
+        let e = bad(&|m| m["namespace"] = ":Traffic".into());
+        assert!(e.starts_with("traffic.metric_switches.namespace"), "{e}");
+        let e = bad(&|m| m["namespace"] = "Trafic/Ä".into());
+        assert!(e.starts_with("traffic.metric_switches.namespace"), "{e}");
+        let e = bad(&|m| m["namespace"] = "x".repeat(256).into());
+        assert!(e.starts_with("traffic.metric_switches.namespace"), "{e}");
+        let e = bad(&|m| m["metric"] = "".into());
+        assert!(e.starts_with("traffic.metric_switches.metric"), "{e}");
+        let e = bad(&|m| m["dimension"] = ":Region".into());
+        assert!(e.starts_with("traffic.metric_switches.dimension"), "{e}");
+        let e = bad(&|m| m["dimension"] = "  ".into());
+        assert!(e.starts_with("traffic.metric_switches.dimension"), "{e}");
+        let e = bad(&|m| m["primary"]["alarm"] = "a\nb".into());
+        assert!(
+            e.starts_with("traffic.metric_switches.primary.alarm"),
+            "{e}"
+        );
+        let e = bad(&|m| m["secondary"]["alarm"] = "x".repeat(256).into());
+        assert!(
+            e.starts_with("traffic.metric_switches.secondary.alarm"),
+            "{e}"
+        );
+        let e = bad(&|m| m["secondary"]["dimension_value"] = "".into());
+        assert!(
+            e.starts_with("traffic.metric_switches.secondary.dimension_value"),
+            "{e}"
+        );
+        let e = bad(&|m| m["secondary"]["alarm"] = m["primary"]["alarm"].clone());
+        assert!(
+            e.starts_with("traffic.metric_switches.secondary.alarm: must differ"),
+            "{e}"
+        );
+        let e =
+            bad(&|m| m["secondary"]["dimension_value"] = m["primary"]["dimension_value"].clone());
+        assert!(
+            e.starts_with("traffic.metric_switches.secondary.dimension_value"),
+            "{e}"
+        );
+        let e = bad(&|m| m["high_resolution"] = true.into());
+        assert!(
+            e.starts_with("traffic.metric_switches") && e.contains("unknown field"),
+            "{e}"
+        );
+        let e = bad(&|m| {
+            m.as_object_mut()
+                .unwrap()
+                .remove("dimension")
+                .map(|_| ())
+                .unwrap()
+        });
+        assert!(e.contains("missing field `dimension`"), "{e}");
+        // AND a UTF-8 alarm name is an alarm name (PutMetricAlarm: "UTF-8 characters")
+        assert!(load(
+            {
+                let mut p = with_metric_switches(example());
+                p["traffic"]["metric_switches"]["primary"]["alarm"] = "trafic-Zürich".into();
+                p
+            }
+            .to_string()
+            .as_bytes()
+        )
+        .is_ok());
+    }
+
+    #[test]
+    fn metric_switches_exclude_routing_controls_and_records() {
+        // GIVEN routing controls and metric switches in one plan
+        let mut p = example();
+        p["traffic"]["metric_switches"] =
+            with_metric_switches(example())["traffic"]["metric_switches"].clone();
+        let e = error(p);
+        // THEN the error names both
+        assert!(
+            e.starts_with(
+                "traffic.metric_switches: name routing_controls or metric_switches, not both"
+            ),
+            "{e}"
+        );
+        // AND records beside metric switches are refused too (they stay the last resort)
+        let mut p = with_metric_switches(example());
+        p["traffic"]["zone_id"] = "Z1".into();
+        p["traffic"]["records"] = with_records(example())["traffic"]["records"].clone();
+        let e = error(p);
+        assert!(
+            e.starts_with("traffic.records: name metric_switches or records"),
+            "{e}"
+        );
+        // AND a plan with none of the three says all three
+        let mut p = example();
+        p["traffic"] = serde_json::json!({});
+        let e = error(p);
+        assert!(
+            e.contains("metric_switches") && e.contains("routing_controls"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -1,8 +1,12 @@
 //! The two modes that change nothing: `plan` (the steps against live state, with endpoints and
 //! the expected timeline) and `precheck` (readiness, published as `FailoverReady`).
 
+use breakwater::kube::capacity::Capacity;
+use breakwater::kube::workloads::ObjectAt;
 use breakwater::metrics::{Metrics, Unit};
-use breakwater::ports::{Alarms, Dns, MetricReader, NodeGroups, Replicas, RoutingControls};
+use breakwater::ports::{
+    Alarms, Dns, MetricReader, MetricSwitches, NodeGroups, Replicas, RoutingControls,
+};
 use breakwater::probe::Probe;
 use breakwater::Result;
 use serde_json::{json, Value};
@@ -19,9 +23,11 @@ impl<
         D: Dns,
         M: MetricReader,
         C: RoutingControls,
+        W: MetricSwitches,
+        K: Capacity,
         P: Probe,
         A: Alarms,
-    > FailoverFunction<R, N, D, M, C, P, A>
+    > FailoverFunction<R, N, D, M, C, W, K, P, A>
 {
     /// `plan`: the steps against live state, with endpoints and the expected timeline.
     pub(crate) async fn plan_mode(&self, plan: &LoadedPlan) -> Result<Value> {
@@ -35,8 +41,12 @@ impl<
                 .map(|e| format!("{} ({})", e.endpoint, e.region))
                 .collect::<Vec<_>>()
         };
+        let monitoring = format!("https://monitoring.{}.amazonaws.com", p.secondary_region);
         if let Some(rc) = &p.traffic.routing_controls {
             steps.push(json!({"step": "fence", "call": "route53-recovery-cluster:UpdateRoutingControlStates", "target": format!("{} Off", rc.primary), "endpoint": format!("any of: {}", arc_endpoints(rc).join(", ")), "expected_seconds": 1}));
+        }
+        if let Some(ms) = &p.traffic.metric_switches {
+            steps.push(json!({"step": "fence", "call": "cloudwatch:PutMetricData", "target": format!("{}/{} {}={} = 0", ms.namespace, ms.metric, ms.dimension, ms.primary.dimension_value), "endpoint": monitoring, "plane": "data", "expected_seconds": 1}));
         }
         let look = Look {
             db: &self.ports.secondary_db,
@@ -51,6 +61,7 @@ impl<
             &self.ports.nodes,
             &self.ports.dns,
             &self.ports.switches,
+            &self.ports.metric_switches,
         )
         .await?;
         let db_seconds = match (&plan.database, estate.database) {
@@ -80,12 +91,20 @@ impl<
             eks_seconds = 240;
         }
         let ttl = p.traffic.records.iter().map(|r| r.ttl).max().unwrap_or(0) as u64;
-        let traffic_seconds = if p.traffic.records.is_empty() {
+        // Metric switches: the alarm's 60-s period must pass and be evaluated before the health
+        // checks follow (engine::metric_switch, "RTO cost on AWS").
+        let traffic_seconds = if p.traffic.metric_switches.is_some() {
+            120
+        } else if p.traffic.records.is_empty() {
             30
         } else {
             60 + ttl
         };
         match &p.traffic.routing_controls {
+            None if p.traffic.metric_switches.is_some() => {
+                let ms = p.traffic.metric_switches.as_ref().expect("matched");
+                steps.push(json!({"step": "traffic", "call": "cloudwatch:PutMetricData + DescribeAlarms", "target": format!("{}/{} {}={} = 1, {}={} = 0; alarm {} OK, alarm {} ALARM", ms.namespace, ms.metric, ms.dimension, ms.secondary.dimension_value, ms.dimension, ms.primary.dimension_value, ms.secondary.alarm, ms.primary.alarm), "endpoint": monitoring, "plane": "data", "expected_seconds": traffic_seconds}))
+            }
             Some(rc) => steps.push(json!({"step": "traffic", "call": "route53-recovery-cluster:UpdateRoutingControlStates", "target": format!("{} On, {} Off", rc.secondary, rc.primary), "endpoint": format!("any of: {}", arc_endpoints(rc).join(", ")), "expected_seconds": traffic_seconds})),
             None => steps.push(json!({"step": "traffic", "call": "route53:ChangeResourceRecordSets + GetChange", "endpoint": "https://route53.amazonaws.com (Route 53's control plane: us-east-1)", "needs": "us-east-1", "last_resort": true, "expected_seconds": traffic_seconds})),
         }
@@ -132,6 +151,7 @@ impl<
             &self.ports.nodes,
             &self.ports.dns,
             &self.ports.switches,
+            &self.ports.metric_switches,
         )
         .await?;
         match (&plan.database, estate.database) {
@@ -176,6 +196,55 @@ impl<
                 None => check(format!("node group {id}"), false, "does not exist".into()),
             }
         }
+        // The standby cluster's API server: the failover reads it to know when its capacity is
+        // ready, so it must be readable now (the access entry and failover-rbac.yaml), and
+        // every critical Deployment must exist.
+        if let Some(eks) = &p.eks {
+            let mut seen = Vec::new();
+            let mut problems = Vec::new();
+            for group in &eks.node_groups {
+                match self
+                    .ports
+                    .capacity
+                    .node_group_nodes(&eks.cluster, &group.name)
+                    .await
+                {
+                    Ok(n) => seen.push(format!(
+                        "{}: {} nodes, {} Ready",
+                        group.name, n.registered, n.ready
+                    )),
+                    Err(e) => problems.push(format!("{}: {e}", group.name)),
+                }
+            }
+            for w in &eks.critical_workloads {
+                let at = ObjectAt {
+                    cluster: &eks.cluster,
+                    namespace: &w.namespace,
+                    name: &w.deployment,
+                };
+                match self.ports.capacity.deployment_pods(at).await {
+                    Ok(Some(d)) => {
+                        seen.push(format!("{at}: {} of {} pods ready", d.ready, d.desired))
+                    }
+                    Ok(None) => problems.push(format!("{at}: no such Deployment")),
+                    Err(e) => problems.push(format!("{at}: {e}")),
+                }
+            }
+            let detail = if problems.is_empty() {
+                seen.join("; ")
+            } else {
+                format!(
+                    "{} (a failover could not tell when its capacity is ready: check the EKS \
+                     access entry and deploy/kubernetes/failover-rbac.yaml)",
+                    problems.join("; ")
+                )
+            };
+            check(
+                format!("cluster {} (Kubernetes API)", eks.cluster),
+                problems.is_empty(),
+                detail,
+            );
+        }
         if let (Some(rc), Some((primary_on, secondary_on))) =
             (&p.traffic.routing_controls, estate.controls)
         {
@@ -189,6 +258,44 @@ impl<
                 !secondary_on,
                 format!("{} (expected Off until a failover)", on_off(secondary_on)),
             );
+        }
+        if let (Some(ms), Some((primary, secondary))) =
+            (&p.traffic.metric_switches, &estate.switch_alarms)
+        {
+            for (side, state, want, why) in [
+                (
+                    &ms.primary,
+                    primary,
+                    "OK",
+                    "its health check healthy: the primary serves",
+                ),
+                (
+                    &ms.secondary,
+                    secondary,
+                    "ALARM",
+                    "its health check unhealthy until a failover",
+                ),
+            ] {
+                let detail = match state {
+                    Some(s) if s.value == "INSUFFICIENT_DATA" => format!(
+                        "INSUFFICIENT_DATA (expected {want}, {why}): no value written yet — write \
+                         {}/{} {}={} = {} in {} (docs/deploy-two-regions.md)",
+                        ms.namespace,
+                        ms.metric,
+                        ms.dimension,
+                        side.dimension_value,
+                        u8::from(want == "OK"),
+                        p.secondary_region
+                    ),
+                    Some(s) => format!("{} (expected {want}, {why})", s.value),
+                    None => format!("does not exist in {}", p.secondary_region),
+                };
+                check(
+                    format!("metric switch alarm {}", side.alarm),
+                    state.as_ref().is_some_and(|s| s.value == want),
+                    detail,
+                );
+            }
         }
         // The lint: nothing a failover needs may live only in the region it fails away from.
         let blocked = dependencies::blocked_by_primary(plan);
@@ -253,9 +360,11 @@ impl<
         D: Dns,
         M: MetricReader,
         C: RoutingControls,
+        W: MetricSwitches,
+        K: Capacity,
         P: Probe,
         A: Alarms,
-    > FailoverFunction<R, N, D, M, C, P, A>
+    > FailoverFunction<R, N, D, M, C, W, K, P, A>
 {
     /// The lag check: the metric the RPO guard reads (the same function: `ReplicaLag`, or the
     /// Aurora metric the global database's engine version publishes), its latest sample, named.
@@ -305,9 +414,11 @@ impl<
         D: Dns,
         M: MetricReader,
         C: RoutingControls,
+        W: MetricSwitches,
+        K: Capacity,
         P: Probe,
         A: Alarms,
-    > FailoverFunction<R, N, D, M, C, P, A>
+    > FailoverFunction<R, N, D, M, C, W, K, P, A>
 {
     /// `FailoverReady` 1 or 0, one stream (`Function=failover, Outcome=precheck`) for the
     /// template's `FailoverNotReadyAlarm`.

@@ -101,3 +101,35 @@ fn manual_commands_confirm_the_example_plan_except_the_copied_one() {
         plan.plan.name.as_str()
     );
 }
+
+/// Every example plan in deploy/failover/ loads: the ARC one and the metric-switch one (an
+/// account without an ARC cluster), each with its traffic switch and no dependency on the
+/// primary region.
+#[test]
+fn every_example_plan_loads() {
+    let dir = root().join("deploy/failover");
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".json"))
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["plan.example.json", "plan.metric-switches.example.json"]
+    );
+    for name in names {
+        let plan = load(&std::fs::read(dir.join(&name)).unwrap())
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let traffic = &plan.plan.traffic;
+        assert!(
+            traffic.routing_controls.is_some() != traffic.metric_switches.is_some(),
+            "{name}"
+        );
+        assert_eq!(
+            failover::dependencies::blocked_by_primary(&plan),
+            Vec::<String>::new(),
+            "{name}"
+        );
+    }
+}

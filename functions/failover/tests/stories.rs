@@ -2,8 +2,12 @@
 //! time): a whole failover, a drill, the RPO guard refusing, a step resumed after a crash, a node
 //! group that stays UPDATING past the invocation's budget, and failback.
 
+use std::time::Duration;
+
+use breakwater::fakes::capacity::FakeCapacity;
 use breakwater::fakes::dns::FakeDns;
 use breakwater::fakes::metric_reader::FakeMetricReader;
+use breakwater::fakes::metric_switches::FakeMetricSwitches;
 use breakwater::fakes::node_groups::FakeNodeGroups;
 use breakwater::fakes::probe::{Endpoint, FakeProbe};
 use breakwater::fakes::replicas::FakeReplicas;
@@ -13,10 +17,21 @@ use breakwater::Error;
 use failover::engine::{Execution, Mode, Ports, StepName, StepState};
 
 mod common;
-use common::{controls, engine, lag, plan, plan_with, toolkit, EAST, WEST};
+use common::{
+    controls, engine, lag, metric_switches, plan, plan_with, plan_with_metric_switches,
+    ready_cluster, side, toolkit, EAST, EAST_ALARM, WEST, WEST_ALARM,
+};
 
-type Estate =
-    Ports<FakeReplicas, FakeNodeGroups, FakeDns, FakeMetricReader, FakeRoutingControls, FakeProbe>;
+type Estate = Ports<
+    FakeReplicas,
+    FakeNodeGroups,
+    FakeDns,
+    FakeMetricReader,
+    FakeRoutingControls,
+    FakeMetricSwitches,
+    FakeCapacity,
+    FakeProbe,
+>;
 
 /// The standby as it waits: a replica of `orders`, an empty node group, the primary's routing
 /// control On and the secondary's Off; the replica `lag_s` behind.
@@ -39,6 +54,7 @@ fn standby(lag_s: f64) -> Estate {
             .updates_take(4),
         dns: FakeDns::new(),
         switches: controls(true, false),
+        metric_switches: FakeMetricSwitches::new(),
         metrics: lag(lag_s),
         primary_metrics: FakeMetricReader::new().steady(
             "AWS/RDS",
@@ -46,6 +62,7 @@ fn standby(lag_s: f64) -> Estate {
             &[("DBInstanceIdentifier", "orders")],
             0.0,
         ),
+        capacity: ready_cluster(),
         probe: FakeProbe::new(),
     }
 }
@@ -697,4 +714,298 @@ async fn a_safety_rule_that_refuses_the_switch_fails_the_traffic_step_instead_of
         "fence once, switch three times"
     );
     assert_eq!(estate.switches.peek(WEST), Some(false));
+}
+
+/// The standby without an ARC cluster: traffic by CloudWatch-metric switches, the primary's
+/// alarm OK (its health check healthy) and the secondary's ALARM.
+fn standby_without_arc(lag_s: f64) -> Estate {
+    Ports {
+        switches: FakeRoutingControls::new(),
+        metric_switches: metric_switches("OK", "ALARM"),
+        ..standby(lag_s)
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_arc_the_failover_moves_traffic_through_the_metric_switches_and_reads_the_alarms_back(
+) {
+    // GIVEN the standby waiting, traffic switched by the CloudWatch-metric health checks
+    let toolkit = toolkit().await;
+    let (plan, estate) = (plan_with_metric_switches(), standby_without_arc(2.0));
+    let now = toolkit.store.clock().now_ms();
+    let exec = Execution::new(&plan, Mode::Failover, "story".into(), now, now, "story");
+    // WHEN the engine reconciles the failover
+    let exec = engine(&toolkit, &estate, &plan, 600, "story")
+        .reconcile(exec)
+        .await
+        .unwrap();
+    // THEN it succeeded, the secondary's alarm OK (healthy) and the primary's ALARM (unhealthy)
+    assert_eq!(exec.outcome, "succeeded", "{exec:#?}");
+    assert_eq!(
+        estate.metric_switches.peek(WEST_ALARM).as_deref(),
+        Some("OK")
+    );
+    assert_eq!(
+        estate.metric_switches.peek(EAST_ALARM).as_deref(),
+        Some("ALARM")
+    );
+    // AND the values were written once each: the primary 0 (by the fence), the secondary 1
+    assert_eq!(estate.metric_switches.values(&side("us-east-1")), [0.0]);
+    assert_eq!(estate.metric_switches.values(&side("us-west-2")), [1.0]);
+    let traffic = &exec.steps[&StepName::Traffic];
+    assert!(
+        traffic.detail.contains("alarm prod-traffic-us-west-2 OK")
+            && traffic.detail.contains("prod-traffic-us-east-1 ALARM"),
+        "{traffic:?}"
+    );
+    let verify = &exec.steps[&StepName::Verify];
+    assert!(
+        verify
+            .detail
+            .contains("alarm prod-traffic-us-west-2 OK (its health check healthy)"),
+        "{verify:?}"
+    );
+    // AND neither the ARC cluster nor Route 53's API (us-east-1) was called
+    assert_eq!(estate.switches.calls.all(), Vec::<String>::new());
+    assert_eq!(estate.dns.calls.all(), Vec::<String>::new());
+    assert_eq!(
+        exec.actions
+            .iter()
+            .filter(|a| a.operation == "PutMetricData")
+            .map(|a| a.target.as_str())
+            .collect::<Vec<_>>(),
+        [
+            "Breakwater/Traffic/RegionActive Region=us-east-1 = 0",
+            "Breakwater/Traffic/RegionActive Region=us-west-2 = 1"
+        ]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_switch_written_twice_in_one_period_is_written_again_once_the_period_has_passed() {
+    // GIVEN the primary's metric written 1 a second ago, in the period the failover writes 0 in
+    // (one Maximum for the period: 1, so the alarm stays OK)
+    let toolkit = toolkit().await;
+    let (plan, estate) = (plan_with_metric_switches(), standby_without_arc(2.0));
+    let into_period = estate.metric_switches.now_ms() % 60_000;
+    tokio::time::advance(std::time::Duration::from_millis(
+        60_000 - into_period + 1_000,
+    ))
+    .await;
+    use breakwater::ports::MetricSwitches;
+    estate
+        .metric_switches
+        .put(&side("us-east-1"), 1.0)
+        .await
+        .unwrap();
+    let now = toolkit.store.clock().now_ms();
+    let exec = Execution::new(&plan, Mode::Failover, "story".into(), now, now, "story");
+    // WHEN the failover runs
+    let exec = engine(&toolkit, &estate, &plan, 600, "story")
+        .reconcile(exec)
+        .await
+        .unwrap();
+    // THEN the primary's 0 was written again after the period (90 s after the first), and the
+    // alarms moved then
+    assert_eq!(exec.outcome, "succeeded", "{exec:#?}");
+    assert_eq!(
+        estate.metric_switches.values(&side("us-east-1")),
+        [1.0, 0.0, 0.0]
+    );
+    assert_eq!(
+        estate.metric_switches.peek(EAST_ALARM).as_deref(),
+        Some("ALARM")
+    );
+    let writes: Vec<u64> = exec
+        .actions
+        .iter()
+        .filter(|a| a.target == "Breakwater/Traffic/RegionActive Region=us-east-1 = 0")
+        .map(|a| a.at_ms)
+        .collect();
+    assert_eq!(writes.len(), 2, "{exec:#?}");
+    assert!(writes[1] - writes[0] >= 90_000, "{writes:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_drill_through_the_metric_switches_puts_the_alarms_back_as_they_were() {
+    // GIVEN the standby without ARC, its replica a drill copy
+    let toolkit = toolkit().await;
+    let plan = plan_with_metric_switches();
+    let estate = Ports {
+        secondary_db: FakeReplicas::new()
+            .with_instance("orders-replica", Some("orders"))
+            .with_tag("orders-replica", "breakwater:drill", "true")
+            .changes_take(6),
+        ..standby_without_arc(2.0)
+    };
+    let now = toolkit.store.clock().now_ms();
+    let exec = Execution::new(&plan, Mode::Drill, "story".into(), now, now, "story");
+    // WHEN a drill runs
+    let exec = engine(&toolkit, &estate, &plan, 900, "story")
+        .reconcile(exec)
+        .await
+        .unwrap();
+    // THEN it succeeded and the switch is back: the primary's alarm OK, the secondary's ALARM
+    assert_eq!(exec.outcome, "succeeded", "{exec:#?}");
+    assert_eq!(
+        estate.metric_switches.peek(EAST_ALARM).as_deref(),
+        Some("OK")
+    );
+    assert_eq!(
+        estate.metric_switches.peek(WEST_ALARM).as_deref(),
+        Some("ALARM")
+    );
+    let cleanup = &exec.steps[&StepName::Cleanup];
+    assert!(
+        cleanup
+            .detail
+            .contains("alarm prod-traffic-us-east-1 OK again")
+            && cleanup
+                .detail
+                .contains("alarm prod-traffic-us-west-2 ALARM again"),
+        "{cleanup:?}"
+    );
+    assert_eq!(
+        exec.before
+            .metric_switches
+            .get(EAST_ALARM)
+            .map(String::as_str),
+        Some("OK")
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_missing_switch_alarm_fails_the_traffic_step_naming_it() {
+    // GIVEN CloudWatch in the secondary region without the secondary's switch alarm
+    let toolkit = toolkit().await;
+    let plan = plan_with_metric_switches();
+    let estate = Ports {
+        metric_switches: FakeMetricSwitches::new().with_alarm(EAST_ALARM, side("us-east-1"), "OK"),
+        ..standby_without_arc(2.0)
+    };
+    let now = toolkit.store.clock().now_ms();
+    let exec = Execution::new(&plan, Mode::Failover, "story".into(), now, now, "story");
+    // WHEN the failover runs
+    let exec = engine(&toolkit, &estate, &plan, 900, "story")
+        .reconcile(exec)
+        .await
+        .unwrap();
+    // THEN the traffic step failed, naming the alarm and its region
+    assert_eq!(exec.outcome, "failed", "{exec:#?}");
+    let traffic = &exec.steps[&StepName::Traffic];
+    assert!(
+        traffic
+            .detail
+            .contains("alarm prod-traffic-us-west-2 does not exist in us-west-2"),
+        "{traffic:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn switch_alarms_that_never_move_fail_the_traffic_step_after_five_periods() {
+    // GIVEN a secondary alarm that watches another metric (the writes never reach it)
+    let toolkit = toolkit().await;
+    let plan = plan_with_metric_switches();
+    let estate = Ports {
+        metric_switches: FakeMetricSwitches::new()
+            .with_alarm(EAST_ALARM, side("us-east-1"), "OK")
+            .with_alarm(WEST_ALARM, side("eu-west-1"), "ALARM"),
+        ..standby_without_arc(2.0)
+    };
+    let now = toolkit.store.clock().now_ms();
+    let exec = Execution::new(&plan, Mode::Failover, "story".into(), now, now, "story");
+    // WHEN the failover runs with 900 s to wait
+    let exec = engine(&toolkit, &estate, &plan, 900, "story")
+        .reconcile(exec)
+        .await
+        .unwrap();
+    // THEN the traffic step gave up after 300 s, saying which alarm did not move
+    assert_eq!(exec.outcome, "failed", "{exec:#?}");
+    let traffic = &exec.steps[&StepName::Traffic];
+    assert!(
+        traffic
+            .detail
+            .starts_with("the switch alarms did not move within 300 s")
+            && traffic
+                .detail
+                .contains("prod-traffic-us-west-2 is ALARM (expected OK)"),
+        "{traffic:?}"
+    );
+    assert!(traffic.finished_ms.unwrap() - traffic.started_ms.unwrap() >= 300_000);
+    // AND the secondary's 1 was written again every 90 s, no more
+    let ones = estate.metric_switches.values(&side("us-west-2"));
+    assert!(ones.len() >= 3 && ones.len() <= 5, "{ones:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn traffic_moves_only_once_the_nodes_are_ready_and_the_critical_pods_serve() {
+    // GIVEN a plan whose critical Deployment is shop/api, a standby cluster whose three nodes
+    // join Ready 150 s after the node group is raised and whose API pods are ready 20 s later
+    let toolkit = toolkit().await;
+    let plan = plan_with(|p| {
+        p["eks"]["critical_workloads"] =
+            serde_json::json!([{"namespace": "shop", "deployment": "api"}]);
+    });
+    let estate = Ports {
+        capacity: FakeCapacity::new()
+            .nodes("standby", "web", 3, Duration::from_secs(150))
+            .deployment("standby", "shop", "api", 2, Duration::from_secs(170)),
+        ..standby(2.0)
+    };
+    let now = toolkit.store.clock().now_ms();
+    let exec = Execution::new(&plan, Mode::Failover, "story".into(), now, now, "story");
+    // WHEN the failover runs
+    let exec = engine(&toolkit, &estate, &plan, 900, "story")
+        .reconcile(exec)
+        .await
+        .unwrap();
+    // THEN the nodes step ended only when the cluster had the capacity, and said so
+    assert_eq!(exec.outcome, "succeeded", "{exec:#?}");
+    let nodes = &exec.steps[&StepName::Nodes];
+    assert!(nodes.finished_ms.unwrap() >= now + 170_000, "{nodes:?}");
+    assert!(
+        nodes.detail.contains("web: 3 of 3 nodes Ready")
+            && nodes.detail.contains("shop/api: 2 of 2 pods ready"),
+        "{nodes:?}"
+    );
+    // AND traffic moved after that, not when EKS called the group ACTIVE
+    let traffic = &exec.steps[&StepName::Traffic];
+    assert!(traffic.started_ms.unwrap() >= nodes.finished_ms.unwrap());
+    assert_eq!(estate.switches.peek(WEST), Some(true));
+    // AND verify read the capacity back
+    let verify = &exec.steps[&StepName::Verify];
+    assert!(
+        verify.detail.contains("shop/api: 2 of 2 pods ready"),
+        "{verify:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn capacity_that_never_becomes_ready_fails_the_nodes_step_and_traffic_stays() {
+    // GIVEN a standby cluster where the raised node group's instances never join
+    let toolkit = toolkit().await;
+    let plan = plan();
+    let estate = Ports {
+        capacity: FakeCapacity::new(),
+        ..standby(2.0)
+    };
+    let now = toolkit.store.clock().now_ms();
+    let exec = Execution::new(&plan, Mode::Failover, "story".into(), now, now, "story");
+    // WHEN the failover runs (one invocation may wait 15 minutes)
+    let exec = engine(&toolkit, &estate, &plan, 900, "story")
+        .reconcile(exec)
+        .await
+        .unwrap();
+    // THEN after ten minutes the nodes step fails, naming what is missing
+    assert_eq!(exec.outcome, "failed", "{exec:#?}");
+    let nodes = &exec.steps[&StepName::Nodes];
+    assert_eq!(nodes.state, StepState::Failed);
+    assert_eq!(
+        nodes.detail,
+        "the capacity is not ready 600 s after the step began: web: 0 of 3 nodes Ready (0 registered)"
+    );
+    assert!(nodes.finished_ms.unwrap() - nodes.started_ms.unwrap() >= 600_000);
+    // AND traffic was not moved to a region that cannot serve it
+    assert_eq!(estate.switches.peek(WEST), Some(false));
+    assert_eq!(estate.switches.peek(EAST), Some(true));
 }

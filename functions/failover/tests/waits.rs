@@ -7,8 +7,10 @@
 use std::time::Duration;
 
 use breakwater::fakes::calls::{busy, throttled};
+use breakwater::fakes::capacity::FakeCapacity;
 use breakwater::fakes::dns::FakeDns;
 use breakwater::fakes::metric_reader::FakeMetricReader;
+use breakwater::fakes::metric_switches::FakeMetricSwitches;
 use breakwater::fakes::node_groups::FakeNodeGroups;
 use breakwater::fakes::probe::FakeProbe;
 use breakwater::fakes::replicas::FakeReplicas;
@@ -19,10 +21,18 @@ use failover::engine::{Execution, Mode, Ports, StepName, StepState};
 use failover::plan::load;
 
 mod common;
-use common::{controls, engine, lag, plan_with_records, toolkit};
+use common::{controls, engine, lag, plan_with_records, ready_cluster, toolkit};
 
-type FakePorts =
-    Ports<FakeReplicas, FakeNodeGroups, FakeDns, FakeMetricReader, FakeRoutingControls, FakeProbe>;
+type FakePorts = Ports<
+    FakeReplicas,
+    FakeNodeGroups,
+    FakeDns,
+    FakeMetricReader,
+    FakeRoutingControls,
+    FakeMetricSwitches,
+    FakeCapacity,
+    FakeProbe,
+>;
 
 /// A failover whose promotion takes `promotion_polls` observations, whose node group refuses
 /// two updates (another in progress) and whose Route 53 change stays PENDING `pending` times,
@@ -79,8 +89,10 @@ fn scripted(promotion_polls: usize, pending: usize) -> FakePorts {
         nodes,
         dns,
         switches: FakeRoutingControls::new(),
+        metric_switches: FakeMetricSwitches::new(),
         metrics: lag(2.0),
         primary_metrics: lag(2.0),
+        capacity: ready_cluster(),
         probe: FakeProbe::new(),
     }
 }
@@ -204,8 +216,10 @@ async fn aurora_failover_allows_data_loss_and_switchover_does_not() {
             nodes: FakeNodeGroups::new(),
             dns: FakeDns::new(),
             switches: controls(true, false),
+            metric_switches: FakeMetricSwitches::new(),
             metrics: rpo_lag(),
             primary_metrics: rpo_lag(),
+            capacity: ready_cluster(),
             probe: FakeProbe::new(),
         };
         let engine = engine(&toolkit, &ports, &plan, 600, "test");
@@ -267,8 +281,10 @@ async fn an_aurora_drill_is_a_switchover_and_the_clean_up_moves_the_writer_back(
         nodes: FakeNodeGroups::new(),
         dns: FakeDns::new(),
         switches: controls(true, false),
+        metric_switches: FakeMetricSwitches::new(),
         metrics: rpo_lag(),
         primary_metrics: rpo_lag(),
+        capacity: ready_cluster(),
         probe: FakeProbe::new(),
     };
     let now = toolkit.store.clock().now_ms();
@@ -357,8 +373,10 @@ async fn aurora_mysql_3_03_falls_back_to_the_replication_lag_in_milliseconds() {
             nodes: FakeNodeGroups::new(),
             dns: FakeDns::new(),
             switches: controls(true, false),
+            metric_switches: FakeMetricSwitches::new(),
             metrics,
             primary_metrics: FakeMetricReader::new(),
+            capacity: ready_cluster(),
             probe: FakeProbe::new(),
         };
         // WHEN a failover whose quorum began 100 s ago runs
@@ -422,8 +440,10 @@ async fn an_aurora_lag_of_minus_one_is_unknown_and_refused_unless_accepted() {
             nodes: FakeNodeGroups::new(),
             dns: FakeDns::new(),
             switches: controls(true, false),
+            metric_switches: FakeMetricSwitches::new(),
             metrics,
             primary_metrics: FakeMetricReader::new(),
+            capacity: ready_cluster(),
             probe: FakeProbe::new(),
         };
         let mut exec = Execution::new(&plan, Mode::Failover, "t".into(), now - 100_000, now, "t");

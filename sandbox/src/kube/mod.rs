@@ -7,6 +7,7 @@
 
 mod api;
 pub mod fixtures;
+pub mod node_groups;
 pub mod patch;
 pub mod store;
 pub mod validation;

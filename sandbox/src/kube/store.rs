@@ -3,7 +3,8 @@
 //! deletion with preconditions. Beside it, one module each: the kinds served, the API errors,
 //! the eviction subresource with PodDisruptionBudgets, the small controllers (PDB status, a
 //! ReplicaSet controller that replaces pods elsewhere, a kubelet that removes deleted pods after
-//! their grace period on the emulator's clock), label and field selectors, and Deployments.
+//! their grace period on the emulator's clock), label and field selectors, Deployments, and the
+//! nodes of EKS managed node groups (registered not Ready, Ready after a boot delay).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -17,6 +18,7 @@ pub mod deployments;
 mod errors;
 mod eviction;
 mod kinds;
+pub mod node_groups;
 mod selectors;
 
 pub use errors::ApiError;
@@ -38,6 +40,10 @@ pub struct Cluster {
     removals: BTreeMap<Key, u64>,
     /// Replacement pods: when they become Ready.
     readiness: BTreeMap<Key, u64>,
+    /// Nodes of managed node groups still booting: when their kubelet reports Ready.
+    node_boots: BTreeMap<Key, u64>,
+    /// Names handed to node-group nodes so far.
+    node_serial: u64,
     /// PDBs whose status the disruption controller has not caught up with.
     stale_pdbs: BTreeSet<(String, String)>,
     /// How long a replacement pod takes to become Ready.

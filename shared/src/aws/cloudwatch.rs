@@ -9,7 +9,10 @@ use aws_smithy_types::DateTime;
 use std::collections::BTreeMap;
 
 use crate::error::{Error, Result};
-use crate::ports::{AlarmState, Alarms, BucketStorage, MetricReader, StorageMetrics};
+use crate::ports::{
+    AlarmState, Alarms, BucketStorage, Changed, MetricReader, MetricSwitches, StorageMetrics,
+    SwitchMetric,
+};
 
 /// The storage types the savings report prices.
 pub const STORAGE_TYPES: &[&str] = &[
@@ -489,6 +492,126 @@ mod metric_tests {
             .unwrap();
         // THEN it is the newest whole minute before it, stamped at its start
         assert_eq!(read, Some((2.0, minute - 60_000)));
+        assert_eq!(rule.num_calls(), 1);
+    }
+}
+
+/// [`MetricSwitches`] over CloudWatch in the secondary region: `PutMetricData` (one
+/// standard-resolution datum, no timestamp: CloudWatch stamps it on receipt) and
+/// `DescribeAlarms` of metric alarms by name.
+#[derive(Debug, Clone)]
+pub struct CloudWatchSwitches {
+    client: aws_sdk_cloudwatch::Client,
+}
+
+impl CloudWatchSwitches {
+    /// The adapter over `client` (the secondary region's).
+    pub fn new(client: aws_sdk_cloudwatch::Client) -> Self {
+        CloudWatchSwitches { client }
+    }
+}
+
+impl MetricSwitches for CloudWatchSwitches {
+    /// `StorageResolution` 60, said explicitly: a Route 53 health check reads alarms on
+    /// standard-resolution metrics only ("Standard-resolution metrics. High-resolution metrics
+    /// aren't supported", Route 53 API Reference, AlarmIdentifier,
+    /// <https://docs.aws.amazon.com/Route53/latest/APIReference/API_AlarmIdentifier.html>), and
+    /// "Setting this to 60 specifies this metric as a regular-resolution metric" (MetricDatum,
+    /// <https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_MetricDatum.html>).
+    async fn put(&self, metric: &SwitchMetric, value: f64) -> Result<Changed> {
+        use aws_sdk_cloudwatch::operation::RequestId;
+        use aws_sdk_cloudwatch::types::{MetricDatum, StandardUnit};
+        let (name, dimension) = &metric.dimension;
+        let what = format!(
+            "PutMetricData {}/{} {name}={dimension} = {value}",
+            metric.namespace, metric.metric
+        );
+        let out = self
+            .client
+            .put_metric_data()
+            .namespace(&metric.namespace)
+            .metric_data(
+                MetricDatum::builder()
+                    .metric_name(&metric.metric)
+                    .dimensions(Dimension::builder().name(name).value(dimension).build())
+                    .value(value)
+                    .unit(StandardUnit::None)
+                    .storage_resolution(60)
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| Error::from_sdk(&what, &e))?;
+        Ok(Changed {
+            request_id: out.request_id().map(str::to_string),
+            started: None,
+        })
+    }
+
+    /// Metric alarms only (`AlarmTypes` `MetricAlarm`, as an omitted parameter means too): the
+    /// switch alarms are metric alarms, and a `DescribeAlarms` grant scoped to their ARNs is
+    /// enough for them (composite alarms need one on `*`).
+    async fn alarm(&self, name: &str) -> Result<Option<AlarmState>> {
+        let out = self
+            .client
+            .describe_alarms()
+            .alarm_names(name)
+            .alarm_types(AlarmType::MetricAlarm)
+            .send()
+            .await
+            .map_err(|e| Error::from_sdk(&format!("DescribeAlarms {name}"), &e))?;
+        Ok(out
+            .metric_alarms()
+            .iter()
+            .find(|a| a.alarm_name() == Some(name))
+            .map(|a| AlarmState {
+                value: a
+                    .state_value()
+                    .map(|s| s.as_str().to_string())
+                    .unwrap_or_else(|| "INSUFFICIENT_DATA".into()),
+                since_ms: a
+                    .state_updated_timestamp()
+                    .and_then(|t| t.to_millis().ok())
+                    .and_then(|ms| u64::try_from(ms).ok()),
+                reason: a.state_reason().unwrap_or_default().to_string(),
+            }))
+    }
+}
+
+#[cfg(test)]
+mod switch_tests {
+    use super::*;
+    use aws_sdk_cloudwatch::operation::put_metric_data::PutMetricDataOutput;
+    use aws_smithy_mocks::{mock, mock_client};
+
+    #[tokio::test]
+    async fn a_switch_value_is_one_standard_resolution_datum_of_the_sides_metric() {
+        // GIVEN CloudWatch taking one datum, standard resolution, no timestamp
+        let rule = mock!(aws_sdk_cloudwatch::Client::put_metric_data)
+            .match_requests(|req| {
+                let [d] = req.metric_data() else { return false };
+                req.namespace() == Some("Breakwater/Traffic")
+                    && d.metric_name() == Some("RegionActive")
+                    && d.value() == Some(0.0)
+                    && d.storage_resolution() == Some(60)
+                    && d.timestamp().is_none()
+                    && d.dimensions().len() == 1
+                    && d.dimensions()[0].name() == Some("Region")
+                    && d.dimensions()[0].value() == Some("us-east-1")
+            })
+            .then_output(|| PutMetricDataOutput::builder().build());
+        let client = mock_client!(aws_sdk_cloudwatch, [&rule]);
+        let metric = SwitchMetric {
+            namespace: "Breakwater/Traffic".into(),
+            metric: "RegionActive".into(),
+            dimension: ("Region".into(), "us-east-1".into()),
+        };
+        // WHEN the primary's side is switched off
+        CloudWatchSwitches::new(client)
+            .put(&metric, 0.0)
+            .await
+            .unwrap();
+        // THEN exactly that request was made
         assert_eq!(rule.num_calls(), 1);
     }
 }

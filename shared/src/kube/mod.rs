@@ -2,6 +2,7 @@
 //! bearer token the function makes itself ([`token`]), and a kube-rs client over rustls + ring.
 //! In the sandbox, `BREAKWATER_KUBE_ENDPOINT` (loopback only) replaces the endpoint.
 
+pub mod capacity;
 pub mod nodes;
 pub mod ops;
 pub mod pods;

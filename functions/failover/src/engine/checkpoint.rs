@@ -4,8 +4,11 @@
 
 use std::time::Duration;
 
+use breakwater::kube::capacity::Capacity;
 use breakwater::notify::Notification;
-use breakwater::ports::{Changed, Dns, MetricReader, NodeGroups, Replicas, RoutingControls};
+use breakwater::ports::{
+    Changed, Dns, MetricReader, MetricSwitches, NodeGroups, Replicas, RoutingControls,
+};
 use breakwater::probe::Probe;
 use breakwater::{Error, Result};
 use tokio::sync::Mutex;
@@ -35,8 +38,16 @@ pub(super) fn token(execution: &str, what: &str) -> String {
     format!("bw-{hex}")
 }
 
-impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader, C: RoutingControls, P: Probe>
-    Engine<'_, R, N, D, M, C, P>
+impl<
+        R: Replicas,
+        N: NodeGroups,
+        D: Dns,
+        M: MetricReader,
+        C: RoutingControls,
+        W: MetricSwitches,
+        K: Capacity,
+        P: Probe,
+    > Engine<'_, R, N, D, M, C, W, K, P>
 {
     pub(super) fn now(&self) -> u64 {
         self.toolkit.store.clock().now_ms()

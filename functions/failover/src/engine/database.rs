@@ -2,7 +2,8 @@
 //! writer moved (failover with data loss allowed, switchover without), observed until it writes.
 
 use breakwater::clock::rfc3339;
-use breakwater::ports::{Dns, MetricReader, NodeGroups, Replicas, RoutingControls};
+use breakwater::kube::capacity::Capacity;
+use breakwater::ports::{Dns, MetricReader, MetricSwitches, NodeGroups, Replicas, RoutingControls};
 use breakwater::probe::Probe;
 use breakwater::Result;
 use tokio::sync::Mutex;
@@ -162,8 +163,16 @@ pub async fn replica_lag<R: Replicas, M: MetricReader>(
     })
 }
 
-impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader, C: RoutingControls, P: Probe>
-    Engine<'_, R, N, D, M, C, P>
+impl<
+        R: Replicas,
+        N: NodeGroups,
+        D: Dns,
+        M: MetricReader,
+        C: RoutingControls,
+        W: MetricSwitches,
+        K: Capacity,
+        P: Probe,
+    > Engine<'_, R, N, D, M, C, W, K, P>
 {
     /// The lag of the replica about to be promoted, as of `at`.
     pub(super) async fn lag(&self, back: bool, at: LagAt) -> Result<LagReading> {

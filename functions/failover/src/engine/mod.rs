@@ -7,8 +7,10 @@
 //!                      └─► node groups ┘
 //! ```
 
+mod capacity;
 mod checkpoint;
 mod database;
+mod metric_switch;
 mod nodes;
 mod outcome;
 mod reconcile;
@@ -31,10 +33,11 @@ pub use outcome::{build_report, execution_metrics, figures, Figures};
 pub use record::{Act, Before, Execution, Mode, Step, StepName, StepState};
 
 /// The AWS a failover touches: RDS in both regions, EKS and CloudWatch in the region being
-/// activated, Route 53 ARC's cluster (traffic through the data plane) and, as the last resort,
+/// activated, Route 53 ARC's cluster (traffic through the data plane), CloudWatch-metric
+/// switches in the secondary region (the data plane without ARC) and, as the last resort,
 /// Route 53's API.
 #[derive(Debug)]
-pub struct Ports<R, N, D, M, C, P = HttpProbe> {
+pub struct Ports<R, N, D, M, C, W, K, P = HttpProbe> {
     /// RDS in the secondary region.
     pub secondary_db: R,
     /// RDS in the primary region (failback re-protection).
@@ -45,10 +48,16 @@ pub struct Ports<R, N, D, M, C, P = HttpProbe> {
     pub dns: D,
     /// Route 53 ARC routing controls, through the cluster's regional endpoints.
     pub switches: C,
+    /// CloudWatch in the secondary region: the metric switches (`PutMetricData`) and their
+    /// alarms (`DescribeAlarms`), which the `CLOUDWATCH_METRIC` health checks watch.
+    pub metric_switches: W,
     /// CloudWatch in the secondary region (replica lag).
     pub metrics: M,
     /// CloudWatch in the primary region (lag of the re-protected replica on failback).
     pub primary_metrics: M,
+    /// The standby EKS cluster's API server: whether the nodes raised are `Ready` and the
+    /// critical Deployments' pods ready.
+    pub capacity: K,
     /// HTTP from this region: the probe signals and the secondary's health URL.
     pub probe: P,
 }
@@ -72,11 +81,11 @@ enum Progress {
 
 /// One reconciliation of one execution.
 #[derive(Debug)]
-pub struct Engine<'a, R, N, D, M, C, P = HttpProbe> {
+pub struct Engine<'a, R, N, D, M, C, W, K, P = HttpProbe> {
     /// Clients, store, notifier.
     pub toolkit: &'a Toolkit,
     /// The AWS ports.
-    pub ports: &'a Ports<R, N, D, M, C, P>,
+    pub ports: &'a Ports<R, N, D, M, C, W, K, P>,
     /// The plan.
     pub plan: &'a LoadedPlan,
     /// Waiting.

@@ -1,8 +1,12 @@
 //! The node-groups step: the secondary's EKS managed node groups raised to the plan's sizes, all
-//! at once and never lowered, each update observed until the group is ACTIVE at them.
+//! at once and never lowered, each update observed until the group is ACTIVE at them; then the
+//! capacity read in the cluster until it is ready — every planned node `Ready`, every critical
+//! Deployment's pods ready ([`super::capacity`]).
 
+use breakwater::kube::capacity::Capacity;
 use breakwater::ports::{
-    Changed, Dns, MetricReader, NodeGroupId, NodeGroups, Replicas, RoutingControls, Scaling,
+    Changed, Dns, MetricReader, MetricSwitches, NodeGroupId, NodeGroups, Replicas, RoutingControls,
+    Scaling,
 };
 use breakwater::probe::Probe;
 use breakwater::Result;
@@ -11,8 +15,16 @@ use tokio::time::Instant;
 
 use super::*;
 
-impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader, C: RoutingControls, P: Probe>
-    Engine<'_, R, N, D, M, C, P>
+impl<
+        R: Replicas,
+        N: NodeGroups,
+        D: Dns,
+        M: MetricReader,
+        C: RoutingControls,
+        W: MetricSwitches,
+        K: Capacity,
+        P: Probe,
+    > Engine<'_, R, N, D, M, C, W, K, P>
 {
     pub(super) async fn nodes(
         &self,
@@ -56,7 +68,44 @@ impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader, C: RoutingControls, P:
                 other => return self.settle(shared, StepName::Nodes, other).await,
             }
         }
-        let detail = format!("node groups ACTIVE at: {}", raised.join(", "));
+        let mut detail = format!("node groups ACTIVE at: {}", raised.join(", "));
+        // ACTIVE is EKS's word that the Auto Scaling groups have the size; the capacity is
+        // there when the cluster has the nodes Ready and the critical pods ready.
+        if let Some(eks) = &self.plan.plan.eks {
+            let started = shared
+                .lock()
+                .await
+                .steps
+                .get(&StepName::Nodes)
+                .and_then(|s| s.started_ms)
+                .unwrap_or_else(|| self.now());
+            loop {
+                let (seen, wrong) = capacity::read_capacity(&self.ports.capacity, eks).await;
+                if wrong.is_empty() {
+                    detail = format!("{detail}; ready in {}: {}", eks.cluster, seen.join(", "));
+                    break;
+                }
+                if self.now() >= started + capacity::READY_FOR_MS {
+                    return self
+                        .fail(
+                            shared,
+                            StepName::Nodes,
+                            format!(
+                                "the capacity is not ready {} s after the step began: {}",
+                                capacity::READY_FOR_MS / 1000,
+                                wrong.join("; ")
+                            ),
+                        )
+                        .await;
+                }
+                if !self.sleep(deadline).await {
+                    return Ok(Progress::Waiting(format!(
+                        "capacity not ready yet: {}",
+                        wrong.join("; ")
+                    )));
+                }
+            }
+        }
         self.end(shared, StepName::Nodes, StepState::Done, detail.clone())
             .await?;
         self.notify(&exec_id, "nodes", detail, "info").await?;

@@ -1,8 +1,9 @@
 //! The outcome of an execution: the report, the measured figures (RTO, recovery time), the
 //! metrics and the final notification.
 
+use breakwater::kube::capacity::Capacity;
 use breakwater::metrics::{Metrics, Unit};
-use breakwater::ports::{Dns, MetricReader, NodeGroups, Replicas, RoutingControls};
+use breakwater::ports::{Dns, MetricReader, MetricSwitches, NodeGroups, Replicas, RoutingControls};
 use breakwater::probe::Probe;
 use breakwater::report::{Action, Phase, Report};
 use breakwater::Result;
@@ -12,8 +13,16 @@ use crate::plan::LoadedPlan;
 
 use super::*;
 
-impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader, C: RoutingControls, P: Probe>
-    Engine<'_, R, N, D, M, C, P>
+impl<
+        R: Replicas,
+        N: NodeGroups,
+        D: Dns,
+        M: MetricReader,
+        C: RoutingControls,
+        W: MetricSwitches,
+        K: Capacity,
+        P: Probe,
+    > Engine<'_, R, N, D, M, C, W, K, P>
 {
     pub(super) async fn report(&self, shared: &Mutex<Execution>) -> Result<Progress> {
         if self.begin(shared, StepName::Report).await? == StepState::Done {

@@ -3,7 +3,8 @@
 
 use std::sync::Arc;
 
-use breakwater::ports::{Dns, MetricReader, NodeGroups, Replicas, RoutingControls};
+use breakwater::kube::capacity::Capacity;
+use breakwater::ports::{Dns, MetricReader, MetricSwitches, NodeGroups, Replicas, RoutingControls};
 use breakwater::probe::Probe;
 use breakwater::Result;
 use tokio::sync::Mutex;
@@ -11,8 +12,16 @@ use tokio::time::Instant;
 
 use super::*;
 
-impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader, C: RoutingControls, P: Probe>
-    Engine<'_, R, N, D, M, C, P>
+impl<
+        R: Replicas,
+        N: NodeGroups,
+        D: Dns,
+        M: MetricReader,
+        C: RoutingControls,
+        W: MetricSwitches,
+        K: Capacity,
+        P: Probe,
+    > Engine<'_, R, N, D, M, C, W, K, P>
 {
     /// Runs (or resumes) the execution as far as it can go in this invocation.
     pub async fn reconcile(&self, exec: Execution) -> Result<Execution> {

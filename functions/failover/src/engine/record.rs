@@ -137,6 +137,10 @@ pub struct Before {
     /// Routing control ARN → whether it was `On` before.
     #[serde(default)]
     pub routing_controls: BTreeMap<String, bool>,
+    /// Metric-switch alarm name → its state before (`OK`, `ALARM`, `INSUFFICIENT_DATA`, or
+    /// `missing`).
+    #[serde(default)]
+    pub metric_switches: BTreeMap<String, String>,
     /// Record name → its value before (`None`: absent).
     pub records: BTreeMap<String, Option<DnsRecord>>,
     /// Node group → its sizes before.

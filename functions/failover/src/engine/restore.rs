@@ -3,7 +3,10 @@
 
 use std::collections::BTreeMap;
 
-use breakwater::ports::{Dns, DnsRecord, MetricReader, NodeGroups, Replicas, RoutingControls};
+use breakwater::kube::capacity::Capacity;
+use breakwater::ports::{
+    Dns, DnsRecord, MetricReader, MetricSwitches, NodeGroups, Replicas, RoutingControls,
+};
 use breakwater::probe::Probe;
 use breakwater::Result;
 use tokio::sync::Mutex;
@@ -14,8 +17,16 @@ use crate::plan::Database;
 use super::traffic::describe_states;
 use super::*;
 
-impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader, C: RoutingControls, P: Probe>
-    Engine<'_, R, N, D, M, C, P>
+impl<
+        R: Replicas,
+        N: NodeGroups,
+        D: Dns,
+        M: MetricReader,
+        C: RoutingControls,
+        W: MetricSwitches,
+        K: Capacity,
+        P: Probe,
+    > Engine<'_, R, N, D, M, C, W, K, P>
 {
     /// Failback's re-protection: a replica of the current writer in the primary region.
     pub(super) async fn reprotect(
@@ -170,6 +181,58 @@ impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader, C: RoutingControls, P:
                     .await;
             }
             done.push(describe_states(&wanted));
+        }
+        if let (Some(ms), false) = (
+            &self.plan.plan.traffic.metric_switches,
+            before.metric_switches.is_empty(),
+        ) {
+            // Each side back to the value its alarm said before (OK: 1, ALARM: 0), read back. A
+            // side whose alarm had no state (INSUFFICIENT_DATA: never written) is left as it is
+            // now: there is no value to put back, and its health check keeps its last status.
+            let mut wanted = Vec::new();
+            for side in [&ms.primary, &ms.secondary] {
+                match before.metric_switches.get(&side.alarm).map(String::as_str) {
+                    Some("OK") => wanted.push((side, true)),
+                    Some("ALARM") => wanted.push((side, false)),
+                    other => {
+                        self.note(
+                            shared,
+                            format!(
+                                "alarm {} was {} before the drill: left as it is now",
+                                side.alarm,
+                                other.unwrap_or("unknown")
+                            ),
+                        )
+                        .await?
+                    }
+                }
+            }
+            let since = shared
+                .lock()
+                .await
+                .steps
+                .get(&StepName::Cleanup)
+                .and_then(|s| s.started_ms)
+                .unwrap_or_else(|| self.now());
+            match self
+                .flip_metric(shared, ms, &wanted, false, since, deadline)
+                .await?
+            {
+                Progress::Done => done.push(
+                    wanted
+                        .iter()
+                        .map(|(side, on)| {
+                            format!(
+                                "alarm {} {} again",
+                                side.alarm,
+                                super::metric_switch::alarm_for(*on)
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                ),
+                other => return self.settle(shared, StepName::Cleanup, other).await,
+            }
         }
         let restore: Vec<DnsRecord> = before.records.values().flatten().cloned().collect();
         if !restore.is_empty() {

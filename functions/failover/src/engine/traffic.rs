@@ -1,12 +1,16 @@
 //! The traffic steps, through Route 53 ARC's data plane: the fence (the routing control of the
 //! side being left set `Off`, best effort), then one `UpdateRoutingControlStates` that turns the
-//! new side's control `On` and the old side's `Off` together, read back. Plans without routing
-//! controls UPSERT records instead (the last resort: Route 53's control plane, in us-east-1),
-//! observed until Route 53 reports INSYNC.
+//! new side's control `On` and the old side's `Off` together, read back. Plans with metric
+//! switches instead write the sides' metrics in the secondary region and read the alarms back
+//! (`metric_switch`). Plans with neither UPSERT records (the last resort: Route 53's control
+//! plane, in us-east-1), observed until Route 53 reports INSYNC.
 
 use std::time::Duration;
 
-use breakwater::ports::{Dns, DnsRecord, MetricReader, NodeGroups, Replicas, RoutingControls};
+use breakwater::kube::capacity::Capacity;
+use breakwater::ports::{
+    Dns, DnsRecord, MetricReader, MetricSwitches, NodeGroups, Replicas, RoutingControls,
+};
 use breakwater::probe::Probe;
 use breakwater::{Error, Result};
 use tokio::sync::Mutex;
@@ -23,8 +27,16 @@ pub(super) fn describe_states(states: &[(String, bool)]) -> String {
         .join(", ")
 }
 
-impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader, C: RoutingControls, P: Probe>
-    Engine<'_, R, N, D, M, C, P>
+impl<
+        R: Replicas,
+        N: NodeGroups,
+        D: Dns,
+        M: MetricReader,
+        C: RoutingControls,
+        W: MetricSwitches,
+        K: Capacity,
+        P: Probe,
+    > Engine<'_, R, N, D, M, C, W, K, P>
 {
     /// Fence: the side being left stops taking traffic (its routing control `Off`). Best
     /// effort: a failure is recorded and the failover goes on. A cluster whose safety rule keeps
@@ -35,12 +47,37 @@ impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader, C: RoutingControls, P:
         if self.begin(shared, StepName::Fence).await? == StepState::Done {
             return Ok(Progress::Done);
         }
+        if let Some(ms) = &self.plan.plan.traffic.metric_switches {
+            let outcome = self.fence_metric(shared, ms, !self.back(mode)).await;
+            let epoch = shared.lock().await.epoch;
+            match outcome {
+                Ok((state, detail)) => {
+                    self.end(
+                        shared,
+                        StepName::Fence,
+                        state,
+                        format!("{detail}; promotion epoch {epoch}"),
+                    )
+                    .await?
+                }
+                Err(e) => {
+                    self.end(
+                        shared,
+                        StepName::Fence,
+                        StepState::Failed,
+                        format!("best effort, going on: {e}"),
+                    )
+                    .await?
+                }
+            }
+            return Ok(Progress::Done);
+        }
         let Some(rc) = &self.plan.plan.traffic.routing_controls else {
             self.end(
                 shared,
                 StepName::Fence,
                 StepState::Skipped,
-                "no routing controls in the plan".into(),
+                "no routing controls or metric switches in the plan".into(),
             )
             .await?;
             return Ok(Progress::Done);
@@ -160,6 +197,27 @@ impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader, C: RoutingControls, P:
             match self.switch(shared, rc, toward_secondary).await? {
                 Ok(detail) => detail,
                 Err(progress) => return self.settle(shared, StepName::Traffic, progress).await,
+            }
+        } else if let Some(ms) = &traffic.metric_switches {
+            let (left, to) = ms.sides(toward_secondary);
+            let since = shared
+                .lock()
+                .await
+                .steps
+                .get(&StepName::Traffic)
+                .and_then(|s| s.started_ms)
+                .unwrap_or_else(|| self.now());
+            let wanted = [(to, true), (left, false)];
+            match self
+                .flip_metric(shared, ms, &wanted, true, since, deadline)
+                .await?
+            {
+                Progress::Done => format!(
+                    "alarm {} OK and {} ALARM (read back through DescribeAlarms in {}): the \
+                     CLOUDWATCH_METRIC health checks send traffic to {}",
+                    to.alarm, left.alarm, self.plan.plan.secondary_region, to.dimension_value
+                ),
+                other => return self.settle(shared, StepName::Traffic, other).await,
             }
         } else {
             match self.records(shared, toward_secondary, deadline).await? {

@@ -1,9 +1,11 @@
-//! The verify step: the new writer, the node groups, the routing controls and records read back,
+//! The verify step: the new writer, the node groups, the routing controls (or the metric
+//! switches' alarms) and records read back,
 //! and the secondary's health URL probed, before an execution is called healthy.
 
 use std::time::Duration;
 
-use breakwater::ports::{Dns, MetricReader, NodeGroups, Replicas, RoutingControls};
+use breakwater::kube::capacity::Capacity;
+use breakwater::ports::{Dns, MetricReader, MetricSwitches, NodeGroups, Replicas, RoutingControls};
 use breakwater::probe::Probe;
 use breakwater::Result;
 use tokio::sync::Mutex;
@@ -17,8 +19,16 @@ use super::*;
 /// How long the verify step reads back before it calls the execution failed.
 pub const VERIFY_FOR_MS: u64 = 300_000;
 
-impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader, C: RoutingControls, P: Probe>
-    Engine<'_, R, N, D, M, C, P>
+impl<
+        R: Replicas,
+        N: NodeGroups,
+        D: Dns,
+        M: MetricReader,
+        C: RoutingControls,
+        W: MetricSwitches,
+        K: Capacity,
+        P: Probe,
+    > Engine<'_, R, N, D, M, C, W, K, P>
 {
     /// Reads everything back until it is as planned, for up to [`VERIFY_FOR_MS`] from the step's
     /// start (a health URL that answers a minute after the switch is normal): the execution is
@@ -96,6 +106,7 @@ impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader, C: RoutingControls, P:
             &self.ports.nodes,
             &self.ports.dns,
             &self.ports.switches,
+            &self.ports.metric_switches,
         )
         .await?;
         match (&self.plan.database, estate.database) {
@@ -149,6 +160,11 @@ impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader, C: RoutingControls, P:
                 None => wrong.push(format!("{id} does not exist")),
             }
         }
+        if let Some(eks) = self.plan.plan.eks.as_ref().filter(|_| !back) {
+            let (ready, not_yet) = super::capacity::read_capacity(&self.ports.capacity, eks).await;
+            seen.extend(ready);
+            wrong.extend(not_yet);
+        }
         if let (Some(rc), Some((primary_on, secondary_on))) =
             (&self.plan.plan.traffic.routing_controls, estate.controls)
         {
@@ -167,6 +183,35 @@ impl<R: Replicas, N: NodeGroups, D: Dns, M: MetricReader, C: RoutingControls, P:
             // on); it is said.
             if left_on {
                 seen.push(format!("routing control {left} still On"));
+            }
+        }
+        if let (Some(ms), Some((primary, secondary))) = (
+            &self.plan.plan.traffic.metric_switches,
+            estate.switch_alarms,
+        ) {
+            let (left, to) = ms.sides(!back);
+            let (left_state, to_state) = if back {
+                (secondary, primary)
+            } else {
+                (primary, secondary)
+            };
+            // Both count: unlike a routing control kept On by a safety rule, an old side whose
+            // alarm is still OK keeps its health check healthy, and Route 53 keeps answering
+            // with its (PRIMARY) record.
+            for (side, state, on) in [(to, to_state, true), (left, left_state, false)] {
+                let want = super::metric_switch::alarm_for(on);
+                match state {
+                    Some(s) if s.value == want => seen.push(format!(
+                        "alarm {} {want} (its health check {})",
+                        side.alarm,
+                        if on { "healthy" } else { "unhealthy" }
+                    )),
+                    Some(s) => wrong.push(format!(
+                        "alarm {} is {}, expected {want}",
+                        side.alarm, s.value
+                    )),
+                    None => wrong.push(format!("alarm {} does not exist", side.alarm)),
+                }
             }
         }
         for (want, live) in estate.records {

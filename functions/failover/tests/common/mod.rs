@@ -7,10 +7,13 @@ use std::time::Duration;
 
 use breakwater::clock::Clock;
 use breakwater::config::Settings;
+use breakwater::fakes::capacity::FakeCapacity;
 use breakwater::fakes::metric_reader::FakeMetricReader;
+use breakwater::fakes::metric_switches::FakeMetricSwitches;
 use breakwater::fakes::object_store::MemoryObjects;
 use breakwater::fakes::routing_controls::FakeRoutingControls;
 use breakwater::notify::Notifier;
+use breakwater::ports::SwitchMetric;
 use breakwater::state::StateStore;
 use breakwater::Toolkit;
 use failover::engine::{Engine, Pace, Ports};
@@ -30,13 +33,13 @@ impl Clock for TokioClock {
 }
 
 /// The engine over `ports`, polling every 5 s, waiting up to `budget_s` per invocation.
-pub fn engine<'a, R, N, D, M, C, P>(
+pub fn engine<'a, R, N, D, M, C, W, K, P>(
     toolkit: &'a Toolkit,
-    ports: &'a Ports<R, N, D, M, C, P>,
+    ports: &'a Ports<R, N, D, M, C, W, K, P>,
     plan: &'a LoadedPlan,
     budget_s: u64,
     owner: &'a str,
-) -> Engine<'a, R, N, D, M, C, P> {
+) -> Engine<'a, R, N, D, M, C, W, K, P> {
     Engine {
         toolkit,
         ports,
@@ -47,6 +50,15 @@ pub fn engine<'a, R, N, D, M, C, P>(
         },
         owner,
     }
+}
+
+/// A standby cluster with the capacity the plans of these tests ask for, Ready now: `web` and
+/// `workers` at 3 nodes, `busy` at the 8 the cluster autoscaler gave it.
+pub fn ready_cluster() -> FakeCapacity {
+    FakeCapacity::new()
+        .nodes("standby", "web", 3, Duration::ZERO)
+        .nodes("standby", "workers", 3, Duration::ZERO)
+        .nodes("standby", "busy", 8, Duration::ZERO)
 }
 
 pub async fn toolkit() -> Toolkit {
@@ -135,4 +147,37 @@ pub fn lag(seconds: f64) -> FakeMetricReader {
         &[("DBInstanceIdentifier", "orders-replica")],
         seconds,
     )
+}
+
+/// The primary's metric-switch alarm (in the secondary region).
+pub const EAST_ALARM: &str = "prod-traffic-us-east-1";
+/// The secondary's metric-switch alarm.
+pub const WEST_ALARM: &str = "prod-traffic-us-west-2";
+
+/// The metric of one side of the metric switches (`Breakwater/Traffic` `RegionActive`,
+/// `Region=<region>`), as template.yaml's alarms watch it.
+pub fn side(region: &str) -> SwitchMetric {
+    SwitchMetric {
+        namespace: "Breakwater/Traffic".into(),
+        metric: "RegionActive".into(),
+        dimension: ("Region".into(), region.into()),
+    }
+}
+
+/// The plan of the stories moving traffic by CloudWatch-metric switches (no ARC cluster).
+pub fn plan_with_metric_switches() -> LoadedPlan {
+    plan_with(|doc| {
+        doc["traffic"] = serde_json::json!({"metric_switches": {
+            "namespace": "Breakwater/Traffic", "metric": "RegionActive", "dimension": "Region",
+            "primary": {"alarm": EAST_ALARM, "dimension_value": "us-east-1"},
+            "secondary": {"alarm": WEST_ALARM, "dimension_value": "us-west-2"}
+        }});
+    })
+}
+
+/// CloudWatch in the secondary region with the two switch alarms in the states given.
+pub fn metric_switches(east: &str, west: &str) -> FakeMetricSwitches {
+    FakeMetricSwitches::new()
+        .with_alarm(EAST_ALARM, side("us-east-1"), east)
+        .with_alarm(WEST_ALARM, side("us-west-2"), west)
 }

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use aws_config::SdkConfig;
 
-use super::demo::{outage, recovery_ms};
+use super::demo::{outage, outage_with, recovery_ms, Switch};
 use super::scene::Latencies;
 use crate::moto::{Lifetime, Moto};
 use crate::seed::{self, Estate, PRIMARY, SECONDARY};
@@ -69,46 +69,94 @@ pub async fn bench(
     // for: the scene's plan moves no records, so `dns` is not on the path). The function's own
     // time does not scale with them: the absolute excess is the figure to carry to real
     // latencies, where it is a smaller share.
+    // The nodes join 18 s after the update (~4½ min on AWS) and the critical pods are ready
+    // 4 s later: the capacity, not the promotion, is the longer branch.
     let latencies = Latencies {
         promote: 20.0,
         nodes: 12.0,
         dns: 0.0,
+        boot: 18.0,
+        pod_ready: 4.0,
     };
-    let critical = latencies.promote.max(latencies.nodes);
-    let mut recovery = Vec::new();
-    for i in 0..runs {
-        let o = outage(
-            &quiet,
-            config,
-            endpoint,
-            estate,
-            binary,
-            &format!("-rto{i}"),
-            latencies,
-            50,
-        )
-        .await?;
-        let ms = recovery_ms(&o.execution)
-            .ok_or_else(|| SandboxError::Function(format!("no recovery figure: {}", o.answer)))?;
-        recovery.push(ms / 1000.0);
+    let critical = latencies
+        .promote
+        .max(latencies.nodes.max(latencies.boot + latencies.pod_ready));
+    // The whole of the primary region (us-east-1) is lost, its ARC endpoint with it: one of
+    // the cluster's five endpoints down; then a second one (eu-west-1) down as well.
+    let mut rows = Vec::new();
+    let mut headline = String::new();
+    for (label, switch) in [
+        (
+            "1 of 5 ARC endpoints down (us-east-1's)",
+            Switch::RoutingControls,
+        ),
+        (
+            "2 of 5 ARC endpoints down (us-east-1's and eu-west-1's)",
+            Switch::RoutingControlsAlsoDown("eu-west-1"),
+        ),
+    ] {
+        let mut recovery = Vec::new();
+        let mut rto = Vec::new();
+        for i in 0..runs {
+            let o = outage_with(
+                &quiet,
+                config,
+                endpoint,
+                estate,
+                binary,
+                &format!("-rto{}{i}", rows.len()),
+                latencies,
+                50,
+                switch,
+            )
+            .await?;
+            let ms = recovery_ms(&o.execution).ok_or_else(|| {
+                SandboxError::Function(format!("no recovery figure: {}", o.answer))
+            })?;
+            recovery.push(ms / 1000.0);
+            let healthy = o.execution["steps"]["verify"]["finished_ms"].as_u64();
+            let detected = o.execution["detected_ms"].as_u64();
+            match (healthy, detected) {
+                (Some(h), Some(d)) => rto.push(h.saturating_sub(d) as f64 / 1000.0),
+                _ => {
+                    return Err(SandboxError::Function(format!(
+                        "the execution was not verified healthy: {}",
+                        o.answer
+                    )))
+                }
+            }
+        }
+        recovery.sort_by(f64::total_cmp);
+        rto.sort_by(f64::total_cmp);
+        let r = recovery[recovery.len() / 2];
+        let rto_median = rto[rto.len() / 2];
+        let within = (r - critical) / critical * 100.0;
+        if headline.is_empty() {
+            headline = format!(
+                "decided → traffic {r:.3} s vs critical path {critical:.3} s ({within:+.2} %)"
+            );
+        }
+        rows.push(format!(
+            "| us-east-1 lost whole, {label}: decided → traffic moved, with promotion {:.0} s ∥ nodes Ready {:.0} s + critical pods ready {:.0} s (node group ACTIVE {:.0} s), then one routing-control update | median {r:.3} s vs critical path {critical:.3} s: {:+.0} ms, {within:+.2} % (all: {}) | within 2 % |\n\
+             | the same: RTO, first signal → verified healthy (the first signal: the primary's last heartbeat, stale after 120 s) | median {rto_median:.3} s (all: {}) | the plan's 900 s |",
+            latencies.promote,
+            latencies.boot,
+            latencies.pod_ready,
+            latencies.nodes,
+            (r - critical) * 1000.0,
+            recovery.iter().map(|v| format!("{v:.3}")).collect::<Vec<_>>().join(", "),
+            rto.iter().map(|v| format!("{v:.3}")).collect::<Vec<_>>().join(", "),
+        ));
     }
     overhead.sort_by(|a, b| a.0.total_cmp(&b.0));
-    recovery.sort_by(f64::total_cmp);
     let (oh, wall, busy) = overhead[overhead.len() / 2];
-    let r = recovery[recovery.len() / 2];
-    let within = (r - critical) / critical * 100.0;
-    let figure = format!(
-        "overhead median {oh:.0} ms; decided → traffic {r:.3} s vs critical path {critical:.3} s ({:+.2} %)",
-        within
-    );
+    let figure = format!("overhead median {oh:.0} ms; {headline}");
     let table = format!(
         "| measure | value | target |\n|---|---|---|\n\
          | orchestration overhead: a whole failover (zero AWS latency, {calls} AWS calls), wall time minus time with an AWS call outstanding | median {oh:.0} ms (of {wall:.0} ms; moto busy {busy:.0} ms) over {runs} runs | < 1000 ms |\n\
-         | decided → traffic moved with promotion {:.0} s ∥ node group {:.0} s, then one routing-control update | median {r:.3} s vs critical path {critical:.3} s: {:+.0} ms, {within:+.2} % (all: {}) | within 2 % |\n\
-         The overhead counts the function's poll sleeps (10 ms after each act) as its own time: an upper bound. The recovery is read from the execution record (decided → traffic step done); the latencies are moto's, per resource, from the sandbox tags.",
-        latencies.promote, latencies.nodes,
-        (r - critical) * 1000.0,
-        recovery.iter().map(|v| format!("{v:.3}")).collect::<Vec<_>>().join(", ")
+         {}\n\
+         The overhead counts the function's poll sleeps (10 ms after each act) as its own time: an upper bound. The recovery is read from the execution record (decided → traffic step done); the latencies are moto's, per resource, from the sandbox tags, and the Kubernetes emulator's (nodes join Ready and pods become ready as the node group grows).",
+        rows.join("\n")
     );
     Ok((table, figure))
 }

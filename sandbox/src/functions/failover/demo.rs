@@ -1,7 +1,10 @@
-//! The regional-outage scene of `make demo` (and the outage the bench times), through the
+//! The regional-outage scenes of `make demo` (and the outage the bench times), through the
 //! release `failover` binary in the Lambda Runtime API emulator, against moto behind the fault
-//! proxy (which logs every call and how long moto took): the primary stops answering its probe,
-//! two alarms fire, the quorum holds, and the function fails over into the secondary region.
+//! proxy (which logs every call and how long moto took): the primary region goes down whole
+//! (`Rule::region_outage`, and the ARC cluster's endpoint there), its probe fails and its
+//! heartbeat goes stale, the quorum holds, and the function fails over into the secondary region
+//! — traffic moved by the ARC routing controls, or, in the scene without ARC, by the
+//! CloudWatch-metric health checks' alarms.
 
 use std::path::Path;
 use std::time::Duration;
@@ -11,17 +14,21 @@ use breakwater::clock::{Clock, SystemClock};
 use serde_json::{json, Value};
 
 use super::scene::{
-    failover_scene_via, observe, put_lag, put_plan, FailoverScene, Latencies, Observed,
+    alarm_state, failover_scene_via, metric_switches, observe, put_lag, put_plan, FailoverScene,
+    Latencies, Observed,
 };
 use crate::function_env::FunctionEnv;
-use crate::functions::rollback::scene::alarm_event;
-use crate::proxy::FaultProxy;
+use crate::proxy::{FaultProxy, Rule};
 use crate::runtime::FunctionProcess;
 use crate::seed::Estate;
 use crate::SandboxError;
 
 /// How many schedule ticks a scene delivers at most to see an execution through.
 const RESUME_TICKS: usize = 12;
+
+/// How many ticks after the outage began a scene waits at most for the quorum (the heartbeat
+/// goes stale two minutes after the last one).
+const START_TICKS: usize = 6;
 
 /// What one outage came to.
 #[derive(Debug, Clone)]
@@ -42,6 +49,9 @@ pub struct Outage {
     pub report: Value,
     /// The estate read back afterwards.
     pub observed: Observed,
+    /// With metric switches: the primary's and the secondary's switch alarm states, read back
+    /// in the secondary region.
+    pub switch_alarms: Option<(String, String)>,
     /// Where the report is.
     pub report_key: String,
 }
@@ -77,7 +87,26 @@ async fn read(config: &SdkConfig, estate: &Estate, key: &str) -> Result<Value, S
     Ok(value.get("data").cloned().unwrap_or(value))
 }
 
-/// Plays an outage: a tick (the probe fails), the 5xx alarm, the window, the latency alarm.
+/// How the scene's traffic moves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Switch {
+    /// Route 53 ARC routing controls (the first choice).
+    RoutingControls,
+    /// CloudWatch-metric health checks, for an account without an ARC cluster (the second
+    /// choice): the alarms in the secondary region, moved by `PutMetricData` there.
+    MetricSwitches,
+    /// Routing controls, with the ARC cluster's endpoint in this region down as well as the
+    /// primary's (two of the five).
+    RoutingControlsAlsoDown(&'static str),
+}
+
+/// Plays a whole-region outage of the primary: heartbeats arrive from the primary while it is
+/// alive; then the whole of it goes down — every call signed for it (and, for us-east-1, Route
+/// 53's, IAM's and STS's global control planes) through the function's AWS endpoint proxy
+/// (`Rule::region_outage`), and the ARC cluster's endpoint in it — and no alarm about it is
+/// forwarded any more (the forwarder lived there). Detection comes from the healthy side: the
+/// probe of the primary fails and its heartbeat goes stale, tick after tick, until the quorum
+/// holds and the function fails over.
 #[allow(clippy::too_many_arguments)]
 pub async fn outage(
     say: &dyn Fn(&str),
@@ -88,6 +117,33 @@ pub async fn outage(
     suffix: &str,
     latencies: Latencies,
     poll_ms: u64,
+) -> Result<Outage, SandboxError> {
+    outage_with(
+        say,
+        config,
+        endpoint,
+        estate,
+        binary,
+        suffix,
+        latencies,
+        poll_ms,
+        Switch::RoutingControls,
+    )
+    .await
+}
+
+/// [`outage`], the traffic moved by `switch`.
+#[allow(clippy::too_many_arguments)]
+pub async fn outage_with(
+    say: &dyn Fn(&str),
+    config: &SdkConfig,
+    endpoint: &str,
+    estate: &Estate,
+    binary: &Path,
+    suffix: &str,
+    latencies: Latencies,
+    poll_ms: u64,
+    switch: Switch,
 ) -> Result<Outage, SandboxError> {
     let secondary = estate.secondary.region.clone();
     let primary = estate.primary.region.clone();
@@ -101,8 +157,26 @@ pub async fn outage(
         &proxy.endpoint(),
     )
     .await?;
-    // A short window, so that the scene plays in seconds (production plans: minutes).
-    scene.plan["detection"]["window_seconds"] = json!(2);
+    let switches = match switch {
+        Switch::RoutingControls | Switch::RoutingControlsAlsoDown(_) => None,
+        Switch::MetricSwitches => {
+            let ms = metric_switches(config, estate, suffix).await?;
+            scene.plan["traffic"] = json!({"metric_switches": ms.plan.clone()});
+            Some(ms)
+        }
+    };
+    // Detection from the healthy side: the probe of the primary and its heartbeat (gone quiet
+    // two minutes after the last one); the alarms about the primary stay signals, but with the
+    // whole region down their events are not forwarded. A short window, so that the scene plays
+    // in seconds (production plans: minutes).
+    let probe = scene.plan["detection"]["signals"][2].clone();
+    scene.plan["detection"] = json!({"quorum": 2, "window_seconds": 2, "cooldown_seconds": 3600,
+    "signals": [
+        scene.plan["detection"]["signals"][0].clone(),
+        scene.plan["detection"]["signals"][1].clone(),
+        probe,
+        {"name": "heartbeat", "kind": "heartbeat", "stale_seconds": 120}
+    ]});
     put_plan(
         config,
         &secondary,
@@ -120,6 +194,10 @@ pub async fn outage(
         .with("BREAKWATER_PRIMARY_REGION", primary.clone())
         .with("BREAKWATER_SECONDARY_REGION", secondary.clone())
         .with("BREAKWATER_FAILOVER_POLL_MS", poll_ms.to_string())
+        .with(
+            "BREAKWATER_KUBE_ENDPOINT",
+            crate::gameday::kube_endpoint(&scene.kube.endpoint()).await?,
+        )
         .into_vars();
     if crate::runtime::Chaos::get().is_some() {
         // The emulator ends an invocation after 60 s (the template's function: 900 s), so one
@@ -129,55 +207,94 @@ pub async fn outage(
     }
     let mut process = FunctionProcess::start(binary, "failover", &secondary, &env).await?;
     process.wait_init().await?;
-    let alarm = |i: usize, began_ms: u64| {
-        let name = &scene.alarms[i];
-        alarm_event(
-            &format!("outage-{i}{suffix}"),
-            &primary,
-            name,
-            &format!(
-                "arn:aws:cloudwatch:{primary}:{}:alarm:{name}",
-                crate::seed::ACCOUNT
-            ),
-            "OK",
-            "ALARM",
-            began_ms,
+    // The primary is alive: its heartbeat arrives every minute (forwarded to this region's bus).
+    for n in 0..2 {
+        if n > 0 {
+            process.advance(Duration::from_secs(60)).await?;
+            put_lag(
+                config,
+                &secondary,
+                &scene.replica,
+                4.0,
+                process.now_ms() - 20_000,
+            )
+            .await?;
+        }
+        let beat =
+            crate::scenes::schedule_event(&format!("beat{suffix}-{n}"), &primary, process.now_ms());
+        let r = delivered(&process.invoke(&beat).await?)?;
+        say(&format!(
+            "heartbeat from {primary} → {}: {}",
+            r["outcome"],
+            quorum(&r)
+        ));
+    }
+    // The whole primary region goes down: the function's AWS endpoint proxy drops every call
+    // signed for it (and, for us-east-1, Route 53's, IAM's and STS's global control planes), and
+    // the ARC cluster's endpoint there stops answering.
+    proxy.add_rule(Rule::region_outage(&primary));
+    scene.arc.set_down(&primary, true);
+    if let Switch::RoutingControlsAlsoDown(region) = switch {
+        scene.arc.set_down(region, true);
+    }
+    say(&format!(
+        "{primary} is down, whole: its endpoints{} and the ARC cluster's endpoint there; no alarm about it is forwarded any more",
+        if primary == "us-east-1" {
+            ", Route 53's, IAM's and STS's global control planes"
+        } else {
+            ""
+        }
+    ));
+    // Ticks, one a minute: the probe fails, then the heartbeat goes stale; the quorum holds.
+    let mut started = None;
+    for n in 0..START_TICKS {
+        process.advance(Duration::from_secs(60)).await?;
+        put_lag(
+            config,
+            &secondary,
+            &scene.replica,
+            4.0,
+            process.now_ms() - 20_000,
         )
+        .await?;
+        let tick = crate::scenes::schedule_event(
+            &format!("outage-tick{suffix}-{n}"),
+            &secondary,
+            process.now_ms(),
+        );
+        let mark = proxy.calls().len();
+        let invocation = process.invoke(&tick).await?;
+        let answer = delivered(&invocation)?;
+        say(&format!(
+            "tick: the primary's probe fails → {}: {}",
+            answer["outcome"],
+            quorum(&answer)
+        ));
+        if answer["outcome"] == "started" || answer["outcome"] == "joined" {
+            started = Some((tick, invocation, answer, mark));
+            break;
+        }
+    }
+    let Some((tick, invocation, answer, mark)) = started else {
+        return Err(SandboxError::Function(format!(
+            "no failover started within {START_TICKS} ticks of the outage"
+        )));
     };
-    let tick = crate::scenes::schedule_event(&format!("tick{suffix}"), &secondary, now);
-    let r = delivered(&process.invoke(&tick).await?)?;
-    say(&format!(
-        "tick: the primary's probe fails → {}: {}",
-        r["outcome"],
-        quorum(&r)
-    ));
-    let r = delivered(&process.invoke(&alarm(0, now - 90_000)).await?)?;
-    say(&format!(
-        "{} → ALARM → {}: {}",
-        scene.alarms[0],
-        r["outcome"],
-        quorum(&r)
-    ));
-    tokio::time::sleep(Duration::from_millis(2_100)).await;
-    let mark = proxy.calls().len();
-    let invocation = process.invoke(&alarm(1, now - 60_000)).await?;
-    let answer = delivered(&invocation)?;
     let invocation_ms = invocation.duration.as_secs_f64() * 1000.0;
     let calls = proxy.calls();
     let busy = proxy.upstream_busy_us(mark);
     say(&format!(
-        "{} → ALARM → {} ({} AWS calls, {:.0} ms)",
-        scene.alarms[1],
-        answer["outcome"],
+        "the quorum holds (probe, heartbeat): failover {} ({} AWS calls, {:.0} ms)",
+        answer["execution"]["outcome"],
         calls.len() - mark,
         invocation_ms
     ));
-    let again = delivered(&process.invoke(&alarm(1, now - 60_000)).await?)?;
+    let again = delivered(&process.invoke(&tick).await?)?;
     say(&format!(
-        "the same alarm event again → {} (no second execution)",
+        "the same tick again → {} (no second execution)",
         again["outcome"]
     ));
-    // The execution the alarm started, by the plan's own record (under `make gameday` the
+    // The execution the tick started, by the plan's own record (under `make gameday` the
     // attempt that started it may have been killed, and the answer be a retry's).
     let plan_key = failover::plan_key(scene.plan["name"].as_str().unwrap_or_default());
     let plan_state = read(config, estate, &plan_key).await.unwrap_or(Value::Null);
@@ -239,6 +356,13 @@ pub async fn outage(
     let report_key = format!("reports/failover/{id}");
     let report = read(config, estate, &format!("{report_key}.json")).await?;
     let observed = observe(config, estate, &scene).await?;
+    let switch_alarms = match &switches {
+        Some(ms) => Some((
+            alarm_state(config, &secondary, &ms.primary.0).await?,
+            alarm_state(config, &secondary, &ms.secondary.0).await?,
+        )),
+        None => None,
+    };
     Ok(Outage {
         scene,
         answer,
@@ -248,6 +372,7 @@ pub async fn outage(
         execution,
         report,
         observed,
+        switch_alarms,
         report_key,
     })
 }
@@ -286,7 +411,8 @@ pub fn recovery_ms(execution: &Value) -> Option<f64> {
     Some(traffic.saturating_sub(execution["started_ms"].as_u64()?) as f64)
 }
 
-/// The regional-outage scene of `make demo`; returns the execution's own report.
+/// The regional-outage scene of `make demo`, traffic through the ARC routing controls; returns
+/// the execution's own report.
 pub async fn play(
     say: &dyn Fn(&str),
     config: &SdkConfig,
@@ -294,15 +420,62 @@ pub async fn play(
     estate: &Estate,
     binary: &Path,
 ) -> Result<breakwater::report::Report, SandboxError> {
-    // AWS's latencies, scaled down: promotion 6 s, node group 4 s, DNS 2 s.
+    say(&format!("regional-outage scene: RDS orders ({}) → replica in {}, standby node group at 0, a Route 53 ARC cluster (five regional endpoints) with a routing control per region and the rule \"at least one On\"; AWS latencies scaled to seconds (promotion 6 s, node group 4 s, its nodes Ready 4 s and the critical pods 1 s after the update; a Kubernetes emulator follows the node group); then {} goes down whole", estate.primary.region, estate.secondary.region, estate.primary.region));
+    play_with(
+        say,
+        config,
+        endpoint,
+        estate,
+        binary,
+        "-demo",
+        Switch::RoutingControls,
+    )
+    .await
+}
+
+/// The same outage in an account without an ARC cluster: traffic through the CLOUDWATCH_METRIC
+/// health checks' alarms in the secondary region (the second choice); returns the execution's
+/// own report.
+pub async fn play_without_arc(
+    say: &dyn Fn(&str),
+    config: &SdkConfig,
+    endpoint: &str,
+    estate: &Estate,
+    binary: &Path,
+) -> Result<breakwater::report::Report, SandboxError> {
+    say(&format!("regional-outage scene without ARC: the same estate, traffic switched by two CloudWatch alarms in {} (Breakwater/Traffic RegionActive, one per region, the primary's OK and the secondary's ALARM) that the regions' CLOUDWATCH_METRIC health checks watch; then {} goes down whole", estate.secondary.region, estate.primary.region));
+    play_with(
+        say,
+        config,
+        endpoint,
+        estate,
+        binary,
+        "-demo-cw",
+        Switch::MetricSwitches,
+    )
+    .await
+}
+
+async fn play_with(
+    say: &dyn Fn(&str),
+    config: &SdkConfig,
+    endpoint: &str,
+    estate: &Estate,
+    binary: &Path,
+    suffix: &str,
+    switch: Switch,
+) -> Result<breakwater::report::Report, SandboxError> {
+    // AWS's latencies, scaled down: promotion 6 s, node group 4 s (its nodes Ready 4 s after
+    // the update, the critical pods 1 s later), DNS 2 s.
     let latencies = Latencies {
         promote: 6.0,
         nodes: 4.0,
         dns: 2.0,
+        boot: 4.0,
+        pod_ready: 1.0,
     };
-    say("regional-outage scene: RDS orders (us-east-1) → replica in us-west-2, standby node group at 0, a Route 53 ARC cluster (five regional endpoints) with a routing control per region and the rule \"at least one On\"; AWS latencies scaled to seconds (promotion 6 s, node group 4 s)");
-    let o = outage(
-        say, config, endpoint, estate, binary, "-demo", latencies, 100,
+    let o = outage_with(
+        say, config, endpoint, estate, binary, suffix, latencies, 100, switch,
     )
     .await?;
     for phase in o.report["phases"].as_array().into_iter().flatten() {
@@ -316,9 +489,18 @@ pub async fn play(
         ));
     }
     let facts = &o.report["facts"];
+    let traffic = match switch {
+        Switch::RoutingControls | Switch::RoutingControlsAlsoDown(_) => {
+            "one routing-control update"
+        }
+        Switch::MetricSwitches => {
+            "two PutMetricData and the alarms read back (on AWS: + the alarms' 60-s period and evaluation)"
+        }
+    };
     say(&format!(
-        "RTO {} ; decided → traffic moved {} against max(database 6 s, nodes 4 s) + one routing-control update = 6 s; lag at promotion {}",
+        "RTO {} (within target: {}); decided → traffic moved {} against max(database 6 s, nodes ready 5 s) + {traffic} = 6 s; lag at promotion {}",
         facts["rto"].as_str().unwrap_or_default(),
+        facts["rto_within_target"].as_str().unwrap_or_default(),
         facts["decided_to_traffic_moved"].as_str().unwrap_or_default(),
         facts["replica_lag_at_promotion"].as_str().unwrap_or_default()
     ));
@@ -327,20 +509,35 @@ pub async fn play(
         o.observed.replica.0, o.observed.replica.1, o.observed.node_group.0, o.observed.node_group.1,
         o.observed.node_group.2, on_off(o.observed.controls.0), on_off(o.observed.controls.1)
     ));
+    if let Some((primary, secondary)) = &o.switch_alarms {
+        say(&format!(
+            "read back in {}: switch alarm of {} {primary} (its health check unhealthy), of {} {secondary} (healthy)",
+            estate.secondary.region, estate.primary.region, estate.secondary.region
+        ));
+    }
     say(&format!(
         "report: s3://{}/{}.{{json,md,svg}}",
         estate.secondary.state_bucket, o.report_key
     ));
+    let (controls, alarms) = match switch {
+        Switch::RoutingControls | Switch::RoutingControlsAlsoDown(_) => ((false, true), None),
+        // Without ARC the routing controls stay as they were; the alarms moved.
+        Switch::MetricSwitches => ((true, false), Some(("ALARM".to_string(), "OK".to_string()))),
+    };
     let expected = Observed {
         replica: ("available".into(), None),
         node_group: (2, 3, "ACTIVE".into()),
-        controls: (false, true),
+        controls,
         record: format!("east.{}.example.com", o.scene.name),
     };
-    if o.execution["outcome"] != "succeeded" || o.observed != expected {
+    if o.execution["outcome"] != "succeeded"
+        || o.observed != expected
+        || o.switch_alarms != alarms
+        || facts["rto_within_target"] != "true"
+    {
         return Err(SandboxError::Function(format!(
-            "the failover did not end as planned: {} / {:?}",
-            o.answer, o.observed
+            "the failover did not end as planned: {} / {:?} / switch alarms {:?} / RTO {} within target {}",
+            o.answer, o.observed, o.switch_alarms, facts["rto"], facts["rto_within_target"]
         )));
     }
     serde_json::from_value(o.report)

@@ -19,6 +19,9 @@ use aws_sdk_route53::types::{
 use serde_json::{json, Value};
 
 use crate::arc::{ArcCluster, ControlState, RuleConfig, RuleType};
+use crate::kube::fixtures::deployment;
+use crate::kube::node_groups::NodeGroupFollower;
+use crate::kube::KubeEmulator;
 use crate::seed::{regional, Estate, ACCOUNT};
 use crate::SandboxError;
 
@@ -31,6 +34,10 @@ pub struct Latencies {
     pub nodes: f64,
     /// ChangeResourceRecordSets → INSYNC.
     pub dns: f64,
+    /// An instance a node group launches → its node `Ready` in the cluster.
+    pub boot: f64,
+    /// A pod scheduled on a Ready node → the pod ready.
+    pub pod_ready: f64,
 }
 
 /// What the scene created.
@@ -60,6 +67,11 @@ pub struct FailoverScene {
     pub rc_secondary: String,
     /// The alarms the plan listens to.
     pub alarms: Vec<String>,
+    /// The standby cluster's API server: its node group's nodes join as EKS (moto) raises the
+    /// group, and the plan's critical Deployment `shop/api` (2 pods) waits for them.
+    pub kube: Arc<KubeEmulator>,
+    /// The task that keeps the cluster's nodes at the node group's size (stops when dropped).
+    pub follower: Arc<NodeGroupFollower>,
 }
 
 /// The plan's key in the state bucket.
@@ -162,6 +174,25 @@ pub async fn failover_scene_via(
         .await
         .map_err(|e| SandboxError::aws(&format!("create node group {node_group}"), &e))?;
 
+    // The standby cluster's API server, on real time: the node group has no node yet, and the
+    // critical Deployment's pods wait for a Ready one.
+    let kube = KubeEmulator::start(
+        breakwater::clock::Clock::now_ms(&breakwater::clock::SystemClock),
+        1.0,
+    )
+    .await?;
+    kube.with(|c| c.pod_ready_delay_ms = (latencies.pod_ready * 1000.0) as u64);
+    kube.create("namespaces", "", json!({"metadata": {"name": "shop"}}))
+        .map_err(|e| SandboxError::Function(format!("create namespace shop: {e:?}")))?;
+    kube.create("deployments", "shop", deployment("api", "api", 2, "api:1"))
+        .map_err(|e| SandboxError::Function(format!("create deployment shop/api: {e:?}")))?;
+    let follower = kube.follow_node_groups(
+        eks.clone(),
+        &cluster,
+        &format!("{secondary}a"),
+        (latencies.boot * 1000.0) as u64,
+    );
+
     let domain = format!("{name}.example.com");
     let zone = r53
         .create_hosted_zone()
@@ -249,7 +280,8 @@ pub async fn failover_scene_via(
         "primary_region": primary,
         "secondary_region": secondary,
         "database": {"engine": "rds", "replica": replica, "primary": primary_db},
-        "eks": {"cluster": cluster, "node_groups": [{"name": node_group, "min": 2, "desired": 3}]},
+        "eks": {"cluster": cluster, "node_groups": [{"name": node_group, "min": 2, "desired": 3}],
+            "critical_workloads": [{"namespace": "shop", "deployment": "api"}]},
         "traffic": {
             "routing_controls": {
                 "cluster_endpoints": cluster_endpoints,
@@ -277,6 +309,8 @@ pub async fn failover_scene_via(
         rc_primary,
         rc_secondary,
         alarms,
+        kube: Arc::new(kube),
+        follower: Arc::new(follower),
     })
 }
 
@@ -345,6 +379,29 @@ pub struct Observed {
     pub controls: (bool, bool),
     /// The record's value.
     pub record: String,
+}
+
+/// The standby cluster read back: the node group's nodes that are `Ready`, and the critical
+/// Deployment's ready pods (`status.readyReplicas`).
+pub fn capacity(scene: &FailoverScene) -> (usize, i64) {
+    let ready = scene
+        .kube
+        .list("nodes")
+        .iter()
+        .filter(|n| {
+            n["metadata"]["labels"]["eks.amazonaws.com/nodegroup"] == scene.node_group.as_str()
+                && n["status"]["conditions"].as_array().is_some_and(|c| {
+                    c.iter()
+                        .any(|c| c["type"] == "Ready" && c["status"] == "True")
+                })
+        })
+        .count();
+    let pods = scene
+        .kube
+        .get("deployments", "shop", "api")
+        .and_then(|d| d["status"]["readyReplicas"].as_i64())
+        .unwrap_or(0);
+    (ready, pods)
 }
 
 /// Reads the scene back.
@@ -421,4 +478,195 @@ pub async fn observe(
         controls,
         record,
     })
+}
+
+/// The metric switches of a scene without an ARC cluster: the two alarms template.yaml creates
+/// with `FailoverMetricSwitches: create`, in the secondary region.
+#[derive(Debug, Clone)]
+pub struct MetricSwitchScene {
+    /// The plan's `traffic.metric_switches` section.
+    pub plan: Value,
+    /// The metrics' namespace.
+    pub namespace: String,
+    /// The metric's name.
+    pub metric: String,
+    /// The dimension's name.
+    pub dimension: String,
+    /// The primary's alarm and its dimension value.
+    pub primary: (String, String),
+    /// The secondary's alarm and its dimension value.
+    pub secondary: (String, String),
+}
+
+/// The namespace of the switch metrics (template.yaml, `FailoverMetricSwitches`).
+pub const SWITCH_NAMESPACE: &str = "Breakwater/Traffic";
+/// The switch metric's name.
+pub const SWITCH_METRIC: &str = "RegionActive";
+
+/// Creates the metric switches in the secondary region as template.yaml does (per side an alarm
+/// `Maximum` over 60 s, one datapoint of one period, `LessThanThreshold` 1, `TreatMissingData`
+/// `ignore`, on `Breakwater/Traffic` `RegionActive` with the side's `Region` dimension) and
+/// writes the starting values the deployment guide has the operator write — the primary 1, the
+/// secondary 0 — dated two minutes back (written at setup, before the scene), so that the
+/// scene's own writes fall in a later period. The alarms are then OK (primary) and ALARM
+/// (secondary), evaluated by the sandbox's CloudWatch (`moto_cloudwatch_alarms.py`). The
+/// dimension values carry `suffix`: scenes sharing one server watch their own metrics.
+///
+/// moto's Route 53 accepts a `CLOUDWATCH_METRIC` health check but drops its `AlarmIdentifier`
+/// and `InsufficientDataHealthStatus` and reports every check healthy, so the scene creates no
+/// health check: what Route 53's checkers would read is the alarms' state, which the scene reads
+/// back.
+pub async fn metric_switches(
+    config: &SdkConfig,
+    estate: &Estate,
+    suffix: &str,
+) -> Result<MetricSwitchScene, SandboxError> {
+    use aws_sdk_cloudwatch::types::{
+        ComparisonOperator, Dimension, MetricDatum, StandardUnit, Statistic,
+    };
+    let primary = &estate.primary.region;
+    let secondary = &estate.secondary.region;
+    let cw = aws_sdk_cloudwatch::Client::new(&regional(config, secondary));
+    let side = |region: &str| {
+        (
+            format!("sandbox-traffic-{region}{suffix}"),
+            format!("{region}{suffix}"),
+        )
+    };
+    let (p, s) = (side(primary), side(secondary));
+    let back = aws_smithy_types::DateTime::from_millis(
+        breakwater::clock::Clock::now_ms(&breakwater::clock::SystemClock) as i64 - 120_000,
+    );
+    for ((alarm, value), start) in [(&p, 1.0), (&s, 0.0)] {
+        cw.put_metric_alarm()
+            .alarm_name(alarm)
+            .alarm_description(
+                "Breakwater traffic switch: ALARM takes the side's health check unhealthy",
+            )
+            .namespace(SWITCH_NAMESPACE)
+            .metric_name(SWITCH_METRIC)
+            .dimensions(Dimension::builder().name("Region").value(value).build())
+            .statistic(Statistic::Maximum)
+            .period(60)
+            .evaluation_periods(1)
+            .datapoints_to_alarm(1)
+            .threshold(1.0)
+            .comparison_operator(ComparisonOperator::LessThanThreshold)
+            .treat_missing_data("ignore")
+            .send()
+            .await
+            .map_err(|e| SandboxError::aws(&format!("create alarm {alarm}"), &e))?;
+        cw.put_metric_data()
+            .namespace(SWITCH_NAMESPACE)
+            .metric_data(
+                MetricDatum::builder()
+                    .metric_name(SWITCH_METRIC)
+                    .dimensions(Dimension::builder().name("Region").value(value).build())
+                    .value(start)
+                    .unit(StandardUnit::None)
+                    .timestamp(back)
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| SandboxError::aws(&format!("write the starting value of {alarm}"), &e))?;
+    }
+    let plan = json!({
+        "namespace": SWITCH_NAMESPACE,
+        "metric": SWITCH_METRIC,
+        "dimension": "Region",
+        "primary": {"alarm": p.0, "dimension_value": p.1},
+        "secondary": {"alarm": s.0, "dimension_value": s.1}
+    });
+    Ok(MetricSwitchScene {
+        plan,
+        namespace: SWITCH_NAMESPACE.into(),
+        metric: SWITCH_METRIC.into(),
+        dimension: "Region".into(),
+        primary: p,
+        secondary: s,
+    })
+}
+
+/// An alarm's state value in the secondary region, read back (`missing` when it does not
+/// exist).
+pub async fn alarm_state(
+    config: &SdkConfig,
+    region: &str,
+    alarm: &str,
+) -> Result<String, SandboxError> {
+    let out = aws_sdk_cloudwatch::Client::new(&regional(config, region))
+        .describe_alarms()
+        .alarm_names(alarm)
+        .send()
+        .await
+        .map_err(|e| SandboxError::aws(&format!("describe alarm {alarm}"), &e))?;
+    Ok(out
+        .metric_alarms()
+        .first()
+        .and_then(|a| a.state_value())
+        .map_or_else(|| "missing".into(), |s| s.as_str().to_string()))
+}
+
+/// The values written to one side's switch metric in the secondary region (`GetMetricData`, the
+/// last `minutes` minutes, one-minute samples, every datum: `SampleCount`/`Minimum`/`Maximum`
+/// are enough to tell 0 from 1 apart), newest first: `(sample count, minimum, maximum)` per
+/// minute.
+pub async fn switch_values(
+    config: &SdkConfig,
+    region: &str,
+    dimension_value: &str,
+    minutes: u64,
+) -> Result<Vec<(f64, f64, f64)>, SandboxError> {
+    use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat, ScanBy};
+    let now = breakwater::clock::Clock::now_ms(&breakwater::clock::SystemClock) as i64;
+    let metric = Metric::builder()
+        .namespace(SWITCH_NAMESPACE)
+        .metric_name(SWITCH_METRIC)
+        .dimensions(
+            Dimension::builder()
+                .name("Region")
+                .value(dimension_value)
+                .build(),
+        )
+        .build();
+    let query = |id: &str, stat: &str| {
+        MetricDataQuery::builder()
+            .id(id)
+            .metric_stat(
+                MetricStat::builder()
+                    .metric(metric.clone())
+                    .period(60)
+                    .stat(stat)
+                    .build(),
+            )
+            .return_data(true)
+            .build()
+    };
+    let out = aws_sdk_cloudwatch::Client::new(&regional(config, region))
+        .get_metric_data()
+        .start_time(aws_smithy_types::DateTime::from_millis(
+            now - (minutes as i64) * 60_000,
+        ))
+        .end_time(aws_smithy_types::DateTime::from_millis(now + 60_000))
+        .scan_by(ScanBy::TimestampDescending)
+        .metric_data_queries(query("n", "SampleCount"))
+        .metric_data_queries(query("lo", "Minimum"))
+        .metric_data_queries(query("hi", "Maximum"))
+        .send()
+        .await
+        .map_err(|e| SandboxError::aws("read the switch metric", &e))?;
+    let series = |id: &str| {
+        out.metric_data_results()
+            .iter()
+            .find(|r| r.id() == Some(id))
+            .map(|r| r.values().to_vec())
+            .unwrap_or_default()
+    };
+    let (n, lo, hi) = (series("n"), series("lo"), series("hi"));
+    Ok(n.iter()
+        .zip(&lo)
+        .zip(&hi)
+        .map(|((n, lo), hi)| (*n, *lo, *hi))
+        .collect())
 }

@@ -83,6 +83,7 @@ impl Cluster {
                 }
                 changed = true;
             }
+            changed |= self.boot_nodes();
             if !self.replication_paused {
                 changed |= self.deploy();
                 changed |= self.replicate();

@@ -1,0 +1,133 @@
+//! Capacity that is ready, not requested: the standby cluster read through its API server —
+//! each planned node group with `desired` nodes `Ready`, each critical Deployment with its
+//! ready pods. EKS calls a node group `ACTIVE` at its new size when the Auto Scaling group has
+//! it; the instances then boot and join, which takes minutes, and only then can pods run.
+
+use breakwater::kube::capacity::Capacity;
+use breakwater::kube::workloads::ObjectAt;
+
+use crate::plan::EksPlan;
+
+/// How long the nodes step waits, from its start, for the capacity to be ready before it fails
+/// (EKS nodes usually join within a few minutes of their instances launching).
+pub const READY_FOR_MS: u64 = 600_000;
+
+/// The standby cluster read once: what is ready, and what is not yet (a read that fails is
+/// "not yet", with the error: the caller's deadline bounds the wait).
+pub async fn read_capacity(capacity: &impl Capacity, eks: &EksPlan) -> (Vec<String>, Vec<String>) {
+    let mut seen = Vec::new();
+    let mut wrong = Vec::new();
+    for group in &eks.node_groups {
+        match capacity.node_group_nodes(&eks.cluster, &group.name).await {
+            Ok(nodes) if i64::from(nodes.ready) >= i64::from(group.desired) => seen.push(format!(
+                "{}: {} of {} nodes Ready",
+                group.name, nodes.ready, group.desired
+            )),
+            Ok(nodes) => wrong.push(format!(
+                "{}: {} of {} nodes Ready ({} registered)",
+                group.name, nodes.ready, group.desired, nodes.registered
+            )),
+            Err(e) => wrong.push(format!(
+                "{}: the cluster's nodes could not be read: {e}",
+                group.name
+            )),
+        }
+    }
+    for w in &eks.critical_workloads {
+        let at = ObjectAt {
+            cluster: &eks.cluster,
+            namespace: &w.namespace,
+            name: &w.deployment,
+        };
+        match capacity.deployment_pods(at).await {
+            Ok(Some(pods)) => {
+                let want = w.min_ready.unwrap_or(pods.desired.max(1));
+                if pods.ready >= want {
+                    seen.push(format!("{at}: {} of {want} pods ready", pods.ready));
+                } else {
+                    wrong.push(format!("{at}: {} of {want} pods ready", pods.ready));
+                }
+            }
+            Ok(None) => wrong.push(format!("{at}: no such Deployment")),
+            Err(e) => wrong.push(format!("{at}: could not be read: {e}")),
+        }
+    }
+    (seen, wrong)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use breakwater::fakes::capacity::FakeCapacity;
+
+    use super::*;
+    use crate::plan::{CriticalWorkload, NodeGroupTarget};
+
+    fn eks() -> EksPlan {
+        EksPlan {
+            cluster: "standby".into(),
+            node_groups: vec![NodeGroupTarget {
+                name: "web".into(),
+                min: 2,
+                desired: 3,
+            }],
+            critical_workloads: vec![CriticalWorkload {
+                namespace: "shop".into(),
+                deployment: "api".into(),
+                min_ready: None,
+            }],
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn ready_means_every_node_ready_and_every_critical_pod_ready() {
+        // GIVEN three nodes booting for 60 s and the API's two pods ready 10 s after them
+        let cluster = FakeCapacity::new()
+            .nodes("standby", "web", 3, Duration::from_secs(60))
+            .deployment("standby", "shop", "api", 2, Duration::from_secs(70));
+        // WHEN it is read at once, at 60 s and at 70 s
+        let (_, wrong) = read_capacity(&cluster, &eks()).await;
+        // THEN nothing is ready at first, then the nodes, then all
+        assert_eq!(
+            wrong,
+            [
+                "web: 0 of 3 nodes Ready (3 registered)",
+                "shop/api: 0 of 2 pods ready"
+            ]
+        );
+        tokio::time::advance(Duration::from_secs(60)).await;
+        let (seen, wrong) = read_capacity(&cluster, &eks()).await;
+        assert_eq!(seen, ["web: 3 of 3 nodes Ready"]);
+        assert_eq!(wrong, ["shop/api: 0 of 2 pods ready"]);
+        tokio::time::advance(Duration::from_secs(10)).await;
+        let (seen, wrong) = read_capacity(&cluster, &eks()).await;
+        assert!(wrong.is_empty(), "{wrong:?}");
+        assert_eq!(seen.len(), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_missing_deployment_and_an_unreadable_cluster_are_not_ready() {
+        let cluster = FakeCapacity::new().nodes("standby", "web", 3, Duration::ZERO);
+        cluster.calls.fail_next(
+            "node_group_nodes",
+            breakwater::Error::Aws("Unauthorized: no access entry".into()),
+        );
+        let (seen, wrong) = read_capacity(&cluster, &eks()).await;
+        assert!(seen.is_empty());
+        assert_eq!(
+            wrong,
+            [
+                "web: the cluster's nodes could not be read: aws: Unauthorized: no access entry",
+                "shop/api: no such Deployment"
+            ]
+        );
+        // A floor below the replicas is enough when the plan says so.
+        let mut plan = eks();
+        plan.critical_workloads[0].min_ready = Some(1);
+        let cluster = FakeCapacity::new()
+            .nodes("standby", "web", 3, Duration::ZERO)
+            .deployment("standby", "shop", "api", 4, Duration::ZERO);
+        assert!(read_capacity(&cluster, &plan).await.1.is_empty());
+    }
+}
