@@ -199,7 +199,20 @@ impl<
         // The standby cluster's API server: the failover reads it to know when its capacity is
         // ready, so it must be readable now (the access entry and failover-rbac.yaml), and
         // every critical Deployment must exist.
-        if let Some(eks) = &p.eks {
+        // Only the copy in the secondary region reads it (the standby cluster's access entry
+        // maps that copy's role; the primary's copy never raises the standby's capacity).
+        let here = self.toolkit.settings.region.as_str();
+        if let Some(eks) = p.eks.as_ref().filter(|_| here != p.secondary_region) {
+            check(
+                format!("cluster {} (Kubernetes API)", eks.cluster),
+                true,
+                format!(
+                    "read by the copy in {}, not from {here}",
+                    p.secondary_region
+                ),
+            );
+        }
+        if let Some(eks) = p.eks.as_ref().filter(|_| here == p.secondary_region) {
             let mut seen = Vec::new();
             let mut problems = Vec::new();
             for group in &eks.node_groups {

@@ -774,11 +774,14 @@ async fn without_arc_the_failover_moves_traffic_through_the_metric_switches_and_
             .filter(|a| a.operation == "PutMetricData")
             .map(|a| a.target.as_str())
             .collect::<Vec<_>>(),
+        // The new side on first, then the old off: failover records cannot route to nobody
+        // (both unhealthy → Route 53 answers with the primary), so there is no separate fence.
         [
-            "Breakwater/Traffic/RegionActive Region=us-east-1 = 0",
-            "Breakwater/Traffic/RegionActive Region=us-west-2 = 1"
+            "Breakwater/Traffic/RegionActive Region=us-west-2 = 1",
+            "Breakwater/Traffic/RegionActive Region=us-east-1 = 0"
         ]
     );
+    assert_eq!(exec.steps[&StepName::Fence].state, StepState::Skipped);
 }
 
 #[tokio::test(start_paused = true)]
@@ -1002,10 +1005,45 @@ async fn capacity_that_never_becomes_ready_fails_the_nodes_step_and_traffic_stay
     assert_eq!(nodes.state, StepState::Failed);
     assert_eq!(
         nodes.detail,
-        "the capacity is not ready 600 s after the step began: web: 0 of 3 nodes Ready (0 registered)"
+        "the capacity is not ready 600 s after the step began, not even at the plan's minimums: \
+         web: 0 of 2 nodes Ready (0 registered)"
     );
     assert!(nodes.finished_ms.unwrap() - nodes.started_ms.unwrap() >= 600_000);
     // AND traffic was not moved to a region that cannot serve it
     assert_eq!(estate.switches.peek(WEST), Some(false));
     assert_eq!(estate.switches.peek(EAST), Some(true));
+}
+
+#[tokio::test(start_paused = true)]
+async fn capacity_short_of_desired_but_at_the_plans_minimum_moves_traffic_after_the_wait() {
+    // GIVEN a regional event in which EC2 gives the raised group two of its three nodes (the
+    // plan's minimum is two)
+    let toolkit = toolkit().await;
+    let plan = plan();
+    let estate = Ports {
+        capacity: FakeCapacity::new().nodes("standby", "web", 2, Duration::from_secs(90)),
+        ..standby(2.0)
+    };
+    let now = toolkit.store.clock().now_ms();
+    let exec = Execution::new(&plan, Mode::Failover, "story".into(), now, now, "story");
+    // WHEN the failover runs
+    let exec = engine(&toolkit, &estate, &plan, 900, "story")
+        .reconcile(exec)
+        .await
+        .unwrap();
+    // THEN it waited the ten minutes for the third node, then moved traffic on the two it has,
+    // and said so
+    assert_eq!(exec.outcome, "succeeded", "{exec:#?}");
+    let nodes = &exec.steps[&StepName::Nodes];
+    assert!(nodes.finished_ms.unwrap() - nodes.started_ms.unwrap() >= 600_000);
+    assert!(
+        nodes
+            .detail
+            .contains("at the plan's minimums only after 600 s: web: 2 of 2 nodes Ready")
+            && nodes
+                .detail
+                .contains("short of desired: web: 2 of 3 nodes Ready"),
+        "{nodes:?}"
+    );
+    assert_eq!(estate.switches.peek(WEST), Some(true));
 }

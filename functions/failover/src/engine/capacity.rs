@@ -12,20 +12,39 @@ use crate::plan::EksPlan;
 /// (EKS nodes usually join within a few minutes of their instances launching).
 pub const READY_FOR_MS: u64 = 600_000;
 
+/// How much of the planned capacity must be Ready.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Enough {
+    /// Every group at its `desired` nodes (what the nodes step waits for).
+    Desired,
+    /// Every group at its `min` (what a failover accepts once [`READY_FOR_MS`] has passed: in a
+    /// regional event EC2 may not have every instance, and with the primary lost some capacity
+    /// serving beats none).
+    Min,
+}
+
 /// The standby cluster read once: what is ready, and what is not yet (a read that fails is
 /// "not yet", with the error: the caller's deadline bounds the wait).
-pub async fn read_capacity(capacity: &impl Capacity, eks: &EksPlan) -> (Vec<String>, Vec<String>) {
+pub async fn read_capacity(
+    capacity: &impl Capacity,
+    eks: &EksPlan,
+    enough: Enough,
+) -> (Vec<String>, Vec<String>) {
     let mut seen = Vec::new();
     let mut wrong = Vec::new();
     for group in &eks.node_groups {
+        let want = match enough {
+            Enough::Desired => group.desired,
+            Enough::Min => group.min,
+        };
         match capacity.node_group_nodes(&eks.cluster, &group.name).await {
-            Ok(nodes) if i64::from(nodes.ready) >= i64::from(group.desired) => seen.push(format!(
-                "{}: {} of {} nodes Ready",
-                group.name, nodes.ready, group.desired
+            Ok(nodes) if i64::from(nodes.ready) >= i64::from(want) => seen.push(format!(
+                "{}: {} of {want} nodes Ready",
+                group.name, nodes.ready
             )),
             Ok(nodes) => wrong.push(format!(
-                "{}: {} of {} nodes Ready ({} registered)",
-                group.name, nodes.ready, group.desired, nodes.registered
+                "{}: {} of {want} nodes Ready ({} registered)",
+                group.name, nodes.ready, nodes.registered
             )),
             Err(e) => wrong.push(format!(
                 "{}: the cluster's nodes could not be read: {e}",
@@ -87,7 +106,7 @@ mod tests {
             .nodes("standby", "web", 3, Duration::from_secs(60))
             .deployment("standby", "shop", "api", 2, Duration::from_secs(70));
         // WHEN it is read at once, at 60 s and at 70 s
-        let (_, wrong) = read_capacity(&cluster, &eks()).await;
+        let (_, wrong) = read_capacity(&cluster, &eks(), Enough::Desired).await;
         // THEN nothing is ready at first, then the nodes, then all
         assert_eq!(
             wrong,
@@ -97,11 +116,11 @@ mod tests {
             ]
         );
         tokio::time::advance(Duration::from_secs(60)).await;
-        let (seen, wrong) = read_capacity(&cluster, &eks()).await;
+        let (seen, wrong) = read_capacity(&cluster, &eks(), Enough::Desired).await;
         assert_eq!(seen, ["web: 3 of 3 nodes Ready"]);
         assert_eq!(wrong, ["shop/api: 0 of 2 pods ready"]);
         tokio::time::advance(Duration::from_secs(10)).await;
-        let (seen, wrong) = read_capacity(&cluster, &eks()).await;
+        let (seen, wrong) = read_capacity(&cluster, &eks(), Enough::Desired).await;
         assert!(wrong.is_empty(), "{wrong:?}");
         assert_eq!(seen.len(), 2);
     }
@@ -113,7 +132,7 @@ mod tests {
             "node_group_nodes",
             breakwater::Error::Aws("Unauthorized: no access entry".into()),
         );
-        let (seen, wrong) = read_capacity(&cluster, &eks()).await;
+        let (seen, wrong) = read_capacity(&cluster, &eks(), Enough::Desired).await;
         assert!(seen.is_empty());
         assert_eq!(
             wrong,
@@ -128,6 +147,21 @@ mod tests {
         let cluster = FakeCapacity::new()
             .nodes("standby", "web", 3, Duration::ZERO)
             .deployment("standby", "shop", "api", 4, Duration::ZERO);
-        assert!(read_capacity(&cluster, &plan).await.1.is_empty());
+        assert!(read_capacity(&cluster, &plan, Enough::Desired)
+            .await
+            .1
+            .is_empty());
+        // Two of three nodes: short of desired, enough for the plan's minimum of two.
+        let cluster = FakeCapacity::new()
+            .nodes("standby", "web", 2, Duration::ZERO)
+            .deployment("standby", "shop", "api", 4, Duration::ZERO);
+        assert_eq!(
+            read_capacity(&cluster, &plan, Enough::Desired).await.1,
+            ["web: 2 of 3 nodes Ready (2 registered)"]
+        );
+        assert!(read_capacity(&cluster, &plan, Enough::Min)
+            .await
+            .1
+            .is_empty());
     }
 }

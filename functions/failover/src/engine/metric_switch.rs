@@ -3,7 +3,11 @@
 //! region (1: the side takes traffic, 0: it does not) and an alarm on it there, which the side's
 //! Route 53 health check of type `CLOUDWATCH_METRIC` watches (OK: healthy, ALARM: unhealthy).
 //! The switch is moved by data-plane writes in the secondary region only, and read back through
-//! `DescribeAlarms` there — what Route 53's checkers read.
+//! `DescribeAlarms` there: the state CloudWatch derives from the data stream Route 53's checker
+//! follows (the checker reads the metric data itself and, with insufficient data, keeps the last
+//! status — `InsufficientDataHealthStatus: LastKnownStatus`, which `TreatMissingData: ignore`
+//! mirrors on the alarm). The new side is switched on before the old one off: failover records
+//! cannot route to nobody, so there is no separate fence.
 //!
 //! The alarms (template.yaml, `FailoverMetricSwitches: create`) are `Maximum` over 60 s, one
 //! datapoint of one period, `LessThanThreshold` 1, with `TreatMissingData: ignore`: "The current
@@ -84,44 +88,6 @@ impl<
         P: Probe,
     > Engine<'_, R, N, D, M, C, W, K, P>
 {
-    /// Fence through the metric switches: the side being left written 0 (best effort, not
-    /// waited for: the traffic step reads both alarms back).
-    pub(super) async fn fence_metric(
-        &self,
-        shared: &Mutex<Execution>,
-        ms: &MetricSwitchPlan,
-        toward_secondary: bool,
-    ) -> Result<(StepState, String)> {
-        let (left, _) = ms.sides(toward_secondary);
-        let state = self.ports.metric_switches.alarm(&left.alarm).await?;
-        if state.as_ref().is_some_and(|s| s.value == "ALARM") {
-            return Ok((
-                StepState::Done,
-                format!(
-                    "alarm {} already ALARM: the old side takes no traffic",
-                    left.alarm
-                ),
-            ));
-        }
-        self.remember_switches(shared, ms).await?;
-        let target = describe_write(ms, left, false);
-        let changed = self
-            .ports
-            .metric_switches
-            .put(&ms.metric_of(left), 0.0)
-            .await?;
-        self.acted(shared, "PutMetricData", &target, &changed)
-            .await?;
-        Ok((
-            StepState::Done,
-            format!(
-                "{target}: alarm {} goes to ALARM when CloudWatch evaluates the period, and the \
-                 old side's health check unhealthy",
-                left.alarm
-            ),
-        ))
-    }
-
     /// Keeps the switch alarms' states from before the first change (a drill puts them back),
     /// saved at once in a drill.
     async fn remember_switches(

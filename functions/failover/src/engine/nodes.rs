@@ -13,6 +13,7 @@ use breakwater::Result;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
+use super::capacity::Enough;
 use super::*;
 
 impl<
@@ -80,20 +81,38 @@ impl<
                 .and_then(|s| s.started_ms)
                 .unwrap_or_else(|| self.now());
             loop {
-                let (seen, wrong) = capacity::read_capacity(&self.ports.capacity, eks).await;
+                let (seen, wrong) =
+                    capacity::read_capacity(&self.ports.capacity, eks, Enough::Desired).await;
                 if wrong.is_empty() {
                     detail = format!("{detail}; ready in {}: {}", eks.cluster, seen.join(", "));
                     break;
                 }
                 if self.now() >= started + capacity::READY_FOR_MS {
+                    // Past the wait, the plan's minimums are enough: some capacity serving the
+                    // traffic beats none when the primary is lost (EC2 may be short of
+                    // instances in a regional event). Below them, traffic stays.
+                    let (floor, short) =
+                        capacity::read_capacity(&self.ports.capacity, eks, Enough::Min).await;
+                    if short.is_empty() {
+                        detail = format!(
+                            "{detail}; ready in {} at the plan's minimums only after {} s: {} \
+                             (short of desired: {})",
+                            eks.cluster,
+                            capacity::READY_FOR_MS / 1000,
+                            floor.join(", "),
+                            wrong.join("; ")
+                        );
+                        break;
+                    }
                     return self
                         .fail(
                             shared,
                             StepName::Nodes,
                             format!(
-                                "the capacity is not ready {} s after the step began: {}",
+                                "the capacity is not ready {} s after the step began, not even \
+                                 at the plan's minimums: {}",
                                 capacity::READY_FOR_MS / 1000,
-                                wrong.join("; ")
+                                short.join("; ")
                             ),
                         )
                         .await;

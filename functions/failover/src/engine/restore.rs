@@ -187,20 +187,23 @@ impl<
             before.metric_switches.is_empty(),
         ) {
             // Each side back to the value its alarm said before (OK: 1, ALARM: 0), read back. A
-            // side whose alarm had no state (INSUFFICIENT_DATA: never written) is left as it is
-            // now: there is no value to put back, and its health check keeps its last status.
+            // side whose alarm had no state (INSUFFICIENT_DATA: never written) goes to its
+            // resting position — the primary on, the secondary off — so that a drill never
+            // leaves production traffic on the secondary.
             let mut wanted = Vec::new();
-            for side in [&ms.primary, &ms.secondary] {
+            for (side, resting) in [(&ms.primary, true), (&ms.secondary, false)] {
                 match before.metric_switches.get(&side.alarm).map(String::as_str) {
                     Some("OK") => wanted.push((side, true)),
                     Some("ALARM") => wanted.push((side, false)),
                     other => {
+                        wanted.push((side, resting));
                         self.note(
                             shared,
                             format!(
-                                "alarm {} was {} before the drill: left as it is now",
+                                "alarm {} was {} before the drill: put to its resting position ({})",
                                 side.alarm,
-                                other.unwrap_or("unknown")
+                                other.unwrap_or("unknown"),
+                                if resting { "on" } else { "off" }
                             ),
                         )
                         .await?

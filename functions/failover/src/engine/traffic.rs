@@ -47,29 +47,25 @@ impl<
         if self.begin(shared, StepName::Fence).await? == StepState::Done {
             return Ok(Progress::Done);
         }
-        if let Some(ms) = &self.plan.plan.traffic.metric_switches {
-            let outcome = self.fence_metric(shared, ms, !self.back(mode)).await;
+        if self.plan.plan.traffic.metric_switches.is_some() {
+            // Failover records cannot route to nobody: with both health checks unhealthy,
+            // Route 53 answers with the PRIMARY record ("When the secondary resource record set
+            // is unhealthy, Route 53 responds to DNS queries with the applicable value from the
+            // primary resource record set regardless of the health of the primary", Route 53 API
+            // Reference, ResourceRecordSet `Failover`). Writing the old side 0 first would fence
+            // nothing on a failover and, on a failback, hand traffic to the primary before it is
+            // re-protected. The traffic step switches the new side on first, then the old off.
             let epoch = shared.lock().await.epoch;
-            match outcome {
-                Ok((state, detail)) => {
-                    self.end(
-                        shared,
-                        StepName::Fence,
-                        state,
-                        format!("{detail}; promotion epoch {epoch}"),
-                    )
-                    .await?
-                }
-                Err(e) => {
-                    self.end(
-                        shared,
-                        StepName::Fence,
-                        StepState::Failed,
-                        format!("best effort, going on: {e}"),
-                    )
-                    .await?
-                }
-            }
+            self.end(
+                shared,
+                StepName::Fence,
+                StepState::Skipped,
+                format!(
+                    "metric switches: the old side is switched off by the traffic step, once the \
+                     new side is on (failover records cannot route to nobody); promotion epoch {epoch}"
+                ),
+            )
+            .await?;
             return Ok(Progress::Done);
         }
         let Some(rc) = &self.plan.plan.traffic.routing_controls else {

@@ -161,7 +161,14 @@ impl<
             }
         }
         if let Some(eks) = self.plan.plan.eks.as_ref().filter(|_| !back) {
-            let (ready, not_yet) = super::capacity::read_capacity(&self.ports.capacity, eks).await;
+            // The nodes step may have accepted the plan's minimums after its wait: verify asks
+            // no more than that.
+            let (ready, not_yet) = super::capacity::read_capacity(
+                &self.ports.capacity,
+                eks,
+                super::capacity::Enough::Min,
+            )
+            .await;
             seen.extend(ready);
             wrong.extend(not_yet);
         }
