@@ -94,7 +94,6 @@ pub fn failover(plan: &LoadedPlan) -> Vec<Dependency> {
         "fence",
         "route53-recovery-cluster:UpdateRoutingControlStates",
     ));
-    deps.extend(cloudwatch("fence", "cloudwatch:PutMetricData"));
     match &plan.database {
         Database::Rds { .. } => {
             deps.push(regional("database", "rds:PromoteReadReplica", "rds", to))
@@ -229,7 +228,8 @@ mod tests {
         let plan = plan(with_metric_switches(example()));
         // THEN nothing is blocked with us-east-1 gone
         assert_eq!(blocked_by_primary(&plan), Vec::<String>::new());
-        // AND fence, traffic and verify call CloudWatch in us-west-2, a data plane
+        // AND traffic and verify call CloudWatch in us-west-2, a data plane (no fence: the
+        // traffic step switches the new side on before the old off)
         let cw: Vec<(&str, &str)> = failover(&plan)
             .iter()
             .filter(|d| d.call.starts_with("cloudwatch:"))
@@ -238,7 +238,6 @@ mod tests {
         assert_eq!(
             cw,
             [
-                ("fence", "cloudwatch:PutMetricData"),
                 ("traffic", "cloudwatch:PutMetricData"),
                 ("traffic", "cloudwatch:DescribeAlarms"),
                 ("verify", "cloudwatch:DescribeAlarms")

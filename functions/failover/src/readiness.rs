@@ -45,9 +45,6 @@ impl<
         if let Some(rc) = &p.traffic.routing_controls {
             steps.push(json!({"step": "fence", "call": "route53-recovery-cluster:UpdateRoutingControlStates", "target": format!("{} Off", rc.primary), "endpoint": format!("any of: {}", arc_endpoints(rc).join(", ")), "expected_seconds": 1}));
         }
-        if let Some(ms) = &p.traffic.metric_switches {
-            steps.push(json!({"step": "fence", "call": "cloudwatch:PutMetricData", "target": format!("{}/{} {}={} = 0", ms.namespace, ms.metric, ms.dimension, ms.primary.dimension_value), "endpoint": monitoring, "plane": "data", "expected_seconds": 1}));
-        }
         let look = Look {
             db: &self.ports.secondary_db,
             instance: plan.database.replica().unwrap_or_default(),
