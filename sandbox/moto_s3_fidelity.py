@@ -26,8 +26,17 @@ what S3 refuses, and answers where S3 answers.
 3. ListBuckets' `BucketRegion`. S3 API reference, ListBuckets / Bucket: "BucketRegion indicates
    the Amazon Web Services region where the bucket is located. If the request contains at least
    one valid parameter, it is included in the response." moto never includes it.
+4. Conditional writes that are atomic. S3 user guide, "How to prevent object overwrites with
+   conditional writes": "If multiple conditional writes occur for the same object name, the first
+   write operation to finish succeeds", the others are refused (412 PreconditionFailed, or 409
+   ConditionalRequestConflict while one is in flight). moto 5.2's put_object reads the key, checks
+   If-None-Match / If-Match, and writes, with no lock: two racing creates can both succeed
+   (seen in CI: two winners of one lease). The sandbox writes one key-changing request at a time,
+   so the check and the write are one step, as on S3.
+   https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-writes.html
 """
 import re
+import threading
 import uuid
 import xml.etree.ElementTree as ET
 from urllib.parse import parse_qs, urlparse
@@ -146,12 +155,20 @@ def _bucket_response(original):
     return respond
 
 
+# One key-changing request at a time (item 4): moto's check of a condition and its write are
+# then one step. Reads are not held up.
+_WRITES = threading.Lock()
+
+
 def _key_response(original):
     def respond(self, request, full_url):
         redirect = _redirect(self, request, full_url, False)
         if redirect is not None:
             return redirect
-        return original(self, request, full_url)
+        if request.method in ("GET", "HEAD"):
+            return original(self, request, full_url)
+        with _WRITES:
+            return original(self, request, full_url)
 
     return respond
 

@@ -55,6 +55,64 @@ async fn two_concurrent_lease_acquisitions_have_exactly_one_winner() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
+async fn racing_conditional_puts_to_one_key_have_exactly_one_winner_in_the_sandbox() {
+    // S3 evaluates a conditional write atomically: of several `If-None-Match: *` PUTs to one
+    // key exactly one succeeds, the others get 412 PreconditionFailed (or 409
+    // ConditionalRequestConflict while the winner is in flight); the same holds for `If-Match`
+    // on one ETag. (S3 user guide, "How to prevent object overwrites with conditional writes":
+    // "If multiple conditional writes occur for the same object name, the first write
+    // operation to finish succeeds".) moto 5.2 checks and then writes without a lock, so two
+    // racers could both win there: the sandbox must be as strict as S3, or the lease test
+    // above passes or fails by luck. Plain SDK calls, no store logic in between.
+    // https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-writes.html
+    let aws = crate::common::aws(&moto().endpoint(), "us-east-1").await;
+    let s3 = aws.s3();
+    let bucket = crate::common::unique("race");
+    s3.create_bucket().bucket(&bucket).send().await.unwrap();
+    for round in 0..20 {
+        let key = format!("k-{round}");
+        let tasks: Vec<_> = (0..16)
+            .map(|i| {
+                let (s3, bucket, key) = (s3.clone(), bucket.clone(), key.clone());
+                tokio::spawn(async move {
+                    s3.put_object()
+                        .bucket(bucket)
+                        .key(key)
+                        .if_none_match("*")
+                        .body(format!("writer {i}").into_bytes().into())
+                        .send()
+                        .await
+                        .map(|_| i)
+                        .map_err(|e| e.raw_response().map(|r| r.status().as_u16()))
+                })
+            })
+            .collect();
+        let mut winners = Vec::new();
+        for task in tasks {
+            match task.await.unwrap() {
+                Ok(i) => winners.push(i),
+                Err(Some(412 | 409)) => {}
+                Err(other) => panic!("a losing create must be refused 412 or 409, got {other:?}"),
+            }
+        }
+        assert_eq!(
+            winners.len(),
+            1,
+            "round {round}: creates that won: {winners:?}"
+        );
+        let stored = s3
+            .get_object()
+            .bucket(&bucket)
+            .key(&key)
+            .send()
+            .await
+            .unwrap();
+        let body = stored.body.collect().await.unwrap().into_bytes();
+        assert_eq!(body.as_ref(), format!("writer {}", winners[0]).as_bytes());
+    }
+}
+
 #[tokio::test]
 async fn an_expired_lease_is_taken_over_and_its_old_owner_can_no_longer_renew() {
     // GIVEN owner a holds a 10-second lease
