@@ -301,6 +301,7 @@ impl<
                     budget: self.settings.budget,
                 },
                 owner,
+                notices: Default::default(),
             };
             Box::pin(engine.reconcile(exec)).await
         };

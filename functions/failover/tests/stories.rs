@@ -213,6 +213,87 @@ async fn the_rpo_guard_refuses_to_promote_a_replica_further_behind_than_the_rpo(
         .peek("orders-replica")
         .unwrap()
         .writable());
+    // AND nothing else moved: the primary was not fenced, no node group was raised
+    assert_eq!(estate.switches.calls.count("set"), 0);
+    assert_eq!(estate.switches.peek(EAST), Some(true));
+    assert_eq!(estate.nodes.peek(&web()).unwrap().scaling.desired, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn capacity_is_asked_for_at_once_while_the_promotion_waits_for_the_fence() {
+    // GIVEN an ARC cluster that answers only after 5 s (its first endpoints tried are down)
+    let toolkit = toolkit().await;
+    let plan = plan();
+    let mut estate = standby(2.0);
+    estate.switches = controls(true, false).answers_after(Duration::from_secs(5));
+    let now = toolkit.store.clock().now_ms();
+    let exec = Execution::new(&plan, Mode::Failover, "story".into(), now, now, "story");
+    // WHEN the engine reconciles the failover
+    let exec = engine(&toolkit, &estate, &plan, 600, "story")
+        .reconcile(exec)
+        .await
+        .unwrap();
+    assert_eq!(exec.outcome, "succeeded", "{exec:#?}");
+    let at = |operation: &str| {
+        exec.actions
+            .iter()
+            .find(|a| a.operation == operation)
+            .map(|a| a.at_ms - exec.started_ms)
+            .unwrap_or_else(|| panic!("no {operation} in {:#?}", exec.actions))
+    };
+    let fenced = exec.steps[&StepName::Fence].finished_ms.unwrap() - exec.started_ms;
+    // THEN the node group was raised before the fence answered: capacity, the longest branch,
+    // needs no fence
+    assert!(at("UpdateNodegroupConfig") < 5_000, "{:#?}", exec.actions);
+    // AND the replica was promoted only once the old side was fenced
+    assert!(fenced >= 5_000, "{:#?}", exec.steps);
+    assert!(at("PromoteReadReplica") >= fenced, "{:#?}", exec.actions);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_slow_notification_delays_no_step_and_every_phase_is_sent_before_the_invocation_ends() {
+    // GIVEN a topic that takes 5 s to answer each publish
+    let topic = std::sync::Arc::new(
+        breakwater::fakes::topic::MemoryTopic::new("arn:aws:sns:us-west-2:123456789012:ops")
+            .answers_after(Duration::from_secs(5)),
+    );
+    let mut toolkit = toolkit().await;
+    toolkit.notifier = breakwater::notify::Notifier::over(topic.clone());
+    let (plan, estate) = (plan(), standby(2.0));
+    let now = toolkit.store.clock().now_ms();
+    let exec = Execution::new(&plan, Mode::Failover, "story".into(), now, now, "story");
+    // WHEN the engine reconciles the failover
+    let exec = engine(&toolkit, &estate, &plan, 600, "story")
+        .reconcile(exec)
+        .await
+        .unwrap();
+    assert_eq!(exec.outcome, "succeeded", "{exec:#?}");
+    // THEN the traffic moved as soon as the writer and the capacity were ready, not after
+    // their notifications
+    let step = |name: StepName| exec.steps[&name].clone();
+    let ready = [StepName::Database, StepName::Nodes]
+        .map(|name| step(name).finished_ms.unwrap())
+        .into_iter()
+        .max()
+        .unwrap();
+    let gap = step(StepName::Traffic).started_ms.unwrap() - ready;
+    assert!(
+        gap < 1_000,
+        "traffic began {gap} ms after the writer and the capacity were ready"
+    );
+    // AND every phase was published, once, before the invocation ended
+    let phases: Vec<String> = topic
+        .published()
+        .iter()
+        .map(|p| p.attributes.get("phase").cloned().unwrap_or_default())
+        .collect();
+    for phase in ["started", "database", "nodes", "traffic", "healthy"] {
+        assert_eq!(
+            phases.iter().filter(|p| *p == phase).count(),
+            1,
+            "{phase} in {phases:?}"
+        );
+    }
 }
 
 #[tokio::test(start_paused = true)]
@@ -1012,6 +1093,42 @@ async fn capacity_that_never_becomes_ready_fails_the_nodes_step_and_traffic_stay
     // AND traffic was not moved to a region that cannot serve it
     assert_eq!(estate.switches.peek(WEST), Some(false));
     assert_eq!(estate.switches.peek(EAST), Some(true));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_standby_cluster_that_refuses_breakwater_fails_the_nodes_step_at_once_naming_the_fix() {
+    // GIVEN a standby cluster whose API server answers 403 (no access entry for the role)
+    let toolkit = toolkit().await;
+    let plan = plan();
+    let estate = standby(2.0);
+    estate.capacity.calls.fail_next(
+        "node_group_nodes",
+        Error::Forbidden("list nodes: HTTP 403 Forbidden".into()),
+    );
+    let now = toolkit.store.clock().now_ms();
+    let exec = Execution::new(&plan, Mode::Failover, "story".into(), now, now, "story");
+    // WHEN the failover runs
+    let exec = engine(&toolkit, &estate, &plan, 900, "story")
+        .reconcile(exec)
+        .await
+        .unwrap();
+    // THEN the nodes step fails as soon as the group is ACTIVE, not ten minutes later, and
+    // says what to mend
+    assert_eq!(exec.outcome, "failed", "{exec:#?}");
+    let nodes = &exec.steps[&StepName::Nodes];
+    assert_eq!(nodes.state, StepState::Failed);
+    assert!(
+        nodes
+            .detail
+            .contains("refuses to be read (list nodes: HTTP 403 Forbidden)")
+            && nodes.detail.contains("access entry")
+            && nodes.detail.contains("failover-rbac.yaml"),
+        "{}",
+        nodes.detail
+    );
+    assert!(nodes.finished_ms.unwrap() - nodes.started_ms.unwrap() < 60_000);
+    // AND traffic stays
+    assert_eq!(estate.switches.peek(WEST), Some(false));
 }
 
 #[tokio::test(start_paused = true)]

@@ -20,8 +20,8 @@ impl Drop for NodeGroupFollower {
     }
 }
 
-/// How often EKS is read.
-const EVERY: Duration = Duration::from_millis(100);
+/// How often EKS is read (a node boots from the update, however late it is noticed).
+const EVERY: Duration = Duration::from_millis(250);
 
 impl KubeEmulator {
     /// Follows every managed node group of the EKS cluster `cluster` (through `eks`): nodes in
@@ -36,7 +36,10 @@ impl KubeEmulator {
         let state: Arc<State> = self.state.clone();
         let (cluster, zone) = (cluster.to_string(), zone.to_string());
         let task = tokio::spawn(async move {
+            // Each group's update lies between the previous read of it and its `modifiedAt`.
+            let mut read_before: std::collections::HashMap<String, u64> = Default::default();
             loop {
+                let polled_ms = state.now_ms();
                 if let Ok(listed) = eks.list_nodegroups().cluster_name(&cluster).send().await {
                     for name in listed.nodegroups() {
                         let Ok(described) = eks
@@ -61,12 +64,26 @@ impl KubeEmulator {
                             .as_ref()
                             .map_or("ON_DEMAND", |c| c.as_str())
                             .to_string();
-                        state.cluster().scale_node_group(
+                        // EKS's `modifiedAt` ("the Unix epoch timestamp for the last
+                        // modification to the object", DescribeNodegroup) on the emulator's
+                        // clock: the boot starts with the update, not with this poll. It is
+                        // kept within [the previous read, now], so a clock skew between moto
+                        // and the emulator can never make a node Ready before it could be.
+                        let now = state.now_ms();
+                        let asked = group
+                            .modified_at
+                            .and_then(|t| std::time::SystemTime::try_from(t).ok())
+                            .and_then(|t| std::time::SystemTime::now().duration_since(t).ok())
+                            .map_or(now, |ago| now.saturating_sub(ago.as_millis() as u64));
+                        let floor = read_before.insert(name.to_string(), polled_ms);
+                        let asked = asked.max(floor.unwrap_or(now)).min(now);
+                        state.cluster().scale_node_group_since(
                             name,
                             usize::try_from(desired).unwrap_or(0),
                             &capacity,
                             &zone,
                             boot_ms,
+                            asked,
                         );
                     }
                 }

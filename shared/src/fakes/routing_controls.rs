@@ -15,6 +15,7 @@ struct State {
     controls: BTreeMap<String, bool>,
     rules: Vec<(String, Vec<String>, usize)>,
     requests: u64,
+    latency: std::time::Duration,
 }
 
 /// [`RoutingControls`] in memory.
@@ -58,6 +59,20 @@ impl FakeRoutingControls {
         self
     }
 
+    /// Every call answers only after `latency` (tokio time): a cluster whose first endpoints
+    /// tried are down, so the adapter's rotation takes that long.
+    pub fn answers_after(self, latency: std::time::Duration) -> Self {
+        self.state.lock().unwrap().latency = latency;
+        self
+    }
+
+    async fn wait(&self) {
+        let latency = self.state.lock().unwrap().latency;
+        if !latency.is_zero() {
+            tokio::time::sleep(latency).await;
+        }
+    }
+
     /// The control's state now, without counting a call.
     pub fn peek(&self, arn: &str) -> Option<bool> {
         self.state.lock().unwrap().controls.get(arn).copied()
@@ -66,6 +81,7 @@ impl FakeRoutingControls {
 
 impl RoutingControls for FakeRoutingControls {
     async fn states(&self, _cluster: &[ClusterEndpoint], controls: &[String]) -> Result<Vec<bool>> {
+        self.wait().await;
         self.calls.record("states", &controls.join(","))?;
         let state = self.state.lock().unwrap();
         controls
@@ -89,6 +105,7 @@ impl RoutingControls for FakeRoutingControls {
             .iter()
             .map(|(arn, on)| format!("{arn}={}", on_off(*on)))
             .collect();
+        self.wait().await;
         self.calls.record("set", &asked.join(","))?;
         let state = &mut *self.state.lock().unwrap();
         let mut next = state.controls.clone();

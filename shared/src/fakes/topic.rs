@@ -1,5 +1,5 @@
-//! An in-memory topic: the fake of [`Topic`], keeping every message published, with a knob for
-//! a throttled publish.
+//! An in-memory topic: the fake of [`Topic`], keeping every message published, with knobs for
+//! a throttled publish and a slow one.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -26,6 +26,7 @@ struct Inner {
     published: Vec<Published>,
     throttle_next: usize,
     gone: bool,
+    latency: std::time::Duration,
 }
 
 /// One in-memory topic.
@@ -47,6 +48,12 @@ impl MemoryTopic {
     /// The next `n` publishes fail as throttled (`Retryable`).
     pub fn throttle_next(&self, n: usize) {
         self.lock().throttle_next += n;
+    }
+
+    /// Every publish answers only after `latency` (tokio time).
+    pub fn answers_after(self, latency: std::time::Duration) -> Self {
+        self.lock().latency = latency;
+        self
     }
 
     /// The topic is deleted: publishing to it is `NotFound`.
@@ -105,6 +112,12 @@ impl Topic for MemoryTopic {
         message: &'a str,
         attributes: &'a BTreeMap<String, String>,
     ) -> BoxFuture<'a, Result<Option<String>>> {
-        Box::pin(async move { self.publish_now(subject, message, attributes) })
+        Box::pin(async move {
+            let latency = self.lock().latency;
+            if !latency.is_zero() {
+                tokio::time::sleep(latency).await;
+            }
+            self.publish_now(subject, message, attributes)
+        })
     }
 }

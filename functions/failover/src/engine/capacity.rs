@@ -5,6 +5,7 @@
 
 use breakwater::kube::capacity::Capacity;
 use breakwater::kube::workloads::ObjectAt;
+use breakwater::Error;
 
 use crate::plan::EksPlan;
 
@@ -23,15 +24,30 @@ pub enum Enough {
     Min,
 }
 
-/// The standby cluster read once: what is ready, and what is not yet (a read that fails is
-/// "not yet", with the error: the caller's deadline bounds the wait).
-pub async fn read_capacity(
-    capacity: &impl Capacity,
-    eks: &EksPlan,
-    enough: Enough,
-) -> (Vec<String>, Vec<String>) {
+/// The standby cluster read once.
+#[derive(Debug, Default)]
+pub struct Reading {
+    /// What is ready.
+    pub seen: Vec<String>,
+    /// What is not yet (a read that failed is "not yet", with the error: the caller's deadline
+    /// bounds the wait).
+    pub wrong: Vec<String>,
+    /// The API server's refusal (HTTP 401/403), if any: Breakwater's role has no access entry or
+    /// no RBAC in the standby cluster. No wait mends that, so the caller says so at once.
+    pub refused: Option<String>,
+}
+
+/// Reads the standby cluster once: each planned node group's `Ready` nodes against `enough`,
+/// each critical Deployment's ready pods.
+pub async fn read_capacity(capacity: &impl Capacity, eks: &EksPlan, enough: Enough) -> Reading {
     let mut seen = Vec::new();
     let mut wrong = Vec::new();
+    let mut refused = None;
+    let mut refusal = |e: &Error| {
+        if let Error::Forbidden(why) = e {
+            refused.get_or_insert_with(|| why.clone());
+        }
+    };
     for group in &eks.node_groups {
         let want = match enough {
             Enough::Desired => group.desired,
@@ -46,10 +62,13 @@ pub async fn read_capacity(
                 "{}: {} of {want} nodes Ready ({} registered)",
                 group.name, nodes.ready, nodes.registered
             )),
-            Err(e) => wrong.push(format!(
-                "{}: the cluster's nodes could not be read: {e}",
-                group.name
-            )),
+            Err(e) => {
+                refusal(&e);
+                wrong.push(format!(
+                    "{}: the cluster's nodes could not be read: {e}",
+                    group.name
+                ))
+            }
         }
     }
     for w in &eks.critical_workloads {
@@ -68,10 +87,17 @@ pub async fn read_capacity(
                 }
             }
             Ok(None) => wrong.push(format!("{at}: no such Deployment")),
-            Err(e) => wrong.push(format!("{at}: could not be read: {e}")),
+            Err(e) => {
+                refusal(&e);
+                wrong.push(format!("{at}: could not be read: {e}"))
+            }
         }
     }
-    (seen, wrong)
+    Reading {
+        seen,
+        wrong,
+        refused,
+    }
 }
 
 #[cfg(test)]
@@ -106,7 +132,7 @@ mod tests {
             .nodes("standby", "web", 3, Duration::from_secs(60))
             .deployment("standby", "shop", "api", 2, Duration::from_secs(70));
         // WHEN it is read at once, at 60 s and at 70 s
-        let (_, wrong) = read_capacity(&cluster, &eks(), Enough::Desired).await;
+        let wrong = read_capacity(&cluster, &eks(), Enough::Desired).await.wrong;
         // THEN nothing is ready at first, then the nodes, then all
         assert_eq!(
             wrong,
@@ -116,11 +142,11 @@ mod tests {
             ]
         );
         tokio::time::advance(Duration::from_secs(60)).await;
-        let (seen, wrong) = read_capacity(&cluster, &eks(), Enough::Desired).await;
+        let Reading { seen, wrong, .. } = read_capacity(&cluster, &eks(), Enough::Desired).await;
         assert_eq!(seen, ["web: 3 of 3 nodes Ready"]);
         assert_eq!(wrong, ["shop/api: 0 of 2 pods ready"]);
         tokio::time::advance(Duration::from_secs(10)).await;
-        let (seen, wrong) = read_capacity(&cluster, &eks(), Enough::Desired).await;
+        let Reading { seen, wrong, .. } = read_capacity(&cluster, &eks(), Enough::Desired).await;
         assert!(wrong.is_empty(), "{wrong:?}");
         assert_eq!(seen.len(), 2);
     }
@@ -130,16 +156,31 @@ mod tests {
         let cluster = FakeCapacity::new().nodes("standby", "web", 3, Duration::ZERO);
         cluster.calls.fail_next(
             "node_group_nodes",
-            breakwater::Error::Aws("Unauthorized: no access entry".into()),
+            breakwater::Error::Retryable("HTTP 503 from the API server".into()),
         );
-        let (seen, wrong) = read_capacity(&cluster, &eks(), Enough::Desired).await;
+        let Reading {
+            seen,
+            wrong,
+            refused,
+        } = read_capacity(&cluster, &eks(), Enough::Desired).await;
         assert!(seen.is_empty());
         assert_eq!(
             wrong,
             [
-                "web: the cluster's nodes could not be read: aws: Unauthorized: no access entry",
+                "web: the cluster's nodes could not be read: retryable: HTTP 503 from the API server",
                 "shop/api: no such Deployment"
             ]
+        );
+        assert_eq!(refused, None, "an unavailable API server is waited for");
+        // A refusal (401/403: no access entry, no RBAC) is named as such.
+        cluster.calls.fail_next(
+            "node_group_nodes",
+            breakwater::Error::Forbidden("list nodes: HTTP 403 Forbidden".into()),
+        );
+        let reading = read_capacity(&cluster, &eks(), Enough::Desired).await;
+        assert_eq!(
+            reading.refused.as_deref(),
+            Some("list nodes: HTTP 403 Forbidden")
         );
         // A floor below the replicas is enough when the plan says so.
         let mut plan = eks();
@@ -149,19 +190,19 @@ mod tests {
             .deployment("standby", "shop", "api", 4, Duration::ZERO);
         assert!(read_capacity(&cluster, &plan, Enough::Desired)
             .await
-            .1
+            .wrong
             .is_empty());
         // Two of three nodes: short of desired, enough for the plan's minimum of two.
         let cluster = FakeCapacity::new()
             .nodes("standby", "web", 2, Duration::ZERO)
             .deployment("standby", "shop", "api", 4, Duration::ZERO);
         assert_eq!(
-            read_capacity(&cluster, &plan, Enough::Desired).await.1,
+            read_capacity(&cluster, &plan, Enough::Desired).await.wrong,
             ["web: 2 of 3 nodes Ready (2 registered)"]
         );
         assert!(read_capacity(&cluster, &plan, Enough::Min)
             .await
-            .1
+            .wrong
             .is_empty());
     }
 }

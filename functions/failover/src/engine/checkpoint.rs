@@ -11,10 +11,46 @@ use breakwater::ports::{
 };
 use breakwater::probe::Probe;
 use breakwater::{Error, Result};
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 use super::*;
+
+/// The steps' notifications on their way to the sender (see `Engine::notify`).
+#[derive(Debug, Default)]
+pub struct Notices(std::sync::Mutex<Option<UnboundedSender<Notice>>>);
+
+/// One notification of one phase.
+#[derive(Debug)]
+pub(super) struct Notice {
+    exec_id: String,
+    phase: String,
+    summary: String,
+    severity: String,
+}
+
+impl Notices {
+    /// Opens the queue; its receiving end goes to the sender.
+    pub(super) fn open(&self) -> UnboundedReceiver<Notice> {
+        let (tx, rx) = unbounded_channel();
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(tx);
+        rx
+    }
+
+    /// Closes the queue: the sender ends once it has sent what is in it.
+    pub(super) fn close(&self) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).take();
+    }
+
+    /// Queues `notice`; gives it back when the queue is not open.
+    fn queue(&self, notice: Notice) -> std::result::Result<(), Notice> {
+        match &*self.0.lock().unwrap_or_else(|e| e.into_inner()) {
+            Some(tx) => tx.send(notice).map_err(|e| e.0),
+            None => Err(notice),
+        }
+    }
+}
 
 /// Whether this execution already asked for `operation` on `target`.
 pub(super) async fn requested(shared: &Mutex<Execution>, operation: &str, target: &str) -> bool {
@@ -142,7 +178,10 @@ impl<
         true
     }
 
-    /// Notifies a phase once per execution, whatever the crashes and repeats.
+    /// Notifies a phase once per execution, whatever the crashes and repeats. Inside
+    /// `reconcile` the notification is queued for the sender that runs beside the steps, so it
+    /// never delays the next one (sending it is three round trips: a claim, the publish, a
+    /// mark); elsewhere it is sent now.
     pub(super) async fn notify(
         &self,
         exec_id: &str,
@@ -150,6 +189,41 @@ impl<
         summary: String,
         severity: &str,
     ) -> Result<()> {
+        let notice = Notice {
+            exec_id: exec_id.to_string(),
+            phase: phase.to_string(),
+            summary,
+            severity: severity.to_string(),
+        };
+        let notice = match self.notices.queue(notice) {
+            Ok(()) => return Ok(()),
+            Err(notice) => notice,
+        };
+        self.send(notice).await
+    }
+
+    /// Sends what `notify` queued until the steps are over (the queue closed), each once;
+    /// the first failure is the answer once all were tried.
+    pub(super) async fn send_notices(&self, mut queued: UnboundedReceiver<Notice>) -> Result<()> {
+        let mut failed = None;
+        while let Some(notice) = queued.recv().await {
+            let phase = notice.phase.clone();
+            if let Err(e) = self.send(notice).await {
+                tracing::warn!(phase = %phase, error = %e, "notification not sent");
+                failed.get_or_insert(e);
+            }
+        }
+        failed.map_or(Ok(()), Err)
+    }
+
+    async fn send(&self, notice: Notice) -> Result<()> {
+        let Notice {
+            exec_id,
+            phase,
+            summary,
+            severity,
+        } = notice;
+        let (exec_id, phase, severity) = (exec_id.as_str(), phase.as_str(), severity.as_str());
         let notification = Notification::new(format!("Failover {exec_id}: {phase}"), summary)
             .attribute("function", "failover")
             .attribute("execution", exec_id)

@@ -3,9 +3,13 @@
 //! by the next one (a tick, an RDS/EKS event, a repeat of the trigger) with each change made once.
 //!
 //! ```text
-//! fence (best effort) ─┬─► database ──┬─► traffic ─► verify ─► [drill: clean-up] ─► report
-//!                      └─► node groups ┘
+//!               ┌─► fence (best effort) ─► database ─┐
+//! [RPO guard] ──┤                                    ├─► traffic ─► verify ─► [drill: clean-up] ─► report
+//!               └─► node groups ─────────────────────┘
 //! ```
+//!
+//! The RPO guard (an unplanned failover) refuses before anything moves; capacity needs no fence
+//! and is the longest wait, so it starts at once. Notifications are sent beside the steps.
 
 mod capacity;
 mod checkpoint;
@@ -26,6 +30,7 @@ use breakwater::Toolkit;
 
 use crate::plan::LoadedPlan;
 
+pub use checkpoint::Notices;
 use checkpoint::{requested, token};
 
 pub use database::{publishes_rpo_lag, replica_lag, LagAt, LagReading};
@@ -92,4 +97,6 @@ pub struct Engine<'a, R, N, D, M, C, W, K, P = HttpProbe> {
     pub pace: Pace,
     /// The invocation (lease owner, idempotency owner).
     pub owner: &'a str,
+    /// Where the steps' notifications wait for the sender `reconcile` runs beside them.
+    pub notices: Notices,
 }

@@ -81,8 +81,24 @@ impl<
                 .and_then(|s| s.started_ms)
                 .unwrap_or_else(|| self.now());
             loop {
-                let (seen, wrong) =
-                    capacity::read_capacity(&self.ports.capacity, eks, Enough::Desired).await;
+                let capacity::Reading {
+                    seen,
+                    wrong,
+                    refused,
+                } = capacity::read_capacity(&self.ports.capacity, eks, Enough::Desired).await;
+                if let Some(why) = refused {
+                    // No wait mends a missing access entry or role: say so now, not in 10 min.
+                    return self
+                        .fail(
+                            shared,
+                            StepName::Nodes,
+                            format!(
+                                "{detail}; but the standby cluster {} refuses to be read ({why}):                                  Breakwater's role needs an EKS access entry there and the RBAC of                                  deploy/kubernetes/failover-rbac.yaml (precheck reads the same);                                  the capacity was raised, traffic stays",
+                                eks.cluster
+                            ),
+                        )
+                        .await;
+                }
                 if wrong.is_empty() {
                     detail = format!("{detail}; ready in {}: {}", eks.cluster, seen.join(", "));
                     break;
@@ -91,8 +107,11 @@ impl<
                     // Past the wait, the plan's minimums are enough: some capacity serving the
                     // traffic beats none when the primary is lost (EC2 may be short of
                     // instances in a regional event). Below them, traffic stays.
-                    let (floor, short) =
-                        capacity::read_capacity(&self.ports.capacity, eks, Enough::Min).await;
+                    let capacity::Reading {
+                        seen: floor,
+                        wrong: short,
+                        ..
+                    } = capacity::read_capacity(&self.ports.capacity, eks, Enough::Min).await;
                     if short.is_empty() {
                         detail = format!(
                             "{detail}; ready in {} at the plan's minimums only after {} s: {} \

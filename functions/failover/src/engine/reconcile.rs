@@ -1,5 +1,5 @@
-//! The reconcile loop: runs the execution's steps in order (database ∥ node groups), until each
-//! is done, failed, or waiting past the invocation's deadline (then checkpointed for the next).
+//! The reconcile loop: runs the execution's steps in order (fence → database, beside the node
+//! groups), until each is done, failed, or waiting past the invocation's deadline (then checkpointed for the next).
 
 use std::sync::Arc;
 
@@ -23,39 +23,44 @@ impl<
         P: Probe,
     > Engine<'_, R, N, D, M, C, W, K, P>
 {
-    /// Runs (or resumes) the execution as far as it can go in this invocation.
+    /// Runs (or resumes) the execution as far as it can go in this invocation. The steps'
+    /// notifications are sent beside the steps, and all of them before this returns.
     pub async fn reconcile(&self, exec: Execution) -> Result<Execution> {
+        let queued = self.notices.open();
+        let steps = async {
+            let result = self.run(exec).await;
+            self.notices.close();
+            result
+        };
+        let (exec, sent) = tokio::join!(steps, self.send_notices(queued));
+        let exec = exec?;
+        sent?;
+        Ok(exec)
+    }
+
+    async fn run(&self, exec: Execution) -> Result<Execution> {
         let deadline = Instant::now() + self.pace.budget;
-        let id = exec.id.clone();
         let mode = exec.mode;
         let fresh =
             exec.actions.is_empty() && exec.steps.values().all(|s| s.state == StepState::Pending);
-        let trigger = exec.trigger.clone();
-        let started = async move {
-            if fresh {
-                self.notify(
-                    &id,
-                    "started",
-                    format!(
-                        "{} of plan {} started ({}); RTO target {} s.",
-                        mode.as_str(),
-                        self.plan.plan.name,
-                        trigger,
-                        self.plan.plan.targets.rto_seconds
-                    ),
-                    "critical",
-                )
-                .await
-            } else {
-                Ok(())
-            }
-        };
+        if fresh {
+            self.notify(
+                &exec.id,
+                "started",
+                format!(
+                    "{} of plan {} started ({}); RTO target {} s.",
+                    mode.as_str(),
+                    self.plan.plan.name,
+                    exec.trigger,
+                    self.plan.plan.targets.rto_seconds
+                ),
+                "critical",
+            )
+            .await?;
+        }
         let shared = Arc::new(Mutex::new(exec));
         let steps = mode.steps();
         let mut i = 0;
-        // The "started" notification goes out while the fence is set: it must not delay the
-        // promotion.
-        let mut started = Some(Box::pin(started));
         while i < steps.len() {
             let step = steps[i];
             let state = shared.lock().await.state(step);
@@ -70,6 +75,31 @@ impl<
                 break;
             }
             let progress = match step {
+                StepName::Fence
+                    if steps.get(i + 1) == Some(&StepName::Database)
+                        && steps.get(i + 2) == Some(&StepName::Nodes) =>
+                {
+                    // The RPO guard decides first (one metric read in the healthy region): a
+                    // promotion it forbids is refused before anything moves, the fence included.
+                    if let Some(refusal) = self.refused_by_rpo(&shared, mode).await? {
+                        self.end(&shared, StepName::Database, StepState::Failed, refusal)
+                            .await?;
+                        break;
+                    }
+                    // Then the capacity starts at once: raising node groups needs no fence, and
+                    // it is the longest branch. The promotion waits for the fence (best effort:
+                    // a refused fence is recorded and the promotion goes on).
+                    let fenced_then_promoted = async {
+                        Box::pin(self.fence(&shared)).await?;
+                        Box::pin(self.database(&shared, deadline)).await
+                    };
+                    let (db, nodes) = tokio::join!(
+                        fenced_then_promoted,
+                        Box::pin(self.nodes(&shared, deadline))
+                    );
+                    i += 2;
+                    both(db?, nodes?)
+                }
                 StepName::Fence => {
                     // The lag is read while the fence is set (an unplanned promotion follows).
                     let prefetch = async {
@@ -81,18 +111,7 @@ impl<
                         }
                     };
                     let fence = Box::pin(self.fence(&shared));
-                    let notice = started.take();
-                    let (notice, fence, lag) = tokio::join!(
-                        async {
-                            match notice {
-                                Some(n) => n.await,
-                                None => Ok(()),
-                            }
-                        },
-                        fence,
-                        prefetch
-                    );
-                    notice?;
+                    let (fence, lag) = tokio::join!(fence, prefetch);
                     lag?;
                     fence?
                 }
@@ -115,15 +134,8 @@ impl<
                         Box::pin(self.database(&shared, deadline)),
                         Box::pin(self.nodes(&shared, deadline))
                     );
-                    let (db, nodes) = (db?, nodes?);
                     i += 1;
-                    match (db, nodes) {
-                        (Progress::Failed(e), _) | (_, Progress::Failed(e)) => Progress::Failed(e),
-                        (Progress::Waiting(w), _) | (_, Progress::Waiting(w)) => {
-                            Progress::Waiting(w)
-                        }
-                        _ => Progress::Done,
-                    }
+                    both(db?, nodes?)
                 }
                 other => Box::pin(self.step(&shared, other, deadline)).await?,
             };
@@ -136,9 +148,6 @@ impl<
                 }
                 Progress::Failed(_) => break,
             }
-        }
-        if let Some(notice) = started.take() {
-            notice.await?;
         }
         let mut exec = shared.lock().await.clone();
         if !exec.finished() {
@@ -197,5 +206,14 @@ impl<
 
     pub(super) fn back(&self, shared_mode: Mode) -> bool {
         shared_mode == Mode::Failback
+    }
+}
+
+/// Two steps run together: failed if either failed, waiting if either waits, else done.
+fn both(db: Progress, nodes: Progress) -> Progress {
+    match (db, nodes) {
+        (Progress::Failed(e), _) | (_, Progress::Failed(e)) => Progress::Failed(e),
+        (Progress::Waiting(w), _) | (_, Progress::Waiting(w)) => Progress::Waiting(w),
+        _ => Progress::Done,
     }
 }

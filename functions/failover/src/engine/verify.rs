@@ -163,14 +163,14 @@ impl<
         if let Some(eks) = self.plan.plan.eks.as_ref().filter(|_| !back) {
             // The nodes step may have accepted the plan's minimums after its wait: verify asks
             // no more than that.
-            let (ready, not_yet) = super::capacity::read_capacity(
+            let reading = super::capacity::read_capacity(
                 &self.ports.capacity,
                 eks,
                 super::capacity::Enough::Min,
             )
             .await;
-            seen.extend(ready);
-            wrong.extend(not_yet);
+            seen.extend(reading.seen);
+            wrong.extend(reading.wrong);
         }
         if let (Some(rc), Some((primary_on, secondary_on))) =
             (&self.plan.plan.traffic.routing_controls, estate.controls)

@@ -49,6 +49,7 @@ pub fn engine<'a, R, N, D, M, C, W, K, P>(
             budget: Duration::from_secs(budget_s),
         },
         owner,
+        notices: Default::default(),
     }
 }
 

@@ -63,6 +63,24 @@ impl Cluster {
         zone: &str,
         boot_ms: u64,
     ) -> i64 {
+        let now = self.now_ms;
+        self.scale_node_group_since(group, desired, capacity_type, zone, boot_ms, now)
+    }
+
+    /// [`Self::scale_node_group`] for a group asked to grow at `asked_ms` (on the emulator's
+    /// clock, not after now): its instances started booting then, as an Auto Scaling group's
+    /// launch begins with the update, so the new nodes are Ready at `asked_ms + boot_ms`
+    /// however late the emulator noticed the update.
+    pub fn scale_node_group_since(
+        &mut self,
+        group: &str,
+        desired: usize,
+        capacity_type: &str,
+        zone: &str,
+        boot_ms: u64,
+        asked_ms: u64,
+    ) -> i64 {
+        let booted_from = asked_ms.min(self.now_ms);
         let nodes = self.node_group_nodes(group);
         let mut delta = 0;
         for _ in nodes.len()..desired {
@@ -95,7 +113,7 @@ impl Cluster {
             });
             let created = self.insert_new(nodes_kind(), "", node);
             let k = key(nodes_kind(), "", str_at(&created, "/metadata/name"));
-            self.node_boots.insert(k, self.now_ms + boot_ms);
+            self.node_boots.insert(k, booted_from + boot_ms);
             delta += 1;
         }
         for name in nodes.iter().skip(desired).rev() {
@@ -209,6 +227,26 @@ mod tests {
             c.scale_node_group("web", 2, "ON_DEMAND", "us-west-2a", 30_000),
             0
         );
+    }
+
+    #[test]
+    fn nodes_of_an_update_noticed_late_boot_from_the_update() {
+        // GIVEN an update made at 1_000_000, noticed 100 ms later
+        let mut c = Cluster::new(1_000_100);
+        c.scale_node_group_since("web", 1, "ON_DEMAND", "us-west-2a", 30_000, 1_000_000);
+        let nodes = c.node_group_nodes("web");
+        // THEN its node is Ready 30 s after the update, not after the notice
+        c.advance_to(1_029_999);
+        assert!(!ready(&c, &nodes[0]));
+        c.advance_to(1_030_000);
+        assert!(ready(&c, &nodes[0]));
+        // AND a time after now is taken as now
+        c.scale_node_group_since("web", 2, "ON_DEMAND", "us-west-2a", 30_000, 9_000_000);
+        let second = c.node_group_nodes("web")[1].clone();
+        c.advance_to(1_059_999);
+        assert!(!ready(&c, &second));
+        c.advance_to(1_060_000);
+        assert!(ready(&c, &second));
     }
 
     #[test]
