@@ -160,6 +160,16 @@ impl<
         self.save(&exec).await
     }
 
+    /// Adds `note` to the record without a write of its own: the next checkpoint (always one
+    /// right after: the promotion's, the refusal's, the next step's) carries it, and a crash in
+    /// between re-reads and notes the same again.
+    pub(super) async fn note_with_next_checkpoint(&self, shared: &Mutex<Execution>, note: String) {
+        let mut exec = shared.lock().await;
+        if !exec.notes.contains(&note) {
+            exec.notes.push(note);
+        }
+    }
+
     pub(super) async fn note(&self, shared: &Mutex<Execution>, note: String) -> Result<()> {
         let mut exec = shared.lock().await;
         if !exec.notes.contains(&note) {

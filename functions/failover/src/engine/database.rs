@@ -202,8 +202,9 @@ impl<
         .await
     }
 
-    /// Reads the replica lag into the record (while the fence is set: the guard then needs no
-    /// second round trip before the promotion). An unplanned move reads the lag as it was
+    /// Reads the replica lag into the record (an unplanned move: before anything moves, the
+    /// fence included; the guard then needs no second round trip before the promotion). An
+    /// unplanned move reads the lag as it was
     /// before the outage: the last whole minute at or before the quorum began (a manual
     /// command: at or before the command) — a lag that rose after the primary went down is the
     /// outage, not the replica. A planned move reads the latest (it waits for 0).
@@ -312,14 +313,14 @@ impl<
         let read = self.lag_shown(shared).await;
         let within = lag.is_some_and(|l| l <= rpo);
         if within {
-            self.note(
+            self.note_with_next_checkpoint(
                 shared,
                 format!(
                     "RPO guard: replica lag {} s within the RPO of {rpo} s — {read}",
                     lag.unwrap_or_default()
                 ),
             )
-            .await?;
+            .await;
             return Ok(None);
         }
         let shown = lag
@@ -327,11 +328,11 @@ impl<
             .unwrap_or_else(|| "unknown".into());
         match (lag, accepted) {
             (Some(l), Some(a)) if l <= a as f64 => {
-                self.note(shared, format!("replica lag {shown} exceeded the RPO of {rpo} s; the invocation accepted up to {a} s of data loss — {read}")).await?;
+                self.note_with_next_checkpoint(shared, format!("replica lag {shown} exceeded the RPO of {rpo} s; the invocation accepted up to {a} s of data loss — {read}")).await;
                 Ok(None)
             }
             (None, Some(a)) => {
-                self.note(shared, format!("replica lag unknown; the invocation accepted up to {a} s of data loss — {read}")).await?;
+                self.note_with_next_checkpoint(shared, format!("replica lag unknown; the invocation accepted up to {a} s of data loss — {read}")).await;
                 Ok(None)
             }
             (None, _) => Ok(Some(Progress::Failed(format!(

@@ -86,16 +86,17 @@ impl<
                             .await?;
                         break;
                     }
-                    // Then the capacity starts at once: raising node groups needs no fence, and
-                    // it is the longest branch. The promotion waits for the fence (best effort:
-                    // a refused fence is recorded and the promotion goes on).
+                    // Then the capacity starts at once (polled first, so its checkpoint is the
+                    // first written): raising node groups needs no fence, and it is the longest
+                    // branch. The promotion waits for the fence (best effort: a refused fence
+                    // is recorded and the promotion goes on).
                     let fenced_then_promoted = async {
                         Box::pin(self.fence(&shared)).await?;
                         Box::pin(self.database(&shared, deadline)).await
                     };
-                    let (db, nodes) = tokio::join!(
-                        fenced_then_promoted,
-                        Box::pin(self.nodes(&shared, deadline))
+                    let (nodes, db) = tokio::join!(
+                        Box::pin(self.nodes(&shared, deadline)),
+                        fenced_then_promoted
                     );
                     i += 2;
                     both(db?, nodes?)
