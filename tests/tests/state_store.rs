@@ -108,8 +108,40 @@ async fn racing_conditional_puts_to_one_key_have_exactly_one_winner_in_the_sandb
             .send()
             .await
             .unwrap();
+        let etag = stored.e_tag().unwrap().to_string();
         let body = stored.body.collect().await.unwrap().into_bytes();
         assert_eq!(body.as_ref(), format!("writer {}", winners[0]).as_bytes());
+        // AND of 16 replaces of that version (`If-Match`), exactly one succeeds
+        let tasks: Vec<_> = (0..16)
+            .map(|i| {
+                let (s3, bucket, key, etag) =
+                    (s3.clone(), bucket.clone(), key.clone(), etag.clone());
+                tokio::spawn(async move {
+                    s3.put_object()
+                        .bucket(bucket)
+                        .key(key)
+                        .if_match(etag)
+                        .body(format!("replacer {i}").into_bytes().into())
+                        .send()
+                        .await
+                        .map(|_| i)
+                        .map_err(|e| e.raw_response().map(|r| r.status().as_u16()))
+                })
+            })
+            .collect();
+        let mut replaced = Vec::new();
+        for task in tasks {
+            match task.await.unwrap() {
+                Ok(i) => replaced.push(i),
+                Err(Some(412 | 409)) => {}
+                Err(other) => panic!("a losing replace must be refused 412 or 409, got {other:?}"),
+            }
+        }
+        assert_eq!(
+            replaced.len(),
+            1,
+            "round {round}: replaces that won: {replaced:?}"
+        );
     }
 }
 

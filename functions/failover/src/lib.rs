@@ -1,6 +1,6 @@
 //! `failover`: regional failover and DR drills. Detection is a quorum of independent signals
 //! evaluated in the secondary region; an execution is a durable record reconciled step by step
-//! (fence → database ∥ node groups → traffic → verify → report) by whichever invocation holds
+//! (RPO guard, then fence → database ∥ node groups → traffic → verify → report) by whichever invocation holds
 //! the plan's lease — the trigger, a repeat of it, an RDS event or the one-minute tick.
 //!
 //! Automatic triggers only ever start `failover` (or, in dry-run, a `plan`). The manual modes

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{KubeEmulator, State};
+use super::{lock, KubeEmulator, State};
 
 /// The following task; it stops when dropped.
 #[derive(Debug)]
@@ -65,18 +65,23 @@ impl KubeEmulator {
                             .map_or("ON_DEMAND", |c| c.as_str())
                             .to_string();
                         // EKS's `modifiedAt` ("the Unix epoch timestamp for the last
-                        // modification to the object", DescribeNodegroup) on the emulator's
+                        // modification to the object", DescribeNodegroup), on the emulator's
                         // clock: the boot starts with the update, not with this poll. It is
-                        // kept within [the previous read, now], so a clock skew between moto
-                        // and the emulator can never make a node Ready before it could be.
+                        // trusted only between the previous read of the group and now (the
+                        // update came after a read that did not show it); otherwise the boot
+                        // starts now: later, never earlier, than it could.
                         let now = state.now_ms();
+                        let factor = lock(&state.clock).factor;
+                        let floor = read_before.insert(name.to_string(), polled_ms);
                         let asked = group
                             .modified_at
                             .and_then(|t| std::time::SystemTime::try_from(t).ok())
                             .and_then(|t| std::time::SystemTime::now().duration_since(t).ok())
-                            .map_or(now, |ago| now.saturating_sub(ago.as_millis() as u64));
-                        let floor = read_before.insert(name.to_string(), polled_ms);
-                        let asked = asked.max(floor.unwrap_or(now)).min(now);
+                            .map(|ago| {
+                                now.saturating_sub((ago.as_secs_f64() * 1000.0 * factor) as u64)
+                            })
+                            .filter(|t| floor.is_some_and(|f| *t >= f) && *t <= now)
+                            .unwrap_or(now);
                         state.cluster().scale_node_group_since(
                             name,
                             usize::try_from(desired).unwrap_or(0),

@@ -13,6 +13,10 @@ use crate::plan::EksPlan;
 /// (EKS nodes usually join within a few minutes of their instances launching).
 pub const READY_FOR_MS: u64 = 600_000;
 
+/// How long the API server may refuse Breakwater (401/403) before the nodes step fails: long
+/// enough for a token it could not check at once, far shorter than [`READY_FOR_MS`].
+pub const REFUSED_FOR_MS: u64 = 30_000;
+
 /// How much of the planned capacity must be Ready.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Enough {
@@ -32,8 +36,9 @@ pub struct Reading {
     /// What is not yet (a read that failed is "not yet", with the error: the caller's deadline
     /// bounds the wait).
     pub wrong: Vec<String>,
-    /// The API server's refusal (HTTP 401/403), if any: Breakwater's role has no access entry or
-    /// no RBAC in the standby cluster. No wait mends that, so the caller says so at once.
+    /// A refusal (HTTP 401/403 from the API server, or AccessDenied from eks:DescribeCluster),
+    /// if any: Breakwater's role lacks its grant, access entry or RBAC for the standby cluster.
+    /// No wait mends that, so the caller gives up on it early.
     pub refused: Option<String>,
 }
 

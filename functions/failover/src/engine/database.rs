@@ -288,9 +288,15 @@ impl<
         let rpo = self.plan.plan.targets.rpo_seconds as f64;
         let (fresh, accepted) = {
             let exec = shared.lock().await;
+            // A reading of the same minute (an unplanned move reads the lag as it was when the
+            // quorum began, whenever it reads it) that found a sample is kept: the promotion,
+            // behind a fence that may take long, decides on the reading the guard decided on
+            // before anything moved. Otherwise a reading of the last 10 s is kept.
+            let same_minute = exec.lag_seconds.is_some()
+                && exec.lag_reference_ms.is_some_and(|t| t == exec.detected_ms);
             let fresh = exec
                 .lag_read_ms
-                .filter(|at| self.now().saturating_sub(*at) <= 10_000)
+                .filter(|at| same_minute || self.now().saturating_sub(*at) <= 10_000)
                 .map(|_| exec.lag_seconds);
             (fresh, exec.accept_data_loss_seconds)
         };

@@ -80,24 +80,39 @@ impl<
                 .get(&StepName::Nodes)
                 .and_then(|s| s.started_ms)
                 .unwrap_or_else(|| self.now());
+            let mut refused_since = None;
             loop {
                 let capacity::Reading {
                     seen,
                     wrong,
                     refused,
                 } = capacity::read_capacity(&self.ports.capacity, eks, Enough::Desired).await;
-                if let Some(why) = refused {
-                    // No wait mends a missing access entry or role: say so now, not in 10 min.
-                    return self
-                        .fail(
-                            shared,
-                            StepName::Nodes,
-                            format!(
-                                "{detail}; but the standby cluster {} refuses to be read ({why}):                                  Breakwater's role needs an EKS access entry there and the RBAC of                                  deploy/kubernetes/failover-rbac.yaml (precheck reads the same);                                  the capacity was raised, traffic stays",
-                                eks.cluster
-                            ),
-                        )
-                        .await;
+                // No wait mends a missing access entry, RBAC or eks:DescribeCluster grant: a
+                // refusal that holds for REFUSED_FOR_MS fails the step then, not after the
+                // 10-minute wait (one 401 may be a token the API server could not check yet).
+                match refused {
+                    Some(why) => {
+                        let since = *refused_since.get_or_insert_with(|| self.now());
+                        if self.now() >= since + capacity::REFUSED_FOR_MS {
+                            return self
+                                .fail(
+                                    shared,
+                                    StepName::Nodes,
+                                    format!(
+                                        "{detail}; but the standby cluster {} refused to be read \
+                                         for {} s ({why}): Breakwater's role needs \
+                                         eks:DescribeCluster on it, an EKS access entry there \
+                                         and the RBAC of deploy/kubernetes/failover-rbac.yaml \
+                                         (precheck reads the same); the capacity was raised, \
+                                         traffic stays",
+                                        eks.cluster,
+                                        capacity::REFUSED_FOR_MS / 1000
+                                    ),
+                                )
+                                .await;
+                        }
+                    }
+                    None => refused_since = None,
                 }
                 if wrong.is_empty() {
                     detail = format!("{detail}; ready in {}: {}", eks.cluster, seen.join(", "));

@@ -1,5 +1,6 @@
-//! The reconcile loop: runs the execution's steps in order (fence → database, beside the node
-//! groups), until each is done, failed, or waiting past the invocation's deadline (then checkpointed for the next).
+//! The reconcile loop: runs the execution's steps in order (the RPO guard, then fence → database
+//! beside the node groups), until each is done, failed, or waiting past the invocation's
+//! deadline (then checkpointed for the next).
 
 use std::sync::Arc;
 
@@ -34,29 +35,43 @@ impl<
         };
         let (exec, sent) = tokio::join!(steps, self.send_notices(queued));
         let exec = exec?;
-        sent?;
+        if let Err(e) = sent {
+            // The failover's own progress stands; the next invocation on this execution (a
+            // tick, an event) queues the unsent ones again and the once-only claim sends them.
+            tracing::error!(execution = %exec.id, error_type = e.error_type(), error = %e, "a notification was not sent");
+        }
         Ok(exec)
     }
 
     async fn run(&self, exec: Execution) -> Result<Execution> {
         let deadline = Instant::now() + self.pace.budget;
         let mode = exec.mode;
-        let fresh =
-            exec.actions.is_empty() && exec.steps.values().all(|s| s.state == StepState::Pending);
-        if fresh {
-            self.notify(
-                &exec.id,
-                "started",
-                format!(
-                    "{} of plan {} started ({}); RTO target {} s.",
-                    mode.as_str(),
-                    self.plan.plan.name,
-                    exec.trigger,
-                    self.plan.plan.targets.rto_seconds
-                ),
-                "critical",
-            )
-            .await?;
+        // The notifications of what is done, "started" first. A resumed execution queues them
+        // again: a step is checkpointed done before its notification goes out, so a crash can
+        // cut one off, and the once-only claim sends only those that did not go out.
+        self.notify(
+            &exec.id,
+            "started",
+            format!(
+                "{} of plan {} started ({}); RTO target {} s.",
+                mode.as_str(),
+                self.plan.plan.name,
+                exec.trigger,
+                self.plan.plan.targets.rto_seconds
+            ),
+            "critical",
+        )
+        .await?;
+        for (step, phase) in [
+            (StepName::Database, "database"),
+            (StepName::Nodes, "nodes"),
+            (StepName::Traffic, "traffic"),
+            (StepName::Verify, "healthy"),
+        ] {
+            if let Some(done) = exec.steps.get(&step).filter(|s| s.state == StepState::Done) {
+                self.notify(&exec.id, phase, done.detail.clone(), "info")
+                    .await?;
+            }
         }
         let shared = Arc::new(Mutex::new(exec));
         let steps = mode.steps();
@@ -79,6 +94,11 @@ impl<
                     if steps.get(i + 1) == Some(&StepName::Database)
                         && steps.get(i + 2) == Some(&StepName::Nodes) =>
                 {
+                    // A refusal or a failure already recorded stands (a resume after the
+                    // invocation that recorded it died before closing the execution).
+                    if self.either_failed(&shared).await {
+                        break;
+                    }
                     // The RPO guard decides first (one metric read in the healthy region): a
                     // promotion it forbids is refused before anything moves, the fence included.
                     if let Some(refusal) = self.refused_by_rpo(&shared, mode).await? {
@@ -92,6 +112,13 @@ impl<
                     // is recorded and the promotion goes on).
                     let fenced_then_promoted = async {
                         Box::pin(self.fence(&shared)).await?;
+                        // A drill or a switchover whose capacity already failed asks for no
+                        // promotion it would then have to undo; a failover goes on (the primary
+                        // is lost: a writer beats none).
+                        let nodes = shared.lock().await.state(StepName::Nodes);
+                        if !mode.unplanned() && nodes == StepState::Failed {
+                            return Ok(Progress::Failed("the node groups failed first".into()));
+                        }
                         Box::pin(self.database(&shared, deadline)).await
                     };
                     let (nodes, db) = tokio::join!(
@@ -101,23 +128,12 @@ impl<
                     i += 2;
                     both(db?, nodes?)
                 }
-                StepName::Fence => {
-                    // The lag is read while the fence is set (an unplanned promotion follows).
-                    let prefetch = async {
-                        let database = shared.lock().await.state(StepName::Database);
-                        if mode.unplanned() && database == StepState::Pending {
-                            self.read_lag(&shared, mode).await.map(drop)
-                        } else {
-                            Ok(())
-                        }
-                    };
-                    let fence = Box::pin(self.fence(&shared));
-                    let (fence, lag) = tokio::join!(fence, prefetch);
-                    lag?;
-                    fence?
-                }
+                StepName::Fence => Box::pin(self.fence(&shared)).await?,
                 StepName::Reprotect => Box::pin(self.reprotect(&shared, deadline)).await?,
                 StepName::Database if steps.get(i + 1) == Some(&StepName::Nodes) => {
+                    if self.either_failed(&shared).await {
+                        break;
+                    }
                     // An unplanned promotion the RPO forbids is refused before anything moves:
                     // no node group is raised for a failover that will not happen.
                     if let Some(refusal) = self.refused_by_rpo(&shared, mode).await? {
@@ -170,6 +186,14 @@ impl<
             }
         }
         Ok(exec)
+    }
+
+    /// Whether the database or the node-groups step already failed.
+    async fn either_failed(&self, shared: &Mutex<Execution>) -> bool {
+        let exec = shared.lock().await;
+        [StepName::Database, StepName::Nodes]
+            .iter()
+            .any(|step| exec.state(*step) == StepState::Failed)
     }
 
     pub(super) async fn step(
