@@ -31,8 +31,8 @@ what S3 refuses, and answers where S3 answers.
    write operation to finish succeeds", the others are refused (412 PreconditionFailed, or 409
    ConditionalRequestConflict while one is in flight). moto 5.2's put_object reads the key, checks
    If-None-Match / If-Match, and writes, with no lock: two racing creates can both succeed
-   (seen in CI: two winners of one lease). The sandbox writes one key-changing request at a time,
-   so the check and the write are one step, as on S3.
+   (seen in CI: two winners of one lease). The sandbox takes one key-changing request per key at
+   a time, so the check and the write are one step, as on S3.
    https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-writes.html
 """
 import re
@@ -155,9 +155,17 @@ def _bucket_response(original):
     return respond
 
 
-# One key-changing request at a time (item 4): moto's check of a condition and its write are
-# then one step. Reads are not held up.
-_WRITES = threading.Lock()
+# One key-changing request at a time per key (item 4): moto's check of a condition and its write
+# are then one step. Other keys, and reads, are not held up (S3 takes writes to different keys
+# at once).
+_GUARD = threading.Lock()
+_KEY_LOCKS = {}
+
+
+def _key_lock(full_url):
+    url = urlparse(full_url)
+    with _GUARD:
+        return _KEY_LOCKS.setdefault(url.netloc + url.path, threading.Lock())
 
 
 def _key_response(original):
@@ -167,7 +175,7 @@ def _key_response(original):
             return redirect
         if request.method in ("GET", "HEAD"):
             return original(self, request, full_url)
-        with _WRITES:
+        with _key_lock(full_url):
             return original(self, request, full_url)
 
     return respond
