@@ -440,6 +440,48 @@ async fn a_drill_fails_over_to_a_tagged_copy_and_puts_the_estate_back_as_it_was(
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_drill_that_fails_still_puts_the_estate_back_and_reports_the_failure() {
+    // GIVEN a drill copy, and a cluster whose rule keeps the primary On whatever, so the drill's
+    // traffic step will fail
+    let toolkit = toolkit().await;
+    let plan = plan();
+    let estate = Ports {
+        secondary_db: FakeReplicas::new()
+            .with_instance("orders-replica", Some("orders"))
+            .with_tag("orders-replica", "breakwater:drill", "true")
+            .changes_take(6),
+        switches: FakeRoutingControls::new()
+            .with_control(EAST, true)
+            .with_control(WEST, false)
+            .with_assertion_rule("east-stays-on", &[EAST], 1),
+        ..standby(2.0)
+    };
+    let now = toolkit.store.clock().now_ms();
+    let exec = Execution::new(&plan, Mode::Drill, "story".into(), now, now, "story");
+    // WHEN the drill runs
+    let exec = engine(&toolkit, &estate, &plan, 900, "story")
+        .reconcile(exec)
+        .await
+        .unwrap();
+    // THEN it failed at the traffic step, and says so
+    assert_eq!(exec.outcome, "failed", "{exec:#?}");
+    assert_eq!(exec.state(StepName::Traffic), StepState::Failed);
+    // AND it still cleaned up: the promoted copy deleted, the node group back to 0, the routing
+    // controls as they were
+    assert_eq!(exec.state(StepName::Cleanup), StepState::Done, "{exec:#?}");
+    assert_eq!(estate.secondary_db.calls.count("promote"), 1);
+    assert_eq!(estate.secondary_db.calls.count("delete_instance"), 1);
+    let group = estate.nodes.peek(&web()).unwrap();
+    assert_eq!((group.scaling.min, group.scaling.desired), (0, 0));
+    assert_eq!(
+        (estate.switches.peek(EAST), estate.switches.peek(WEST)),
+        (Some(true), Some(false))
+    );
+    // AND verify never ran on a failed drill
+    assert_eq!(exec.state(StepName::Verify), StepState::Pending);
+}
+
+#[tokio::test(start_paused = true)]
 async fn failback_re_creates_the_primary_as_a_replica_promotes_it_and_moves_the_traffic_home() {
     // GIVEN the estate after a failover: the secondary writes, the old primary is gone, traffic
     // is on the secondary

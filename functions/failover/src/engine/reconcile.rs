@@ -76,6 +76,8 @@ impl<
         let shared = Arc::new(Mutex::new(exec));
         let steps = mode.steps();
         let mut i = 0;
+        // A drill that failed still puts back what it changed: it goes on at its clean-up.
+        let mut cleaning_up = false;
         while i < steps.len() {
             let step = steps[i];
             let state = shared.lock().await.state(step);
@@ -87,7 +89,13 @@ impl<
                 continue;
             }
             if state == StepState::Failed {
-                break;
+                match self.clean_up_after_failure(&shared, mode).await {
+                    Some(at) if !cleaning_up => {
+                        (i, cleaning_up) = (at, true);
+                        continue;
+                    }
+                    _ => break,
+                }
             }
             let progress = match step {
                 StepName::Fence
@@ -97,7 +105,13 @@ impl<
                     // A refusal or a failure already recorded stands (a resume after the
                     // invocation that recorded it died before closing the execution).
                     if self.either_failed(&shared).await {
-                        break;
+                        match self.clean_up_after_failure(&shared, mode).await {
+                            Some(at) if !cleaning_up => {
+                                (i, cleaning_up) = (at, true);
+                                continue;
+                            }
+                            _ => break,
+                        }
                     }
                     // The RPO guard decides first (one metric read in the healthy region): a
                     // promotion it forbids is refused before anything moves, the fence included.
@@ -132,7 +146,13 @@ impl<
                 StepName::Reprotect => Box::pin(self.reprotect(&shared, deadline)).await?,
                 StepName::Database if steps.get(i + 1) == Some(&StepName::Nodes) => {
                     if self.either_failed(&shared).await {
-                        break;
+                        match self.clean_up_after_failure(&shared, mode).await {
+                            Some(at) if !cleaning_up => {
+                                (i, cleaning_up) = (at, true);
+                                continue;
+                            }
+                            _ => break,
+                        }
                     }
                     // An unplanned promotion the RPO forbids is refused before anything moves:
                     // no node group is raised for a failover that will not happen.
@@ -157,13 +177,18 @@ impl<
                 other => Box::pin(self.step(&shared, other, deadline)).await?,
             };
             match progress {
+                // After a failure only the clean-up runs: the report would call it a success.
+                Progress::Done if cleaning_up => break,
                 Progress::Done => i += 1,
                 Progress::Waiting(what) => {
                     let exec = shared.lock().await.clone();
                     tracing::info!(execution = %exec.id, waiting_for = %what, "checkpointed; the next tick or event resumes");
                     return Ok(exec);
                 }
-                Progress::Failed(_) => break,
+                Progress::Failed(_) => match self.clean_up_after_failure(&shared, mode).await {
+                    Some(at) if !cleaning_up => (i, cleaning_up) = (at, true),
+                    _ => break,
+                },
             }
         }
         let mut exec = shared.lock().await.clone();
@@ -186,6 +211,19 @@ impl<
             }
         }
         Ok(exec)
+    }
+
+    /// Where a failed drill goes on: its clean-up step (the node groups, routing controls,
+    /// switches and records put back as recorded before the drill and read back, the drill copy
+    /// deleted, an Aurora switchover moved back), unless the clean-up is what failed or is
+    /// done. Other modes stop at a failure.
+    async fn clean_up_after_failure(&self, shared: &Mutex<Execution>, mode: Mode) -> Option<usize> {
+        if mode != Mode::Drill {
+            return None;
+        }
+        let at = mode.steps().iter().position(|s| *s == StepName::Cleanup)?;
+        let state = shared.lock().await.state(StepName::Cleanup);
+        matches!(state, StepState::Pending | StepState::Running).then_some(at)
     }
 
     /// Whether the database or the node-groups step already failed.
