@@ -482,6 +482,47 @@ async fn a_drill_that_fails_still_puts_the_estate_back_and_reports_the_failure()
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_drill_whose_node_groups_fail_before_the_fence_answers_promotes_nothing_and_cleans_up() {
+    // GIVEN a drill copy, a standby cluster that refuses Breakwater (403), and an ARC cluster
+    // that answers only after 40 s, so the node groups fail before the fence has answered
+    let toolkit = toolkit().await;
+    let plan = plan();
+    let estate = Ports {
+        secondary_db: FakeReplicas::new()
+            .with_instance("orders-replica", Some("orders"))
+            .with_tag("orders-replica", "breakwater:drill", "true")
+            .changes_take(6),
+        switches: controls(true, false).answers_after(Duration::from_secs(40)),
+        ..standby(2.0)
+    };
+    for call in 1..=100 {
+        estate.capacity.calls.fail_call(
+            "node_group_nodes",
+            call,
+            Error::Forbidden("list nodes: HTTP 403 Forbidden".into()),
+        );
+    }
+    let now = toolkit.store.clock().now_ms();
+    let exec = Execution::new(&plan, Mode::Drill, "story".into(), now, now, "story");
+    // WHEN the drill runs
+    let exec = engine(&toolkit, &estate, &plan, 900, "story")
+        .reconcile(exec)
+        .await
+        .unwrap();
+    // THEN it failed at the node groups, asked for no promotion, and still cleaned up
+    assert_eq!(exec.outcome, "failed", "{exec:#?}");
+    assert_eq!(exec.state(StepName::Nodes), StepState::Failed);
+    assert_eq!(estate.secondary_db.calls.count("promote"), 0);
+    assert_eq!(exec.state(StepName::Cleanup), StepState::Done, "{exec:#?}");
+    let group = estate.nodes.peek(&web()).unwrap();
+    assert_eq!((group.scaling.min, group.scaling.desired), (0, 0));
+    assert_eq!(
+        (estate.switches.peek(EAST), estate.switches.peek(WEST)),
+        (Some(true), Some(false))
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn failback_re_creates_the_primary_as_a_replica_promotes_it_and_moves_the_traffic_home() {
     // GIVEN the estate after a failover: the secondary writes, the old primary is gone, traffic
     // is on the secondary

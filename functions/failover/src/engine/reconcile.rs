@@ -118,7 +118,14 @@ impl<
                     if let Some(refusal) = self.refused_by_rpo(&shared, mode).await? {
                         self.end(&shared, StepName::Database, StepState::Failed, refusal)
                             .await?;
-                        break;
+                        // A resumed drill may have raised the node groups already.
+                        match self.clean_up_after_failure(&shared, mode).await {
+                            Some(at) if !cleaning_up => {
+                                (i, cleaning_up) = (at, true);
+                                continue;
+                            }
+                            _ => break,
+                        }
                     }
                     // Then the capacity starts at once (polled first, so its checkpoint is the
                     // first written): raising node groups needs no fence, and it is the longest
@@ -130,7 +137,7 @@ impl<
                         // promotion it would then have to undo; a failover goes on (the primary
                         // is lost: a writer beats none).
                         let nodes = shared.lock().await.state(StepName::Nodes);
-                        if !mode.unplanned() && nodes == StepState::Failed {
+                        if mode != Mode::Failover && nodes == StepState::Failed {
                             return Ok(Progress::Failed("the node groups failed first".into()));
                         }
                         Box::pin(self.database(&shared, deadline)).await
@@ -164,7 +171,14 @@ impl<
                             refusal.clone(),
                         )
                         .await?;
-                        break;
+                        // A resumed drill has set the fence and raised the node groups by now.
+                        match self.clean_up_after_failure(&shared, mode).await {
+                            Some(at) if !cleaning_up => {
+                                (i, cleaning_up) = (at, true);
+                                continue;
+                            }
+                            _ => break,
+                        }
                     }
                     // The two long waits run together; traffic waits for both.
                     let (db, nodes) = tokio::join!(
@@ -200,13 +214,24 @@ impl<
             if let Some((name, s)) = failed {
                 exec.outcome = "failed".into();
                 exec.finished_ms = Some(self.now());
-                let summary = format!(
+                let mut summary = format!(
                     "{} of plan {} FAILED at {}: {}",
                     mode.as_str(),
                     exec.plan,
                     name.as_str(),
                     s.detail
                 );
+                // A drill's clean-up that failed too may have left production changed: say so.
+                if let Some(cleanup) = exec
+                    .steps
+                    .get(&StepName::Cleanup)
+                    .filter(|c| c.state == StepState::Failed && *name != StepName::Cleanup)
+                {
+                    summary.push_str(&format!(
+                        "; the clean-up FAILED too, check what it left: {}",
+                        cleanup.detail
+                    ));
+                }
                 self.finish(&mut exec, &summary, "critical").await?;
             }
         }
