@@ -514,6 +514,13 @@ async fn a_drill_whose_node_groups_fail_before_the_fence_answers_promotes_nothin
     assert_eq!(exec.state(StepName::Nodes), StepState::Failed);
     assert_eq!(estate.secondary_db.calls.count("promote"), 0);
     assert_eq!(exec.state(StepName::Cleanup), StepState::Done, "{exec:#?}");
+    // AND the drill copy, never promoted, is kept as a replica for the next drill
+    assert_eq!(estate.secondary_db.calls.count("delete_instance"), 0);
+    assert!(!estate
+        .secondary_db
+        .peek("orders-replica")
+        .unwrap()
+        .writable());
     let group = estate.nodes.peek(&web()).unwrap();
     assert_eq!((group.scaling.min, group.scaling.desired), (0, 0));
     assert_eq!(

@@ -252,7 +252,14 @@ impl<
             }
         }
         if let Database::Rds { replica, .. } = &self.plan.database {
+            let promoted = requested(shared, "PromoteReadReplica", replica).await;
             match self.ports.secondary_db.instance(replica).await? {
+                // A drill that failed before its promotion leaves the copy a replica: kept for
+                // the next drill (re-creating a cross-region replica takes hours).
+                Some(db) if !promoted && db.source.is_some() && db.status != "deleting" => done
+                    .push(format!(
+                        "drill copy {replica} never promoted: kept as a replica"
+                    )),
                 Some(db) if db.tags.get("breakwater:drill").map(String::as_str) == Some("true") => {
                     if db.status != "deleting" {
                         let changed = self.ports.secondary_db.delete_instance(replica).await?;
