@@ -136,8 +136,11 @@ class _Context:
         kind = resource["Type"]
         region = self.region
         if kind == "AWS::S3::Bucket":
-            # seed.rs: breakwater-state-<account>-<region><suffix>
-            name = f"breakwater-state-{ACCOUNT}-{region}*"
+            # seed.rs: breakwater-state-<account>-<region><suffix>. No `*` for the suffix: IAM's
+            # `*` matches `/` too, so `…-us-east-1*/spot/*` would grant `control/spot/…` and any
+            # key with `/spot/` in it. moto_iam.py takes the test's suffix off the bucket of the
+            # request instead (`canonical`), and the grant's prefix is matched exactly.
+            name = f"breakwater-state-{ACCOUNT}-{region}"
             return f"arn:{PARTITION}:s3:::{name}" if attribute == "Arn" else name
         if kind == "AWS::SNS::Topic":
             name = "breakwater-notifications*" if logical_id == "NotificationTopic" else "*"

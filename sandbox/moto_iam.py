@@ -44,6 +44,17 @@ TOKEN_PREFIX = "breakwater-sandbox:"
 SIGNING_NAMES = {"monitoring": "cloudwatch"}
 
 
+# The state bucket of a test or scene is `breakwater-state-<account>-<region><suffix>` (seed.rs);
+# the template's grants name it without the suffix (iam_template.py).
+_STATE_BUCKET = re.compile(r"^(arn:aws:s3:::breakwater-state-\d{12}-[a-z]{2}(?:-[a-z]+)+-\d)[^/]*")
+
+
+def canonical(resource: str) -> str:
+    """`resource` as the template's grants name it: a state bucket's ARN without the suffix the
+    sandbox gave it, so that a grant on `<bucket>/spot/*` allows `spot/…` and nothing else."""
+    return _STATE_BUCKET.sub(r"\1", resource)
+
+
 class SandboxRole:
     """A Lambda execution role of the template, as moto's access control sees an access key."""
 
@@ -74,7 +85,7 @@ class SandboxRole:
 
         permitted = False
         for document in self.collect_policies():
-            result = IAMPolicy(document).is_action_permitted(action, resource)
+            result = IAMPolicy(document).is_action_permitted(action, canonical(resource))
             if result == PermissionResult.DENIED:
                 return False
             permitted = permitted or result == PermissionResult.PERMITTED
@@ -210,6 +221,7 @@ def apply() -> None:
                 resource = _resource(self, service, region, self.current_account)
             except Exception:
                 resource = "*"
+        resource = canonical(resource)
         parsed_url = urlparse(self.uri)
         path = self.raw_path
         if parsed_url.query:

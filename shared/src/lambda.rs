@@ -7,8 +7,10 @@ use lambda_runtime::{service_fn, LambdaEvent};
 use serde_json::Value;
 
 use crate::clock::Clock;
+use crate::control::unless_paused;
 use crate::error::Error;
 use crate::metrics::{Metrics, Unit};
+use crate::Toolkit;
 
 /// Logs an init failure (a bad setting names its variable) and hands it to the runtime.
 pub fn init_failed(err: Error) -> lambda_runtime::Error {
@@ -16,11 +18,16 @@ pub fn init_failed(err: Error) -> lambda_runtime::Error {
     err.into()
 }
 
-/// Serves `handler(payload, request_id)` until the runtime stops. Every invocation is counted
-/// (`Breakwater` / `Invocations` and `InvocationMilliseconds`, dimensions `Function` = `function`
-/// and `Outcome` = the answer's `outcome`, or the error type): the dashboard's "taken and
-/// refused" per function.
-pub async fn serve<F, Fut>(function: &'static str, handler: F) -> Result<(), lambda_runtime::Error>
+/// Serves `handler(payload, request_id)` until the runtime stops. Every invocation first reads
+/// the function's pause switch in `toolkit`'s state bucket and, when it stands, runs as a dry
+/// run ([`crate::control::unless_paused`]). Every invocation is counted (`Breakwater` /
+/// `Invocations` and `InvocationMilliseconds`, dimensions `Function` = `function` and `Outcome` =
+/// the answer's `outcome`, or the error type): the dashboard's "taken and refused" per function.
+pub async fn serve<F, Fut>(
+    function: &'static str,
+    toolkit: &Toolkit,
+    handler: F,
+) -> Result<(), lambda_runtime::Error>
 where
     F: Fn(Value, String) -> Fut,
     Fut: Future<Output = Result<Value, Error>>,
@@ -32,7 +39,10 @@ where
         // when nested in the runtime's own; one allocation per invocation is nothing.
         let result = match foreign_account(&event.payload, &event.context.invoked_function_arn) {
             Some(err) => Err(err),
-            None => Box::pin(handler(event.payload, event.context.request_id)).await,
+            None => {
+                let work = handler(event.payload, event.context.request_id);
+                Box::pin(unless_paused(toolkit, function, work)).await
+            }
         };
         if let Err(err) = &result {
             tracing::error!(error_type = err.error_type(), error = %err, "invocation failed");

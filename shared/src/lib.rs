@@ -4,6 +4,7 @@
 pub mod aws;
 pub mod clock;
 pub mod config;
+pub mod control;
 pub mod error;
 pub mod events;
 #[cfg(any(test, feature = "test-util"))]
@@ -95,6 +96,12 @@ fn sandbox_clock(env: &config::Env) -> Result<Arc<dyn clock::Clock>> {
 }
 
 impl Toolkit {
+    /// Whether this invocation changes nothing: `BREAKWATER_DRY_RUN`, or a pause read at its
+    /// start ([`control::unless_paused`]).
+    pub fn dry_run(&self) -> bool {
+        control::dry_run(&self.settings)
+    }
+
     /// Reads and validates the settings, then builds the clients.
     pub async fn from_env(env: &config::Env) -> Result<Self> {
         let settings = config::Settings::from_env(env)?;

@@ -1094,10 +1094,51 @@ async fn a_drill_cleans_up_and_reads_it_back() {
         .send()
         .await
         .unwrap();
-    let r = w
-        .handle(json!({"command": "drill", "confirm": w.scene.name}))
+    // Paused (`breakwater pause failover`), the drill is answered with what it would have
+    // started, and nothing starts: the wiring of main.rs, `unless_paused` around `handle`.
+    let toolkit = &w.function.toolkit;
+    let pause = breakwater::control::Pause {
+        by: "alice".into(),
+        since: "2026-12-01T10:00:00.000Z".into(),
+        reason: "change freeze".into(),
+    };
+    toolkit.store.pause("failover", &pause).await.unwrap();
+    let drill = json!({"command": "drill", "confirm": w.scene.name});
+    let paused = breakwater::control::unless_paused(
+        toolkit,
+        "failover",
+        w.function.handle(drill.clone(), &unique("req")),
+    )
+    .await
+    .unwrap();
+    assert_eq!(paused["outcome"], "paused", "{paused}");
+    assert_eq!(
+        paused["message"],
+        format!(
+            "paused: would have acted: start a drill of plan {}",
+            w.scene.name
+        )
+    );
+    assert!(w.mutations().is_empty(), "{:?}", w.mutations());
+    assert_eq!(w.observed().await, before);
+    let state = toolkit
+        .store
+        .get::<failover::PlanState>(&failover::plan_key(&w.scene.name))
         .await
-        .unwrap();
+        .unwrap()
+        .map(|v| v.value);
+    assert!(
+        state.as_ref().is_none_or(|s| s.active.is_none()),
+        "{state:?}"
+    );
+    assert!(toolkit.store.resume("failover").await.unwrap());
+    let r = breakwater::control::unless_paused(
+        toolkit,
+        "failover",
+        w.function.handle(drill, &unique("req")),
+    )
+    .await
+    .unwrap();
     assert_eq!(r["execution"]["outcome"], "succeeded", "{r}");
     let after = w.observed().await;
     assert_eq!(

@@ -23,6 +23,7 @@ mod iam_enforcement;
 mod kube_emulator;
 mod lambda_binary;
 mod notifications;
+mod operators;
 mod rollback;
 mod spot_drain;
 mod state_store;

@@ -292,7 +292,7 @@ impl<N: NodeGroups, D: Databases, B: Budgets, R: RolePolicies> BudgetFunction<N,
         self.notify(budget, before, state.value.level, reason, &outcome, None)
             .await?;
         Ok(
-            json!({"outcome": outcome_name(self.toolkit.settings.dry_run, before, 0, &outcome), "budget": budget, "level_before": before, "level_after": 0, "changed": outcome.changed, "left_alone": outcome.left_alone, "failed": outcome.failed}),
+            json!({"outcome": outcome_name(self.toolkit.dry_run(), before, 0, &outcome), "budget": budget, "level_before": before, "level_after": 0, "changed": outcome.changed, "left_alone": outcome.left_alone, "failed": outcome.failed}),
         )
     }
 
@@ -368,7 +368,7 @@ impl<N: NodeGroups, D: Databases, B: Budgets, R: RolePolicies> BudgetFunction<N,
             // Period rollover: everything of the old period is restored before the new one starts.
             let ended = format!("period {} ended", state.value.period);
             self.step_down(&mut state, 0, &ended, &mut outcome).await?;
-            if !self.toolkit.settings.dry_run {
+            if !self.toolkit.dry_run() {
                 state.value = EnforcementState {
                     changes: state.value.changes.clone(),
                     ..EnforcementState::new(budget, &period)
@@ -376,7 +376,7 @@ impl<N: NodeGroups, D: Databases, B: Budgets, R: RolePolicies> BudgetFunction<N,
                 save(store, &mut state).await?;
             }
         }
-        let current = if self.toolkit.settings.dry_run && state.value.period != period {
+        let current = if self.toolkit.dry_run() && state.value.period != period {
             0
         } else {
             state.value.level
@@ -398,7 +398,7 @@ impl<N: NodeGroups, D: Databases, B: Budgets, R: RolePolicies> BudgetFunction<N,
             let engine = self.engine();
             for level in current + 1..=target {
                 engine.apply_level(&mut state, level, &mut outcome).await?;
-                if !self.toolkit.settings.dry_run {
+                if !self.toolkit.dry_run() {
                     state.value.changes.push(LevelChange {
                         from: level - 1,
                         to: level,
@@ -422,7 +422,7 @@ impl<N: NodeGroups, D: Databases, B: Budgets, R: RolePolicies> BudgetFunction<N,
                 }
             }
         }
-        let level_after = if self.toolkit.settings.dry_run {
+        let level_after = if self.toolkit.dry_run() {
             target
         } else {
             state.value.level
@@ -449,12 +449,7 @@ impl<N: NodeGroups, D: Databases, B: Budgets, R: RolePolicies> BudgetFunction<N,
             )
             .await?;
         }
-        let name = outcome_name(
-            self.toolkit.settings.dry_run,
-            level_before,
-            level_after,
-            &outcome,
-        );
+        let name = outcome_name(self.toolkit.dry_run(), level_before, level_after, &outcome);
         emit(name, level_after, &outcome, store.clock().now_ms());
         Ok(json!({
             "outcome": name,
@@ -485,7 +480,7 @@ impl<N: NodeGroups, D: Databases, B: Budgets, R: RolePolicies> BudgetFunction<N,
         for level in (to + 1..=from).rev() {
             // Boxed: a level's future is large (see `Engine::apply_level`).
             Box::pin(engine.restore_level(state, level, outcome)).await?;
-            if !self.toolkit.settings.dry_run {
+            if !self.toolkit.dry_run() {
                 state.value.changes.push(LevelChange {
                     from: level,
                     to: level - 1,
@@ -506,7 +501,7 @@ impl<N: NodeGroups, D: Databases, B: Budgets, R: RolePolicies> BudgetFunction<N,
             roles: &self.roles,
             store: &self.toolkit.store,
             settings: &self.settings,
-            dry_run: self.toolkit.settings.dry_run,
+            dry_run: self.toolkit.dry_run(),
         }
     }
 
@@ -546,7 +541,7 @@ impl<N: NodeGroups, D: Databases, B: Budgets, R: RolePolicies> BudgetFunction<N,
             why,
             outcome,
             figures,
-            self.toolkit.settings.dry_run,
+            self.toolkit.dry_run(),
             &self.settings.guardrail_roles,
         );
         self.toolkit.notifier.publish(&note).await?;

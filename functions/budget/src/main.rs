@@ -25,7 +25,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         toolkit,
         settings,
     };
-    serve("budget", |event, request_id| {
+    serve("budget", &function.toolkit, |event, request_id| {
         let function = &function;
         async move { function.handle(event, &request_id).await }
     })

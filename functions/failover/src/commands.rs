@@ -119,6 +119,12 @@ impl<
         if mode == Mode::Drill {
             self.check_drill_targets(&plan).await?;
         }
+        // A dry run (or a pause): the plan is returned, no execution starts.
+        if self.toolkit.dry_run() {
+            let planned = self.plan_mode(&plan).await?;
+            return Ok(json!({"outcome": "dry-run", "plan": planned,
+                "would_start": format!("a {command} of plan {}", plan.plan.name)}));
+        }
         let by = body
             .get("by")
             .and_then(Value::as_str)

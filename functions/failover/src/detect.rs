@@ -85,6 +85,11 @@ impl<
         // Resume a running execution first: every automatic trigger re-enters it.
         let state = self.plan_state(&plan.plan.name).await?;
         if let Some(active) = state.active {
+            // A dry run (or a pause) holds a running execution where it is.
+            if self.toolkit.dry_run() {
+                return Ok(json!({"outcome": "dry-run", "trigger": what,
+                    "would_resume": format!("execution {active}")}));
+            }
             let result = self.resume(&plan, &active, owner).await?;
             return Ok(json!({"outcome": "joined", "trigger": what, "execution": result}));
         }
@@ -214,7 +219,7 @@ impl<
                     .await;
             }
         }
-        if self.toolkit.settings.dry_run {
+        if self.toolkit.dry_run() {
             let planned = self.plan_mode(&plan).await?;
             return self
                 .not_acting(

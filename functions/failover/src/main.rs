@@ -59,7 +59,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         alarms,
         settings,
     };
-    serve("failover", |event, request_id| {
+    serve("failover", &function.toolkit, |event, request_id| {
         let function = &function;
         async move { function.handle(event, &request_id).await }
     })

@@ -458,7 +458,7 @@ impl<A: Alarms> RollbackFunction<A> {
         now: u64,
         started: Instant,
     ) -> Result<(Outcome, String)> {
-        let rules = Rules::of(&self.settings, self.toolkit.settings.dry_run);
+        let rules = Rules::of(&self.settings, self.toolkit.dry_run());
         let frozen = self.settings.frozen.contains(&request.workload);
         if let Some(verdict) = before_reading(frozen, record, now, &rules) {
             return Ok(verdict);

@@ -26,7 +26,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         toolkit,
         settings,
     };
-    serve("rollback", |event, request_id| {
+    serve("rollback", &function.toolkit, |event, request_id| {
         let (function, secrets, handoff) = (&function, &secrets, &handoff);
         async move {
             function

@@ -24,7 +24,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         toolkit,
         settings,
     };
-    serve("spot", |event, request_id| {
+    serve("spot", &function.toolkit, |event, request_id| {
         let function = &function;
         async move { function.handle(event, &request_id).await }
     })

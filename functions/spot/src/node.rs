@@ -88,7 +88,7 @@ impl<I: Instances, G: NodeGroups, K: Clusters> SpotFunction<I, G, K> {
         else {
             return self.node_gone(&event, info, cluster, lease).await;
         };
-        let dry_run = self.toolkit.settings.dry_run;
+        let dry_run = self.toolkit.dry_run();
         let (deadline_ms, rebalance) = match &event {
             SpotEvent::Warning { .. } => (
                 (time_ms + 120_000).saturating_sub(self.settings.safety_margin_s * 1000),
@@ -298,7 +298,7 @@ impl<I: Instances, G: NodeGroups, K: Clusters> SpotFunction<I, G, K> {
             &self.settings,
             &pool,
             &info.id,
-            self.toolkit.settings.dry_run,
+            self.toolkit.dry_run(),
         )
         .await?;
         self.notify_failover(&pool, &action).await?;

@@ -29,7 +29,7 @@ impl<I: Instances, G: NodeGroups, K: Clusters> SpotFunction<I, G, K> {
     pub(crate) async fn on_schedule(&self, owner: &str) -> Result<Value> {
         let store = &self.toolkit.store;
         let now = store.clock().now_ms();
-        let dry_run = self.toolkit.settings.dry_run;
+        let dry_run = self.toolkit.dry_run();
         let mut lines = Vec::new();
         let cordoned = store
             .get::<Vec<String>>(CORDONED_KEY)

@@ -110,7 +110,7 @@ impl<B: Buckets, M: StorageMetrics, L: BucketRegions> TieringFunction<B, M, L> {
             store: &self.toolkit.store,
             skip_log_targets: self.settings.skip_log_targets,
             lease_ttl: self.toolkit.settings.lease_ttl,
-            dry_run: self.toolkit.settings.dry_run,
+            dry_run: self.toolkit.dry_run(),
         }
     }
 

@@ -22,7 +22,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         toolkit,
         settings,
     };
-    serve("tiering", |event, request_id| {
+    serve("tiering", &function.toolkit, |event, request_id| {
         let function = &function;
         async move { function.handle(event, &request_id).await }
     })

@@ -88,6 +88,21 @@ impl Aws {
         Self::from_config(config)
     }
 
+    /// The configuration an operator's command uses, as the AWS CLI builds it: the named profile
+    /// (else `AWS_PROFILE`, else `default`), the region given (else `AWS_REGION`, else the
+    /// profile's), and `AWS_ENDPOINT_URL` when it is set (the sandbox).
+    pub async fn for_operator(region: Option<&str>, profile: Option<&str>) -> Self {
+        let mut loader =
+            aws_config::defaults(BehaviorVersion::latest()).http_client(lazy_https_client());
+        if let Some(profile) = profile {
+            loader = loader.profile_name(profile);
+        }
+        if let Some(region) = region {
+            loader = loader.region(Region::new(region.to_string()));
+        }
+        Self::from_config(loader.load().await)
+    }
+
     /// A configuration pointed at one endpoint with fixed dummy credentials: the sandbox.
     pub async fn for_endpoint(endpoint: &str, region: &str) -> Self {
         let credentials = aws_credential_types::Credentials::from_keys("testing", "testing", None);
