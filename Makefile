@@ -24,7 +24,7 @@ SAM_VENV := .venv-sam/.installed
 CHECKOV_VENV := .venv-checkov/.installed
 ARM64_STAMP := target/.arm64-target
 
-.PHONY: help setup build test lint iam fmt demo gameday bench fuzz up down invoke deploy clean
+.PHONY: help setup build test lint iam fmt demo gameday bench fuzz up down invoke deploy package clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -121,9 +121,21 @@ invoke: ## run FUNCTION once with EVENT (a file in events/) against the `make up
 	cargo build --release $(addprefix -p ,$(LAMBDA_PACKAGES))
 	target/release/sandbox invoke $(FUNCTION) $(EVENT) --bin-dir target/release
 
-deploy: $(SAM_VENV) $(SANDBOX_VENV) ## sam build + sam deploy --guided (run once per region)
-	.venv-sam/bin/sam build
-	.venv-sam/bin/sam deploy --guided
+# `make deploy ENV=primary` then `make deploy ENV=secondary`: samconfig.toml's two environments.
+ENV ?=
+SAM_ENVS := primary secondary
+deploy: $(SAM_VENV) $(SANDBOX_VENV) $(ARM64_STAMP) ## sam build (ARM64) + sam deploy of ENV=primary|secondary (samconfig.toml)
+	@case " $(SAM_ENVS) " in *" $(ENV) "*) ;; *) echo "usage: make deploy ENV=primary|secondary (the environments of samconfig.toml)"; exit 2;; esac
+	.venv-sam/bin/sam validate --lint --config-env $(ENV)
+	.venv-sam/bin/sam build --config-env $(ENV)
+	.venv-sam/bin/sam deploy --config-env $(ENV)
+
+package: $(SAM_VENV) $(SANDBOX_VENV) $(ARM64_STAMP) ## what `make deploy` checks and builds, for both environments, deploying nothing (CI)
+	@set -e; for env in $(SAM_ENVS); do \
+	  echo "== $$env: sam validate --lint, sam build (ARM64)"; \
+	  .venv-sam/bin/sam validate --lint --config-env $$env; \
+	  .venv-sam/bin/sam build --config-env $$env; \
+	done
 
 clean: ## remove build output and the Python environments
 	cargo clean

@@ -132,7 +132,7 @@ SERVICES = ["s3", "sns", "sqs", "eks", "rds", "budgets", "iam", "route53", "ec2"
 
 # SDK crate (`aws_sdk_<name>`) → IAM service prefix, where they differ (Service Authorization
 # Reference: "Amazon Route 53 Recovery Cluster (service prefix: `route53-recovery-cluster`)").
-IAM_PREFIXES = {"route53recoverycluster": "route53-recovery-cluster"}
+IAM_PREFIXES = {"route53recoverycluster": "route53-recovery-cluster", "eventbridge": "events"}
 
 
 def parse_adapter(path: str, type_name: str) -> Adapter | None:
@@ -205,6 +205,9 @@ class Row:
 PORTED = {
     "StateStore": ("S3Objects", lambda called: {"get", "put"} | ({"delete"} & called) if called else set()),
     "Notifier": ("SnsTopic", lambda called: {"publish"} & called),
+    # The notifier puts every notification it publishes on the event bus too (Toolkit::from_env
+    # wires EventBridgeBus when BREAKWATER_EVENT_BUS is set, as the template sets it).
+    "NotifierBus": ("EventBridgeBus", lambda called: {"put"} if "publish" in called else set()),
 }
 
 
@@ -222,7 +225,11 @@ def function_calls(function: str) -> list[tuple[str, str, str]]:
     main = strip_comments(open(os.path.join(ROOT, crate, "main.rs"), encoding="utf-8").read())
     # Receivers of each wired adapter: the field main.rs wires it to (`nodes: EksNodeGroups::new(`),
     # the Toolkit's `store` and `notifier`, and local aliases (`let ports = &self.ports.secondary_db;`).
-    receivers: dict[str, set[str]] = {"StateStore": {"store"}, "Notifier": {"notifier"}}
+    receivers: dict[str, set[str]] = {
+        "StateStore": {"store"},
+        "Notifier": {"notifier"},
+        "NotifierBus": {"notifier"},
+    }
     for field_name, type_name in re.findall(r"\b(\w+)(?::|\s*=)\s*([A-Z]\w+)::new\(", main):
         receivers.setdefault(type_name, set()).add(field_name)
     own = sources([f"{crate}/**/*.rs"])
@@ -251,7 +258,7 @@ def function_calls(function: str) -> list[tuple[str, str, str]]:
                 receivers[type_name] |= set(re.findall(r"\b(\w+)\s*:\s*&" + generic + r"\b", own))
             receivers[type_name] |= set(re.findall(r"\b(\w+)\s*:\s*&impl\s+" + trait + r"\b", own))
         # The Toolkit's store and notifier are also used by the shared code every function runs.
-        text = own + (shared if type_name in ("StateStore", "Notifier") else "")
+        text = own + (shared if type_name in PORTED else "")
         names = "|".join(sorted(receivers[type_name]))
         called = set(re.findall(r"\b(?:" + names + r")\s*\.(\w+)\(", text))
         # The store and the notifier reach S3 and SNS through their ports (`ObjectStore`,

@@ -24,6 +24,8 @@ impl FunctionEnv {
                 region.state_bucket.clone(),
             ),
             ("BREAKWATER_TOPIC_ARN".into(), region.topic_arn.clone()),
+            // As the template: every notification is an event on the default bus too.
+            ("BREAKWATER_EVENT_BUS".into(), "default".into()),
         ])
     }
 
@@ -61,6 +63,7 @@ mod tests {
             state_bucket: "state".into(),
             topic_arn: "arn:aws:sns:us-east-1:123456789012:t".into(),
             queue_url: "q".into(),
+            events_queue_url: "e".into(),
         };
         let vars = FunctionEnv::new("http://127.0.0.1:1", &region)
             .with("BREAKWATER_SPOT_CLUSTERS", "shop")
@@ -70,6 +73,6 @@ mod tests {
             ("AWS_ENDPOINT_URL".into(), "http://127.0.0.1:1".into())
         );
         assert_eq!(vars[3], ("BREAKWATER_STATE_BUCKET".into(), "state".into()));
-        assert_eq!(vars[5], ("BREAKWATER_SPOT_CLUSTERS".into(), "shop".into()));
+        assert_eq!(vars[6], ("BREAKWATER_SPOT_CLUSTERS".into(), "shop".into()));
     }
 }

@@ -270,7 +270,10 @@ pub async fn play(
     // The story order of the game day (../shared/spec/TESTING.md). A scene whose end state is
     // wrong is reported and the game day goes on; the command fails at the end.
     let timeline = gameday::timeline();
+    // The functions whose scenes ran: each must have put its events on the bus.
+    let mut ran: Vec<&str> = Vec::new();
     if let Some(rollback) = binary("rollback", "bad-deploy scene") {
+        ran.push("rollback");
         timeline.begin("rollback", "A bad deploy trips the latency alarm");
         let from = mark(proxy.as_deref());
         let r = rollback::demo::play(
@@ -284,6 +287,7 @@ pub async fn play(
         timeline.end(&judge(proxy.as_deref(), from, r));
     }
     if let Some(spot) = binary("spot", "spot scenes") {
+        ran.push("spot");
         timeline.begin(
             "spot",
             "Spot interruptions: one drain, then repeated ones move to on-demand",
@@ -301,6 +305,7 @@ pub async fn play(
         timeline.end(&judge(proxy.as_deref(), from, r));
     }
     if let Some(budget) = binary("budget", "budget scene") {
+        ran.push("budget");
         timeline.begin(
             "budget",
             "The monthly budget is about to be blown, then the month rolls over",
@@ -310,12 +315,14 @@ pub async fn play(
         timeline.end(&judge(proxy.as_deref(), from, r));
     }
     if let Some(tiering) = binary("tiering", "tiering scene") {
+        ran.push("tiering");
         timeline.begin("tiering", "New and tagged buckets join the lifecycle");
         let from = mark(proxy.as_deref());
         let r = tiering::demo::play(&endpoint, &config, &estate, &tiering).await;
         timeline.end(&judge(proxy.as_deref(), from, r));
     }
     if let Some(failover) = binary("failover", "regional-outage scene") {
+        ran.push("failover");
         timeline.begin("failover", "A regional outage");
         let from = mark(proxy.as_deref());
         let r = failover::demo::play(&say, &config, &endpoint, &estate, &failover).await;
@@ -352,6 +359,9 @@ pub async fn play(
         });
         timeline.end(&judge(proxy.as_deref(), from, r));
     }
+    timeline.begin("sandbox", "Every notification is an EventBridge event too");
+    let r = events_read_back(&say, &config, &estate, &ran).await;
+    timeline.end(&r);
     timeline.begin("sandbox", "Tear-down");
     moto.stop();
     let gone = !Path::new(&format!("/proc/{pid}")).exists();
@@ -395,6 +405,52 @@ pub async fn play(
         Err(SandboxError::Function(format!(
             "a scene did not end as it should: see {}",
             summary.display()
+        )))
+    }
+}
+
+/// Reads back, from each region's rule target queue, the events the scenes' functions put on the
+/// default bus, and checks that every function whose scene ran put at least one, each from
+/// `source: breakwater` with a `detail-type` naming its function and the `detail.topic` of its
+/// stack (docs/events.md).
+async fn events_read_back(
+    say: &dyn Fn(&str),
+    config: &SdkConfig,
+    estate: &Estate,
+    ran: &[&str],
+) -> Result<(), SandboxError> {
+    let mut counts: std::collections::BTreeMap<(String, String), usize> = Default::default();
+    for region in [&estate.primary, &estate.secondary] {
+        for event in seed::read_events(config, &region.region, &region.events_queue_url, 2).await? {
+            let detail_type = event["detail-type"].as_str().unwrap_or_default();
+            let function = event["detail"]["function"].as_str().unwrap_or_default();
+            if event["source"] != "breakwater"
+                || !detail_type.starts_with(&format!("{function} "))
+                || event["detail"]["topic"] != region.topic_arn.as_str()
+            {
+                return Err(SandboxError::Function(format!(
+                    "an event not shaped as docs/events.md says: {event}"
+                )));
+            }
+            *counts
+                .entry((region.region.clone(), detail_type.to_string()))
+                .or_default() += 1;
+        }
+    }
+    say("events read back from the rules' target queues (region, detail-type, count):");
+    for ((region, detail_type), n) in &counts {
+        println!("           {region}  {detail_type:<28} {n}");
+    }
+    let silent: Vec<&str> = ran
+        .iter()
+        .copied()
+        .filter(|f| !counts.keys().any(|(_, t)| t.starts_with(&format!("{f} "))))
+        .collect();
+    if silent.is_empty() {
+        Ok(())
+    } else {
+        Err(SandboxError::Function(format!(
+            "no EventBridge event from {silent:?}, whose scenes ran"
         )))
     }
 }

@@ -1,6 +1,7 @@
 //! The seeded two-region estate that the sandbox, the tests and the demo start from: per region a
-//! versioned state bucket, the notification topic, and an SQS queue subscribed to the topic so
-//! that notifications can be read back. Later scenes add databases, clusters and buckets.
+//! versioned state bucket, the notification topic, an SQS queue subscribed to the topic so that
+//! notifications can be read back, and an EventBridge rule on the default bus sending this
+//! estate's Breakwater events to another queue. Later scenes add databases, clusters and buckets.
 
 use aws_config::SdkConfig;
 use serde::{Deserialize, Serialize};
@@ -25,6 +26,10 @@ pub struct RegionEstate {
     pub topic_arn: String,
     /// The queue subscribed to the topic.
     pub queue_url: String,
+    /// The queue the rule `breakwater-events<suffix>` sends this estate's events to (source
+    /// `breakwater`, `detail.topic` this estate's topic: tests sharing one server share the bus).
+    #[serde(default)]
+    pub events_queue_url: String,
 }
 
 /// The two-region estate.
@@ -118,15 +123,7 @@ async fn seed_region(
         .unwrap_or_default()
         .to_string();
     let queue_name = format!("breakwater-notifications-tap{suffix}");
-    let queue_url = sqs
-        .create_queue()
-        .queue_name(&queue_name)
-        .send()
-        .await
-        .map_err(|e| SandboxError::aws(&format!("create queue {queue_name}"), &e))?
-        .queue_url()
-        .unwrap_or_default()
-        .to_string();
+    let queue_url = create_queue(&sqs, &queue_name).await?;
     let queue_arn = format!("arn:aws:sqs:{region}:{ACCOUNT}:{queue_name}");
     sns.subscribe()
         .topic_arn(&topic_arn)
@@ -135,12 +132,113 @@ async fn seed_region(
         .send()
         .await
         .map_err(|e| SandboxError::aws(&format!("subscribe {queue_arn} to {topic_arn}"), &e))?;
+    let events_queue_url = events_tap(&config, region, suffix, &topic_arn).await?;
     Ok(RegionEstate {
         region: region.to_string(),
         state_bucket,
         topic_arn,
         queue_url,
+        events_queue_url,
     })
+}
+
+/// Creates the queue `name`; its URL.
+async fn create_queue(sqs: &aws_sdk_sqs::Client, name: &str) -> Result<String, SandboxError> {
+    Ok(sqs
+        .create_queue()
+        .queue_name(name)
+        .send()
+        .await
+        .map_err(|e| SandboxError::aws(&format!("create queue {name}"), &e))?
+        .queue_url()
+        .unwrap_or_default()
+        .to_string())
+}
+
+/// A rule on the default bus matching this estate's Breakwater events, and its target queue.
+async fn events_tap(
+    config: &SdkConfig,
+    region: &str,
+    suffix: &str,
+    topic_arn: &str,
+) -> Result<String, SandboxError> {
+    let sqs = aws_sdk_sqs::Client::new(config);
+    let events = aws_sdk_eventbridge::Client::new(config);
+    let queue_name = format!("breakwater-events-tap{suffix}");
+    let queue_url = create_queue(&sqs, &queue_name).await?;
+    let rule = format!("breakwater-events{suffix}");
+    let pattern = serde_json::json!({"source": ["breakwater"], "detail": {"topic": [topic_arn]}});
+    events
+        .put_rule()
+        .name(&rule)
+        .event_pattern(pattern.to_string())
+        .send()
+        .await
+        .map_err(|e| SandboxError::aws(&format!("put rule {rule}"), &e))?;
+    let target = aws_sdk_eventbridge::types::Target::builder()
+        .id("tap")
+        .arn(format!("arn:aws:sqs:{region}:{ACCOUNT}:{queue_name}"))
+        .build()
+        .map_err(|e| SandboxError::Seed(e.to_string()))?;
+    events
+        .put_targets()
+        .rule(&rule)
+        .targets(target)
+        .send()
+        .await
+        .map_err(|e| SandboxError::aws(&format!("put the target of rule {rule}"), &e))?;
+    Ok(queue_url)
+}
+
+/// Drains an events queue: every EventBridge event delivered so far, as the rule's target
+/// receives it (the whole event: `source`, `detail-type`, `detail`, …); waits up to
+/// `wait_seconds` for the first.
+pub async fn read_events(
+    config: &SdkConfig,
+    region: &str,
+    queue_url: &str,
+    wait_seconds: i32,
+) -> Result<Vec<serde_json::Value>, SandboxError> {
+    drain(config, region, queue_url, wait_seconds).await
+}
+
+/// Every message body in `queue_url` so far, as JSON, each deleted once read; waits up to
+/// `wait_seconds` for the first.
+async fn drain(
+    config: &SdkConfig,
+    region: &str,
+    queue_url: &str,
+    wait_seconds: i32,
+) -> Result<Vec<serde_json::Value>, SandboxError> {
+    let sqs = aws_sdk_sqs::Client::new(&regional(config, region));
+    let mut out = Vec::new();
+    let mut wait = wait_seconds;
+    loop {
+        let received = sqs
+            .receive_message()
+            .queue_url(queue_url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(wait)
+            .send()
+            .await
+            .map_err(|e| SandboxError::aws(&format!("receive from {queue_url}"), &e))?;
+        let messages = received.messages.unwrap_or_default();
+        if messages.is_empty() {
+            return Ok(out);
+        }
+        wait = 0;
+        for m in messages {
+            out.push(serde_json::from_str(m.body().unwrap_or("{}")).unwrap_or_default());
+            if let Some(handle) = m.receipt_handle() {
+                let _ = sqs
+                    .delete_message()
+                    .queue_url(queue_url)
+                    .receipt_handle(handle)
+                    .send()
+                    .await;
+            }
+        }
+    }
 }
 
 /// A notification as read back from the subscribed queue.
@@ -163,28 +261,17 @@ pub async fn read_notifications(
     queue_url: &str,
     wait_seconds: i32,
 ) -> Result<Vec<ReceivedNotification>, SandboxError> {
-    let config = regional(config, region);
-    let sqs = aws_sdk_sqs::Client::new(&config);
-    let mut out = Vec::new();
-    let mut wait = wait_seconds;
-    loop {
-        let received = sqs
-            .receive_message()
-            .queue_url(queue_url)
-            .max_number_of_messages(10)
-            .wait_time_seconds(wait)
-            .send()
-            .await
-            .map_err(|e| SandboxError::aws(&format!("receive from {queue_url}"), &e))?;
-        let messages = received.messages.unwrap_or_default();
-        if messages.is_empty() {
-            return Ok(out);
-        }
-        wait = 0;
-        for m in messages {
-            let envelope: serde_json::Value =
-                serde_json::from_str(m.body().unwrap_or("{}")).unwrap_or_default();
-            let attributes = envelope["MessageAttributes"]
+    let envelopes = drain(config, region, queue_url, wait_seconds).await?;
+    Ok(envelopes
+        .iter()
+        .map(|envelope| ReceivedNotification {
+            message_id: envelope["MessageId"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+            subject: envelope["Subject"].as_str().unwrap_or_default().to_string(),
+            message: envelope["Message"].as_str().unwrap_or_default().to_string(),
+            attributes: envelope["MessageAttributes"]
                 .as_object()
                 .map(|attrs| {
                     attrs
@@ -197,24 +284,7 @@ pub async fn read_notifications(
                         })
                         .collect()
                 })
-                .unwrap_or_default();
-            out.push(ReceivedNotification {
-                message_id: envelope["MessageId"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string(),
-                subject: envelope["Subject"].as_str().unwrap_or_default().to_string(),
-                message: envelope["Message"].as_str().unwrap_or_default().to_string(),
-                attributes,
-            });
-            if let Some(handle) = m.receipt_handle() {
-                let _ = sqs
-                    .delete_message()
-                    .queue_url(queue_url)
-                    .receipt_handle(handle)
-                    .send()
-                    .await;
-            }
-        }
-    }
+                .unwrap_or_default(),
+        })
+        .collect())
 }

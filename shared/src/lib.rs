@@ -107,7 +107,19 @@ impl Toolkit {
         let settings = config::Settings::from_env(env)?;
         let clock = sandbox_clock(env)?;
         let aws = Arc::new(aws::Aws::from_env(&settings.region).await);
-        Ok(Self::with_aws(settings, aws, clock))
+        let toolkit = Self::with_aws(settings, aws, clock);
+        // BREAKWATER_EVENT_BUS (the template: `default`): every notification is an event too.
+        Ok(match env.optional("BREAKWATER_EVENT_BUS") {
+            Some(bus) => toolkit.with_event_bus(&bus),
+            None => toolkit,
+        })
+    }
+
+    /// Puts every notification on the EventBridge bus `bus` (its name or ARN) too.
+    pub fn with_event_bus(mut self, bus: &str) -> Self {
+        let bus = aws::eventbridge::EventBridgeBus::new(self.aws.events(), bus);
+        self.notifier = self.notifier.with_bus(Arc::new(bus));
+        self
     }
 
     /// Builds the toolkit over given clients and clock (tests and the sandbox).

@@ -1,17 +1,35 @@
-//! Structured JSON logs on stdout. Every line inside an invocation carries the Lambda request id
-//! (from the runtime's `Lambda runtime invoke` span) and any ids the handler adds with its own
-//! span, such as the event's id, in the line's `spans` list.
+//! Structured JSON logs on stdout, one object per line, shaped as Powertools for AWS Lambda shapes
+//! them: `timestamp`, `level`, `message`, the event's own fields, and, on every line inside an
+//! invocation, `function_request_id`, `cold_start` and `xray_trace_id` as top-level fields (from
+//! the runtime's `Lambda runtime invoke` span), with any ids the handler adds in its own spans
+//! (`function`, `event_id`, …) beside them.
+//!
+//! Lambda filters application logs by their `level` key when `ApplicationLogLevel` is set
+//! ("Log-level filtering", AWS Lambda Developer Guide); the metric lines (EMF) have no level and
+//! count as INFO. The template therefore sets `ApplicationLogLevel: TRACE` and passes the operator's
+//! level as `BREAKWATER_LOG_LEVEL`, which this subscriber applies: a level of WARN keeps every
+//! metric.
 
+use std::fmt;
+use std::sync::OnceLock;
+
+use serde_json::{Map, Value};
+use tracing::field::{Field, Visit};
 use tracing::level_filters::LevelFilter;
-use tracing_subscriber::fmt::MakeWriter;
+use tracing::{Event, Subscriber};
+use tracing_subscriber::fmt::format::{JsonFields, Writer};
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields, MakeWriter};
+use tracing_subscriber::registry::LookupSpan;
 
 use crate::config::Env;
 
-/// The level named by `AWS_LAMBDA_LOG_LEVEL` (Lambda's advanced logging controls) or `RUST_LOG`,
-/// `INFO` when neither is set or understood.
+/// The level named by `BREAKWATER_LOG_LEVEL` (the template's `LogLevel`), else
+/// `AWS_LAMBDA_LOG_LEVEL` (Lambda's advanced logging controls), else `RUST_LOG`; `INFO` when none
+/// is set or understood.
 pub fn level_from_env(env: &Env) -> LevelFilter {
     let raw = env
-        .optional("AWS_LAMBDA_LOG_LEVEL")
+        .optional("BREAKWATER_LOG_LEVEL")
+        .or_else(|| env.optional("AWS_LAMBDA_LOG_LEVEL"))
         .or_else(|| env.optional("RUST_LOG"))
         .unwrap_or_default();
     match raw.to_ascii_uppercase().as_str() {
@@ -29,12 +47,9 @@ where
     W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
 {
     tracing_subscriber::fmt()
-        .json()
+        .fmt_fields(JsonFields::new())
+        .event_format(PowertoolsJson::default())
         .with_max_level(level)
-        .flatten_event(true)
-        .with_current_span(false)
-        .with_span_list(true)
-        .with_target(false)
         .with_writer(writer)
         .finish()
 }
@@ -44,6 +59,86 @@ pub fn init() {
     let level = level_from_env(&Env::from_process());
     // A second init (tests) keeps the first subscriber.
     let _ = tracing::subscriber::set_global_default(json_subscriber(level, std::io::stdout));
+}
+
+/// The line format: see the module's documentation.
+#[derive(Debug, Default)]
+struct PowertoolsJson {
+    /// The request id of the process's first invocation: its lines are the cold start.
+    first_request: OnceLock<String>,
+}
+
+/// The Lambda runtime's span fields, renamed to Powertools' keys.
+fn key_of(span_field: &str) -> &str {
+    match span_field {
+        "requestId" => "function_request_id",
+        "xrayTraceId" => "xray_trace_id",
+        other => other,
+    }
+}
+
+impl<S, N> FormatEvent<S, N> for PowertoolsJson
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        let mut line = Map::new();
+        let now = crate::clock::Clock::now_ms(&crate::clock::SystemClock);
+        line.insert("timestamp".into(), crate::clock::rfc3339(now).into());
+        line.insert("level".into(), event.metadata().level().as_str().into());
+        // The spans' fields, outermost first (JsonFields keeps each span's fields as JSON).
+        if let Some(scope) = ctx.event_scope() {
+            for span in scope.from_root() {
+                let extensions = span.extensions();
+                let Some(fields) = extensions.get::<FormattedFields<N>>() else {
+                    continue;
+                };
+                if let Ok(Value::Object(fields)) = serde_json::from_str::<Value>(fields) {
+                    for (name, value) in fields {
+                        line.insert(key_of(&name).to_string(), value);
+                    }
+                }
+            }
+        }
+        if let Some(Value::String(id)) = line.get("function_request_id") {
+            let first = self.first_request.get_or_init(|| id.clone());
+            let cold = first == id;
+            line.insert("cold_start".into(), cold.into());
+        }
+        event.record(&mut Fields(&mut line));
+        writeln!(writer, "{}", Value::Object(line))
+    }
+}
+
+/// Records an event's fields into the line.
+struct Fields<'a>(&'a mut Map<String, Value>);
+
+impl Visit for Fields<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.0.insert(field.name().into(), value.into());
+    }
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.0.insert(field.name().into(), value.into());
+    }
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.0.insert(field.name().into(), value.into());
+    }
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.0.insert(field.name().into(), value.into());
+    }
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.0.insert(field.name().into(), value.into());
+    }
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.0
+            .insert(field.name().into(), format!("{value:?}").into());
+    }
 }
 
 #[cfg(test)]
@@ -86,25 +181,63 @@ mod tests {
             let _b = handle.enter();
             tracing::warn!(node = "ip-10-0-0-1", "cordoned");
         });
-        // THEN each line is JSON with the request id, and the event id where it is in scope
-        let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
-        let lines: Vec<serde_json::Value> = text
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
+        // THEN each line is JSON with the request id and the cold start at the top level, and
+        // the event id where it is in scope
+        let lines = lines_of(&buffer);
         assert_eq!(lines.len(), 2);
         for line in &lines {
-            assert_eq!(line["spans"][0]["requestId"], "req-1", "{line}");
+            assert_eq!(line["function_request_id"], "req-1", "{line}");
+            assert_eq!(line["cold_start"], true, "{line}");
         }
-        assert_eq!(lines[1]["spans"][1]["event_id"], "evt-9");
+        assert_eq!(lines[0]["message"], "received");
+        assert!(lines[0].get("event_id").is_none(), "{}", lines[0]);
+        assert_eq!(lines[1]["event_id"], "evt-9");
         assert_eq!(lines[1]["node"], "ip-10-0-0-1");
         assert_eq!(lines[1]["level"], "WARN");
+        assert!(lines[1]["timestamp"].as_str().unwrap().ends_with('Z'));
+    }
+
+    fn lines_of(buffer: &Buffer) -> Vec<serde_json::Value> {
+        let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+        text.lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
     }
 
     #[test]
-    fn log_level_comes_from_lambda_settings_first() {
+    fn only_the_first_invocation_of_the_process_is_the_cold_start() {
+        let buffer = Buffer::default();
+        let subscriber = json_subscriber(LevelFilter::INFO, buffer.clone());
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::info!("init");
+            for id in ["req-1", "req-2"] {
+                let invoke = tracing::info_span!("Lambda runtime invoke", requestId = id);
+                let _a = invoke.enter();
+                tracing::info!(n = 1, "handled");
+            }
+        });
+        let lines = lines_of(&buffer);
+        assert!(lines[0].get("cold_start").is_none(), "{}", lines[0]);
+        assert_eq!(
+            (
+                lines[1]["cold_start"].as_bool(),
+                lines[2]["cold_start"].as_bool()
+            ),
+            (Some(true), Some(false))
+        );
+        assert_eq!(lines[2]["function_request_id"], "req-2");
+        assert_eq!(lines[2]["n"], 1);
+    }
+
+    #[test]
+    fn log_level_comes_from_the_templates_setting_then_lambdas() {
         let env = Env::from_pairs([("AWS_LAMBDA_LOG_LEVEL", "debug"), ("RUST_LOG", "error")]);
         assert_eq!(level_from_env(&env), LevelFilter::DEBUG);
+        let env = Env::from_pairs([
+            ("BREAKWATER_LOG_LEVEL", "warn"),
+            ("AWS_LAMBDA_LOG_LEVEL", "TRACE"),
+        ]);
+        assert_eq!(level_from_env(&env), LevelFilter::WARN);
         assert_eq!(
             level_from_env(&Env::from_pairs([("RUST_LOG", "warn")])),
             LevelFilter::WARN

@@ -22,6 +22,23 @@ pub trait Topic: Send + Sync + std::fmt::Debug {
     ) -> BoxFuture<'a, Result<Option<String>>>;
 }
 
+/// A bus that routes events to whatever rules match them: EventBridge in a deployment
+/// ([`crate::aws::eventbridge::EventBridgeBus`]), `fakes::bus::MemoryBus` in tests.
+pub trait EventBus: Send + Sync + std::fmt::Debug {
+    /// The bus's name or ARN, for messages.
+    fn name(&self) -> &str;
+
+    /// Puts one event from `source: breakwater` with `detail_type` and `detail`; returns its id.
+    fn put<'a>(
+        &'a self,
+        detail_type: &'a str,
+        detail: &'a serde_json::Value,
+    ) -> BoxFuture<'a, Result<Option<String>>>;
+}
+
+/// The `source` of every event Breakwater puts on a bus.
+pub const EVENT_SOURCE: &str = "breakwater";
+
 /// SNS allows at most 10 message attributes per message.
 const MAX_ATTRIBUTES: usize = 10;
 
@@ -70,6 +87,43 @@ impl Notification {
             ),
             None => self.summary.clone(),
         }
+    }
+
+    /// The event's `detail-type`: the function and what happened — the `kind` attribute, else
+    /// the `phase`, else the `outcome` (`spot drained`, `failover traffic`, `spot paused`);
+    /// docs/events.md lists them.
+    pub fn detail_type(&self) -> String {
+        let function = self
+            .attributes
+            .get("function")
+            .map(String::as_str)
+            .unwrap_or("breakwater");
+        let what = ["kind", "phase", "outcome"]
+            .iter()
+            .find_map(|name| self.attributes.get(*name))
+            .map(String::as_str)
+            .unwrap_or("notice");
+        format!("{function} {what}")
+    }
+
+    /// The event's `detail`: the attributes, the subject, the summary and the details.
+    pub fn event_detail(&self) -> serde_json::Value {
+        let mut detail = serde_json::json!({
+            "subject": self.subject,
+            "summary": self.summary,
+            "attributes": self.attributes,
+        });
+        for (name, value) in &self.attributes {
+            detail[name] = value.clone().into();
+        }
+        // EventBridge takes at most 256 KB an entry: details beyond 200 KB are left to the SNS
+        // message and the report.
+        if let Some(details) = &self.details {
+            if details.to_string().len() <= 200 * 1024 {
+                detail["details"] = details.clone();
+            }
+        }
+        detail
     }
 
     /// The subject as SNS accepts it: printable ASCII, one line, at most 100 characters.
@@ -121,10 +175,12 @@ impl Notification {
     }
 }
 
-/// Publishes notifications to one topic, or only logs them when no topic is configured.
+/// Publishes notifications to one topic, or only logs them when no topic is configured, and puts
+/// each on an event bus too when one is configured.
 #[derive(Debug, Clone)]
 pub struct Notifier {
     target: Option<Arc<dyn Topic>>,
+    bus: Option<Arc<dyn EventBus>>,
 }
 
 impl Notifier {
@@ -137,15 +193,27 @@ impl Notifier {
     pub fn over(topic: Arc<dyn Topic>) -> Self {
         Notifier {
             target: Some(topic),
+            bus: None,
         }
     }
 
     /// A notifier that logs and publishes nothing.
     pub fn log_only() -> Self {
-        Notifier { target: None }
+        Notifier {
+            target: None,
+            bus: None,
+        }
     }
 
-    /// Publishes; returns the SNS message id, or `None` when only logged.
+    /// Puts every notification on `bus` too (`source: breakwater`, one `detail-type` per kind).
+    pub fn with_bus(mut self, bus: Arc<dyn EventBus>) -> Self {
+        self.bus = Some(bus);
+        self
+    }
+
+    /// Publishes to the topic and puts the event on the bus, side by side; returns the SNS
+    /// message id, or `None` when only logged. Either failing is the error (the caller's retry
+    /// may then repeat the other: subscribers see at least once).
     pub async fn publish(&self, notification: &Notification) -> Result<Option<String>> {
         notification.validate()?;
         tracing::info!(
@@ -154,16 +222,35 @@ impl Notifier {
             summary = %notification.summary,
             "notification"
         );
-        let Some(topic) = &self.target else {
-            return Ok(None);
+        let published = async {
+            match &self.target {
+                Some(topic) => {
+                    topic
+                        .publish(
+                            &notification.sns_subject(),
+                            &notification.body(),
+                            &notification.attributes,
+                        )
+                        .await
+                }
+                None => Ok(None),
+            }
         };
-        topic
-            .publish(
-                &notification.sns_subject(),
-                &notification.body(),
-                &notification.attributes,
-            )
-            .await
+        let detail_type = notification.detail_type();
+        let mut detail = notification.event_detail();
+        // The topic the same notification went to: it tells two stacks in one region apart.
+        if let Some(topic) = &self.target {
+            detail["topic"] = topic.name().into();
+        }
+        let put = async {
+            match &self.bus {
+                Some(bus) => bus.put(&detail_type, &detail).await.map(drop),
+                None => Ok(()),
+            }
+        };
+        let (published, put) = tokio::join!(published, put);
+        put?;
+        published
     }
 }
 
@@ -202,6 +289,48 @@ mod tests {
             many = many.attribute(&format!("a{i}"), "x");
         }
         assert!(many.validate().is_err());
+    }
+
+    #[test]
+    fn the_event_is_typed_by_function_and_kind_and_carries_the_attributes() {
+        let n = Notification::new("Spot: drained ip-1", "Drained.")
+            .attribute("function", "spot")
+            .attribute("outcome", "drained")
+            .details(serde_json::json!({"pods": 3}));
+        assert_eq!(n.detail_type(), "spot drained");
+        let detail = n.event_detail();
+        assert_eq!(detail["function"], "spot");
+        assert_eq!(detail["outcome"], "drained");
+        assert_eq!(detail["subject"], "Spot: drained ip-1");
+        assert_eq!(detail["details"]["pods"], 3);
+        let paused = Notification::new("s", "b")
+            .attribute("function", "budget")
+            .attribute("kind", "paused")
+            .attribute("outcome", "x");
+        assert_eq!(paused.detail_type(), "budget paused");
+        let huge = Notification::new("s", "b").details(serde_json::json!("x".repeat(300 * 1024)));
+        assert!(huge.event_detail().get("details").is_none());
+    }
+
+    #[tokio::test]
+    async fn a_notification_goes_to_the_topic_and_the_bus_and_a_failed_put_is_the_error() {
+        use crate::fakes::bus::MemoryBus;
+        use crate::fakes::topic::MemoryTopic;
+        let topic = Arc::new(MemoryTopic::new("arn:aws:sns:us-east-1:123456789012:t"));
+        let bus = Arc::new(MemoryBus::new("default"));
+        let notifier = Notifier::over(topic.clone()).with_bus(bus.clone());
+        let note = Notification::new("Spot: drained", "Drained.")
+            .attribute("function", "spot")
+            .attribute("outcome", "drained");
+        notifier.publish(&note).await.unwrap();
+        assert_eq!(topic.published().len(), 1);
+        let events = bus.events();
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].detail_type, "spot drained");
+        assert_eq!(events[0].detail["summary"], "Drained.");
+        bus.throttle_next(1);
+        let err = notifier.publish(&note).await.unwrap_err();
+        assert!(matches!(err, Error::Retryable(_)), "{err}");
     }
 
     #[test]

@@ -6,16 +6,18 @@ use std::sync::Arc;
 
 use breakwater::aws::budgets::AwsBudgets;
 use breakwater::aws::ec2::Ec2Instances;
+use breakwater::aws::eventbridge::EventBridgeBus;
 use breakwater::aws::iam::IamRolePolicies;
 use breakwater::aws::objects::S3Objects;
 use breakwater::aws::sns::SnsTopic;
 use breakwater::clock::ManualClock;
 use breakwater::fakes::budgets::MemoryBudgets;
+use breakwater::fakes::bus::MemoryBus;
 use breakwater::fakes::instances::MemoryInstances;
 use breakwater::fakes::object_store::MemoryObjects;
 use breakwater::fakes::role_policies::MemoryRolePolicies;
 use breakwater::fakes::topic::MemoryTopic;
-use breakwater::notify::Topic;
+use breakwater::notify::{EventBus, Topic};
 use breakwater::objects::{ObjectStore, PutOutcome};
 use breakwater::ports::{
     BudgetFigures, Budgets, InlinePolicy, InstanceInfo, Instances, RolePolicies,
@@ -184,6 +186,23 @@ async fn the_topic_fake_behaves_as_sns_does() {
         &SnsTopic::new(aws.sns(), missing),
     )
     .await;
+}
+
+/// Event buses: every event put gets an id of its own (PutEvents' `Entries[].EventId`).
+async fn bus_contract(bus: &dyn EventBus) {
+    let detail = serde_json::json!({"function": "spot", "subject": "s"});
+    let first = bus.put("spot drained", &detail).await.unwrap();
+    let second = bus.put("spot drained", &detail).await.unwrap();
+    let (first, second) = (first.expect("an id"), second.expect("an id"));
+    assert!(!first.is_empty());
+    assert_ne!(first, second);
+}
+
+#[tokio::test]
+async fn the_event_bus_fake_behaves_as_eventbridge_does() {
+    let aws = aws(&moto().endpoint(), "us-east-1").await;
+    bus_contract(&MemoryBus::new("default")).await;
+    bus_contract(&EventBridgeBus::new(aws.events(), "default")).await;
 }
 
 /// Budgets: a budget is described with its limit, spend, forecast and period; an unknown one is

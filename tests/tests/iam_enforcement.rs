@@ -223,6 +223,50 @@ fn the_example_budget_is_created_by_the_primary_regions_stack_only() {
 }
 
 #[test]
+fn budget_and_tiering_are_each_left_out_by_a_parameter_and_each_function_has_its_log_group() {
+    let region = ["PrimaryRegion=us-east-1", "SecondaryRegion=us-west-2"];
+    let budget = [
+        "BudgetFunction",
+        "BudgetTopic",
+        "BudgetDeadLetterQueue",
+        "BudgetErrorsAlarm",
+        "BudgetLogGroup",
+        "ExampleBudget",
+    ];
+    let tiering = [
+        "TieringFunction",
+        "TieringDeadLetterQueue",
+        "TieringErrorsAlarm",
+        "TieringLogGroup",
+    ];
+    // GIVEN the default stack: both functions, each with its log group at LogRetentionDays
+    let all = stack_with("us-east-1", &region);
+    for name in budget.iter().chain(&tiering) {
+        assert!(all.get(*name).is_some(), "{name} missing");
+    }
+    for group in ["BudgetLogGroup", "TieringLogGroup"] {
+        let properties = &all[group]["Properties"];
+        assert_eq!(properties["RetentionInDays"], "365", "{properties}");
+        assert!(properties["LogGroupName"]
+            .as_str()
+            .unwrap()
+            .starts_with("/aws/lambda/"));
+    }
+    // WHEN budget is switched off, THEN none of its resources is created, tiering's are
+    let without_budget = stack_with("us-east-1", &[region[0], region[1], "BudgetEnabled=false"]);
+    for name in budget {
+        assert!(without_budget.get(name).is_none(), "{name} still created");
+    }
+    assert!(without_budget.get("TieringFunction").is_some());
+    // WHEN tiering is switched off, THEN none of its resources is created, budget's are
+    let without_tiering = stack_with("us-east-1", &[region[0], region[1], "TieringEnabled=false"]);
+    for name in tiering {
+        assert!(without_tiering.get(name).is_none(), "{name} still created");
+    }
+    assert!(without_tiering.get("BudgetFunction").is_some());
+}
+
+#[test]
 fn breakwaters_alarms_can_publish_to_the_encrypted_notification_topic() {
     // GIVEN the stack
     let resources = stack("us-east-1", "us-east-1", "us-west-2");

@@ -128,7 +128,7 @@ async fn the_probe_binary_acts_once_through_injected_throttling_and_dropped_conn
         .collect();
     assert!(!logs.is_empty(), "{output:#?}");
     for line in &logs {
-        let request_id = &line["spans"][0]["requestId"];
+        let request_id = &line["function_request_id"];
         assert!(
             request_id == first.request_id.as_str() || request_id == second.request_id.as_str(),
             "{line}"

@@ -7,7 +7,7 @@ use breakwater::clock::{Clock, SystemClock};
 use breakwater_sandbox::kube::KubeEmulator;
 use breakwater_sandbox::runtime::FunctionProcess;
 use breakwater_sandbox::scenes::{spot_nodes, spot_scene};
-use breakwater_sandbox::seed::{read_notifications, seed};
+use breakwater_sandbox::seed::{read_events, read_notifications, seed};
 use serde_json::{json, Value};
 
 use crate::common::{aws, unique};
@@ -69,6 +69,7 @@ async fn a_paused_spot_function_changes_nothing_and_says_what_it_would_have_done
         ("AWS_ENDPOINT_URL", moto().endpoint()),
         ("BREAKWATER_STATE_BUCKET", bucket.clone()),
         ("BREAKWATER_TOPIC_ARN", estate.primary.topic_arn.clone()),
+        ("BREAKWATER_EVENT_BUS", "default".to_string()),
         ("BREAKWATER_SPOT_CLUSTERS", scene.cluster.clone()),
         ("BREAKWATER_KUBE_ENDPOINT", emu.endpoint()),
     ]
@@ -137,6 +138,24 @@ async fn a_paused_spot_function_changes_nothing_and_says_what_it_would_have_done
         notes[0].attributes.get("kind").map(String::as_str),
         Some("paused")
     );
+    // … and so does the event on the default bus, read back from a rule's target queue.
+    let events = read_events(direct.config(), REGION, &estate.primary.events_queue_url, 2)
+        .await
+        .unwrap();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(
+        (&events[0]["source"], &events[0]["detail-type"]),
+        (&json!("breakwater"), &json!("spot paused"))
+    );
+    assert_eq!(events[0]["detail"]["function"], "spot");
+    assert_eq!(
+        events[0]["detail"]["topic"],
+        estate.primary.topic_arn.as_str()
+    );
+    assert!(events[0]["detail"]["summary"]
+        .as_str()
+        .unwrap()
+        .contains("would have acted: cordon"));
 
     // WHEN the operator resumes it, the next warning acts (the same warm process)
     let said = breakwater(&bucket, &["resume", "spot"]);
@@ -152,6 +171,14 @@ async fn a_paused_spot_function_changes_nothing_and_says_what_it_would_have_done
     assert_eq!(answer["outcome"], "drained", "{answer}");
     let node = emu.get("nodes", "", &nodes[0]).unwrap();
     assert_eq!(node["spec"]["unschedulable"], true, "{node}");
+    let events = read_events(direct.config(), REGION, &estate.primary.events_queue_url, 2)
+        .await
+        .unwrap();
+    let types: Vec<&str> = events
+        .iter()
+        .filter_map(|e| e["detail-type"].as_str())
+        .collect();
+    assert_eq!(types, ["spot drained"], "{events:?}");
     spot.kill().await;
 
     // A function that does not exist is refused, naming the five.

@@ -8,6 +8,7 @@ pub mod cloudwatch;
 pub mod ec2;
 pub mod eks;
 pub mod errors;
+pub mod eventbridge;
 pub mod iam;
 pub mod lambda_invoke;
 pub mod objects;
@@ -68,6 +69,7 @@ pub struct Aws {
     config: SdkConfig,
     s3: OnceLock<aws_sdk_s3::Client>,
     sns: OnceLock<aws_sdk_sns::Client>,
+    events: OnceLock<aws_sdk_eventbridge::Client>,
     eks: OnceLock<aws_sdk_eks::Client>,
     rds: OnceLock<aws_sdk_rds::Client>,
     budgets: OnceLock<aws_sdk_budgets::Client>,
@@ -122,6 +124,7 @@ impl Aws {
             config,
             s3: OnceLock::new(),
             sns: OnceLock::new(),
+            events: OnceLock::new(),
             eks: OnceLock::new(),
             rds: OnceLock::new(),
             budgets: OnceLock::new(),
@@ -175,6 +178,13 @@ impl Aws {
             return self.s3();
         }
         s3_client(&self.config_in(region))
+    }
+
+    /// The EventBridge client of the home region.
+    pub fn events(&self) -> aws_sdk_eventbridge::Client {
+        self.events
+            .get_or_init(|| aws_sdk_eventbridge::Client::new(&self.config))
+            .clone()
     }
 
     /// The SNS client of the home region.

@@ -4,6 +4,7 @@
 pub mod alarms;
 pub mod buckets;
 pub mod budgets;
+pub mod bus;
 pub mod calls;
 pub mod capacity;
 pub mod databases;
