@@ -63,7 +63,9 @@ test: $(SANDBOX_VENV) ## unit and integration tests (moto, the fault proxy, the 
 lint: $(SANDBOX_VENV) $(SAM_VENV) $(CHECKOV_VENV) ## rustfmt, clippy -D warnings, sam validate --lint, checkov (template and SAM-expanded)
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
-	.venv-sam/bin/sam validate --lint --region us-east-1
+	@# Both environments of samconfig.toml: the template linted in each region it is deployed to.
+	.venv-sam/bin/sam validate --lint --config-env primary
+	.venv-sam/bin/sam validate --lint --config-env secondary
 	BC_SKIP_MAPPING=TRUE .venv-checkov/bin/checkov -f template.yaml --framework cloudformation --quiet --compact --skip-download
 	@# The roles and the Function URL exist only after the SAM transform: scan what CloudFormation gets.
 	mkdir -p target && .venv/bin/python sandbox/iam_template.py --expanded > target/template.expanded.json
@@ -130,12 +132,13 @@ deploy: $(SAM_VENV) $(SANDBOX_VENV) $(ARM64_STAMP) ## sam build (ARM64) + sam de
 	.venv-sam/bin/sam build --config-env $(ENV)
 	.venv-sam/bin/sam deploy --config-env $(ENV)
 
-package: $(SAM_VENV) $(SANDBOX_VENV) $(ARM64_STAMP) ## what `make deploy` checks and builds, for both environments, deploying nothing (CI)
+# The build does not depend on the environment (one template, one code base): it runs once.
+package: $(SAM_VENV) $(SANDBOX_VENV) $(ARM64_STAMP) ## what `make deploy` checks and builds (both environments linted, one ARM64 sam build), deploying nothing
 	@set -e; for env in $(SAM_ENVS); do \
-	  echo "== $$env: sam validate --lint, sam build (ARM64)"; \
+	  echo "== $$env: sam validate --lint"; \
 	  .venv-sam/bin/sam validate --lint --config-env $$env; \
-	  .venv-sam/bin/sam build --config-env $$env; \
 	done
+	.venv-sam/bin/sam build --config-env primary
 
 clean: ## remove build output and the Python environments
 	cargo clean

@@ -50,7 +50,13 @@ pub struct Pause {
 
 /// Whether this invocation changes nothing: `BREAKWATER_DRY_RUN`, or a pause read at its start.
 pub fn dry_run(settings: &Settings) -> bool {
-    settings.dry_run || PAUSED.try_with(|paused| *paused).unwrap_or(false)
+    settings.dry_run || paused()
+}
+
+/// Whether this invocation runs under a pause (its idempotency records are neither claimed nor
+/// stored: [`StateStore::once`]).
+pub fn paused() -> bool {
+    PAUSED.try_with(|paused| *paused).unwrap_or(false)
 }
 
 impl StateStore {
@@ -230,6 +236,36 @@ mod tests {
         assert!(store.resume("spot").await.unwrap());
         assert!(!store.resume("spot").await.unwrap());
         assert_eq!(store.pause_of("spot").await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn a_paused_event_is_not_recorded_so_it_acts_when_delivered_again_after_resume() {
+        let store = store();
+        let ttl = std::time::Duration::from_secs(60);
+        // Paused: the effect runs (as a dry run) and nothing is stored.
+        let paused = PAUSED
+            .scope(
+                true,
+                store.once("spot", "evt-1", "a", ttl, || async { Ok(1) }),
+            )
+            .await
+            .unwrap();
+        assert!(!paused.is_repeat());
+        // Resumed: the same event runs for real, once.
+        let acted = store
+            .once("spot", "evt-1", "a", ttl, || async { Ok(2) })
+            .await
+            .unwrap();
+        assert_eq!((acted.is_repeat(), acted.into_inner()), (false, 2));
+        // Paused again: what was done is still a repeat.
+        let again = PAUSED
+            .scope(
+                true,
+                store.once("spot", "evt-1", "a", ttl, || async { Ok(3) }),
+            )
+            .await
+            .unwrap();
+        assert_eq!((again.is_repeat(), again.into_inner()), (true, 2));
     }
 
     #[tokio::test]

@@ -113,14 +113,38 @@ impl Metrics {
         Ok(())
     }
 
-    /// Writes the documents to stdout, where CloudWatch Logs picks them up.
+    /// Writes the documents to stdout, where CloudWatch Logs picks them up (or to the file
+    /// [`send_to_file`] named: the sandbox's benches keep their tables readable).
     pub fn emit(&self, timestamp_ms: u64) {
-        let stdout = std::io::stdout();
-        let mut lock = stdout.lock();
-        if let Err(err) = self.write_to(timestamp_ms, &mut lock) {
+        let written = match SINK.get() {
+            Some(file) => {
+                let mut file = file.lock().unwrap_or_else(|e| e.into_inner());
+                self.write_to(timestamp_ms, &mut *file)
+            }
+            None => self.write_to(timestamp_ms, &mut std::io::stdout().lock()),
+        };
+        if let Err(err) = written {
             tracing::warn!(error = %err, "could not write metrics");
         }
     }
+}
+
+/// Where [`Metrics::emit`] writes when not to stdout.
+static SINK: std::sync::OnceLock<std::sync::Mutex<std::fs::File>> = std::sync::OnceLock::new();
+
+/// Sends every metric line this process emits from now on to the end of the file at `path`
+/// instead of stdout (a process that runs functions in-process, such as the sandbox's benches);
+/// the first call wins.
+pub fn send_to_file(path: &std::path::Path) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    let _ = SINK.set(std::sync::Mutex::new(file));
+    Ok(())
 }
 
 #[cfg(test)]

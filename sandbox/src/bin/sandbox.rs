@@ -31,6 +31,14 @@ use serde_json::json;
 #[tokio::main]
 async fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    // The benches run functions in this process: their metric lines (EMF) go to a file, and the
+    // terminal shows the tables only.
+    if args.first().is_some_and(|c| c.ends_with("bench")) {
+        let raw = workspace_root().join("target/bench/metrics.log");
+        if let Err(e) = breakwater::metrics::send_to_file(&raw) {
+            eprintln!("metric lines stay on stdout ({}: {e})", raw.display());
+        }
+    }
     let result = match args.first().map(String::as_str) {
         Some("demo") => demo(&args[1..]).await,
         Some("gameday") => gameday(&args[1..]).await,
