@@ -111,7 +111,7 @@ fn function_in(
     };
     FailoverFunction {
         alarms: CloudWatchAlarms::new(aws.cloudwatch_in(PRIMARY)),
-        toolkit: Toolkit::with_aws(settings, aws, clock),
+        toolkit: Toolkit::with_aws(settings, aws, clock).with_event_bus("default"),
         ports,
         settings: FailoverSettings::from_env(&Env::from_pairs([
             ("BREAKWATER_FAILOVER_POLL_MS", "20"),
@@ -839,6 +839,32 @@ async fn with_us_east_1_gone_and_no_arc_cluster_the_failover_completes_through_c
     let r = w.outage().await;
     // THEN the failover succeeded
     assert_eq!(r["execution"]["outcome"], "succeeded", "{r}");
+    // AND every phase is an event on us-west-2's default bus (docs/events.md)
+    let events = breakwater_sandbox::seed::read_events(
+        w.direct.config(),
+        SECONDARY,
+        &w.estate.secondary.events_queue_url,
+        2,
+    )
+    .await
+    .unwrap();
+    let mut phases: Vec<&str> = events
+        .iter()
+        .filter_map(|e| e["detail-type"].as_str())
+        .collect();
+    phases.sort_unstable();
+    assert_eq!(
+        phases,
+        [
+            "failover database",
+            "failover finished",
+            "failover healthy",
+            "failover nodes",
+            "failover started",
+            "failover traffic"
+        ],
+        "{events:#?}"
+    );
     // AND, read back through the emulator in us-west-2: the secondary's alarm OK (its health
     // check healthy), the primary's ALARM (unhealthy)
     assert_eq!(
