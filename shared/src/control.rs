@@ -20,7 +20,7 @@ use serde_json::{json, Value};
 use crate::config::Settings;
 use crate::error::Result;
 use crate::notify::Notification;
-use crate::state::StateStore;
+use crate::state::{Idempotent, StateStore};
 use crate::Toolkit;
 
 /// The functions a pause can name, as their records and `breakwater pause` spell them.
@@ -53,8 +53,7 @@ pub fn dry_run(settings: &Settings) -> bool {
     settings.dry_run || paused()
 }
 
-/// Whether this invocation runs under a pause (its idempotency records are neither claimed nor
-/// stored: [`StateStore::once`]).
+/// Whether this invocation runs under a pause.
 pub fn paused() -> bool {
     PAUSED.try_with(|paused| *paused).unwrap_or(false)
 }
@@ -104,8 +103,29 @@ where
         "paused: nothing was changed"
     );
     // A repeat delivery was answered (and notified) the first time; an event that needs nothing
-    // (ignored, a status) is only logged.
+    // (ignored, a status) is only logged; what it would have done is told once per pause (a
+    // failover held by the pause would otherwise say so on every 1-minute tick).
     if answer["repeat"] != true && acts(&answer) {
+        // Under the function's own idempotency prefix (its role may write there only;
+        // failover's is `idempotency/failover-*`).
+        let scope = if function == "failover" {
+            "failover-paused"
+        } else {
+            function
+        };
+        let told = format!(
+            "paused-{}-{:016x}",
+            pause.since,
+            fnv1a(would_have.as_bytes())
+        );
+        let ttl = toolkit.settings.idempotency_ttl;
+        let first = toolkit
+            .store
+            .once(scope, &told, "pause", ttl, || async { Ok(()) })
+            .await;
+        if !matches!(first, Ok(Idempotent::Fresh(()))) {
+            return Ok(paused_answer(pause, message, answer));
+        }
         let note = Notification::new(
             format!("breakwater {function} is paused: nothing was changed"),
             format!(
@@ -122,12 +142,23 @@ where
             tracing::warn!(error_type = e.error_type(), error = %e, "the pause notification did not go out");
         }
     }
-    Ok(json!({
+    Ok(paused_answer(pause, message, answer))
+}
+
+fn paused_answer(pause: Pause, message: String, answer: Value) -> Value {
+    json!({
         "outcome": "paused",
         "paused": pause,
         "message": message,
         "would_have": answer,
-    }))
+    })
+}
+
+/// FNV-1a: a short, stable key for what a paused invocation would have done.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, b| {
+        (hash ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 /// Whether a dry-run answer names something the function would have changed.
@@ -236,36 +267,6 @@ mod tests {
         assert!(store.resume("spot").await.unwrap());
         assert!(!store.resume("spot").await.unwrap());
         assert_eq!(store.pause_of("spot").await.unwrap(), None);
-    }
-
-    #[tokio::test]
-    async fn a_paused_event_is_not_recorded_so_it_acts_when_delivered_again_after_resume() {
-        let store = store();
-        let ttl = std::time::Duration::from_secs(60);
-        // Paused: the effect runs (as a dry run) and nothing is stored.
-        let paused = PAUSED
-            .scope(
-                true,
-                store.once("spot", "evt-1", "a", ttl, || async { Ok(1) }),
-            )
-            .await
-            .unwrap();
-        assert!(!paused.is_repeat());
-        // Resumed: the same event runs for real, once.
-        let acted = store
-            .once("spot", "evt-1", "a", ttl, || async { Ok(2) })
-            .await
-            .unwrap();
-        assert_eq!((acted.is_repeat(), acted.into_inner()), (false, 2));
-        // Paused again: what was done is still a repeat.
-        let again = PAUSED
-            .scope(
-                true,
-                store.once("spot", "evt-1", "a", ttl, || async { Ok(3) }),
-            )
-            .await
-            .unwrap();
-        assert_eq!((again.is_repeat(), again.into_inner()), (true, 2));
     }
 
     #[tokio::test]

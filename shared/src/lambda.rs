@@ -39,6 +39,12 @@ where
         // when nested in the runtime's own; one allocation per invocation is nothing.
         let result = match foreign_account(&event.payload, &event.context.invoked_function_arn) {
             Some(err) => Err(err),
+            // A Function URL request (the rollback webhook) keeps its HTTP answer (401 for a
+            // bad signature, 503 for PagerDuty to retry): it only verifies and hands off, and
+            // the hand-off's own invocation reads the pause.
+            None if is_function_url(&event.payload) => {
+                Box::pin(handler(event.payload, event.context.request_id)).await
+            }
             None => {
                 let work = handler(event.payload, event.context.request_id);
                 Box::pin(unless_paused(toolkit, function, work)).await
@@ -70,6 +76,15 @@ fn invocation_metrics(
         Unit::Milliseconds,
     );
     m
+}
+
+/// Whether an invocation is a Lambda Function URL request (payload format 2.0: `rawPath` and
+/// `requestContext.http`, "Invoking Lambda function URLs", Lambda Developer Guide).
+pub fn is_function_url(payload: &Value) -> bool {
+    payload
+        .get("requestContext")
+        .is_some_and(|c| c.get("http").is_some())
+        && payload.get("rawPath").is_some()
 }
 
 /// An event that names another account than the one the function runs in (the account of its

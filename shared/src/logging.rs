@@ -17,9 +17,12 @@ use serde_json::{Map, Value};
 use tracing::field::{Field, Visit};
 use tracing::level_filters::LevelFilter;
 use tracing::{Event, Subscriber};
+use tracing_subscriber::filter::filter_fn;
 use tracing_subscriber::fmt::format::{JsonFields, Writer};
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields, MakeWriter};
+use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::Layer;
 
 use crate::config::Env;
 
@@ -46,12 +49,14 @@ pub fn json_subscriber<W>(level: LevelFilter, writer: W) -> impl tracing::Subscr
 where
     W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
 {
-    tracing_subscriber::fmt()
+    // The level filters events only: the spans that carry the ids (the runtime's, the
+    // invocation's) are INFO spans and must stay on at WARN for the WARN lines to carry them.
+    let layer = tracing_subscriber::fmt::layer()
         .fmt_fields(JsonFields::new())
         .event_format(PowertoolsJson::default())
-        .with_max_level(level)
         .with_writer(writer)
-        .finish()
+        .with_filter(filter_fn(move |m| m.is_span() || *m.level() <= level));
+    tracing_subscriber::registry().with(layer)
 }
 
 /// Installs the JSON subscriber on stdout for the whole process (call once, first thing in `main`).
@@ -202,6 +207,26 @@ mod tests {
         text.lines()
             .map(|l| serde_json::from_str(l).unwrap())
             .collect()
+    }
+
+    #[test]
+    fn at_warn_the_lines_that_remain_still_carry_the_invocations_ids() {
+        let buffer = Buffer::default();
+        let subscriber = json_subscriber(LevelFilter::WARN, buffer.clone());
+        tracing::subscriber::with_default(subscriber, || {
+            let invoke = tracing::info_span!("Lambda runtime invoke", requestId = "req-7");
+            let _a = invoke.enter();
+            let handle = tracing::info_span!("invocation", event_id = "evt-7");
+            let _b = handle.enter();
+            tracing::info!("dropped");
+            tracing::warn!("kept");
+        });
+        let lines = lines_of(&buffer);
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert_eq!(lines[0]["message"], "kept");
+        assert_eq!(lines[0]["function_request_id"], "req-7");
+        assert_eq!(lines[0]["event_id"], "evt-7");
+        assert_eq!(lines[0]["cold_start"], true);
     }
 
     #[test]

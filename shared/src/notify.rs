@@ -113,13 +113,22 @@ impl Notification {
             "summary": self.summary,
             "attributes": self.attributes,
         });
+        // Each attribute also at the top level, for rules to match on; never over a field of
+        // the envelope.
         for (name, value) in &self.attributes {
-            detail[name] = value.clone().into();
+            if !matches!(
+                name.as_str(),
+                "subject" | "summary" | "attributes" | "details" | "topic"
+            ) {
+                detail[name] = value.clone().into();
+            }
         }
-        // EventBridge takes at most 256 KB an entry: details beyond 200 KB are left to the SNS
-        // message and the report.
+        // EventBridge takes at most 256 KB an entry (PutEvents, EventBridge API Reference): the
+        // details go along only when the whole detail stays under 200 KB; the SNS message and
+        // the report always have them.
         if let Some(details) = &self.details {
-            if details.to_string().len() <= 200 * 1024 {
+            let size = detail.to_string().len() + details.to_string().len();
+            if size <= 200 * 1024 {
                 detail["details"] = details.clone();
             }
         }
@@ -212,8 +221,10 @@ impl Notifier {
     }
 
     /// Publishes to the topic and puts the event on the bus, side by side; returns the SNS
-    /// message id, or `None` when only logged. Either failing is the error (the caller's retry
-    /// may then repeat the other: subscribers see at least once).
+    /// message id, or `None` when only logged. The topic failing is the error (the caller's
+    /// retry sends again); the bus failing is logged (`error_type`, "the event did not go
+    /// out") and is not: the SNS message went, and what was done is not undone or repeated
+    /// for the sake of a copy on the bus.
     pub async fn publish(&self, notification: &Notification) -> Result<Option<String>> {
         notification.validate()?;
         tracing::info!(
@@ -249,7 +260,14 @@ impl Notifier {
             }
         };
         let (published, put) = tokio::join!(published, put);
-        put?;
+        if let Err(e) = put {
+            tracing::warn!(
+                error_type = e.error_type(),
+                error = %e,
+                detail_type = %detail_type,
+                "the event did not go out"
+            );
+        }
         published
     }
 }
@@ -313,7 +331,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_notification_goes_to_the_topic_and_the_bus_and_a_failed_put_is_the_error() {
+    async fn a_notification_goes_to_the_topic_and_the_bus_and_a_failed_put_is_only_logged() {
         use crate::fakes::bus::MemoryBus;
         use crate::fakes::topic::MemoryTopic;
         let topic = Arc::new(MemoryTopic::new("arn:aws:sns:us-east-1:123456789012:t"));
@@ -328,9 +346,11 @@ mod tests {
         assert_eq!(events.len(), 1);
         assert_eq!(events[0].detail_type, "spot drained");
         assert_eq!(events[0].detail["summary"], "Drained.");
+        // A bus that fails does not fail the notification: the SNS message went.
         bus.throttle_next(1);
-        let err = notifier.publish(&note).await.unwrap_err();
-        assert!(matches!(err, Error::Retryable(_)), "{err}");
+        notifier.publish(&note).await.unwrap();
+        assert_eq!(topic.published().len(), 2);
+        assert_eq!(bus.events().len(), 1);
     }
 
     #[test]

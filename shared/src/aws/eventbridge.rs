@@ -3,7 +3,8 @@
 //!
 //! `PutEvents` answers 200 even when an entry failed: each failed entry carries an `ErrorCode`
 //! and the response a `FailedEntryCount` ("PutEvents", EventBridge API Reference). A failed entry
-//! is this adapter's error: `ThrottlingException` and `InternalException` are retryable.
+//! is this adapter's error: `ThrottlingException` and `InternalFailure` are retryable
+//! ("PutEventsResultEntry", EventBridge API Reference).
 
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use serde_json::Value;
@@ -53,7 +54,7 @@ impl EventBridgeBus {
                     "{what}: {code} ({})",
                     result.error_message().unwrap_or("no message")
                 );
-                if matches!(code, "ThrottlingException" | "InternalException") {
+                if matches!(code, "ThrottlingException" | "InternalFailure") {
                     Err(Error::Retryable(message))
                 } else {
                     Err(Error::Aws(message))

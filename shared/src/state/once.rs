@@ -36,23 +36,6 @@ impl StateStore {
         Fut: std::future::Future<Output = Result<T>>,
     {
         let key = format!("idempotency/{function}/{}", key_segment(event_id));
-        // Paused (`breakwater pause`), the effect is a dry run: it is not claimed or stored, so
-        // that the same event delivered again after `resume` acts. An event already handled
-        // before the pause is still a repeat.
-        if crate::control::paused() {
-            if let Some(Versioned {
-                value: IdempotencyRecord::Completed { result, .. },
-                ..
-            }) = self.get::<IdempotencyRecord>(&key).await?
-            {
-                let stored = serde_json::from_value(result).map_err(|e| Error::CorruptRecord {
-                    key: key.clone(),
-                    reason: e.to_string(),
-                })?;
-                return Ok(Idempotent::Repeat(stored));
-            }
-            return effect().await.map(Idempotent::Fresh);
-        }
         let token = claim_token(self.clock.now_ms());
         let mut etag = None;
         for _ in 0..RACE_ATTEMPTS {

@@ -28,10 +28,7 @@ pub struct HttpRequest {
 
 /// Whether an invocation is a Function URL request.
 pub fn is_http(event: &Value) -> bool {
-    event
-        .get("requestContext")
-        .is_some_and(|c| c.get("http").is_some())
-        && event.get("rawPath").is_some()
+    breakwater::lambda::is_function_url(event)
 }
 
 impl HttpRequest {
