@@ -24,7 +24,7 @@ SAM_VENV := .venv-sam/.installed
 CHECKOV_VENV := .venv-checkov/.installed
 ARM64_STAMP := target/.arm64-target
 
-.PHONY: help setup build test lint iam fmt demo gameday bench fuzz up down invoke deploy package clean
+.PHONY: help setup build test lint iam fmt demo gameday bench fuzz up down invoke drill deploy package clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -66,6 +66,8 @@ lint: $(SANDBOX_VENV) $(SAM_VENV) $(CHECKOV_VENV) ## rustfmt, clippy -D warnings
 	@# Both environments of samconfig.toml: the template linted in each region it is deployed to.
 	.venv-sam/bin/sam validate --lint --config-env primary
 	.venv-sam/bin/sam validate --lint --config-env secondary
+	@# Every aws, make and sam command in docs/ exists as written (the sam ones against this SAM CLI).
+	.venv/bin/python sandbox/docs_commands.py --sam .venv-sam/bin/sam
 	BC_SKIP_MAPPING=TRUE .venv-checkov/bin/checkov -f template.yaml --framework cloudformation --quiet --compact --skip-download
 	@# The roles and the Function URL exist only after the SAM transform: scan what CloudFormation gets.
 	mkdir -p target && .venv/bin/python sandbox/iam_template.py --expanded > target/template.expanded.json
@@ -111,9 +113,21 @@ fuzz: ## run each fuzz target for FUZZ_SECONDS (cargo fuzz on nightly; FUZZ_TARG
 	    corpus/$(t) $(addprefix ../,$(fuzz_seeds_$(t))) -- -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1) \
 	    || { echo "fuzz $(t) failed: the input is in fuzz/artifacts/$(t)/"; exit 1; };)
 
-up: $(SANDBOX_VENV) ## start moto in the background and seed it (for `make invoke`)
-	cargo build --release -p breakwater-sandbox $(addprefix -p ,$(LAMBDA_PACKAGES))
+up: $(SANDBOX_VENV) ## start the sandbox in the background: moto, the seeded estate, the emulators, the Lambda API (for `make invoke`, `breakwater`)
+	cargo build --release -p breakwater-sandbox -p breakwater-cli $(addprefix -p ,$(LAMBDA_PACKAGES))
 	target/release/sandbox up
+
+# The commands of docs/dr-drill.md's block between the `make drill` markers, run as written.
+DRILL_DOC := docs/dr-drill.md
+drill: $(SANDBOX_VENV) ## the DR drill of docs/dr-drill.md, its exact `breakwater` commands, on a fresh sandbox (make down first)
+	cargo build --release -p breakwater-sandbox -p breakwater-cli $(addprefix -p ,$(LAMBDA_PACKAGES))
+	target/release/sandbox down
+	target/release/sandbox up
+	@set -e; source target/sandbox/us-west-2.env; export PATH="$(CURDIR)/target/release:$$PATH"; \
+	  sed -n '/<!-- make drill: begin -->/,/<!-- make drill: end -->/p' $(DRILL_DOC) | grep '^breakwater ' > target/sandbox/drill.sh; \
+	  test -s target/sandbox/drill.sh || { echo "no breakwater command between the make drill markers of $(DRILL_DOC)"; exit 1; }; \
+	  cd target/sandbox; while read -r line; do echo; echo "\$$ $$line"; eval "$$line" < /dev/null; done < drill.sh
+	@echo; echo "the sandbox is still up (breakwater history, breakwater status; the report's files are in target/sandbox/); make down stops it"
 
 down: ## stop what `make up` started
 	@if [ -x target/release/sandbox ]; then target/release/sandbox down; else echo "nothing to stop"; fi

@@ -7,12 +7,16 @@
 
 use std::fmt::Write as _;
 
+pub mod failover;
+pub mod invoke;
+pub mod redrive;
+
+use ::failover::engine::Execution;
+use ::failover::PlanState;
 use breakwater::clock::{rfc3339, Clock, SystemClock};
 use breakwater::control::{Pause, FUNCTIONS};
 use breakwater::state::StateStore;
 use breakwater::{Error, Result};
-use failover::engine::Execution;
-use failover::PlanState;
 use serde_json::Value;
 
 /// The region's state bucket, and the raw S3 client to list it.
@@ -21,7 +25,6 @@ pub struct Operator {
     /// The records.
     pub store: StateStore,
     s3: aws_sdk_s3::Client,
-    bucket: String,
 }
 
 impl Operator {
@@ -32,11 +35,7 @@ impl Operator {
             bucket,
             std::sync::Arc::new(SystemClock) as std::sync::Arc<dyn Clock>,
         );
-        Operator {
-            store,
-            s3,
-            bucket: bucket.to_string(),
-        }
+        Operator { store, s3 }
     }
 
     /// Pauses each of `functions`; what was done, one line each.
@@ -141,18 +140,22 @@ impl Operator {
     }
 
     /// Every key under `prefix` (ListObjectsV2, page by page).
-    async fn keys(&self, prefix: &str) -> Result<Vec<String>> {
+    pub(crate) async fn keys(&self, prefix: &str) -> Result<Vec<String>> {
         let mut keys = Vec::new();
         let mut pages = self
             .s3
             .list_objects_v2()
-            .bucket(&self.bucket)
+            .bucket(self.store.bucket())
             .prefix(prefix)
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
-            let page = page
-                .map_err(|e| Error::Aws(format!("listing s3://{}/{prefix}: {e}", self.bucket)))?;
+            let page = page.map_err(|e| {
+                Error::Aws(format!(
+                    "listing s3://{}/{prefix}: {e}",
+                    self.store.bucket()
+                ))
+            })?;
             keys.extend(
                 page.contents()
                     .iter()

@@ -3,13 +3,17 @@
 use std::process::ExitCode;
 
 use breakwater::aws::Aws;
-use breakwater_cli::{functions, Operator};
-use clap::{Parser, Subcommand};
+use breakwater_cli::failover::{self as drills, Followed, Request};
+use breakwater_cli::invoke::Function;
+use breakwater_cli::{functions, redrive, Operator};
+use clap::{Args, Parser, Subcommand};
+use serde_json::{json, Value};
 
-/// Operate Breakwater: pause and resume its functions, and see what they are doing.
+/// Operate Breakwater: drills and failovers followed live, their history and reports, the
+/// failover plan and its precheck, the pause switch, re-delivery of failed events.
 ///
 /// Against AWS it takes the profile and region as the AWS CLI does; against the sandbox,
-/// `source target/sandbox/sandbox.env` (written by `make up`) first.
+/// `source target/sandbox/<region>.env` (written by `make up`) first.
 #[derive(Debug, Parser)]
 #[command(name = "breakwater", version)]
 struct Cli {
@@ -22,6 +26,10 @@ struct Cli {
     /// The stack's state bucket in that region (the stack output `StateBucketName`).
     #[arg(long, global = true, env = "BREAKWATER_STATE_BUCKET")]
     state_bucket: Option<String>,
+    /// The function to invoke (the stack output `<Function>FunctionName`; default:
+    /// BREAKWATER_<FUNCTION>_FUNCTION, e.g. BREAKWATER_FAILOVER_FUNCTION).
+    #[arg(long, global = true)]
+    function_name: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -44,6 +52,84 @@ enum Command {
     },
     /// Per function: paused or acting, the work it holds now, failover's executions.
     Status,
+    /// Run a DR drill of the plan (on its drill copy), and follow it live to its end.
+    Drill(Manual),
+    /// Fail over to the secondary region now (unplanned: the RPO guard applies), and follow it.
+    Failover {
+        #[command(flatten)]
+        manual: Manual,
+        /// Accept losing up to this many seconds of writes (the RPO guard's limit otherwise).
+        #[arg(long)]
+        accept_data_loss_seconds: Option<u64>,
+    },
+    /// Move the writer and traffic with no data loss (planned), and follow it.
+    Switchover(Manual),
+    /// Back to the primary region once it is back: re-protect, then a planned move back.
+    Failback(Manual),
+    /// The executions of the failover plans, newest first.
+    History {
+        /// At most this many.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+    /// An execution's report: the Markdown here, the SVG timeline to a file.
+    Report {
+        /// The execution's id (`breakwater history`; default: the newest execution).
+        id: Option<String>,
+        /// The function that wrote it.
+        #[arg(long, default_value = "failover")]
+        function: String,
+        /// Where the SVG goes (default: `<id>.svg`).
+        #[arg(long)]
+        svg: Option<String>,
+    },
+    /// The plan's steps, order, endpoints and expected timeline against the RTO (changes nothing).
+    Plan {
+        /// A plan file instead of the stored plan.
+        #[arg(long)]
+        plan_file: Option<String>,
+    },
+    /// Whether the plan can fail over now, check by check; exits 1 when it cannot.
+    Precheck {
+        /// A plan file instead of the stored plan.
+        #[arg(long)]
+        plan_file: Option<String>,
+    },
+    /// Re-deliver the events in a function's failure queue to the function.
+    Redrive {
+        /// budget, tiering, spot, rollback or failover.
+        function: String,
+        /// The queue (the stack output `<Function>FailureQueueUrl` / `…DeadLetterQueueUrl`;
+        /// default: BREAKWATER_<FUNCTION>_FAILURE_QUEUE).
+        #[arg(long)]
+        queue_url: Option<String>,
+        /// At most this many messages.
+        #[arg(long, default_value_t = 100)]
+        max: usize,
+        /// List what would be re-delivered, and leave it.
+        #[arg(long)]
+        dry_run: bool,
+        /// Re-deliver manual commands too (`{"command": …}`: not de-duplicated, each acts again).
+        #[arg(long)]
+        include_commands: bool,
+    },
+}
+
+/// What every manual failover command takes.
+#[derive(Debug, Args)]
+struct Manual {
+    /// The plan's name: a confirmation (the function refuses any other).
+    #[arg(long)]
+    confirm: String,
+    /// Who runs it (default: your STS ARN).
+    #[arg(long)]
+    by: Option<String>,
+    /// A plan file (a drill's inline plan) instead of the stored plan.
+    #[arg(long)]
+    plan_file: Option<String>,
+    /// Print the execution's id and return, without following it.
+    #[arg(long)]
+    no_wait: bool,
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -63,10 +149,25 @@ async fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> Result<String, String> {
     let aws = Aws::for_operator(cli.region.as_deref(), cli.profile.as_deref()).await;
-    let bucket = cli.state_bucket.ok_or(
+    let bucket = cli.state_bucket.clone().ok_or(
         "no state bucket: pass --state-bucket or set BREAKWATER_STATE_BUCKET (the stack output StateBucketName)",
     )?;
     let operator = Operator::new(aws.s3(), &bucket);
+    let invoked = |function: &str| -> Result<Function, String> {
+        let variable = format!("BREAKWATER_{}_FUNCTION", function.to_uppercase());
+        let name = cli
+            .function_name
+            .clone()
+            .or_else(|| std::env::var(&variable).ok())
+            .ok_or(format!(
+                "which {function} function? pass --function-name or set {variable} (the stack output {}FunctionName)",
+                capitalized(function)
+            ))?;
+        Ok(Function::new(
+            aws_sdk_lambda::Client::new(aws.config()),
+            &name,
+        ))
+    };
     let result = match cli.command {
         Command::Pause { function, reason } => {
             let functions = functions(function.as_deref())?;
@@ -74,8 +175,162 @@ async fn run(cli: Cli) -> Result<String, String> {
         }
         Command::Resume { function } => operator.resume(&functions(function.as_deref())?).await,
         Command::Status => operator.status().await,
+        Command::Drill(m) => {
+            return manual(&operator, &invoked("failover")?, "drill", m, None, &aws).await
+        }
+        Command::Failover {
+            manual: m,
+            accept_data_loss_seconds,
+        } => {
+            return manual(
+                &operator,
+                &invoked("failover")?,
+                "failover",
+                m,
+                accept_data_loss_seconds,
+                &aws,
+            )
+            .await
+        }
+        Command::Switchover(m) => {
+            return manual(
+                &operator,
+                &invoked("failover")?,
+                "switchover",
+                m,
+                None,
+                &aws,
+            )
+            .await
+        }
+        Command::Failback(m) => {
+            return manual(&operator, &invoked("failover")?, "failback", m, None, &aws).await
+        }
+        Command::History { limit } => drills::history(&operator, limit).await,
+        Command::Report { id, function, svg } => {
+            let id = match id {
+                Some(id) => id,
+                None => drills::newest(&operator).await.map_err(|e| e.to_string())?,
+            };
+            let svg = svg.unwrap_or_else(|| format!("{id}.svg"));
+            drills::report(&operator, &function, &id, &svg).await
+        }
+        Command::Plan { plan_file } => {
+            let answer = invoked("failover")?
+                .call(&with_plan(
+                    json!({"command": "plan"}),
+                    plan_file.as_deref(),
+                )?)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(drills::plan_table(&answer))
+        }
+        Command::Precheck { plan_file } => {
+            let answer = invoked("failover")?
+                .call(&with_plan(
+                    json!({"command": "precheck"}),
+                    plan_file.as_deref(),
+                )?)
+                .await
+                .map_err(|e| e.to_string())?;
+            let (table, ready) = drills::precheck_table(&answer);
+            if !ready {
+                print!("{table}");
+                return Err("the plan is not ready to fail over (the lines marked NOT)".into());
+            }
+            Ok(table)
+        }
+        Command::Redrive {
+            function,
+            queue_url,
+            max,
+            dry_run,
+            include_commands,
+        } => {
+            functions(Some(&function))?;
+            let variable = format!("BREAKWATER_{}_FAILURE_QUEUE", function.to_uppercase());
+            let queue = queue_url.or_else(|| std::env::var(&variable).ok()).ok_or(format!(
+                "which queue? pass --queue-url or set {variable} (the stack output {}FailureQueueUrl or {}DeadLetterQueueUrl)",
+                capitalized(&function),
+                capitalized(&function)
+            ))?;
+            let sqs = aws_sdk_sqs::Client::new(aws.config());
+            let options = redrive::Options {
+                max,
+                dry_run,
+                include_commands,
+            };
+            redrive::redrive(&sqs, &queue, &invoked(&function)?, options).await
+        }
     };
     result.map_err(|e| e.to_string())
+}
+
+/// `Spot` for `spot`: the stack outputs' spelling.
+fn capitalized(function: &str) -> String {
+    let mut chars = function.chars();
+    chars
+        .next()
+        .map(|c| c.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
+}
+
+/// `payload` with the plan in `file` inline, when given.
+fn with_plan(mut payload: Value, file: Option<&str>) -> Result<Value, String> {
+    if let Some(file) = file {
+        let text = std::fs::read_to_string(file).map_err(|e| format!("{file}: {e}"))?;
+        payload["plan"] =
+            serde_json::from_str(&text).map_err(|e| format!("{file}: not JSON ({e})"))?;
+    }
+    Ok(payload)
+}
+
+/// A manual failover command: the preflight, the start, and (unless `--no-wait`) following it;
+/// a failed execution is a failed command.
+async fn manual(
+    operator: &Operator,
+    function: &Function,
+    command: &str,
+    m: Manual,
+    accept_data_loss_seconds: Option<u64>,
+    aws: &Aws,
+) -> Result<String, String> {
+    let by = match m.by {
+        Some(by) => by,
+        None => who(aws).await,
+    };
+    let plan = match m.plan_file.as_deref() {
+        Some(_) => Some(with_plan(json!({}), m.plan_file.as_deref())?["plan"].clone()),
+        None => None,
+    };
+    let request = Request {
+        command: command.into(),
+        confirm: m.confirm,
+        by,
+        accept_data_loss_seconds,
+        plan,
+    };
+    let started = drills::start(operator, function, &request)
+        .await
+        .map_err(|e| e.to_string())?;
+    let id = started.id;
+    if m.no_wait {
+        return Ok(format!("{id}\n"));
+    }
+    // The exit status is 0 only for an execution followed to its success.
+    match drills::follow(operator, &id, started.rto_target_seconds)
+        .await
+        .map_err(|e| e.to_string())?
+    {
+        Followed::Ended(text, true) => Ok(text),
+        Followed::Ended(text, false) => {
+            print!("{text}");
+            Err(format!(
+                "the {command} did not succeed: breakwater report {id}"
+            ))
+        }
+        Followed::Interrupted(message) => Err(message),
+    }
 }
 
 /// Who is operating: the caller's ARN (STS GetCallerIdentity), else the local user name — a
@@ -92,5 +347,107 @@ async fn who(aws: &Aws) -> String {
             eprintln!("breakwater: STS did not say who you are ({e}); the pause is signed {user}");
             user
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A command's words: placeholders (`<…>`, `…`) as plain values, quotes as the shell reads them.
+    fn words(command: &str) -> Vec<String> {
+        let mut plain = String::new();
+        let mut in_placeholder = false;
+        for c in command.chars() {
+            match c {
+                '<' => in_placeholder = true,
+                '>' if in_placeholder => {
+                    in_placeholder = false;
+                    plain.push('X');
+                }
+                '…' => plain.push('X'),
+                _ if in_placeholder => {}
+                _ => plain.push(c),
+            }
+        }
+        let (mut out, mut word, mut quote) = (Vec::new(), String::new(), None);
+        for c in plain.chars() {
+            match (c, quote) {
+                ('"' | '\'', None) => quote = Some(c),
+                (c, Some(q)) if c == q => quote = None,
+                (' ', None) => {
+                    if !word.is_empty() {
+                        out.push(std::mem::take(&mut word));
+                    }
+                }
+                (c, _) => word.push(c),
+            }
+        }
+        if !word.is_empty() {
+            out.push(word);
+        }
+        out
+    }
+
+    /// Every `breakwater` command in docs/ (inline code and code blocks) is one this binary
+    /// parses, so the docs cannot drift from the command (issue #20).
+    #[test]
+    fn every_breakwater_command_in_the_docs_parses() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let docs = root.join("docs");
+        let mut files = vec![root.join("README.md")];
+        for dir in [docs.clone(), docs.join("runbooks")] {
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.extension().is_some_and(|e| e == "md") {
+                    files.push(path);
+                }
+            }
+        }
+        let mut checked = 0;
+        for file in files {
+            let text = std::fs::read_to_string(&file).unwrap();
+            // Code blocks line by line; the prose joined, since an inline span may wrap.
+            let (mut fenced, mut prose, mut found) = (false, String::new(), Vec::new());
+            for line in text.lines() {
+                if line.trim_start().starts_with("```") {
+                    fenced = !fenced;
+                } else if fenced {
+                    found.push(line.trim().to_string());
+                } else {
+                    prose.push(' ');
+                    prose.push_str(line.trim());
+                }
+            }
+            found.extend(prose.split('`').skip(1).step_by(2).map(str::to_string));
+            for command in found.iter().filter(|c| c.starts_with("breakwater ")) {
+                let command = command.split(" # ").next().unwrap_or(command);
+                {
+                    checked += 1;
+                    if let Err(e) = Cli::try_parse_from(words(command)) {
+                        panic!("{}: `{command}` does not parse:\n{e}", file.display());
+                    }
+                }
+            }
+        }
+        assert!(
+            checked >= 10,
+            "only {checked} breakwater commands found in docs/"
+        );
+    }
+
+    #[test]
+    fn placeholders_and_quotes_become_words() {
+        assert_eq!(
+            words(r#"breakwater pause spot --reason "change freeze …" <x>"#),
+            vec![
+                "breakwater",
+                "pause",
+                "spot",
+                "--reason",
+                "change freeze X",
+                "X"
+            ]
+        );
     }
 }

@@ -9,6 +9,8 @@ pub mod functions;
 pub mod gameday;
 pub mod iam;
 pub mod kube;
+pub mod lambda_api;
+pub mod local;
 pub mod loopback;
 pub mod moto;
 pub mod play;

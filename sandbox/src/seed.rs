@@ -143,7 +143,7 @@ async fn seed_region(
 }
 
 /// Creates the queue `name`; its URL.
-async fn create_queue(sqs: &aws_sdk_sqs::Client, name: &str) -> Result<String, SandboxError> {
+pub async fn create_queue(sqs: &aws_sdk_sqs::Client, name: &str) -> Result<String, SandboxError> {
     Ok(sqs
         .create_queue()
         .queue_name(name)

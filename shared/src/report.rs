@@ -68,6 +68,31 @@ pub struct ReportLocation {
     pub svg_key: String,
 }
 
+impl ReportLocation {
+    /// The Markdown report's page in the S3 console of `region` (the bucket's region): the
+    /// console's object page, `s3/object/<bucket>?region=<region>&prefix=<key>`, for the people
+    /// reading the notification.
+    pub fn console_url(&self, region: &str) -> String {
+        format!(
+            "https://{region}.console.aws.amazon.com/s3/object/{}?region={region}&prefix={}",
+            self.bucket,
+            query_value(&self.markdown_key)
+        )
+    }
+}
+
+/// `s` percent-encoded as a URL query value (RFC 3986: unreserved characters as they are).
+fn query_value(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 impl Report {
     /// An empty report.
     pub fn new(function: &str, execution_id: &str, title: &str, outcome: &str) -> Self {
@@ -258,6 +283,20 @@ fn cell(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_console_link_encodes_the_whole_key_once() {
+        let location = ReportLocation {
+            bucket: "breakwater-state-123456789012-us-west-2".into(),
+            json_key: "reports/failover/exec%2F42.json".into(),
+            markdown_key: "reports/failover/exec%2F42.md".into(),
+            svg_key: "reports/failover/exec%2F42.svg".into(),
+        };
+        assert_eq!(
+            location.console_url("us-west-2"),
+            "https://us-west-2.console.aws.amazon.com/s3/object/breakwater-state-123456789012-us-west-2?region=us-west-2&prefix=reports%2Ffailover%2Fexec%252F42.md"
+        );
+    }
 
     #[test]
     fn markdown_has_figures_timeline_and_actions() {

@@ -1102,33 +1102,13 @@ async fn a_drill_cleans_up_and_reads_it_back() {
     assert!(w.mutations().is_empty());
     assert_eq!(w.observed().await, before);
     // Tagged as a drill copy, it is drilled on, and the clean-up deletes it.
-    let rds = aws_sdk_rds::Client::new(&breakwater_sandbox::seed::regional(
-        w.direct.config(),
-        SECONDARY,
-    ));
-    rds.add_tags_to_resource()
-        .resource_name(format!(
-            "arn:aws:rds:{SECONDARY}:123456789012:db:{}",
-            w.scene.replica
-        ))
-        .tags(
-            aws_sdk_rds::types::Tag::builder()
-                .key("breakwater:drill")
-                .value("true")
-                .build(),
-        )
-        .send()
+    breakwater_sandbox::failover_scene::tag_drill_copy(w.direct.config(), &w.estate, &w.scene)
         .await
         .unwrap();
     // Paused (`breakwater pause failover`), the drill is answered with what it would have
     // started, and nothing starts: the wiring of main.rs, `unless_paused` around `handle`.
     let toolkit = &w.function.toolkit;
-    let pause = breakwater::control::Pause {
-        by: "alice".into(),
-        since: "2026-12-01T10:00:00.000Z".into(),
-        reason: "change freeze".into(),
-    };
-    toolkit.store.pause("failover", &pause).await.unwrap();
+    toolkit.store.pause("failover", &freeze()).await.unwrap();
     let drill = json!({"command": "drill", "confirm": w.scene.name});
     let paused = breakwater::control::unless_paused(
         toolkit,
@@ -1633,4 +1613,74 @@ async fn a_global_databases_engine_version_is_read_from_rds_and_picks_the_lag_me
         global.engine.as_deref().unwrap_or_default(),
         global.engine_version.as_deref().unwrap_or_default()
     ));
+}
+
+/// #20: the `breakwater` command's preflight (`"dry_run": true`) checks what the command would
+/// meet, an execution of another kind running included, and changes nothing; a `dry_run` that
+/// is not a boolean is bad input; and a pause still answers "paused" then (a success: Lambda
+/// does not retry it into the failure queue, from where a re-delivery would act after resume).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_preflight_is_refused_while_another_execution_runs_and_a_pause_still_answers() {
+    use failover::engine::Execution;
+    let w = world().await;
+    let r = w.outage().await;
+    let id = r["execution"]["id"].as_str().unwrap().to_string();
+    // The failover, as if it were still running.
+    let store = &w.function.toolkit.store;
+    let mut exec = store
+        .get::<Execution>(&Execution::key(&id))
+        .await
+        .unwrap()
+        .unwrap()
+        .value;
+    exec.outcome = "running".into();
+    exec.finished_ms = None;
+    store.put(&Execution::key(&id), &exec).await.unwrap();
+    store
+        .update::<failover::PlanState, _>(&failover::plan_key(&w.scene.name), |s| {
+            s.active = Some(id.clone());
+            true
+        })
+        .await
+        .unwrap();
+    let before = w.mutations();
+    let preflight =
+        json!({"command": "switchover", "confirm": w.scene.name, "by": "alice", "dry_run": true});
+    let err = w.handle(preflight.clone()).await.unwrap_err();
+    assert!(
+        err.to_string().contains(&format!(
+            "execution {id} (failover) is running; switchover was not started"
+        )),
+        "{err}"
+    );
+    let mut malformed = preflight.clone();
+    malformed["dry_run"] = json!("yes");
+    let err = w.handle(malformed).await.unwrap_err();
+    assert!(
+        err.to_string().contains("dry_run: expected true or false"),
+        "{err}"
+    );
+    // Paused, the same command (no preflight) is answered, not failed.
+    let toolkit = &w.function.toolkit;
+    toolkit.store.pause("failover", &freeze()).await.unwrap();
+    let mut command = preflight;
+    command.as_object_mut().unwrap().remove("dry_run");
+    let paused = breakwater::control::unless_paused(
+        toolkit,
+        "failover",
+        w.function.handle(command, &unique("req")),
+    )
+    .await
+    .unwrap();
+    assert_eq!(paused["outcome"], "paused", "{paused}");
+    assert_eq!(w.mutations(), before);
+}
+
+/// `breakwater pause failover --reason "change freeze"` by alice.
+fn freeze() -> breakwater::control::Pause {
+    breakwater::control::Pause {
+        by: "alice".into(),
+        since: "2026-12-01T10:00:00.000Z".into(),
+        reason: "change freeze".into(),
+    }
 }

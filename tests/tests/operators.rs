@@ -19,26 +19,18 @@ const REGION: &str = "us-east-1";
 /// Runs `breakwater args…` against moto and the state bucket; its stdout, or a panic with its
 /// stderr when it fails.
 fn breakwater(bucket: &str, args: &[&str]) -> String {
-    let output = Command::new(breakwater_sandbox::bin_dir("debug").join("breakwater"))
-        .args(args)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", std::env::temp_dir())
-        .env("AWS_ENDPOINT_URL", moto().endpoint())
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_REGION", REGION)
-        .env("BREAKWATER_STATE_BUCKET", bucket)
-        .output()
-        .expect("the breakwater binary runs (make test builds it first)");
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&output.stdout).to_string(),
-        String::from_utf8_lossy(&output.stderr).to_string(),
-    );
-    assert!(
-        output.status.success(),
-        "breakwater {args:?} failed: {stderr}"
-    );
+    let env: Vec<(String, String)> = [
+        ("AWS_ENDPOINT_URL", moto().endpoint()),
+        ("AWS_ACCESS_KEY_ID", "testing".into()),
+        ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+        ("AWS_REGION", REGION.into()),
+        ("BREAKWATER_STATE_BUCKET", bucket.into()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let (ok, stdout, stderr) = operator(&env, args);
+    assert!(ok, "breakwater {args:?} failed: {stderr}");
     stdout
 }
 
@@ -190,4 +182,438 @@ async fn a_paused_spot_function_changes_nothing_and_says_what_it_would_have_done
         .unwrap();
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("one of budget, tiering, spot"));
+}
+
+/// Runs `breakwater args…` as an operator in `env` (`LocalEstate::operator_env`): its exit
+/// status, stdout and stderr.
+fn operator(env: &[(String, String)], args: &[&str]) -> (bool, String, String) {
+    operator_in(&std::env::temp_dir(), env, args)
+}
+
+/// [`operator`] in the working directory `dir`.
+fn operator_in(
+    dir: &std::path::Path,
+    env: &[(String, String)],
+    args: &[&str],
+) -> (bool, String, String) {
+    let output = Command::new(breakwater_sandbox::bin_dir("debug").join("breakwater"))
+        .args(args)
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", std::env::temp_dir())
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .output()
+        .expect("the breakwater binary runs (make test builds it first)");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).to_string(),
+        String::from_utf8_lossy(&output.stderr).to_string(),
+    )
+}
+
+/// `make up`'s estate in a moto of its own, named as `make up` names it (no test suffix).
+async fn own_estate() -> (
+    breakwater_sandbox::moto::Moto,
+    breakwater::aws::Aws,
+    breakwater_sandbox::local::LocalEstate,
+) {
+    let own = crate::common::start_moto();
+    let direct = aws(&own.endpoint(), REGION).await;
+    let local = breakwater_sandbox::local::LocalEstate::start(
+        direct.config(),
+        &breakwater_sandbox::bin_dir("debug"),
+        "",
+        None,
+    )
+    .await
+    .unwrap();
+    (own, direct, local)
+}
+
+/// The `breakwater` commands of docs/dr-drill.md between the `make drill` markers (what
+/// `make drill` runs), split into words.
+fn drill_block() -> Vec<Vec<String>> {
+    let doc =
+        std::fs::read_to_string(breakwater_sandbox::workspace_root().join("docs/dr-drill.md"))
+            .unwrap();
+    let begin = doc
+        .find("<!-- make drill: begin -->")
+        .expect("the begin marker");
+    let end = doc
+        .find("<!-- make drill: end -->")
+        .expect("the end marker");
+    doc[begin..end]
+        .lines()
+        .filter(|l| l.starts_with("breakwater "))
+        .map(|l| l.split_whitespace().skip(1).map(str::to_string).collect())
+        .collect()
+}
+
+/// #20: the DR drill's commands, exactly as docs/dr-drill.md gives them (and `make drill` runs
+/// them), against a fresh sandbox estate: `precheck` says ready; `drill` checks the drill with
+/// the function first (a dry-run preflight, answered at once), starts it asynchronously through
+/// the Lambda API (`Event`: 202), and follows it from its execution record, step by step, to its
+/// end; `history` and `report` read it back. The drill ran in the real failover binary with its
+/// template role, against moto, the ARC cluster and the standby cluster's API server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dr_drill_runbook_runs_as_written_followed_live_to_its_end_then_reported() {
+    use breakwater_sandbox::failover_scene::observe;
+    use breakwater_sandbox::seed::SECONDARY;
+
+    // The runbook's names: plan `shop`, no test suffix.
+    let (_own, direct, local) = own_estate().await;
+    let env = local.operator_env(SECONDARY);
+    let plan = local.failover.name.clone();
+    assert_eq!(plan, "shop");
+    let before = observe(direct.config(), &local.estate, &local.failover)
+        .await
+        .unwrap();
+    let block = drill_block();
+    let verbs: Vec<&str> = block
+        .iter()
+        .map(|w| {
+            w.iter()
+                .find(|a| !a.starts_with("--") && *a != "us-west-2")
+                .unwrap()
+                .as_str()
+        })
+        .collect();
+    assert_eq!(
+        verbs,
+        ["precheck", "plan", "drill", "history", "report"],
+        "{block:?}"
+    );
+    let dir = std::env::temp_dir().join(unique("drill"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut outputs = Vec::new();
+    for words in &block {
+        let args: Vec<&str> = words.iter().map(String::as_str).collect();
+        let (ok, out, err) = operator_in(&dir, &env, &args);
+        assert!(ok, "breakwater {args:?} failed:\n{out}\n{err}");
+        outputs.push(out);
+    }
+    assert!(outputs[0].contains("plan shop: READY"), "{}", outputs[0]);
+    assert!(outputs[1].contains("within target"), "{}", outputs[1]);
+    let out = outputs[2].clone();
+    // Followed live: each step as it began and ended, then the outcome.
+    let line_of = |mark: char, step: &str| {
+        out.lines()
+            .position(|l| l.contains(mark) && l.contains(&format!(" {step} ")))
+            .unwrap_or_else(|| panic!("{step} never shown {mark}:\n{out}"))
+    };
+    assert!(out.starts_with("following execution "), "{out}");
+    for step in ["database", "nodes"] {
+        assert!(line_of('▸', step) < line_of('✓', step), "{out}");
+        assert!(
+            line_of('✓', step) < line_of('✓', "traffic"),
+            "{step} after traffic:\n{out}"
+        );
+    }
+    for (a, b) in [
+        ("traffic", "verify"),
+        ("verify", "cleanup"),
+        ("cleanup", "report"),
+    ] {
+        assert!(line_of('✓', a) < line_of('✓', b), "{a} after {b}:\n{out}");
+    }
+    let summary = out
+        .lines()
+        .find(|l| l.starts_with("drill ") && l.contains(" SUCCEEDED: RTO "))
+        .unwrap_or_else(|| panic!("no summary line:\n{out}"));
+    assert!(summary.contains("(target 900 s)"), "{summary}");
+    let id = summary.split_whitespace().nth(1).unwrap().to_string();
+
+    // What went over the wire: the preflight (RequestResponse, dry run) then one Event.
+    let calls: Vec<_> = local
+        .lambda
+        .invoked()
+        .into_iter()
+        .filter(|i| i.payload["command"] == "drill")
+        .collect();
+    assert_eq!(calls.len(), 2, "{calls:?}");
+    assert_eq!(calls[0].invocation_type, "RequestResponse");
+    assert_eq!(calls[0].payload["dry_run"], true);
+    assert_eq!(calls[1].invocation_type, "Event");
+    assert!(calls[1].payload.get("dry_run").is_none(), "{calls:?}");
+    assert_eq!(calls[1].payload["by"], "alice");
+
+    // Read back: the record says succeeded, the estate is as before but for the drill copy,
+    // which the clean-up deleted.
+    let store = breakwater::state::StateStore::new(
+        direct.s3_in(SECONDARY),
+        &local.estate.secondary.state_bucket,
+        std::sync::Arc::new(SystemClock),
+    );
+    let exec = store
+        .get::<failover::engine::Execution>(&failover::engine::Execution::key(&id))
+        .await
+        .unwrap()
+        .unwrap()
+        .value;
+    assert_eq!(exec.outcome, "succeeded");
+    assert_eq!(exec.trigger, "manual drill by alice");
+    let after = observe(direct.config(), &local.estate, &local.failover)
+        .await
+        .unwrap();
+    assert_eq!(after.replica.0, "gone");
+    assert_eq!(after.node_group, before.node_group);
+    assert_eq!(after.controls, before.controls);
+    assert_eq!(after.record, before.record);
+
+    let row = outputs[3]
+        .lines()
+        .find(|l| l.ends_with(&id))
+        .unwrap_or_else(|| panic!("{}", outputs[3]));
+    assert!(
+        row.contains(" drill ") && row.contains(" succeeded "),
+        "{row}"
+    );
+    let out = &outputs[4];
+    assert!(out.starts_with(&format!("# drill of plan {plan}")), "{out}");
+    assert!(out.contains(&format!("- execution: `{id}`")), "{out}");
+    assert!(out.contains("| rto_within_target | true |"), "{out}");
+    let svg = dir.join("drill.svg");
+    let drawn = std::fs::read_to_string(&svg).unwrap();
+    assert!(drawn.starts_with("<svg"), "{drawn}");
+    // The finished notification links the report in the S3 console.
+    let notes = breakwater_sandbox::seed::read_notifications(
+        direct.config(),
+        SECONDARY,
+        &local.estate.secondary.queue_url,
+        2,
+    )
+    .await
+    .unwrap();
+    let finished = notes
+        .iter()
+        .find(|n| n.message.contains(&id) && n.message.contains("Report: s3://"))
+        .unwrap_or_else(|| panic!("no finished notification: {notes:?}"));
+    let link = format!(
+        "https://us-west-2.console.aws.amazon.com/s3/object/{}?region=us-west-2&prefix=reports%2Ffailover%2F{id}.md",
+        local.estate.secondary.state_bucket
+    );
+    assert!(finished.message.contains(&link), "{}", finished.message);
+
+    // Once more: the drill copy is gone, so the preflight refuses, and nothing is queued.
+    let (ok, _, err) = operator(&env, &["drill", "--confirm", &plan, "--by", "alice"]);
+    assert!(!ok);
+    assert!(err.contains("does not exist; nothing was changed"), "{err}");
+    let events = local
+        .lambda
+        .invoked()
+        .into_iter()
+        .filter(|i| i.invocation_type == "Event")
+        .count();
+    assert_eq!(events, 1);
+    // And the precheck says why it cannot, with a non-zero exit.
+    let (ok, out, _) = operator(&env, &["precheck"]);
+    assert!(!ok);
+    assert!(out.contains(&format!("plan {plan}: NOT READY")), "{out}");
+}
+
+/// A failed asynchronous invocation is retried as the template says (`MaximumRetryAttempts`
+/// 2), then its invocation record lands in the failure destination; `breakwater redrive`
+/// re-delivers an event's `requestPayload` to the function and deletes the message, and keeps a
+/// manual command (not de-duplicated: it would act again) unless told otherwise.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_event_lands_in_the_failure_queue_and_redrive_delivers_it_again() {
+    use aws_sdk_lambda::primitives::Blob;
+    use breakwater_sandbox::local::LocalEstate;
+    use breakwater_sandbox::seed::{regional, SECONDARY};
+
+    let direct = aws(&moto().endpoint(), REGION).await;
+    let suffix = format!("-{}", unique("redrive"));
+    let local = LocalEstate::start(
+        direct.config(),
+        &breakwater_sandbox::bin_dir("debug"),
+        &suffix,
+        None,
+    )
+    .await
+    .unwrap();
+    let env = local.operator_env(SECONDARY);
+    // An event the function refuses (an alarm state that does not exist), and a command it
+    // refuses (a wrong confirmation): every attempt of each fails.
+    let event: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            breakwater_sandbox::workspace_root().join("events/failover/malformed-alarm.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let command = json!({"command": "failover", "confirm": "not-the-plan", "by": "cron"});
+    let lambda = aws_sdk_lambda::Client::from_conf(
+        aws_sdk_lambda::config::Builder::from(&regional(direct.config(), SECONDARY))
+            .endpoint_url(local.lambda.endpoint())
+            .build(),
+    );
+    for payload in [&event, &command] {
+        let queued = lambda
+            .invoke()
+            .function_name(&local.failover_function)
+            .invocation_type(aws_sdk_lambda::types::InvocationType::Event)
+            .payload(Blob::new(payload.to_string()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(queued.status_code(), 202);
+    }
+    // The records, read back without taking them (visibility 0).
+    let sqs = aws_sdk_sqs::Client::new(&regional(direct.config(), SECONDARY));
+    let queued = || async {
+        let got = sqs
+            .receive_message()
+            .queue_url(&local.failover_failures)
+            .visibility_timeout(0)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .unwrap();
+        got.messages()
+            .iter()
+            .map(|m| serde_json::from_str::<Value>(m.body().unwrap()).unwrap())
+            .collect::<Vec<_>>()
+    };
+    // Each failed after three attempts 1 s and 2 s apart, one after the other: 6 s or more.
+    let mut records = Vec::new();
+    for _ in 0..60 {
+        records = queued().await;
+        if records.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    assert_eq!(records.len(), 2, "{records:?}");
+    for record in &records {
+        assert_eq!(record["requestContext"]["condition"], "RetriesExhausted");
+        assert_eq!(record["requestContext"]["approximateInvokeCount"], 3);
+        assert_eq!(record["responseContext"]["functionError"], "Unhandled");
+        assert_eq!(record["responsePayload"]["errorType"], "InvalidEvent");
+    }
+    assert!(records.iter().any(|r| r["requestPayload"] == event));
+    assert!(records.iter().any(|r| r["requestPayload"] == command));
+
+    let (ok, out, err) = operator(&env, &["redrive", "failover", "--dry-run"]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("would re-deliver") && out.contains("CloudWatch Alarm State Change"),
+        "{out}"
+    );
+    assert!(out.contains("a manual command acts again"), "{out}");
+    assert!(
+        out.lines().any(|l| l.starts_with("0 re-delivered to ")),
+        "{out}"
+    );
+    assert_eq!(queued().await.len(), 2, "a dry run leaves every message");
+
+    let (ok, out, err) = operator(&env, &["redrive", "failover"]);
+    assert!(ok, "{err}");
+    assert!(
+        out.lines().any(|l| l.starts_with("1 re-delivered to ")),
+        "{out}"
+    );
+    // The event's message is gone (its new attempts fail again only after the retry waits),
+    // the command's stays.
+    let left = queued().await;
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert_eq!(left[0]["requestPayload"], command);
+    let delivered = |payload: &Value| {
+        local
+            .lambda
+            .invoked()
+            .into_iter()
+            .filter(|i| i.invocation_type == "Event" && &i.payload == payload)
+            .count()
+    };
+    assert_eq!(delivered(&event), 2);
+    assert_eq!(delivered(&command), 1);
+    // A function the stack does not have is refused before any queue is read.
+    let (ok, _, err) = operator(&env, &["redrive", "failovr"]);
+    assert!(!ok);
+    assert!(err.contains("no function \"failovr\""), "{err}");
+}
+
+/// #20: every `aws`, `make` and `sam` command in docs/ names an operation, options and targets
+/// that exist (sandbox/docs_commands.py: botocore's models, the AWS CLI's global options, the
+/// Makefile); the `breakwater` ones are parsed by the command's own tests.
+#[test]
+fn every_aws_and_make_command_in_the_docs_exists() {
+    let python = breakwater_sandbox::moto::python().unwrap();
+    let root = breakwater_sandbox::workspace_root();
+    let output = Command::new(python)
+        .arg(root.join("sandbox/docs_commands.py"))
+        .current_dir(&root)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(text.contains(", 0 drifted"), "{text}");
+}
+
+/// #20: `make up`'s estate lets every function run with the events of `events/` (what
+/// `make invoke` does): each binary, with its template role and the environment
+/// `LocalEstate::function_env` gives it, acts on the estate, and what it changed is read back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_function_runs_with_its_example_event_against_the_local_estate() {
+    // The example events' names: no test suffix.
+    let (_own, _, local) = own_estate().await;
+    let root = breakwater_sandbox::workspace_root();
+    let run = |function: &'static str, file: &'static str| {
+        let (region, env) = local.function_env(function).unwrap();
+        let mut text = std::fs::read_to_string(root.join(file)).unwrap();
+        for (example, ours) in local.example_ids() {
+            text = text.replace(&example, &ours);
+        }
+        let event: Value = serde_json::from_str(&text).unwrap();
+        async move {
+            let binary = breakwater_sandbox::bin_dir("debug").join(function);
+            let mut process = FunctionProcess::start(&binary, function, &region, &env)
+                .await
+                .unwrap();
+            process.wait_init().await.unwrap();
+            let answer = process.invoke(&event).await.unwrap().answer();
+            process.kill().await;
+            answer.unwrap_or_else(|e| panic!("{function} {file}: {e}"))
+        }
+    };
+    // spot: the example instance is the estate's first spot instance; its node is cordoned.
+    let r = run("spot", "events/spot/interruption-warning.json").await;
+    assert_eq!(r["outcome"], "drained", "{r}");
+    let node = r["node"].as_str().unwrap();
+    let read = local.spot.1.get("nodes", "", node).unwrap();
+    assert_eq!(read["spec"]["unschedulable"], true, "{read}");
+    // rollback: the alarm is the estate's; the example's alarm began before the last rollout,
+    // so the decision is not to act, and the Deployment stays at revision 2.
+    let r = run("rollback", "events/rollback/alarm-state-change.json").await;
+    assert_eq!(r["decisions"][0]["outcome"], "not-acting", "{r}");
+    assert_eq!(
+        r["decisions"][0]["workload"], "prod/shop/Deployment/web",
+        "{r}"
+    );
+    let web = local.rollback.get("deployments", "shop", "web").unwrap();
+    assert_eq!(
+        web["spec"]["template"]["spec"]["containers"][0]["image"],
+        "web:2"
+    );
+    // budget: the budget named in the alert is the estate's, read live.
+    let r = run("budget", "events/budget/sns-actual-over-85.json").await;
+    assert_eq!(r["budget"], local.budget.budget, "{r}");
+    // tiering: the opted-in bucket is planned, nothing written.
+    let r = run("tiering", "events/tiering/command-plan.json").await;
+    let planned = r["buckets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["bucket"] == local.tiered.as_str())
+        .unwrap_or_else(|| panic!("{r}"));
+    assert_ne!(planned["outcome"], "not-opted-in", "{planned}");
+    // failover: the precheck of the estate's plan is ready.
+    let r = run("failover", "events/failover/command-precheck.json").await;
+    assert_eq!(r["ready"], true, "{r}");
 }

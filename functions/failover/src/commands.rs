@@ -83,6 +83,11 @@ impl<
                 invalid("accept_data_loss_seconds: expected a whole number of seconds")
             })?),
         };
+        let asked_dry_run = match body.get("dry_run") {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(b)) => *b,
+            Some(_) => return Err(invalid("dry_run: expected true or false")),
+        };
         let plan = match inline {
             Some(p) => p,
             None => self.stored_plan().await?,
@@ -119,26 +124,15 @@ impl<
         if mode == Mode::Drill {
             self.check_drill_targets(&plan).await?;
         }
-        // A dry run (or a pause): the plan is returned, no execution starts.
+        // The deployment's dry run (or a pause): the plan is returned, no execution starts, and
+        // the answer succeeds whatever is running (a held request is not retried by Lambda).
         if self.toolkit.dry_run() {
             let planned = self.plan_mode(&plan).await?;
-            return Ok(json!({"outcome": "dry-run", "plan": planned,
-                "would_start": format!("a {command} of plan {}", plan.plan.name)}));
+            return Ok(
+                json!({"outcome": "dry-run", "dry_run": "deployment", "plan": planned,
+                "would_start": format!("a {command} of plan {}", plan.plan.name)}),
+            );
         }
-        let by = body
-            .get("by")
-            .and_then(Value::as_str)
-            .unwrap_or("an operator");
-        let now = self.now();
-        let mut exec = Execution::new(
-            &plan,
-            mode,
-            format!("manual {command} by {by}"),
-            now,
-            now,
-            owner,
-        );
-        exec.accept_data_loss_seconds = accept;
         let state = self.plan_state(&plan.plan.name).await?;
         if let Some(active) = &state.active {
             let running = self
@@ -154,6 +148,29 @@ impl<
                 )));
             }
         }
+        // This request's `"dry_run": true` (the `breakwater` command's preflight): everything
+        // above was checked, a conflicting execution included; nothing starts.
+        if asked_dry_run {
+            let planned = self.plan_mode(&plan).await?;
+            return Ok(
+                json!({"outcome": "dry-run", "dry_run": "request", "plan": planned,
+                "would_start": format!("a {command} of plan {}", plan.plan.name)}),
+            );
+        }
+        let by = body
+            .get("by")
+            .and_then(Value::as_str)
+            .unwrap_or("an operator");
+        let now = self.now();
+        let mut exec = Execution::new(
+            &plan,
+            mode,
+            format!("manual {command} by {by}"),
+            now,
+            now,
+            owner,
+        );
+        exec.accept_data_loss_seconds = accept;
         self.start(&plan, exec, owner, true).await
     }
 }

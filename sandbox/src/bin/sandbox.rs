@@ -5,8 +5,9 @@
 //! sandbox demo  [--bin-dir DIR]                 the game day: every scene through the real binaries, then a report
 //! sandbox gameday [--faults 0.2] [--kills 0.1] [--seed N] [--bin-dir DIR]
 //!                                                the same under injected AWS faults and crashes at step boundaries
-//! sandbox up                                     start moto (detached) and seed; writes target/sandbox/sandbox.env
-//! sandbox down                                   stop the moto that `up` started, by its process id
+//! sandbox up [--bin-dir DIR]                     start moto and `serve` (detached); writes target/sandbox/<region>.env
+//! sandbox serve --moto URL [--bin-dir DIR]       the estate, its emulators and the Lambda API, until SIGTERM
+//! sandbox down                                   stop what `up` started, by its process ids
 //! sandbox invoke BINARY EVENT.json [--bin-dir D] run a function binary once against the `up` sandbox
 //! sandbox bench --bin-dir D --arm64-dir D NAME…  the bench table (init, invoke p50/p99, RSS, ARM64 size)
 //! sandbox budget-bench | sweep-bench | spot-bench | rollback-bench | failover-bench
@@ -20,6 +21,7 @@ use std::process::ExitCode;
 use breakwater_sandbox::bench::{self, Target};
 use breakwater_sandbox::function_env::FunctionEnv;
 use breakwater_sandbox::functions::{self, budget, failover, rollback, spot, tiering};
+use breakwater_sandbox::local::LocalEstate;
 use breakwater_sandbox::moto::{self, Lifetime, Moto};
 use breakwater_sandbox::play::Faults;
 use breakwater_sandbox::runtime::FunctionProcess;
@@ -42,7 +44,8 @@ async fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("demo") => demo(&args[1..]).await,
         Some("gameday") => gameday(&args[1..]).await,
-        Some("up") => up().await,
+        Some("up") => up(&args[1..]).await,
+        Some("serve") => serve(&args[1..]).await,
         Some("down") => down(),
         Some("invoke") => invoke(&args[1..]).await,
         Some("bench") => bench_command(&args[1..]).await,
@@ -144,72 +147,211 @@ async fn play(args: &[String], faults: Option<Faults>) -> Result<(), SandboxErro
     breakwater_sandbox::play::play(bins(args), option(args, "--report-dir"), faults).await
 }
 
-async fn up() -> Result<(), SandboxError> {
+/// Whether the process in `file` (a pid) is alive.
+fn alive(file: &Path) -> Option<u32> {
+    let pid: u32 = std::fs::read_to_string(file).ok()?.trim().parse().ok()?;
+    Path::new(&format!("/proc/{pid}")).exists().then_some(pid)
+}
+
+/// Starts moto (detached) and `sandbox serve` (detached: the estate, the emulators and the
+/// Lambda API), and returns once the estate is seeded and its environment files written.
+async fn up(args: &[String]) -> Result<(), SandboxError> {
     let dir = state_dir();
-    let pid_file = dir.join("moto.pid");
-    if let Ok(pid) = std::fs::read_to_string(&pid_file) {
-        if Path::new(&format!("/proc/{}", pid.trim())).exists() {
+    for name in ["moto.pid", "serve.pid"] {
+        if let Some(pid) = alive(&dir.join(name)) {
             return Err(SandboxError::Moto(format!(
-                "already up (pid {}); run `sandbox down` first",
-                pid.trim()
+                "already up ({name}: {pid}); run `make down` first"
             )));
         }
     }
+    for region in [PRIMARY, SECONDARY] {
+        let _ = std::fs::remove_file(dir.join(format!("{region}.env")));
+    }
     let moto = Moto::start(Lifetime::Detached)?;
     let endpoint = moto.endpoint();
-    let config = sdk_config(&endpoint).await;
-    let estate = seed::seed(&config, PRIMARY, SECONDARY, "").await?;
-    let pid = moto.detach();
-    std::fs::write(&pid_file, pid.to_string()).map_err(|e| SandboxError::Io(e.to_string()))?;
-    let env: String = FunctionEnv::primary(&endpoint, &estate)
-        .into_vars()
-        .into_iter()
-        .chain([("AWS_REGION".to_string(), PRIMARY.to_string())])
-        .map(|(k, v)| format!("export {k}={v}\n"))
-        .collect();
-    let env_file = dir.join("sandbox.env");
-    std::fs::write(&env_file, env).map_err(|e| SandboxError::Io(e.to_string()))?;
-    std::fs::write(
-        dir.join("estate.json"),
-        serde_json::to_vec_pretty(&estate).unwrap_or_default(),
-    )
-    .map_err(|e| SandboxError::Io(e.to_string()))?;
-    println!("moto is up at {endpoint} (pid {pid}); the estate is seeded.");
+    let moto_pid = moto.detach();
+    std::fs::write(dir.join("moto.pid"), moto_pid.to_string())
+        .map_err(|e| SandboxError::Io(e.to_string()))?;
+    let log_path = dir.join("serve.log");
+    let log = std::fs::File::create(&log_path).map_err(|e| SandboxError::Io(e.to_string()))?;
+    let exe = std::env::current_exe().map_err(|e| SandboxError::Io(e.to_string()))?;
+    let mut command = std::process::Command::new(exe);
+    command
+        .args(["serve", "--moto", &endpoint, "--bin-dir"])
+        .arg(bins(args))
+        .stdin(std::process::Stdio::null())
+        .stdout(
+            log.try_clone()
+                .map_err(|e| SandboxError::Io(e.to_string()))?,
+        )
+        .stderr(log);
+    // Its own process group: the terminal's Ctrl-C after `make up` does not reach it.
+    std::os::unix::process::CommandExt::process_group(&mut command, 0);
+    let mut child = command
+        .spawn()
+        .map_err(|e| SandboxError::Io(format!("start sandbox serve: {e}")))?;
+    std::fs::write(dir.join("serve.pid"), child.id().to_string())
+        .map_err(|e| SandboxError::Io(e.to_string()))?;
+    let ready = dir.join(format!("{SECONDARY}.env"));
+    let started = std::time::Instant::now();
+    while !ready.exists() {
+        if let Ok(Some(status)) = child.try_wait() {
+            let _ = moto::stop_pid(moto_pid);
+            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+            return Err(SandboxError::Io(format!(
+                "sandbox serve exited ({status}) before the estate was up:\n{log}"
+            )));
+        }
+        if started.elapsed() > std::time::Duration::from_secs(120) {
+            return Err(SandboxError::Io(format!(
+                "the estate was not up after 120 s: see {}",
+                log_path.display()
+            )));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    println!("moto is up at {endpoint} (pid {moto_pid}); the estate is seeded; the Lambda API and the emulators run in pid {} (log: {}).", child.id(), log_path.display());
     println!(
-        "environment for functions and the AWS CLI: source {}",
-        env_file.display()
+        "the operator's environment, per region: source {}/{{{PRIMARY},{SECONDARY}}}.env",
+        dir.display()
     );
+    println!("follow a drill: make drill   (or: source {}; target/release/breakwater --region {SECONDARY} drill --confirm shop)", ready.display());
     println!("invoke a function: make invoke FUNCTION=probe EVENT=events/probe/record.json");
     println!("stop it: make down");
     Ok(())
 }
 
-fn down() -> Result<(), SandboxError> {
-    let pid_file = state_dir().join("moto.pid");
-    let Ok(pid) = std::fs::read_to_string(&pid_file) else {
-        println!("nothing to stop (no {})", pid_file.display());
-        return Ok(());
+/// The estate `up` keeps running, until SIGTERM or Ctrl-C: writes the environment files once
+/// it is ready.
+async fn serve(args: &[String]) -> Result<(), SandboxError> {
+    let endpoint = option(args, "--moto").ok_or_else(|| {
+        SandboxError::Io("usage: sandbox serve --moto URL [--bin-dir DIR]".into())
+    })?;
+    let dir = state_dir();
+    let config = sdk_config(&endpoint).await;
+    let local =
+        LocalEstate::start(&config, &bins(args), "", Some(dir.join("functions.log"))).await?;
+    let write = |name: &str, vars: Vec<(String, String)>| {
+        let text: String = vars
+            .into_iter()
+            .map(|(k, v)| format!("export {k}={v}\n"))
+            .collect();
+        std::fs::write(dir.join(name), text).map_err(|e| SandboxError::Io(e.to_string()))
     };
-    let pid: u32 = pid
-        .trim()
-        .parse()
-        .map_err(|_| SandboxError::Io(format!("{} is not a pid", pid_file.display())))?;
-    moto::stop_pid(pid)?;
-    let _ = std::fs::remove_file(&pid_file);
-    let _ = std::fs::remove_file(state_dir().join("sandbox.env"));
-    println!("stopped moto (pid {pid})");
+    // A function's environment in the primary region (`make invoke`).
+    write(
+        "sandbox.env",
+        FunctionEnv::primary(&endpoint, &local.estate)
+            .with("AWS_REGION", PRIMARY)
+            .into_vars(),
+    )?;
+    std::fs::write(
+        dir.join("estate.json"),
+        serde_json::to_vec_pretty(&local.estate).unwrap_or_default(),
+    )
+    .map_err(|e| SandboxError::Io(e.to_string()))?;
+    // Each function's environment in the estate (`make invoke`), and the example ids of
+    // events/ mapped to the estate's.
+    std::fs::create_dir_all(dir.join("functions")).map_err(|e| SandboxError::Io(e.to_string()))?;
+    for function in breakwater::control::FUNCTIONS {
+        if let Some((region, vars)) = local.function_env(function) {
+            let mut vars = vars;
+            vars.push(("AWS_REGION".into(), region));
+            write(&format!("functions/{function}.env"), vars)?;
+        }
+    }
+    std::fs::write(
+        dir.join("examples.json"),
+        serde_json::to_vec_pretty(&local.example_ids()).unwrap_or_default(),
+    )
+    .map_err(|e| SandboxError::Io(e.to_string()))?;
+    write(&format!("{PRIMARY}.env"), local.operator_env(PRIMARY))?;
+    // Last: its existence tells `up` the estate is ready.
+    write(&format!("{SECONDARY}.env"), local.operator_env(SECONDARY))?;
+    println!(
+        "serving: the Lambda API at {} ({} in {SECONDARY})",
+        local.lambda.endpoint(),
+        local.failover_function
+    );
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| SandboxError::Io(e.to_string()))?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    println!("stopping");
+    drop(local);
     Ok(())
 }
 
-fn sandbox_env() -> Result<Vec<(String, String)>, SandboxError> {
-    let path = state_dir().join("sandbox.env");
+fn down() -> Result<(), SandboxError> {
+    let dir = state_dir();
+    let mut stopped = Vec::new();
+    for name in ["serve.pid", "moto.pid"] {
+        let file = dir.join(name);
+        if let Ok(pid) = std::fs::read_to_string(&file) {
+            if let Ok(pid) = pid.trim().parse::<u32>() {
+                moto::stop_pid(pid)?;
+                stopped.push(format!("{} (pid {pid})", name.trim_end_matches(".pid")));
+            }
+            let _ = std::fs::remove_file(&file);
+        }
+    }
+    for name in [
+        "sandbox.env".to_string(),
+        format!("{PRIMARY}.env"),
+        format!("{SECONDARY}.env"),
+    ] {
+        let _ = std::fs::remove_file(dir.join(name));
+    }
+    if stopped.is_empty() {
+        println!("nothing to stop");
+    } else {
+        println!("stopped {}", stopped.join(", "));
+    }
+    Ok(())
+}
+
+/// The environment `make up` wrote for `name` (its own for one of the five, else the primary
+/// region's), and its region.
+fn sandbox_env(name: &str) -> Result<(String, Vec<(String, String)>), SandboxError> {
+    let own = state_dir().join(format!("functions/{name}.env"));
+    let path = if own.exists() {
+        own
+    } else {
+        state_dir().join("sandbox.env")
+    };
     let text = std::fs::read_to_string(&path)
         .map_err(|_| SandboxError::Moto("the sandbox is not up: run `make up` first".into()))?;
-    Ok(text
+    let vars: Vec<(String, String)> = text
         .lines()
         .filter_map(|l| l.strip_prefix("export ").and_then(|kv| kv.split_once('=')))
         .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect())
+        .collect();
+    let region = vars
+        .iter()
+        .rev()
+        .find(|(k, _)| k == "AWS_REGION")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_else(|| PRIMARY.to_string());
+    Ok((region, vars))
+}
+
+/// `event` with the example ids of events/ swapped for the estate's (`examples.json`); each
+/// swap is printed.
+fn with_estate_ids(event: serde_json::Value) -> serde_json::Value {
+    let Ok(text) = std::fs::read_to_string(state_dir().join("examples.json")) else {
+        return event;
+    };
+    let pairs: Vec<(String, String)> = serde_json::from_str(&text).unwrap_or_default();
+    let mut body = event.to_string();
+    for (example, ours) in pairs {
+        if body.contains(&example) {
+            println!("the event's example {example} is the sandbox's {ours}");
+            body = body.replace(&example, &ours);
+        }
+    }
+    serde_json::from_str(&body).unwrap_or(event)
 }
 
 async fn invoke(args: &[String]) -> Result<(), SandboxError> {
@@ -220,9 +362,9 @@ async fn invoke(args: &[String]) -> Result<(), SandboxError> {
         ));
     };
     let bins = bins(args);
-    let env = sandbox_env()?;
-    let event = read_event(Path::new(event_path))?;
-    let mut process = FunctionProcess::start(&bins.join(name), name, PRIMARY, &env).await?;
+    let (region, env) = sandbox_env(name)?;
+    let event = with_estate_ids(read_event(Path::new(event_path))?);
+    let mut process = FunctionProcess::start(&bins.join(name), name, &region, &env).await?;
     let init = process.wait_init().await?;
     let invocation = process.invoke(&event).await?;
     tokio::time::sleep(std::time::Duration::from_millis(20)).await;

@@ -83,8 +83,10 @@ impl<
             &exec.id,
             "finished",
             format!(
-                "{summary} Report: s3://{}/{}",
-                location.bucket, location.json_key
+                "{summary} Report: s3://{}/{} (in the console: {})",
+                location.bucket,
+                location.markdown_key,
+                location.console_url(&self.toolkit.settings.region)
             ),
             severity,
         )

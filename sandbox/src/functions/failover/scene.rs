@@ -314,6 +314,32 @@ pub async fn failover_scene_via(
     })
 }
 
+/// Tags the scene's replica `breakwater:drill=true`: a drill copy, the only kind of replica a
+/// drill may promote (and its clean-up delete); see docs/dr-drill.md.
+pub async fn tag_drill_copy(
+    config: &SdkConfig,
+    estate: &Estate,
+    scene: &FailoverScene,
+) -> Result<(), SandboxError> {
+    let secondary = &estate.secondary.region;
+    aws_sdk_rds::Client::new(&regional(config, secondary))
+        .add_tags_to_resource()
+        .resource_name(format!(
+            "arn:aws:rds:{secondary}:{}:db:{}",
+            estate.account, scene.replica
+        ))
+        .tags(
+            aws_sdk_rds::types::Tag::builder()
+                .key("breakwater:drill")
+                .value("true")
+                .build(),
+        )
+        .send()
+        .await
+        .map_err(|e| SandboxError::aws("tag the drill copy", &e))?;
+    Ok(())
+}
+
 /// Uploads `plan` to the state bucket of `region`.
 pub async fn put_plan(
     config: &SdkConfig,
