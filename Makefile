@@ -10,6 +10,9 @@ ARM64_TARGET := aarch64-unknown-linux-gnu
 # Every Lambda binary of the workspace: the hello-world floor first (the bench's baseline).
 LAMBDA_PACKAGES := hello-floor sandbox-probe budget tiering spot rollback failover
 LAMBDA_BINARIES := hello-floor probe budget tiering spot rollback failover
+# What every local release target builds, one set: the same packages unify the same features, so
+# `make up`, `invoke`, `drill`, `demo` and `bench` reuse one build instead of recompiling the SDK.
+RELEASE_BUILD := cargo build --release -p breakwater-sandbox -p breakwater-cli $(addprefix -p ,$(LAMBDA_PACKAGES))
 BENCH_FLAGS ?=
 # `make fuzz`: each target runs FUZZ_SECONDS (libFuzzer's -max_total_time), seeded from events/.
 FUZZ_TARGETS ?= event_router budgets_message webhook failover_plan
@@ -80,7 +83,7 @@ fmt: ## format the code
 	cargo fmt --all
 
 demo: $(SANDBOX_VENV) ## the game day: every scene through the release binaries; report in target/gameday/
-	cargo build --release -p breakwater-sandbox $(addprefix -p ,$(LAMBDA_PACKAGES))
+	$(RELEASE_BUILD)
 	target/release/sandbox demo --bin-dir target/release
 
 FAULTS ?= 0.2
@@ -89,11 +92,11 @@ SEED ?= 7
 # Where `make gameday` writes its report (one per run when several seeds play side by side).
 GAMEDAY_DIR ?= target/gameday-faults
 gameday: $(SANDBOX_VENV) ## the game day under FAULTS (share of AWS calls) and KILLS (crashes); report in target/gameday-faults/
-	cargo build --release -p breakwater-sandbox $(addprefix -p ,$(LAMBDA_PACKAGES))
+	$(RELEASE_BUILD)
 	target/release/sandbox gameday --faults $(FAULTS) --kills $(KILLS) --seed $(SEED) --bin-dir target/release --report-dir $(GAMEDAY_DIR)
 
 bench: build ## one table: size, init, invoke p50/p99, RSS beside the floor, and each function's own figure
-	cargo build --release -p breakwater-sandbox $(addprefix -p ,$(LAMBDA_PACKAGES))
+	$(RELEASE_BUILD)
 	rm -rf target/bench
 	target/release/sandbox bench --bin-dir target/release --arm64-dir target/lambda $(BENCH_FLAGS) $(LAMBDA_BINARIES)
 	@# The budget figure runs in the sandbox binary just built (the example under -p budget alone
@@ -114,13 +117,13 @@ fuzz: ## run each fuzz target for FUZZ_SECONDS (cargo fuzz on nightly; FUZZ_TARG
 	    || { echo "fuzz $(t) failed: the input is in fuzz/artifacts/$(t)/"; exit 1; };)
 
 up: $(SANDBOX_VENV) ## start the sandbox in the background: moto, the seeded estate, the emulators, the Lambda API (for `make invoke`, `breakwater`)
-	cargo build --release -p breakwater-sandbox -p breakwater-cli $(addprefix -p ,$(LAMBDA_PACKAGES))
+	$(RELEASE_BUILD)
 	target/release/sandbox up
 
 # The commands of docs/dr-drill.md's block between the `make drill` markers, run as written.
 DRILL_DOC := docs/dr-drill.md
 drill: $(SANDBOX_VENV) ## the DR drill of docs/dr-drill.md, its exact `breakwater` commands, on a fresh sandbox (make down first)
-	cargo build --release -p breakwater-sandbox -p breakwater-cli $(addprefix -p ,$(LAMBDA_PACKAGES))
+	$(RELEASE_BUILD)
 	target/release/sandbox down
 	target/release/sandbox up
 	@set -e; source target/sandbox/us-west-2.env; export PATH="$(CURDIR)/target/release:$$PATH"; \
@@ -134,7 +137,7 @@ down: ## stop what `make up` started
 
 invoke: ## run FUNCTION once with EVENT (a file in events/) against the `make up` sandbox
 	@test -n "$(FUNCTION)" && test -n "$(EVENT)" || { echo "usage: make invoke FUNCTION=probe EVENT=events/probe/record.json"; exit 2; }
-	cargo build --release $(addprefix -p ,$(LAMBDA_PACKAGES))
+	$(RELEASE_BUILD)
 	target/release/sandbox invoke $(FUNCTION) $(EVENT) --bin-dir target/release
 
 # `make deploy ENV=primary` then `make deploy ENV=secondary`: samconfig.toml's two environments.
