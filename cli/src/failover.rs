@@ -73,7 +73,8 @@ pub async fn start(op: &Operator, function: &Function, request: &Request) -> Res
         (Some("dry-run"), Some("request")) => {}
         (Some("dry-run"), _) => {
             return Err(Error::Conflict(format!(
-                "{} is deployed as a dry run (DryRun=true): it would start {} and starts nothing;                  redeploy with DryRun=false to act",
+                "{} is deployed as a dry run (DryRun=true): it would start {} and starts \
+                 nothing; redeploy with DryRun=false to act",
                 function.name,
                 preflight["would_start"].as_str().unwrap_or("it")
             )))
@@ -81,7 +82,9 @@ pub async fn start(op: &Operator, function: &Function, request: &Request) -> Res
         (Some("paused"), _) => {
             return Err(Error::Conflict(format!(
                 "{} (nothing was started; `breakwater resume failover` lifts the pause)",
-                preflight["message"].as_str().unwrap_or("failover is paused")
+                preflight["message"]
+                    .as_str()
+                    .unwrap_or("failover is paused")
             )))
         }
         _ => {
