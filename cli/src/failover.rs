@@ -96,21 +96,17 @@ pub async fn start(op: &Operator, function: &Function, request: &Request) -> Res
     }
     let rto_target_seconds = preflight["plan"]["rto_target_seconds"].as_u64();
     let plan_key = failover::plan_key(&request.confirm);
-    let state = |op: &Operator| {
-        let key = plan_key.clone();
-        let store = op.store.clone();
-        async move {
-            Ok::<_, Error>(
-                store
-                    .get::<PlanState>(&key)
-                    .await?
-                    .map(|v| v.value)
-                    .unwrap_or_default(),
-            )
-        }
+    let state = || async {
+        Ok::<_, Error>(
+            op.store
+                .get::<PlanState>(&plan_key)
+                .await?
+                .map(|v| v.value)
+                .unwrap_or_default(),
+        )
     };
     // Joining an execution of the same mode already running (the function does the same).
-    if let Some(active) = state(op).await?.active {
+    if let Some(active) = state().await?.active {
         if let Some(exec) = op.store.get::<Execution>(&Execution::key(&active)).await? {
             if exec.value.mode.as_str() == request.command && !exec.value.finished() {
                 println!(
@@ -131,7 +127,7 @@ pub async fn start(op: &Operator, function: &Function, request: &Request) -> Res
     let trigger = format!("manual {} by {}", request.command, request.by);
     let asked = std::time::Instant::now();
     while asked.elapsed() < START_WAIT {
-        let now = state(op).await?;
+        let now = state().await?;
         for id in [now.active, now.last].into_iter().flatten() {
             let Some(exec) = op.store.get::<Execution>(&Execution::key(&id)).await? else {
                 continue;

@@ -52,20 +52,8 @@ enum Command {
     },
     /// Per function: paused or acting, the work it holds now, failover's executions.
     Status,
-    /// Run a DR drill of the plan (on its drill copy), and follow it live to its end.
-    Drill(Manual),
-    /// Fail over to the secondary region now (unplanned: the RPO guard applies), and follow it.
-    Failover {
-        #[command(flatten)]
-        manual: Manual,
-        /// Accept losing up to this many seconds of writes (the RPO guard's limit otherwise).
-        #[arg(long)]
-        accept_data_loss_seconds: Option<u64>,
-    },
-    /// Move the writer and traffic with no data loss (planned), and follow it.
-    Switchover(Manual),
-    /// Back to the primary region once it is back: re-protect, then a planned move back.
-    Failback(Manual),
+    #[command(flatten)]
+    Manual(ManualCommand),
     /// The executions of the failover plans, newest first.
     History {
         /// At most this many.
@@ -113,6 +101,41 @@ enum Command {
         #[arg(long)]
         include_commands: bool,
     },
+}
+
+/// The manual failover commands: checked, started, and followed to their end.
+#[derive(Debug, Subcommand)]
+enum ManualCommand {
+    /// Run a DR drill of the plan (on its drill copy), and follow it live to its end.
+    Drill(Manual),
+    /// Fail over to the secondary region now (unplanned: the RPO guard applies), and follow it.
+    Failover {
+        #[command(flatten)]
+        manual: Manual,
+        /// Accept losing up to this many seconds of writes (the RPO guard's limit otherwise).
+        #[arg(long)]
+        accept_data_loss_seconds: Option<u64>,
+    },
+    /// Move the writer and traffic with no data loss (planned), and follow it.
+    Switchover(Manual),
+    /// Back to the primary region once it is back: re-protect, then a planned move back.
+    Failback(Manual),
+}
+
+impl ManualCommand {
+    /// The command's name (the function's `command`), what it takes, and a failover's accepted
+    /// data loss.
+    fn parts(self) -> (&'static str, Manual, Option<u64>) {
+        match self {
+            ManualCommand::Drill(m) => ("drill", m, None),
+            ManualCommand::Failover {
+                manual,
+                accept_data_loss_seconds,
+            } => ("failover", manual, accept_data_loss_seconds),
+            ManualCommand::Switchover(m) => ("switchover", m, None),
+            ManualCommand::Failback(m) => ("failback", m, None),
+        }
+    }
 }
 
 /// What every manual failover command takes.
@@ -163,10 +186,7 @@ async fn run(cli: Cli) -> Result<String, String> {
                 "which {function} function? pass --function-name or set {variable} (the stack output {}FunctionName)",
                 capitalized(function)
             ))?;
-        Ok(Function::new(
-            aws_sdk_lambda::Client::new(aws.config()),
-            &name,
-        ))
+        Ok(Function::new(&aws, &name))
     };
     let result = match cli.command {
         Command::Pause { function, reason } => {
@@ -175,36 +195,9 @@ async fn run(cli: Cli) -> Result<String, String> {
         }
         Command::Resume { function } => operator.resume(&functions(function.as_deref())?).await,
         Command::Status => operator.status().await,
-        Command::Drill(m) => {
-            return manual(&operator, &invoked("failover")?, "drill", m, None, &aws).await
-        }
-        Command::Failover {
-            manual: m,
-            accept_data_loss_seconds,
-        } => {
-            return manual(
-                &operator,
-                &invoked("failover")?,
-                "failover",
-                m,
-                accept_data_loss_seconds,
-                &aws,
-            )
-            .await
-        }
-        Command::Switchover(m) => {
-            return manual(
-                &operator,
-                &invoked("failover")?,
-                "switchover",
-                m,
-                None,
-                &aws,
-            )
-            .await
-        }
-        Command::Failback(m) => {
-            return manual(&operator, &invoked("failover")?, "failback", m, None, &aws).await
+        Command::Manual(command) => {
+            let (verb, m, accept) = command.parts();
+            return manual(&operator, &invoked("failover")?, verb, m, accept, &aws).await;
         }
         Command::History { limit } => drills::history(&operator, limit).await,
         Command::Report { id, function, svg } => {
@@ -215,24 +208,11 @@ async fn run(cli: Cli) -> Result<String, String> {
             let svg = svg.unwrap_or_else(|| format!("{id}.svg"));
             drills::report(&operator, &function, &id, &svg).await
         }
-        Command::Plan { plan_file } => {
-            let answer = invoked("failover")?
-                .call(&with_plan(
-                    json!({"command": "plan"}),
-                    plan_file.as_deref(),
-                )?)
-                .await
-                .map_err(|e| e.to_string())?;
-            Ok(drills::plan_table(&answer))
-        }
+        Command::Plan { plan_file } => Ok(drills::plan_table(
+            &ask(&invoked("failover")?, "plan", plan_file).await?,
+        )),
         Command::Precheck { plan_file } => {
-            let answer = invoked("failover")?
-                .call(&with_plan(
-                    json!({"command": "precheck"}),
-                    plan_file.as_deref(),
-                )?)
-                .await
-                .map_err(|e| e.to_string())?;
+            let answer = ask(&invoked("failover")?, "precheck", plan_file).await?;
             let (table, ready) = drills::precheck_table(&answer);
             if !ready {
                 print!("{table}");
@@ -275,14 +255,25 @@ fn capitalized(function: &str) -> String {
         .unwrap_or_default()
 }
 
-/// `payload` with the plan in `file` inline, when given.
-fn with_plan(mut payload: Value, file: Option<&str>) -> Result<Value, String> {
-    if let Some(file) = file {
-        let text = std::fs::read_to_string(file).map_err(|e| format!("{file}: {e}"))?;
-        payload["plan"] =
-            serde_json::from_str(&text).map_err(|e| format!("{file}: not JSON ({e})"))?;
+/// The plan in `file`, when given.
+fn plan_file(file: Option<&str>) -> Result<Option<Value>, String> {
+    let Some(file) = file else {
+        return Ok(None);
+    };
+    let text = std::fs::read_to_string(file).map_err(|e| format!("{file}: {e}"))?;
+    serde_json::from_str(&text)
+        .map(Some)
+        .map_err(|e| format!("{file}: not JSON ({e})"))
+}
+
+/// The failover function's answer to `command` (`plan`, `precheck`), with the plan in `file`
+/// inline when given.
+async fn ask(function: &Function, command: &str, file: Option<String>) -> Result<Value, String> {
+    let mut payload = json!({ "command": command });
+    if let Some(plan) = plan_file(file.as_deref())? {
+        payload["plan"] = plan;
     }
-    Ok(payload)
+    function.call(&payload).await.map_err(|e| e.to_string())
 }
 
 /// A manual failover command: the preflight, the start, and (unless `--no-wait`) following it;
@@ -299,16 +290,12 @@ async fn manual(
         Some(by) => by,
         None => who(aws).await,
     };
-    let plan = match m.plan_file.as_deref() {
-        Some(_) => Some(with_plan(json!({}), m.plan_file.as_deref())?["plan"].clone()),
-        None => None,
-    };
     let request = Request {
         command: command.into(),
         confirm: m.confirm,
         by,
         accept_data_loss_seconds,
-        plan,
+        plan: plan_file(m.plan_file.as_deref())?,
     };
     let started = drills::start(operator, function, &request)
         .await

@@ -39,7 +39,7 @@ use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{json, Value};
 
-use crate::loopback::Loopback;
+use crate::loopback::{credential_scope, percent_decode, query_value, Loopback};
 use crate::runtime::{FunctionError, FunctionProcess, ACCOUNT};
 use crate::SandboxError;
 
@@ -233,25 +233,6 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// `%XX` decoded (an ARN's `:` arrives as `%3A`).
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                out.push(b);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 /// A `FunctionName` read: the ARN's region (it wins over the signature's), the name, the
 /// qualifier.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -284,8 +265,7 @@ pub fn function_name(raw: &str) -> Named {
 /// The region a SigV4 request is signed for (`Credential=AKID/DATE/REGION/lambda/aws4_request`).
 fn signed_region(req: &Request<Incoming>) -> Option<String> {
     let auth = req.headers().get("authorization")?.to_str().ok()?;
-    let credential = auth.split("Credential=").nth(1)?;
-    credential.split('/').nth(2).map(str::to_string)
+    credential_scope(auth).get(2).map(|r| r.to_string())
 }
 
 fn error(status: StatusCode, kind: &str, message: &str) -> Response<Full<Bytes>> {
@@ -315,12 +295,10 @@ async fn handle(
         ));
     };
     let named = function_name(raw_name);
-    let qualifier = named.qualifier.clone().or_else(|| {
-        req.uri()
-            .query()
-            .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("Qualifier=")))
-            .map(percent_decode)
-    });
+    let qualifier = named
+        .qualifier
+        .clone()
+        .or_else(|| query_value(req.uri().query().unwrap_or_default(), "Qualifier"));
     let name = named.name;
     let region = named
         .region

@@ -289,6 +289,21 @@ impl LocalEstate {
     }
 }
 
+/// `event` (an example of `events/`) with its example ids swapped for the estate's `pairs`
+/// ([`LocalEstate::example_ids`]), and the swaps made.
+pub fn with_estate_ids(event: &str, pairs: &[(String, String)]) -> (String, Vec<String>) {
+    let (mut text, mut said) = (event.to_string(), Vec::new());
+    for (example, ours) in pairs {
+        if text.contains(example.as_str()) {
+            said.push(format!(
+                "the event's example {example} is the sandbox's {ours}"
+            ));
+            text = text.replace(example.as_str(), ours);
+        }
+    }
+    (text, said)
+}
+
 /// The failover function's environment in the secondary region (the template's wait; a poll of
 /// half a second, AWS's latencies being seconds here).
 fn failover_env(moto: &str, estate: &Estate, scene: &FailoverScene) -> Vec<(String, String)> {

@@ -72,3 +72,46 @@ pub fn free_port() -> Result<u16, SandboxError> {
         .map(|a| a.port())
         .map_err(|e| SandboxError::Io(e.to_string()))
 }
+
+/// The value of `key` in a query string, percent-decoded.
+pub(crate) fn query_value(query: &str, key: &str) -> Option<String> {
+    query.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=')?;
+        (k == key).then(|| percent_decode(v))
+    })
+}
+
+/// `%XX` escapes decoded, a `+` as a space (form encoding).
+pub(crate) fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let hex = |b: Option<&u8>| b.and_then(|b| (*b as char).to_digit(16));
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => match (hex(bytes.get(i + 1)), hex(bytes.get(i + 2))) {
+                (Some(h), Some(l)) => {
+                    out.push((h * 16 + l) as u8);
+                    i += 3;
+                    continue;
+                }
+                _ => out.push(b'%'),
+            },
+            b'+' => out.push(b' '),
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The SigV4 credential scope of an `Authorization` header, split at `/`:
+/// `[access key, date, region, service, "aws4_request"]` (empty when unsigned).
+pub(crate) fn credential_scope(authorization: &str) -> Vec<&str> {
+    authorization
+        .split("Credential=")
+        .nth(1)
+        .and_then(|s| s.split([',', ' ']).next())
+        .map(|s| s.split('/').collect())
+        .unwrap_or_default()
+}

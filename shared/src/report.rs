@@ -76,21 +76,10 @@ impl ReportLocation {
         format!(
             "https://{region}.console.aws.amazon.com/s3/object/{}?region={region}&prefix={}",
             self.bucket,
-            query_value(&self.markdown_key)
+            // Percent-encoded whole (`/` and `%` too) as a query value.
+            key_segment(&self.markdown_key)
         )
     }
-}
-
-/// `s` percent-encoded as a URL query value (RFC 3986: unreserved characters as they are).
-fn query_value(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 impl Report {

@@ -215,6 +215,12 @@ impl World {
         self.function.handle(event, &unique("req")).await
     }
 
+    /// [`World::handle`] as the deployed binary runs it: `unless_paused` around it (main.rs).
+    async fn handle_deployed(&self, event: Value) -> breakwater::Result<Value> {
+        breakwater::control::unless_paused(&self.function.toolkit, "failover", self.handle(event))
+            .await
+    }
+
     fn alarm(&self, alarm: usize, state: &str, began_before_ms: u64) -> Value {
         let name = &self.scene.alarms[alarm];
         alarm_event(
@@ -1110,13 +1116,7 @@ async fn a_drill_cleans_up_and_reads_it_back() {
     let toolkit = &w.function.toolkit;
     toolkit.store.pause("failover", &freeze()).await.unwrap();
     let drill = json!({"command": "drill", "confirm": w.scene.name});
-    let paused = breakwater::control::unless_paused(
-        toolkit,
-        "failover",
-        w.function.handle(drill.clone(), &unique("req")),
-    )
-    .await
-    .unwrap();
+    let paused = w.handle_deployed(drill.clone()).await.unwrap();
     assert_eq!(paused["outcome"], "paused", "{paused}");
     assert_eq!(
         paused["message"],
@@ -1138,13 +1138,7 @@ async fn a_drill_cleans_up_and_reads_it_back() {
         "{state:?}"
     );
     assert!(toolkit.store.resume("failover").await.unwrap());
-    let r = breakwater::control::unless_paused(
-        toolkit,
-        "failover",
-        w.function.handle(drill, &unique("req")),
-    )
-    .await
-    .unwrap();
+    let r = w.handle_deployed(drill).await.unwrap();
     assert_eq!(r["execution"]["outcome"], "succeeded", "{r}");
     let after = w.observed().await;
     assert_eq!(
@@ -1665,13 +1659,7 @@ async fn a_preflight_is_refused_while_another_execution_runs_and_a_pause_still_a
     toolkit.store.pause("failover", &freeze()).await.unwrap();
     let mut command = preflight;
     command.as_object_mut().unwrap().remove("dry_run");
-    let paused = breakwater::control::unless_paused(
-        toolkit,
-        "failover",
-        w.function.handle(command, &unique("req")),
-    )
-    .await
-    .unwrap();
+    let paused = w.handle_deployed(command).await.unwrap();
     assert_eq!(paused["outcome"], "paused", "{paused}");
     assert_eq!(w.mutations(), before);
 }

@@ -566,10 +566,10 @@ async fn every_function_runs_with_its_example_event_against_the_local_estate() {
     let root = breakwater_sandbox::workspace_root();
     let run = |function: &'static str, file: &'static str| {
         let (region, env) = local.function_env(function).unwrap();
-        let mut text = std::fs::read_to_string(root.join(file)).unwrap();
-        for (example, ours) in local.example_ids() {
-            text = text.replace(&example, &ours);
-        }
+        let (text, _) = breakwater_sandbox::local::with_estate_ids(
+            &std::fs::read_to_string(root.join(file)).unwrap(),
+            &local.example_ids(),
+        );
         let event: Value = serde_json::from_str(&text).unwrap();
         async move {
             let binary = breakwater_sandbox::bin_dir("debug").join(function);

@@ -344,12 +344,9 @@ fn with_estate_ids(event: serde_json::Value) -> serde_json::Value {
         return event;
     };
     let pairs: Vec<(String, String)> = serde_json::from_str(&text).unwrap_or_default();
-    let mut body = event.to_string();
-    for (example, ours) in pairs {
-        if body.contains(&example) {
-            println!("the event's example {example} is the sandbox's {ours}");
-            body = body.replace(&example, &ours);
-        }
+    let (body, said) = breakwater_sandbox::local::with_estate_ids(&event.to_string(), &pairs);
+    for line in said {
+        println!("{line}");
     }
     serde_json::from_str(&body).unwrap_or(event)
 }

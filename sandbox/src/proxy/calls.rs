@@ -64,12 +64,7 @@ pub(super) fn classify(parts: &hyper::http::request::Parts, body: &Bytes) -> Cal
             .to_string()
     };
     let authorization = header("authorization");
-    let scope: Vec<&str> = authorization
-        .split("Credential=")
-        .nth(1)
-        .and_then(|s| s.split([',', ' ']).next())
-        .map(|s| s.split('/').collect())
-        .unwrap_or_default();
+    let scope = crate::loopback::credential_scope(&authorization);
     let region = scope.get(2).copied().unwrap_or("unknown").to_string();
     let service = scope.get(3).copied().unwrap_or("unknown").to_string();
     let query = parts.uri.query().unwrap_or_default();

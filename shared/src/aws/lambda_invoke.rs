@@ -4,6 +4,7 @@
 //! handles errors and retries with asynchronous invocation",
 //! <https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-error-handling.html>).
 
+use aws_sdk_lambda::types::InvocationType;
 use serde_json::Value;
 
 /// The SDK crate, for whoever sets up the functions invoked (tests, the sandbox).
@@ -26,16 +27,49 @@ impl LambdaInvoke {
             client: aws_sdk_lambda::Client::new(aws.config()),
         }
     }
+
+    /// An `Invoke` of `function` with `event` as its payload.
+    fn invoke(
+        &self,
+        function: &str,
+        kind: InvocationType,
+        event: &Value,
+    ) -> aws_sdk_lambda::operation::invoke::builders::InvokeFluentBuilder {
+        self.client
+            .invoke()
+            .function_name(function)
+            .invocation_type(kind)
+            .payload(aws_sdk_lambda::primitives::Blob::new(event.to_string()))
+    }
+
+    /// `RequestResponse`: the function's answer. A function error (`X-Amz-Function-Error`,
+    /// "Invoke", AWS Lambda API Reference) is the error, with the function's own type and
+    /// message.
+    pub async fn call(&self, function: &str, event: &Value) -> Result<Value> {
+        let out = self
+            .invoke(function, InvocationType::RequestResponse, event)
+            .send()
+            .await
+            .map_err(|e| Error::from_sdk(&format!("Invoke {function}"), &e))?;
+        let body: Value = out
+            .payload()
+            .and_then(|p| serde_json::from_slice(p.as_ref()).ok())
+            .unwrap_or(Value::Null);
+        match out.function_error() {
+            None => Ok(body),
+            Some(kind) => Err(Error::Aws(format!(
+                "{function} answered an error ({kind}, {}): {}",
+                body["errorType"].as_str().unwrap_or("?"),
+                body["errorMessage"].as_str().unwrap_or("(no message)")
+            ))),
+        }
+    }
 }
 
 impl Handoff for LambdaInvoke {
     async fn queue(&self, function: &str, event: &Value) -> Result<()> {
         let out = self
-            .client
-            .invoke()
-            .function_name(function)
-            .invocation_type(aws_sdk_lambda::types::InvocationType::Event)
-            .payload(aws_sdk_lambda::primitives::Blob::new(event.to_string()))
+            .invoke(function, InvocationType::Event, event)
             .send()
             .await
             .map_err(|e| Error::from_sdk(&format!("Invoke {function} (Event)"), &e))?;
