@@ -28,26 +28,16 @@ impl LambdaInvoke {
         }
     }
 
-    /// An `Invoke` of `function` with `event` as its payload.
-    fn invoke(
-        &self,
-        function: &str,
-        kind: InvocationType,
-        event: &Value,
-    ) -> aws_sdk_lambda::operation::invoke::builders::InvokeFluentBuilder {
-        self.client
-            .invoke()
-            .function_name(function)
-            .invocation_type(kind)
-            .payload(aws_sdk_lambda::primitives::Blob::new(event.to_string()))
-    }
-
     /// `RequestResponse`: the function's answer. A function error (`X-Amz-Function-Error`,
     /// "Invoke", AWS Lambda API Reference) is the error, with the function's own type and
     /// message.
     pub async fn call(&self, function: &str, event: &Value) -> Result<Value> {
         let out = self
-            .invoke(function, InvocationType::RequestResponse, event)
+            .client
+            .invoke()
+            .function_name(function)
+            .invocation_type(InvocationType::RequestResponse)
+            .payload(aws_sdk_lambda::primitives::Blob::new(event.to_string()))
             .send()
             .await
             .map_err(|e| Error::from_sdk(&format!("Invoke {function}"), &e))?;
@@ -69,7 +59,11 @@ impl LambdaInvoke {
 impl Handoff for LambdaInvoke {
     async fn queue(&self, function: &str, event: &Value) -> Result<()> {
         let out = self
-            .invoke(function, InvocationType::Event, event)
+            .client
+            .invoke()
+            .function_name(function)
+            .invocation_type(InvocationType::Event)
+            .payload(aws_sdk_lambda::primitives::Blob::new(event.to_string()))
             .send()
             .await
             .map_err(|e| Error::from_sdk(&format!("Invoke {function} (Event)"), &e))?;
