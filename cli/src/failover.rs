@@ -346,14 +346,36 @@ pub async fn history(op: &Operator, limit: usize) -> Result<String> {
     Ok(out)
 }
 
-/// The Markdown report of execution `id` of `function`, and the SVG written to `svg_path`.
+/// The newest report `function` wrote (`reports/<function>/<id>.md` last written): its id as
+/// it stands in the key.
+pub async fn newest_report(op: &Operator, function: &str) -> Result<String> {
+    let prefix = format!("reports/{}/", breakwater::state::key_segment(function));
+    op.listed(&prefix)
+        .await?
+        .into_iter()
+        .filter_map(|(k, at)| {
+            Some((
+                at,
+                k.strip_prefix(&prefix)?.strip_suffix(".md")?.to_string(),
+            ))
+        })
+        .max()
+        .map(|(_, id)| id)
+        .ok_or_else(|| Error::NotFound(format!("no report in s3://{}/{prefix}", op.store.bucket())))
+}
+
+/// The report `id` of `function`: its Markdown, and its picture written to `svg_path`. The id
+/// is as `history` or a notification gives it, or as it stands in the key (`%`-encoded).
 pub async fn report(op: &Operator, function: &str, id: &str, svg_path: &str) -> Result<String> {
-    let base = format!(
-        "reports/{}/{}",
-        breakwater::state::key_segment(function),
-        breakwater::state::key_segment(id)
-    );
-    let Some(markdown) = op.store.get_document(&format!("{base}.md")).await? else {
+    let folder = format!("reports/{}", breakwater::state::key_segment(function));
+    let mut base = format!("{folder}/{}", breakwater::state::key_segment(id));
+    let mut markdown = op.store.get_document(&format!("{base}.md")).await?;
+    if markdown.is_none() && id.contains('%') {
+        // An id copied from a key (`newest_report`, the console) is already encoded.
+        base = format!("{folder}/{id}");
+        markdown = op.store.get_document(&format!("{base}.md")).await?;
+    }
+    let Some(markdown) = markdown else {
         return Err(Error::NotFound(format!(
             "no report s3://{}/{base}.md (an execution still running has none yet: breakwater status)",
             op.store.bucket()
@@ -363,7 +385,7 @@ pub async fn report(op: &Operator, function: &str, id: &str, svg_path: &str) -> 
     if let Some(svg) = op.store.get_document(&format!("{base}.svg")).await? {
         std::fs::write(svg_path, svg)
             .map_err(|e| Error::Internal(format!("writing {svg_path}: {e}")))?;
-        let _ = writeln!(out, "\n(the timeline: {svg_path})");
+        let _ = writeln!(out, "\n(the picture: {svg_path})");
     }
     Ok(out)
 }

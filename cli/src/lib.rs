@@ -141,6 +141,16 @@ impl Operator {
 
     /// Every key under `prefix` (ListObjectsV2, page by page).
     pub(crate) async fn keys(&self, prefix: &str) -> Result<Vec<String>> {
+        Ok(self
+            .listed(prefix)
+            .await?
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect())
+    }
+
+    /// The keys under `prefix` with when each was last written (seconds since the epoch).
+    pub(crate) async fn listed(&self, prefix: &str) -> Result<Vec<(String, i64)>> {
         let mut keys = Vec::new();
         let mut pages = self
             .s3
@@ -156,11 +166,10 @@ impl Operator {
                     self.store.bucket()
                 ))
             })?;
-            keys.extend(
-                page.contents()
-                    .iter()
-                    .filter_map(|o| o.key().map(str::to_string)),
-            );
+            keys.extend(page.contents().iter().filter_map(|o| {
+                let modified = o.last_modified().map_or(0, |t| t.secs());
+                o.key().map(|k| (k.to_string(), modified))
+            }));
         }
         Ok(keys)
     }

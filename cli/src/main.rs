@@ -60,9 +60,12 @@ enum Command {
         #[arg(long, default_value_t = 20)]
         limit: usize,
     },
-    /// An execution's report: the Markdown here, the SVG timeline to a file.
+    /// A report: the Markdown here, its picture (SVG) to a file — a failover execution's
+    /// timeline against the RTO, a spot drain's lanes, a budget period's ladder, tiering's
+    /// bytes per storage class.
     Report {
-        /// The execution's id (`breakwater history`; default: the newest execution).
+        /// The report's id: a failover execution (`breakwater history`), a spot instance, a
+        /// budget and period (`platform-2026-11`), a tiering `savings-…` (default: the newest).
         id: Option<String>,
         /// The function that wrote it.
         #[arg(long, default_value = "failover")]
@@ -203,9 +206,14 @@ async fn run(cli: Cli) -> Result<String, String> {
         Command::Report { id, function, svg } => {
             let id = match id {
                 Some(id) => id,
-                None => drills::newest(&operator).await.map_err(|e| e.to_string())?,
+                None if function == "failover" => {
+                    drills::newest(&operator).await.map_err(|e| e.to_string())?
+                }
+                None => drills::newest_report(&operator, &function)
+                    .await
+                    .map_err(|e| e.to_string())?,
             };
-            let svg = svg.unwrap_or_else(|| format!("{id}.svg"));
+            let svg = svg.unwrap_or_else(|| format!("{}.svg", id.replace(['%', '/'], "_")));
             drills::report(&operator, &function, &id, &svg).await
         }
         Command::Plan { plan_file } => Ok(drills::plan_table(

@@ -1,6 +1,7 @@
 //! The game day's timeline: every line `make demo` prints is kept with its time and its scene,
-//! and at the end each scene becomes a [`Report`] (Markdown + SVG timeline) beside a summary a
-//! person reads first (`target/gameday/README.md`).
+//! and at the end each scene becomes a Markdown [`Report`] of its lines, beside the function's
+//! own report of what it did — its Markdown and its picture, as the function wrote them to the
+//! state bucket — and a summary a person reads first (`target/gameday/README.md`).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -25,8 +26,8 @@ struct Scene {
     ended_ms: Option<u64>,
     verdict: Option<Result<String, String>>,
     facts: BTreeMap<String, String>,
-    /// The function's own report of the scene (the failover execution's), when it has one.
-    own_report: Option<Report>,
+    /// The function's own report of the scene (Markdown, SVG picture), when it wrote one.
+    own_report: Option<(String, String)>,
 }
 
 /// The whole game day.
@@ -98,9 +99,15 @@ impl Timeline {
 
     /// Keeps the function's own report of the current scene.
     pub fn own_report(&self, report: Report) {
+        self.own_documents(report.to_markdown(), report.to_svg());
+    }
+
+    /// Keeps the function's own report of the current scene as it was written: its Markdown
+    /// and its SVG picture.
+    pub fn own_documents(&self, markdown: String, svg: String) {
         self.with(|s| {
             if let Some(scene) = s.last_mut() {
-                scene.own_report = Some(report);
+                scene.own_report = Some((markdown, svg));
             }
         });
     }
@@ -120,7 +127,8 @@ impl Timeline {
     }
 
     /// Writes `README.md` (saying it was played by `how`) and, per scene, `NN-<function>.md`
-    /// and `.svg` into `dir`; returns the summary's path.
+    /// (its lines) and, when the function wrote a report, `NN-<function>-report.md` and its
+    /// picture `NN-<function>.svg` into `dir`; returns the summary's path.
     pub fn write(&self, dir: &Path, how: &str) -> Result<PathBuf, SandboxError> {
         std::fs::create_dir_all(dir).map_err(|e| SandboxError::Io(format!("{dir:?}: {e}")))?;
         let put = |name: &str, text: &str| {
@@ -132,8 +140,9 @@ impl Timeline {
         let _ = writeln!(
             summary,
             "Played by {how} at {} through the release binaries, moto, the Kubernetes \
-             emulator and the Lambda Runtime API emulator. Each scene's timeline is an SVG \
-             (open it in a browser) and a Markdown table.\n",
+             emulator and the Lambda Runtime API emulator. Each scene's lines are a Markdown \
+             table; a function's own report is beside it, with its picture as SVG (open it in \
+             a browser).\n",
             breakwater::clock::rfc3339(
                 scenes
                     .first()
@@ -141,7 +150,7 @@ impl Timeline {
                     .map_or(0, |l| l.0)
             )
         );
-        summary.push_str("| # | scene | function | took | end state | figures | timeline |\n|---|---|---|---|---|---|---|\n");
+        summary.push_str("| # | scene | function | took | end state | figures | documents |\n|---|---|---|---|---|---|---|\n");
         for (i, scene) in scenes.iter().enumerate() {
             let Some(first) = scene.lines.first().map(|l| l.0) else {
                 continue;
@@ -152,12 +161,14 @@ impl Timeline {
             let report = scene_report(scene, end);
             let base = format!("{i:02}-{}", scene.function);
             put(&format!("{base}.md"), &report.to_markdown())?;
-            put(&format!("{base}.svg"), &report.to_svg())?;
-            let mut links = format!("[svg]({base}.svg) · [md]({base}.md)");
-            if let Some(own) = &scene.own_report {
-                put(&format!("{base}-execution.svg"), &own.to_svg())?;
-                put(&format!("{base}-execution.md"), &own.to_markdown())?;
-                let _ = write!(links, " · execution [svg]({base}-execution.svg)");
+            let mut links = format!("lines [md]({base}.md)");
+            if let Some((markdown, svg)) = &scene.own_report {
+                put(&format!("{base}.svg"), svg)?;
+                put(&format!("{base}-report.md"), markdown)?;
+                let _ = write!(
+                    links,
+                    " · report [picture]({base}.svg) [md]({base}-report.md)"
+                );
             }
             let verdict = match &scene.verdict {
                 Some(Ok(v)) => format!("✅ {v}"),
@@ -484,6 +495,7 @@ mod tests {
         t.fact("rolled back", "web:2 → web:1");
         t.end(&Ok(()));
         t.begin("budget", "Over budget");
+        t.own_documents("# Budget\n".into(), "<svg/>".into());
         t.end(&Err(SandboxError::Function("level 2, expected 1".into())));
         let dir = std::env::temp_dir().join(format!("gameday-test-{}", std::process::id()));
         let summary = std::fs::read_to_string(t.write(&dir, "a test").unwrap()).unwrap();
@@ -497,7 +509,14 @@ mod tests {
             "{summary}"
         );
         assert!(summary.contains("rolled back: web:2 → web:1"), "{summary}");
-        assert!(dir.join("01-budget.svg").exists());
+        // The function's own report and picture beside the scene's lines; a scene without
+        // one has no picture.
+        assert_eq!(
+            std::fs::read_to_string(dir.join("01-budget.svg")).unwrap(),
+            "<svg/>"
+        );
+        assert!(dir.join("01-budget-report.md").exists());
+        assert!(dir.join("00-rollback.md").exists() && !dir.join("00-rollback.svg").exists());
         assert!(!t.all_verified());
         let _ = std::fs::remove_dir_all(dir);
     }

@@ -302,6 +302,7 @@ pub async fn play(
             FunctionEnv::primary(&endpoint, &estate).into_vars(),
         )
         .await;
+        keep_own_report(&config, &estate, "spot").await;
         timeline.end(&judge(proxy.as_deref(), from, r));
     }
     if let Some(budget) = binary("budget", "budget scene") {
@@ -312,6 +313,7 @@ pub async fn play(
         );
         let from = mark(proxy.as_deref());
         let r = budget::demo::play(&endpoint, &config, &estate, &budget).await;
+        keep_own_report(&config, &estate, "budget").await;
         timeline.end(&judge(proxy.as_deref(), from, r));
     }
     if let Some(tiering) = binary("tiering", "tiering scene") {
@@ -319,6 +321,7 @@ pub async fn play(
         timeline.begin("tiering", "New and tagged buckets join the lifecycle");
         let from = mark(proxy.as_deref());
         let r = tiering::demo::play(&endpoint, &config, &estate, &tiering).await;
+        keep_own_report(&config, &estate, "tiering").await;
         timeline.end(&judge(proxy.as_deref(), from, r));
     }
     if let Some(failover) = binary("failover", "regional-outage scene") {
@@ -392,7 +395,7 @@ pub async fn play(
     };
     let summary = timeline.write(&workspace_root().join(&report_dir), &how)?;
     say(&format!(
-        "game day report: {} (one SVG timeline and Markdown table per scene beside it)",
+        "game day report: {} (per scene its lines in Markdown, and the function's own report with its picture)",
         summary.display()
     ));
     if timeline.all_verified() {
@@ -406,6 +409,50 @@ pub async fn play(
             "a scene did not end as it should: see {}",
             summary.display()
         )))
+    }
+}
+
+/// Keeps, for the game day's report, the scene function's own report as it wrote it to the
+/// primary state bucket (`reports/<function>/`): its Markdown and its picture. Of several (the
+/// spot scene drains more than one node), the biggest picture — the drain with the most pods;
+/// a missing report is said, not fatal (the scene's verdict judges the function).
+async fn keep_own_report(config: &SdkConfig, estate: &Estate, function: &str) {
+    let s3 = seed::s3(config, PRIMARY);
+    let bucket = &estate.primary.state_bucket;
+    let listed = s3
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(format!("reports/{function}/"))
+        .send()
+        .await;
+    let best = listed.ok().and_then(|l| {
+        l.contents()
+            .iter()
+            .filter(|o| o.key().is_some_and(|k| k.ends_with(".svg")))
+            .max_by_key(|o| (o.size(), o.key().map(str::to_string)))
+            .and_then(|o| o.key().map(str::to_string))
+    });
+    let Some(svg_key) = best else {
+        say(&format!("{function} wrote no report with a picture"));
+        return;
+    };
+    let read = |key: String| {
+        let s3 = s3.clone();
+        async move {
+            let body = s3.get_object().bucket(bucket).key(&key).send().await.ok()?;
+            let bytes = body.body.collect().await.ok()?.into_bytes();
+            String::from_utf8(bytes.to_vec()).ok()
+        }
+    };
+    let md_key = format!("{}.md", svg_key.strip_suffix(".svg").unwrap_or(&svg_key));
+    match (read(md_key).await, read(svg_key.clone()).await) {
+        (Some(md), Some(svg)) => {
+            say(&format!("{function}'s report: s3://{bucket}/{svg_key}"));
+            gameday::timeline().own_documents(md, svg);
+        }
+        _ => say(&format!(
+            "{function}'s report s3://{bucket}/{svg_key} could not be read"
+        )),
     }
 }
 

@@ -27,7 +27,7 @@ use budget::settings::BudgetSettings;
 use budget::BudgetFunction;
 use serde_json::{json, Value};
 
-use crate::common::{aws, unique};
+use crate::common::{aws, read_text, unique};
 
 crate::common::moto_server!();
 
@@ -417,6 +417,70 @@ async fn a_month_escalates_level_by_level_and_rollover_restores_exactly_what_was
         "{}",
         notes[1].message
     );
+
+    // The period's report, written at the rollover: every confirmed reading of November, the
+    // levels climbed on Nov 20 and released on Dec 1, against the ladder's thresholds
+    let report = |period: &str| {
+        let key = format!(
+            "reports/budget/{}",
+            breakwater::state::key_segment(&format!("{}-{period}", w.scene.budget))
+        );
+        let (w, bucket) = (&w, w.estate.primary.state_bucket.clone());
+        async move {
+            let json = read_text(&w.direct, &bucket, &format!("{key}.json")).await;
+            let svg = read_text(&w.direct, &bucket, &format!("{key}.svg")).await;
+            let stored: Value = serde_json::from_str(&json).unwrap();
+            (stored["data"].clone(), svg)
+        }
+    };
+    let (november, svg) = report("2026-11").await;
+    assert_eq!(november["outcome"], "L0", "{november}");
+    let ladder = &november["picture"];
+    assert_eq!(
+        (&ladder["kind"], &ladder["period"], &ladder["end_ms"]),
+        (&json!("ladder"), &json!("2026-11"), &json!(DEC_1)),
+        "{ladder}"
+    );
+    let readings = ladder["readings"].as_array().unwrap();
+    // tick-1, the unconfirmed alert, m-1, m-2 (its ten repeats are de-duplicated), m-0, m-3
+    assert_eq!(readings.len(), 6, "{ladder}");
+    let last = readings.last().unwrap();
+    assert_eq!(
+        (
+            format!("{:.1}", last["actual_pct"].as_f64().unwrap()),
+            format!("{:.1}", last["forecast_pct"].as_f64().unwrap())
+        ),
+        ("86.2".to_string(), "107.7".to_string()),
+        "2,120.40 and 2,650 of 2,460"
+    );
+    let steps: Vec<(u64, u64, bool)> = ladder["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["from"].as_u64().unwrap(),
+                s["to"].as_u64().unwrap(),
+                s["at_ms"].as_u64().unwrap() >= DEC_1,
+            )
+        })
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            (0, 1, false),
+            (1, 2, false),
+            (2, 3, false),
+            (3, 2, true),
+            (2, 1, true),
+            (1, 0, true)
+        ]
+    );
+    assert!(svg.contains("↑ L0→L3") && svg.contains("↓ L3→L0"), "{svg}");
+    // December's report starts afresh: one reading, nothing climbed or released in it
+    let (december, _) = report("2026-12").await;
+    assert_eq!(december["picture"]["readings"].as_array().unwrap().len(), 1);
+    assert_eq!(december["picture"]["steps"], json!([]), "{december}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

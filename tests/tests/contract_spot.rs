@@ -236,7 +236,8 @@ async fn the_pods_fake_behaves_as_the_adapter_does_on_the_emulator() {
         "shop/db-0",
         Budget::Refuses {
             times: None,
-            reason: "Cannot evict pod as it would violate the pod's disruption budget db.".into(),
+            // The cause's message, as the API server words it (eviction.go).
+            reason: "The disruption budget db needs 1 healthy pods and has 1 currently".into(),
         },
     );
     // WHEN / THEN the scenario gives the same answers on both

@@ -1,6 +1,7 @@
 //! The operator's commands end to end: the `breakwater` binary against moto, and the real function
 //! binaries (with their template roles enforced) reading what it wrote.
 
+use std::path::Path;
 use std::process::Command;
 
 use breakwater::clock::{Clock, SystemClock};
@@ -375,7 +376,17 @@ async fn the_dr_drill_runbook_runs_as_written_followed_live_to_its_end_then_repo
     assert!(out.contains("| rto_within_target | true |"), "{out}");
     let svg = dir.join("drill.svg");
     let drawn = std::fs::read_to_string(&svg).unwrap();
+    // The picture: the RTO against the plan's target, the critical path marked, the phases
     assert!(drawn.starts_with("<svg"), "{drawn}");
+    for said in [
+        "within the 900 s target",
+        "critical path (sets the RTO)",
+        "RTO ends: verified",
+        ">database (done)<",
+        ">cleanup (done)<",
+    ] {
+        assert!(drawn.contains(said), "{said}: {drawn}");
+    }
     // The finished notification links the report in the S3 console.
     let notes = breakwater_sandbox::seed::read_notifications(
         direct.config(),
@@ -588,6 +599,28 @@ async fn every_function_runs_with_its_example_event_against_the_local_estate() {
     let node = r["node"].as_str().unwrap();
     let read = local.spot.1.get("nodes", "", node).unwrap();
     assert_eq!(read["spec"]["unschedulable"], true, "{read}");
+    // … and `breakwater report --function spot` (no id: the newest) shows its drain, the
+    // picture a lane per pod against the deadline
+    let env = local.operator_env(&local.estate.primary.region);
+    let report = |function: &str, svg: &str| {
+        let (ok, stdout, stderr) =
+            operator(&env, &["report", "--function", function, "--svg", svg]);
+        assert!(ok, "breakwater report --function {function}: {stderr}");
+        stdout
+    };
+    let dir = std::env::temp_dir().join(unique("reports"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let picture = |name: &str| dir.join(name).to_string_lossy().to_string();
+    let shown = report("spot", &picture("spot.svg"));
+    assert!(
+        shown.starts_with(&format!("# Spot drain of node {node}")),
+        "{shown}"
+    );
+    let drawn = std::fs::read_to_string(picture("spot.svg")).unwrap();
+    assert!(
+        drawn.contains("drain against the deadline") && drawn.contains("deadline at 110 s"),
+        "{drawn}"
+    );
     // rollback: the alarm is the estate's; the example's alarm began before the last rollout,
     // so the decision is not to act, and the Deployment stays at revision 2.
     let r = run("rollback", "events/rollback/alarm-state-change.json").await;
@@ -604,6 +637,21 @@ async fn every_function_runs_with_its_example_event_against_the_local_estate() {
     // budget: the budget named in the alert is the estate's, read live.
     let r = run("budget", "events/budget/sns-actual-over-85.json").await;
     assert_eq!(r["budget"], local.budget.budget, "{r}");
+    // … and the period's report is its ladder, this evaluation its one reading
+    let shown = report("budget", &picture("budget.svg"));
+    assert!(
+        shown.contains(&format!(
+            "# Budget {}: the enforcement ladder in {}",
+            local.budget.budget,
+            r["period"].as_str().unwrap()
+        )),
+        "{shown}"
+    );
+    let drawn = std::fs::read_to_string(picture("budget.svg")).unwrap();
+    assert!(
+        drawn.contains("level held") && drawn.contains("L3: actual ≥ 85 %"),
+        "{drawn}"
+    );
     // tiering: the opted-in bucket is planned, nothing written.
     let r = run("tiering", "events/tiering/command-plan.json").await;
     let planned = r["buckets"]
@@ -616,4 +664,194 @@ async fn every_function_runs_with_its_example_event_against_the_local_estate() {
     // failover: the precheck of the estate's plan is ready.
     let r = run("failover", "events/failover/command-precheck.json").await;
     assert_eq!(r["ready"], true, "{r}");
+    // A person asks rollback for shop/web: revision 2 → a new revision 3 with web:1's template,
+    // for the rollback runbook's commands below.
+    let r = run("rollback", "events/rollback/command-rollback.json").await;
+    assert_eq!(r["outcome"], "rolled-back", "{r}");
+    let image = |kube: &KubeEmulator| {
+        kube.get("deployments", "shop", "web").unwrap()["spec"]["template"]["spec"]["containers"][0]
+            ["image"]
+            .clone()
+    };
+    assert_eq!(image(&local.rollback), "web:1");
+    // Every kubectl command of docs/, run as written against the cluster it is meant for
+    runbook_kubectl(&local, node, &dir).await;
+    assert_eq!(
+        image(&local.rollback),
+        "web:2",
+        "the rollback runbook's way forward again"
+    );
+}
+
+/// Every `kubectl` command in docs/ (a code span or a line of a code block), its placeholders
+/// filled from the estate, run with the real kubectl against the cluster its page is about: the
+/// spot runbook on the drained node's cluster, the rollback runbook on `shop/web` after a
+/// rollback (2 → 3, web:1's template), the failover runbook and `failover-rbac.yaml` on the
+/// standby cluster. A command no page-to-cluster rule covers fails the test, so the docs cannot
+/// grow a command nobody runs. Each must succeed; what it shows or changes is read back.
+async fn runbook_kubectl(local: &breakwater_sandbox::local::LocalEstate, node: &str, dir: &Path) {
+    let Some(kubectl) = crate::common::kubectl() else {
+        println!("SKIPPED: no kubectl on PATH (Debian's kubernetes-client provides one)");
+        return;
+    };
+    // The failover runbook's node commands are for a standby whose group was raised: raise it
+    // (EKS, in moto) and wait for its nodes to join the standby cluster.
+    let scene = &local.failover;
+    use breakwater::ports::NodeGroups as _;
+    let standby = aws(&local.moto, breakwater_sandbox::seed::SECONDARY).await;
+    breakwater::aws::eks::EksNodeGroups::new(standby.eks())
+        .update_scaling(
+            &breakwater::ports::NodeGroupId {
+                cluster: scene.cluster.clone(),
+                name: scene.node_group.clone(),
+            },
+            breakwater::ports::Scaling {
+                min: 0,
+                desired: 2,
+                max: 4,
+            },
+            "runbook-raise",
+        )
+        .await
+        .unwrap();
+    let joined = || scene.kube.list("nodes").len() >= 2;
+    for _ in 0..100 {
+        if joined() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert!(joined(), "{:?}", scene.kube.list("nodes"));
+    let root = breakwater_sandbox::workspace_root();
+    let mut commands = Vec::new();
+    for page in docs_pages(&root.join("docs")) {
+        let text = std::fs::read_to_string(&page).unwrap();
+        let name = page
+            .strip_prefix(&root)
+            .unwrap()
+            .to_string_lossy()
+            .to_string();
+        for line in text.lines() {
+            let spans = line.split('`').skip(1).step_by(2);
+            let block = std::iter::once(line.trim()).filter(|l| l.starts_with("kubectl "));
+            for command in spans.filter(|c| c.starts_with("kubectl ")).chain(block) {
+                commands.push((name.clone(), command.to_string()));
+            }
+        }
+    }
+    assert!(commands.len() >= 12, "{commands:#?}");
+    let config = |kube: &KubeEmulator, name: &str| {
+        let d = dir.join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        kube.write_kubeconfig(&d).unwrap()
+    };
+    let spot = config(&local.spot.1, "spot");
+    let rollback = config(&local.rollback, "rollback");
+    let standby = config(&local.failover.kube, "standby");
+    let mut ran = 0;
+    for (page, command) in &commands {
+        let config = match page.as_str() {
+            "docs/runbooks/spot.md" => &spot,
+            "docs/runbooks/rollback.md" => &rollback,
+            "docs/runbooks/failover.md" => &standby,
+            "docs/deploy-two-regions.md" if command.contains("spot-rbac") => &spot,
+            "docs/deploy-two-regions.md" if command.contains("rollback-rbac") => &rollback,
+            "docs/deploy-two-regions.md" if command.contains("failover-rbac") => &standby,
+            _ => panic!("{page}: `{command}`: no cluster of the sandbox runs it (add it here)"),
+        };
+        let filled = command
+            .replace("<node>", node)
+            .replace("<name>", "web")
+            .replace("<ns>", "shop")
+            .replace("<the one rolled back from>", "2")
+            .replace("<standby cluster>", "emulator");
+        assert!(
+            !filled.contains('<'),
+            "{page}: a placeholder left in `{filled}`"
+        );
+        let mut args: Vec<&str> = filled.split_whitespace().skip(1).collect();
+        if args.contains(&"apply") {
+            // A departure, named: the emulator serves no OpenAPI document, which kubectl's
+            // schema validation downloads first; the objects are still sent, created and read
+            // back below.
+            args.push("--validate=false");
+        }
+        let out = Command::new(&kubectl)
+            .current_dir(&root)
+            .env("KUBECONFIG", config)
+            .env("HOME", dir)
+            .args(&args)
+            .output()
+            .unwrap();
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "{page}: `{filled}` failed:\n{said}");
+        // What each shows, as the page says it shows it
+        let expect: &[&str] = match filled.split_whitespace().nth(1).unwrap_or_default() {
+            // The emulator prints as the API server does (server-side Table printing)
+            "get" if filled.contains("get node ") => &["Ready,SchedulingDisabled"],
+            // … the group's nodes, joining (NotReady) or Ready: the runbook's "nodes still
+            // joining" case
+            "get" if filled.contains("nodegroup=web") => {
+                &["STATUS", ".web.compute.internal", "Ready"]
+            }
+            "rollout" if filled.contains("history") => &["carol@example.com"],
+            "-n" => &["Replicas:", "shop"],
+            _ => &[],
+        };
+        for e in expect {
+            assert!(
+                said.contains(e),
+                "{page}: `{filled}` does not show {e:?}:\n{said}"
+            );
+        }
+        ran += 1;
+    }
+    assert_eq!(ran, commands.len());
+    // Read back: only DaemonSet and mirror pods left on the node, as `get pods -A` showed;
+    // the node uncordoned and its taint gone; the RBAC of each cluster applied
+    for pod in local.spot.1.list("pods") {
+        let stays = pod["metadata"]["ownerReferences"][0]["kind"] == "DaemonSet"
+            || !pod["metadata"]["annotations"]["kubernetes.io/config.mirror"].is_null();
+        assert!(pod["spec"]["nodeName"] != node || stays, "{pod}");
+    }
+    let read = local.spot.1.get("nodes", "", node).unwrap();
+    assert!(read["spec"]["unschedulable"] != json!(true), "{read}");
+    let taints = read["spec"]["taints"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        !taints.iter().any(|t| t["key"] == "breakwater.io/draining"),
+        "{taints:?}"
+    );
+    for (kube, group) in [
+        (&local.spot.1, "breakwater-spot"),
+        (&local.rollback, "breakwater-rollback"),
+        (&*local.failover.kube, "breakwater-failover"),
+    ] {
+        let bindings = kube.list("clusterrolebindings");
+        assert!(
+            bindings.iter().any(|b| b["subjects"][0]["name"] == group),
+            "{group}: {bindings:?}"
+        );
+    }
+}
+
+/// The Markdown pages under `dir`, recursively, sorted.
+fn docs_pages(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut pages = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            pages.extend(docs_pages(&path));
+        } else if path.extension().is_some_and(|e| e == "md") {
+            pages.push(path);
+        }
+    }
+    pages.sort();
+    pages
 }

@@ -24,7 +24,7 @@ use serde_json::{json, Value};
 use spot::settings::SpotSettings;
 use spot::SpotFunction;
 
-use crate::common::{aws, unique};
+use crate::common::{aws, read_text, unique};
 
 crate::common::moto_server!();
 
@@ -345,11 +345,15 @@ async fn a_budget_that_never_allows_is_overridden_at_the_deadline_and_named() {
     .await
     .unwrap();
     assert_eq!(notes.len(), 1);
+    let instance = &w.scene.instances[0];
     for needle in [
         "money/ledger-0",
         "disruption budget ledger",
         "money/vault-0",
         "NOT evicted",
+        // The report's page in the console, and the command that shows it
+        &format!("/s3/object/{}?region=", w.estate.primary.state_bucket),
+        &format!("breakwater report --function spot {instance}"),
     ] {
         assert!(
             notes[0].message.contains(needle),
@@ -357,6 +361,44 @@ async fn a_budget_that_never_allows_is_overridden_at_the_deadline_and_named() {
             notes[0].message
         );
     }
+    // AND the drain's report is in the state bucket (written under the function's role), its
+    // picture's lanes naming the budget that held each pod — from the API server's own words
+    let key = format!("reports/spot/{instance}");
+    let bucket = &w.estate.primary.state_bucket;
+    let stored: Value =
+        serde_json::from_str(&read_text(&w.direct, bucket, &format!("{key}.json")).await).unwrap();
+    let report = &stored["data"];
+    assert_eq!(report["outcome"], "deadline-missed", "{report}");
+    let picture = &report["picture"];
+    assert_eq!(picture["kind"], "drain", "{report}");
+    let lanes = picture["lanes"].as_array().unwrap();
+    let lane = |pod: &str| lanes.iter().find(|l| l["pod"] == pod).unwrap().clone();
+    let (ledger, vault) = (lane("money/ledger-0"), lane("money/vault-0"));
+    assert_eq!(
+        (&ledger["outcome"], &ledger["held_by"]),
+        (&json!("forced"), &json!("PDB ledger"))
+    );
+    assert_eq!(
+        (&vault["outcome"], &vault["held_by"]),
+        (&json!("blocked"), &json!("PDB vault"))
+    );
+    // … the ledger pod forced before the deadline, the vault pod given up at it
+    let deadline = picture["deadline_ms"].as_u64().unwrap();
+    assert_eq!(
+        deadline,
+        sent + 110_000,
+        "the warning's time + 120 s − the 10 s margin"
+    );
+    assert!(
+        ledger["settled_ms"].as_u64().unwrap() < deadline,
+        "{ledger}"
+    );
+    assert!(vault["settled_ms"].as_u64().unwrap() >= deadline, "{vault}");
+    let svg = read_text(&w.direct, bucket, &format!("{key}.svg")).await;
+    assert!(
+        svg.contains("forced past PDB ledger") && svg.contains("held: PDB vault"),
+        "{svg}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

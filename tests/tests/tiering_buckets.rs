@@ -24,7 +24,7 @@ use serde_json::{json, Value};
 use tiering::regions::S3BucketRegions;
 use tiering::{TieringFunction, TieringSettings};
 
-use crate::common::{aws, unique};
+use crate::common::{aws, read_text, unique};
 
 crate::common::moto_server!();
 
@@ -520,6 +520,28 @@ async fn a_sweep_tiers_every_opted_in_bucket_once_and_reports_the_saving() {
     assert!(
         text.contains("# S3 tiering savings") && text.contains("sweep-on-3"),
         "{text}"
+    );
+    // Per bucket, bytes per class now and at the steady state: the lifecycle moves bytes, it
+    // neither makes nor loses any
+    for estimate in report["estimates"].as_array().unwrap() {
+        let total = |field: &str| -> f64 {
+            estimate["classes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c[field].as_f64().unwrap())
+                .sum()
+        };
+        let (now, steady) = (total("now_bytes"), total("steady_bytes"));
+        assert!(now > 0.0 && (now - steady).abs() < 1.0, "{estimate}");
+    }
+    // … drawn beside the Markdown, the same id
+    let svg_key = report["report"]["svg"].as_str().unwrap();
+    assert_eq!(svg_key.strip_suffix(".svg"), key.strip_suffix(".md"));
+    let svg = read_text(&w.direct, &w.estate.primary.state_bucket, svg_key).await;
+    assert!(
+        svg.contains("(4 buckets)") && svg.contains(">Glacier Deep Archive<"),
+        "{svg}"
     );
 }
 

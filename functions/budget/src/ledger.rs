@@ -3,6 +3,7 @@
 //! reported instead of overwritten.
 
 use breakwater::ports::{DatabaseKind, NodeGroupId, Scaling};
+use breakwater::report::picture::Reading;
 use breakwater::state::key_segment;
 use serde::{Deserialize, Serialize};
 
@@ -19,7 +20,17 @@ pub struct EnforcementState {
     pub changes: Vec<LevelChange>,
     /// The ledger keys of the changes made in this period, in the order they were made.
     pub ledger: Vec<String>,
+    /// The spend confirmed at each evaluation of this period, oldest first (the last
+    /// [`READINGS_KEPT`]), for the report's picture.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub readings: Vec<Reading>,
+    /// The limit at the last reading, with its unit (`2,460.00 USD`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<String>,
 }
+
+/// How many readings a period keeps (an hourly schedule fills a month with 744).
+pub const READINGS_KEPT: usize = 800;
 
 impl EnforcementState {
     /// A fresh state at level 0.
@@ -30,6 +41,8 @@ impl EnforcementState {
             level: 0,
             changes: Vec::new(),
             ledger: Vec::new(),
+            readings: Vec::new(),
+            limit: None,
         }
     }
 
@@ -50,6 +63,9 @@ pub struct LevelChange {
     pub at_ms: u64,
     /// Why, in a sentence.
     pub reason: String,
+    /// The period whose ladder it moved (a rollover's releases belong to the period that ended).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub period: Option<String>,
 }
 
 /// A resource enforcement changed.

@@ -15,6 +15,7 @@ pub mod ladder;
 pub mod ledger;
 pub mod message;
 pub mod money;
+pub mod report;
 pub mod settings;
 pub mod stoppable;
 pub mod targets;
@@ -26,6 +27,7 @@ use breakwater::events::{Routes, Trigger};
 use breakwater::invocation::{self, mark_repeat, Leased};
 use breakwater::notify::Notification;
 use breakwater::ports::{Budgets, DatabaseKind, Databases, NodeGroups, RolePolicies};
+use breakwater::report::picture::Reading;
 use breakwater::state::Versioned;
 use breakwater::{Error, Result, Toolkit};
 use serde_json::{json, Value};
@@ -289,6 +291,9 @@ impl<N: NodeGroups, D: Databases, B: Budgets, R: RolePolicies> BudgetFunction<N,
         let before = state.value.level;
         let mut outcome = Outcome::default();
         self.step_down(&mut state, 0, reason, &mut outcome).await?;
+        if !self.toolkit.dry_run() {
+            self.write_report(&state.value).await;
+        }
         self.notify(budget, before, state.value.level, reason, &outcome, None)
             .await?;
         Ok(
@@ -369,6 +374,8 @@ impl<N: NodeGroups, D: Databases, B: Budgets, R: RolePolicies> BudgetFunction<N,
             let ended = format!("period {} ended", state.value.period);
             self.step_down(&mut state, 0, &ended, &mut outcome).await?;
             if !self.toolkit.dry_run() {
+                // The old period's report, its release included, before its readings go.
+                self.write_report(&state.value).await;
                 state.value = EnforcementState {
                     changes: state.value.changes.clone(),
                     ..EnforcementState::new(budget, &period)
@@ -404,6 +411,7 @@ impl<N: NodeGroups, D: Databases, B: Budgets, R: RolePolicies> BudgetFunction<N,
                         to: level,
                         at_ms: store.clock().now_ms(),
                         reason: why.clone(),
+                        period: Some(state.value.period.clone()),
                     });
                     state.value.level = level;
                     save(store, &mut state).await?;
@@ -427,6 +435,20 @@ impl<N: NodeGroups, D: Databases, B: Budgets, R: RolePolicies> BudgetFunction<N,
         } else {
             state.value.level
         };
+        if !self.toolkit.dry_run() {
+            let now = store.clock().now_ms();
+            let readings = &mut state.value.readings;
+            readings.push(Reading {
+                at_ms: now,
+                actual_pct,
+                forecast_pct,
+            });
+            let over = readings.len().saturating_sub(ledger::READINGS_KEPT);
+            readings.drain(..over);
+            state.value.limit = Some(format!("{limit} {}", figures.unit));
+            save(store, &mut state).await?;
+            self.write_report(&state.value).await;
+        }
         let changed_level = level_after != level_before;
         if changed_level
             || !outcome.changed.is_empty()
@@ -486,12 +508,24 @@ impl<N: NodeGroups, D: Databases, B: Budgets, R: RolePolicies> BudgetFunction<N,
                     to: level - 1,
                     at_ms: self.toolkit.store.clock().now_ms(),
                     reason: reason.to_string(),
+                    period: Some(state.value.period.clone()),
                 });
                 state.value.level = level - 1;
                 save(&self.toolkit.store, state).await?;
             }
         }
         Ok(())
+    }
+
+    /// The period's report; one that cannot be written is said in the log and holds nothing
+    /// back — the enforcement is in the state and the ledger.
+    async fn write_report(&self, state: &EnforcementState) {
+        let written = report::period_report(state, &self.settings.thresholds)
+            .write(&self.toolkit.store)
+            .await;
+        if let Err(e) = written {
+            tracing::warn!(budget = %state.budget, error = %e, error_type = e.error_type(), "the period's report was not written");
+        }
     }
 
     fn engine(&self) -> Engine<'_, N, D, R> {

@@ -14,7 +14,9 @@ use std::time::Duration;
 
 use breakwater::clock::Clock;
 use breakwater::kube::pods::{Deletion, Eviction, PodInfo, Pods};
+use breakwater::report::picture::Lane;
 use breakwater::Result;
+use futures_util::future::BoxFuture;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use serde::{Deserialize, Serialize};
 
@@ -142,6 +144,9 @@ pub enum PodOutcome {
         pod: String,
         /// Refusals before it went.
         refusals: u32,
+        /// The last refusal's reason (the API server names the budget), if it was refused.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        held_by: Option<String>,
     },
     /// Gone (or replaced) before it was evicted.
     Gone {
@@ -183,6 +188,45 @@ pub struct DrainReport {
     pub escalations: Vec<String>,
     /// How long the drain took (ms).
     pub took_ms: u64,
+    /// When the drain began (ms since the epoch).
+    #[serde(default)]
+    pub started_ms: u64,
+    /// Its deadline (ms since the epoch).
+    #[serde(default)]
+    pub deadline_ms: u64,
+    /// Per pod, in the order they settled: when it was asked, settled, and read back gone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub timings: Vec<PodTiming>,
+    /// Drained on a rebalance recommendation (no instance is reclaimed at the deadline).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rebalance: bool,
+}
+
+/// When one pod's eviction was asked, when it settled (evicted, forced or given up), and when
+/// the pod was read back gone (ms since the epoch).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PodTiming {
+    /// `namespace/name`.
+    pub pod: String,
+    /// Asked.
+    pub asked_ms: u64,
+    /// Settled.
+    pub settled_ms: u64,
+    /// Read back gone, if before the deadline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gone_ms: Option<u64>,
+}
+
+impl PodOutcome {
+    /// The pod, `namespace/name`.
+    pub fn pod(&self) -> &str {
+        match self {
+            PodOutcome::Evicted { pod, .. }
+            | PodOutcome::Gone { pod }
+            | PodOutcome::Forced { pod, .. }
+            | PodOutcome::Blocked { pod, .. } => pod,
+        }
+    }
 }
 
 impl DrainReport {
@@ -200,6 +244,54 @@ impl DrainReport {
             .iter()
             .filter(|p| matches!(p, PodOutcome::Forced { .. }))
             .count()
+    }
+
+    /// A lane per pod for the report's picture, in the order they were asked.
+    pub fn lanes(&self) -> Vec<Lane> {
+        let mut lanes: Vec<Lane> = self
+            .pods
+            .iter()
+            .map(|p| {
+                let timing = self.timings.iter().find(|t| t.pod == p.pod());
+                let (outcome, held_by, refusals) = match p {
+                    PodOutcome::Evicted {
+                        refusals, held_by, ..
+                    } => ("evicted", held_by.as_deref(), *refusals),
+                    PodOutcome::Gone { .. } => ("gone", None, 0),
+                    PodOutcome::Forced { blocked_by, .. } => ("forced", blocked_by.as_deref(), 0),
+                    PodOutcome::Blocked { reason, .. } => ("blocked", Some(reason.as_str()), 0),
+                };
+                Lane {
+                    pod: p.pod().to_string(),
+                    outcome: outcome.into(),
+                    asked_ms: timing.map_or(self.started_ms, |t| t.asked_ms),
+                    settled_ms: timing.map_or(self.started_ms + self.took_ms, |t| t.settled_ms),
+                    gone_ms: timing.and_then(|t| t.gone_ms),
+                    held_by: held_by.map(budget_named),
+                    refusals,
+                    still_terminating: self.still_terminating.iter().any(|s| s == p.pod()),
+                }
+            })
+            .collect();
+        lanes.sort_by(|a, b| (a.asked_ms, &a.pod).cmp(&(b.asked_ms, &b.pod)));
+        lanes
+    }
+}
+
+/// The budget a refusal names: the API server says "The disruption budget web needs 2 healthy
+/// pods and has 2 currently" (`k8s.io/kubernetes` `pkg/registry/core/pod/storage/eviction.go`);
+/// any other reason is kept as it is.
+fn budget_named(reason: &str) -> String {
+    const SAID: &str = "disruption budget ";
+    match reason.find(SAID) {
+        Some(at) => {
+            let name = reason[at + SAID.len()..]
+                .split_whitespace()
+                .next()
+                .unwrap_or_default();
+            format!("PDB {name}")
+        }
+        None => reason.to_string(),
     }
 }
 
@@ -320,25 +412,37 @@ impl<P: Pods + Clone> Drainer<P> {
         }
         let mut refusals = 0u32;
         let mut blocked_by: Option<String> = None;
+        // The last budget refusal only (an error in between is not what held the pod).
+        let mut refused_by: Option<String> = None;
         let mut escalation = None;
         for attempt in 0u32.. {
             let answer = self.client.evict(&c.namespace, &c.name, &c.uid).await;
             let mut pause = Duration::from_millis((250u64 << attempt.min(3)).min(2_000));
             match answer {
                 Ok(Eviction::Evicted) => {
-                    return (PodOutcome::Evicted { pod, refusals }, escalation)
+                    let held_by = refused_by.filter(|_| refusals > 0);
+                    return (
+                        PodOutcome::Evicted {
+                            pod,
+                            refusals,
+                            held_by,
+                        },
+                        escalation,
+                    );
                 }
                 Ok(Eviction::Gone | Eviction::Replaced) => {
                     return (PodOutcome::Gone { pod }, escalation)
                 }
                 Ok(Eviction::Blocked { reason }) => {
                     refusals += 1;
+                    refused_by = Some(reason.clone());
                     blocked_by = Some(reason);
                 }
                 Ok(Eviction::MultipleBudgets) => {
                     refusals += 1;
                     let why = "covered by more than one PodDisruptionBudget; the eviction API cannot evict it".to_string();
                     escalation = Some(format!("{pod}: {why}"));
+                    refused_by = Some(why.clone());
                     blocked_by = Some(why);
                     // Asking again will not help; wait for the policy's moment.
                     pause = Duration::from_millis(force_at.saturating_sub(self.now()));
@@ -403,9 +507,13 @@ impl<P: Pods + Clone> Drainer<P> {
         let started = self.now();
         let mut report = DrainReport {
             left_alone,
+            started_ms: started,
+            deadline_ms: self.deadline_ms,
             ..DrainReport::default()
         };
-        let mut running = FuturesUnordered::new();
+        // Two kinds of work run together: a pod's eviction (it settles), then, once evicted or
+        // forced, the watch for it to be gone (so that its lane says when it went).
+        let mut running: FuturesUnordered<BoxFuture<'_, Done>> = FuturesUnordered::new();
         let mut pending = 0usize;
         for tier in 1..=3u8 {
             let cutoff = match tier {
@@ -418,22 +526,27 @@ impl<P: Pods + Clone> Drainer<P> {
                 let wait = Duration::from_millis(cutoff.saturating_sub(self.now()));
                 tokio::select! {
                     Some(done) = running.next() => {
-                        pending -= 1;
-                        record(&mut report, done);
+                        if self.settle(&mut report, &mut running, done) {
+                            pending -= 1;
+                        }
                     }
                     _ = tokio::time::sleep(wait) => break,
                 }
             }
             for c in candidates.iter().filter(|c| c.tier == tier).cloned() {
                 let me = self.clone();
-                running.push(async move { me.evict_pod(c).await });
+                running.push(Box::pin(async move {
+                    let asked_ms = me.now();
+                    let done = me.evict_pod(c).await;
+                    Done::Settled((done, asked_ms, me.now()))
+                }));
                 pending += 1;
             }
         }
         while let Some(done) = running.next().await {
-            record(&mut report, done);
+            self.settle(&mut report, &mut running, done);
         }
-        report.still_terminating = self.wait_for_pods_to_go(&report).await;
+        report.still_terminating.sort();
         report.deadline_missed = report
             .pods
             .iter()
@@ -443,38 +556,85 @@ impl<P: Pods + Clone> Drainer<P> {
         report
     }
 
-    /// Waits (until the deadline) for evicted and forced pods to be gone; returns those still there.
-    async fn wait_for_pods_to_go(&self, report: &DrainReport) -> Vec<String> {
-        let mut waiting: Vec<String> = report
-            .pods
-            .iter()
-            .filter_map(|p| match p {
-                PodOutcome::Evicted { pod, .. } | PodOutcome::Forced { pod, .. } => {
-                    Some(pod.clone())
+    /// Records what came back; a pod evicted or forced is then watched until it is gone.
+    /// Whether it was an eviction that settled.
+    fn settle<'a>(
+        &self,
+        report: &mut DrainReport,
+        running: &mut FuturesUnordered<BoxFuture<'a, Done>>,
+        done: Done,
+    ) -> bool
+    where
+        P: 'a,
+    {
+        match done {
+            Done::Settled(settled) => {
+                let ((outcome, _), _, _) = &settled;
+                if matches!(
+                    outcome,
+                    PodOutcome::Evicted { .. } | PodOutcome::Forced { .. }
+                ) {
+                    let pod = outcome.pod().to_string();
+                    let me = self.clone();
+                    running.push(Box::pin(async move {
+                        let gone = me.watch_gone(&pod).await;
+                        Done::Gone(pod, gone)
+                    }));
                 }
-                _ => None,
-            })
-            .collect();
+                record(report, settled);
+                true
+            }
+            Done::Gone(pod, Some(at)) => {
+                if let Some(t) = report.timings.iter_mut().find(|t| t.pod == pod) {
+                    t.gone_ms = Some(at);
+                }
+                false
+            }
+            Done::Gone(pod, None) => {
+                report.still_terminating.push(pod);
+                false
+            }
+        }
+    }
+
+    /// Waits (until the deadline) for an evicted or forced pod to be gone; when it was read
+    /// back gone, or `None` if it was still there at the deadline.
+    async fn watch_gone(&self, pod: &str) -> Option<u64> {
+        let (ns, name) = pod.split_once('/').unwrap_or_default();
         loop {
-            let mut still = Vec::new();
-            for pod in waiting {
-                let (ns, name) = pod.split_once('/').unwrap_or_default();
-                match self.client.exists(ns, name).await {
-                    Ok(false) => {}
-                    _ => still.push(pod),
-                }
+            if let Ok(false) = self.client.exists(ns, name).await {
+                return Some(self.now());
             }
-            if still.is_empty() || self.now() >= self.deadline_ms {
-                return still;
+            if self.now() >= self.deadline_ms {
+                return None;
             }
-            waiting = still;
-            self.sleep_until(self.deadline_ms, Duration::from_millis(500))
+            // Once a second for each deleted pod: its lane's end to the second, and no flood of
+            // reads beside the evictions of a large node.
+            self.sleep_until(self.deadline_ms, Duration::from_secs(1))
                 .await;
         }
     }
 }
 
-fn record(report: &mut DrainReport, (outcome, escalation): (PodOutcome, Option<String>)) {
+/// A pod's eviction settled: what became of it (and any escalation), when it was asked, when
+/// it settled.
+type Settled = ((PodOutcome, Option<String>), u64, u64);
+
+/// What the drain's concurrent work comes back with.
+enum Done {
+    /// An eviction settled.
+    Settled(Settled),
+    /// A deleted pod was read back gone at this time, or was still there at the deadline.
+    Gone(String, Option<u64>),
+}
+
+fn record(report: &mut DrainReport, ((outcome, escalation), asked_ms, settled_ms): Settled) {
+    report.timings.push(PodTiming {
+        pod: outcome.pod().to_string(),
+        asked_ms,
+        settled_ms,
+        gone_ms: None,
+    });
     report.pods.push(outcome);
     report.escalations.extend(escalation);
 }

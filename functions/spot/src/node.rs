@@ -188,7 +188,8 @@ impl<I: Instances, G: NodeGroups, K: Clusters> SpotFunction<I, G, K> {
             }
         });
         let (report, (failover, failover_error)) = tokio::join!(drain, accounting);
-        let report = report?;
+        let mut report = report?;
+        report.rebalance = rebalance.is_some();
         record.phase = Phase::Drained;
         record.history.push(format!(
             "{}: drained in {} ms: {} evicted, {} forced",

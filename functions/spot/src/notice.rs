@@ -7,7 +7,10 @@ use breakwater::ports::{InstanceInfo, Instances, NodeGroups};
 use breakwater::Result;
 use serde_json::Value;
 
-use crate::drain;
+use breakwater::report::picture::DrainLanes;
+use breakwater::report::{Action, Phase, Picture, Report};
+
+use crate::drain::{self, DrainReport, PodOutcome};
 use crate::on_demand::{FailoverAction, Pool};
 use crate::record::InstanceRecord;
 use crate::SpotFunction;
@@ -23,6 +26,19 @@ impl<I: Instances, G: NodeGroups, K: Clusters> SpotFunction<I, G, K> {
             return Ok(());
         };
         let node = record.node.clone().unwrap_or_default();
+        // The report first (written again, the same, if the notification is retried), so that
+        // the notification can link it; a report that cannot be written holds no notice back.
+        let location = match self
+            .drain_report(record, info, report)
+            .write(&self.toolkit.store)
+            .await
+        {
+            Ok(location) => Some(location),
+            Err(e) => {
+                tracing::warn!(error = %e, error_type = e.error_type(), "the drain's report was not written");
+                None
+            }
+        };
         let mut text = format!(
             "Spot instance {} ({}, {}, node group {}) is being reclaimed. Node {node} was cordoned and drained in {:.1} s: {} pods evicted, {} forced past their budgets{}.\n",
             info.id,
@@ -49,7 +65,7 @@ impl<I: Instances, G: NodeGroups, K: Clusters> SpotFunction<I, G, K> {
                 drain::PodOutcome::Blocked { pod, reason } => {
                     blocking.push(format!("- {pod}: NOT evicted: {reason}"))
                 }
-                drain::PodOutcome::Evicted { pod, refusals } if *refusals > 0 => {
+                drain::PodOutcome::Evicted { pod, refusals, .. } if *refusals > 0 => {
                     blocking.push(format!("- {pod}: evicted after {refusals} budget refusals"))
                 }
                 _ => {}
@@ -85,6 +101,13 @@ impl<I: Instances, G: NodeGroups, K: Clusters> SpotFunction<I, G, K> {
                 "\nFailover: on-demand node group {on_demand} raised to {after}.\n"
             ));
         }
+        if let Some(location) = location {
+            text.push_str(&format!(
+                "\nThe drain, a lane per pod against the deadline: {}\n(breakwater report --function spot {})\n",
+                location.console_url(&self.toolkit.settings.region),
+                info.id
+            ));
+        }
         let note = Notification::new(
             format!(
                 "Spot: drained {node} ({}) — {} evicted, {} forced",
@@ -105,6 +128,109 @@ impl<I: Instances, G: NodeGroups, K: Clusters> SpotFunction<I, G, K> {
         )
         .details(serde_json::to_value(report).unwrap_or(Value::Null));
         self.toolkit.notifier.publish(&note).await.map(drop)
+    }
+
+    /// The drain's report: the phases, the figures, and the picture of a lane per pod against
+    /// the deadline.
+    fn drain_report(
+        &self,
+        record: &InstanceRecord,
+        info: &InstanceInfo,
+        d: &DrainReport,
+    ) -> Report {
+        let node = record.node.as_deref().unwrap_or("?");
+        // A warning's deadline is its time + 120 s − the margin; a rebalance's is counted the
+        // same way from when it was handled, with no reclaim to come.
+        let margin_ms = self.settings.safety_margin_s * 1000;
+        let warned_ms = (d.deadline_ms + margin_ms).saturating_sub(120_000);
+        let reclaimed_ms = (!d.rebalance).then_some(d.deadline_ms + margin_ms);
+        let blocked = d
+            .pods
+            .iter()
+            .filter(|p| matches!(p, PodOutcome::Blocked { .. }))
+            .count();
+        let outcome = if d.deadline_missed {
+            "deadline-missed"
+        } else {
+            "drained"
+        };
+        let mut report = Report::new(
+            "spot",
+            &info.id,
+            &format!("Spot drain of node {node} ({})", info.id),
+            outcome,
+        );
+        report.phases.push(Phase {
+            name: if d.rebalance {
+                "rebalance recommendation → drain".into()
+            } else {
+                "warning → drain".into()
+            },
+            started_at_ms: warned_ms.min(d.started_ms),
+            finished_at_ms: d.started_ms,
+            detail: format!("cordoned {node} and read its pods"),
+        });
+        report.phases.push(Phase {
+            name: "drain".into(),
+            started_at_ms: d.started_ms,
+            finished_at_ms: d.started_ms + d.took_ms,
+            detail: format!(
+                "{} evicted, {} forced, {blocked} still there, drained in {:.1} s of the {:.0} s to the deadline",
+                d.evicted(),
+                d.forced(),
+                d.took_ms as f64 / 1000.0,
+                d.deadline_ms.saturating_sub(warned_ms) as f64 / 1000.0
+            ),
+        });
+        for (k, v) in [
+            ("instance", info.id.clone()),
+            ("instance_type", info.instance_type.clone()),
+            ("availability_zone", info.az.clone()),
+            ("node", node.to_string()),
+            ("cluster", record.cluster.clone().unwrap_or_default()),
+            ("deadline", breakwater::clock::rfc3339(d.deadline_ms)),
+            ("pods_evicted", d.evicted().to_string()),
+            ("pods_forced", d.forced().to_string()),
+            ("pods_still_there", blocked.to_string()),
+            ("deadline_missed", d.deadline_missed.to_string()),
+        ] {
+            report.facts.insert(k.into(), v);
+        }
+        report.actions.push(Action {
+            operation: "cordon (taint, unschedulable)".into(),
+            target: format!("node/{node}"),
+            request_id: None,
+        });
+        for p in &d.pods {
+            let operation = match p {
+                PodOutcome::Evicted { .. } => "create pods/eviction",
+                PodOutcome::Forced { .. } => "delete pod (over its budget)",
+                _ => continue,
+            };
+            report.actions.push(Action {
+                operation: operation.into(),
+                target: format!("pod/{}", p.pod()),
+                request_id: None,
+            });
+        }
+        report
+            .notes
+            .extend(d.escalations.iter().map(|e| format!("escalate: {e}")));
+        report.notes.extend(
+            d.still_terminating
+                .iter()
+                .map(|p| format!("{p}: still terminating at the deadline")),
+        );
+        report
+            .notes
+            .extend(d.left_alone.iter().map(|l| format!("left alone: {l}")));
+        report.picture = Some(Picture::Drain(DrainLanes {
+            warned_ms,
+            deadline_ms: d.deadline_ms,
+            reclaimed_ms,
+            lanes: d.lanes(),
+        }));
+        report
     }
 
     /// Tells the team that the pool's interruptions raised the on-demand node group.

@@ -30,9 +30,8 @@ fn pod(namespace: &str, name: &str, grace_s: i64) -> PodInfo {
 fn refuses(times: Option<u32>, budget: &str) -> Budget {
     Budget::Refuses {
         times,
-        reason: format!(
-            "Cannot evict pod as it would violate the pod's disruption budget {budget}."
-        ),
+        // The 429's `DisruptionBudget` cause, as the API server words it (eviction.go).
+        reason: format!("The disruption budget {budget} needs 2 healthy pods and has 2 currently"),
     }
 }
 
@@ -79,7 +78,10 @@ async fn a_budget_that_refuses_a_while_is_asked_again_until_it_allows() {
         outcome(&report, "shop/web-0"),
         &PodOutcome::Evicted {
             pod: "shop/web-0".into(),
-            refusals: 3
+            refusals: 3,
+            held_by: Some(
+                "The disruption budget web needs 2 healthy pods and has 2 currently".into()
+            ),
         }
     );
     assert_eq!(pods.calls_of("evict").len(), 4);
@@ -137,6 +139,28 @@ async fn a_budget_that_never_allows_is_overridden_at_the_deadline_less_the_grace
     assert!(pods.present().contains(&"money/vault-0".to_string()));
     assert!(!pods.terminating("money/vault-0"));
     assert!(report.deadline_missed);
+    // AND the report's lanes say when each settled and which budget held it (named from the
+    // cause's message), for the picture against the deadline
+    let lanes = report.lanes();
+    let lane = |pod: &str| lanes.iter().find(|l| l.pod == pod).unwrap();
+    let ledger = lane("money/ledger-0");
+    assert_eq!(
+        (ledger.outcome.as_str(), ledger.held_by.as_deref()),
+        ("forced", Some("PDB ledger"))
+    );
+    assert_eq!(
+        (ledger.asked_ms, ledger.settled_ms),
+        (START_MS, START_MS + 3_000)
+    );
+    // … and gone when its 5 s of grace had passed
+    assert_eq!(ledger.gone_ms, Some(START_MS + 8_000), "{ledger:?}");
+    let vault = lane("money/vault-0");
+    assert_eq!(
+        (vault.outcome.as_str(), vault.held_by.as_deref()),
+        ("blocked", Some("PDB vault"))
+    );
+    assert_eq!((vault.settled_ms, vault.gone_ms), (START_MS + 8_000, None));
+    assert_eq!(report.deadline_ms, START_MS + 8_000);
 }
 
 #[tokio::test(start_paused = true)]
@@ -313,7 +337,8 @@ async fn a_throttled_eviction_waits_as_the_server_asks_and_is_no_refusal() {
         outcome(&report, "shop/web-0"),
         &PodOutcome::Evicted {
             pod: "shop/web-0".into(),
-            refusals: 0
+            refusals: 0,
+            held_by: None,
         }
     );
     assert_eq!(pods.calls_of("evict").len(), 3);

@@ -18,6 +18,7 @@ use breakwater::invocation;
 use breakwater::metrics::{Metrics, Unit};
 use breakwater::notify::Notification;
 use breakwater::ports::{Buckets, StorageMetrics};
+use breakwater::report::Picture;
 use breakwater::{Error, Result, Toolkit};
 use futures_util::stream::{self, StreamExt};
 use serde_json::{json, Value};
@@ -375,6 +376,7 @@ impl<B: Buckets, M: StorageMetrics, L: BucketRegions> TieringFunction<B, M, L> {
         );
         let json_key = format!("reports/tiering/{id}.json");
         let md_key = format!("reports/tiering/{id}.md");
+        let svg_key = format!("reports/tiering/{id}.svg");
         self.toolkit.store.put(&json_key, &estimates).await?;
         self.toolkit
             .store
@@ -384,11 +386,22 @@ impl<B: Buckets, M: StorageMetrics, L: BucketRegions> TieringFunction<B, M, L> {
                 "text/markdown; charset=utf-8",
             )
             .await?;
+        let picture = Picture::Tiers(savings::roll_up(&estimates)).to_svg(
+            &format!(
+                "Tiering: bytes per storage class, now and at the steady state ({} buckets)",
+                estimates.len()
+            ),
+            &[],
+        );
+        self.toolkit
+            .store
+            .put_document(&svg_key, picture.into_bytes(), "image/svg+xml")
+            .await?;
         tracing::info!(owner, report = %md_key, buckets = estimates.len(), "savings report written");
         let saving: f64 = estimates.iter().map(|s| s.monthly_saving).sum();
         Ok(json!({
             "outcome": "reported",
-            "report": {"bucket": self.toolkit.store.bucket(), "json": json_key, "markdown": md_key},
+            "report": {"bucket": self.toolkit.store.bucket(), "json": json_key, "markdown": md_key, "svg": svg_key, "id": id},
             "monthly_saving": (saving * 100.0).round() / 100.0,
             "estimates": estimates,
             "left_out": left_out

@@ -3,6 +3,7 @@
 //! with every assumption stated. Prices are us-east-1's, per GB = 2^30 bytes.
 
 use breakwater::ports::BucketStorage;
+use breakwater::report::picture::{ClassBytes, StorageTiers};
 use serde::Serialize;
 
 use crate::policy::{Policy, ARCHIVE_MIN_BYTES, WARM_MIN_BYTES};
@@ -46,8 +47,84 @@ pub struct Savings {
     pub payback_months: Option<f64>,
     /// GB that stay in Standard because moving them would not pay.
     pub gb_left_in_standard: f64,
+    /// Bytes per storage class now and at the steady state.
+    pub classes: Vec<ClassBytes>,
     /// Every assumption made.
     pub assumptions: Vec<String>,
+}
+
+/// A CloudWatch `StorageType`'s class, as the S3 console names it.
+pub fn class_name(storage_type: &str) -> &str {
+    match storage_type {
+        "StandardStorage" => "Standard",
+        "StandardIAStorage" => "Standard-IA",
+        "OneZoneIAStorage" => "One Zone-IA",
+        "GlacierInstantRetrievalStorage" => "Glacier Instant Retrieval",
+        "GlacierStorage" => "Glacier Flexible Retrieval",
+        "DeepArchiveStorage" => "Glacier Deep Archive",
+        other => other,
+    }
+}
+
+/// The storage types of the lifecycle's hops, in order: hot, warm, cold, archive.
+const HOPS: [&str; 4] = [
+    "StandardStorage",
+    "StandardIAStorage",
+    "GlacierStorage",
+    "DeepArchiveStorage",
+];
+
+/// Bytes per class now and once `fractions` of the Standard bytes have moved along the hops;
+/// the hops first, then any other class the bucket holds (which the lifecycle leaves alone).
+fn classes(storage: &BucketStorage, fractions: &[f64; 4]) -> Vec<ClassBytes> {
+    let now = |t: &str| storage.bytes_by_storage_type.get(t).copied().unwrap_or(0.0);
+    let standard = now("StandardStorage");
+    let mut out: Vec<ClassBytes> = HOPS
+        .iter()
+        .zip(fractions)
+        .enumerate()
+        .map(|(i, (t, f))| ClassBytes {
+            class: class_name(t).into(),
+            now_bytes: now(t),
+            steady_bytes: standard * f + if i == 0 { 0.0 } else { now(t) },
+            usd_per_gb_month: price_per_gb_month(t),
+        })
+        .collect();
+    out.extend(
+        storage
+            .bytes_by_storage_type
+            .iter()
+            .filter(|(t, _)| !HOPS.contains(&t.as_str()))
+            .map(|(t, b)| ClassBytes {
+                class: class_name(t).into(),
+                now_bytes: *b,
+                steady_bytes: *b,
+                usd_per_gb_month: price_per_gb_month(t),
+            }),
+    );
+    out
+}
+
+/// The roll-up of several estimates' classes, for one picture.
+pub fn roll_up(estimates: &[Savings]) -> StorageTiers {
+    let mut classes: Vec<ClassBytes> = Vec::new();
+    for c in estimates.iter().flat_map(|s| &s.classes) {
+        match classes.iter_mut().find(|o| o.class == c.class) {
+            Some(o) => {
+                o.now_bytes += c.now_bytes;
+                o.steady_bytes += c.steady_bytes;
+            }
+            None => classes.push(c.clone()),
+        }
+    }
+    StorageTiers {
+        classes,
+        monthly_now: estimates.iter().map(|s| s.monthly_now).sum(),
+        monthly_steady: estimates.iter().map(|s| s.monthly_steady).sum(),
+        basis: format!(
+            "Steady state: Standard bytes spread over the hops by age, ages assumed uniform (no inventory read); prices {PRICES_AS_OF}."
+        ),
+    }
 }
 
 /// Estimates one bucket under `policy`.
@@ -157,6 +234,7 @@ pub fn estimate(bucket: &str, storage: &BucketStorage, policy: &Policy) -> Savin
         } else {
             0.0
         }),
+        classes: classes(storage, &fractions),
         assumptions,
     }
 }

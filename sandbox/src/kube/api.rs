@@ -120,6 +120,16 @@ pub(super) async fn handle(
             Err(e) => (e.code, e.status()),
         }
     };
+    // Server-side printing, as kubectl's `get` asks for it.
+    let answer = if parts.method == Method::GET
+        && status == 200
+        && super::table::wanted(&header("accept"))
+        && (answer.get("items").is_some() || answer["metadata"]["name"].is_string())
+    {
+        super::table::table(&answer, state.cluster().now_ms)
+    } else {
+        answer
+    };
     log(
         state,
         &parts.method,

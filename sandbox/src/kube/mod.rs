@@ -10,6 +10,7 @@ pub mod fixtures;
 pub mod node_groups;
 pub mod patch;
 pub mod store;
+mod table;
 pub mod validation;
 
 use std::convert::Infallible;

@@ -75,6 +75,22 @@ pub async fn fresh_store(moto: &Moto, clock: Arc<dyn Clock>) -> StateStore {
 /// The raw JSON of an object, read straight from `moto`.
 pub async fn read_object(moto: &Moto, bucket: &str, key: &str) -> Option<serde_json::Value> {
     let aws = aws(&moto.endpoint(), "us-east-1").await;
+    serde_json::from_slice(&object_bytes(&aws, bucket, key).await.ok()?).ok()
+}
+
+/// An object's text, read straight from moto in the bucket's region.
+pub async fn read_text(direct: &breakwater::aws::Aws, bucket: &str, key: &str) -> String {
+    let bytes = object_bytes(direct, bucket, key)
+        .await
+        .unwrap_or_else(|e| panic!("{key}: {e}"));
+    String::from_utf8(bytes).unwrap()
+}
+
+async fn object_bytes(
+    aws: &breakwater::aws::Aws,
+    bucket: &str,
+    key: &str,
+) -> Result<Vec<u8>, String> {
     let object = aws
         .s3()
         .get_object()
@@ -82,9 +98,9 @@ pub async fn read_object(moto: &Moto, bucket: &str, key: &str) -> Option<serde_j
         .key(key)
         .send()
         .await
-        .ok()?;
-    let bytes = object.body.collect().await.ok()?.into_bytes();
-    serde_json::from_slice(&bytes).ok()
+        .map_err(|e| format!("{e:?}"))?;
+    let bytes = object.body.collect().await.map_err(|e| e.to_string())?;
+    Ok(bytes.into_bytes().to_vec())
 }
 
 /// `kubectl`, when one is on the PATH (Debian's kubernetes-client provides one).

@@ -5,7 +5,8 @@ use breakwater::kube::capacity::Capacity;
 use breakwater::metrics::{Metrics, Unit};
 use breakwater::ports::{Dns, MetricReader, MetricSwitches, NodeGroups, Replicas, RoutingControls};
 use breakwater::probe::Probe;
-use breakwater::report::{Action, Phase, Report};
+use breakwater::report::picture::RtoTimeline;
+use breakwater::report::{Action, Phase, Picture, Report};
 use breakwater::Result;
 use tokio::sync::Mutex;
 
@@ -174,20 +175,34 @@ pub fn build_report(exec: &Execution, plan: &LoadedPlan) -> Report {
                 .unwrap_or_else(|| exec.trigger.clone()),
         });
     }
+    let mut critical: Vec<String> = report.phases.iter().map(|p| p.name.clone()).collect();
+    let finished = |step: &StepName| exec.steps.get(step).and_then(|s| s.finished_ms);
     for step in exec.mode.steps() {
         let Some(s) = exec.steps.get(step) else {
             continue;
         };
         if let (Some(start), Some(end)) = (s.started_ms, s.finished_ms) {
+            let name = format!(
+                "{} ({})",
+                step.as_str(),
+                serde_json::to_value(s.state)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default()
+            );
+            // The RTO's chain runs to verify; of database and nodes (run together) the one
+            // that ended last held traffic back.
+            let on_path = match step {
+                StepName::Cleanup | StepName::Report => false,
+                StepName::Database => finished(&StepName::Nodes) <= Some(end),
+                StepName::Nodes => finished(&StepName::Database) < Some(end),
+                _ => true,
+            };
+            if on_path {
+                critical.push(name.clone());
+            }
             report.phases.push(Phase {
-                name: format!(
-                    "{} ({})",
-                    step.as_str(),
-                    serde_json::to_value(s.state)
-                        .ok()
-                        .and_then(|v| v.as_str().map(str::to_string))
-                        .unwrap_or_default()
-                ),
+                name,
                 started_at_ms: start,
                 finished_at_ms: end,
                 detail: s.detail.clone(),
@@ -204,6 +219,12 @@ pub fn build_report(exec: &Execution, plan: &LoadedPlan) -> Report {
         })
         .collect();
     let f = figures(exec);
+    report.picture = Some(Picture::Timeline(RtoTimeline {
+        from_ms: exec.detected_ms,
+        to_ms: f.rto_ms.map(|ms| exec.detected_ms + ms),
+        target_ms: plan.plan.targets.rto_seconds * 1000,
+        critical,
+    }));
     let facts = &mut report.facts;
     facts.insert(
         "rto".into(),

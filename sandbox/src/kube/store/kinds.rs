@@ -113,6 +113,29 @@ pub const KINDS: &[ResourceKind] = &[
         &["ro"],
         true,
     ),
+    // RBAC, stored as written: what `kubectl apply -f deploy/kubernetes/*-rbac.yaml` creates
+    // (docs/deploy-two-regions.md). The emulator authorizes nothing by them: every request is
+    // allowed, as it is for a cluster admin.
+    kind!(
+        "clusterroles",
+        "clusterrole",
+        "ClusterRole",
+        "rbac.authorization.k8s.io",
+        "v1",
+        false,
+        &[],
+        false,
+    ),
+    kind!(
+        "clusterrolebindings",
+        "clusterrolebinding",
+        "ClusterRoleBinding",
+        "rbac.authorization.k8s.io",
+        "v1",
+        false,
+        &[],
+        false,
+    ),
 ];
 
 /// The kind served at `group/version/plural`.

@@ -10,6 +10,10 @@ use crate::clock::rfc3339;
 use crate::error::Result;
 use crate::state::{key_segment, StateStore};
 
+pub mod picture;
+
+pub use picture::Picture;
+
 /// One phase of an execution, with its timing.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Phase {
@@ -35,7 +39,7 @@ pub struct Action {
 }
 
 /// A report of one execution.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Report {
     /// The function that wrote it.
     pub function: String,
@@ -53,6 +57,9 @@ pub struct Report {
     pub facts: BTreeMap<String, String>,
     /// Anything else a reader must know (assumptions, what was left alone and why).
     pub notes: Vec<String>,
+    /// The picture that answers the function's question (else the SVG is the phases).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub picture: Option<Picture>,
 }
 
 /// Where a report was written.
@@ -94,6 +101,7 @@ impl Report {
             actions: Vec::new(),
             facts: BTreeMap::new(),
             notes: Vec::new(),
+            picture: None,
         }
     }
 
@@ -192,9 +200,17 @@ impl Report {
         })
     }
 
+    /// The report's picture as SVG (see [`picture`]); without one, the phases as a timeline.
+    pub fn to_svg(&self) -> String {
+        match &self.picture {
+            Some(p) => p.to_svg(&format!("{} — {}", self.title, self.outcome), &self.phases),
+            None => self.phase_bars(),
+        }
+    }
+
     /// The phases as an SVG timeline: one bar per phase on a shared time axis, its duration
     /// beside it (overlapping phases — parallel steps — show as overlapping bars).
-    pub fn to_svg(&self) -> String {
+    fn phase_bars(&self) -> String {
         const LEFT: u64 = 230;
         const WIDTH: u64 = 560;
         const ROW: u64 = 26;
@@ -210,20 +226,20 @@ impl Report {
             .map(|p| p.finished_at_ms)
             .max()
             .unwrap_or(start);
-        let span = (end - start).max(1);
-        let x = |ms: u64| LEFT + (ms - start) * WIDTH / span;
+        let span = end.saturating_sub(start).max(1);
+        let x = |ms: u64| LEFT + ms.saturating_sub(start) * WIDTH / span;
         let height = 60 + ROW * self.phases.len() as u64;
         let mut svg = String::new();
         let _ = write!(
             svg,
             "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{height}\" font-family=\"sans-serif\" font-size=\"12\">\n<text x=\"10\" y=\"20\" font-size=\"14\" font-weight=\"bold\">{}</text>\n",
             LEFT + WIDTH + 90,
-            xml(&format!("{} — {} ({})", self.title, self.outcome, seconds(end - start)))
+            xml(&format!("{} — {} ({})", self.title, self.outcome, seconds(end.saturating_sub(start))))
         );
         for (i, phase) in self.phases.iter().enumerate() {
             let y = 40 + ROW * i as u64;
             let x0 = x(phase.started_at_ms);
-            let w = (x(phase.finished_at_ms) - x0).max(2);
+            let w = x(phase.finished_at_ms).saturating_sub(x0).max(2);
             let colour = if phase.name.contains("failed") {
                 "#d9534f"
             } else {
@@ -237,7 +253,7 @@ impl Report {
                 xml(&phase.detail),
                 x0 + w + 6,
                 y + 12,
-                seconds(phase.finished_at_ms - phase.started_at_ms)
+                seconds(phase.finished_at_ms.saturating_sub(phase.started_at_ms))
             );
         }
         let _ = writeln!(
@@ -258,10 +274,15 @@ fn seconds(ms: u64) -> String {
 
 /// Text escaped for XML.
 fn xml(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+    // XML 1.0 allows no control character but tab, line feed and carriage return.
+    s.replace(
+        |c: char| c.is_control() && !matches!(c, '\t' | '\n' | '\r'),
+        "",
+    )
+    .replace('&', "&amp;")
+    .replace('<', "&lt;")
+    .replace('>', "&gt;")
+    .replace('"', "&quot;")
 }
 
 /// A Markdown table cell: pipes escaped, line breaks flattened.
