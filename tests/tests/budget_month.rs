@@ -418,6 +418,25 @@ async fn a_month_escalates_level_by_level_and_rollover_restores_exactly_what_was
         notes[1].message
     );
 
+    // Each level change's notification links the period's report in the S3 console (the
+    // re-stop, no evaluation, has none)
+    let changes: Vec<_> = notes.iter().filter(|n| n.subject.contains("->")).collect();
+    assert_eq!(
+        changes.len(),
+        4,
+        "L1, L2, L3 and the rollover: {subjects:#?}"
+    );
+    for note in changes {
+        assert!(
+            note.message.contains(&format!(
+                "The period's report, spend against the ladder: https://eu-west-1.console.aws.amazon.com/s3/object/{}?region=eu-west-1&prefix=reports%2Fbudget%2F",
+                w.estate.primary.state_bucket
+            )),
+            "{}",
+            note.message
+        );
+    }
+
     // The period's report, written at the rollover: every confirmed reading of November, the
     // levels climbed on Nov 20 and released on Dec 1, against the ladder's thresholds
     let report = |period: &str| {

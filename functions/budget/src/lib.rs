@@ -28,6 +28,7 @@ use breakwater::invocation::{self, mark_repeat, Leased};
 use breakwater::notify::Notification;
 use breakwater::ports::{Budgets, DatabaseKind, Databases, NodeGroups, RolePolicies};
 use breakwater::report::picture::Reading;
+use breakwater::report::ReportLocation;
 use breakwater::state::Versioned;
 use breakwater::{Error, Result, Toolkit};
 use serde_json::{json, Value};
@@ -227,10 +228,10 @@ impl<N: NodeGroups, D: Databases, B: Budgets, R: RolePolicies> BudgetFunction<N,
             if !outcome.changed.is_empty() {
                 self.notify(
                     name,
-                    state.value.level,
-                    state.value.level,
+                    (state.value.level, state.value.level),
                     "RDS restarted a database after 7 days stopped",
                     &outcome,
+                    None,
                     None,
                 )
                 .await?;
@@ -291,11 +292,20 @@ impl<N: NodeGroups, D: Databases, B: Budgets, R: RolePolicies> BudgetFunction<N,
         let before = state.value.level;
         let mut outcome = Outcome::default();
         self.step_down(&mut state, 0, reason, &mut outcome).await?;
-        if !self.toolkit.dry_run() {
-            self.write_report(&state.value).await;
-        }
-        self.notify(budget, before, state.value.level, reason, &outcome, None)
-            .await?;
+        let report = if self.toolkit.dry_run() {
+            None
+        } else {
+            self.write_report(&state.value).await
+        };
+        self.notify(
+            budget,
+            (before, state.value.level),
+            reason,
+            &outcome,
+            None,
+            report.as_ref(),
+        )
+        .await?;
         Ok(
             json!({"outcome": outcome_name(self.toolkit.dry_run(), before, 0, &outcome), "budget": budget, "level_before": before, "level_after": 0, "changed": outcome.changed, "left_alone": outcome.left_alone, "failed": outcome.failed}),
         )
@@ -435,7 +445,7 @@ impl<N: NodeGroups, D: Databases, B: Budgets, R: RolePolicies> BudgetFunction<N,
         } else {
             state.value.level
         };
-        if !self.toolkit.dry_run() {
+        let report = if !self.toolkit.dry_run() {
             let now = store.clock().now_ms();
             let readings = &mut state.value.readings;
             readings.push(Reading {
@@ -447,8 +457,10 @@ impl<N: NodeGroups, D: Databases, B: Budgets, R: RolePolicies> BudgetFunction<N,
             readings.drain(..over);
             state.value.limit = Some(format!("{limit} {}", figures.unit));
             save(store, &mut state).await?;
-            self.write_report(&state.value).await;
-        }
+            self.write_report(&state.value).await
+        } else {
+            None
+        };
         let changed_level = level_after != level_before;
         if changed_level
             || !outcome.changed.is_empty()
@@ -463,11 +475,11 @@ impl<N: NodeGroups, D: Databases, B: Budgets, R: RolePolicies> BudgetFunction<N,
             );
             self.notify(
                 budget,
-                level_before,
-                level_after,
+                (level_before, level_after),
                 &why,
                 &outcome,
                 Some(figures_line),
+                report.as_ref(),
             )
             .await?;
         }
@@ -519,13 +531,15 @@ impl<N: NodeGroups, D: Databases, B: Budgets, R: RolePolicies> BudgetFunction<N,
 
     /// The period's report; one that cannot be written is said in the log and holds nothing
     /// back — the enforcement is in the state and the ledger.
-    async fn write_report(&self, state: &EnforcementState) {
+    async fn write_report(&self, state: &EnforcementState) -> Option<ReportLocation> {
         let written = report::period_report(state, &self.settings.thresholds)
             .write(&self.toolkit.store)
             .await;
-        if let Err(e) = written {
-            tracing::warn!(budget = %state.budget, error = %e, error_type = e.error_type(), "the period's report was not written");
-        }
+        written
+            .inspect_err(|e| {
+                tracing::warn!(budget = %state.budget, error = %e, error_type = e.error_type(), "the period's report was not written");
+            })
+            .ok()
     }
 
     fn engine(&self) -> Engine<'_, N, D, R> {
@@ -562,13 +576,13 @@ impl<N: NodeGroups, D: Databases, B: Budgets, R: RolePolicies> BudgetFunction<N,
     async fn notify(
         &self,
         budget: &str,
-        from: u8,
-        to: u8,
+        (from, to): (u8, u8),
         why: &str,
         outcome: &Outcome,
         figures: Option<String>,
+        report: Option<&ReportLocation>,
     ) -> Result<()> {
-        let note = announce::notification(
+        let mut note = announce::notification(
             budget,
             from,
             to,
@@ -578,6 +592,12 @@ impl<N: NodeGroups, D: Databases, B: Budgets, R: RolePolicies> BudgetFunction<N,
             self.toolkit.dry_run(),
             &self.settings.guardrail_roles,
         );
+        if let Some(location) = report {
+            note.summary.push_str(&format!(
+                "\nThe period's report, spend against the ladder: {}\n",
+                location.console_url(&self.toolkit.settings.region)
+            ));
+        }
         self.toolkit.notifier.publish(&note).await?;
         Ok(())
     }
