@@ -32,34 +32,38 @@ pub fn table(answer: &Value, now_ms: u64) -> Value {
             vec![answer],
         ),
     };
-    let column = |name: &str, kind: &str, priority: u8| {
-        json!({"name": name, "type": kind, "format": if name == "Name" { "name" } else { "" },
-            "description": "", "priority": priority})
+    // (name, type) of each column, as the real printers declare them (all priority 0).
+    let columns: &[(&str, &str)] = match kind.as_str() {
+        "Node" => &[
+            ("Name", "string"),
+            ("Status", "string"),
+            ("Roles", "string"),
+            ("Age", "string"),
+            ("Version", "string"),
+        ],
+        "Pod" => &[
+            ("Name", "string"),
+            ("Ready", "string"),
+            ("Status", "string"),
+            ("Restarts", "string"),
+            ("Age", "string"),
+        ],
+        "Deployment" => &[
+            ("Name", "string"),
+            ("Ready", "string"),
+            ("Up-to-date", "integer"),
+            ("Available", "integer"),
+            ("Age", "string"),
+        ],
+        _ => &[("Name", "string"), ("Created At", "date")],
     };
-    let columns: Vec<Value> = match kind.as_str() {
-        "Node" => vec![
-            column("Name", "string", 0),
-            column("Status", "string", 0),
-            column("Roles", "string", 0),
-            column("Age", "string", 0),
-            column("Version", "string", 0),
-        ],
-        "Pod" => vec![
-            column("Name", "string", 0),
-            column("Ready", "string", 0),
-            column("Status", "string", 0),
-            column("Restarts", "string", 0),
-            column("Age", "string", 0),
-        ],
-        "Deployment" => vec![
-            column("Name", "string", 0),
-            column("Ready", "string", 0),
-            column("Up-to-date", "integer", 0),
-            column("Available", "integer", 0),
-            column("Age", "string", 0),
-        ],
-        _ => vec![column("Name", "string", 0), column("Created At", "date", 0)],
-    };
+    let columns: Vec<Value> = columns
+        .iter()
+        .map(|(name, kind)| {
+            json!({"name": name, "type": kind, "format": if *name == "Name" { "name" } else { "" },
+                "description": "", "priority": 0})
+        })
+        .collect();
     let rows: Vec<Value> = objects
         .into_iter()
         .map(|o| {
