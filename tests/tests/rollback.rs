@@ -384,8 +384,20 @@ impl World {
     }
 
     fn slack(&self, text: &str, timestamp_s: u64, secret: &str) -> Value {
+        self.slack_as("T1", "U42", text, timestamp_s, secret)
+    }
+
+    /// A signed slash command from `user` of workspace `team` (Slack's form fields).
+    fn slack_as(
+        &self,
+        team: &str,
+        user: &str,
+        text: &str,
+        timestamp_s: u64,
+        secret: &str,
+    ) -> Value {
         let body = format!(
-            "token=x&team_id=T1&user_id=U42&user_name=alice&command=%2Fbreakwater&text={}&response_url=https%3A%2F%2Fhooks.slack.com%2Fx",
+            "token=x&team_id={team}&user_id={user}&user_name=alice&command=%2Fbreakwater&text={}&response_url=https%3A%2F%2Fhooks.slack.com%2Fx",
             text.replace(' ', "+").replace('/', "%2F")
         );
         let ts = timestamp_s.to_string();
@@ -399,9 +411,24 @@ impl World {
     }
 
     fn pagerduty(&self, id: &str, note: &str, occurred_ms: u64, secret: &str) -> Value {
+        let agent = json!({"id": "PBOB42", "summary": "Bob Oncall", "type": "user_reference",
+            "self": "https://api.pagerduty.com/users/PBOB42"});
+        self.pagerduty_by(agent, id, note, occurred_ms, secret)
+    }
+
+    /// A signed v3 `incident.annotated` event whose note was written by `agent` (PagerDuty's
+    /// reference object: `user_reference` for a person).
+    fn pagerduty_by(
+        &self,
+        agent: Value,
+        id: &str,
+        note: &str,
+        occurred_ms: u64,
+        secret: &str,
+    ) -> Value {
         let body = json!({"event": {"id": id, "event_type": "incident.annotated",
             "resource_type": "incident", "occurred_at": breakwater::clock::rfc3339(occurred_ms),
-            "agent": {"summary": "Bob Oncall", "type": "user_reference"},
+            "agent": agent,
             "data": {"content": note, "incident": {"id": "Q1ABC"}}}})
         .to_string();
         let signature = pagerduty_signature(&SecretString::from(secret), body.as_bytes());
@@ -1182,6 +1209,106 @@ async fn a_slack_command_is_acknowledged_before_any_rollback_work_and_carried_ou
     ));
     assert_eq!(w.handle(big).await["statusCode"], 413);
     assert_eq!(w.lambda.queued().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_allowed_slack_users_and_workspaces_and_pagerduty_users_may_roll_back() {
+    // GIVEN allow-lists for Slack's users and workspaces and PagerDuty's users
+    let w = world(
+        "eu-north-1",
+        3 * 60 * MINUTE,
+        &[
+            ("BREAKWATER_ROLLBACK_SLACK_USERS", "U42,U7"),
+            ("BREAKWATER_ROLLBACK_SLACK_TEAMS", "T1"),
+            ("BREAKWATER_ROLLBACK_PAGERDUTY_USERS", "PBOB42"),
+        ],
+    )
+    .await;
+    w.history(&[("web:2", 5 * MINUTE)]);
+    w.emu.clear_requests();
+    let now_s = w.clock.now_ms() / 1000;
+    let now = w.clock.now_ms();
+    let body = |r: &Value| r["body"].as_str().unwrap_or_default().to_string();
+    // WHEN correctly signed requests come from a listed user of another workspace, an unlisted
+    // user of the listed workspace, a note by an unlisted PagerDuty user and one by an
+    // integration (no user at all)
+    let other_team = w
+        .handle(w.slack_as("T999", "U42", "rollback shop/web", now_s, SLACK_SECRET))
+        .await;
+    let other_user = w
+        .handle(w.slack_as("T1", "U666", "rollback shop/web", now_s, SLACK_SECRET))
+        .await;
+    let pd_user = json!({"id": "PMALLORY", "summary": "Mallory", "type": "user_reference"});
+    let pd_other = w
+        .handle(w.pagerduty_by(pd_user, "A1", "rollback shop/web", now, PAGERDUTY_SECRET))
+        .await;
+    let integration =
+        json!({"id": "PINTEG1", "summary": "Datadog", "type": "integration_reference"});
+    let pd_integration = w
+        .handle(w.pagerduty_by(
+            integration,
+            "A2",
+            "rollback shop/web",
+            now,
+            PAGERDUTY_SECRET,
+        ))
+        .await;
+    // THEN each is answered 200 (PagerDuty retries anything else) with the refusal and the
+    // variable that refused it, and nothing is handed on, decided or patched
+    assert_eq!(other_team["statusCode"], 200, "{other_team}");
+    assert!(
+        body(&other_team)
+            .contains("(T999) is not allowed to roll back (BREAKWATER_ROLLBACK_SLACK_TEAMS)"),
+        "{other_team}"
+    );
+    assert!(
+        body(&other_team).contains("ephemeral"),
+        "only the asker sees it: {other_team}"
+    );
+    assert!(
+        body(&other_user)
+            .contains("<@U666> is not allowed to roll back (BREAKWATER_ROLLBACK_SLACK_USERS)"),
+        "{other_user}"
+    );
+    for (r, who) in [
+        (&pd_other, "Mallory (PMALLORY)"),
+        (&pd_integration, "Datadog ()"),
+    ] {
+        assert_eq!(r["statusCode"], 200, "{r}");
+        let answer: Value = serde_json::from_str(&body(r)).unwrap();
+        assert_eq!(answer["outcome"], "refused", "{r}");
+        assert!(
+            answer["reason"].as_str().unwrap().starts_with(&format!(
+                "{who} is not allowed to roll back (BREAKWATER_ROLLBACK_PAGERDUTY_USERS)"
+            )),
+            "{r}"
+        );
+    }
+    assert!(w.lambda.queued().is_empty(), "{:?}", w.lambda.queued());
+    assert!(w.emu.requests().is_empty(), "{:?}", w.emu.requests());
+    assert_eq!(w.decisions().await, 0);
+    assert_eq!(w.image(), "web:2");
+    // WHEN a listed user of the listed workspace, and a listed PagerDuty user, ask
+    let slack = w
+        .handle(w.slack_as("T1", "U7", "rollback shop/web", now_s, SLACK_SECRET))
+        .await;
+    let pd = w
+        .handle(w.pagerduty("A3", "rollback shop/web", now, PAGERDUTY_SECRET))
+        .await;
+    // THEN both are handed on; the first rolls back (read back from the emulator) and the second
+    // finds it done
+    assert!(body(&slack).contains("in_channel"), "{slack}");
+    assert!(body(&pd).contains("accepted"), "{pd}");
+    let queued = w.lambda.queued();
+    assert_eq!(queued.len(), 2, "{queued:?}");
+    assert_eq!(queued[0].payload["requestedBy"], "slack:U7 (alice)");
+    assert_eq!(
+        queued[1].payload["requestedBy"],
+        "pagerduty:Bob Oncall (incident Q1ABC)"
+    );
+    w.run_queued(0).await;
+    assert_eq!(w.image(), "web:1");
+    assert_eq!(w.decisions().await, 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

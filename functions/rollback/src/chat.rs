@@ -158,13 +158,26 @@ impl<A: Alarms> RollbackFunction<A> {
     ) -> Result<Value> {
         let form = webhook::form(&request.body);
         let user = form.get("user_id").cloned().unwrap_or_default();
+        let team = form.get("team_id").cloned().unwrap_or_default();
         let name = form.get("user_name").cloned().unwrap_or_default();
-        if !self.settings.slack_users.is_empty() && !self.settings.slack_users.contains(&user) {
-            tracing::warn!(%user, "a Slack user not in BREAKWATER_ROLLBACK_SLACK_USERS asked for a rollback");
+        // Both lists are checked on the signed body (the signature covers every field), before
+        // anything is handed on.
+        if !allowed(&self.settings.slack_teams, &team) {
+            let list = "BREAKWATER_ROLLBACK_SLACK_TEAMS";
+            tracing::warn!(%team, %user, list, "a Slack command from a workspace not allowed to roll back was refused");
             return Ok(webhook::response(
                 200,
                 &json!({"response_type": "ephemeral",
-                "text": format!("<@{user}> is not allowed to roll back (BREAKWATER_ROLLBACK_SLACK_USERS)")}),
+                "text": format!("This workspace ({team}) is not allowed to roll back ({list}); nothing was changed")}),
+            ));
+        }
+        if !allowed(&self.settings.slack_users, &user) {
+            let list = "BREAKWATER_ROLLBACK_SLACK_USERS";
+            tracing::warn!(%team, %user, list, "a Slack user not allowed to roll back was refused");
+            return Ok(webhook::response(
+                200,
+                &json!({"response_type": "ephemeral",
+                "text": format!("<@{user}> is not allowed to roll back ({list}); nothing was changed")}),
             ));
         }
         let text = form.get("text").cloned().unwrap_or_default();
@@ -197,6 +210,22 @@ impl<A: Alarms> RollbackFunction<A> {
         let text = event["data"]["content"].as_str().unwrap_or_default();
         let who = event["agent"]["summary"].as_str().unwrap_or("unknown");
         let incident = event["data"]["incident"]["id"].as_str().unwrap_or("?");
+        // The agent is the user who wrote the note (`type: user_reference`, `id: P…`); a note
+        // written by an integration or a service has no user to match and is refused too.
+        let agent = match event["agent"]["type"].as_str() {
+            Some("user_reference") => event["agent"]["id"].as_str().unwrap_or_default(),
+            _ => "",
+        };
+        if !allowed(&self.settings.pagerduty_users, agent) {
+            let list = "BREAKWATER_ROLLBACK_PAGERDUTY_USERS";
+            tracing::warn!(%agent, %who, %incident, list, "a PagerDuty note from a user not allowed to roll back was refused");
+            // A 2xx, or PagerDuty retries the delivery; the refusal is the answer.
+            return Ok(webhook::response(
+                200,
+                &json!({"outcome": "refused",
+                "reason": format!("{who} ({agent}) is not allowed to roll back ({list}); nothing was changed")}),
+            ));
+        }
         let by = format!("pagerduty:{who} (incident {incident})");
         let answer = self
             .acknowledge(handoff, "pagerduty", text, &by, id, owner)
@@ -290,6 +319,11 @@ impl<A: Alarms> RollbackFunction<A> {
 }
 
 /// Where a signed request is recorded as seen (replay protection).
+/// Whether `who` may ask: an empty allow-list lets anyone; an empty `who` is never on a list.
+fn allowed(list: &[String], who: &str) -> bool {
+    list.is_empty() || (!who.is_empty() && list.iter().any(|x| x == who))
+}
+
 fn replay_key(source: &str, id: &str) -> String {
     format!("rollback/webhooks/{source}/{}.json", key_segment(id))
 }

@@ -41,9 +41,17 @@ pub struct RollbackSettings {
     /// `BREAKWATER_ROLLBACK_SLACK_USERS`: Slack user ids allowed to roll back (empty: anyone in
     /// the workspace that can use the command).
     pub slack_users: Vec<String>,
+    /// `BREAKWATER_ROLLBACK_SLACK_TEAMS`: Slack workspace (team) ids whose commands are taken
+    /// (empty: any workspace the app is installed in). Checked against the signed body's
+    /// `team_id`, so a command from another workspace sharing the app is refused.
+    pub slack_teams: Vec<String>,
     /// `BREAKWATER_ROLLBACK_PAGERDUTY_SECRET_ID`: where the v3 webhook subscription's secret is
     /// kept (off when unset).
     pub pagerduty_secret: Option<SecretRef>,
+    /// `BREAKWATER_ROLLBACK_PAGERDUTY_USERS`: PagerDuty user ids (`P…`, the v3 event's
+    /// `agent.id` of type `user_reference`) whose notes are taken (empty: anyone who can annotate
+    /// the incident). With a list, a note whose agent is not a listed user is refused.
+    pub pagerduty_users: Vec<String>,
     /// The signing secrets read so far (shared by clones).
     pub secrets: SecretCache,
     /// `BREAKWATER_ROLLBACK_HANDOFF_FUNCTION`: the function a verified webhook request is queued
@@ -112,7 +120,9 @@ impl RollbackSettings {
             cooldown_ms: minutes(env, "BREAKWATER_ROLLBACK_COOLDOWN_MINUTES", 30)?,
             slack_secret: secret("BREAKWATER_ROLLBACK_SLACK_SECRET_ID")?,
             slack_users: env.list("BREAKWATER_ROLLBACK_SLACK_USERS"),
+            slack_teams: env.list("BREAKWATER_ROLLBACK_SLACK_TEAMS"),
             pagerduty_secret: secret("BREAKWATER_ROLLBACK_PAGERDUTY_SECRET_ID")?,
+            pagerduty_users: env.list("BREAKWATER_ROLLBACK_PAGERDUTY_USERS"),
             secrets: SecretCache::default(),
             handoff_function: env.optional("BREAKWATER_ROLLBACK_HANDOFF_FUNCTION"),
             max_body_bytes: env.whole_number(
