@@ -128,11 +128,12 @@ class Adapter:
 
 
 SERVICES = ["s3", "sns", "sqs", "eks", "rds", "budgets", "iam", "route53", "ec2", "cloudwatch", "sts",
-            "lambda", "secretsmanager", "ssm", "route53recoverycluster"]
+            "lambda", "secretsmanager", "ssm", "route53recoverycluster", "elasticloadbalancingv2"]
 
 # SDK crate (`aws_sdk_<name>`) → IAM service prefix, where they differ (Service Authorization
 # Reference: "Amazon Route 53 Recovery Cluster (service prefix: `route53-recovery-cluster`)").
-IAM_PREFIXES = {"route53recoverycluster": "route53-recovery-cluster", "eventbridge": "events"}
+IAM_PREFIXES = {"route53recoverycluster": "route53-recovery-cluster", "eventbridge": "events",
+                "elasticloadbalancingv2": "elasticloadbalancing"}
 
 
 def parse_adapter(path: str, type_name: str) -> Adapter | None:

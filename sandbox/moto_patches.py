@@ -437,3 +437,4 @@ def apply():
     r53_responses.Route53.get_change = _get_change(r53_responses.Route53.get_change)
     __import__("moto_s3_fidelity").apply()  # S3 refusals and regions: sandbox/moto_s3_fidelity.py
     __import__("moto_rds_fidelity").apply()  # StopDBInstance refuses a replica's source: sandbox/moto_rds_fidelity.py
+    __import__("moto_elbv2_fidelity").apply()  # deregistered targets drain for the delay: sandbox/moto_elbv2_fidelity.py

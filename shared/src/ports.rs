@@ -291,6 +291,49 @@ pub struct InstanceInfo {
     pub private_dns: Option<String>,
     /// `running`, `shutting-down`, …
     pub state: String,
+    /// The VPC it runs in (its target groups are that VPC's).
+    #[serde(default)]
+    pub vpc: Option<String>,
+    /// Every private IPv4 address of its network interfaces, primary and secondary (the VPC CNI
+    /// gives pods secondary addresses: an `ip` target on one of them is a pod of this node).
+    #[serde(default)]
+    pub private_ips: Vec<String>,
+}
+
+/// One registration of an instance, or of one of its addresses, in an ELBv2 target group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Registration {
+    /// The target group's ARN.
+    pub target_group_arn: String,
+    /// Its name (for people).
+    pub target_group: String,
+    /// The target: an instance id (`instance` target type) or an IP address (`ip`).
+    pub target_id: String,
+    /// The port it was registered with (it must be given back to deregister it: DeregisterTargets,
+    /// Targets: "If you specified a port override when you registered a target, you must specify
+    /// both the target ID and the port when you deregister it").
+    pub port: Option<i32>,
+    /// The target group's `deregistration_delay.timeout_seconds` (ELB's default is 300).
+    pub delay_s: u64,
+}
+
+/// The ELBv2 target groups of one region.
+pub trait TargetGroups: Send + Sync {
+    /// Every registration in `vpc`'s target groups of the targets `ids` (instance ids and IP
+    /// addresses), draining ones included, each with its group's deregistration delay.
+    fn registrations(
+        &self,
+        vpc: &str,
+        ids: &[String],
+    ) -> impl Future<Output = Result<Vec<Registration>>> + Send;
+    /// Deregisters them (a target already gone is not an error).
+    fn deregister(&self, registrations: &[Registration])
+        -> impl Future<Output = Result<()>> + Send;
+    /// Those of `registrations` still `draining` (the rest have completed deregistration).
+    fn draining(
+        &self,
+        registrations: &[Registration],
+    ) -> impl Future<Output = Result<Vec<Registration>>> + Send;
 }
 
 /// EC2 instances of one region.

@@ -294,6 +294,8 @@ async fn the_instances_fake_behaves_as_ec2_does() {
         instance_type: "m5.large".into(),
         private_dns: None,
         state: "running".into(),
+        vpc: None,
+        private_ips: Vec::new(),
     });
     // WHEN / THEN the same scenario holds on both
     instances_contract(&fake, &id, &scene.cluster, &scene.az).await;

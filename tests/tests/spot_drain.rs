@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use breakwater::aws::ec2::Ec2Instances;
 use breakwater::aws::eks::EksNodeGroups;
+use breakwater::aws::elbv2::ElbTargetGroups;
 use breakwater::aws::Aws;
 use breakwater::clock::{Clock, ManualClock, SystemClock};
 use breakwater::config::{Env, Settings};
@@ -101,6 +102,7 @@ async fn world_with_lease(
     let function = SpotFunction {
         instances: Ec2Instances::new(aws.ec2()),
         node_groups: EksNodeGroups::new(aws.eks()),
+        target_groups: ElbTargetGroups::new(aws.elbv2()),
         kube: KubeClients::new(Some(emu.endpoint())).unwrap(),
         toolkit: Toolkit::with_aws(settings, aws.clone(), clock),
         settings: spot_settings,
@@ -260,6 +262,228 @@ async fn a_fifty_pod_node_with_budgets_drains_inside_the_deadline() {
         notes[0].subject.contains("50 evicted"),
         "{}",
         notes[0].subject
+    );
+}
+
+/// A target group in `vpc` with `targets` (id, port) registered and its deregistration delay;
+/// its ARN.
+async fn target_group(
+    direct: &Aws,
+    name: &str,
+    vpc: &str,
+    kind: &str,
+    targets: &[(&str, i32)],
+    delay_s: u32,
+) -> String {
+    use aws_sdk_elasticloadbalancingv2::types::{
+        ProtocolEnum, TargetDescription, TargetGroupAttribute, TargetTypeEnum,
+    };
+    let elb = direct.elbv2();
+    let group = elb
+        .create_target_group()
+        .name(name)
+        .protocol(ProtocolEnum::Http)
+        .port(80)
+        .vpc_id(vpc)
+        .target_type(TargetTypeEnum::from(kind))
+        .send()
+        .await
+        .unwrap();
+    let arn = group.target_groups()[0]
+        .target_group_arn()
+        .unwrap()
+        .to_string();
+    elb.modify_target_group_attributes()
+        .target_group_arn(&arn)
+        .attributes(
+            TargetGroupAttribute::builder()
+                .key("deregistration_delay.timeout_seconds")
+                .value(delay_s.to_string())
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let mut register = elb.register_targets().target_group_arn(&arn);
+    for (id, port) in targets {
+        register = register.targets(TargetDescription::builder().id(*id).port(*port).build());
+    }
+    register.send().await.unwrap();
+    arn
+}
+
+/// The group's targets as ELB lists them (registered and draining): `id:port state`.
+async fn targets_listed(direct: &Aws, arn: &str) -> Vec<String> {
+    let health = direct
+        .elbv2()
+        .describe_target_health()
+        .target_group_arn(arn)
+        .send()
+        .await
+        .unwrap();
+    let mut out: Vec<String> = health
+        .target_health_descriptions()
+        .iter()
+        .map(|d| {
+            let t = d.target().unwrap();
+            let state = d.target_health().and_then(|h| h.state()).unwrap();
+            format!(
+                "{}:{} {}",
+                t.id().unwrap(),
+                t.port().unwrap(),
+                state.as_str()
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_node_leaves_its_load_balancers_before_the_first_eviction() {
+    // GIVEN a node (with a 50-pod workload) that is a target of three groups of its VPC: a
+    // NodePort group with a port override and a 3-s deregistration delay, an `ip` group holding
+    // its primary address with ELB's default 300-s delay, and a group of another instance that
+    // must be left alone; the load-balancer wait is at most 6 s
+    let w = world(
+        "ca-central-1",
+        2,
+        4.0,
+        Arc::new(SystemClock),
+        &[("BREAKWATER_SPOT_LB_WAIT_MAX_SECONDS", "6")],
+    )
+    .await;
+    let node = w.nodes[0].clone();
+    fifty_pod_workload(&w.emu, &node, "shop").unwrap();
+    let (instance, other) = (&w.scene.instances[0], &w.scene.instances[1]);
+    let described = w
+        .direct
+        .ec2()
+        .describe_instances()
+        .instance_ids(instance)
+        .send()
+        .await
+        .unwrap();
+    let ec2 = &described.reservations()[0].instances()[0];
+    let vpc = ec2.vpc_id().unwrap().to_string();
+    let ip = ec2.private_ip_address().unwrap().to_string();
+    let suffix = unique("tg");
+    let node_port = target_group(
+        &w.direct,
+        &format!("np-{suffix}"),
+        &vpc,
+        "instance",
+        &[(instance, 30080)],
+        3,
+    )
+    .await;
+    let pod_ips = target_group(
+        &w.direct,
+        &format!("ip-{suffix}"),
+        &vpc,
+        "ip",
+        &[(&ip, 8080)],
+        300,
+    )
+    .await;
+    let others = target_group(
+        &w.direct,
+        &format!("ot-{suffix}"),
+        &vpc,
+        "instance",
+        &[(other, 30080)],
+        3,
+    )
+    .await;
+    // WHEN its interruption warning arrives (sent 10 s ago: 100 s to the deadline)
+    let sent = SystemClock.now_ms() - 10_000;
+    let r = w.handle(w.warning(instance, "e-lb", sent)).await;
+    assert_eq!(r["outcome"], "drained", "{r}");
+    let report = &r["report"];
+    let lb = &report["load_balancers"];
+    // THEN both of its registrations were deregistered, with their ports (read back from ELB:
+    // the NodePort one has completed, the `ip` one is still draining; the other node's is
+    // untouched)
+    assert_eq!(
+        targets_listed(&w.direct, &node_port).await,
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        targets_listed(&w.direct, &pod_ips).await,
+        vec![format!("{ip}:8080 draining")]
+    );
+    assert_eq!(
+        targets_listed(&w.direct, &others).await,
+        vec![format!("{other}:30080 healthy")]
+    );
+    // AND the evictions waited for the NodePort target to complete (its 3-s delay: moto keeps a
+    // deregistered target draining for the whole delay) and no longer than the 6-s bound for the
+    // `ip` one, which is reported still draining
+    let targets = lb["targets"].as_array().unwrap();
+    assert_eq!(targets.len(), 2, "{lb}");
+    let started = lb["started_ms"].as_u64().unwrap();
+    let ended = lb["ended_ms"].as_u64().unwrap();
+    let np = targets
+        .iter()
+        .find(|t| t["target"] == format!("{instance}:30080").as_str())
+        .unwrap();
+    let done = np["done_ms"]
+        .as_u64()
+        .expect("the NodePort target completed");
+    assert!(done - started >= 3_000, "completed after its delay: {lb}");
+    assert_eq!(np["delay_s"], 3);
+    let ipt = targets
+        .iter()
+        .find(|t| t["target"] == format!("{ip}:8080").as_str())
+        .unwrap();
+    assert!(ipt.get("done_ms").is_none(), "{lb}");
+    assert_eq!(ipt["delay_s"], 300);
+    assert!(
+        (6_000..12_000).contains(&(ended - started)),
+        "bounded at 6 s: {lb}"
+    );
+    assert_eq!(
+        lb["ended_because"], "BREAKWATER_SPOT_LB_WAIT_MAX_SECONDS reached with 1 still draining",
+        "{lb}"
+    );
+    let first_eviction = report["timings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["asked_ms"].as_u64().unwrap())
+        .min()
+        .unwrap();
+    assert!(
+        first_eviction >= ended,
+        "no eviction before the load balancers: {lb}"
+    );
+    assert_eq!(report["deadline_missed"], false, "{r}");
+    // AND the drain report and its picture say so: a phase, two actions, a lane per target
+    let saved = read_text(
+        &w.direct,
+        &w.estate.primary.state_bucket,
+        &format!("reports/spot/{instance}.svg"),
+    )
+    .await;
+    assert!(
+        saved.contains(&format!("LB np-{suffix} {instance}:30080")),
+        "{saved}"
+    );
+    assert!(saved.contains("still draining"), "{saved}");
+    let notes = read_notifications(
+        w.direct.config(),
+        &w.estate.primary.region,
+        &w.estate.primary.queue_url,
+        1,
+    )
+    .await
+    .unwrap();
+    assert!(
+        notes[0].message.contains(
+            "Load balancers: 2 target(s) deregistered before the first eviction, 1 still draining"
+        ),
+        "{}",
+        notes[0].message
     );
 }
 
@@ -711,6 +935,7 @@ async fn a_failing_on_demand_accounting_never_stops_the_drain() {
         function: Arc::new(SpotFunction {
             instances: Ec2Instances::new(w.function.toolkit.aws.ec2()),
             node_groups: EksNodeGroups::new(w.function.toolkit.aws.eks()),
+            target_groups: ElbTargetGroups::new(w.function.toolkit.aws.elbv2()),
             kube: KubeClients::new(Some(w.emu.endpoint())).unwrap(),
             toolkit: w.function.toolkit.clone(),
             settings: SpotSettings::from_env(&Env::from_pairs([

@@ -200,6 +200,9 @@ pub struct DrainReport {
     /// Drained on a rebalance recommendation (no instance is reclaimed at the deadline).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub rebalance: bool,
+    /// The node's load-balancer targets, deregistered before the first eviction.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load_balancers: Option<crate::targets::LoadBalancerDrain>,
 }
 
 /// When one pod's eviction was asked, when it settled (evicted, forced or given up), and when
@@ -274,6 +277,25 @@ impl DrainReport {
             })
             .collect();
         lanes.sort_by(|a, b| (a.asked_ms, &a.pod).cmp(&(b.asked_ms, &b.pod)));
+        // The load-balancer targets first: deregistered, then drained (or still draining when
+        // the evictions began).
+        if let Some(lb) = &self.load_balancers {
+            let targets = lb.targets.iter().map(|t| Lane {
+                pod: format!("LB {} {}", t.target_group, t.target),
+                outcome: if t.done_ms.is_some() {
+                    "deregistered".into()
+                } else {
+                    "still draining".into()
+                },
+                asked_ms: lb.started_ms,
+                settled_ms: t.done_ms.unwrap_or(lb.ended_ms),
+                gone_ms: None,
+                held_by: None,
+                refusals: 0,
+                still_terminating: false,
+            });
+            lanes.splice(0..0, targets);
+        }
         lanes
     }
 }

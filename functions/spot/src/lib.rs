@@ -3,7 +3,8 @@
 //! EventBridge delivers the interruption warning, the rebalance recommendation and the state
 //! change (at least once, in any order). One record per instance in the state store, a lease per
 //! instance and idempotency on the event id merge them into one handling: find the node by its
-//! `providerID`, cordon it at once (taint, unschedulable, out of load balancers), drain it by
+//! `providerID`, cordon it at once (taint, unschedulable, out of load balancers), deregister its
+//! ELBv2 targets and wait for them to drain (bounded), drain it by
 //! tiers within the deadline while counting the interruption in its pool's sliding window
 //! (failing over to on-demand past the threshold; a failure there never stops the drain), and
 //! say which pod and which budget blocked. The instance's lease is renewed while the work runs
@@ -17,16 +18,18 @@ pub mod on_demand;
 pub mod record;
 mod schedule;
 pub mod settings;
+pub mod targets;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use breakwater::aws::elbv2::ElbTargetGroups;
 use breakwater::events::{Routes, Trigger};
 use breakwater::invocation::{self, LeaseTerms, Leased, Patience};
 use breakwater::kube::nodes::Clusters;
 use breakwater::kube::KubeClients;
 use breakwater::metrics::{Metrics, Unit};
-use breakwater::ports::{Instances, NodeGroups};
+use breakwater::ports::{Instances, NodeGroups, TargetGroups};
 use breakwater::state::KeptLease;
 use breakwater::{Error, Result, Toolkit};
 use serde_json::{json, Value};
@@ -48,7 +51,7 @@ const COMMANDS: &[&str] = &["status"];
 
 /// The function: its toolkit, settings, ports and Kubernetes access.
 #[derive(Debug)]
-pub struct SpotFunction<I, G, K = KubeClients> {
+pub struct SpotFunction<I, G, K = KubeClients, T = ElbTargetGroups> {
     /// Shared settings, store, notifier.
     pub toolkit: Toolkit,
     /// The spot settings.
@@ -59,9 +62,11 @@ pub struct SpotFunction<I, G, K = KubeClients> {
     pub node_groups: G,
     /// The managed clusters' nodes and pods.
     pub kube: K,
+    /// The load balancers' target groups (the node leaves them before the first eviction).
+    pub target_groups: T,
 }
 
-impl<I: Instances, G: NodeGroups, K: Clusters> SpotFunction<I, G, K> {
+impl<I: Instances, G: NodeGroups, K: Clusters, T: TargetGroups> SpotFunction<I, G, K, T> {
     fn routes(&self) -> Routes {
         Routes {
             function: "spot",

@@ -2,6 +2,7 @@
 
 use breakwater::aws::ec2::Ec2Instances;
 use breakwater::aws::eks::EksNodeGroups;
+use breakwater::aws::elbv2::ElbTargetGroups;
 use breakwater::config::Env;
 use breakwater::kube::KubeClients;
 use breakwater::lambda::{init_failed, serve};
@@ -20,6 +21,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let function = SpotFunction {
         instances: Ec2Instances::new(toolkit.aws.ec2()),
         node_groups: EksNodeGroups::new(toolkit.aws.eks()),
+        target_groups: ElbTargetGroups::new(toolkit.aws.elbv2()),
         kube,
         toolkit,
         settings,

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use breakwater::kube::nodes::{Clusters, NodeEvent, NodeWrite, Nodes};
 use breakwater::metrics::{Metrics, Unit};
-use breakwater::ports::{InstanceInfo, Instances, NodeGroups};
+use breakwater::ports::{InstanceInfo, Instances, NodeGroups, TargetGroups};
 use breakwater::Result;
 use serde_json::{json, Value};
 
@@ -18,7 +18,7 @@ use crate::settings::RebalancePolicy;
 use crate::{reason_of, SpotFunction};
 use breakwater::state::KeptLease;
 
-impl<I: Instances, G: NodeGroups, K: Clusters> SpotFunction<I, G, K> {
+impl<I: Instances, G: NodeGroups, K: Clusters, T: TargetGroups> SpotFunction<I, G, K, T> {
     /// The managed cluster an instance belongs to: its `eks:cluster-name` tag (managed node
     /// groups), or — for a node without it — the managed cluster whose API server has a node
     /// with the instance's `providerID`. Karpenter v1 tags its instances
@@ -168,11 +168,32 @@ impl<I: Instances, G: NodeGroups, K: Clusters> SpotFunction<I, G, K> {
         ));
         self.save(&key, &record, lease).await?;
         self.index_cordoned(&info.id, false).await?;
-        // 2. The pods, read after the cordon so that none lands in between.
+        // 2. Out of the load balancers: the node's targets deregistered, and drained before the
+        // first eviction (bounded; `targets.rs`). Its failure is reported, never raised.
+        let load_balancers = lease
+            .keep_while(crate::targets::leave_load_balancers(
+                &self.target_groups,
+                clock.as_ref(),
+                info,
+                deadline_ms,
+                self.settings.lb_wait_max_ms,
+            ))
+            .await?;
+        if let Some(lb) = &load_balancers {
+            record.history.push(format!(
+                "{}: {} load-balancer target(s) deregistered; {} still draining after {} ms ({})",
+                breakwater::clock::rfc3339(lb.ended_ms),
+                lb.targets.len(),
+                lb.still_draining(),
+                lb.ended_ms.saturating_sub(lb.started_ms),
+                lb.error.as_deref().unwrap_or(&lb.ended_because)
+            ));
+        }
+        // 3. The pods, read after the cordon so that none lands in between.
         let pods = pods_on(&client, &node).await?;
         let policies = namespace_policies(&client, &namespaces_of(&pods)).await;
         let (candidates, left_alone) = choose(&pods, &policies, self.settings.default_policy);
-        // 3. Drain, the lease renewed while it runs. The on-demand accounting (a warning only)
+        // 4. Drain, the lease renewed while it runs. The on-demand accounting (a warning only)
         // runs beside it and never holds it up: its errors are reported, not raised.
         let drainer = Drainer {
             client,
@@ -190,6 +211,7 @@ impl<I: Instances, G: NodeGroups, K: Clusters> SpotFunction<I, G, K> {
         let (report, (failover, failover_error)) = tokio::join!(drain, accounting);
         let mut report = report?;
         report.rebalance = rebalance.is_some();
+        report.load_balancers = load_balancers;
         record.phase = Phase::Drained;
         record.history.push(format!(
             "{}: drained in {} ms: {} evicted, {} forced",

@@ -3,7 +3,7 @@
 
 use breakwater::kube::nodes::Clusters;
 use breakwater::notify::Notification;
-use breakwater::ports::{InstanceInfo, Instances, NodeGroups};
+use breakwater::ports::{InstanceInfo, Instances, NodeGroups, TargetGroups};
 use breakwater::Result;
 use serde_json::Value;
 
@@ -15,7 +15,7 @@ use crate::on_demand::{FailoverAction, Pool};
 use crate::record::InstanceRecord;
 use crate::SpotFunction;
 
-impl<I: Instances, G: NodeGroups, K: Clusters> SpotFunction<I, G, K> {
+impl<I: Instances, G: NodeGroups, K: Clusters, T: TargetGroups> SpotFunction<I, G, K, T> {
     pub(crate) async fn notify_drain(
         &self,
         record: &InstanceRecord,
@@ -78,6 +78,15 @@ impl<I: Instances, G: NodeGroups, K: Clusters> SpotFunction<I, G, K> {
         }
         for e in &report.escalations {
             text.push_str(&format!("\nESCALATE: {e}\n"));
+        }
+        if let Some(lb) = &report.load_balancers {
+            text.push_str(&format!(
+                "\nLoad balancers: {} target(s) deregistered before the first eviction, {} still draining after {:.1} s ({}).\n",
+                lb.targets.len(),
+                lb.still_draining(),
+                lb.ended_ms.saturating_sub(lb.started_ms) as f64 / 1000.0,
+                lb.error.as_deref().unwrap_or(&lb.ended_because)
+            ));
         }
         if !report.still_terminating.is_empty() {
             text.push_str(&format!(
@@ -167,8 +176,11 @@ impl<I: Instances, G: NodeGroups, K: Clusters> SpotFunction<I, G, K> {
                 "warning → drain".into()
             },
             started_at_ms: warned_ms.min(d.started_ms),
-            finished_at_ms: d.started_ms,
-            detail: format!("cordoned {node} and read its pods"),
+            finished_at_ms: d
+                .load_balancers
+                .as_ref()
+                .map_or(d.started_ms, |lb| lb.started_ms),
+            detail: format!("cordoned {node}"),
         });
         report.phases.push(Phase {
             name: "drain".into(),
@@ -201,6 +213,32 @@ impl<I: Instances, G: NodeGroups, K: Clusters> SpotFunction<I, G, K> {
             target: format!("node/{node}"),
             request_id: None,
         });
+        if let Some(lb) = &d.load_balancers {
+            report.phases.push(Phase {
+                name: "load balancers".into(),
+                started_at_ms: lb.started_ms,
+                finished_at_ms: lb.ended_ms,
+                detail: format!(
+                    "{} target(s) deregistered; {} done, {} still draining when the evictions began: {}",
+                    lb.targets.len(),
+                    lb.targets.len() - lb.still_draining(),
+                    lb.still_draining(),
+                    lb.error.as_deref().unwrap_or(&lb.ended_because)
+                ),
+            });
+            // Phases are listed in time order: this one falls between the cordon and the drain.
+            report.phases.sort_by_key(|p| p.started_at_ms);
+            for t in &lb.targets {
+                report.actions.push(Action {
+                    operation: format!(
+                        "elasticloadbalancing:DeregisterTargets (delay {} s)",
+                        t.delay_s
+                    ),
+                    target: format!("{} {}", t.target_group, t.target),
+                    request_id: None,
+                });
+            }
+        }
         for p in &d.pods {
             let operation = match p {
                 PodOutcome::Evicted { .. } => "create pods/eviction",

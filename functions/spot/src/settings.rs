@@ -46,6 +46,12 @@ pub struct SpotSettings {
     pub on_demand_cap: i32,
     /// `BREAKWATER_SPOT_STABLE_MINUTES`: interruption-free time before returning (default 30).
     pub stable_ms: u64,
+    /// `BREAKWATER_SPOT_LB_WAIT_MAX_SECONDS`: after deregistering the node's load-balancer
+    /// targets, the longest wait for them to finish draining before the first eviction (default
+    /// 30, 0 = deregister and go on). The wait also ends when every target has completed its
+    /// deregistration, at the longest deregistration delay, and at half the time left before the
+    /// deadline, so that the evictions keep the other half.
+    pub lb_wait_max_ms: u64,
 }
 
 fn rebalance_policy(text: &str) -> Option<RebalancePolicy> {
@@ -134,6 +140,9 @@ impl SpotSettings {
             on_demand_step: env.whole_number("BREAKWATER_SPOT_ON_DEMAND_STEP", 2, 1..=100)? as i32,
             on_demand_cap: env.whole_number("BREAKWATER_SPOT_ON_DEMAND_CAP", 10, 1..=1000)? as i32,
             stable_ms: minutes("BREAKWATER_SPOT_STABLE_MINUTES", 30)?,
+            lb_wait_max_ms: env.whole_number("BREAKWATER_SPOT_LB_WAIT_MAX_SECONDS", 30, 0..=100)?
+                as u64
+                * 1000,
         })
     }
 

@@ -84,6 +84,8 @@ impl Instances for Ec2Instances {
                 .and_then(|s| s.name())
                 .map(|n| n.as_str().to_string())
                 .unwrap_or_default(),
+            vpc: instance.vpc_id().map(str::to_string),
+            private_ips: private_ips(instance),
         }))
     }
 }
@@ -102,6 +104,26 @@ fn cluster_of<'a>(tags: impl Iterator<Item = (&'a str, &'a str)> + Clone) -> Opt
         })
         .filter(|name| !name.is_empty())
         .map(str::to_string)
+}
+
+/// Every private IPv4 address of the instance's network interfaces, the primary first.
+fn private_ips(instance: &aws_sdk_ec2::types::Instance) -> Vec<String> {
+    let mut ips: Vec<String> = instance
+        .private_ip_address()
+        .into_iter()
+        .map(str::to_string)
+        .collect();
+    for address in instance
+        .network_interfaces()
+        .iter()
+        .flat_map(|n| n.private_ip_addresses())
+        .filter_map(|a| a.private_ip_address())
+    {
+        if !ips.iter().any(|ip| ip == address) {
+            ips.push(address.to_string());
+        }
+    }
+    ips
 }
 
 #[cfg(test)]

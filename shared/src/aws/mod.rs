@@ -7,6 +7,7 @@ pub mod budgets;
 pub mod cloudwatch;
 pub mod ec2;
 pub mod eks;
+pub mod elbv2;
 pub mod errors;
 pub mod eventbridge;
 pub mod iam;
@@ -214,6 +215,11 @@ impl Aws {
     /// The EC2 client of the home region.
     pub fn ec2(&self) -> aws_sdk_ec2::Client {
         aws_sdk_ec2::Client::new(&self.config)
+    }
+
+    /// The Elastic Load Balancing (v2) client of the home region.
+    pub fn elbv2(&self) -> aws_sdk_elasticloadbalancingv2::Client {
+        aws_sdk_elasticloadbalancingv2::Client::new(&self.config)
     }
 
     /// The RDS client of the home region.

@@ -473,7 +473,7 @@ fn drain_lanes(title: &str, subtitle: &str, d: &DrainLanes) -> String {
         let refused = l.refusals > 0 || (l.held_by.is_some() && l.outcome != "gone");
         let waiting = if refused { AMBER } else { "#b7d7c2" };
         let end_colour = match l.outcome.as_str() {
-            "evicted" => GREEN,
+            "evicted" | "deregistered" => GREEN,
             "gone" => GREY,
             _ => RED,
         };

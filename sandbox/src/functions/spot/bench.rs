@@ -81,6 +81,7 @@ pub async fn run(
     let function = SpotFunction {
         instances: breakwater::aws::ec2::Ec2Instances::new(aws.ec2()),
         node_groups: breakwater::aws::eks::EksNodeGroups::new(aws.eks()),
+        target_groups: breakwater::aws::elbv2::ElbTargetGroups::new(aws.elbv2()),
         kube: KubeClients::new(Some(emulator.endpoint()))
             .map_err(|e| SandboxError::Function(e.to_string()))?,
         toolkit: Toolkit::with_aws(settings, aws.clone(), Arc::new(SystemClock)),
