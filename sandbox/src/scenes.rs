@@ -5,7 +5,9 @@
 pub use crate::functions::budget::scene::{
     budget_alert_text, budget_scene, set_spend, sns_event, BudgetScene,
 };
-pub use crate::functions::spot::scene::{spot_nodes, spot_scene, SpotScene};
+pub use crate::functions::spot::scene::{
+    instance_network, spot_nodes, spot_scene, target_group, targets_listed, SpotScene,
+};
 pub use crate::functions::tiering::scene::s3_storage_metrics;
 
 use std::path::Path;

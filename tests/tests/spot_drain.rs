@@ -19,7 +19,9 @@ use breakwater::Toolkit;
 use breakwater_sandbox::kube::fixtures::{fifty_pod_workload, pdb, pod, replica_set};
 use breakwater_sandbox::kube::KubeEmulator;
 use breakwater_sandbox::proxy::{Fault, FaultProxy, Rule};
-use breakwater_sandbox::scenes::{spot_nodes, spot_scene, SpotScene};
+use breakwater_sandbox::scenes::{
+    instance_network, spot_nodes, spot_scene, target_group, targets_listed, SpotScene,
+};
 use breakwater_sandbox::seed::{read_notifications, seed, Estate};
 use serde_json::{json, Value};
 use spot::settings::SpotSettings;
@@ -265,80 +267,6 @@ async fn a_fifty_pod_node_with_budgets_drains_inside_the_deadline() {
     );
 }
 
-/// A target group in `vpc` with `targets` (id, port) registered and its deregistration delay;
-/// its ARN.
-async fn target_group(
-    direct: &Aws,
-    name: &str,
-    vpc: &str,
-    kind: &str,
-    targets: &[(&str, i32)],
-    delay_s: u32,
-) -> String {
-    use aws_sdk_elasticloadbalancingv2::types::{
-        ProtocolEnum, TargetDescription, TargetGroupAttribute, TargetTypeEnum,
-    };
-    let elb = direct.elbv2();
-    let group = elb
-        .create_target_group()
-        .name(name)
-        .protocol(ProtocolEnum::Http)
-        .port(80)
-        .vpc_id(vpc)
-        .target_type(TargetTypeEnum::from(kind))
-        .send()
-        .await
-        .unwrap();
-    let arn = group.target_groups()[0]
-        .target_group_arn()
-        .unwrap()
-        .to_string();
-    elb.modify_target_group_attributes()
-        .target_group_arn(&arn)
-        .attributes(
-            TargetGroupAttribute::builder()
-                .key("deregistration_delay.timeout_seconds")
-                .value(delay_s.to_string())
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
-    let mut register = elb.register_targets().target_group_arn(&arn);
-    for (id, port) in targets {
-        register = register.targets(TargetDescription::builder().id(*id).port(*port).build());
-    }
-    register.send().await.unwrap();
-    arn
-}
-
-/// The group's targets as ELB lists them (registered and draining): `id:port state`.
-async fn targets_listed(direct: &Aws, arn: &str) -> Vec<String> {
-    let health = direct
-        .elbv2()
-        .describe_target_health()
-        .target_group_arn(arn)
-        .send()
-        .await
-        .unwrap();
-    let mut out: Vec<String> = health
-        .target_health_descriptions()
-        .iter()
-        .map(|d| {
-            let t = d.target().unwrap();
-            let state = d.target_health().and_then(|h| h.state()).unwrap();
-            format!(
-                "{}:{} {}",
-                t.id().unwrap(),
-                t.port().unwrap(),
-                state.as_str()
-            )
-        })
-        .collect();
-    out.sort();
-    out
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_node_leaves_its_load_balancers_before_the_first_eviction() {
     // GIVEN a node (with a 50-pod workload) that is a target of three groups of its VPC: a
@@ -356,45 +284,38 @@ async fn the_node_leaves_its_load_balancers_before_the_first_eviction() {
     let node = w.nodes[0].clone();
     fifty_pod_workload(&w.emu, &node, "shop").unwrap();
     let (instance, other) = (&w.scene.instances[0], &w.scene.instances[1]);
-    let described = w
-        .direct
-        .ec2()
-        .describe_instances()
-        .instance_ids(instance)
-        .send()
-        .await
-        .unwrap();
-    let ec2 = &described.reservations()[0].instances()[0];
-    let vpc = ec2.vpc_id().unwrap().to_string();
-    let ip = ec2.private_ip_address().unwrap().to_string();
+    let (vpc, ip) = instance_network(w.direct.config(), instance).await.unwrap();
     let suffix = unique("tg");
     let node_port = target_group(
-        &w.direct,
+        w.direct.config(),
         &format!("np-{suffix}"),
         &vpc,
         "instance",
         &[(instance, 30080)],
         3,
     )
-    .await;
+    .await
+    .unwrap();
     let pod_ips = target_group(
-        &w.direct,
+        w.direct.config(),
         &format!("ip-{suffix}"),
         &vpc,
         "ip",
         &[(&ip, 8080)],
         300,
     )
-    .await;
+    .await
+    .unwrap();
     let others = target_group(
-        &w.direct,
+        w.direct.config(),
         &format!("ot-{suffix}"),
         &vpc,
         "instance",
         &[(other, 30080)],
         3,
     )
-    .await;
+    .await
+    .unwrap();
     // WHEN its interruption warning arrives (sent 10 s ago: 100 s to the deadline)
     let sent = SystemClock.now_ms() - 10_000;
     let r = w.handle(w.warning(instance, "e-lb", sent)).await;
@@ -405,15 +326,15 @@ async fn the_node_leaves_its_load_balancers_before_the_first_eviction() {
     // the NodePort one has completed, the `ip` one is still draining; the other node's is
     // untouched)
     assert_eq!(
-        targets_listed(&w.direct, &node_port).await,
+        targets_listed(w.direct.config(), &node_port).await.unwrap(),
         Vec::<String>::new()
     );
     assert_eq!(
-        targets_listed(&w.direct, &pod_ips).await,
+        targets_listed(w.direct.config(), &pod_ips).await.unwrap(),
         vec![format!("{ip}:8080 draining")]
     );
     assert_eq!(
-        targets_listed(&w.direct, &others).await,
+        targets_listed(w.direct.config(), &others).await.unwrap(),
         vec![format!("{other}:30080 healthy")]
     );
     // AND the evictions waited for the NodePort target to complete (its 3-s delay: moto keeps a

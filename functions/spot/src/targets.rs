@@ -108,14 +108,18 @@ pub async fn leave_load_balancers<T: TargetGroups>(
         groups = ?targets.iter().map(|t| t.target_group.as_str()).collect::<std::collections::BTreeSet<_>>(),
         "deregistered from the load balancers"
     );
+    // The delay runs from the deregistration, and ELB completes at its end: one more read is
+    // allowed for that.
     let longest_ms = registrations
         .iter()
         .map(|r| r.delay_s * 1000)
         .max()
         .unwrap_or(0);
+    let delay_ends =
+        (clock.now_ms() + longest_ms + POLL.as_millis() as u64).saturating_sub(started_ms);
     let half_left = deadline_ms.saturating_sub(started_ms) / 2;
     let (bound_ms, bound) = [
-        (longest_ms, "the longest deregistration delay elapsed"),
+        (delay_ends, "the longest deregistration delay elapsed"),
         (wait_max_ms, "BREAKWATER_SPOT_LB_WAIT_MAX_SECONDS reached"),
         (half_left, "half the time to the deadline spent"),
     ]
