@@ -409,6 +409,177 @@ async fn the_node_leaves_its_load_balancers_before_the_first_eviction() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn capacity_first_raises_the_group_drains_onto_the_new_node_and_gives_it_back() {
+    // GIVEN four spot nodes of a managed node group (desired 4 in EKS), a cluster whose nodes
+    // follow the group's desired size (a new node is Ready 4 s after the raise, kubelet at 4×),
+    // and the capacity-first rebalance policy for that group
+    let clock = ManualClock::at(SystemClock.now_ms());
+    let w = world("ap-south-1", 4, 4.0, Arc::new(clock.clone()), &[]).await;
+    let policy = format!(
+        "cordon,{}/{}=capacity-first",
+        w.scene.cluster, w.scene.spot_node_group
+    );
+    let w = World {
+        function: Arc::new(SpotFunction {
+            instances: Ec2Instances::new(w.function.toolkit.aws.ec2()),
+            node_groups: EksNodeGroups::new(w.function.toolkit.aws.eks()),
+            target_groups: ElbTargetGroups::new(w.function.toolkit.aws.elbv2()),
+            kube: KubeClients::new(Some(w.emu.endpoint())).unwrap(),
+            toolkit: w.function.toolkit.clone(),
+            settings: SpotSettings::from_env(&Env::from_pairs([
+                ("BREAKWATER_SPOT_CLUSTERS", w.scene.cluster.as_str()),
+                ("BREAKWATER_SPOT_REBALANCE", policy.as_str()),
+            ]))
+            .unwrap(),
+        }),
+        ..w
+    };
+    let _follower = w
+        .emu
+        .follow_node_groups(w.direct.eks(), &w.scene.cluster, &w.scene.az, 16_000);
+    let spot_group = || async {
+        EksNodeGroups::new(w.direct.eks())
+            .describe(&NodeGroupId {
+                cluster: w.scene.cluster.clone(),
+                name: w.scene.spot_node_group.clone(),
+            })
+            .await
+            .unwrap()
+            .unwrap()
+            .scaling
+            .desired
+    };
+    assert_eq!(spot_group().await, 4);
+    let node = w.nodes[0].clone();
+    fifty_pod_workload(&w.emu, &node, "shop").unwrap();
+    // WHEN a rebalance recommendation arrives for the first node
+    let r = w
+        .handle(w.event(
+            "EC2 Instance Rebalance Recommendation",
+            "rb-cf",
+            clock.now_ms(),
+            json!({"instance-id": w.scene.instances[0]}),
+        ))
+        .await;
+    // THEN the group was raised by one in EKS (read back), a new node of the group joined and
+    // was Ready before the first eviction, and the node was drained onto it
+    assert_eq!(r["outcome"], "drained", "{r}");
+    assert_eq!(spot_group().await, 5);
+    let c = &r["report"]["capacity_first"];
+    assert_eq!(c["sizes"], json!([4, 5]), "{c}");
+    let new_node = c["new_node"]
+        .as_str()
+        .expect("a new node was Ready")
+        .to_string();
+    assert_eq!(c["ended_because"], format!("{new_node} is Ready").as_str());
+    let joined = w.emu.get("nodes", "", &new_node).unwrap();
+    assert_eq!(
+        joined["metadata"]["labels"]["eks.amazonaws.com/nodegroup"],
+        "spot-a"
+    );
+    let first_eviction = r["report"]["timings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["asked_ms"].as_u64().unwrap())
+        .min()
+        .unwrap();
+    assert!(first_eviction >= c["ended_ms"].as_u64().unwrap(), "{c}");
+    assert_eq!(
+        w.pods_on(&node),
+        vec!["kube-proxy-shop", "node-exporter-shop-x", "report-shop"]
+    );
+    assert!(
+        !w.pods_on(&new_node).is_empty(),
+        "the evicted pods' replacements can land on it"
+    );
+    // AND a repeat of the recommendation raises nothing more
+    w.handle(w.event(
+        "EC2 Instance Rebalance Recommendation",
+        "rb-cf-2",
+        clock.now_ms(),
+        json!({"instance-id": w.scene.instances[0]}),
+    ))
+    .await;
+    assert_eq!(spot_group().await, 5);
+    // WHEN no interruption follows for the uncordon period (10 minutes), THEN the schedule
+    // uncordons the node and gives the raised node back (read back from EKS)
+    clock.advance(Duration::from_secs(11 * 60));
+    let tick = w.handle(w.tick("t-cf")).await;
+    assert!(
+        tick["actions"]
+            .to_string()
+            .contains("gave back the node raised for"),
+        "{tick}"
+    );
+    assert_eq!(spot_group().await, 4);
+    assert!(w.emu.get("nodes", "", &node).unwrap()["spec"]["unschedulable"].is_null());
+    // WHEN the second node gets a rebalance and then is terminated by EC2, THEN its raise is
+    // given back with the end of its story
+    w.handle(w.event(
+        "EC2 Instance Rebalance Recommendation",
+        "rb-cf-3",
+        clock.now_ms(),
+        json!({"instance-id": w.scene.instances[1]}),
+    ))
+    .await;
+    assert_eq!(spot_group().await, 5);
+    let ended = w
+        .handle(w.event(
+            "EC2 Instance State-change Notification",
+            "sc-cf",
+            clock.now_ms(),
+            json!({"instance-id": w.scene.instances[1], "state": "terminated"}),
+        ))
+        .await;
+    assert_eq!(ended["outcome"], "ended", "{ended}");
+    assert_eq!(spot_group().await, 4);
+    // AND a group someone resized meanwhile is left as it is, and the record says so
+    w.handle(w.event(
+        "EC2 Instance Rebalance Recommendation",
+        "rb-cf-4",
+        clock.now_ms(),
+        json!({"instance-id": w.scene.instances[2]}),
+    ))
+    .await;
+    assert_eq!(spot_group().await, 5);
+    let id = NodeGroupId {
+        cluster: w.scene.cluster.clone(),
+        name: w.scene.spot_node_group.clone(),
+    };
+    let by_hand = Scaling {
+        desired: 6,
+        ..EksNodeGroups::new(w.direct.eks())
+            .describe(&id)
+            .await
+            .unwrap()
+            .unwrap()
+            .scaling
+    };
+    EksNodeGroups::new(w.direct.eks())
+        .update_scaling(&id, by_hand, "by-hand")
+        .await
+        .unwrap();
+    w.handle(w.event(
+        "EC2 Instance State-change Notification",
+        "sc-cf-2",
+        clock.now_ms(),
+        json!({"instance-id": w.scene.instances[2], "state": "terminated"}),
+    ))
+    .await;
+    assert_eq!(spot_group().await, 6);
+    let status = w
+        .handle(json!({"command": "status", "instance_id": w.scene.instances[2]}))
+        .await;
+    assert!(
+        status["record"]["history"]
+            .to_string()
+            .contains("someone changed it; left as it is"),
+        "{status}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_budget_that_never_allows_is_overridden_at_the_deadline_and_named() {
     let w = world("us-west-1", 1, 4.0, Arc::new(SystemClock), &[]).await;
     let node = w.nodes[0].clone();
