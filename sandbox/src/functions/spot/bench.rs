@@ -170,9 +170,8 @@ pub async fn run(
         )));
     }
     // A replacement is Ready `pod_ready_delay_ms` after it is created, on the emulator's clock.
-    let ready = Duration::from_secs_f64(
-        emulator.with(|c| c.pod_ready_delay_ms) as f64 / 1000.0 / speed,
-    );
+    let ready =
+        Duration::from_secs_f64(emulator.with(|c| c.pod_ready_delay_ms) as f64 / 1000.0 / speed);
     Ok(SpotFigures {
         cordon_ms,
         pods: timings[0].0,
