@@ -203,9 +203,6 @@ pub struct DrainReport {
     /// The node's load-balancer targets, deregistered before the first eviction.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub load_balancers: Option<crate::targets::LoadBalancerDrain>,
-    /// What capacity-first did before the drain (a rebalance with that policy).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub capacity_first: Option<crate::capacity::CapacityFirst>,
 }
 
 /// When one pod's eviction was asked, when it settled (evicted, forced or given up), and when

@@ -10,7 +10,6 @@
 //! say which pod and which budget blocked. The instance's lease is renewed while the work runs
 //! and checked before every write.
 
-pub mod capacity;
 pub mod drain;
 pub mod events;
 mod node;

@@ -142,7 +142,6 @@ impl<I: Instances, G: NodeGroups, K: Clusters, T: TargetGroups> SpotFunction<I, 
                 .as_ref()
                 .map(|r| r.value.history.clone())
                 .unwrap_or_default(),
-            raised: existing.as_ref().and_then(|r| r.value.raised.clone()),
         };
         if rebalance == Some(RebalancePolicy::Cordon) {
             record.phase = Phase::Cordoned {
@@ -169,34 +168,6 @@ impl<I: Instances, G: NodeGroups, K: Clusters, T: TargetGroups> SpotFunction<I, 
         ));
         self.save(&key, &record, lease).await?;
         self.index_cordoned(&info.id, false).await?;
-        // 1b. Capacity first (a rebalance with that policy): the group raised by one and its new
-        // node Ready before the drain (`capacity.rs`); never an error.
-        let mut capacity = None;
-        if rebalance == Some(RebalancePolicy::CapacityFirst) {
-            let (done, raised) = lease
-                .keep_while(crate::capacity::capacity_first(
-                    &client,
-                    &self.node_groups,
-                    clock.as_ref(),
-                    info,
-                    cluster,
-                    &node,
-                    deadline_ms,
-                    self.settings.capacity_wait_ms,
-                    record.raised.as_ref(),
-                ))
-                .await?;
-            record.history.push(format!(
-                "{}: capacity first: {}",
-                breakwater::clock::rfc3339(done.ended_ms),
-                done.ended_because
-            ));
-            if raised.is_some() {
-                record.raised = raised;
-            }
-            self.save(&key, &record, lease).await?;
-            capacity = Some(done);
-        }
         // 2. Out of the load balancers: the node's targets deregistered, and drained before the
         // first eviction (bounded; `targets.rs`). Its failure is reported, never raised.
         let load_balancers = lease
@@ -241,7 +212,6 @@ impl<I: Instances, G: NodeGroups, K: Clusters, T: TargetGroups> SpotFunction<I, 
         let mut report = report?;
         report.rebalance = rebalance.is_some();
         report.load_balancers = load_balancers;
-        report.capacity_first = capacity;
         record.phase = Phase::Drained;
         record.history.push(format!(
             "{}: drained in {} ms: {} evicted, {} forced",
@@ -258,10 +228,6 @@ impl<I: Instances, G: NodeGroups, K: Clusters, T: TargetGroups> SpotFunction<I, 
         }
         record.report = Some(report.clone());
         let etag = self.save(&key, &record, lease).await?;
-        if record.raised.as_ref().is_some_and(|r| !r.settled) {
-            // The schedule gives the node back if no interruption follows.
-            self.index_cordoned(&info.id, true).await?;
-        }
         self.notify_drain(&record, info, failover.as_ref()).await?;
         record.notified = true;
         lease.check().await?;

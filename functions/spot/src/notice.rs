@@ -79,16 +79,6 @@ impl<I: Instances, G: NodeGroups, K: Clusters, T: TargetGroups> SpotFunction<I, 
         for e in &report.escalations {
             text.push_str(&format!("\nESCALATE: {e}\n"));
         }
-        if let Some(c) = &report.capacity_first {
-            text.push_str(&format!(
-                "\nCapacity first: {}{}; {}.\n",
-                c.node_group.as_deref().unwrap_or("no node group"),
-                c.sizes
-                    .map(|(a, b)| format!(" raised {a} → {b}"))
-                    .unwrap_or_default(),
-                c.ended_because
-            ));
-        }
         if let Some(lb) = &report.load_balancers {
             text.push_str(&format!(
                 "\nLoad balancers: {} target(s) deregistered before the first eviction, {} still draining after {:.1} s ({}).\n",
@@ -187,11 +177,9 @@ impl<I: Instances, G: NodeGroups, K: Clusters, T: TargetGroups> SpotFunction<I, 
             },
             started_at_ms: warned_ms.min(d.started_ms),
             finished_at_ms: d
-                .capacity_first
+                .load_balancers
                 .as_ref()
-                .map(|c| c.started_ms)
-                .or(d.load_balancers.as_ref().map(|lb| lb.started_ms))
-                .unwrap_or(d.started_ms),
+                .map_or(d.started_ms, |lb| lb.started_ms),
             detail: format!("cordoned {node}"),
         });
         report.phases.push(Phase {
@@ -225,29 +213,6 @@ impl<I: Instances, G: NodeGroups, K: Clusters, T: TargetGroups> SpotFunction<I, 
             target: format!("node/{node}"),
             request_id: None,
         });
-        if let Some(c) = &d.capacity_first {
-            report.phases.push(Phase {
-                name: "capacity first".into(),
-                started_at_ms: c.started_ms,
-                finished_at_ms: c.ended_ms,
-                detail: format!(
-                    "{}{}: {}",
-                    c.node_group.as_deref().unwrap_or("no node group"),
-                    c.sizes
-                        .map(|(a, b)| format!(" desired {a} → {b}"))
-                        .unwrap_or_default(),
-                    c.ended_because
-                ),
-            });
-            report.phases.sort_by_key(|p| p.started_at_ms);
-            if let (Some(group), Some((_, to))) = (&c.node_group, c.sizes) {
-                report.actions.push(Action {
-                    operation: format!("eks:UpdateNodegroupConfig (desired {to})"),
-                    target: format!("nodegroup/{group}"),
-                    request_id: None,
-                });
-            }
-        }
         if let Some(lb) = &d.load_balancers {
             report.phases.push(Phase {
                 name: "load balancers".into(),

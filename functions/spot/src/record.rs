@@ -55,9 +55,6 @@ pub struct InstanceRecord {
     pub notified: bool,
     /// What happened, oldest first.
     pub history: Vec<String>,
-    /// The node group raised for a capacity-first rebalance, until it is given back.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub raised: Option<crate::capacity::Raised>,
 }
 
 pub(crate) fn record_key(instance: &str) -> String {
@@ -92,23 +89,9 @@ impl<I: Instances, G: NodeGroups, K: Clusters, T: TargetGroups> SpotFunction<I, 
                 report: None,
                 notified: false,
                 history: Vec::new(),
-                raised: None,
             });
         if matches!(record.phase, Phase::Ended { .. }) {
             return Ok(json!({"outcome": "already-ended", "instance": instance}));
-        }
-        // The node raised for its capacity-first rebalance goes back with it (an error is
-        // raised before anything is written: the event's retry gives it back).
-        if let (Some(raised), Some(cluster)) = (record.raised.as_mut(), record.cluster.as_deref()) {
-            if !raised.settled {
-                let line = crate::capacity::give_back(&self.node_groups, cluster, instance, raised)
-                    .await?;
-                tracing::info!(%line, "capacity first: the raised node given back");
-                raised.settled = true;
-                record
-                    .history
-                    .push(format!("{}: {line}", breakwater::clock::rfc3339(now)));
-            }
         }
         record.phase = Phase::Ended {
             why: why.to_string(),

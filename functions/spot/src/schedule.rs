@@ -41,11 +41,11 @@ impl<I: Instances, G: NodeGroups, K: Clusters, T: TargetGroups> SpotFunction<I, 
             let Some(r) = store.get::<InstanceRecord>(&key).await? else {
                 continue;
             };
-            let Some(due_ms) = self.due(&r.value) else {
+            let Phase::Cordoned { uncordon_at_ms } = r.value.phase else {
                 self.index_cordoned(&instance, false).await?;
                 continue;
             };
-            if now < due_ms {
+            if now < uncordon_at_ms {
                 continue;
             }
             let (Some(cluster), Some(node)) = (r.value.cluster.clone(), r.value.node.clone())
@@ -107,22 +107,8 @@ impl<I: Instances, G: NodeGroups, K: Clusters, T: TargetGroups> SpotFunction<I, 
         Ok(json!({"outcome": "evaluated", "actions": lines}))
     }
 
-    /// When a record on the cordoned index is due: a rebalance cordon at its time; a node drained
-    /// by capacity-first (its group raised) after `BREAKWATER_SPOT_UNCORDON_MINUTES`, when it is
-    /// uncordoned and the raised node given back. `None`: not the schedule's.
-    fn due(&self, record: &InstanceRecord) -> Option<u64> {
-        match (&record.phase, &record.raised) {
-            (Phase::Cordoned { uncordon_at_ms }, _) => Some(*uncordon_at_ms),
-            (Phase::Drained, Some(raised)) if !raised.settled => {
-                Some(raised.at_ms + self.settings.uncordon_after_ms)
-            }
-            _ => None,
-        }
-    }
-
-    /// Uncordons `node` if its record, read again under the lease, is still due (above); the
-    /// raised node of a capacity-first rebalance is given back; the record is moved on by
-    /// compare-and-swap.
+    /// Uncordons `node` if its record, read again under the lease, is still a due rebalance
+    /// cordon; the record is moved on by compare-and-swap.
     pub(crate) async fn uncordon_under_lease(
         &self,
         instance: &str,
@@ -136,7 +122,7 @@ impl<I: Instances, G: NodeGroups, K: Clusters, T: TargetGroups> SpotFunction<I, 
         let Some(r) = store.get::<InstanceRecord>(&key).await? else {
             return Ok(None);
         };
-        if self.due(&r.value).is_none_or(|due| due > now) {
+        if !matches!(r.value.phase, Phase::Cordoned { uncordon_at_ms } if uncordon_at_ms <= now) {
             return Ok(None);
         }
         let client = self.kube.cluster(&self.toolkit.aws, cluster, now).await?;
@@ -144,19 +130,15 @@ impl<I: Instances, G: NodeGroups, K: Clusters, T: TargetGroups> SpotFunction<I, 
         client.uncordon(node).await?;
         let mut done = r.value.clone();
         done.phase = Phase::Uncordoned;
-        let mut line = format!("uncordoned {node} ({instance}): no warning followed the rebalance");
-        if let Some(raised) = done.raised.as_mut().filter(|r| !r.settled) {
-            lease.check().await?;
-            let back =
-                crate::capacity::give_back(&self.node_groups, cluster, instance, raised).await?;
-            raised.settled = true;
-            line = format!("{line}; {back}");
-        }
-        done.history
-            .push(format!("{}: {line}", breakwater::clock::rfc3339(now)));
+        done.history.push(format!(
+            "{}: uncordoned: no warning followed the rebalance",
+            breakwater::clock::rfc3339(now)
+        ));
         lease.check().await?;
         store.replace(&key, &done, &r.etag).await?;
         self.index_cordoned(instance, false).await?;
-        Ok(Some(line))
+        Ok(Some(format!(
+            "uncordoned {node} ({instance}): no warning followed the rebalance"
+        )))
     }
 }

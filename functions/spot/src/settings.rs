@@ -15,10 +15,6 @@ pub enum RebalancePolicy {
     Cordon,
     /// Drain as for a warning.
     Drain,
-    /// Capacity first (karpenter-provider-aws #2813, NTH #858): cordon, raise the node's
-    /// managed node group by one node, wait (bounded) until a new node of the group is `Ready`,
-    /// then drain; the node is given back when the instance goes.
-    CapacityFirst,
 }
 
 /// The spot function's settings.
@@ -30,8 +26,8 @@ pub struct SpotSettings {
     pub safety_margin_s: u64,
     /// `BREAKWATER_SPOT_DRAIN_POLICY`: `respect-pdb` | `override-at-deadline` (default) | `delete-now`.
     pub default_policy: Policy,
-    /// `BREAKWATER_SPOT_REBALANCE`: `cordon` (default), `ignore`, `drain`, `capacity-first`, and
-    /// per node group `cluster/nodegroup=drain` entries after a comma.
+    /// `BREAKWATER_SPOT_REBALANCE`: `cordon` (default), `ignore`, `drain`, and per node group
+    /// `cluster/nodegroup=drain` entries after a comma.
     pub rebalance_default: RebalancePolicy,
     /// Per `cluster/nodegroup`.
     pub rebalance: BTreeMap<String, RebalancePolicy>,
@@ -56,10 +52,6 @@ pub struct SpotSettings {
     /// deregistration, at the longest deregistration delay, and at half the time left before the
     /// deadline, so that the evictions keep the other half.
     pub lb_wait_max_ms: u64,
-    /// `BREAKWATER_SPOT_CAPACITY_WAIT_SECONDS`: on a `capacity-first` rebalance, the longest
-    /// wait for the new node to be `Ready` before the drain begins anyway (default 60; also at
-    /// most half the time to the drain's deadline).
-    pub capacity_wait_ms: u64,
 }
 
 fn rebalance_policy(text: &str) -> Option<RebalancePolicy> {
@@ -67,7 +59,6 @@ fn rebalance_policy(text: &str) -> Option<RebalancePolicy> {
         "ignore" => Some(RebalancePolicy::Ignore),
         "cordon" => Some(RebalancePolicy::Cordon),
         "drain" => Some(RebalancePolicy::Drain),
-        "capacity-first" => Some(RebalancePolicy::CapacityFirst),
         _ => None,
     }
 }
@@ -92,13 +83,11 @@ impl SpotSettings {
         let mut rebalance_default = RebalancePolicy::Cordon;
         let mut rebalance = BTreeMap::new();
         for entry in env.list("BREAKWATER_SPOT_REBALANCE") {
-            let bad = || {
-                ConfigError {
+            let bad = || ConfigError {
                 variable: "BREAKWATER_SPOT_REBALANCE",
                 reason: format!(
-                    "{entry:?} is not ignore|cordon|drain|capacity-first or cluster/nodegroup=ignore|cordon|drain|capacity-first"
+                    "{entry:?} is not ignore|cordon|drain or cluster/nodegroup=ignore|cordon|drain"
                 ),
-            }
             };
             match entry.split_once('=') {
                 Some((group, p)) if group.contains('/') => {
@@ -151,12 +140,6 @@ impl SpotSettings {
             on_demand_step: env.whole_number("BREAKWATER_SPOT_ON_DEMAND_STEP", 2, 1..=100)? as i32,
             on_demand_cap: env.whole_number("BREAKWATER_SPOT_ON_DEMAND_CAP", 10, 1..=1000)? as i32,
             stable_ms: minutes("BREAKWATER_SPOT_STABLE_MINUTES", 30)?,
-            capacity_wait_ms: env.whole_number(
-                "BREAKWATER_SPOT_CAPACITY_WAIT_SECONDS",
-                60,
-                1..=100,
-            )? as u64
-                * 1000,
             lb_wait_max_ms: env.whole_number("BREAKWATER_SPOT_LB_WAIT_MAX_SECONDS", 30, 0..=100)?
                 as u64
                 * 1000,
@@ -180,10 +163,7 @@ mod tests {
     fn reads_maps_and_names_bad_variables() {
         let env = Env::from_pairs([
             ("BREAKWATER_SPOT_CLUSTERS", "prod-east"),
-            (
-                "BREAKWATER_SPOT_REBALANCE",
-                "ignore, prod-east/batch=drain, prod-east/web-spot=capacity-first",
-            ),
+            ("BREAKWATER_SPOT_REBALANCE", "ignore, prod-east/batch=drain"),
             ("BREAKWATER_SPOT_ON_DEMAND", "prod-east/spot-a=on-demand"),
         ]);
         let s = SpotSettings::from_env(&env).unwrap();
@@ -195,11 +175,6 @@ mod tests {
             s.rebalance_for("prod-east", Some("web")),
             RebalancePolicy::Ignore
         );
-        assert_eq!(
-            s.rebalance_for("prod-east", Some("web-spot")),
-            RebalancePolicy::CapacityFirst
-        );
-        assert_eq!((s.capacity_wait_ms, s.lb_wait_max_ms), (60_000, 30_000));
         assert_eq!(s.on_demand["prod-east/spot-a"], "on-demand");
         assert_eq!(
             (s.failover_threshold, s.window_ms, s.safety_margin_s),
@@ -210,9 +185,6 @@ mod tests {
             ("BREAKWATER_SPOT_REBALANCE", "batch=drain"),
             ("BREAKWATER_SPOT_ON_DEMAND", "spot-a"),
             ("BREAKWATER_SPOT_SAFETY_MARGIN_SECONDS", "600"),
-            ("BREAKWATER_SPOT_REBALANCE", "capacity-last"),
-            ("BREAKWATER_SPOT_CAPACITY_WAIT_SECONDS", "0"),
-            ("BREAKWATER_SPOT_LB_WAIT_MAX_SECONDS", "101"),
         ] {
             let env = Env::from_pairs([("BREAKWATER_SPOT_CLUSTERS", "c"), (var, value)]);
             assert_eq!(SpotSettings::from_env(&env).unwrap_err().variable, var);

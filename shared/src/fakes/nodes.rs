@@ -36,10 +36,6 @@ pub struct FakeNode {
     pub taints: Vec<Taint>,
     /// Whether it carries the load-balancer exclusion label.
     pub excluded_from_lb: bool,
-    /// Its managed node group (label `eks.amazonaws.com/nodegroup`).
-    pub node_group: Option<String>,
-    /// Whether its `Ready` condition is not `True` (a node still booting).
-    pub not_ready: bool,
 }
 
 #[derive(Debug, Default)]
@@ -206,21 +202,6 @@ impl Nodes for FakeNodes {
         })
     }
 
-    async fn ready_in_group(&self, node_group: &str) -> Result<Vec<String>> {
-        let mut s = self.state();
-        s.calls.push(format!("ready in {node_group}"));
-        if let Some(e) = s.failure("ready") {
-            return Err(e);
-        }
-        Ok(s.nodes
-            .iter()
-            .filter(|(_, n)| {
-                n.node_group.as_deref() == Some(node_group) && !n.not_ready && !n.unschedulable
-            })
-            .map(|(name, _)| name.clone())
-            .collect())
-    }
-
     async fn record_event(&self, event: &NodeEvent) -> Result<()> {
         let mut s = self.state();
         s.calls
@@ -258,9 +239,6 @@ impl Nodes for FakeCluster {
     }
     async fn record_event(&self, event: &NodeEvent) -> Result<()> {
         self.nodes.record_event(event).await
-    }
-    async fn ready_in_group(&self, node_group: &str) -> Result<Vec<String>> {
-        self.nodes.ready_in_group(node_group).await
     }
 }
 

@@ -48,9 +48,6 @@ pub trait Nodes: Send + Sync {
     fn uncordon(&self, node: &str) -> impl Future<Output = Result<NodeWrite>> + Send;
     /// Records an Event on the node.
     fn record_event(&self, event: &NodeEvent) -> impl Future<Output = Result<()>> + Send;
-    /// The nodes of the managed node group `node_group` (label `eks.amazonaws.com/nodegroup`)
-    /// that are `Ready` and schedulable, by name.
-    fn ready_in_group(&self, node_group: &str) -> impl Future<Output = Result<Vec<String>>> + Send;
 }
 
 /// The clusters a function manages: one cluster's nodes and pods by its name.
@@ -108,23 +105,6 @@ impl Nodes for kube::Client {
 
     async fn uncordon(&self, node: &str) -> Result<NodeWrite> {
         super::ops::uncordon(self, node).await
-    }
-
-    async fn ready_in_group(&self, node_group: &str) -> Result<Vec<String>> {
-        let nodes: Api<Node> = Api::all(self.clone());
-        let params = ListParams::default().labels(&format!(
-            "{}={node_group}",
-            super::capacity::NODE_GROUP_LABEL
-        ));
-        let list = super::read_with_retries(|| nodes.list(&params))
-            .await
-            .map_err(|e| super::from_kube(&format!("list the nodes of {node_group}"), &e))?;
-        Ok(list
-            .items
-            .iter()
-            .filter(|n| n.metadata.deletion_timestamp.is_none() && super::capacity::node_ready(n))
-            .filter_map(|n| n.metadata.name.clone())
-            .collect())
     }
 
     async fn record_event(&self, event: &NodeEvent) -> Result<()> {
