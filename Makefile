@@ -95,7 +95,7 @@ gameday: $(SANDBOX_VENV) ## the game day under FAULTS (share of AWS calls) and K
 	$(RELEASE_BUILD)
 	target/release/sandbox gameday --faults $(FAULTS) --kills $(KILLS) --seed $(SEED) --bin-dir target/release --report-dir $(GAMEDAY_DIR)
 
-bench: build ## one table: size, init, invoke p50/p99, RSS beside the floor, and each function's own figure
+bench: build ## one table: size, init, cold start → first response, invoke p50/p99, RSS beside the floor, and each function's own figure
 	$(RELEASE_BUILD)
 	rm -rf target/bench
 	target/release/sandbox bench --bin-dir target/release --arm64-dir target/lambda $(BENCH_FLAGS) $(LAMBDA_BINARIES)

@@ -1,7 +1,8 @@
 //! Measures a function binary the way Lambda would run it: init time (exec → first `/next`,
-//! median of several cold starts), cold start to first action (init plus that fresh process's
-//! first invocation, which builds the HTTPS client and makes the first AWS calls: what a cold
-//! start costs an event, which init alone leaves out), invoke time (p50/p99 over many warm
+//! median of several cold starts), cold start to first response (init plus that fresh process's
+//! first invocation of the bench event, which builds the SDK clients and makes the first AWS
+//! calls: what a cold start costs an event, which init alone leaves out; moto is plain HTTP on
+//! loopback, so no TLS handshake is in it), invoke time (p50/p99 over many warm
 //! invocations of its main event) and peak RSS, beside its ARM64 stripped size.
 
 use std::path::PathBuf;
@@ -211,7 +212,7 @@ pub fn table(rows: &[Figures]) -> String {
     };
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     let mut out = String::from(
-        "| binary | ARM64 size | init (median) | cold start → first action (median) | invoke p50 | invoke p99 | peak RSS |\n|---|---:|---:|---:|---:|---:|---:|\n",
+        "| binary | ARM64 size | init (median) | cold start → first response (median) | invoke p50 | invoke p99 | peak RSS |\n|---|---:|---:|---:|---:|---:|---:|\n",
     );
     for r in rows {
         let size = match (r.arm64_bytes, floor.arm64_bytes) {

@@ -326,14 +326,17 @@ pub trait TargetGroups: Send + Sync {
         vpc: &str,
         ids: &[String],
     ) -> impl Future<Output = Result<Vec<Registration>>> + Send;
-    /// Deregisters them (a target already gone is not an error).
+    /// Deregisters them (a target already gone is not an error). Every group is tried; the
+    /// error names the groups that failed.
     fn deregister(&self, registrations: &[Registration])
         -> impl Future<Output = Result<()>> + Send;
-    /// Those of `registrations` still `draining` (the rest have completed deregistration).
-    fn draining(
+    /// Those of `registrations` still listed by their group, with their state (`draining`, or
+    /// `initial`/`healthy`/… when something registered them again); one not listed has completed
+    /// its deregistration.
+    fn listed(
         &self,
         registrations: &[Registration],
-    ) -> impl Future<Output = Result<Vec<Registration>>> + Send;
+    ) -> impl Future<Output = Result<Vec<(Registration, String)>>> + Send;
 }
 
 /// EC2 instances of one region.

@@ -282,10 +282,10 @@ impl DrainReport {
         if let Some(lb) = &self.load_balancers {
             let targets = lb.targets.iter().map(|t| Lane {
                 pod: format!("LB {} {}", t.target_group, t.target),
-                outcome: if t.done_ms.is_some() {
-                    "deregistered".into()
-                } else {
-                    "still draining".into()
+                outcome: match (&t.registered_again, t.done_ms) {
+                    (Some(state), _) => format!("registered again ({state})"),
+                    (None, Some(_)) => "deregistered".into(),
+                    (None, None) => "still draining".into(),
                 },
                 asked_ms: lb.started_ms,
                 settled_ms: t.done_ms.unwrap_or(lb.ended_ms),

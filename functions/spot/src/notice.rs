@@ -81,9 +81,10 @@ impl<I: Instances, G: NodeGroups, K: Clusters, T: TargetGroups> SpotFunction<I, 
         }
         if let Some(lb) = &report.load_balancers {
             text.push_str(&format!(
-                "\nLoad balancers: {} target(s) deregistered before the first eviction, {} still draining after {:.1} s ({}).\n",
+                "\nLoad balancers: {} target(s) deregistered before the first eviction, {} still draining, {} registered again by something else after {:.1} s ({}).\n",
                 lb.targets.len(),
                 lb.still_draining(),
+                lb.targets.iter().filter(|t| t.registered_again.is_some()).count(),
                 lb.ended_ms.saturating_sub(lb.started_ms) as f64 / 1000.0,
                 lb.error.as_deref().unwrap_or(&lb.ended_because)
             ));

@@ -31,6 +31,9 @@ use serde::{Deserialize, Serialize};
 /// How often the targets' states are read while they drain.
 const POLL: Duration = Duration::from_secs(1);
 
+/// The longest one lookup or deregistration may take (the ELB client retries within it).
+const CALL_LIMIT: Duration = Duration::from_secs(10);
+
 /// What happened to the node's load-balancer targets.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LoadBalancerDrain {
@@ -59,17 +62,24 @@ pub struct TargetDrain {
     /// When it was read back done draining; none: still draining when the wait ended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub done_ms: Option<u64>,
+    /// Listed again in this state while it drained: something registered it again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registered_again: Option<String>,
 }
 
 impl LoadBalancerDrain {
     /// Targets still draining when the evictions began.
     pub fn still_draining(&self) -> usize {
-        self.targets.iter().filter(|t| t.done_ms.is_none()).count()
+        self.targets
+            .iter()
+            .filter(|t| t.done_ms.is_none() && t.registered_again.is_none())
+            .count()
     }
 }
 
 /// Deregisters the instance's targets and waits for ELB to complete, bounded as the module says.
-/// `None` when the instance has no target in its VPC's target groups (or no VPC).
+/// `None` when the instance has no target in its VPC's target groups (or no VPC). Every ELB call
+/// has its own time limit, so a stalled request cannot hold the evictions either.
 pub async fn leave_load_balancers<T: TargetGroups>(
     groups: &T,
     clock: &dyn Clock,
@@ -79,6 +89,7 @@ pub async fn leave_load_balancers<T: TargetGroups>(
 ) -> Option<LoadBalancerDrain> {
     let vpc = info.vpc.as_deref()?;
     let started_ms = clock.now_ms();
+    let half_left = deadline_ms.saturating_sub(started_ms) / 2;
     let mut ids = vec![info.id.clone()];
     ids.extend(info.private_ips.iter().cloned());
     let failed = |what: String, targets: Vec<TargetDrain>| {
@@ -91,17 +102,37 @@ pub async fn leave_load_balancers<T: TargetGroups>(
             error: Some(what),
         })
     };
-    let registrations = match groups.registrations(vpc, &ids).await {
-        Ok(r) if r.is_empty() => {
-            tracing::info!(%vpc, "the node is a target of no load balancer");
-            return None;
-        }
-        Ok(r) => r,
-        Err(e) => return failed(format!("looking up its targets: {e}"), Vec::new()),
-    };
+    let lookup_limit = CALL_LIMIT.min(Duration::from_millis(half_left.max(1)));
+    let registrations =
+        match tokio::time::timeout(lookup_limit, groups.registrations(vpc, &ids)).await {
+            Ok(Ok(r)) if r.is_empty() => {
+                tracing::info!(%vpc, "the node is a target of no load balancer");
+                return None;
+            }
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => return failed(format!("looking up its targets: {e}"), Vec::new()),
+            Err(_) => {
+                return failed(
+                    format!(
+                        "looking up its targets took over {} s",
+                        lookup_limit.as_secs()
+                    ),
+                    Vec::new(),
+                )
+            }
+        };
     let mut targets: Vec<TargetDrain> = registrations.iter().map(target_drain).collect();
-    if let Err(e) = groups.deregister(&registrations).await {
-        return failed(format!("deregistering: {e}"), targets);
+    // A group that refused is reported; the others are still waited for.
+    let error = match tokio::time::timeout(CALL_LIMIT, groups.deregister(&registrations)).await {
+        Ok(Ok(())) => None,
+        Ok(Err(e)) => Some(format!("deregistering: {e}")),
+        Err(_) => Some(format!(
+            "deregistering took over {} s",
+            CALL_LIMIT.as_secs()
+        )),
+    };
+    if let Some(e) = &error {
+        tracing::error!(error = %e, "a deregistration failed; waiting for the rest");
     }
     tracing::info!(
         targets = targets.len(),
@@ -117,7 +148,6 @@ pub async fn leave_load_balancers<T: TargetGroups>(
         .unwrap_or(0);
     let delay_ends =
         (clock.now_ms() + longest_ms + POLL.as_millis() as u64).saturating_sub(started_ms);
-    let half_left = deadline_ms.saturating_sub(started_ms) / 2;
     let (bound_ms, bound) = [
         (delay_ends, "the longest deregistration delay elapsed"),
         (wait_max_ms, "BREAKWATER_SPOT_LB_WAIT_MAX_SECONDS reached"),
@@ -129,26 +159,43 @@ pub async fn leave_load_balancers<T: TargetGroups>(
     let until_ms = started_ms + bound_ms;
     let mut pending = registrations;
     let ended_because = loop {
-        match groups.draining(&pending).await {
-            Ok(still) => {
+        if wait_max_ms == 0 {
+            break "BREAKWATER_SPOT_LB_WAIT_MAX_SECONDS is 0: no wait".to_string();
+        }
+        match tokio::time::timeout(POLL * 3, groups.listed(&pending)).await {
+            Ok(Ok(listed)) => {
                 let now = clock.now_ms();
-                for done in pending.iter().filter(|r| !still.contains(r)) {
-                    if let Some(t) = targets
+                let mut still = Vec::new();
+                for r in pending {
+                    let Some(t) = targets
                         .iter_mut()
-                        .find(|t| t.target == label(done) && t.target_group == done.target_group)
-                    {
-                        t.done_ms.get_or_insert(now);
+                        .find(|t| t.target == label(&r) && t.target_group == r.target_group)
+                    else {
+                        continue;
+                    };
+                    match listed.iter().find(|(l, _)| *l == r) {
+                        // Not listed: ELB has completed the deregistration.
+                        None => {
+                            t.done_ms.get_or_insert(now);
+                        }
+                        Some((_, state)) if state == "draining" => still.push(r),
+                        // Listed again in another state: something registered it again (the
+                        // AWS Load Balancer Controller re-registers a Ready pod's `ip` target).
+                        Some((_, state)) => {
+                            t.registered_again = Some(state.clone());
+                        }
                     }
                 }
                 pending = still;
             }
-            Err(e) => {
+            Ok(Err(e)) => {
                 tracing::warn!(error = %e, "could not read the targets' states; the drain goes on");
                 break format!("the states could not be read: {e}");
             }
+            Err(_) => break "reading the states stalled; the drain goes on".to_string(),
         }
         if pending.is_empty() {
-            break "every target completed its deregistration".to_string();
+            break "no target left draining".to_string();
         }
         let now = clock.now_ms();
         if now >= until_ms {
@@ -161,9 +208,15 @@ pub async fn leave_load_balancers<T: TargetGroups>(
         ended_ms: clock.now_ms(),
         targets,
         ended_because,
-        error: None,
+        error,
     };
-    tracing::info!(waited_ms = drained.ended_ms - started_ms, still_draining = drained.still_draining(), why = %drained.ended_because, "load balancers drained; evicting");
+    tracing::info!(
+        waited_ms = drained.ended_ms.saturating_sub(started_ms),
+        still_draining = drained.still_draining(),
+        registered_again = drained.targets.iter().filter(|t| t.registered_again.is_some()).count(),
+        why = %drained.ended_because,
+        "load balancers drained; evicting"
+    );
     Some(drained)
 }
 
@@ -173,6 +226,7 @@ fn target_drain(r: &Registration) -> TargetDrain {
         target: label(r),
         delay_s: r.delay_s,
         done_ms: None,
+        registered_again: None,
     }
 }
 
@@ -201,6 +255,8 @@ mod tests {
         registered: Vec<Registration>,
         deregistered: Mutex<Vec<(Registration, u64)>>,
         lookup_fails: bool,
+        /// Targets something registers again as soon as they are deregistered.
+        registered_again: Vec<String>,
         clock: Option<PausedClock>,
     }
 
@@ -226,13 +282,22 @@ mod tests {
             );
             Ok(())
         }
-        async fn draining(&self, registrations: &[Registration]) -> Result<Vec<Registration>> {
+        async fn listed(
+            &self,
+            registrations: &[Registration],
+        ) -> Result<Vec<(Registration, String)>> {
             let now = self.clock.unwrap().now_ms();
             let d = self.deregistered.lock().unwrap();
             Ok(registrations
                 .iter()
-                .filter(|r| d.iter().any(|(x, until)| x == *r && now < *until))
-                .cloned()
+                .filter_map(|r| {
+                    if self.registered_again.contains(&r.target_id) {
+                        return Some((r.clone(), "initial".to_string()));
+                    }
+                    d.iter()
+                        .any(|(x, until)| x == r && now < *until)
+                        .then(|| (r.clone(), "draining".to_string()))
+                })
                 .collect())
         }
     }
@@ -309,10 +374,7 @@ mod tests {
             .await
             .unwrap();
         // THEN each is seen done at the first read after its delay, and the wait ends with the last
-        assert_eq!(
-            lb.ended_because,
-            "every target completed its deregistration"
-        );
+        assert_eq!(lb.ended_because, "no target left draining");
         let done: Vec<u64> = lb
             .targets
             .iter()
@@ -352,6 +414,43 @@ mod tests {
         assert_eq!(
             leave_load_balancers(&none, &clock, &no_vpc, START + 100_000, 30_000).await,
             None
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_target_registered_again_is_reported_and_not_waited_for() {
+        // GIVEN a pod address that the load balancer controller registers again at once, and the
+        // instance's own target with a 3-s delay
+        let clock = PausedClock::at(START);
+        let groups = Groups {
+            registered: vec![
+                registration("web", "i-0abc", 3),
+                registration("ip", "10.0.1.7", 300),
+            ],
+            registered_again: vec!["10.0.1.7".into()],
+            clock: Some(clock),
+            ..Groups::default()
+        };
+        let lb = leave_load_balancers(&groups, &clock, &instance(), START + 100_000, 30_000)
+            .await
+            .unwrap();
+        // THEN the address is reported as registered again, and the wait ends with the other
+        let again: Vec<_> = lb
+            .targets
+            .iter()
+            .filter_map(|t| t.registered_again.clone())
+            .collect();
+        assert_eq!(again, vec!["initial".to_string()]);
+        assert_eq!(lb.still_draining(), 0);
+        assert_eq!(lb.ended_ms - lb.started_ms, 3_000);
+        // AND with no wait allowed, the targets are deregistered and nothing is read back
+        let lb = leave_load_balancers(&groups, &clock, &instance(), START + 100_000, 0)
+            .await
+            .unwrap();
+        assert_eq!(lb.ended_ms, lb.started_ms);
+        assert_eq!(
+            lb.ended_because,
+            "BREAKWATER_SPOT_LB_WAIT_MAX_SECONDS is 0: no wait"
         );
     }
 }

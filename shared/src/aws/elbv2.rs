@@ -68,15 +68,30 @@ impl ElbTargetGroups {
         }
     }
 
-    /// The group's targets, registered and draining.
+    /// The group's targets, registered and draining; none for a group deleted meanwhile
+    /// (`TargetGroupNotFound`: the load balancer controller deletes groups as services go).
     async fn targets_of(&self, arn: &str) -> Result<Vec<Listed>> {
-        let health = self
+        let health = match self
             .client
             .describe_target_health()
             .target_group_arn(arn)
             .send()
             .await
-            .map_err(|e| Error::from_sdk(&format!("describe target health of {arn}"), &e))?;
+        {
+            Ok(h) => h,
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_target_group_not_found_exception()) =>
+            {
+                return Ok(Vec::new())
+            }
+            Err(e) => {
+                return Err(Error::from_sdk(
+                    &format!("describe target health of {arn}"),
+                    &e,
+                ))
+            }
+        };
         Ok(health
             .target_health_descriptions()
             .iter()
@@ -118,7 +133,10 @@ impl ElbTargetGroups {
 impl TargetGroups for ElbTargetGroups {
     async fn registrations(&self, vpc: &str, ids: &[String]) -> Result<Vec<Registration>> {
         let groups = self.groups_in(vpc).await?;
-        let found: Vec<Vec<Registration>> = stream::iter(groups)
+        let count = groups.len();
+        // One group that cannot be read does not keep the node in the others: it is skipped
+        // with a warning, unless none could be read.
+        let found: Vec<Result<Vec<Registration>>> = stream::iter(groups)
             .map(|(arn, name)| async move {
                 let mine: Vec<_> = self
                     .targets_of(&arn)
@@ -130,22 +148,36 @@ impl TargetGroups for ElbTargetGroups {
                     return Ok(Vec::new());
                 }
                 let delay_s = self.delay_of(&arn).await?;
-                Ok::<_, Error>(
-                    mine.into_iter()
-                        .map(|t| Registration {
-                            target_group_arn: arn.clone(),
-                            target_group: name.clone(),
-                            target_id: t.id,
-                            port: t.port,
-                            delay_s,
-                        })
-                        .collect(),
-                )
+                Ok(mine
+                    .into_iter()
+                    .map(|t| Registration {
+                        target_group_arn: arn.clone(),
+                        target_group: name.clone(),
+                        target_id: t.id,
+                        port: t.port,
+                        delay_s,
+                    })
+                    .collect())
             })
             .buffer_unordered(CONCURRENT_GROUPS)
-            .try_collect()
-            .await?;
-        let mut all: Vec<Registration> = found.into_iter().flatten().collect();
+            .collect()
+            .await;
+        let mut all = Vec::new();
+        let mut errors = Vec::new();
+        for r in found {
+            match r {
+                Ok(mut regs) => all.append(&mut regs),
+                Err(e) => errors.push(e),
+            }
+        }
+        if !errors.is_empty() {
+            if errors.len() == count {
+                return Err(errors.remove(0));
+            }
+            for e in &errors {
+                tracing::warn!(error = %e, "a target group could not be read; the others are drained");
+            }
+        }
         all.sort_by(|a, b| (&a.target_group, &a.target_id).cmp(&(&b.target_group, &b.target_id)));
         Ok(all)
     }
@@ -157,6 +189,7 @@ impl TargetGroups for ElbTargetGroups {
             .collect();
         groups.sort();
         groups.dedup();
+        let mut failed = Vec::new();
         for arn in groups {
             let targets: Vec<_> = registrations
                 .iter()
@@ -168,18 +201,27 @@ impl TargetGroups for ElbTargetGroups {
                         .build()
                 })
                 .collect::<Vec<_>>();
-            self.client
+            if let Err(e) = self
+                .client
                 .deregister_targets()
                 .target_group_arn(arn)
                 .set_targets(Some(targets))
                 .send()
                 .await
-                .map_err(|e| Error::from_sdk(&format!("deregister targets from {arn}"), &e))?;
+            {
+                failed.push(
+                    Error::from_sdk(&format!("deregister targets from {arn}"), &e).to_string(),
+                );
+            }
         }
-        Ok(())
+        if failed.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Aws(failed.join("; ")))
+        }
     }
 
-    async fn draining(&self, registrations: &[Registration]) -> Result<Vec<Registration>> {
+    async fn listed(&self, registrations: &[Registration]) -> Result<Vec<(Registration, String)>> {
         let mut groups: Vec<String> = registrations
             .iter()
             .map(|r| r.target_group_arn.clone())
@@ -196,17 +238,13 @@ impl TargetGroups for ElbTargetGroups {
             .await?;
         Ok(registrations
             .iter()
-            .filter(|r| {
-                states.iter().any(|(arn, targets)| {
-                    *arn == r.target_group_arn
-                        && targets.iter().any(|t| {
-                            t.id == r.target_id
-                                && (r.port.is_none() || t.port == r.port)
-                                && t.state == "draining"
-                        })
-                })
+            .filter_map(|r| {
+                let (_, targets) = states.iter().find(|(arn, _)| *arn == r.target_group_arn)?;
+                targets
+                    .iter()
+                    .find(|t| t.id == r.target_id && (r.port.is_none() || t.port == r.port))
+                    .map(|t| (r.clone(), t.state.clone()))
             })
-            .cloned()
             .collect())
     }
 }
