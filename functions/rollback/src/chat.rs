@@ -216,7 +216,9 @@ impl<A: Alarms> RollbackFunction<A> {
             Some("user_reference") => event["agent"]["id"].as_str().unwrap_or_default(),
             _ => "",
         };
-        if !allowed(&self.settings.pagerduty_users, agent) {
+        // Only a note that asks for a rollback is checked: PagerDuty sends every note, and an
+        // ordinary note by someone not on the list is not a refusal.
+        if self.parse_text(text).is_ok() && !allowed(&self.settings.pagerduty_users, agent) {
             let list = "BREAKWATER_ROLLBACK_PAGERDUTY_USERS";
             tracing::warn!(%agent, %who, %incident, list, "a PagerDuty note from a user not allowed to roll back was refused");
             // A 2xx, or PagerDuty retries the delivery; the refusal is the answer.
