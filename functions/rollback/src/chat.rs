@@ -162,22 +162,28 @@ impl<A: Alarms> RollbackFunction<A> {
         let name = form.get("user_name").cloned().unwrap_or_default();
         // Both lists are checked on the signed body (the signature covers every field), before
         // anything is handed on.
-        if !allowed(&self.settings.slack_teams, &team) {
-            let list = "BREAKWATER_ROLLBACK_SLACK_TEAMS";
-            tracing::warn!(%team, %user, list, "a Slack command from a workspace not allowed to roll back was refused");
+        let refused = [
+            (
+                &self.settings.slack_teams,
+                &team,
+                "BREAKWATER_ROLLBACK_SLACK_TEAMS",
+                format!("This workspace ({team})"),
+            ),
+            (
+                &self.settings.slack_users,
+                &user,
+                "BREAKWATER_ROLLBACK_SLACK_USERS",
+                format!("<@{user}>"),
+            ),
+        ]
+        .into_iter()
+        .find(|(list, who, _, _)| !allowed(list, who));
+        if let Some((_, _, list, asker)) = refused {
+            tracing::warn!(%team, %user, list, "a Slack command not allowed to roll back was refused");
             return Ok(webhook::response(
                 200,
                 &json!({"response_type": "ephemeral",
-                "text": format!("This workspace ({team}) is not allowed to roll back ({list}); nothing was changed")}),
-            ));
-        }
-        if !allowed(&self.settings.slack_users, &user) {
-            let list = "BREAKWATER_ROLLBACK_SLACK_USERS";
-            tracing::warn!(%team, %user, list, "a Slack user not allowed to roll back was refused");
-            return Ok(webhook::response(
-                200,
-                &json!({"response_type": "ephemeral",
-                "text": format!("<@{user}> is not allowed to roll back ({list}); nothing was changed")}),
+                "text": format!("{asker} is not allowed to roll back ({list}); nothing was changed")}),
             ));
         }
         let text = form.get("text").cloned().unwrap_or_default();

@@ -181,12 +181,9 @@ impl<I: Instances, G: NodeGroups, K: Clusters, T: TargetGroups> SpotFunction<I, 
             .await?;
         if let Some(lb) = &load_balancers {
             record.history.push(format!(
-                "{}: {} load-balancer target(s) deregistered; {} still draining after {} ms ({})",
+                "{}: load balancers: {}",
                 breakwater::clock::rfc3339(lb.ended_ms),
-                lb.targets.len(),
-                lb.still_draining(),
-                lb.ended_ms.saturating_sub(lb.started_ms),
-                lb.error.as_deref().unwrap_or(&lb.ended_because)
+                lb.summary()
             ));
         }
         // 3. The pods, read after the cordon so that none lands in between.

@@ -80,14 +80,7 @@ impl<I: Instances, G: NodeGroups, K: Clusters, T: TargetGroups> SpotFunction<I, 
             text.push_str(&format!("\nESCALATE: {e}\n"));
         }
         if let Some(lb) = &report.load_balancers {
-            text.push_str(&format!(
-                "\nLoad balancers: {} target(s) deregistered before the first eviction, {} still draining, {} registered again by something else after {:.1} s ({}).\n",
-                lb.targets.len(),
-                lb.still_draining(),
-                lb.targets.iter().filter(|t| t.registered_again.is_some()).count(),
-                lb.ended_ms.saturating_sub(lb.started_ms) as f64 / 1000.0,
-                lb.error.as_deref().unwrap_or(&lb.ended_because)
-            ));
+            text.push_str(&format!("\nLoad balancers: {}.\n", lb.summary()));
         }
         if !report.still_terminating.is_empty() {
             text.push_str(&format!(
@@ -219,13 +212,7 @@ impl<I: Instances, G: NodeGroups, K: Clusters, T: TargetGroups> SpotFunction<I, 
                 name: "load balancers".into(),
                 started_at_ms: lb.started_ms,
                 finished_at_ms: lb.ended_ms,
-                detail: format!(
-                    "{} target(s) deregistered; {} done, {} still draining when the evictions began: {}",
-                    lb.targets.len(),
-                    lb.targets.len() - lb.still_draining(),
-                    lb.still_draining(),
-                    lb.error.as_deref().unwrap_or(&lb.ended_because)
-                ),
+                detail: lb.summary(),
             });
             // Phases are listed in time order: this one falls between the cordon and the drain.
             report.phases.sort_by_key(|p| p.started_at_ms);

@@ -68,6 +68,24 @@ pub struct TargetDrain {
 }
 
 impl LoadBalancerDrain {
+    /// One line for the record, the report and the notification: how many targets, how each
+    /// ended, how long the evictions waited and why.
+    pub fn summary(&self) -> String {
+        let again = self
+            .targets
+            .iter()
+            .filter(|t| t.registered_again.is_some())
+            .count();
+        let still = self.still_draining();
+        format!(
+            "{} target(s) deregistered before the first eviction, {still} still draining, {again} registered again by something else, {} done, after {:.1} s ({})",
+            self.targets.len(),
+            self.targets.len() - still - again,
+            self.ended_ms.saturating_sub(self.started_ms) as f64 / 1000.0,
+            self.error.as_deref().unwrap_or(&self.ended_because)
+        )
+    }
+
     /// Targets still draining when the evictions began.
     pub fn still_draining(&self) -> usize {
         self.targets
@@ -443,6 +461,10 @@ mod tests {
         assert_eq!(again, vec!["initial".to_string()]);
         assert_eq!(lb.still_draining(), 0);
         assert_eq!(lb.ended_ms - lb.started_ms, 3_000);
+        assert_eq!(
+            lb.summary(),
+            "2 target(s) deregistered before the first eviction, 0 still draining, 1 registered again by something else, 1 done, after 3.0 s (no target left draining)"
+        );
         // AND with no wait allowed, the targets are deregistered and nothing is read back
         let lb = leave_load_balancers(&groups, &clock, &instance(), START + 100_000, 0)
             .await

@@ -183,14 +183,8 @@ impl TargetGroups for ElbTargetGroups {
     }
 
     async fn deregister(&self, registrations: &[Registration]) -> Result<()> {
-        let mut groups: Vec<&str> = registrations
-            .iter()
-            .map(|r| r.target_group_arn.as_str())
-            .collect();
-        groups.sort();
-        groups.dedup();
         let mut failed = Vec::new();
-        for arn in groups {
+        for arn in groups_of(registrations) {
             let targets: Vec<_> = registrations
                 .iter()
                 .filter(|r| r.target_group_arn == arn)
@@ -204,7 +198,7 @@ impl TargetGroups for ElbTargetGroups {
             if let Err(e) = self
                 .client
                 .deregister_targets()
-                .target_group_arn(arn)
+                .target_group_arn(&arn)
                 .set_targets(Some(targets))
                 .send()
                 .await
@@ -222,13 +216,7 @@ impl TargetGroups for ElbTargetGroups {
     }
 
     async fn listed(&self, registrations: &[Registration]) -> Result<Vec<(Registration, String)>> {
-        let mut groups: Vec<String> = registrations
-            .iter()
-            .map(|r| r.target_group_arn.clone())
-            .collect();
-        groups.sort();
-        groups.dedup();
-        let states: Vec<(String, Vec<Listed>)> = stream::iter(groups)
+        let states: Vec<(String, Vec<Listed>)> = stream::iter(groups_of(registrations))
             .map(|arn| async move {
                 let targets = self.targets_of(&arn).await?;
                 Ok::<_, Error>((arn, targets))
@@ -247,4 +235,15 @@ impl TargetGroups for ElbTargetGroups {
             })
             .collect())
     }
+}
+
+/// The target groups of `registrations`, each once.
+fn groups_of(registrations: &[Registration]) -> Vec<String> {
+    let mut groups: Vec<String> = registrations
+        .iter()
+        .map(|r| r.target_group_arn.clone())
+        .collect();
+    groups.sort();
+    groups.dedup();
+    groups
 }
