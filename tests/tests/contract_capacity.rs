@@ -95,69 +95,13 @@ async fn the_capacity_fake_reads_as_the_adapter_reads_a_booting_node_group() {
     assert_eq!(on_fake[2]["missing"], Value::Null);
     assert_eq!(fake.calls.count("node_group_nodes"), 6);
     // AND every request the adapter made is one deploy/kubernetes/failover-rbac.yaml allows
-    let allowed = rbac_rules(include_str!("../../deploy/kubernetes/failover-rbac.yaml"));
     let requests = emu.requests();
-    assert!(!requests.is_empty());
-    for r in requests {
-        let asked = authorization(&r.method, &r.path);
-        assert!(
-            allowed.contains(&asked),
-            "{} {} needs {asked:?}, which failover-rbac.yaml does not grant ({allowed:?})",
-            r.method,
-            r.path
-        );
-    }
-}
-
-/// The (API group, resource, verb) a request needs, as the API server's authorizer reads it
-/// (<https://kubernetes.io/docs/reference/access-authn-authz/authorization/#determine-the-request-verb>:
-/// GET of a collection is `list`, of one object `get`).
-fn authorization(method: &str, path: &str) -> (String, String, String) {
-    let path = path.split('?').next().unwrap_or_default();
-    let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    let (group, rest) = match parts.as_slice() {
-        ["api", _version, rest @ ..] => (String::new(), rest.to_vec()),
-        ["apis", group, _version, rest @ ..] => (group.to_string(), rest.to_vec()),
-        _ => panic!("not a resource path: {path}"),
-    };
-    let rest = match rest.as_slice() {
-        ["namespaces", _ns, rest @ ..] if !rest.is_empty() => rest.to_vec(),
-        other => other.to_vec(),
-    };
-    let verb = match (method, rest.len()) {
-        ("GET", 1) => "list",
-        ("GET", 2) => "get",
-        (m, _) => panic!("the capacity adapter only reads; it sent {m} {path}"),
-    };
-    (group, rest[0].to_string(), verb.to_string())
-}
-
-/// Every (API group, resource, verb) a ClusterRole's rules grant (the flow style the file uses).
-fn rbac_rules(yaml: &str) -> Vec<(String, String, String)> {
-    let list = |line: &str| -> Vec<String> {
-        let inner = line.split_once('[').map(|(_, r)| r).unwrap_or_default();
-        inner
-            .trim_end_matches(']')
-            .split(',')
-            .map(|s| s.trim().trim_matches('"').to_string())
-            .collect()
-    };
-    let mut rules = Vec::new();
-    let (mut groups, mut resources) = (Vec::new(), Vec::new());
-    for line in yaml.lines().map(str::trim) {
-        if let Some(rest) = line.strip_prefix("- apiGroups:") {
-            groups = list(rest);
-        } else if let Some(rest) = line.strip_prefix("resources:") {
-            resources = list(rest);
-        } else if let Some(rest) = line.strip_prefix("verbs:") {
-            for g in &groups {
-                for r in &resources {
-                    for v in list(rest) {
-                        rules.push((g.clone(), r.clone(), v));
-                    }
-                }
-            }
-        }
-    }
-    rules
+    assert!(
+        requests.iter().all(|r| r.method == "GET"),
+        "the capacity adapter only reads"
+    );
+    crate::common::assert_rbac_allows(
+        include_str!("../../deploy/kubernetes/failover-rbac.yaml"),
+        &requests,
+    );
 }

@@ -9,6 +9,7 @@ use breakwater::kube::pods::{Deletion, Eviction, PodInfo, Pods};
 use breakwater_sandbox::kube::fixtures::{node, pdb, pod, replica_set};
 use breakwater_sandbox::kube::KubeEmulator;
 use serde_json::json;
+use std::time::Duration;
 
 const NOV_23: u64 = 1_795_392_000_000;
 const NODE: &str = "ip-10-0-7-1.ec2.internal";
@@ -124,7 +125,11 @@ async fn pods_scenario<P: Pods>(pods: &P) {
         pods.evict("shop", "api-0", &api0.uid).await.unwrap(),
         Eviction::Evicted
     );
-    assert!(pods.exists("shop", "api-0").await.unwrap(), "terminating");
+    let zero = Duration::ZERO;
+    assert!(
+        !pods.gone("shop", "api-0", &api0.uid, zero).await.unwrap(),
+        "terminating"
+    );
     match pods
         .evict("shop", "db-0", &find(&listed, "db-0").uid)
         .await
@@ -135,6 +140,11 @@ async fn pods_scenario<P: Pods>(pods: &P) {
         }
         other => panic!("{other:?}"),
     }
+    // The budget that refused does not allow a disruption (its watch waits, in vain), and one
+    // that does not exist does not hold anybody.
+    let a_moment = Duration::from_millis(300);
+    assert!(!pods.budget_allows("shop", "db", a_moment).await.unwrap());
+    assert!(pods.budget_allows("shop", "nope", a_moment).await.unwrap());
     assert_eq!(
         pods.evict("shop", "gone-0", "x").await.unwrap(),
         Eviction::Gone
@@ -148,12 +158,17 @@ async fn pods_scenario<P: Pods>(pods: &P) {
             .unwrap(),
         Deletion::Gone
     );
-    assert!(pods.exists("shop", "api-1").await.unwrap());
+    assert!(!pods.gone("shop", "api-1", &api1.uid, zero).await.unwrap());
     assert_eq!(
         pods.delete("shop", "api-1", &api1.uid, 0).await.unwrap(),
         Deletion::Deleted
     );
-    assert!(!pods.exists("shop", "api-1").await.unwrap());
+    assert!(pods.gone("shop", "api-1", &api1.uid, zero).await.unwrap());
+    // A pod of that name with another UID is not the pod: it is gone.
+    assert!(pods
+        .gone("shop", "db-0", "another-uid", zero)
+        .await
+        .unwrap());
     assert_eq!(
         pods.delete("shop", "api-1", &api1.uid, 0).await.unwrap(),
         Deletion::Gone
@@ -241,6 +256,22 @@ async fn the_pods_fake_behaves_as_the_adapter_does_on_the_emulator() {
         },
     );
     // WHEN / THEN the scenario gives the same answers on both
+    emu.clear_requests();
     pods_scenario(&client).await;
     pods_scenario(&fake).await;
+    // AND every request the adapter made is one deploy/kubernetes/spot-rbac.yaml allows (the
+    // waits watch pods and budgets)
+    let requests = emu.requests();
+    assert!(
+        requests.iter().any(|r| r.path.contains("watch=true")),
+        "{:?}",
+        requests
+            .iter()
+            .map(|r| format!("{} {} {}", r.method, r.path, r.status))
+            .collect::<Vec<_>>()
+    );
+    crate::common::assert_rbac_allows(
+        include_str!("../../deploy/kubernetes/spot-rbac.yaml"),
+        &requests,
+    );
 }

@@ -44,6 +44,28 @@ async fn call(
     )
 }
 
+/// Runs the real kubectl with `config`, `dir` as its home: whether it succeeded, and what it
+/// printed.
+fn kubectl_run(
+    kubectl: &str,
+    config: &std::path::Path,
+    dir: &std::path::Path,
+    args: &[&str],
+) -> (bool, String) {
+    let out = Command::new(kubectl)
+        .env("KUBECONFIG", config)
+        .env("HOME", dir)
+        .args(args)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
 fn uid(obj: &Value) -> String {
     obj["metadata"]["uid"].as_str().unwrap().to_string()
 }
@@ -475,22 +497,7 @@ async fn kubectl_cordon_and_drain_leave_the_state_the_api_server_would() {
     let dir = std::env::temp_dir().join(format!("bw-kubectl-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let config = emu.write_kubeconfig(&dir).unwrap();
-    let run = |args: &[&str]| {
-        let out = Command::new(&kubectl)
-            .env("KUBECONFIG", &config)
-            .env("HOME", &dir)
-            .args(args)
-            .output()
-            .unwrap();
-        (
-            out.status.success(),
-            format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            ),
-        )
-    };
+    let run = |args: &[&str]| kubectl_run(&kubectl, &config, &dir, args);
 
     let (ok, out) = run(&["cordon", NODE_A]);
     assert!(ok, "{out}");
@@ -802,18 +809,8 @@ async fn another_controllers_taint_survives_cordon_and_uncordon() {
     std::fs::create_dir_all(&dir).unwrap();
     let config = emu.write_kubeconfig(&dir).unwrap();
     let run = |args: &[&str]| {
-        let out = Command::new(kubectl.as_deref().unwrap())
-            .env("KUBECONFIG", &config)
-            .env("HOME", &dir)
-            .args(args)
-            .output()
-            .unwrap();
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(out.status.success(), "{text}");
+        let (ok, text) = kubectl_run(kubectl.as_deref().unwrap(), &config, &dir, args);
+        assert!(ok, "{text}");
     };
     let kubectl_taint = if kubectl.is_some() {
         run(&["taint", "nodes", NODE_A, "nvidia.com/gpu=true:NoSchedule"]);
@@ -947,5 +944,167 @@ async fn another_controllers_taint_survives_cordon_and_uncordon() {
             .unwrap()
             .contains_key("unschedulable"));
     }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A watch's answer: the status and its events, one JSON object per line.
+async fn watch(emu: &KubeEmulator, path: &str) -> (u16, Vec<Value>) {
+    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let response = client
+        .get(format!("{}{path}", emu.endpoint()).parse().unwrap())
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let events = String::from_utf8_lossy(&bytes)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    (status, events)
+}
+
+fn rv(obj: &Value) -> String {
+    obj["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watches_send_what_changed_after_a_version_and_kubectl_wait_follows_them() {
+    // GIVEN the estate, its clock stopped
+    let emu = std::sync::Arc::new(estate(0.0).await);
+    let budgets = "/apis/policy/v1/namespaces/shop/poddisruptionbudgets";
+    // WHEN a budget is watched without a resourceVersion
+    let (status, events) = watch(
+        &emu,
+        &format!("{budgets}?watch=true&fieldSelector=metadata.name%3Dapi"),
+    )
+    .await;
+    // THEN the watch starts with it as it is: ADDED (api-concepts, "Efficient detection of
+    // changes": the "Get State and Start at Most Recent" semantics)
+    assert_eq!(status, 200);
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["type"], "ADDED");
+    assert_eq!(events[0]["object"]["status"]["disruptionsAllowed"], 1);
+    let from = rv(&events[0]["object"]);
+
+    // WHEN it is watched from that version and an api pod is evicted meanwhile
+    let waiting = {
+        let emu = emu.clone();
+        let path = format!(
+            "{budgets}?watch=true&fieldSelector=metadata.name%3Dapi&resourceVersion={from}&timeoutSeconds=10"
+        );
+        tokio::spawn(async move { watch(&emu, &path).await })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert!(
+        !waiting.is_finished(),
+        "nothing changed yet: the watch waits"
+    );
+    let api0 = emu.get("pods", "shop", "api-0").unwrap();
+    let (status, _) = call(
+        &emu,
+        "POST",
+        "/api/v1/namespaces/shop/pods/api-0/eviction",
+        "application/json",
+        Some(json!({"apiVersion": "policy/v1", "kind": "Eviction",
+            "metadata": {"name": "api-0", "namespace": "shop"}})),
+    )
+    .await;
+    assert_eq!(status, 201);
+    // THEN the budget comes back MODIFIED, with no disruption left
+    let (status, events) = waiting.await.unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["type"], "MODIFIED");
+    assert_eq!(events[0]["object"]["status"]["disruptionsAllowed"], 0);
+
+    // WHEN the evicted pod (30 s of grace) is watched from its version, and the clock passes
+    // its grace
+    let terminating = emu.get("pods", "shop", "api-0").unwrap();
+    assert!(terminating["metadata"]["deletionTimestamp"].is_string());
+    let pods = "/api/v1/namespaces/shop/pods?watch=true&fieldSelector=metadata.name%3Dapi-0";
+    let waiting = {
+        let emu = emu.clone();
+        let path = format!("{pods}&resourceVersion={}", rv(&terminating));
+        tokio::spawn(async move { watch(&emu, &path).await })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    emu.advance(30_000);
+    // THEN it comes back DELETED, as it last was, with a later version
+    let (_, events) = waiting.await.unwrap();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["type"], "DELETED");
+    assert_eq!(
+        events[0]["object"]["metadata"]["uid"],
+        api0["metadata"]["uid"]
+    );
+    assert!(rv(&events[0]["object"]).parse::<u64>().unwrap() > rv(&terminating).parse().unwrap());
+    // AND a watch asked later, from a version before the removal, still sees it removed
+    let (_, events) = watch(
+        &emu,
+        &format!("{pods}&resourceVersion={}", rv(&terminating)),
+    )
+    .await;
+    assert_eq!(events[0]["type"], "DELETED", "{events:?}");
+
+    // WHEN nothing changes until timeoutSeconds THEN the server ends the watch with no event
+    let now = emu.with(|c| c.resource_version());
+    let (status, events) = watch(
+        &emu,
+        &format!("{pods}&resourceVersion={now}&timeoutSeconds=1"),
+    )
+    .await;
+    assert_eq!((status, events.len()), (200, 0));
+    // AND a version that is not one is refused; one older than the removals kept is 410 Expired
+    let (status, _) = watch(&emu, &format!("{pods}&resourceVersion=yesterday")).await;
+    assert_eq!(status, 400);
+    emu.with(|c| {
+        let kind = breakwater_sandbox::kube::store::find_kind("", "v1", "namespaces").unwrap();
+        for i in 0..10_001 {
+            let name = format!("scratch-{i}");
+            c.create(kind, "", json!({"metadata": {"name": name}}))
+                .unwrap();
+            c.delete(kind, "", &name, &json!({})).unwrap();
+        }
+    });
+    let (status, events) = watch(&emu, &format!("{pods}&resourceVersion={from}")).await;
+    assert_eq!(status, 200);
+    assert_eq!(events[0]["type"], "ERROR", "{events:?}");
+    assert_eq!(events[0]["object"]["code"], 410);
+    assert_eq!(events[0]["object"]["reason"], "Expired");
+
+    // AND the real `kubectl wait --for=delete`, a watch client, follows a pod to its end
+    let Some(kubectl) = kubectl() else {
+        println!("kubectl part SKIPPED: no kubectl on PATH");
+        return;
+    };
+    let emu = estate(40.0).await;
+    let dir = std::env::temp_dir().join(format!("bw-kubectl-watch-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = emu.write_kubeconfig(&dir).unwrap();
+    let run = |args: &[&str]| kubectl_run(&kubectl, &config, &dir, args);
+    // (30 s of grace is 0.75 s at 40×: kubectl is watching when the kubelet removes it)
+    let (ok, out) = run(&["delete", "pod", "web-0", "-n", "shop", "--wait=false"]);
+    assert!(ok, "{out}");
+    assert!(emu.get("pods", "shop", "web-0").is_some(), "terminating");
+    let (ok, out) = run(&[
+        "wait",
+        "--for=delete",
+        "pod/web-0",
+        "-n",
+        "shop",
+        "--timeout=20s",
+    ]);
+    assert!(ok, "{out}");
+    assert!(out.contains("condition met"), "{out}");
+    assert!(emu.get("pods", "shop", "web-0").is_none());
+    assert!(
+        emu.requests().iter().any(|r| r.method == "GET"
+            && r.path.contains("/pods?")
+            && r.path.contains("watch=true")),
+        "kubectl waited by watching"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

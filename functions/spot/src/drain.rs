@@ -2,11 +2,14 @@
 //!
 //! Pods are chosen like `kubectl drain` (mirror, DaemonSet, finished and terminating pods stay),
 //! evicted in tiers (workloads → other `kube-system` pods → `system-*-critical` pods), every pod
-//! of a tier at once, through the eviction subresource with a UID precondition. A budget refusal
-//! is retried with jittered backoff; at `deadline − the pod's grace period` the pod's policy
-//! decides: `override-at-deadline` deletes it with the grace clamped to the time left,
-//! `respect-pdb` leaves it, `delete-now` never waited. Every pod that blocked is reported with the
-//! budget that blocked it.
+//! of a tier at once, through the eviction subresource with a UID precondition. After a budget's
+//! refusal the pod is asked again as soon as the budget allows a disruption: the drainer watches
+//! the budget the refusal names (a replacement becoming Ready frees it), and asks again at least
+//! every [`BUDGET_WAIT_MAX`] whatever the watch says; a refusal that names no budget, throttling
+//! and failures are retried with jittered backoff. At `deadline − the pod's grace period` the
+//! pod's policy decides: `override-at-deadline` deletes it with the grace clamped to the time
+//! left, `respect-pdb` leaves it, `delete-now` never waited. An evicted pod is watched until it is
+//! gone. Every pod that blocked is reported with the budget that blocked it.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -301,21 +304,32 @@ impl DrainReport {
 }
 
 /// The budget a refusal names: the API server says "The disruption budget web needs 2 healthy
-/// pods and has 2 currently" (`k8s.io/kubernetes` `pkg/registry/core/pod/storage/eviction.go`);
-/// any other reason is kept as it is.
-fn budget_named(reason: &str) -> String {
+/// pods and has 2 currently", or "The disruption budget web is still being processed by the
+/// server." (`k8s.io/kubernetes` `pkg/registry/core/pod/storage/eviction.go`).
+fn budget_of(reason: &str) -> Option<&str> {
     const SAID: &str = "disruption budget ";
-    match reason.find(SAID) {
-        Some(at) => {
-            let name = reason[at + SAID.len()..]
-                .split_whitespace()
-                .next()
-                .unwrap_or_default();
-            format!("PDB {name}")
-        }
+    let at = reason.find(SAID)?;
+    reason[at + SAID.len()..]
+        .split_whitespace()
+        .next()
+        .filter(|name| !name.is_empty())
+}
+
+/// The budget a refusal names, as `PDB web`; any other reason is kept as it is.
+fn budget_named(reason: &str) -> String {
+    match budget_of(reason) {
+        Some(name) => format!("PDB {name}"),
         None => reason.to_string(),
     }
 }
+
+/// A budget's wait that ended sooner than this did not wait: the budget allowed at once.
+const AT_ONCE: Duration = Duration::from_millis(20);
+
+/// The longest a refused pod waits on its budget's watch before it is asked again anyway (what
+/// `kubectl drain` waits between tries): a watch that misses the moment, or a budget rule the
+/// watch does not read (an unready pod's, `unhealthyPodEvictionPolicy`), costs at most this.
+pub const BUDGET_WAIT_MAX: Duration = Duration::from_secs(5);
 
 /// Namespace policies from the namespaces' annotations (a namespace that cannot be read has none).
 pub async fn namespace_policies<P: Pods>(
@@ -437,9 +451,12 @@ impl<P: Pods + Clone> Drainer<P> {
         // The last budget refusal only (an error in between is not what held the pod).
         let mut refused_by: Option<String> = None;
         let mut escalation = None;
+        let mut allowed_at_once = 0u32;
         for attempt in 0u32.. {
             let answer = self.client.evict(&c.namespace, &c.name, &c.uid).await;
             let mut pause = Duration::from_millis((250u64 << attempt.min(3)).min(2_000));
+            // The budget that refused, to watch until it allows a disruption.
+            let mut watch = None;
             match answer {
                 Ok(Eviction::Evicted) => {
                     let held_by = refused_by.filter(|_| refusals > 0);
@@ -457,6 +474,7 @@ impl<P: Pods + Clone> Drainer<P> {
                 }
                 Ok(Eviction::Blocked { reason }) => {
                     refusals += 1;
+                    watch = budget_of(&reason).map(str::to_string);
                     refused_by = Some(reason.clone());
                     blocked_by = Some(reason);
                 }
@@ -516,6 +534,29 @@ impl<P: Pods + Clone> Drainer<P> {
             } else {
                 force_at
             };
+            if let Some(budget) = watch {
+                let wait = Duration::from_millis(next.max(now + 1) - now).min(BUDGET_WAIT_MAX);
+                let asked = tokio::time::Instant::now();
+                match self.client.budget_allows(&c.namespace, &budget, wait).await {
+                    // A budget that said it allows at once, twice in a row, while its pod is
+                    // refused (a name misread, a webhook's refusal worded as a budget's): the
+                    // backoff, not a loop of asks.
+                    Ok(true) if asked.elapsed() < AT_ONCE => {
+                        allowed_at_once += 1;
+                        if allowed_at_once < 2 {
+                            continue;
+                        }
+                    }
+                    Ok(_) => {
+                        allowed_at_once = 0;
+                        continue;
+                    }
+                    // A budget that cannot be watched (RBAC, a failure): the backoff instead.
+                    Err(e) => {
+                        tracing::warn!(pod = %pod, budget = %budget, error = %e, "cannot watch the budget; asking again after a pause");
+                    }
+                }
+            }
             let pause = Duration::from_secs_f64(pause.as_secs_f64() * jitter(&pod, attempt));
             self.sleep_until(next.max(now + 1), pause).await;
         }
@@ -559,8 +600,9 @@ impl<P: Pods + Clone> Drainer<P> {
                 let me = self.clone();
                 running.push(Box::pin(async move {
                     let asked_ms = me.now();
+                    let uid = c.uid.clone();
                     let done = me.evict_pod(c).await;
-                    Done::Settled((done, asked_ms, me.now()))
+                    Done::Settled((done, asked_ms, me.now()), uid)
                 }));
                 pending += 1;
             }
@@ -590,7 +632,7 @@ impl<P: Pods + Clone> Drainer<P> {
         P: 'a,
     {
         match done {
-            Done::Settled(settled) => {
+            Done::Settled(settled, uid) => {
                 let ((outcome, _), _, _) = &settled;
                 if matches!(
                     outcome,
@@ -599,7 +641,7 @@ impl<P: Pods + Clone> Drainer<P> {
                     let pod = outcome.pod().to_string();
                     let me = self.clone();
                     running.push(Box::pin(async move {
-                        let gone = me.watch_gone(&pod).await;
+                        let gone = me.watch_gone(&pod, &uid).await;
                         Done::Gone(pod, gone)
                     }));
                 }
@@ -619,21 +661,26 @@ impl<P: Pods + Clone> Drainer<P> {
         }
     }
 
-    /// Waits (until the deadline) for an evicted or forced pod to be gone; when it was read
-    /// back gone, or `None` if it was still there at the deadline.
-    async fn watch_gone(&self, pod: &str) -> Option<u64> {
+    /// Watches (until the deadline) an evicted or forced pod until it is gone; when it was seen
+    /// gone, or `None` if it was still there at the deadline.
+    async fn watch_gone(&self, pod: &str, uid: &str) -> Option<u64> {
         let (ns, name) = pod.split_once('/').unwrap_or_default();
         loop {
-            if let Ok(false) = self.client.exists(ns, name).await {
-                return Some(self.now());
+            let left = Duration::from_millis(self.deadline_ms.saturating_sub(self.now()));
+            match self.client.gone(ns, name, uid, left).await {
+                Ok(true) => return Some(self.now()),
+                Ok(false) if left.is_zero() => return None,
+                Ok(false) => {}
+                // A watch that fails: look again a second later.
+                Err(e) => {
+                    tracing::warn!(pod = %pod, error = %e, "cannot watch a deleted pod; looking again");
+                    if left.is_zero() {
+                        return None;
+                    }
+                    self.sleep_until(self.deadline_ms, Duration::from_secs(1))
+                        .await;
+                }
             }
-            if self.now() >= self.deadline_ms {
-                return None;
-            }
-            // Once a second for each deleted pod: its lane's end to the second, and no flood of
-            // reads beside the evictions of a large node.
-            self.sleep_until(self.deadline_ms, Duration::from_secs(1))
-                .await;
         }
     }
 }
@@ -644,8 +691,8 @@ type Settled = ((PodOutcome, Option<String>), u64, u64);
 
 /// What the drain's concurrent work comes back with.
 enum Done {
-    /// An eviction settled.
-    Settled(Settled),
+    /// An eviction settled (the pod's UID beside it).
+    Settled(Settled, String),
     /// A deleted pod was read back gone at this time, or was still there at the deadline.
     Gone(String, Option<u64>),
 }

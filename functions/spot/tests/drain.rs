@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use breakwater::fakes::pods::{Budget, FakePods, PausedClock};
+use breakwater::fakes::pods::{Budget, FakePods, PausedClock, REPLACEMENT_READY};
 use breakwater::kube::pods::PodInfo;
 use breakwater::Error;
 use spot::drain::{
@@ -89,6 +89,39 @@ async fn a_budget_that_refuses_a_while_is_asked_again_until_it_allows() {
     assert!(!report.deadline_missed);
     assert!(report.took_ms < 10_000, "{report:?}");
     assert!(pods.present().is_empty());
+    // AND after each refusal it watched the budget the refusal named, and asked again the moment
+    // the budget allowed (a replacement Ready), with no backoff on top: three waits of
+    // REPLACEMENT_READY, then the 5 s of grace.
+    assert_eq!(pods.calls_of("budget"), vec!["budget shop/web"; 3]);
+    let evicted_ms = report.timings[0].settled_ms - START_MS;
+    assert_eq!(
+        evicted_ms,
+        3 * REPLACEMENT_READY.as_millis() as u64,
+        "{report:?}"
+    );
+    assert_eq!(report.took_ms, evicted_ms + 5_000, "{report:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_budget_that_cannot_be_watched_is_asked_again_after_a_backoff() {
+    // GIVEN a pod whose budget refuses once, and a watch of it that fails (say, RBAC)
+    let pods = FakePods::default();
+    pods.add(pod("shop", "web-0", 0))
+        .budget("shop/web-0", refuses(Some(1), "web"))
+        .fail_next(
+            "budget",
+            Error::Forbidden("watch poddisruptionbudgets".into()),
+        );
+    // WHEN the node is drained
+    let report = drain(&pods, 60_000).await;
+    // THEN the pod is asked again after the first backoff (250 ms, jittered), and evicted
+    assert!(matches!(
+        outcome(&report, "shop/web-0"),
+        PodOutcome::Evicted { refusals: 1, .. }
+    ));
+    assert_eq!(pods.calls_of("budget"), vec!["budget shop/web"]);
+    let evicted_ms = report.timings[0].settled_ms - START_MS;
+    assert!((200..=300).contains(&evicted_ms), "{report:?}");
 }
 
 #[tokio::test(start_paused = true)]

@@ -56,7 +56,7 @@ async fn main() -> ExitCode {
         Some("failover-bench") => failover_bench(&args[1..]).await,
         Some("bench-summary") => bench::summary().map(|t| println!("{t}")),
         _ => Err(SandboxError::Io(
-            "usage: sandbox demo | gameday [--faults 0.2] [--kills 0.1] [--seed N] | up | down | invoke BINARY EVENT.json | bench --bin-dir DIR --arm64-dir DIR NAME... | sweep-bench | budget-bench | spot-bench [--warnings N] | rollback-bench [--events N] | failover-bench [--runs N]".into(),
+            "usage: sandbox demo | gameday [--faults 0.2] [--kills 0.1] [--seed N] | up | down | invoke BINARY EVENT.json | bench --bin-dir DIR --arm64-dir DIR NAME... | sweep-bench | budget-bench | spot-bench [--warnings N] [--speed X] | rollback-bench [--events N] | failover-bench [--runs N]".into(),
         )),
     };
     match result {
@@ -519,10 +519,19 @@ async fn rollback_bench(args: &[String]) -> Result<(), SandboxError> {
     rollback::bench::command(number(args, "--events", 20).max(2)).await
 }
 
-/// `sandbox spot-bench [--warnings N]`: event → cordon time, and a 50-pod drain against a
-/// sequential one-pod-at-a-time drainer on the same emulator.
+/// `sandbox spot-bench [--warnings N] [--speed X]`: event → cordon time, and a 50-pod drain
+/// against its floor and a sequential one-pod-at-a-time drainer, on an emulator whose clock runs
+/// X × real time (10 by default).
 async fn spot_bench(args: &[String]) -> Result<(), SandboxError> {
-    spot::bench::command(number(args, "--warnings", 20)).await
+    let speed = match option(args, "--speed") {
+        None => 10.0,
+        Some(text) => text
+            .parse::<f64>()
+            .ok()
+            .filter(|s| *s >= 1.0 && *s <= 100.0)
+            .ok_or_else(|| SandboxError::Io(format!("--speed {text:?}: between 1 and 100")))?,
+    };
+    spot::bench::command(number(args, "--warnings", 20), speed).await
 }
 
 /// `sandbox sweep-bench [--buckets N]`: the sweep of many buckets against moto.

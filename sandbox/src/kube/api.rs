@@ -102,6 +102,34 @@ pub(super) async fn handle(
             header("authorization"),
         );
         return response;
+    } else if parts.method == Method::GET
+        && query_value(&query, "watch").is_some_and(|w| w == "true" || w == "1")
+    {
+        // Logged when accepted, as the server's audit log records a request it has received.
+        let opened = super::watch::open(state, &path, &query);
+        let status = opened.as_ref().map_or_else(|e| e.code, |_| 200);
+        log(
+            state,
+            &parts.method,
+            &path,
+            &query,
+            &content_type,
+            json_body,
+            status,
+            header("authorization"),
+        );
+        let answer = match opened {
+            Ok(watch) => watch.events(state).await,
+            Err(e) => Err(e),
+        };
+        return match answer {
+            Ok(events) => {
+                let mut response = respond(200, &Value::Null);
+                *response.body_mut() = Full::new(Bytes::from(events));
+                response
+            }
+            Err(e) => respond(e.code, &e.status()),
+        };
     } else if !body.is_empty() && json_body.is_null() && parts.method != Method::GET {
         (
             400,
@@ -174,7 +202,7 @@ fn discovery_resources(group: &str, version: &str) -> Value {
         .iter()
         .filter(|k| k.group == group && k.version == version)
     {
-        let verbs = json!(["create", "delete", "get", "list", "patch", "update"]);
+        let verbs = json!(["create", "delete", "get", "list", "patch", "update", "watch"]);
         resources.push(
             json!({"name": k.plural, "singularName": k.singular, "namespaced": k.namespaced,
             "kind": k.kind, "verbs": verbs, "shortNames": k.short_names}),
@@ -260,38 +288,7 @@ fn route(
         }
         _ => {}
     }
-    let (group, version, rest) = match segments.as_slice() {
-        ["api", v, rest @ ..] => ("", *v, rest),
-        ["apis", g, v, rest @ ..] => (*g, *v, rest),
-        _ => {
-            return Err(ApiError {
-                code: 404,
-                reason: "NotFound",
-                message: "the server could not find the requested resource".into(),
-                details: None,
-            })
-        }
-    };
-    // /namespaces/{ns}/{plural}/… or /{plural}/…
-    let (namespace, rest): (Option<&str>, &[&str]) = match rest {
-        ["namespaces", ns, plural, ..]
-            if find_kind(group, version, plural).is_some_and(|k| k.namespaced) =>
-        {
-            (Some(*ns), &rest[2..])
-        }
-        _ => (None, rest),
-    };
-    let Some((plural, tail)) = rest.split_first() else {
-        return Err(ApiError::bad_request("no resource in the path"));
-    };
-    let Some(kind) = find_kind(group, version, plural) else {
-        return Err(ApiError {
-            code: 404,
-            reason: "NotFound",
-            message: "the server could not find the requested resource".into(),
-            details: None,
-        });
-    };
+    let (kind, namespace, tail) = target(&segments)?;
     let ns = namespace.unwrap_or("");
     let dry_run = query_value(query, "dryRun").is_some_and(|v| v == "All");
     let mut guard = state.cluster();
@@ -371,6 +368,38 @@ fn route(
             details: None,
         }),
     }
+}
+
+/// What a path names: the kind, the namespace (when the path has one), and what follows the
+/// kind's plural (a name, a subresource).
+pub(super) fn target<'a>(
+    segments: &'a [&'a str],
+) -> Result<(&'static ResourceKind, Option<&'a str>, &'a [&'a str]), ApiError> {
+    let no_such = || ApiError {
+        code: 404,
+        reason: "NotFound",
+        message: "the server could not find the requested resource".into(),
+        details: None,
+    };
+    let (group, version, rest) = match segments {
+        ["api", v, rest @ ..] => ("", *v, rest),
+        ["apis", g, v, rest @ ..] => (*g, *v, rest),
+        _ => return Err(no_such()),
+    };
+    // /namespaces/{ns}/{plural}/… or /{plural}/…
+    let (namespace, rest): (Option<&str>, &[&str]) = match rest {
+        ["namespaces", ns, plural, ..]
+            if find_kind(group, version, plural).is_some_and(|k| k.namespaced) =>
+        {
+            (Some(*ns), &rest[2..])
+        }
+        _ => (None, rest),
+    };
+    let Some((plural, tail)) = rest.split_first() else {
+        return Err(ApiError::bad_request("no resource in the path"));
+    };
+    let kind = find_kind(group, version, plural).ok_or_else(no_such)?;
+    Ok((kind, namespace, tail))
 }
 
 fn not_found(kind: &ResourceKind, name: &str) -> ApiError {

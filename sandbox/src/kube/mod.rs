@@ -2,8 +2,8 @@
 //! real server's semantics, what the functions and `kubectl cordon` / `drain` / `rollout undo`
 //! use — discovery, nodes, pods with graceful deletion and the eviction subresource, PDBs,
 //! DaemonSets, Deployments, ReplicaSets, Argo Rollouts, Events, the three patch formats,
-//! `dryRun=All`, resourceVersion conflicts and injectable 429s. Time is the emulator's own clock:
-//! manual, or real time sped up by a factor.
+//! `dryRun=All`, resourceVersion conflicts, watches and injectable 429s. Time is the emulator's
+//! own clock: manual, or real time sped up by a factor.
 
 mod api;
 pub mod fixtures;
@@ -12,6 +12,7 @@ pub mod patch;
 pub mod store;
 mod table;
 pub mod validation;
+mod watch;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -84,6 +85,10 @@ struct Clock {
 struct State {
     cluster: Mutex<Cluster>,
     clock: Mutex<Clock>,
+    /// The store's resourceVersion, sent to the open watches when it moves.
+    moved: tokio::sync::watch::Sender<u64>,
+    /// How many watches are waiting (the clock is kept moving for them).
+    watching: std::sync::atomic::AtomicUsize,
     throttles: Mutex<Vec<Throttle>>,
     interjections: Mutex<Vec<Interjection>>,
     log: Mutex<Vec<KubeRequest>>,
@@ -114,11 +119,35 @@ pub struct KubeEmulator {
     addr: SocketAddr,
     state: Arc<State>,
     task: tokio::task::JoinHandle<()>,
+    ticker: tokio::task::JoinHandle<()>,
 }
 
 impl Drop for KubeEmulator {
     fn drop(&mut self) {
         self.task.abort();
+        self.ticker.abort();
+    }
+}
+
+/// How often the clock is brought up to now while a watch waits: the kubelet and the
+/// controllers act on time (a replacement becomes Ready, a terminating pod goes) with no request
+/// to carry them.
+const TICK: std::time::Duration = std::time::Duration::from_millis(2);
+
+/// Keeps the clock moving while watches wait, and tells them when the store changed.
+async fn tick(state: Arc<State>) {
+    loop {
+        let idle = state.watching.load(std::sync::atomic::Ordering::SeqCst) == 0;
+        tokio::time::sleep(if idle { TICK * 10 } else { TICK }).await;
+        if idle {
+            continue;
+        }
+        let rv = state.cluster().resource_version().parse().unwrap_or(0);
+        state.moved.send_if_modified(|seen| {
+            let moved = *seen != rv;
+            *seen = rv;
+            moved
+        });
     }
 }
 
@@ -133,10 +162,13 @@ impl KubeEmulator {
                 base_ms: now_ms,
                 factor,
             }),
+            moved: tokio::sync::watch::Sender::new(0),
+            watching: std::sync::atomic::AtomicUsize::new(0),
             throttles: Mutex::new(Vec::new()),
             interjections: Mutex::new(Vec::new()),
             log: Mutex::new(Vec::new()),
         });
+        let ticker = tokio::spawn(tick(state.clone()));
         let serving = state.clone();
         let server = Loopback::serve(move |req| {
             let state = serving.clone();
@@ -144,7 +176,12 @@ impl KubeEmulator {
         })
         .await?;
         let (addr, task) = (server.addr, server.task);
-        Ok(KubeEmulator { addr, state, task })
+        Ok(KubeEmulator {
+            addr,
+            state,
+            task,
+            ticker,
+        })
     }
 
     /// `http://127.0.0.1:PORT`.

@@ -7,6 +7,7 @@
 //! nodes of EKS managed node groups (registered not Ready, Ready after a boot delay).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use serde_json::{json, Value};
 
@@ -42,14 +43,95 @@ pub struct Cluster {
     readiness: BTreeMap<Key, u64>,
     /// Nodes of managed node groups still booting: when their kubelet reports Ready.
     node_boots: BTreeMap<Key, u64>,
+    /// Deployments still progressing: when their progress deadline passes.
+    progress_deadlines: BTreeMap<Key, u64>,
     /// Names handed to node-group nodes so far.
     node_serial: u64,
     /// PDBs whose status the disruption controller has not caught up with.
     stale_pdbs: BTreeSet<(String, String)>,
+    /// Objects removed lately: the resourceVersion of their removal, and their last state (a
+    /// watch from an older resourceVersion reports them `DELETED`).
+    /// (Shared by copies until one of them removes something: a trial or `dryRun` copy is cheap.)
+    removed: Arc<std::collections::VecDeque<(u64, Key, Value)>>,
+    /// The resourceVersion of the last removal dropped from that log (0: none yet).
+    removed_dropped: u64,
+    /// The resourceVersion and the time at which the controllers last settled.
+    settled: (u64, u64),
     /// How long a replacement pod takes to become Ready.
     pub pod_ready_delay_ms: u64,
     /// While seeding: the ReplicaSet controller creates nothing.
     pub replication_paused: bool,
+}
+
+/// A delete's preconditions (`uid`, `resourceVersion`) against the object: 409 when one fails.
+fn preconditions_hold(
+    kind: &ResourceKind,
+    name: &str,
+    old: &Value,
+    options: &Value,
+) -> Result<(), ApiError> {
+    let uid = options
+        .pointer("/preconditions/uid")
+        .and_then(Value::as_str);
+    if let Some(uid) = uid.filter(|u| *u != str_at(old, "/metadata/uid")) {
+        return Err(ApiError::conflict(
+            kind,
+            name,
+            &format!(
+                "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                str_at(old, "/metadata/uid")
+            ),
+        ));
+    }
+    let rv = options
+        .pointer("/preconditions/resourceVersion")
+        .and_then(Value::as_str);
+    if let Some(rv) = rv.filter(|r| *r != str_at(old, "/metadata/resourceVersion")) {
+        return Err(ApiError::conflict(
+        kind,
+        name,
+        &format!(
+            "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
+            str_at(old, "/metadata/resourceVersion")
+        ),
+        ));
+    }
+    Ok(())
+}
+
+/// How many removed objects are kept for watches.
+const REMOVED_KEPT: usize = 10_000;
+
+/// The items of `objects` of `kind` in `namespace` (all when `None`) that the label and field
+/// selectors match.
+fn select<'a>(
+    kind: &ResourceKind,
+    namespace: Option<&str>,
+    labels: Option<&str>,
+    fields: Option<&str>,
+    objects: impl Iterator<Item = (&'a Key, &'a Value)>,
+) -> Result<Vec<&'a Value>, ApiError> {
+    let labels = labels
+        .filter(|s| !s.is_empty())
+        .map(LabelSelector::parse)
+        .transpose()?;
+    let fields = fields
+        .filter(|s| !s.is_empty())
+        .map(|s| parse_field_selector(kind, s))
+        .transpose()?;
+    Ok(objects
+        .filter(|((plural, ns, _), _)| {
+            plural == kind.plural && namespace.is_none_or(|want| want == ns)
+        })
+        .map(|(_, obj)| obj)
+        .filter(|obj| labels.as_ref().is_none_or(|s| s.matches(obj)))
+        .filter(|obj| {
+            fields.as_ref().is_none_or(|f| {
+                f.iter()
+                    .all(|(path, op_eq, value)| (field_value(obj, path) == *value) == *op_eq)
+            })
+        })
+        .collect())
 }
 
 fn key(kind: &ResourceKind, namespace: &str, name: &str) -> Key {
@@ -101,6 +183,69 @@ impl Cluster {
         self.resource_version.to_string()
     }
 
+    /// Removes an object for good, with a resourceVersion of its own, and keeps its last state
+    /// for watches (the most recent [`REMOVED_KEPT`]).
+    fn forget(&mut self, k: &Key) -> Option<Value> {
+        let mut last = self.objects.remove(k)?;
+        let rv = self.next_rv();
+        last["metadata"]["resourceVersion"] = json!(rv);
+        let removed = Arc::make_mut(&mut self.removed);
+        removed.push_back((self.resource_version, k.clone(), last.clone()));
+        if removed.len() > REMOVED_KEPT {
+            if let Some((rv, _, _)) = removed.pop_front() {
+                self.removed_dropped = rv;
+            }
+        }
+        Some(last)
+    }
+
+    /// The objects of `kind` removed after resourceVersion `after` that the selectors match, as
+    /// they were, with their removal's resourceVersion (oldest first); `None` when `after` is
+    /// older than what is kept (the real server's "410 Gone: too old resource version").
+    pub fn removed_since(
+        &self,
+        kind: &ResourceKind,
+        namespace: Option<&str>,
+        labels: Option<&str>,
+        fields: Option<&str>,
+        after: u64,
+    ) -> Result<Option<Vec<Value>>, ApiError> {
+        if after < self.removed_dropped {
+            return Ok(None);
+        }
+        // Kept in the order of their removal: the recent ones are at the back.
+        let first = self.removed.partition_point(|(rv, _, _)| *rv <= after);
+        let recent = self.removed.range(first..).map(|(_, k, obj)| (k, obj));
+        Ok(Some(
+            select(kind, namespace, labels, fields, recent)?
+                .into_iter()
+                .cloned()
+                .collect(),
+        ))
+    }
+
+    /// The objects of one resource (`plural`), in `namespace` or in all: a range of the store,
+    /// not a scan of it.
+    pub(super) fn objects_of<'a>(
+        &'a self,
+        plural: &str,
+        namespace: Option<&str>,
+    ) -> std::collections::btree_map::Range<'a, Key, Value> {
+        // Keys sort by (plural, namespace, name): "ns\0" comes after every name in "ns" and
+        // before any longer namespace.
+        let (from, to) = match namespace {
+            Some(ns) => (
+                (plural.to_string(), ns.to_string(), String::new()),
+                (plural.to_string(), format!("{ns}\0"), String::new()),
+            ),
+            None => (
+                (plural.to_string(), String::new(), String::new()),
+                (format!("{plural}\0"), String::new(), String::new()),
+            ),
+        };
+        self.objects.range(from..to)
+    }
+
     /// One object.
     pub fn get(&self, kind: &ResourceKind, namespace: &str, name: &str) -> Option<&Value> {
         self.objects.get(&key(kind, namespace, name))
@@ -114,28 +259,28 @@ impl Cluster {
         labels: Option<&str>,
         fields: Option<&str>,
     ) -> Result<Vec<Value>, ApiError> {
-        let labels = labels
-            .filter(|s| !s.is_empty())
-            .map(LabelSelector::parse)
-            .transpose()?;
-        let fields = fields
-            .filter(|s| !s.is_empty())
-            .map(|s| parse_field_selector(kind, s))
-            .transpose()?;
-        Ok(self
-            .objects
-            .iter()
-            .filter(|((plural, ns, _), _)| {
-                plural == kind.plural && namespace.is_none_or(|want| want == ns)
-            })
-            .map(|(_, obj)| obj)
-            .filter(|obj| labels.as_ref().is_none_or(|s| s.matches(obj)))
-            .filter(|obj| {
-                fields.as_ref().is_none_or(|f| {
-                    f.iter()
-                        .all(|(path, op_eq, value)| (field_value(obj, path) == *value) == *op_eq)
-                })
-            })
+        let namespace = namespace.filter(|_| kind.namespaced);
+        // One object by name (what a watch of one object asks): no range to go through.
+        let named = fields
+            .and_then(|f| f.strip_prefix("metadata.name="))
+            .filter(|name| !name.contains([',', '=', '!']));
+        if let (Some(name), Some(ns)) = (named, namespace.or((!kind.namespaced).then_some(""))) {
+            let k = key(kind, ns, name);
+            let found = self.objects.get_key_value(&k).into_iter();
+            return Ok(select(
+                kind,
+                Some(ns).filter(|_| kind.namespaced),
+                labels,
+                None,
+                found,
+            )?
+            .into_iter()
+            .cloned()
+            .collect());
+        }
+        let objects = self.objects_of(kind.plural, namespace);
+        Ok(select(kind, namespace, labels, fields, objects)?
+            .into_iter()
             .cloned()
             .collect())
     }
@@ -369,6 +514,22 @@ impl Cluster {
         self.replace(kind, namespace, name, patched, status_only)
     }
 
+    /// Whether a delete of the object would be accepted (it exists, its preconditions hold),
+    /// without deleting it.
+    pub(super) fn deletable(
+        &self,
+        kind: &ResourceKind,
+        namespace: &str,
+        name: &str,
+        options: &Value,
+    ) -> Result<(), ApiError> {
+        let old = self
+            .objects
+            .get(&key(kind, namespace, name))
+            .ok_or_else(|| ApiError::not_found(kind, name))?;
+        preconditions_hold(kind, name, old, options)
+    }
+
     /// Deletes an object; pods on a node go gracefully (the kubelet removes them later).
     pub fn delete(
         &mut self,
@@ -381,35 +542,9 @@ impl Cluster {
         let Some(old) = self.objects.get(&k).cloned() else {
             return Err(ApiError::not_found(kind, name));
         };
-        let uid = options
-            .pointer("/preconditions/uid")
-            .and_then(Value::as_str);
-        if let Some(uid) = uid.filter(|u| *u != str_at(&old, "/metadata/uid")) {
-            return Err(ApiError::conflict(
-                kind,
-                name,
-                &format!(
-                    "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
-                    str_at(&old, "/metadata/uid")
-                ),
-            ));
-        }
-        let rv = options
-            .pointer("/preconditions/resourceVersion")
-            .and_then(Value::as_str);
-        if let Some(rv) = rv.filter(|r| *r != str_at(&old, "/metadata/resourceVersion")) {
-            return Err(ApiError::conflict(
-                kind,
-                name,
-                &format!(
-                    "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
-                    str_at(&old, "/metadata/resourceVersion")
-                ),
-            ));
-        }
+        preconditions_hold(kind, name, &old, options)?;
         if kind.plural != "pods" {
-            self.objects.remove(&k);
-            self.next_rv();
+            self.forget(&k);
             self.settle();
             return Ok(
                 json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
@@ -437,10 +572,9 @@ impl Cluster {
             }
         }
         if grace == 0 {
-            self.objects.remove(&k);
+            self.forget(&k);
             self.removals.remove(&k);
             self.readiness.remove(&k);
-            self.next_rv();
             self.settle();
             let mut gone = old;
             gone["metadata"]["deletionTimestamp"] = json!(breakwater::clock::rfc3339(self.now_ms));

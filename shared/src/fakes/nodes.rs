@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use super::pods::{Failures, FakePods};
 use crate::aws::Aws;
@@ -264,8 +265,11 @@ impl Pods for FakeCluster {
     ) -> Result<Deletion> {
         self.pods.delete(namespace, name, uid, grace_s).await
     }
-    async fn exists(&self, namespace: &str, name: &str) -> Result<bool> {
-        self.pods.exists(namespace, name).await
+    async fn gone(&self, namespace: &str, name: &str, uid: &str, wait: Duration) -> Result<bool> {
+        self.pods.gone(namespace, name, uid, wait).await
+    }
+    async fn budget_allows(&self, namespace: &str, name: &str, wait: Duration) -> Result<bool> {
+        self.pods.budget_allows(namespace, name, wait).await
     }
 }
 

@@ -1,8 +1,9 @@
 //! An in-memory cluster's pods ([`Pods`]), behaving as the adapter does against the Kubernetes
 //! emulator: an evicted or deleted pod terminates for its grace period (on `tokio::time`, so
 //! paused-time tests run in milliseconds) and is then gone; the UID precondition answers
-//! `Replaced` / `Gone`; budgets refuse, throttle or cover a pod twice when told to; every call
-//! is recorded. Also [`PausedClock`], a [`Clock`] that reads `tokio::time`.
+//! `Replaced` / `Gone`; budgets refuse, throttle or cover a pod twice when told to, and a budget
+//! that refuses a while allows again [`REPLACEMENT_READY`] after its watch begins; every call is
+//! recorded. Also [`PausedClock`], a [`Clock`] that reads `tokio::time`.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -36,6 +37,10 @@ impl Clock for PausedClock {
         self.start_ms + self.origin.elapsed().as_millis() as u64
     }
 }
+
+/// How long a budget that refuses a while takes to allow again, as its watch sees it (a
+/// replacement becoming Ready).
+pub const REPLACEMENT_READY: Duration = Duration::from_secs(1);
 
 /// How a pod's budget answers its evictions.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -149,7 +154,8 @@ impl FakePods {
         self
     }
 
-    /// The next call of `op` (`on_node`, `namespace`, `evict`, `delete`, `exists`) fails so.
+    /// The next call of `op` (`on_node`, `namespace`, `evict`, `delete`, `gone`, `budget`) fails
+    /// so.
     pub fn fail_next(&self, op: &str, error: Error) -> &Self {
         self.state().failures.push(op, error);
         self
@@ -283,14 +289,71 @@ impl Pods for FakePods {
         }
     }
 
-    async fn exists(&self, namespace: &str, name: &str) -> Result<bool> {
+    async fn gone(&self, namespace: &str, name: &str, uid: &str, wait: Duration) -> Result<bool> {
         let label = format!("{namespace}/{name}");
+        let ends = {
+            let mut s = self.state();
+            s.calls.push(format!("gone {label}"));
+            if let Some(e) = s.failure("gone") {
+                return Err(e);
+            }
+            s.sweep();
+            match s.pods.get(&label) {
+                Some(p) if p.info.uid == uid => p.gone_at,
+                _ => return Ok(true),
+            }
+        };
+        // As the watch: back when the kubelet removes it, or when the wait is over.
+        let until = Instant::now() + wait;
+        tokio::time::sleep_until(ends.map_or(until, |at| at.min(until))).await;
         let mut s = self.state();
-        s.calls.push(format!("exists {label}"));
-        if let Some(e) = s.failure("exists") {
-            return Err(e);
-        }
         s.sweep();
-        Ok(s.pods.contains_key(&label))
+        Ok(s.pods.get(&label).is_none_or(|p| p.info.uid != uid))
+    }
+
+    async fn budget_allows(&self, namespace: &str, name: &str, wait: Duration) -> Result<bool> {
+        let frees = {
+            let mut s = self.state();
+            s.calls.push(format!("budget {namespace}/{name}"));
+            if let Some(e) = s.failure("budget") {
+                return Err(e);
+            }
+            // The budget as the refusals of the pods it covers name it ("The disruption budget
+            // web needs …").
+            let names = |reason: &str| {
+                reason
+                    .split_once("disruption budget ")
+                    .and_then(|(_, rest)| rest.split_whitespace().next())
+                    == Some(name)
+            };
+            let covered: Vec<&Budget> = s
+                .budgets
+                .iter()
+                .filter(|(pod, _)| pod.starts_with(&format!("{namespace}/")))
+                .map(|(_, b)| b)
+                .filter(|b| matches!(b, Budget::Refuses { reason, .. } if names(reason)))
+                .collect();
+            if covered.is_empty() {
+                Some(Duration::ZERO)
+            } else if covered
+                .iter()
+                .any(|b| matches!(b, Budget::Refuses { times: None, .. }))
+            {
+                None
+            } else {
+                Some(REPLACEMENT_READY)
+            }
+        };
+        // A budget that refuses a while allows again once a replacement is Ready.
+        match frees {
+            Some(after) if after <= wait => {
+                tokio::time::sleep(after).await;
+                Ok(true)
+            }
+            _ => {
+                tokio::time::sleep(wait).await;
+                Ok(false)
+            }
+        }
     }
 }

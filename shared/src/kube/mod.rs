@@ -250,6 +250,118 @@ where
     }
 }
 
+/// How long one watch stream is asked to last (`timeoutSeconds`): under the client's 10-s read
+/// timeout, so that a quiet stream is ended by the server, not cut by the client.
+const WATCH_SPAN_S: u64 = 8;
+
+/// The pause before watching again after a stream that brought nothing, and before listing again
+/// after an `ERROR` event: never a hot loop against the API server.
+const WATCH_AGAIN_PAUSE: Duration = Duration::from_millis(100);
+
+/// How one watch stream ended.
+enum Watched {
+    /// The object settled, or is gone.
+    Settled,
+    /// The stream ended (the server's timeout, or cut): watch again from the last version seen;
+    /// whether it brought any event.
+    Ended(bool),
+    /// An `ERROR` event (410 Expired: the version is too old): list again.
+    Relist,
+}
+
+/// Waits, at most `wait`, until the object `name` is gone or `settled` says so of it; whether it
+/// came to that. It lists the object (by `metadata.name`), then watches it from the list's
+/// resourceVersion — streams, no polling — as client-go's reflector does
+/// (<https://kubernetes.io/docs/reference/using-api/api-concepts/#efficient-detection-of-changes>).
+/// The list's version, not a GET's: a single object's version is that of its last change, which
+/// the watch cache may no longer hold (410). When the server ends a stream (it may, at any time)
+/// it watches again from the last version it saw; after an `ERROR` event it lists again.
+pub async fn wait_for<K>(
+    api: &kube::Api<K>,
+    name: &str,
+    wait: Duration,
+    settled: impl Fn(&K) -> bool,
+) -> Result<bool>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
+{
+    use futures_util::TryStreamExt;
+    use kube::api::{ListParams, WatchEvent, WatchParams};
+    let until = tokio::time::Instant::now() + wait;
+    let what = format!("watch {name}");
+    let fields = format!("metadata.name={name}");
+    let by_name = ListParams::default().fields(&fields);
+    loop {
+        let listed = read_with_retries(|| api.list(&by_name))
+            .await
+            .map_err(|e| from_kube(&what, &e))?;
+        let Some(current) = listed.items.first() else {
+            return Ok(true);
+        };
+        if settled(current) {
+            return Ok(true);
+        }
+        let mut version = listed.metadata.resource_version.clone().unwrap_or_default();
+        loop {
+            let left = until.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                return Ok(false);
+            }
+            let span = u32::try_from(left.as_secs().clamp(1, WATCH_SPAN_S)).unwrap_or(1);
+            let params = WatchParams::default().fields(&fields).timeout(span);
+            let watched = tokio::time::timeout(left, async {
+                let stream = api.watch(&params, &version).await?;
+                futures_util::pin_mut!(stream);
+                let mut any = false;
+                loop {
+                    let event = match stream.try_next().await {
+                        Ok(Some(event)) => event,
+                        Ok(None) => return Ok(Watched::Ended(any)),
+                        // A stream cut midway (a read timeout, a dropped connection).
+                        Err(e) => {
+                            tracing::debug!(error = %e, "a watch stream was cut; watching again");
+                            return Ok(Watched::Ended(any));
+                        }
+                    };
+                    any = true;
+                    match event {
+                        WatchEvent::Added(o) | WatchEvent::Modified(o) => {
+                            if settled(&o) {
+                                return Ok(Watched::Settled);
+                            }
+                            if let Some(v) = o.meta().resource_version.clone() {
+                                version = v;
+                            }
+                        }
+                        WatchEvent::Deleted(_) => return Ok(Watched::Settled),
+                        WatchEvent::Bookmark(b) => version = b.metadata.resource_version,
+                        WatchEvent::Error(_) => return Ok(Watched::Relist),
+                    }
+                }
+            })
+            .await;
+            match watched {
+                Err(_) => return Ok(false),
+                Ok(Ok(Watched::Settled)) => return Ok(true),
+                Ok(Ok(Watched::Ended(true))) => {}
+                Ok(Ok(Watched::Ended(false))) => {
+                    tokio::time::sleep(WATCH_AGAIN_PAUSE.min(left)).await;
+                }
+                Ok(Ok(Watched::Relist)) => {
+                    tokio::time::sleep(WATCH_AGAIN_PAUSE.min(left)).await;
+                    break;
+                }
+                Ok(Err(e)) if transient(&e) => {
+                    tracing::warn!(error = %e, "a Kubernetes watch failed transiently; listing again");
+                    tokio::time::sleep(read_pause(1, None).min(left)).await;
+                    break;
+                }
+                Ok(Err(e)) => return Err(from_kube(&what, &e)),
+            }
+        }
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }

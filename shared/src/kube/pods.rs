@@ -1,6 +1,7 @@
 //! The pods port: what a drain needs of a cluster's pods (list those on a node, read a
-//! namespace's annotations, evict, delete under the UID precondition, see whether one is still
-//! there), in domain types, with its adapter over a kube-rs client.
+//! namespace's annotations, evict, delete under the UID precondition, wait until one is gone or a
+//! budget allows a disruption), in domain types, with its adapter over a kube-rs client. The
+//! waits watch ([`super::wait_for`]); they do not poll.
 //!
 //! Eviction goes through the `pods/eviction` subresource ([`super::ops::evict`]): a 429 with a
 //! `DisruptionBudget` cause is a budget's refusal, one without is throttling ("API-initiated
@@ -9,8 +10,10 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Namespace, Pod};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{Api, DeleteParams, ListParams, Preconditions};
 
 use crate::error::{Error, Result};
@@ -113,8 +116,24 @@ pub trait Pods: Send + Sync {
         uid: &str,
         grace_s: i64,
     ) -> impl Future<Output = Result<Deletion>> + Send;
-    /// Whether the pod is still there (terminating or not); one read.
-    fn exists(&self, namespace: &str, name: &str) -> impl Future<Output = Result<bool>> + Send;
+    /// Waits, at most `wait`, until the pod `uid` is gone (a pod of the same name with another
+    /// UID is a replacement: the pod is gone); whether it is. A `wait` of zero is one read.
+    fn gone(
+        &self,
+        namespace: &str,
+        name: &str,
+        uid: &str,
+        wait: Duration,
+    ) -> impl Future<Output = Result<bool>> + Send;
+    /// Waits, at most `wait`, until the PodDisruptionBudget `name` would allow a disruption: its
+    /// status has caught up with its spec (`observedGeneration`) and `disruptionsAllowed` is above
+    /// zero, or the budget is gone; whether it came to that.
+    fn budget_allows(
+        &self,
+        namespace: &str,
+        name: &str,
+        wait: Duration,
+    ) -> impl Future<Output = Result<bool>> + Send;
 }
 
 impl Pods for kube::Client {
@@ -185,11 +204,22 @@ impl Pods for kube::Client {
         }
     }
 
-    async fn exists(&self, namespace: &str, name: &str) -> Result<bool> {
+    async fn gone(&self, namespace: &str, name: &str, uid: &str, wait: Duration) -> Result<bool> {
         let api: Api<Pod> = Api::namespaced(self.clone(), namespace);
-        api.get_opt(name)
-            .await
-            .map(|p| p.is_some())
-            .map_err(|e| super::from_kube(&format!("read pod {namespace}/{name}"), &e))
+        super::wait_for(&api, name, wait, |pod| {
+            pod.metadata.uid.as_deref() != Some(uid)
+        })
+        .await
+    }
+
+    async fn budget_allows(&self, namespace: &str, name: &str, wait: Duration) -> Result<bool> {
+        let api: Api<PodDisruptionBudget> = Api::namespaced(self.clone(), namespace);
+        super::wait_for(&api, name, wait, |pdb| {
+            let status = pdb.status.as_ref();
+            let caught_up = status.and_then(|s| s.observed_generation).unwrap_or(0)
+                >= pdb.metadata.generation.unwrap_or(0);
+            caught_up && status.is_some_and(|s| s.disruptions_allowed > 0)
+        })
+        .await
     }
 }

@@ -112,3 +112,86 @@ pub fn kubectl() -> Option<String> {
         .ok()?;
     found.status.success().then(|| "kubectl".to_string())
 }
+
+/// Asserts that a ClusterRole file grants every request in `requests`, as the API server's
+/// authorizer reads them: a panic names the first request it does not.
+pub fn assert_rbac_allows(yaml: &str, requests: &[breakwater_sandbox::kube::KubeRequest]) {
+    let allowed = rbac_rules(yaml);
+    assert!(!requests.is_empty());
+    for r in requests {
+        let asked = authorization(&r.method, &r.path);
+        assert!(
+            allowed.contains(&asked),
+            "{} {} needs {asked:?}, which the ClusterRole does not grant ({allowed:?})",
+            r.method,
+            r.path
+        );
+    }
+}
+
+/// The (API group, resource, verb) a request needs, as the API server's authorizer reads it
+/// (<https://kubernetes.io/docs/reference/access-authn-authz/authorization/#determine-the-request-verb>:
+/// GET of a collection is `list`, or `watch` with `?watch=true`; of one object `get`; POST
+/// `create`; PATCH `patch`; DELETE `delete`; a subresource is `resource/subresource`).
+fn authorization(method: &str, path: &str) -> (String, String, String) {
+    let (path, query) = path.split_once('?').unwrap_or((path, ""));
+    let watch = query
+        .split('&')
+        .any(|pair| pair == "watch=true" || pair == "watch=1");
+    let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let (group, rest) = match parts.as_slice() {
+        ["api", _version, rest @ ..] => (String::new(), rest.to_vec()),
+        ["apis", group, _version, rest @ ..] => (group.to_string(), rest.to_vec()),
+        _ => panic!("not a resource path: {path}"),
+    };
+    let rest = match rest.as_slice() {
+        ["namespaces", _ns, rest @ ..] if !rest.is_empty() => rest.to_vec(),
+        other => other.to_vec(),
+    };
+    let resource = match rest.as_slice() {
+        [plural, _name, sub] => format!("{plural}/{sub}"),
+        [plural, ..] => plural.to_string(),
+        [] => panic!("no resource in {path}"),
+    };
+    let verb = match (method, rest.len()) {
+        ("GET", 1) if watch => "watch",
+        ("GET", 1) => "list",
+        ("GET", _) => "get",
+        ("POST", _) => "create",
+        ("PATCH", _) => "patch",
+        ("PUT", _) => "update",
+        ("DELETE", _) => "delete",
+        (m, _) => panic!("no verb for {m} {path}"),
+    };
+    (group, resource, verb.to_string())
+}
+
+/// Every (API group, resource, verb) a ClusterRole's rules grant (the flow style the files use).
+fn rbac_rules(yaml: &str) -> Vec<(String, String, String)> {
+    let list = |line: &str| -> Vec<String> {
+        let inner = line.split_once('[').map(|(_, r)| r).unwrap_or_default();
+        inner
+            .trim_end_matches(']')
+            .split(',')
+            .map(|s| s.trim().trim_matches('"').to_string())
+            .collect()
+    };
+    let mut rules = Vec::new();
+    let (mut groups, mut resources) = (Vec::new(), Vec::new());
+    for line in yaml.lines().map(str::trim) {
+        if let Some(rest) = line.strip_prefix("- apiGroups:") {
+            groups = list(rest);
+        } else if let Some(rest) = line.strip_prefix("resources:") {
+            resources = list(rest);
+        } else if let Some(rest) = line.strip_prefix("verbs:") {
+            for g in &groups {
+                for r in &resources {
+                    for v in list(rest) {
+                        rules.push((g.clone(), r.clone(), v));
+                    }
+                }
+            }
+        }
+    }
+    rules
+}

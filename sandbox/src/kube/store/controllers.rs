@@ -3,7 +3,7 @@
 //! disruption controller that keeps each PodDisruptionBudget's status
 //! (<https://kubernetes.io/docs/concepts/workloads/pods/disruptions/>).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use breakwater::kube::rollout::controller_uid;
 use serde_json::{json, Map, Value};
@@ -12,6 +12,9 @@ use super::{
     find_kind, key, pod_ready, pods_kind, selector_matches, str_at, terminating, ApiError, Cluster,
     Key, KINDS,
 };
+
+/// How often, on the emulator's clock, the controllers look at everything with nothing due.
+const RESYNC_MS: u64 = 1_000;
 
 impl Cluster {
     /// Marks a PDB's status stale (its observedGeneration behind) until [`Cluster::refresh_pdb`].
@@ -41,12 +44,26 @@ impl Cluster {
         self.settle();
     }
 
-    /// Moves the clock on and lets the kubelet and the controllers act.
+    /// Moves the clock on and lets the kubelet and the controllers act: when the store changed
+    /// since they last did, when one of their timers is due (a pod's grace, a replacement's
+    /// readiness, a node's boot, a Deployment's progress deadline), and at least every
+    /// [`RESYNC_MS`] (a controller's resync).
     pub fn advance_to(&mut self, now_ms: u64) {
         if now_ms > self.now_ms {
             self.now_ms = now_ms;
         }
-        self.settle();
+        let now = self.now_ms;
+        let due = |timers: &BTreeMap<Key, u64>| timers.values().any(|at| *at <= now);
+        let (rv, at) = self.settled;
+        if rv != self.resource_version
+            || now >= at + RESYNC_MS
+            || due(&self.removals)
+            || due(&self.readiness)
+            || due(&self.node_boots)
+            || due(&self.progress_deadlines)
+        {
+            self.settle();
+        }
     }
 
     /// The kubelet, the ReplicaSet controller and the disruption controller, until nothing changes.
@@ -63,8 +80,7 @@ impl Cluster {
             for k in due {
                 self.removals.remove(&k);
                 self.readiness.remove(&k);
-                self.objects.remove(&k);
-                self.next_rv();
+                self.forget(&k);
                 changed = true;
             }
             let ready: Vec<Key> = self
@@ -90,6 +106,8 @@ impl Cluster {
             }
             changed |= self.recompute_pdbs();
             if !changed {
+                // Settled: nothing to do until the store changes or a timer is due.
+                self.settled = (self.resource_version, self.now_ms);
                 break;
             }
         }
@@ -100,11 +118,17 @@ impl Cluster {
     pub(super) fn replicate(&mut self) -> bool {
         let mut changed = false;
         let sets: Vec<Value> = self
-            .objects
-            .iter()
-            .filter(|((plural, _, _), _)| plural == "replicasets")
+            .objects_of("replicasets", None)
             .map(|(_, v)| v.clone())
             .collect();
+        // The pods by their controller's UID, once for all the sets (a set's own changes below
+        // touch only its own pods).
+        let mut by_owner: BTreeMap<String, Vec<Key>> = BTreeMap::new();
+        for (k, p) in self.objects_of("pods", None) {
+            if let Some(uid) = controller_uid(p) {
+                by_owner.entry(uid.to_string()).or_default().push(k.clone());
+            }
+        }
         for rs in sets {
             let want = rs
                 .pointer("/spec/replicas")
@@ -112,12 +136,12 @@ impl Cluster {
                 .unwrap_or(1);
             let uid = str_at(&rs, "/metadata/uid").to_string();
             let namespace = str_at(&rs, "/metadata/namespace").to_string();
-            let owned: Vec<&Value> = self
-                .objects
-                .iter()
-                .filter(|((plural, ns, _), _)| plural == "pods" && *ns == namespace)
-                .map(|(_, p)| p)
-                .filter(|p| controller_uid(p) == Some(uid.as_str()))
+            let owned: Vec<&Value> = by_owner
+                .get(&uid)
+                .into_iter()
+                .flatten()
+                .filter(|(_, ns, _)| *ns == namespace)
+                .filter_map(|k| self.objects.get(k))
                 .collect();
             let live = owned.iter().filter(|p| !terminating(p)).count() as i64;
             let busy: BTreeSet<String> = owned
@@ -215,9 +239,7 @@ impl Cluster {
 
     pub(super) fn schedulable_node(&self, avoid: &BTreeSet<String>) -> Option<String> {
         let nodes: Vec<&Value> = self
-            .objects
-            .iter()
-            .filter(|((plural, _, _), _)| plural == "nodes")
+            .objects_of("nodes", None)
             .map(|(_, n)| n)
             .filter(|n| n.pointer("/spec/unschedulable") != Some(&json!(true)))
             .filter(|n| {
@@ -230,11 +252,8 @@ impl Cluster {
             })
             .collect();
         let count = |node: &str| {
-            self.objects
-                .iter()
-                .filter(|((plural, _, _), p)| {
-                    plural == "pods" && str_at(p, "/spec/nodeName") == node
-                })
+            self.objects_of("pods", None)
+                .filter(|(_, p)| str_at(p, "/spec/nodeName") == node)
                 .count()
         };
         nodes
@@ -247,10 +266,8 @@ impl Cluster {
     pub(super) fn recompute_pdbs(&mut self) -> bool {
         let mut changed = false;
         let keys: Vec<Key> = self
-            .objects
-            .keys()
-            .filter(|(plural, _, _)| plural == "poddisruptionbudgets")
-            .cloned()
+            .objects_of("poddisruptionbudgets", None)
+            .map(|(k, _)| k.clone())
             .collect();
         for k in keys {
             if self.stale_pdbs.contains(&(k.1.clone(), k.2.clone())) {
@@ -260,15 +277,14 @@ impl Cluster {
                 continue;
             };
             let selector = pdb.pointer("/spec/selector").cloned();
+            let no_labels = json!({});
             let pods: Vec<&Value> = self
-                .objects
-                .iter()
-                .filter(|((plural, ns, _), _)| plural == "pods" && *ns == k.1)
+                .objects_of("pods", Some(&k.1))
                 .map(|(_, p)| p)
                 .filter(|p| {
                     selector_matches(
                         selector.as_ref(),
-                        &p.pointer("/metadata/labels").cloned().unwrap_or(json!({})),
+                        p.pointer("/metadata/labels").unwrap_or(&no_labels),
                     )
                 })
                 .collect();
@@ -326,9 +342,10 @@ impl Cluster {
         }
         let mut total = 0;
         for uid in owners {
-            let Some(rs) = self.objects.iter().find(|((plural, ns, _), o)| {
-                plural == "replicasets" && ns == namespace && str_at(o, "/metadata/uid") == uid
-            }) else {
+            let Some(rs) = self
+                .objects_of("replicasets", Some(namespace))
+                .find(|(_, o)| str_at(o, "/metadata/uid") == uid)
+            else {
                 return pods.len() as i64;
             };
             total +=

@@ -59,11 +59,13 @@ impl Cluster {
     /// One pass of the Deployment controller over every Deployment; whether anything changed.
     pub(super) fn deploy(&mut self) -> bool {
         let deployments: Vec<Key> = self
-            .objects
-            .iter()
-            .filter(|((plural, _, _), d)| plural == "deployments" && !terminating(d))
+            .objects_of("deployments", None)
+            .filter(|(_, d)| !terminating(d))
             .map(|(k, _)| k.clone())
             .collect();
+        let objects = &self.objects;
+        self.progress_deadlines
+            .retain(|k, _| objects.contains_key(k));
         let mut changed = false;
         for k in deployments {
             changed |= self.sync_deployment(&k);
@@ -86,13 +88,8 @@ impl Cluster {
         let replicas = int_at(&deployment, "/spec/replicas", 1);
         let paused = deployment.pointer("/spec/paused") == Some(&json!(true));
         let owned: Vec<(Key, Value)> = self
-            .objects
-            .iter()
-            .filter(|((plural, ns, _), rs)| {
-                plural == "replicasets"
-                    && *ns == namespace
-                    && controller_uid(rs) == Some(uid.as_str())
-            })
+            .objects_of("replicasets", Some(&namespace))
+            .filter(|(_, rs)| controller_uid(rs) == Some(uid.as_str()))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         let max_revision = owned.iter().map(|(_, rs)| revision_of(rs)).max();
@@ -265,11 +262,8 @@ impl Cluster {
         };
         let uid = str_at(&deployment, "/metadata/uid");
         let owned: Vec<(&Key, &Value)> = self
-            .objects
-            .iter()
-            .filter(|((plural, ns, _), rs)| {
-                plural == "replicasets" && *ns == k.1 && controller_uid(rs) == Some(uid)
-            })
+            .objects_of("replicasets", Some(&k.1))
+            .filter(|(_, rs)| controller_uid(rs) == Some(uid))
             .collect();
         let sum =
             |pointer: &str| -> i64 { owned.iter().map(|(_, rs)| int_at(rs, pointer, 0)).sum() };
@@ -338,6 +332,13 @@ impl Cluster {
         } else {
             None
         };
+        // The controller looks again at the deadline (`requeueStuckDeployment`): a timer.
+        if next.is_none() {
+            self.progress_deadlines
+                .insert(k.clone(), last_update_ms + deadline_ms + 1);
+        } else {
+            self.progress_deadlines.remove(k);
+        }
         if let Some((status, reason, message)) = next {
             let same = progressing
                 .as_ref()

@@ -115,8 +115,7 @@ impl Cluster {
             )));
         }
         // Validate the deletion first, so that a failed precondition spends no disruption.
-        let mut trial = self.clone();
-        trial.delete(pods, namespace, name, &options)?;
+        self.deletable(pods, namespace, name, &options)?;
         let pdb_kind = find_kind("policy", "v1", "poddisruptionbudgets").unwrap_or(&KINDS[4]);
         let k = key(pdb_kind, namespace, &pdb_name);
         let rv = self.next_rv();

@@ -170,7 +170,7 @@ impl Cluster {
     /// A node leaves (its instance terminated): the Node and every pod bound to it.
     fn remove_node(&mut self, name: &str) {
         let k = key(nodes_kind(), "", name);
-        self.objects.remove(&k);
+        self.forget(&k);
         self.node_boots.remove(&k);
         let bound: Vec<Key> = self
             .objects
@@ -179,11 +179,10 @@ impl Cluster {
             .map(|(k, _)| k.clone())
             .collect();
         for k in bound {
-            self.objects.remove(&k);
+            self.forget(&k);
             self.removals.remove(&k);
             self.readiness.remove(&k);
         }
-        self.next_rv();
     }
 }
 
