@@ -5,7 +5,7 @@
 use breakwater::fakes::nodes::FakeNodes;
 use breakwater::fakes::pods::{Budget, FakePods};
 use breakwater::kube::nodes::{NodeEvent, NodeWrite, Nodes};
-use breakwater::kube::pods::{Deletion, Eviction, PodInfo, Pods};
+use breakwater::kube::pods::{Deletion, Eviction, PodInfo, Pods, Waited};
 use breakwater_sandbox::kube::fixtures::{node, pdb, pod, replica_set};
 use breakwater_sandbox::kube::KubeEmulator;
 use serde_json::json;
@@ -143,8 +143,14 @@ async fn pods_scenario<P: Pods>(pods: &P) {
     // The budget that refused does not allow a disruption (its watch waits, in vain), and one
     // that does not exist does not hold anybody.
     let a_moment = Duration::from_millis(300);
-    assert!(!pods.budget_allows("shop", "db", a_moment).await.unwrap());
-    assert!(pods.budget_allows("shop", "nope", a_moment).await.unwrap());
+    assert_eq!(
+        pods.budget_allows("shop", "db", a_moment).await.unwrap(),
+        Waited::TimedOut
+    );
+    assert_eq!(
+        pods.budget_allows("shop", "nope", a_moment).await.unwrap(),
+        Waited::Already
+    );
     assert_eq!(
         pods.evict("shop", "gone-0", "x").await.unwrap(),
         Eviction::Gone

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use breakwater::clock::Clock;
-use breakwater::kube::pods::{Deletion, Eviction, PodInfo, Pods};
+use breakwater::kube::pods::{Deletion, Eviction, PodInfo, Pods, Waited};
 use breakwater::report::picture::Lane;
 use breakwater::Result;
 use futures_util::future::BoxFuture;
@@ -323,9 +323,6 @@ fn budget_named(reason: &str) -> String {
     }
 }
 
-/// A budget's wait that ended sooner than this did not wait: the budget allowed at once.
-const AT_ONCE: Duration = Duration::from_millis(20);
-
 /// The longest a refused pod waits on its budget's watch before it is asked again anyway (what
 /// `kubectl drain` waits between tries): a watch that misses the moment, or a budget rule the
 /// watch does not read (an unready pod's, `unhealthyPodEvictionPolicy`), costs at most this.
@@ -536,12 +533,11 @@ impl<P: Pods + Clone> Drainer<P> {
             };
             if let Some(budget) = watch {
                 let wait = Duration::from_millis(next.max(now + 1) - now).min(BUDGET_WAIT_MAX);
-                let asked = tokio::time::Instant::now();
                 match self.client.budget_allows(&c.namespace, &budget, wait).await {
-                    // A budget that said it allows at once, twice in a row, while its pod is
-                    // refused (a name misread, a webhook's refusal worded as a budget's): the
-                    // backoff, not a loop of asks.
-                    Ok(true) if asked.elapsed() < AT_ONCE => {
+                    // A budget that allowed at once, twice in a row, while its pod is refused
+                    // (a name misread, a webhook's refusal worded as a budget's): the backoff,
+                    // not a loop of asks.
+                    Ok(Waited::Already) => {
                         allowed_at_once += 1;
                         if allowed_at_once < 2 {
                             continue;

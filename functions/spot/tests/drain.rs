@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use breakwater::fakes::pods::{Budget, FakePods, PausedClock, REPLACEMENT_READY};
-use breakwater::kube::pods::PodInfo;
+use breakwater::kube::pods::{Deletion, Eviction, PodInfo, Pods, Waited};
 use breakwater::Error;
 use spot::drain::{
     choose, namespace_policies, namespaces_of, pods_on, Drainer, PodOutcome, Policy,
@@ -100,6 +100,74 @@ async fn a_budget_that_refuses_a_while_is_asked_again_until_it_allows() {
         "{report:?}"
     );
     assert_eq!(report.took_ms, evicted_ms + 5_000, "{report:?}");
+}
+
+/// The fake pods, whose budgets all say at once that they allow a disruption (what a misread
+/// budget name, or a webhook's 429 worded as a budget's, looks like to the drainer).
+#[derive(Clone)]
+struct AllowingAtOnce(FakePods);
+
+impl Pods for AllowingAtOnce {
+    async fn on_node(&self, node: &str) -> breakwater::Result<Vec<PodInfo>> {
+        self.0.on_node(node).await
+    }
+    async fn namespace_annotations(
+        &self,
+        namespace: &str,
+    ) -> breakwater::Result<Option<std::collections::BTreeMap<String, String>>> {
+        self.0.namespace_annotations(namespace).await
+    }
+    async fn evict(&self, namespace: &str, name: &str, uid: &str) -> breakwater::Result<Eviction> {
+        self.0.evict(namespace, name, uid).await
+    }
+    async fn delete(
+        &self,
+        namespace: &str,
+        name: &str,
+        uid: &str,
+        grace_s: i64,
+    ) -> breakwater::Result<Deletion> {
+        self.0.delete(namespace, name, uid, grace_s).await
+    }
+    async fn gone(
+        &self,
+        namespace: &str,
+        name: &str,
+        uid: &str,
+        wait: Duration,
+    ) -> breakwater::Result<bool> {
+        self.0.gone(namespace, name, uid, wait).await
+    }
+    async fn budget_allows(&self, _: &str, _: &str, _: Duration) -> breakwater::Result<Waited> {
+        Ok(Waited::Already)
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_budget_that_allows_at_once_while_its_pod_is_refused_falls_back_to_the_backoff() {
+    // GIVEN a pod refused four times by a budget whose watch says at once that it allows
+    let pods = FakePods::default();
+    pods.add(pod("shop", "web-0", 0))
+        .budget("shop/web-0", refuses(Some(4), "web"));
+    let drainer = Drainer {
+        client: AllowingAtOnce(pods.clone()),
+        clock: Arc::new(PausedClock::at(START_MS)),
+        deadline_ms: START_MS + 60_000,
+    };
+    // WHEN the node is drained
+    let on_node = pods_on(&pods, NODE).await.unwrap();
+    let (candidates, left) = choose(&on_node, &Default::default(), Policy::OverrideAtDeadline);
+    let report = drainer.drain(candidates, left).await;
+    // THEN the first "allowed at once" is believed (asked again at once), the second is not: the
+    // next asks wait for the backoff of their attempts (500 ms, 1 s, 2 s, jittered ±20 %), so the
+    // pod is evicted after about 3.5 s of pauses rather than in a loop of asks at no cost of time
+    assert!(matches!(
+        outcome(&report, "shop/web-0"),
+        PodOutcome::Evicted { refusals: 4, .. }
+    ));
+    assert_eq!(pods.calls_of("evict").len(), 5);
+    let evicted_ms = report.timings[0].settled_ms - START_MS;
+    assert!((2_800..=4_200).contains(&evicted_ms), "{report:?}");
 }
 
 #[tokio::test(start_paused = true)]

@@ -268,7 +268,12 @@ impl Pods for FakeCluster {
     async fn gone(&self, namespace: &str, name: &str, uid: &str, wait: Duration) -> Result<bool> {
         self.pods.gone(namespace, name, uid, wait).await
     }
-    async fn budget_allows(&self, namespace: &str, name: &str, wait: Duration) -> Result<bool> {
+    async fn budget_allows(
+        &self,
+        namespace: &str,
+        name: &str,
+        wait: Duration,
+    ) -> Result<crate::kube::pods::Waited> {
         self.pods.budget_allows(namespace, name, wait).await
     }
 }

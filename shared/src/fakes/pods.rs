@@ -13,7 +13,7 @@ use tokio::time::Instant;
 
 use crate::clock::Clock;
 use crate::error::{Error, Result};
-use crate::kube::pods::{Deletion, Eviction, PodInfo, Pods};
+use crate::kube::pods::{Deletion, Eviction, PodInfo, Pods, Waited};
 
 /// A [`Clock`] on `tokio::time`: starts at `start_ms` and moves as (paused) tokio time does.
 #[derive(Debug, Clone, Copy)]
@@ -311,7 +311,7 @@ impl Pods for FakePods {
         Ok(s.pods.get(&label).is_none_or(|p| p.info.uid != uid))
     }
 
-    async fn budget_allows(&self, namespace: &str, name: &str, wait: Duration) -> Result<bool> {
+    async fn budget_allows(&self, namespace: &str, name: &str, wait: Duration) -> Result<Waited> {
         let frees = {
             let mut s = self.state();
             s.calls.push(format!("budget {namespace}/{name}"));
@@ -346,13 +346,14 @@ impl Pods for FakePods {
         };
         // A budget that refuses a while allows again once a replacement is Ready.
         match frees {
+            Some(Duration::ZERO) => Ok(Waited::Already),
             Some(after) if after <= wait => {
                 tokio::time::sleep(after).await;
-                Ok(true)
+                Ok(Waited::Came)
             }
             _ => {
                 tokio::time::sleep(wait).await;
-                Ok(false)
+                Ok(Waited::TimedOut)
             }
         }
     }

@@ -262,68 +262,101 @@ const WATCH_AGAIN_PAUSE: Duration = Duration::from_millis(100);
 enum Watched {
     /// The object settled, or is gone.
     Settled,
-    /// The stream ended (the server's timeout, or cut): watch again from the last version seen;
-    /// whether it brought any event.
-    Ended(bool),
+    /// The stream ended (the server's timeout, or cut): watch again from the last version seen.
+    Ended,
     /// An `ERROR` event (410 Expired: the version is too old): list again.
     Relist,
 }
 
-/// Waits, at most `wait`, until the object `name` is gone or `settled` says so of it; whether it
-/// came to that. It lists the object (by `metadata.name`), then watches it from the list's
-/// resourceVersion — streams, no polling — as client-go's reflector does
+/// How a wait for an object ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Waited {
+    /// It was already so (gone, or settled) at the first look.
+    Already,
+    /// It came to that while watched.
+    Came,
+    /// The time was up first.
+    TimedOut,
+}
+
+impl Waited {
+    /// Gone or settled, at once or later.
+    pub fn came(self) -> bool {
+        self != Waited::TimedOut
+    }
+}
+
+/// The time the first look of a wait may take even when the wait is shorter (a wait of zero is
+/// one read).
+const FIRST_LOOK: Duration = Duration::from_secs(2);
+
+/// Waits, at most `wait`, until the object `name` is gone or `settled` says so of it. It lists
+/// the object (by `metadata.name`), then watches it from the list's resourceVersion — streams, no
+/// polling — as client-go's reflector does
 /// (<https://kubernetes.io/docs/reference/using-api/api-concepts/#efficient-detection-of-changes>).
 /// The list's version, not a GET's: a single object's version is that of its last change, which
 /// the watch cache may no longer hold (410). When the server ends a stream (it may, at any time)
-/// it watches again from the last version it saw; after an `ERROR` event it lists again.
+/// it watches again from the last version it saw; after a 410 or an `ERROR` event it lists again.
+/// Every list is bounded by the time left (the first one by [`FIRST_LOOK`] at least).
 pub async fn wait_for<K>(
     api: &kube::Api<K>,
     name: &str,
     wait: Duration,
     settled: impl Fn(&K) -> bool,
-) -> Result<bool>
+) -> Result<Waited>
 where
     K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
 {
     use futures_util::TryStreamExt;
     use kube::api::{ListParams, WatchEvent, WatchParams};
     let until = tokio::time::Instant::now() + wait;
+    let left = || until.saturating_duration_since(tokio::time::Instant::now());
     let what = format!("watch {name}");
     let fields = format!("metadata.name={name}");
     let by_name = ListParams::default().fields(&fields);
+    let mut first = true;
     loop {
-        let listed = read_with_retries(|| api.list(&by_name))
-            .await
-            .map_err(|e| from_kube(&what, &e))?;
+        let bound = if first {
+            left().max(FIRST_LOOK)
+        } else {
+            left()
+        };
+        let Ok(listed) =
+            tokio::time::timeout(bound, read_with_retries(|| api.list(&by_name))).await
+        else {
+            return Ok(Waited::TimedOut);
+        };
+        let listed = listed.map_err(|e| from_kube(&what, &e))?;
+        let already = if first { Waited::Already } else { Waited::Came };
+        first = false;
         let Some(current) = listed.items.first() else {
-            return Ok(true);
+            return Ok(already);
         };
         if settled(current) {
-            return Ok(true);
+            return Ok(already);
         }
         let mut version = listed.metadata.resource_version.clone().unwrap_or_default();
         loop {
-            let left = until.saturating_duration_since(tokio::time::Instant::now());
-            if left.is_zero() {
-                return Ok(false);
+            let span = left();
+            if span.is_zero() {
+                return Ok(Waited::TimedOut);
             }
-            let span = u32::try_from(left.as_secs().clamp(1, WATCH_SPAN_S)).unwrap_or(1);
-            let params = WatchParams::default().fields(&fields).timeout(span);
-            let watched = tokio::time::timeout(left, async {
+            let seconds = u32::try_from(span.as_secs().clamp(1, WATCH_SPAN_S)).unwrap_or(1);
+            let params = WatchParams::default().fields(&fields).timeout(seconds);
+            let before = version.clone();
+            let watched = tokio::time::timeout(span, async {
                 let stream = api.watch(&params, &version).await?;
                 futures_util::pin_mut!(stream);
-                let mut any = false;
                 loop {
                     let event = match stream.try_next().await {
                         Ok(Some(event)) => event,
-                        Ok(None) => return Ok(Watched::Ended(any)),
+                        Ok(None) => return Ok(Watched::Ended),
                         // A stream cut midway (a read timeout, a dropped connection).
                         Err(e) => {
                             tracing::debug!(error = %e, "a watch stream was cut; watching again");
-                            return Ok(Watched::Ended(any));
+                            return Ok(Watched::Ended);
                         }
                     };
-                    any = true;
                     match event {
                         WatchEvent::Added(o) | WatchEvent::Modified(o) => {
                             if settled(&o) {
@@ -341,19 +374,30 @@ where
             })
             .await;
             match watched {
-                Err(_) => return Ok(false),
-                Ok(Ok(Watched::Settled)) => return Ok(true),
-                Ok(Ok(Watched::Ended(true))) => {}
-                Ok(Ok(Watched::Ended(false))) => {
-                    tokio::time::sleep(WATCH_AGAIN_PAUSE.min(left)).await;
+                Err(_) => return Ok(Waited::TimedOut),
+                Ok(Ok(Watched::Settled)) => return Ok(Waited::Came),
+                // Watched again from the last version seen; after a pause when the stream
+                // brought nothing new (never a hot loop), and from a new list when there is no
+                // version to watch from.
+                Ok(Ok(Watched::Ended)) if version != before && !version.is_empty() => {}
+                Ok(Ok(Watched::Ended)) => {
+                    tokio::time::sleep(WATCH_AGAIN_PAUSE.min(left())).await;
+                    if version.is_empty() {
+                        break;
+                    }
                 }
                 Ok(Ok(Watched::Relist)) => {
-                    tokio::time::sleep(WATCH_AGAIN_PAUSE.min(left)).await;
+                    tokio::time::sleep(WATCH_AGAIN_PAUSE.min(left())).await;
+                    break;
+                }
+                // 410 Gone as the answer's status, not as an event: the version is too old.
+                Ok(Err(kube::Error::Api(status))) if status.code == 410 => {
+                    tokio::time::sleep(WATCH_AGAIN_PAUSE.min(left())).await;
                     break;
                 }
                 Ok(Err(e)) if transient(&e) => {
                     tracing::warn!(error = %e, "a Kubernetes watch failed transiently; listing again");
-                    tokio::time::sleep(read_pause(1, None).min(left)).await;
+                    tokio::time::sleep(read_pause(1, None).min(left())).await;
                     break;
                 }
                 Ok(Err(e)) => return Err(from_kube(&what, &e)),

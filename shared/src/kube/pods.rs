@@ -19,6 +19,7 @@ use kube::api::{Api, DeleteParams, ListParams, Preconditions};
 use crate::error::{Error, Result};
 
 pub use super::ops::Eviction;
+pub use super::Waited;
 
 /// A pod as a drain sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -127,13 +128,13 @@ pub trait Pods: Send + Sync {
     ) -> impl Future<Output = Result<bool>> + Send;
     /// Waits, at most `wait`, until the PodDisruptionBudget `name` would allow a disruption: its
     /// status has caught up with its spec (`observedGeneration`) and `disruptionsAllowed` is above
-    /// zero, or the budget is gone; whether it came to that.
+    /// zero, or the budget is gone; whether it already did, came to it, or the time was up.
     fn budget_allows(
         &self,
         namespace: &str,
         name: &str,
         wait: Duration,
-    ) -> impl Future<Output = Result<bool>> + Send;
+    ) -> impl Future<Output = Result<Waited>> + Send;
 }
 
 impl Pods for kube::Client {
@@ -210,9 +211,10 @@ impl Pods for kube::Client {
             pod.metadata.uid.as_deref() != Some(uid)
         })
         .await
+        .map(Waited::came)
     }
 
-    async fn budget_allows(&self, namespace: &str, name: &str, wait: Duration) -> Result<bool> {
+    async fn budget_allows(&self, namespace: &str, name: &str, wait: Duration) -> Result<Waited> {
         let api: Api<PodDisruptionBudget> = Api::namespaced(self.clone(), namespace);
         super::wait_for(&api, name, wait, |pdb| {
             let status = pdb.status.as_ref();

@@ -60,7 +60,7 @@ impl Cluster {
             || due(&self.removals)
             || due(&self.readiness)
             || due(&self.node_boots)
-            || due(&self.progress_deadlines)
+            || (!self.replication_paused && due(&self.progress_deadlines))
         {
             self.settle();
         }

@@ -63,9 +63,9 @@ impl Cluster {
             .filter(|(_, d)| !terminating(d))
             .map(|(k, _)| k.clone())
             .collect();
-        let objects = &self.objects;
+        // Only the Deployments synced keep a deadline timer.
         self.progress_deadlines
-            .retain(|k, _| objects.contains_key(k));
+            .retain(|k, _| deployments.contains(k));
         let mut changed = false;
         for k in deployments {
             changed |= self.sync_deployment(&k);
