@@ -18,14 +18,13 @@
 //!   watch was asked (reported `MODIFIED`).
 
 use std::collections::BTreeSet;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
 use super::api::target;
 use super::store::{ApiError, ResourceKind};
-use std::sync::atomic::Ordering;
-
 use super::{lock, State};
 use crate::loopback::query_value;
 
