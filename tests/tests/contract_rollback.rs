@@ -11,7 +11,9 @@ use breakwater::fakes::handoff::FakeHandoff;
 use breakwater::fakes::secrets::FakeSecrets;
 use breakwater::fakes::workloads::FakeWorkloads;
 use breakwater::handoff::Handoff;
-use breakwater::kube::workloads::{KubeWorkloads, ObjectAt, Patched, WorkloadKind, Workloads};
+use breakwater::kube::workloads::{
+    KubeWorkloads, ObjectAt, Patched, Resource, WorkloadKind, Workloads,
+};
 use breakwater::kube::KubeClients;
 use breakwater::secrets::{SecretRef, Secrets};
 use breakwater_sandbox::kube::fixtures::{canary_rollout, deployment};
@@ -93,6 +95,49 @@ async fn workloads_scenario(w: &impl Workloads) -> Vec<Value> {
     seen.push(rollout["status"]["abort"].clone());
     seen.push(patched(&w.abort_rollout(at("nope")).await.unwrap()));
     seen.push(json!(w.rollout(at("nope")).await.unwrap().is_none()));
+    seen.extend(gitops_scenario(w).await);
+    seen
+}
+
+/// A GitOps owner's suspension as the rollback writes it: an Argo CD Application's automated
+/// policy removed, a Flux Kustomization's `spec.suspend` set, each behind a resourceVersion test.
+async fn gitops_scenario(w: &impl Workloads) -> Vec<Value> {
+    let app = Resource::ArgoApplication;
+    let ks = Resource::FluxKustomization;
+    let kind = |p: &Patched| match p {
+        Patched::Applied(_) => json!("applied"),
+        Patched::Changed(_) => json!("changed"),
+        Patched::Gone => json!("gone"),
+    };
+    let mut seen = vec![json!(w.object(app, at("nope")).await.unwrap().is_none())];
+    let read = w.object(app, at("shop")).await.unwrap().unwrap();
+    let stale = json!([{"op": "test", "path": "/metadata/resourceVersion", "value": "0"},
+        {"op": "remove", "path": "/spec/syncPolicy/automated"}]);
+    seen.push(kind(
+        &w.patch_object(app, at("shop"), &stale).await.unwrap(),
+    ));
+    let off = json!([{"op": "test", "path": "/metadata/resourceVersion",
+            "value": read["metadata"]["resourceVersion"]},
+        {"op": "remove", "path": "/spec/syncPolicy/automated"},
+        {"op": "add", "path": "/metadata/annotations", "value": {"breakwater.io/sync-suspended": "contract"}}]);
+    seen.push(kind(&w.patch_object(app, at("shop"), &off).await.unwrap()));
+    let after = w.object(app, at("shop")).await.unwrap().unwrap();
+    seen.push(json!([
+        after["spec"]["syncPolicy"],
+        after["metadata"]["annotations"]
+    ]));
+    // Removing what is not there is the API server's 422, not a conflict.
+    let missing = json!([{"op": "remove", "path": "/spec/syncPolicy/automated"}]);
+    seen.push(json!(w
+        .patch_object(app, at("shop"), &missing)
+        .await
+        .is_err()));
+    seen.push(kind(&w.patch_object(app, at("nope"), &off).await.unwrap()));
+    let suspend = json!([{"op": "add", "path": "/spec/suspend", "value": true}]);
+    seen.push(kind(
+        &w.patch_object(ks, at("shop"), &suspend).await.unwrap(),
+    ));
+    seen.push(w.object(ks, at("shop")).await.unwrap().unwrap()["spec"]["suspend"].clone());
     seen
 }
 
@@ -108,6 +153,21 @@ async fn the_workloads_fake_behaves_as_the_kubernetes_api_server_does() {
         .unwrap();
     emu.create("rollouts", "shop", canary_rollout("canary", "canary"))
         .unwrap();
+    // An Argo CD Application (in any namespace) and a Flux Kustomization, without their
+    // repositories (their controllers leave them alone).
+    emu.create("applications", "shop", json!({"apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Application", "metadata": {"name": "shop", "namespace": "shop"},
+        "spec": {"source": {"repoURL": "https://git.example.com/none.git"},
+            "syncPolicy": {"automated": {"selfHeal": true}, "syncOptions": ["CreateNamespace=true"]}}}))
+        .unwrap();
+    emu.create(
+        "kustomizations",
+        "shop",
+        json!({"apiVersion": "kustomize.toolkit.fluxcd.io/v1",
+        "kind": "Kustomization", "metadata": {"name": "shop", "namespace": "shop"},
+        "spec": {"interval": "5m", "sourceRef": {"kind": "GitRepository", "name": "none"}}}),
+    )
+    .unwrap();
     // AND the fake holding the same objects
     let fake = FakeWorkloads::default();
     fake.put_deployment("prod", emu.get("deployments", "shop", "web").unwrap());
@@ -115,6 +175,12 @@ async fn the_workloads_fake_behaves_as_the_kubernetes_api_server_does() {
         fake.put_replica_set("prod", rs);
     }
     fake.put_rollout("prod", emu.get("rollouts", "shop", "canary").unwrap());
+    for (resource, plural) in [
+        (Resource::ArgoApplication, "applications"),
+        (Resource::FluxKustomization, "kustomizations"),
+    ] {
+        fake.put_object("prod", resource, emu.get(plural, "shop", "shop").unwrap());
+    }
     let direct = aws(&moto().endpoint(), REGION).await;
     let clients = KubeClients::new(Some(emu.endpoint())).unwrap();
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
@@ -127,7 +193,14 @@ async fn the_workloads_fake_behaves_as_the_kubernetes_api_server_does() {
     assert_eq!(on_fake[4], json!({"owned replica sets": 1}));
     assert_eq!(on_fake[5], json!("changed"));
     assert_eq!(on_fake[6], json!({"applied": "web:0"}));
-    assert_eq!(fake.writes().len(), 5, "{:?}", fake.calls());
+    assert_eq!(on_fake[16], json!("applied"));
+    assert_eq!(
+        on_fake[17],
+        json!([{"syncOptions": ["CreateNamespace=true"]}, {"breakwater.io/sync-suspended": "contract"}])
+    );
+    assert_eq!(on_fake[18], json!(true), "a 422 is an error on both");
+    assert_eq!(on_fake[21], json!(true));
+    assert_eq!(fake.writes().len(), 10, "{:?}", fake.calls());
 }
 
 fn outcome(read: breakwater::Result<secrecy::SecretString>) -> Value {

@@ -870,14 +870,12 @@ async fn guard_rails_report_and_change_nothing() {
     assert!(w_short.patches().is_empty());
     // GitOps-owned, frozen and paused deployments.
     for (label_or_annotation, expect) in [
+        // Argo CD's tracking label naming an Application that is not there: its sync cannot be
+        // suspended, so the rollback would be undone by it (the suspension itself:
+        // `an_argo_cd_owned_deployment_is_rolled_back_against_self_heal_…`).
         (
             json!({"metadata": {"labels": {"argocd.argoproj.io/instance": "shop"}}}),
-            "Argo CD application shop",
-        ),
-        // Argo CD 2.x's default tracking label (Argo CD docs, "Resource Tracking").
-        (
-            json!({"metadata": {"labels": {"app.kubernetes.io/instance": "shop-prod"}}}),
-            "Argo CD application shop-prod",
+            "Argo CD Application argocd/shop (label argocd.argoproj.io/instance=shop), whose sync cannot be suspended",
         ),
         (
             json!({"metadata": {"annotations": {"breakwater.io/rollback-freeze": "true"}}}),
@@ -1811,4 +1809,331 @@ async fn the_binary_takes_the_signed_slack_command_from_events_once() {
         "{}",
         note.message
     );
+}
+
+// ---- GitOps owners: the emulator's Argo CD and Flux controllers self-heal and correct drift,
+// so a rollback that did not suspend them would be undone (shown first, each time).
+
+const SHOP_REPO: &str = "https://git.example.com/shop/deploy.git";
+const ROOT_REPO: &str = "https://git.example.com/platform/apps.git";
+
+fn argo_application(name: &str, repo: &str, destination: &str) -> Value {
+    json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
+        "metadata": {"name": name, "namespace": "argocd"},
+        "spec": {"project": "default",
+            "source": {"repoURL": repo, "targetRevision": "HEAD", "path": "."},
+            "destination": {"server": "https://kubernetes.default.svc", "namespace": destination},
+            "syncPolicy": {"automated": {"prune": true, "selfHeal": true}}}})
+}
+
+/// The manifest of `shop/web` as a repository holds it: the live Deployment's template with
+/// `image`.
+fn web_manifest(w: &World, image: &str) -> Value {
+    let live = w.deployment();
+    let mut template = live["spec"]["template"].clone();
+    template["spec"]["containers"][0]["image"] = json!(image);
+    json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": "shop"},
+        "spec": {"replicas": 3, "selector": live["spec"]["selector"], "template": template}})
+}
+
+/// A person's `kubectl rollout undo`-like edit of the image, outside Git.
+fn edit_image(w: &World, image: &str) {
+    let kind = breakwater_sandbox::kube::store::find_kind("apps", "v1", "deployments").unwrap();
+    let patch =
+        json!({"spec": {"template": {"spec": {"containers": [{"name": "web", "image": image}]}}}});
+    w.emu
+        .with(|c| {
+            c.patch(
+                kind,
+                "shop",
+                "web",
+                "application/strategic-merge-patch+json",
+                &patch,
+                false,
+            )
+        })
+        .unwrap();
+}
+
+/// Pushes web:2 four minutes ago (the GitOps owner applies it) and shows, as the control, that
+/// the owner undoes a rollback made outside Git; the bad commit's id.
+fn push_bad_deploy(w: &World) -> String {
+    w.at(4 * MINUTE);
+    let bad = web_manifest(w, "web:2");
+    let sha = w.emu.with(|c| c.git_push(SHOP_REPO, vec![bad]));
+    w.at(0);
+    assert_eq!(w.image(), "web:2");
+    edit_image(w, "web:1");
+    pass(w, 1_000);
+    assert_eq!(
+        w.image(),
+        "web:2",
+        "the owner undid a rollback made outside Git"
+    );
+    sha
+}
+
+/// Lets the emulator's controllers run for `ms` of function and emulator time.
+fn pass(w: &World, ms: u64) {
+    w.clock.advance(Duration::from_millis(ms));
+    w.at(0);
+}
+
+fn gitops_requests_are_granted(w: &World) {
+    let requests: Vec<_> = w
+        .emu
+        .requests()
+        .into_iter()
+        .filter(|r| {
+            r.path.contains("argoproj.io/v1alpha1/namespaces/argocd")
+                || r.path.contains("fluxcd.io")
+        })
+        .collect();
+    crate::common::assert_rbac_allows(
+        include_str!("../../deploy/kubernetes/rollback-rbac.yaml"),
+        &requests,
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_argo_cd_owned_deployment_is_rolled_back_against_self_heal_and_resumed_when_git_moves_on(
+) {
+    // GIVEN web:1 running for hours, adopted by Argo CD application `shop` (automated, prune,
+    // self-heal), which the app-of-apps `apps` creates and keeps in sync from its own repository
+    let w = world("eu-west-3", 4 * 60 * MINUTE, &[]).await;
+    w.emu
+        .create("namespaces", "", json!({"metadata": {"name": "argocd"}}))
+        .unwrap();
+    w.emu
+        .create(
+            "applications",
+            "argocd",
+            argo_application("apps", ROOT_REPO, "argocd"),
+        )
+        .unwrap();
+    let first = web_manifest(&w, "web:1");
+    w.emu.with(|c| {
+        c.git_push(ROOT_REPO, vec![argo_application("shop", SHOP_REPO, "shop")]);
+        c.git_push(SHOP_REPO, vec![first]);
+    });
+    let shop = w
+        .emu
+        .get("applications", "argocd", "shop")
+        .expect("the root application created it");
+    assert_eq!(shop["status"]["sync"]["status"], "Synced", "{shop}");
+    assert_eq!(
+        w.deployment()["metadata"]["annotations"]["argocd.argoproj.io/tracking-id"],
+        "shop:apps/Deployment:shop/web"
+    );
+    assert_eq!(revision(&w.deployment()), "1");
+    // WHEN web:2 is pushed 4 minutes ago: Argo CD syncs it; self-heal undoes a rollback made
+    // outside Git (the control), and the root application puts back a child's automated policy
+    // removed by hand (argo-cd #5351)
+    let bad_sha = push_bad_deploy(&w);
+    let kind =
+        breakwater_sandbox::kube::store::find_kind("argoproj.io", "v1alpha1", "applications")
+            .unwrap();
+    let off = json!([{"op": "remove", "path": "/spec/syncPolicy/automated"}]);
+    w.emu
+        .with(|c| {
+            c.patch(
+                kind,
+                "argocd",
+                "shop",
+                "application/json-patch+json",
+                &off,
+                false,
+            )
+        })
+        .unwrap();
+    pass(&w, 1_000);
+    assert!(
+        w.emu.get("applications", "argocd", "shop").unwrap()["spec"]["syncPolicy"]["automated"]
+            .is_object()
+    );
+    w.emu.clear_requests();
+
+    // WHEN the latency alarm fires
+    let r = w.handle(w.alarm("gitops-1", "OK", "ALARM", MINUTE)).await;
+    let decision = &r["decisions"][0];
+    assert_eq!(decision["outcome"], "rolled-back", "{r}");
+    let reason = decision["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("Argo CD Application argocd/shop")
+            && reason.contains("its parent argocd/apps")
+            && reason.contains(&format!("until Git moves past {bad_sha}")),
+        "{reason}"
+    );
+    // THEN the rollback holds: both applications' automated sync is off, with a note; Argo CD
+    // sees the drift and leaves it
+    pass(&w, 5_000);
+    assert_eq!(w.image(), "web:1", "the rollback held against self-heal");
+    for name in ["shop", "apps"] {
+        let app = w.emu.get("applications", "argocd", name).unwrap();
+        assert!(
+            app["spec"]["syncPolicy"].get("automated").is_none(),
+            "{name}: {app}"
+        );
+        let note = app["metadata"]["annotations"][rollback::gitops::SUSPENDED]
+            .as_str()
+            .unwrap();
+        assert!(
+            note.contains("breakwater rolled back prod/shop/Deployment/web"),
+            "{note}"
+        );
+    }
+    let shop = w.emu.get("applications", "argocd", "shop").unwrap();
+    assert_eq!(shop["status"]["sync"]["status"], "OutOfSync");
+    assert_eq!(
+        w.deployment()["metadata"]["annotations"]["argocd.argoproj.io/tracking-id"],
+        "shop:apps/Deployment:shop/web",
+        "still the application's"
+    );
+    // WHEN the schedule ticks and Git has not moved THEN it stays suspended
+    let r = w.handle(w.tick()).await;
+    assert_eq!(r["gitops"][0]["outcome"], "suspended", "{r}");
+    // WHEN the fix is pushed: Argo CD compares with it, but does not sync by itself
+    let fix = web_manifest(&w, "web:3");
+    let fix_sha = w.emu.with(|c| c.git_push(SHOP_REPO, vec![fix]));
+    pass(&w, 1_000);
+    assert_eq!(
+        w.emu.get("applications", "argocd", "shop").unwrap()["status"]["sync"]["revision"],
+        json!(fix_sha)
+    );
+    assert_eq!(w.image(), "web:1");
+    // THEN the next tick resumes both, exactly as they were, and Argo CD syncs the fix
+    let r = w.handle(w.tick()).await;
+    assert_eq!(r["gitops"][0]["outcome"], "sync-resumed", "{r}");
+    assert!(
+        r["gitops"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("now {fix_sha}")),
+        "{r}"
+    );
+    pass(&w, 1_000);
+    for name in ["shop", "apps"] {
+        let app = w.emu.get("applications", "argocd", name).unwrap();
+        assert_eq!(
+            app["spec"]["syncPolicy"]["automated"],
+            json!({"prune": true, "selfHeal": true}),
+            "{name}"
+        );
+        assert!(
+            app["metadata"]["annotations"]
+                .get(rollback::gitops::SUSPENDED)
+                .is_none(),
+            "{name}"
+        );
+    }
+    assert_eq!(w.image(), "web:3", "the fix is synced");
+    let notes = w.notifications().await;
+    assert!(
+        notes.iter().any(|n| n.subject.contains("sync-resumed")),
+        "{notes:?}"
+    );
+    // Every request the function sent was one the RBAC file grants.
+    gitops_requests_are_granted(&w);
+    // The real kubectl reads the Application through the emulator's discovery, as a person would.
+    if let Some(kubectl) = kubectl() {
+        let dir = std::env::temp_dir().join(format!("bw-argo-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let config = w.emu.write_kubeconfig(&dir).unwrap();
+        let out = Command::new(&kubectl)
+            .env("KUBECONFIG", &config)
+            .env("HOME", &dir)
+            .args(["get", "applications.argoproj.io", "shop", "-n", "argocd"])
+            .args(["-o", "jsonpath={.spec.syncPolicy.automated}"])
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            serde_json::from_str::<Value>(&said).unwrap(),
+            json!({"prune": true, "selfHeal": true})
+        );
+    }
+    // The next tick has nothing left to resume.
+    let r = w.handle(w.tick()).await;
+    assert_eq!(r["gitops"], json!([]), "{r}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flux_owned_deployment_is_rolled_back_with_its_kustomization_suspended_and_resumed_when_the_source_moves(
+) {
+    // GIVEN web:2 applied by Kustomization flux-system/shop from GitRepository flux-system/shop
+    let w = world("eu-south-1", 4 * 60 * MINUTE, &[]).await;
+    w.emu
+        .create(
+            "namespaces",
+            "",
+            json!({"metadata": {"name": "flux-system"}}),
+        )
+        .unwrap();
+    let first = web_manifest(&w, "web:1");
+    w.emu.with(|c| c.git_push(SHOP_REPO, vec![first]));
+    w.emu
+        .create(
+            "gitrepositories",
+            "flux-system",
+            json!({"apiVersion": "source.toolkit.fluxcd.io/v1",
+        "kind": "GitRepository", "metadata": {"name": "shop", "namespace": "flux-system"},
+        "spec": {"url": SHOP_REPO, "interval": "1m", "ref": {"branch": "main"}}}),
+        )
+        .unwrap();
+    w.emu
+        .create(
+            "kustomizations",
+            "flux-system",
+            json!({"apiVersion": "kustomize.toolkit.fluxcd.io/v1",
+        "kind": "Kustomization", "metadata": {"name": "shop", "namespace": "flux-system"},
+        "spec": {"interval": "5m", "path": "./", "prune": true, "targetNamespace": "shop",
+            "sourceRef": {"kind": "GitRepository", "name": "shop"}}}),
+        )
+        .unwrap();
+    assert_eq!(
+        w.deployment()["metadata"]["labels"]["kustomize.toolkit.fluxcd.io/name"],
+        "shop"
+    );
+    // Control: Flux corrects a rollback made outside Git.
+    let bad_sha = push_bad_deploy(&w);
+    w.emu.clear_requests();
+
+    // WHEN the latency alarm fires
+    let r = w.handle(w.alarm("flux-1", "OK", "ALARM", MINUTE)).await;
+    let decision = &r["decisions"][0];
+    assert_eq!(decision["outcome"], "rolled-back", "{r}");
+    let reason = decision["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("Flux Kustomization flux-system/shop")
+            && reason.contains(&format!("until Git moves past main@sha1:{bad_sha}")),
+        "{reason}"
+    );
+    // THEN the Kustomization is suspended and the rollback holds
+    pass(&w, 5_000);
+    assert_eq!(w.image(), "web:1");
+    let ks = w.emu.get("kustomizations", "flux-system", "shop").unwrap();
+    assert_eq!(ks["spec"]["suspend"], true, "{ks}");
+    let r = w.handle(w.tick()).await;
+    assert_eq!(r["gitops"][0]["outcome"], "suspended", "{r}");
+    // WHEN the fix is pushed THEN the tick resumes it and Flux applies the fix
+    let fix = web_manifest(&w, "web:3");
+    w.emu.with(|c| c.git_push(SHOP_REPO, vec![fix]));
+    pass(&w, 1_000);
+    assert_eq!(w.image(), "web:1", "suspended: nothing applied");
+    let r = w.handle(w.tick()).await;
+    assert_eq!(r["gitops"][0]["outcome"], "sync-resumed", "{r}");
+    pass(&w, 1_000);
+    let ks = w.emu.get("kustomizations", "flux-system", "shop").unwrap();
+    assert_eq!(ks["spec"]["suspend"], false, "{ks}");
+    assert!(ks["metadata"]["annotations"]
+        .get(rollback::gitops::SUSPENDED)
+        .is_none());
+    assert_eq!(w.image(), "web:3");
+    gitops_requests_are_granted(&w);
 }

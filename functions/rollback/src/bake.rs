@@ -42,7 +42,8 @@ impl<A: Alarms> RollbackFunction<A> {
                 .await?;
             results.push(checked);
         }
-        Ok(json!({"outcome": "verified", "checked": results}))
+        let resumed = self.resume_syncs(owner).await?;
+        Ok(json!({"outcome": "verified", "checked": results, "gitops": resumed}))
     }
 
     pub(crate) async fn unindex(&self, name: &str) -> Result<()> {

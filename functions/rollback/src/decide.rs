@@ -16,6 +16,7 @@ use breakwater::ports::Alarms;
 use breakwater::Result;
 use serde_json::Value;
 
+use crate::gitops::{self, ArgoCd, Suspend};
 use crate::record::{record_key, Decision, Intent, Marked, Outcome, WorkloadRecord};
 pub use crate::request::{Asker, Request};
 use crate::settings::RollbackSettings;
@@ -125,11 +126,6 @@ pub fn judge_deployment(
         return done(Outcome::Refused, format!(
             "the deployment is paused; resume it first (kubectl rollout resume deployment/{}) — a paused deployment is not rolled back",
             w.name
-        ));
-    }
-    if let Some(owner) = undo::gitops_owner(deployment) {
-        return done(Outcome::NotActing, format!(
-            "owned by {owner}: a rollback here would be undone by the next sync; roll back in Git (reported only)"
         ));
     }
     let history = undo::history(deployment, &read.replica_sets);
@@ -288,11 +284,14 @@ pub fn target(
     }
 }
 
-/// A Deployment's decision: read, judge, write the intent (`persist`), patch; read and judge
-/// again when the Deployment changed between the read and the patch.
+/// A Deployment's decision: read, judge, suspend the sync of a GitOps owner ([`gitops`]), write
+/// the intent (`persist`), patch; read and judge again when the Deployment changed between the
+/// read and the patch. A suspension made by a decision that then did not roll back is resumed
+/// at once.
 #[allow(clippy::too_many_arguments)]
 pub async fn deployment<W, P, F>(
     workloads: &W,
+    argo: &ArgoCd,
     request: &Request,
     record: &mut WorkloadRecord,
     decision: &mut Decision,
@@ -306,8 +305,55 @@ where
     P: Fn(WorkloadRecord) -> F,
     F: Future<Output = Result<()>>,
 {
+    let mut suspended_here = false;
+    let verdict = deployment_once(
+        workloads,
+        argo,
+        request,
+        record,
+        decision,
+        now,
+        rules,
+        started,
+        &persist,
+        &mut suspended_here,
+    )
+    .await;
+    if suspended_here && !matches!(verdict, Ok((Outcome::RolledBack, _))) {
+        if let Some(s) = record.gitops.take() {
+            let said = gitops::resume_all(workloads, &s.chain).await?;
+            persist(record.clone()).await?;
+            let (outcome, reason) = verdict?;
+            return Ok((
+                outcome,
+                format!("{reason} ({}: nothing was rolled back)", said.join("; ")),
+            ));
+        }
+    }
+    verdict
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn deployment_once<W, P, F>(
+    workloads: &W,
+    argo: &ArgoCd,
+    request: &Request,
+    record: &mut WorkloadRecord,
+    decision: &mut Decision,
+    now: u64,
+    rules: &Rules,
+    started: Instant,
+    persist: &P,
+    suspended_here: &mut bool,
+) -> Result<(Outcome, String)>
+where
+    W: Workloads,
+    P: Fn(WorkloadRecord) -> F,
+    F: Future<Output = Result<()>>,
+{
     let w = &request.workload;
     let mut last_change = String::new();
+    let mut gitops_note = String::new();
     for _ in 0..DECISION_ATTEMPTS {
         let Some(read) = workloads.deployment(w.at()).await? else {
             return Ok((
@@ -317,9 +363,49 @@ where
         };
         let (target, patch, why) =
             match judge_deployment(request, &read, record, decision, now, rules) {
+                Step::Done(Outcome::NoOp, reason) if rules.dry_run => {
+                    let owner = gitops::owner(&read.deployment, &w.cluster, argo)
+                        .map(|o| format!(" (after suspending the automated sync of {o})"))
+                        .unwrap_or_default();
+                    return Ok((Outcome::NoOp, format!("{reason}{owner}")));
+                }
                 Step::Done(outcome, reason) => return Ok((outcome, reason)),
                 Step::Patch { target, patch, why } => (*target, patch, why),
             };
+        // A GitOps owner's sync is suspended first, or its next sync puts the bad revision back.
+        if let (None, Some(owner)) = (
+            &record.gitops,
+            gitops::owner(&read.deployment, &w.cluster, argo),
+        ) {
+            let why = format!(
+                "breakwater rolled back {w} at {} ({})",
+                rfc3339(now),
+                request.asker.describe()
+            );
+            match gitops::suspend(workloads, owner.clone(), argo, &why, &decision.id, now).await? {
+                Suspend::Done(s) => {
+                    gitops_note = format!(
+                        "; {}: automated sync suspended until Git moves past {}",
+                        s.describe(),
+                        s.owner().revision
+                    );
+                    record.gitops = Some(s);
+                    *suspended_here = true;
+                }
+                Suspend::NotNeeded(why) => gitops_note = format!("; {why}"),
+                Suspend::Refused(why) => {
+                    return Ok((Outcome::NotActing, format!(
+                        "owned by {owner}, whose sync cannot be suspended: {why}; a rollback here would be undone by its next sync: roll back in Git (reported only)"
+                    )))
+                }
+            }
+        } else if let Some(s) = record.gitops.as_ref().filter(|_| !*suspended_here) {
+            gitops_note = format!(
+                "; {} stays suspended (since {})",
+                s.describe(),
+                rfc3339(s.owner().at_ms)
+            );
+        }
         record.intent = Some(Intent {
             decision: decision.id.clone(),
             from_revision: decision.from_revision,
@@ -336,7 +422,7 @@ where
                 return Ok((
                     Outcome::RolledBack,
                     format!(
-                        "rolled back to revision {} ({}, {})",
+                        "rolled back to revision {} ({}, {}){gitops_note}",
                         target.number, target.replica_set, why
                     ),
                 ));
@@ -370,7 +456,7 @@ pub fn judge_rollout(
             format!("the rollout is frozen (annotation {}=true)", undo::FREEZE),
         ));
     }
-    if let Some(owner) = undo::gitops_owner(rollout) {
+    if let Some(owner) = gitops::owner(rollout, "", &ArgoCd::default()) {
         return Some((Outcome::NotActing, format!(
             "owned by {owner}: an abort here may be undone by the next sync; abort in Git (reported only)"
         )));
@@ -478,7 +564,15 @@ impl<A: Alarms> RollbackFunction<A> {
                     async move { store.put(&key, &r).await.map(|_| ()) }
                 };
                 deployment(
-                    &workloads, request, record, decision, now, &rules, started, persist,
+                    &workloads,
+                    &self.settings.argocd,
+                    request,
+                    record,
+                    decision,
+                    now,
+                    &rules,
+                    started,
+                    persist,
                 )
                 .await
             }

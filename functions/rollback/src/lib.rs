@@ -10,6 +10,7 @@
 pub mod bake;
 pub mod chat;
 pub mod decide;
+pub mod gitops;
 pub mod record;
 pub mod request;
 pub mod settings;

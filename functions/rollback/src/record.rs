@@ -12,12 +12,15 @@ use breakwater::state::key_segment;
 use breakwater::Result;
 use serde::{Deserialize, Serialize};
 
+use crate::gitops::Suspension;
 use crate::request::Request;
 use crate::workload::Workload;
 use crate::RollbackFunction;
 
 /// Where the workloads with a bake pending are listed.
 pub(crate) const BAKING_KEY: &str = "rollback/baking.json";
+/// Where the workloads whose GitOps owner is suspended are listed.
+pub(crate) const SUSPENDED_KEY: &str = "rollback/gitops-suspended.json";
 
 /// What came of a decision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,6 +40,8 @@ pub enum Outcome {
     Verified,
     /// The bake window passed and the alarm still fires (or the rollout did not complete).
     Escalated,
+    /// Git moved past the revision rolled back: the GitOps owner's sync was resumed.
+    SyncResumed,
 }
 
 /// One decision, as audited and notified.
@@ -138,6 +143,10 @@ pub struct WorkloadRecord {
     /// already on this revision after a crash records the rollback instead of deciding anew.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub intent: Option<Intent>,
+    /// The GitOps owner whose automated sync a rollback suspended, until Git moves past the
+    /// revision rolled back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gitops: Option<Suspension>,
 }
 
 /// What a rollback was about to do.
@@ -153,7 +162,8 @@ pub struct Intent {
     pub to_hash: String,
 }
 
-/// Workloads with a bake pending: `workload → until_ms`.
+/// Workloads with a bake pending (`workload → until_ms`), or with a GitOps owner suspended
+/// (`workload → since_ms`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BakingIndex {
     /// Pending bakes.
@@ -211,6 +221,14 @@ impl<A: Alarms> RollbackFunction<A> {
                 })
                 .await?;
         }
+        if let Some(s) = record.gitops.as_ref().filter(|s| s.decision == id) {
+            let (name, since) = (request.workload.to_string(), s.owner().at_ms);
+            store
+                .update::<BakingIndex, _>(SUSPENDED_KEY, |index| {
+                    index.workloads.insert(name.clone(), since) != Some(since)
+                })
+                .await?;
+        }
         self.remember(&mut record, &decision);
         store.put(&rkey, &record).await?;
         self.audit(&decision, Some(function_ms)).await?;
@@ -246,6 +264,7 @@ impl<A: Alarms> RollbackFunction<A> {
             Outcome::NoOp => "left unchanged",
             Outcome::Verified => "verified the rollback of",
             Outcome::Escalated => "ESCALATION: rollback did not fix",
+            Outcome::SyncResumed => "resumed the GitOps sync of",
         };
         let revisions = match (decision.from_revision, decision.to_revision) {
             (Some(f), Some(t)) => format!(" (revision {f} → {t})"),

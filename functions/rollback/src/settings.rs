@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use breakwater::config::{ConfigError, Env};
 use breakwater::secrets::{SecretCache, SecretRef};
 
+use crate::gitops::ArgoCd;
 use crate::workload::Workload;
 
 /// The variables that held the secrets themselves before they moved to Secrets Manager / SSM:
@@ -62,6 +63,9 @@ pub struct RollbackSettings {
     /// refused (413) before anything is read from it (default 16384; a slash command is a few
     /// hundred bytes, a PagerDuty v3 event a few kilobytes).
     pub max_body_bytes: usize,
+    /// Where Argo CD keeps its Applications (`BREAKWATER_ARGOCD_CLUSTER`, one of the clusters,
+    /// default the workload's own; `BREAKWATER_ARGOCD_NAMESPACE`, default `argocd`).
+    pub argocd: ArgoCd,
 }
 
 fn minutes(env: &Env, name: &'static str, default: u64) -> Result<u64, ConfigError> {
@@ -114,7 +118,28 @@ impl RollbackSettings {
                 tracing::error!(variable = plain, "a signing secret in a plain environment variable is ignored; keep it in Secrets Manager or an SSM SecureString and name it in the variable ending _SECRET_ID");
             }
         }
+        let argocd = ArgoCd {
+            cluster: env.optional("BREAKWATER_ARGOCD_CLUSTER"),
+            namespace: env
+                .optional("BREAKWATER_ARGOCD_NAMESPACE")
+                .unwrap_or_else(|| "argocd".into()),
+        };
+        let ns = &argocd.namespace;
+        let label = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-';
+        if ns.is_empty() || ns.len() > 63 || !ns.bytes().all(label) || ns.starts_with('-') {
+            return Err(ConfigError {
+                variable: "BREAKWATER_ARGOCD_NAMESPACE",
+                reason: format!("{ns:?} is not a namespace name"),
+            });
+        }
+        if let Some(hub) = argocd.cluster.as_ref().filter(|c| !clusters.contains(c)) {
+            return Err(ConfigError {
+                variable: "BREAKWATER_ARGOCD_CLUSTER",
+                reason: format!("{hub:?} is not one of BREAKWATER_ROLLBACK_CLUSTERS"),
+            });
+        }
         Ok(RollbackSettings {
+            argocd,
             lookback_ms: minutes(env, "BREAKWATER_ROLLBACK_LOOKBACK_MINUTES", 60)?,
             bake_ms: minutes(env, "BREAKWATER_ROLLBACK_BAKE_MINUTES", 10)?,
             cooldown_ms: minutes(env, "BREAKWATER_ROLLBACK_COOLDOWN_MINUTES", 30)?,
@@ -186,6 +211,18 @@ mod tests {
         ]);
         let err = RollbackSettings::from_env(&bad).unwrap_err();
         assert_eq!(err.variable, "BREAKWATER_ROLLBACK_ALARMS");
+        for (variable, value) in [
+            ("BREAKWATER_ARGOCD_NAMESPACE", "Argo_CD"),
+            ("BREAKWATER_ARGOCD_CLUSTER", "hub"),
+        ] {
+            let bad =
+                Env::from_pairs([("BREAKWATER_ROLLBACK_CLUSTERS", "prod"), (variable, value)]);
+            assert_eq!(
+                RollbackSettings::from_env(&bad).unwrap_err().variable,
+                variable
+            );
+        }
+        assert_eq!(s.argocd, crate::gitops::ArgoCd::default());
         assert!(RollbackSettings::from_env(&Env::from_pairs([("X", "y")])).is_err());
     }
 }

@@ -1,7 +1,7 @@
 //! The Deployment rollback exactly as `kubectl rollout undo` makes it (its `DeploymentRollbacker`),
 //! plus a `test` on `metadata.resourceVersion` so that a deploy landing between our read and our
-//! write fails the patch instead of being overwritten; what a GitOps owner and a freeze look
-//! like; and how a rollout stands. The reads and writes go through
+//! write fails the patch instead of being overwritten; what a freeze looks like; and how a
+//! rollout stands. The reads and writes go through
 //! [`breakwater::kube::workloads::Workloads`].
 
 use breakwater::kube::rollout::{
@@ -86,6 +86,11 @@ pub fn previous(history: &[Revision]) -> Option<&Revision> {
     history.iter().rev().nth(1)
 }
 
+/// The annotations a rollback leaves as the Deployment has them.
+fn kept_from_deployment(key: &str) -> bool {
+    CONTROLLER_ANNOTATIONS.contains(&key) || key == crate::gitops::ARGO_CD_TRACKING_ID
+}
+
 /// The patch: `test` the resourceVersion read, then kubectl's two operations — the target's
 /// template without `pod-template-hash`, and the annotations kubectl computes — with
 /// `kubernetes.io/change-cause` saying who rolled back and why.
@@ -97,12 +102,17 @@ pub fn previous(history: &[Revision]) -> Option<&Revision> {
 /// annotation comes from the target ReplicaSet. Dropping the Deployment's
 /// `last-applied-configuration` would make the next client-side `kubectl apply` fall back to a
 /// two-way merge that no longer prunes fields removed from the manifest.
+///
+/// One addition to kubectl's set: Argo CD's tracking annotation
+/// ([`crate::gitops::ARGO_CD_TRACKING_ID`]) stays the Deployment's. A ReplicaSet made before
+/// Argo CD adopted the Deployment lacks it, and a Deployment without it is no longer the
+/// Application's ("Resource Tracking": annotation tracking reads only the annotation).
 pub fn undo_patch(deployment: &Value, target: &Revision, change_cause: &str) -> Value {
     let mut annotations: Map<String, Value> = deployment["metadata"]["annotations"]
         .as_object()
         .map(|own| {
             own.iter()
-                .filter(|(k, _)| CONTROLLER_ANNOTATIONS.contains(&k.as_str()))
+                .filter(|(k, _)| kept_from_deployment(k))
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect()
         })
@@ -111,7 +121,7 @@ pub fn undo_patch(deployment: &Value, target: &Revision, change_cause: &str) -> 
         target
             .annotations
             .iter()
-            .filter(|(k, _)| !CONTROLLER_ANNOTATIONS.contains(&k.as_str()))
+            .filter(|(k, _)| !kept_from_deployment(k))
             .map(|(k, v)| (k.clone(), v.clone())),
     );
     annotations.insert(CHANGE_CAUSE.into(), json!(change_cause));
@@ -123,45 +133,6 @@ pub fn undo_patch(deployment: &Value, target: &Revision, change_cause: &str) -> 
         // the member either way.
         {"op": "add", "path": "/metadata/annotations", "value": annotations},
     ])
-}
-
-/// Argo CD 2.x's default tracking label (Argo CD docs, "Resource Tracking", release-2.9: "The
-/// default label used is the well-known label app.kubernetes.io/instance").
-pub const ARGO_CD_INSTANCE_LABEL: &str = "app.kubernetes.io/instance";
-/// Set by `helm install`/`helm upgrade` on every object of a release (not by `helm template`,
-/// which is how Argo CD renders charts): an `app.kubernetes.io/instance` label next to it is
-/// Helm's, not Argo CD's.
-pub const HELM_RELEASE_ANNOTATION: &str = "meta.helm.sh/release-name";
-
-/// Which GitOps tool owns an object, from its labels and annotations.
-pub fn gitops_owner(obj: &Value) -> Option<String> {
-    let label = |k: &str| obj["metadata"]["labels"][k].as_str();
-    let annotation = |k: &str| obj["metadata"]["annotations"][k].as_str();
-    if let Some(id) = annotation("argocd.argoproj.io/tracking-id") {
-        return Some(format!("Argo CD ({id})"));
-    }
-    if let Some(app) = label("argocd.argoproj.io/instance") {
-        return Some(format!("Argo CD application {app}"));
-    }
-    // Label tracking, Argo CD 2.x's default. The label is also set by Helm releases (and by
-    // hand, as a recommended label); a Helm release says so with its annotation. Anything else
-    // carrying it is treated as Argo CD's: reporting instead of rolling back is the safe error.
-    if let Some(app) = label(ARGO_CD_INSTANCE_LABEL) {
-        if annotation(HELM_RELEASE_ANNOTATION).is_none() {
-            return Some(format!(
-                "Argo CD application {app} (label {ARGO_CD_INSTANCE_LABEL})"
-            ));
-        }
-    }
-    if let Some(ks) = label("kustomize.toolkit.fluxcd.io/name") {
-        let ns = label("kustomize.toolkit.fluxcd.io/namespace").unwrap_or("flux-system");
-        return Some(format!("Flux Kustomization {ns}/{ks}"));
-    }
-    if let Some(hr) = label("helm.toolkit.fluxcd.io/name") {
-        let ns = label("helm.toolkit.fluxcd.io/namespace").unwrap_or("flux-system");
-        return Some(format!("Flux HelmRelease {ns}/{hr}"));
-    }
-    None
 }
 
 /// Whether the object carries the freeze annotation.
@@ -275,35 +246,6 @@ mod tests {
             patch[2]["value"],
             json!({"team": "shop", CHANGE_CAUSE: "why"})
         );
-    }
-
-    #[test]
-    fn gitops_owners_are_recognised() {
-        let argo = json!({"metadata": {"labels": {"argocd.argoproj.io/instance": "shop"}}});
-        assert_eq!(gitops_owner(&argo).unwrap(), "Argo CD application shop");
-        let flux = json!({"metadata": {"labels": {"kustomize.toolkit.fluxcd.io/name": "apps"}}});
-        assert_eq!(
-            gitops_owner(&flux).unwrap(),
-            "Flux Kustomization flux-system/apps"
-        );
-        assert_eq!(gitops_owner(&json!({"metadata": {}})), None);
-    }
-
-    #[test]
-    fn argo_cds_default_tracking_label_is_recognised_and_a_helm_release_is_not_taken_for_it() {
-        // GIVEN a Deployment synced by Argo CD 2.x with its default label tracking
-        let argo = json!({"metadata": {"labels": {"app.kubernetes.io/instance": "shop-prod"}}});
-        // WHEN its owner is looked for THEN it is Argo CD's application
-        assert_eq!(
-            gitops_owner(&argo).unwrap(),
-            "Argo CD application shop-prod (label app.kubernetes.io/instance)"
-        );
-        // GIVEN a Deployment installed by `helm install` (same label, and Helm's annotation)
-        let helm = json!({"metadata": {"labels": {"app.kubernetes.io/instance": "shop",
-            "app.kubernetes.io/managed-by": "Helm"},
-            "annotations": {"meta.helm.sh/release-name": "shop"}}});
-        // THEN no GitOps tool owns it
-        assert_eq!(gitops_owner(&helm), None);
     }
 
     #[test]

@@ -7,7 +7,9 @@ use std::time::Instant;
 
 use breakwater::fakes::workloads::FakeWorkloads;
 use breakwater::kube::rollout::TEMPLATE_HASH;
+use breakwater::kube::workloads::{ObjectAt, Resource};
 use rollback::decide::{self, before_reading, target, Asker, Request, Rules};
+use rollback::gitops::{self, ArgoCd, SUSPENDED};
 use rollback::record::{Decision, Intent, Marked, Outcome, WorkloadRecord};
 use rollback::undo::{history, Revision};
 use rollback::workload::{Kind, Workload};
@@ -89,7 +91,8 @@ fn decision(request: &Request, now: u64) -> Decision {
     Decision::undecided(&id, request, now)
 }
 
-/// Decides a Deployment's request on `fake` at `now`; the intents it wrote.
+/// Decides a Deployment's request on `fake` at `now`; the intents it wrote (the record's GitOps
+/// suspension is in `record`).
 async fn decide_deployment(
     fake: &FakeWorkloads,
     request: &Request,
@@ -105,6 +108,7 @@ async fn decide_deployment(
     };
     let (outcome, reason) = decide::deployment(
         fake,
+        &ArgoCd::default(),
         request,
         record,
         &mut d,
@@ -394,4 +398,273 @@ fn a_frozen_workload_and_the_cool_down_stop_a_rollback_before_the_cluster_is_rea
     // AND a frozen workload is never acted on
     let (_, why) = before_reading(true, &WorkloadRecord::default(), T0, &RULES).unwrap();
     assert!(why.contains("frozen"));
+}
+
+// ---- GitOps owners (Argo CD, Flux): suspended before the rollback, resumed past the bad revision
+
+fn application(name: &str, tracked_by: Option<&str>, revision: &str) -> Value {
+    let mut app = json!({"metadata": {"name": name, "namespace": "argocd"},
+        "spec": {"source": {"repoURL": "https://git.example/shop.git", "targetRevision": "main"},
+            "syncPolicy": {"automated": {"prune": true, "selfHeal": true},
+                "syncOptions": ["CreateNamespace=true"]}},
+        "status": {"sync": {"status": "Synced", "revision": revision},
+            "operationState": {"phase": "Succeeded", "syncResult": {"revision": revision}}}});
+    if let Some(parent) = tracked_by {
+        app["metadata"]["annotations"] = json!({gitops::ARGO_CD_TRACKING_ID:
+            format!("{parent}:argoproj.io/Application:argocd/{name}")});
+    }
+    app
+}
+
+fn app_at(name: &str) -> ObjectAt<'_> {
+    ObjectAt {
+        cluster: "prod",
+        namespace: "argocd",
+        name,
+    }
+}
+
+/// web:1 (good, two hours), web:2 deployed from Git commit `bad1` by Argo CD application `shop`.
+fn argo_owned(fake: &FakeWorkloads, deployed: u64) {
+    deployment_with_history(fake, &[("web:1", T0), ("web:2", deployed)]);
+    let mut d = fake.deployment_now(web().at()).unwrap();
+    d["metadata"]["annotations"][gitops::ARGO_CD_TRACKING_ID] =
+        json!("shop:apps/Deployment:shop/web");
+    fake.put_deployment("prod", d);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_argo_cd_owned_deployment_is_rolled_back_with_its_auto_sync_suspended_then_resumed_past_the_bad_commit(
+) {
+    // GIVEN web:2, synced from commit bad1 by application shop (automated, self-heal), which the
+    // app-of-apps `apps` syncs in turn (so `apps` would put shop's policy back: argo-cd #5351)
+    let fake = FakeWorkloads::default();
+    let deployed = T0 + 2 * HOUR;
+    argo_owned(&fake, deployed);
+    fake.put_object(
+        "prod",
+        Resource::ArgoApplication,
+        application("shop", Some("apps"), "bad1"),
+    );
+    fake.put_object(
+        "prod",
+        Resource::ArgoApplication,
+        application("apps", None, "root7"),
+    );
+    // WHEN its alarm fires
+    let request = request(web(), alarm(deployed + MINUTE), None);
+    let mut record = WorkloadRecord::default();
+    let (outcome, reason, _, intents) =
+        decide_deployment(&fake, &request, &mut record, deployed + 2 * MINUTE).await;
+    // THEN both Applications' automated sync is off, with a note, before the Deployment is
+    // patched: the parent first (still syncing, it would put the child's policy back at once)
+    assert_eq!(outcome, Outcome::RolledBack, "{reason}");
+    assert!(
+        reason.contains("Argo CD Application argocd/shop")
+            && reason.contains("its parent argocd/apps")
+            && reason.contains("until Git moves past bad1"),
+        "{reason}"
+    );
+    assert_eq!(
+        fake.writes(),
+        [
+            "patch Application argocd/apps",
+            "patch Application argocd/shop",
+            "patch shop/web"
+        ]
+    );
+    for name in ["shop", "apps"] {
+        let app = fake
+            .object_now(Resource::ArgoApplication, app_at(name))
+            .unwrap();
+        assert_eq!(
+            app["spec"]["syncPolicy"],
+            json!({"syncOptions": ["CreateNamespace=true"]}),
+            "{name}"
+        );
+        assert!(app["metadata"]["annotations"][SUSPENDED]
+            .as_str()
+            .unwrap()
+            .contains("breakwater rolled back"));
+    }
+    assert_eq!(image_now(&fake), "web:1");
+    // The Deployment is still the Application's: its tracking annotation was kept, though
+    // web:1's ReplicaSet (made before Argo CD adopted it) has none.
+    assert_eq!(
+        fake.deployment_now(web().at()).unwrap()["metadata"]["annotations"]
+            [gitops::ARGO_CD_TRACKING_ID],
+        "shop:apps/Deployment:shop/web"
+    );
+    let s = record.gitops.clone().expect("the suspension is recorded");
+    assert_eq!(
+        intents.len(),
+        1,
+        "the suspension is persisted with the intent, before the patch"
+    );
+    assert_eq!((s.chain.len(), s.owner().revision.as_str()), (2, "bad1"));
+
+    // WHEN Git has not moved THEN nothing resumes
+    assert_eq!(gitops::moved(&fake, s.owner()).await.unwrap(), None);
+    // WHEN Git moves on (a revert pushed: Argo CD compares with it while auto-sync is off)
+    let mut app = fake
+        .object_now(Resource::ArgoApplication, app_at("shop"))
+        .unwrap();
+    app["status"]["sync"] = json!({"status": "OutOfSync", "revision": "fix2"});
+    fake.put_object("prod", Resource::ArgoApplication, app);
+    assert_eq!(
+        gitops::moved(&fake, s.owner()).await.unwrap().as_deref(),
+        Some("fix2")
+    );
+    let said = gitops::resume_all(&fake, &s.chain).await.unwrap();
+    // THEN both policies are back exactly as they were, and the notes gone
+    assert_eq!(said.len(), 2, "{said:?}");
+    for name in ["shop", "apps"] {
+        let app = fake
+            .object_now(Resource::ArgoApplication, app_at(name))
+            .unwrap();
+        assert_eq!(
+            app["spec"]["syncPolicy"],
+            application(name, None, "")["spec"]["syncPolicy"],
+            "{name}"
+        );
+        assert!(
+            app["metadata"]["annotations"].get(SUSPENDED).is_none(),
+            "{name}"
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_owner_that_cannot_stay_suspended_is_reported_and_nothing_is_written() {
+    let deployed = T0 + 2 * HOUR;
+    let now = deployed + 2 * MINUTE;
+    // GIVEN an Application generated by an ApplicationSet that does not ignore /spec/syncPolicy
+    let fake = FakeWorkloads::default();
+    argo_owned(&fake, deployed);
+    let mut app = application("shop", None, "bad1");
+    app["metadata"]["ownerReferences"] = json!([{"apiVersion": "argoproj.io/v1alpha1",
+        "kind": "ApplicationSet", "name": "shops", "controller": true, "uid": "s1"}]);
+    fake.put_object("prod", Resource::ArgoApplication, app.clone());
+    fake.put_object(
+        "prod",
+        Resource::ArgoApplicationSet,
+        json!({"metadata": {"name": "shops", "namespace": "argocd"}, "spec": {}}),
+    );
+    let request = request(web(), alarm(deployed + MINUTE), None);
+    let (outcome, reason, _, _) =
+        decide_deployment(&fake, &request, &mut WorkloadRecord::default(), now).await;
+    // THEN not acting, saying why, and nothing written
+    assert_eq!(outcome, Outcome::NotActing, "{reason}");
+    assert!(
+        reason.contains("ApplicationSet argocd/shops")
+            && reason.contains("ignoreApplicationDifferences"),
+        "{reason}"
+    );
+    assert!(fake.writes().is_empty(), "{:?}", fake.writes());
+    // GIVEN the ApplicationSet ignores the sync policy THEN the rollback goes ahead
+    fake.put_object(
+        "prod",
+        Resource::ArgoApplicationSet,
+        json!({"metadata": {"name": "shops", "namespace": "argocd"},
+            "spec": {"ignoreApplicationDifferences": [{"jsonPointers": ["/spec/syncPolicy"]}]}}),
+    );
+    let (outcome, reason, _, _) =
+        decide_deployment(&fake, &request, &mut WorkloadRecord::default(), now).await;
+    assert_eq!(outcome, Outcome::RolledBack, "{reason}");
+
+    // GIVEN a tracking annotation naming an Application that is not there
+    let fake = FakeWorkloads::default();
+    argo_owned(&fake, deployed);
+    let (outcome, reason, _, _) =
+        decide_deployment(&fake, &request, &mut WorkloadRecord::default(), now).await;
+    assert_eq!(outcome, Outcome::NotActing, "{reason}");
+    assert!(
+        reason.contains("was not found") && reason.contains("BREAKWATER_ARGOCD_CLUSTER"),
+        "{reason}"
+    );
+    assert!(fake.writes().is_empty());
+
+    // GIVEN only the generic app.kubernetes.io/instance label, and no such Application: not
+    // Argo CD's, rolled back
+    let fake = FakeWorkloads::default();
+    deployment_with_history(&fake, &[("web:1", T0), ("web:2", deployed)]);
+    let mut d = fake.deployment_now(web().at()).unwrap();
+    d["metadata"]["labels"] = json!({gitops::ARGO_CD_INSTANCE_LABEL: "web"});
+    fake.put_deployment("prod", d);
+    let mut record = WorkloadRecord::default();
+    let (outcome, reason, _, _) = decide_deployment(&fake, &request, &mut record, now).await;
+    assert_eq!(outcome, Outcome::RolledBack, "{reason}");
+    assert!(reason.contains("the label is not Argo CD's"), "{reason}");
+    assert!(record.gitops.is_none());
+
+    // GIVEN an Application whose automated sync is off already: rolled back, nothing suspended
+    let fake = FakeWorkloads::default();
+    argo_owned(&fake, deployed);
+    let mut manual = application("shop", None, "bad1");
+    manual["spec"]["syncPolicy"] = json!({});
+    fake.put_object("prod", Resource::ArgoApplication, manual);
+    let mut record = WorkloadRecord::default();
+    let (outcome, reason, _, _) = decide_deployment(&fake, &request, &mut record, now).await;
+    assert_eq!(outcome, Outcome::RolledBack, "{reason}");
+    assert!(reason.contains("automated sync is off already"), "{reason}");
+    assert_eq!(fake.writes(), ["patch shop/web"]);
+    assert!(record.gitops.is_none());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_flux_kustomization_is_suspended_and_resumed_when_its_source_moves_past_the_applied_revision(
+) {
+    // GIVEN web:2 applied by Kustomization flux-system/apps from GitRepository revision main@sha1:bad
+    let fake = FakeWorkloads::default();
+    let deployed = T0 + 2 * HOUR;
+    deployment_with_history(&fake, &[("web:1", T0), ("web:2", deployed)]);
+    let mut d = fake.deployment_now(web().at()).unwrap();
+    d["metadata"]["labels"] = json!({"kustomize.toolkit.fluxcd.io/name": "apps",
+        "kustomize.toolkit.fluxcd.io/namespace": "flux-system"});
+    fake.put_deployment("prod", d);
+    fake.put_object(
+        "prod",
+        Resource::FluxKustomization,
+        json!({"metadata": {"name": "apps", "namespace": "flux-system", "generation": 3},
+            "spec": {"interval": "5m", "prune": true,
+                "sourceRef": {"kind": "GitRepository", "name": "shop"}},
+            "status": {"lastAppliedRevision": "main@sha1:bad"}}),
+    );
+    let source = |revision: &str| {
+        json!({"metadata": {"name": "shop", "namespace": "flux-system"},
+        "status": {"artifact": {"revision": revision}}})
+    };
+    fake.put_object("prod", Resource::FluxGitRepository, source("main@sha1:bad"));
+    // WHEN its alarm fires
+    let request = request(web(), alarm(deployed + MINUTE), None);
+    let mut record = WorkloadRecord::default();
+    let (outcome, reason, _, _) =
+        decide_deployment(&fake, &request, &mut record, deployed + 2 * MINUTE).await;
+    // THEN the Kustomization is suspended, as `flux suspend` does, then the Deployment rolled back
+    assert_eq!(outcome, Outcome::RolledBack, "{reason}");
+    assert_eq!(
+        fake.writes(),
+        ["patch Kustomization flux-system/apps", "patch shop/web"]
+    );
+    let at = ObjectAt {
+        cluster: "prod",
+        namespace: "flux-system",
+        name: "apps",
+    };
+    assert_eq!(
+        fake.object_now(Resource::FluxKustomization, at).unwrap()["spec"]["suspend"],
+        true
+    );
+    let s = record.gitops.unwrap();
+    assert_eq!(gitops::moved(&fake, s.owner()).await.unwrap(), None);
+    // WHEN the source moves on THEN it is resumed
+    fake.put_object("prod", Resource::FluxGitRepository, source("main@sha1:fix"));
+    assert_eq!(
+        gitops::moved(&fake, s.owner()).await.unwrap().as_deref(),
+        Some("main@sha1:fix")
+    );
+    gitops::resume_all(&fake, &s.chain).await.unwrap();
+    let ks = fake.object_now(Resource::FluxKustomization, at).unwrap();
+    assert_eq!(ks["spec"]["suspend"], false);
+    assert!(ks["metadata"]["annotations"].get(SUSPENDED).is_none());
 }

@@ -18,6 +18,7 @@ mod controllers;
 pub mod deployments;
 mod errors;
 mod eviction;
+pub mod gitops;
 mod kinds;
 pub mod node_groups;
 mod selectors;
@@ -61,6 +62,8 @@ pub struct Cluster {
     pub pod_ready_delay_ms: u64,
     /// While seeding: the ReplicaSet controller creates nothing.
     pub replication_paused: bool,
+    /// Git: the commits of each repository URL, oldest first ([`gitops`]).
+    git: BTreeMap<String, Vec<gitops::Commit>>,
 }
 
 /// A delete's preconditions (`uid`, `resourceVersion`) against the object: 409 when one fails.
@@ -474,7 +477,7 @@ impl Cluster {
                 Ok(())
             }
             "application/strategic-merge-patch+json" => {
-                if kind.group == "argoproj.io" {
+                if kind.custom() {
                     return Err(ApiError::new(
                         415,
                         "UnsupportedMediaType",

@@ -11,7 +11,9 @@ use std::sync::{Arc, Mutex};
 use serde_json::{json, Value};
 
 use crate::error::{Error, Result};
-use crate::kube::workloads::{DeploymentWithSets, ObjectAt, Patched, WorkloadKind, Workloads};
+use crate::kube::workloads::{
+    DeploymentWithSets, ObjectAt, Patched, Resource, WorkloadKind, Workloads,
+};
 
 type Key = (String, String, String);
 
@@ -20,6 +22,7 @@ struct State {
     deployments: BTreeMap<Key, Value>,
     replica_sets: BTreeMap<Key, Value>,
     rollouts: BTreeMap<Key, Value>,
+    objects: BTreeMap<(Resource, Key), Value>,
     version: u64,
     calls: Vec<String>,
     change_before_next_patch: bool,
@@ -81,6 +84,19 @@ impl FakeWorkloads {
         state.rollouts.insert(k, rollout);
     }
 
+    /// Stores (or replaces) a GitOps object (or a source) in `cluster`.
+    pub fn put_object(&self, cluster: &str, resource: Resource, mut obj: Value) {
+        let mut state = self.state();
+        state.bump(&mut obj);
+        let k = key_of(cluster, &obj);
+        state.objects.insert((resource, k), obj);
+    }
+
+    /// The stored GitOps object.
+    pub fn object_now(&self, resource: Resource, at: ObjectAt<'_>) -> Option<Value> {
+        self.state().objects.get(&(resource, key(at))).cloned()
+    }
+
     /// The stored Deployment.
     pub fn deployment_now(&self, at: ObjectAt<'_>) -> Option<Value> {
         self.state().deployments.get(&key(at)).cloned()
@@ -102,17 +118,17 @@ impl FakeWorkloads {
         self.state().fail_next = Some(error);
     }
 
-    /// Every call, in order: `exists`, `deployment`, `patch`, `rollout`, `abort`, each with the
-    /// object's `namespace/name`.
+    /// Every call, in order: `exists`, `deployment`, `patch`, `rollout`, `abort`, `get <Kind>`,
+    /// `patch <Kind>`, each with the object's `namespace/name`.
     pub fn calls(&self) -> Vec<String> {
         self.state().calls.clone()
     }
 
-    /// The writes among [`Self::calls`] (`patch` and `abort`).
+    /// The writes among [`Self::calls`] (`patch`, `patch <Kind>` and `abort`).
     pub fn writes(&self) -> Vec<String> {
         self.calls()
             .into_iter()
-            .filter(|c| c.starts_with("patch ") || c.starts_with("abort "))
+            .filter(|c| c.starts_with("patch") || c.starts_with("abort "))
             .collect()
     }
 
@@ -175,6 +191,31 @@ fn apply_json_patch(obj: &Value, patch: &Value) -> std::result::Result<Value, St
     Ok(out)
 }
 
+/// `current` with a JSON patch applied as the API server applies it: the object to keep (the
+/// patched one, or `current` when the patch failed) and the answer.
+fn patched(
+    state: &mut State,
+    mut current: Value,
+    patch: &Value,
+    at: ObjectAt<'_>,
+    what: &str,
+) -> Result<(Value, Patched)> {
+    if std::mem::take(&mut state.change_before_next_patch) {
+        state.bump(&mut current);
+    }
+    let mut patched = match apply_json_patch(&current, patch) {
+        Ok(p) => p,
+        Err(why) if why.contains("test failed") => return Ok((current, Patched::Changed(why))),
+        Err(why) => return Err(Error::Aws(format!("{what} {at}: 422 {why}"))),
+    };
+    if patched["spec"] != current["spec"] {
+        let generation = current["metadata"]["generation"].as_i64().unwrap_or(1);
+        patched["metadata"]["generation"] = json!(generation + 1);
+    }
+    state.bump(&mut patched);
+    Ok((patched.clone(), Patched::Applied(patched)))
+}
+
 impl Workloads for FakeWorkloads {
     async fn exists(&self, at: ObjectAt<'_>, kind: WorkloadKind) -> Result<bool> {
         let state = self.begin("exists", at)?;
@@ -206,27 +247,13 @@ impl Workloads for FakeWorkloads {
 
     async fn patch_deployment(&self, at: ObjectAt<'_>, patch: &Value) -> Result<Patched> {
         let mut state = self.begin("patch", at)?;
-        let Some(mut current) = state.deployments.get(&key(at)).cloned() else {
+        let state = &mut *state;
+        let Some(current) = state.deployments.get(&key(at)).cloned() else {
             return Ok(Patched::Gone);
         };
-        if std::mem::take(&mut state.change_before_next_patch) {
-            state.bump(&mut current);
-        }
-        let mut patched = match apply_json_patch(&current, patch) {
-            Ok(p) => p,
-            Err(why) if why.contains("test failed") => {
-                state.deployments.insert(key(at), current);
-                return Ok(Patched::Changed(why));
-            }
-            Err(why) => return Err(Error::Aws(format!("roll back deployment {at}: 422 {why}"))),
-        };
-        if patched["spec"] != current["spec"] {
-            let generation = current["metadata"]["generation"].as_i64().unwrap_or(1);
-            patched["metadata"]["generation"] = json!(generation + 1);
-        }
-        state.bump(&mut patched);
-        state.deployments.insert(key(at), patched.clone());
-        Ok(Patched::Applied(patched))
+        let (patched, answer) = patched(state, current, patch, at, "roll back deployment")?;
+        state.deployments.insert(key(at), patched);
+        Ok(answer)
     }
 
     async fn rollout(&self, at: ObjectAt<'_>) -> Result<Option<Value>> {
@@ -243,6 +270,28 @@ impl Workloads for FakeWorkloads {
         state.bump(&mut rollout);
         state.rollouts.insert(key(at), rollout.clone());
         Ok(Patched::Applied(rollout))
+    }
+
+    async fn object(&self, resource: Resource, at: ObjectAt<'_>) -> Result<Option<Value>> {
+        let state = self.begin(&format!("get {}", resource.kind()), at)?;
+        Ok(state.objects.get(&(resource, key(at))).cloned())
+    }
+
+    async fn patch_object(
+        &self,
+        resource: Resource,
+        at: ObjectAt<'_>,
+        patch: &Value,
+    ) -> Result<Patched> {
+        let what = format!("patch {}", resource.kind());
+        let mut state = self.begin(&what, at)?;
+        let state = &mut *state;
+        let Some(current) = state.objects.get(&(resource, key(at))).cloned() else {
+            return Ok(Patched::Gone);
+        };
+        let (patched, answer) = patched(state, current, patch, at, &what)?;
+        state.objects.insert((resource, key(at)), patched);
+        Ok(answer)
     }
 }
 

@@ -55,6 +55,87 @@ pub struct DeploymentWithSets {
     pub replica_sets: Vec<Value>,
 }
 
+/// A custom resource a rollback reads or writes beside its workloads: a GitOps tool's object
+/// whose sync is suspended while a rollback holds, and the sources it follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Resource {
+    /// `argoproj.io/v1alpha1` Application (Argo CD).
+    ArgoApplication,
+    /// `argoproj.io/v1alpha1` ApplicationSet (Argo CD): read to see whether it would overwrite
+    /// an Application's sync policy.
+    ArgoApplicationSet,
+    /// `kustomize.toolkit.fluxcd.io/v1` Kustomization (Flux).
+    FluxKustomization,
+    /// `helm.toolkit.fluxcd.io/v2` HelmRelease (Flux).
+    FluxHelmRelease,
+    /// `source.toolkit.fluxcd.io/v1` GitRepository (Flux): the revision Git is at.
+    FluxGitRepository,
+    /// `source.toolkit.fluxcd.io/v1` OCIRepository (Flux).
+    FluxOciRepository,
+    /// `source.toolkit.fluxcd.io/v1` Bucket (Flux).
+    FluxBucket,
+}
+
+impl Resource {
+    /// `(group, version, plural, Kind)`.
+    pub fn api(self) -> (&'static str, &'static str, &'static str, &'static str) {
+        match self {
+            Resource::ArgoApplication => ("argoproj.io", "v1alpha1", "applications", "Application"),
+            Resource::ArgoApplicationSet => (
+                "argoproj.io",
+                "v1alpha1",
+                "applicationsets",
+                "ApplicationSet",
+            ),
+            Resource::FluxKustomization => (
+                "kustomize.toolkit.fluxcd.io",
+                "v1",
+                "kustomizations",
+                "Kustomization",
+            ),
+            Resource::FluxHelmRelease => (
+                "helm.toolkit.fluxcd.io",
+                "v2",
+                "helmreleases",
+                "HelmRelease",
+            ),
+            Resource::FluxGitRepository => (
+                "source.toolkit.fluxcd.io",
+                "v1",
+                "gitrepositories",
+                "GitRepository",
+            ),
+            Resource::FluxOciRepository => (
+                "source.toolkit.fluxcd.io",
+                "v1",
+                "ocirepositories",
+                "OCIRepository",
+            ),
+            Resource::FluxBucket => ("source.toolkit.fluxcd.io", "v1", "buckets", "Bucket"),
+        }
+    }
+
+    /// The Kind.
+    pub fn kind(self) -> &'static str {
+        self.api().3
+    }
+
+    /// The Flux source of a `sourceRef.kind`.
+    pub fn flux_source(kind: &str) -> Option<Resource> {
+        match kind {
+            "GitRepository" => Some(Resource::FluxGitRepository),
+            "OCIRepository" => Some(Resource::FluxOciRepository),
+            "Bucket" => Some(Resource::FluxBucket),
+            _ => None,
+        }
+    }
+
+    fn path(self, namespace: &str, name: &str) -> String {
+        let (group, version, plural, _) = self.api();
+        format!("/apis/{group}/{version}/namespaces/{namespace}/{plural}/{name}")
+    }
+}
+
 /// What a patch came to.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Patched {
@@ -90,6 +171,19 @@ pub trait Workloads: Send + Sync {
     fn rollout(&self, at: ObjectAt<'_>) -> impl Future<Output = Result<Option<Value>>> + Send;
     /// Aborts the Rollout as `kubectl argo rollouts abort` does (`status.abort = true`).
     fn abort_rollout(&self, at: ObjectAt<'_>) -> impl Future<Output = Result<Patched>> + Send;
+    /// A GitOps object (or a source it follows), `None` when it does not exist.
+    fn object(
+        &self,
+        resource: Resource,
+        at: ObjectAt<'_>,
+    ) -> impl Future<Output = Result<Option<Value>>> + Send;
+    /// Applies a JSON patch to a GitOps object; a failed `test` is [`Patched::Changed`].
+    fn patch_object(
+        &self,
+        resource: Resource,
+        at: ObjectAt<'_>,
+        patch: &Value,
+    ) -> impl Future<Output = Result<Patched>> + Send;
 }
 
 /// [`Workloads`] over the clusters' API servers: a kube-rs client per cluster from
@@ -236,6 +330,32 @@ impl Workloads for KubeWorkloads<'_> {
             &format!("{}/status", rollout_path(at.namespace, at.name)),
             "application/merge-patch+json",
             Some(&json!({"status": {"abort": true}})),
+            &what,
+        )
+        .await?;
+        classify(answer, &what)
+    }
+
+    async fn object(&self, resource: Resource, at: ObjectAt<'_>) -> Result<Option<Value>> {
+        let client = self.client(at.cluster).await?;
+        let what = format!("get {} {at}", resource.kind());
+        get(&client, &resource.path(at.namespace, at.name), &what).await
+    }
+
+    async fn patch_object(
+        &self,
+        resource: Resource,
+        at: ObjectAt<'_>,
+        patch: &Value,
+    ) -> Result<Patched> {
+        let client = self.client(at.cluster).await?;
+        let what = format!("patch {} {at}", resource.kind());
+        let answer = send_json(
+            &client,
+            Method::PATCH,
+            &resource.path(at.namespace, at.name),
+            "application/json-patch+json",
+            Some(patch),
             &what,
         )
         .await?;

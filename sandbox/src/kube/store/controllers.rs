@@ -105,6 +105,7 @@ impl Cluster {
                 changed |= self.replicate();
             }
             changed |= self.recompute_pdbs();
+            changed |= self.gitops();
             if !changed {
                 // Settled: nothing to do until the store changes or a timer is due.
                 self.settled = (self.resource_version, self.now_ms);

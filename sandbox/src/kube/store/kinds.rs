@@ -22,6 +22,11 @@ pub struct ResourceKind {
 }
 
 impl ResourceKind {
+    /// A custom resource (a CRD's: no strategic merge patch).
+    pub fn custom(&self) -> bool {
+        self.group.contains('.') && !self.group.ends_with(".k8s.io")
+    }
+
     /// `v1` or `apps/v1`.
     pub fn api_version(&self) -> String {
         if self.group.is_empty() {
@@ -111,6 +116,58 @@ pub const KINDS: &[ResourceKind] = &[
         "v1alpha1",
         true,
         &["ro"],
+        true,
+    ),
+    // Argo CD and Flux, with the controllers of `gitops.rs`. Argo CD's Application CRD has no
+    // status subresource (its controller writes the whole object); Flux's CRDs have one.
+    kind!(
+        "applications",
+        "application",
+        "Application",
+        "argoproj.io",
+        "v1alpha1",
+        true,
+        &["app", "apps"],
+        false,
+    ),
+    kind!(
+        "applicationsets",
+        "applicationset",
+        "ApplicationSet",
+        "argoproj.io",
+        "v1alpha1",
+        true,
+        &["appset", "appsets"],
+        false,
+    ),
+    kind!(
+        "kustomizations",
+        "kustomization",
+        "Kustomization",
+        "kustomize.toolkit.fluxcd.io",
+        "v1",
+        true,
+        &["ks"],
+        true,
+    ),
+    kind!(
+        "helmreleases",
+        "helmrelease",
+        "HelmRelease",
+        "helm.toolkit.fluxcd.io",
+        "v2",
+        true,
+        &["hr"],
+        true,
+    ),
+    kind!(
+        "gitrepositories",
+        "gitrepository",
+        "GitRepository",
+        "source.toolkit.fluxcd.io",
+        "v1",
+        true,
+        &["gitrepo"],
         true,
     ),
     // RBAC, stored as written: what `kubectl apply -f deploy/kubernetes/*-rbac.yaml` creates
