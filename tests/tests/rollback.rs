@@ -2137,3 +2137,189 @@ async fn a_flux_owned_deployment_is_rolled_back_with_its_kustomization_suspended
     assert_eq!(w.image(), "web:3");
     gitops_requests_are_granted(&w);
 }
+
+// ---- Argo Rollouts: one registry of revisions that alarmed, shared with Deployments
+
+fn checkout_rollout(image: &str) -> Value {
+    json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
+        "metadata": {"name": "checkout", "namespace": "shop", "labels": {"app": "checkout"}},
+        "spec": {"replicas": 5, "selector": {"matchLabels": {"app": "checkout"}},
+            "strategy": {"canary": {"steps": [{"setWeight": 20}, {"pause": {}}, {"setWeight": 100}]}},
+            "template": {"metadata": {"labels": {"app": "checkout"}},
+                "spec": {"containers": [{"name": "checkout", "image": image}]}}}})
+}
+
+/// A merge patch of the Rollout `shop/checkout` (of its status subresource with `status_only`).
+fn patch_checkout(w: &World, patch: &Value, status_only: bool) {
+    let kind =
+        breakwater_sandbox::kube::store::find_kind("argoproj.io", "v1alpha1", "rollouts").unwrap();
+    w.emu
+        .with(|c| {
+            c.patch(
+                kind,
+                "shop",
+                "checkout",
+                "application/merge-patch+json",
+                patch,
+                status_only,
+            )
+        })
+        .unwrap();
+}
+
+/// A new image for the Rollout (what `kubectl argo rollouts set image` does).
+fn set_rollout_image(w: &World, image: &str) {
+    let patch = json!({"spec": {"template": {"spec": {"containers": [{"name": "checkout", "image": image}]}}}});
+    patch_checkout(w, &patch, false);
+}
+
+/// A person's `kubectl argo rollouts retry` and `promote --full` (status patches).
+fn promote_by_hand(w: &World) {
+    patch_checkout(
+        w,
+        &json!({"status": {"abort": false, "promoteFull": true}}),
+        true,
+    );
+}
+
+fn checkout(w: &World) -> Value {
+    w.emu.get("rollouts", "shop", "checkout").unwrap()
+}
+
+fn checkout_image(w: &World) -> Value {
+    checkout(w)["spec"]["template"]["spec"]["containers"][0]["image"].clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_promoted_rollout_is_rolled_back_past_the_canary_that_alarmed_and_promoted_at_once() {
+    let w = world(
+        "ca-central-1",
+        4 * 60 * MINUTE,
+        &[
+            (
+                "BREAKWATER_ROLLBACK_ALARMS",
+                "checkout-p95=prod/shop/Rollout/checkout",
+            ),
+            ("BREAKWATER_ROLLBACK_COOLDOWN_MINUTES", "1"),
+        ],
+    )
+    .await;
+    // The alarm exists (the bake reads it back): P95 latency of checkout's load balancer.
+    let arn = breakwater_sandbox::rollback_scene::put_latency_alarm(
+        w.direct.config(),
+        &w.region,
+        "checkout-p95",
+        "app/checkout/50dc6c495c0c9189",
+        CLUSTER,
+        "shop",
+        "checkout",
+    )
+    .await
+    .unwrap();
+    let alarm = |id: &str| {
+        alarm_event(
+            id,
+            &w.region,
+            "checkout-p95",
+            &arn,
+            "OK",
+            "ALARM",
+            w.clock.now_ms() - MINUTE,
+        )
+    };
+    // GIVEN checkout:1, then checkout:2 canaried and promoted three hours ago
+    w.emu
+        .create("rollouts", "shop", checkout_rollout("checkout:1"))
+        .unwrap();
+    assert_eq!(checkout(&w)["status"]["phase"], "Healthy");
+    w.at(3 * 60 * MINUTE);
+    set_rollout_image(&w, "checkout:2");
+    assert_eq!(
+        checkout(&w)["status"]["phase"],
+        "Paused",
+        "the canary stops at its pause step"
+    );
+    promote_by_hand(&w);
+    let good = checkout(&w)["status"]["stableRS"].clone();
+    // AND checkout:3 at its 20 % canary step when its alarm fires: aborted, and remembered bad
+    w.at(10 * MINUTE);
+    set_rollout_image(&w, "checkout:3");
+    w.at(0);
+    let r = w.handle(alarm("c-1")).await;
+    assert_eq!(r["decisions"][0]["outcome"], "aborted", "{r}");
+    assert_eq!(checkout(&w)["status"]["phase"], "Degraded");
+    let bad = checkout(&w)["status"]["currentPodHash"].clone();
+    // WHEN a person retries and promotes it fully anyway, and the alarm fires again
+    promote_by_hand(&w);
+    assert_eq!(
+        checkout(&w)["status"]["stableRS"],
+        bad,
+        "checkout:3 fully promoted"
+    );
+    pass(&w, 2 * MINUTE);
+    w.emu.clear_requests();
+    let r = w.handle(alarm("c-2")).await;
+    // THEN it is rolled back to checkout:2 (the newest that survived its bake and never alarmed)
+    // as `kubectl argo rollouts undo` does, and promoted at once rather than canaried again
+    let decision = &r["decisions"][0];
+    assert_eq!(decision["outcome"], "rolled-back", "{r}");
+    assert_eq!(decision["to_revision"], 2, "{r}");
+    assert!(
+        decision["reason"]
+            .as_str()
+            .unwrap()
+            .contains("promoted fully"),
+        "{r}"
+    );
+    let now = checkout(&w);
+    assert_eq!(checkout_image(&w), "checkout:2");
+    assert_eq!(
+        (
+            now["status"]["stableRS"].clone(),
+            now["status"]["phase"].clone()
+        ),
+        (good, json!("Healthy"))
+    );
+    assert_eq!(
+        now["metadata"]["annotations"]["rollout.argoproj.io/revision"], "4",
+        "a rollback is a new revision"
+    );
+    let paths: Vec<String> = w.patches().iter().map(|p| p.path.clone()).collect();
+    assert!(
+        paths.iter().any(|p| p.ends_with("/rollouts/checkout")),
+        "{paths:?}"
+    );
+    assert!(
+        paths
+            .iter()
+            .any(|p| p.ends_with("/rollouts/checkout/status")),
+        "{paths:?}"
+    );
+    crate::common::assert_rbac_allows(
+        include_str!("../../deploy/kubernetes/rollback-rbac.yaml"),
+        &w.emu.requests(),
+    );
+    // WHEN a person asks for checkout:3's revision THEN it is refused: it alarmed
+    pass(&w, 2 * MINUTE);
+    let ask = json!({"command": "rollback", "workload": "prod/shop/Rollout/checkout",
+        "toRevision": 3, "requestedBy": "alice", "id": unique("ask")});
+    let r = w.handle(ask).await;
+    assert_eq!(r["outcome"], "refused", "{r}");
+    assert!(
+        r["reason"]
+            .as_str()
+            .unwrap()
+            .contains("tripped alarm checkout-p95"),
+        "{r}"
+    );
+    // AND the bake window ends with the rollback verified: checkout:2 stable and Healthy
+    pass(&w, 11 * MINUTE);
+    let r = w.handle(w.tick()).await;
+    let verified: Vec<&Value> = r["checked"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["workload"] == "prod/shop/Rollout/checkout")
+        .collect();
+    assert_eq!(verified[0]["outcome"], "verified", "{r}");
+}

@@ -80,8 +80,19 @@ impl<A: Alarms> RollbackFunction<A> {
                     .as_str()
                     .unwrap_or("unknown")
                     .to_string();
-                // An aborted rollout is Degraded by design; what matters is that it is still aborted.
-                (r["status"]["abort"] == true, format!("phase {phase}"))
+                match &bake.to_hash {
+                    // A promoted update rolled back: the target is the stable ReplicaSet, Healthy.
+                    Some(hash) => (
+                        r["status"]["stableRS"] == hash.as_str() && phase == "Healthy",
+                        format!(
+                            "phase {phase}, stable ReplicaSet {}",
+                            r["status"]["stableRS"].as_str().unwrap_or("none")
+                        ),
+                    ),
+                    // An aborted rollout is Degraded by design; what matters is that it is
+                    // still aborted.
+                    None => (r["status"]["abort"] == true, format!("phase {phase}")),
+                }
             }
         };
         let alarm = match &bake.alarm {

@@ -10,8 +10,10 @@ use std::future::Future;
 use std::time::Instant;
 
 use breakwater::clock::rfc3339;
-use breakwater::kube::rollout::equal_ignore_hash;
-use breakwater::kube::workloads::{DeploymentWithSets, KubeWorkloads, Patched, Workloads};
+use breakwater::kube::rollout::{equal_ignore_hash, revision_of};
+use breakwater::kube::workloads::{
+    DeploymentWithSets, KubeWorkloads, Patched, Resource, Workloads,
+};
 use breakwater::ports::Alarms;
 use breakwater::Result;
 use serde_json::Value;
@@ -145,32 +147,8 @@ pub fn judge_deployment(
             );
         }
     }
-    if let Asker::Alarm { name, since_ms } = &request.asker {
-        let Some(current) = &current else {
-            return done(Outcome::NotActing, "no ReplicaSet matches the deployment's template yet (a rollout is starting); not the deploy's alarm to judge");
-        };
-        // A rollout is a new ReplicaSet, or a rollback Breakwater made (which reuses an old one).
-        let rolled_out = current.created_ms.max(record.last_rollback_ms.unwrap_or(0));
-        if *since_ms < rolled_out {
-            return done(Outcome::NotActing, format!(
-                "the alarm began at {} before the last rollout ({}, revision {}): not the deploy's fault",
-                rfc3339(*since_ms), rfc3339(rolled_out), current.number
-            ));
-        }
-        if now.saturating_sub(rolled_out) > rules.lookback_ms {
-            return done(Outcome::NotActing, format!(
-                "the last rollout (revision {}, {}) is older than the {}-minute look-back window: not the deploy's fault",
-                current.number, rfc3339(rolled_out), rules.lookback_ms / 60_000
-            ));
-        }
-        if !record.bad.iter().any(|m| m.hash == current.hash) {
-            record.bad.push(Marked {
-                hash: current.hash.clone(),
-                revision: current.number,
-                alarm: name.clone(),
-                at_ms: now,
-            });
-        }
+    if let Some(step) = blame(request, current.as_ref(), record, now, rules) {
+        return step;
     }
     let (target, why) = match target(
         request.to_revision,
@@ -213,6 +191,53 @@ pub fn judge_deployment(
         target: Box::new(target),
         patch,
         why,
+    }
+}
+
+/// An alarm's verdict on the revision running: `Some` when it is not the deploy's fault (no
+/// revision yet, the alarm began before the rollout, the rollout is older than the look-back);
+/// otherwise the running revision is marked bad, for Deployments and Rollouts alike. A person's
+/// request blames nothing.
+fn blame(
+    request: &Request,
+    current: Option<&Revision>,
+    record: &mut WorkloadRecord,
+    now: u64,
+    rules: &Rules,
+) -> Option<Step> {
+    let Asker::Alarm { name, since_ms } = &request.asker else {
+        return None;
+    };
+    let Some(current) = current else {
+        return Some(done(Outcome::NotActing, "no ReplicaSet matches the workload's template yet (a rollout is starting); not the deploy's alarm to judge"));
+    };
+    // A rollout is a new ReplicaSet, or a rollback Breakwater made (which reuses an old one).
+    let rolled_out = current.created_ms.max(record.last_rollback_ms.unwrap_or(0));
+    if *since_ms < rolled_out {
+        return Some(done(Outcome::NotActing, format!(
+            "the alarm began at {} before the last rollout ({}, revision {}): not the deploy's fault",
+            rfc3339(*since_ms), rfc3339(rolled_out), current.number
+        )));
+    }
+    if now.saturating_sub(rolled_out) > rules.lookback_ms {
+        return Some(done(Outcome::NotActing, format!(
+            "the last rollout (revision {}, {}) is older than the {}-minute look-back window: not the deploy's fault",
+            current.number, rfc3339(rolled_out), rules.lookback_ms / 60_000
+        )));
+    }
+    mark_bad(record, &current.hash, current.number, name, now);
+    None
+}
+
+/// Remembers that the revision `hash` tripped `alarm`: it is never rolled back onto.
+fn mark_bad(record: &mut WorkloadRecord, hash: &str, revision: i64, alarm: &str, now: u64) {
+    if !hash.is_empty() && !record.bad.iter().any(|m| m.hash == hash) {
+        record.bad.push(Marked {
+            hash: hash.to_string(),
+            revision,
+            alarm: alarm.to_string(),
+            at_ms: now,
+        });
     }
 }
 
@@ -444,28 +469,54 @@ where
     )))
 }
 
-/// What an Argo Rollout as read calls for: `None` to abort it. Fills in the decision's revision.
+/// What an Argo Rollout as read calls for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RolloutStep {
+    /// Decided: nothing to send.
+    Done(Outcome, String),
+    /// An update in progress: abort it (traffic back to the stable ReplicaSet).
+    Abort,
+    /// Fully promoted: send `patch`, which takes the Rollout back to `target`, then promote it
+    /// fully.
+    Undo {
+        /// The revision rolled back to.
+        target: Box<Revision>,
+        /// The JSON patch of its spec.
+        patch: Value,
+        /// Why this revision.
+        why: &'static str,
+    },
+}
+
+/// What an Argo Rollout (with the ReplicaSets its selector lists) calls for. The revisions that
+/// alarmed are remembered in the same record as a Deployment's: an update in progress that an
+/// alarm blames is marked bad and aborted; a fully promoted one is judged as a Deployment is
+/// (the look-back, the last known good never alarmed) and rolled back. Fills in the decision's
+/// revisions.
 pub fn judge_rollout(
+    request: &Request,
     rollout: &Value,
+    replica_sets: &[Value],
+    record: &mut WorkloadRecord,
     decision: &mut Decision,
+    now: u64,
     rules: &Rules,
-) -> Option<(Outcome, String)> {
+) -> RolloutStep {
+    let stop = |outcome, reason: String| RolloutStep::Done(outcome, reason);
     if undo::frozen(rollout) {
-        return Some((
+        return stop(
             Outcome::NotActing,
             format!("the rollout is frozen (annotation {}=true)", undo::FREEZE),
-        ));
+        );
     }
     if let Some(owner) = gitops::owner(rollout, "", &ArgoCd::default()) {
-        return Some((Outcome::NotActing, format!(
-            "owned by {owner}: an abort here may be undone by the next sync; abort in Git (reported only)"
-        )));
+        return stop(Outcome::NotActing, format!(
+            "owned by {owner}: an abort or a rollback here may be undone by the next sync; act in Git (reported only)"
+        ));
     }
-    decision.from_revision = rollout["metadata"]["annotations"]["rollout.argoproj.io/revision"]
-        .as_str()
-        .and_then(|r| r.parse().ok());
+    decision.from_revision = Some(revision_of(rollout)).filter(|n| *n > 0);
     if rollout["status"]["abort"] == true {
-        return Some((
+        return stop(
             Outcome::NoOp,
             format!(
                 "already aborted ({})",
@@ -473,42 +524,166 @@ pub fn judge_rollout(
                     .as_str()
                     .unwrap_or("no message")
             ),
-        ));
+        );
     }
     let stable = rollout["status"]["stableRS"].as_str().unwrap_or_default();
     let current = rollout["status"]["currentPodHash"]
         .as_str()
         .unwrap_or_default();
-    if !stable.is_empty() && stable == current {
-        return Some((
-            Outcome::NotActing,
-            "no update in progress (the current pods are the stable ones): nothing to abort".into(),
-        ));
+    if stable != current && request.to_revision.is_none() {
+        if let Asker::Alarm { name, .. } = &request.asker {
+            mark_bad(
+                record,
+                current,
+                decision.from_revision.unwrap_or(0),
+                name,
+                now,
+            );
+        }
+        if rules.dry_run {
+            return stop(Outcome::NoOp, "dry run: would abort the rollout".into());
+        }
+        return RolloutStep::Abort;
+    }
+    let history = undo::history(rollout, replica_sets);
+    let running = history.iter().find(|r| r.hash == stable).cloned();
+    if let Some(Step::Done(outcome, reason)) = blame(request, running.as_ref(), record, now, rules)
+    {
+        return stop(outcome, reason);
+    }
+    let (target, why) = match target(
+        request.to_revision,
+        &history,
+        running.as_ref(),
+        record,
+        rules.bake_ms,
+    ) {
+        Ok(t) => t,
+        Err((outcome, why)) => return stop(outcome, why),
+    };
+    decision.to_revision = Some(target.number);
+    if target.hash == stable {
+        return stop(
+            Outcome::NoOp,
+            format!(
+                "skipped: revision {} is the stable one already",
+                target.number
+            ),
+        );
     }
     if rules.dry_run {
-        return Some((Outcome::NoOp, "dry run: would abort the rollout".into()));
+        return stop(
+            Outcome::NoOp,
+            format!(
+                "dry run: would roll back to revision {} and promote it fully",
+                target.number
+            ),
+        );
     }
-    None
+    let patch = undo::rollout_undo_patch(rollout, &target);
+    RolloutStep::Undo {
+        target: Box::new(target),
+        patch,
+        why,
+    }
 }
 
-/// A Rollout's decision: read, judge, abort, and read again to report the phase.
+/// How long a rollback of a fully promoted Rollout waits for the controller to take the new
+/// template (its `currentPodHash`) before promoting it: `promote --full` on a Rollout whose
+/// current ReplicaSet is still the stable one has nothing to promote.
+const OBSERVED_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// A Rollout's decision: read (with its ReplicaSets), judge, then abort the update in progress,
+/// or roll the promoted one back and promote it fully (the canary steps skipped for a revision
+/// known good: argo-rollouts #2168), reading again when it changed between the read and the
+/// patch.
 pub async fn rollout<W: Workloads>(
     workloads: &W,
     request: &Request,
+    record: &mut WorkloadRecord,
     decision: &mut Decision,
+    now: u64,
     rules: &Rules,
     started: Instant,
 ) -> Result<(Outcome, String)> {
     let w = &request.workload;
-    let Some(rollout) = workloads.rollout(w.at()).await? else {
+    let mut last_change = String::new();
+    for _ in 0..DECISION_ATTEMPTS {
+        let Some(rollout) = workloads.rollout(w.at()).await? else {
+            return Ok((
+                Outcome::Refused,
+                format!("rollout {}/{} not found", w.namespace, w.name),
+            ));
+        };
+        let sets = workloads
+            .replica_sets(w.at(), &rollout["spec"]["selector"])
+            .await?;
+        let (target, patch, why) =
+            match judge_rollout(request, &rollout, &sets, record, decision, now, rules) {
+                RolloutStep::Done(outcome, reason) => return Ok((outcome, reason)),
+                RolloutStep::Abort => {
+                    return abort(workloads, request, &rollout, decision, started).await
+                }
+                RolloutStep::Undo { target, patch, why } => (*target, patch, why),
+            };
+        match workloads
+            .patch_object(Resource::ArgoRollout, w.at(), &patch)
+            .await?
+        {
+            Patched::Applied(_) => {}
+            Patched::Gone => return Ok((Outcome::Refused, "the rollout was deleted".into())),
+            Patched::Changed(why) => {
+                tracing::warn!(%why, "the rollout changed between read and patch; deciding again");
+                last_change = why;
+                continue;
+            }
+        }
+        decision.to_hash = Some(target.hash.clone());
+        decision.patched_after_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
+        let waited = tokio::time::Instant::now();
+        let mut after = Value::Null;
+        while waited.elapsed() < OBSERVED_WAIT {
+            after = workloads.rollout(w.at()).await?.unwrap_or_default();
+            if after["status"]["currentPodHash"] == target.hash.as_str() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+        let promoted = match workloads.promote_rollout(w.at()).await? {
+            Patched::Applied(_) => "promoted fully",
+            _ => "NOT promoted (the rollout changed or went away): its canary steps run",
+        };
+        if after["status"]["currentPodHash"] != target.hash.as_str() {
+            tracing::warn!(
+                "the controller had not taken the new template when the rollout was promoted"
+            );
+        }
+        let after = workloads.rollout(w.at()).await?.unwrap_or_default();
         return Ok((
-            Outcome::Refused,
-            format!("rollout {}/{} not found", w.namespace, w.name),
+            Outcome::RolledBack,
+            format!(
+                "rolled back to revision {} ({}, {}) and {promoted}; phase now {}",
+                target.number,
+                target.replica_set,
+                why,
+                after["status"]["phase"].as_str().unwrap_or("unknown")
+            ),
         ));
-    };
-    if let Some(verdict) = judge_rollout(&rollout, decision, rules) {
-        return Ok(verdict);
     }
+    Ok((Outcome::NotActing, format!(
+        "the rollout kept changing under the decision ({DECISION_ATTEMPTS} attempts; last: {last_change}); a deploy is in progress"
+    )))
+}
+
+/// Aborts the update in progress and reads the Rollout again to report the phase.
+async fn abort<W: Workloads>(
+    workloads: &W,
+    request: &Request,
+    rollout: &Value,
+    decision: &mut Decision,
+    started: Instant,
+) -> Result<(Outcome, String)> {
+    let w = &request.workload;
     let stable = rollout["status"]["stableRS"].as_str().unwrap_or_default();
     match workloads.abort_rollout(w.at()).await? {
         Patched::Applied(_) => {
@@ -576,7 +751,9 @@ impl<A: Alarms> RollbackFunction<A> {
                 )
                 .await
             }
-            Kind::Rollout => rollout(&workloads, request, decision, &rules, started).await,
+            Kind::Rollout => {
+                rollout(&workloads, request, record, decision, now, &rules, started).await
+            }
         }
     }
 }

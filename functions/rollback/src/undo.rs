@@ -5,8 +5,8 @@
 //! [`breakwater::kube::workloads::Workloads`].
 
 use breakwater::kube::rollout::{
-    controller_uid, equal_ignore_hash, revision_of, without_hash, CHANGE_CAUSE,
-    CONTROLLER_ANNOTATIONS, REVISION_HISTORY, TEMPLATE_HASH,
+    controller_uid, equal_ignore_hash, hash_of, revision_of, without_hash, CHANGE_CAUSE,
+    CONTROLLER_ANNOTATIONS, REVISION_HISTORY,
 };
 pub use breakwater::kube::workloads::Patched;
 use serde::{Deserialize, Serialize};
@@ -51,10 +51,7 @@ pub fn history(deployment: &Value, replica_sets: &[Value]) -> Vec<Revision> {
             Revision {
                 number: revision_of(rs),
                 replica_set: rs["metadata"]["name"].as_str().unwrap_or_default().into(),
-                hash: rs["metadata"]["labels"][TEMPLATE_HASH]
-                    .as_str()
-                    .unwrap_or_default()
-                    .into(),
+                hash: hash_of(rs).into(),
                 created_ms: rs["metadata"]["creationTimestamp"]
                     .as_str()
                     .and_then(breakwater::clock::parse_rfc3339)
@@ -84,6 +81,18 @@ pub fn current<'a>(deployment: &Value, history: &'a [Revision]) -> Option<&'a Re
 /// kubectl's target for `--to-revision=0`: the second-highest revision.
 pub fn previous(history: &[Revision]) -> Option<&Revision> {
     history.iter().rev().nth(1)
+}
+
+/// The patch that rolls a fully promoted Argo Rollout back, as `kubectl argo rollouts undo` does:
+/// `test` the resourceVersion read, then the target ReplicaSet's template without
+/// `rollouts-pod-template-hash`. The Rollout makes it a new revision (Argo Rollouts,
+/// "Rollback Windows": "rollbacks are treated as a new revision").
+pub fn rollout_undo_patch(rollout: &Value, target: &Revision) -> Value {
+    json!([
+        {"op": "test", "path": "/metadata/resourceVersion",
+            "value": rollout["metadata"]["resourceVersion"]},
+        {"op": "replace", "path": "/spec/template", "value": without_hash(&target.template)},
+    ])
 }
 
 /// The annotations a rollback leaves as the Deployment has them.
@@ -206,6 +215,7 @@ impl std::fmt::Display for Progress {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use breakwater::kube::rollout::TEMPLATE_HASH;
 
     fn rs(name: &str, uid: &str, revision: &str, image: &str) -> Value {
         json!({"metadata": {"name": name, "labels": {"app": "web", TEMPLATE_HASH: name},

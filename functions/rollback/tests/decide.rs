@@ -235,8 +235,23 @@ async fn a_patch_an_earlier_attempt_sent_is_recorded_not_sent_again() {
     assert!(fake.writes().is_empty());
 }
 
+/// Decides a Rollout's request on `fake` at `now`.
+async fn decide_rollout(
+    fake: &FakeWorkloads,
+    request: &Request,
+    record: &mut WorkloadRecord,
+    now: u64,
+) -> (Outcome, String, Decision) {
+    let mut d = decision(request, now);
+    let (outcome, reason) =
+        decide::rollout(fake, request, record, &mut d, now, &RULES, Instant::now())
+            .await
+            .unwrap();
+    (outcome, reason, d)
+}
+
 #[tokio::test(start_paused = true)]
-async fn a_canary_in_progress_is_aborted_and_a_stable_rollout_is_left_alone() {
+async fn a_canary_in_progress_is_aborted_and_its_revision_marked_bad() {
     // GIVEN a Rollout at 20 % canary
     let fake = FakeWorkloads::default();
     let canary = json!({"metadata": {"name": "web", "namespace": "shop",
@@ -246,29 +261,110 @@ async fn a_canary_in_progress_is_aborted_and_a_stable_rollout_is_left_alone() {
     let rollout = Workload::new("prod", "shop", Kind::Rollout, "web").unwrap();
     let request = request(rollout.clone(), alarm(T0), None);
     // WHEN its alarm is decided
-    let mut d = decision(&request, T0);
-    let (outcome, reason) = decide::rollout(&fake, &request, &mut d, &RULES, Instant::now())
-        .await
-        .unwrap();
-    // THEN it is aborted back to the stable ReplicaSet
+    let mut record = WorkloadRecord::default();
+    let (outcome, reason, d) = decide_rollout(&fake, &request, &mut record, T0).await;
+    // THEN it is aborted back to the stable ReplicaSet, and the canary's revision is remembered
     assert_eq!(outcome, Outcome::Aborted, "{reason}");
     assert_eq!(d.from_revision, Some(2));
     assert_eq!(
         fake.rollout_now(rollout.at()).unwrap()["status"]["abort"],
         true
     );
-    // GIVEN a Rollout whose pods are the stable ones WHEN decided THEN nothing is sent
+    assert_eq!(record.bad, [marked("c2", 2)]);
+    // GIVEN a promoted Rollout with no ReplicaSets to judge WHEN decided THEN nothing is sent
     let stable = FakeWorkloads::default();
     stable.put_rollout(
         "prod",
         json!({"metadata": {"name": "web", "namespace": "shop"},
         "status": {"currentPodHash": "s1", "stableRS": "s1"}}),
     );
-    let (outcome, _) = decide::rollout(&stable, &request, &mut d, &RULES, Instant::now())
-        .await
-        .unwrap();
+    let (outcome, _, _) =
+        decide_rollout(&stable, &request, &mut WorkloadRecord::default(), T0).await;
     assert_eq!(outcome, Outcome::NotActing);
     assert!(stable.writes().is_empty());
+}
+
+/// A Rollout `shop/web` fully promoted to the last of `images`, one ReplicaSet per image (hash
+/// `r<n>`), created at the given times.
+fn promoted_rollout(fake: &FakeWorkloads, images: &[(&str, u64)]) {
+    let n = images.len();
+    let template = |image: &str| template(image, None);
+    fake.put_rollout(
+        "prod",
+        json!({"metadata": {"name": "web", "namespace": "shop", "uid": "ro1",
+                "annotations": {"rollout.argoproj.io/revision": n.to_string()}},
+            "spec": {"replicas": 5, "selector": {"matchLabels": {"app": "web"}},
+                "strategy": {"canary": {"steps": [{"setWeight": 20}, {"pause": {}}]}},
+                "template": template(images[n - 1].0)},
+            "status": {"phase": "Healthy", "currentPodHash": format!("r{n}"),
+                "stableRS": format!("r{n}")}}),
+    );
+    for (i, (image, created)) in images.iter().enumerate() {
+        let hash = format!("r{}", i + 1);
+        let mut t = template(image);
+        t["metadata"]["labels"]["rollouts-pod-template-hash"] = json!(hash);
+        fake.put_replica_set(
+            "prod",
+            json!({"metadata": {"name": format!("web-{hash}"), "namespace": "shop",
+                    "labels": {"app": "web", "rollouts-pod-template-hash": hash},
+                    "annotations": {"rollout.argoproj.io/revision": (i + 1).to_string()},
+                    "ownerReferences": [{"uid": "ro1", "controller": true}],
+                    "creationTimestamp": breakwater::clock::rfc3339(*created)},
+                "spec": {"template": t}}),
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_fully_promoted_rollout_is_rolled_back_past_revisions_that_alarmed_and_promoted_at_once()
+{
+    // GIVEN web:1 and web:2 each ran for hours, but web:2 tripped an alarm once (remembered in
+    // the registry), and web:3 was fully promoted 5 minutes ago
+    let fake = FakeWorkloads::default();
+    let promoted_at = T0 + 4 * HOUR;
+    promoted_rollout(
+        &fake,
+        &[
+            ("web:1", T0),
+            ("web:2", T0 + 2 * HOUR),
+            ("web:3", promoted_at),
+        ],
+    );
+    let rollout = Workload::new("prod", "shop", Kind::Rollout, "web").unwrap();
+    let mut record = WorkloadRecord {
+        bad: vec![marked("r2", 2)],
+        ..WorkloadRecord::default()
+    };
+    // WHEN its alarm fires
+    let request = request(rollout.clone(), alarm(promoted_at + MINUTE), None);
+    let (outcome, reason, d) =
+        decide_rollout(&fake, &request, &mut record, promoted_at + 5 * MINUTE).await;
+    // THEN it goes back to web:1 (web:2 alarmed), as `kubectl argo rollouts undo --to-revision`
+    // would, and is promoted at once instead of walking the canary steps again (#2168)
+    assert_eq!(outcome, Outcome::RolledBack, "{reason}");
+    assert_eq!((d.from_revision, d.to_revision), (Some(3), Some(1)));
+    assert_eq!(d.to_hash.as_deref(), Some("r1"));
+    assert_eq!(
+        fake.writes(),
+        ["patch Rollout shop/web", "promote shop/web"]
+    );
+    let now = fake.rollout_now(rollout.at()).unwrap();
+    assert_eq!(
+        now["spec"]["template"],
+        template("web:1", None),
+        "no rollouts-pod-template-hash"
+    );
+    assert_eq!(now["status"]["promoteFull"], true);
+    assert!(
+        record.bad.iter().any(|m| m.hash == "r3"),
+        "web:3 is remembered bad"
+    );
+    // WHEN a person asks for web:2 THEN it is refused: it alarmed
+    let ask = self::request(rollout, Asker::Person("slack:U1".into()), Some(2));
+    let (outcome, reason, _) =
+        decide_rollout(&fake, &ask, &mut record, promoted_at + 6 * MINUTE).await;
+    assert_eq!(outcome, Outcome::Refused, "{reason}");
+    assert!(reason.contains("tripped alarm"), "{reason}");
 }
 
 fn revisions(created: &[u64]) -> Vec<Revision> {

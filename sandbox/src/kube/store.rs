@@ -21,6 +21,7 @@ mod eviction;
 pub mod gitops;
 mod kinds;
 pub mod node_groups;
+mod rollouts;
 mod selectors;
 
 pub use errors::ApiError;

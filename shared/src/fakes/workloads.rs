@@ -22,7 +22,7 @@ struct State {
     deployments: BTreeMap<Key, Value>,
     replica_sets: BTreeMap<Key, Value>,
     rollouts: BTreeMap<Key, Value>,
-    objects: BTreeMap<(Resource, Key), Value>,
+    objects: BTreeMap<Resource, BTreeMap<Key, Value>>,
     version: u64,
     calls: Vec<String>,
     change_before_next_patch: bool,
@@ -30,6 +30,14 @@ struct State {
 }
 
 impl State {
+    /// Where objects of `resource` are kept (Rollouts with the Rollouts).
+    fn slot(&mut self, resource: Resource) -> &mut BTreeMap<Key, Value> {
+        match resource {
+            Resource::ArgoRollout => &mut self.rollouts,
+            other => self.objects.entry(other).or_default(),
+        }
+    }
+
     fn bump(&mut self, obj: &mut Value) {
         self.version += 1;
         obj["metadata"]["resourceVersion"] = json!(self.version.to_string());
@@ -89,12 +97,12 @@ impl FakeWorkloads {
         let mut state = self.state();
         state.bump(&mut obj);
         let k = key_of(cluster, &obj);
-        state.objects.insert((resource, k), obj);
+        state.slot(resource).insert(k, obj);
     }
 
     /// The stored GitOps object.
     pub fn object_now(&self, resource: Resource, at: ObjectAt<'_>) -> Option<Value> {
-        self.state().objects.get(&(resource, key(at))).cloned()
+        self.state().slot(resource).get(&key(at)).cloned()
     }
 
     /// The stored Deployment.
@@ -124,12 +132,28 @@ impl FakeWorkloads {
         self.state().calls.clone()
     }
 
-    /// The writes among [`Self::calls`] (`patch`, `patch <Kind>` and `abort`).
+    /// The writes among [`Self::calls`] (`patch`, `patch <Kind>`, `abort` and `promote`).
     pub fn writes(&self) -> Vec<String> {
         self.calls()
             .into_iter()
-            .filter(|c| c.starts_with("patch") || c.starts_with("abort "))
+            .filter(|c| {
+                c.starts_with("patch") || c.starts_with("abort ") || c.starts_with("promote ")
+            })
             .collect()
+    }
+
+    /// Sets `status.<field> = true` on a Rollout (what the status subresource's merge patch
+    /// does). The Rollouts live with the GitOps objects' JSON patches too: a Rollout put with
+    /// [`Self::put_rollout`] is the one [`Resource::ArgoRollout`] reads.
+    fn rollout_status(&self, at: ObjectAt<'_>, call: &str, field: &str) -> Result<Patched> {
+        let mut state = self.begin(call, at)?;
+        let Some(mut rollout) = state.rollouts.get(&key(at)).cloned() else {
+            return Ok(Patched::Gone);
+        };
+        rollout["status"][field] = json!(true);
+        state.bump(&mut rollout);
+        state.rollouts.insert(key(at), rollout.clone());
+        Ok(Patched::Applied(rollout))
     }
 
     fn begin(&self, call: &str, at: ObjectAt<'_>) -> Result<std::sync::MutexGuard<'_, State>> {
@@ -262,19 +286,28 @@ impl Workloads for FakeWorkloads {
     }
 
     async fn abort_rollout(&self, at: ObjectAt<'_>) -> Result<Patched> {
-        let mut state = self.begin("abort", at)?;
-        let Some(mut rollout) = state.rollouts.get(&key(at)).cloned() else {
-            return Ok(Patched::Gone);
-        };
-        rollout["status"]["abort"] = json!(true);
-        state.bump(&mut rollout);
-        state.rollouts.insert(key(at), rollout.clone());
-        Ok(Patched::Applied(rollout))
+        self.rollout_status(at, "abort", "abort")
+    }
+
+    async fn promote_rollout(&self, at: ObjectAt<'_>) -> Result<Patched> {
+        self.rollout_status(at, "promote", "promoteFull")
+    }
+
+    async fn replica_sets(&self, at: ObjectAt<'_>, selector: &Value) -> Result<Vec<Value>> {
+        let state = self.begin("replicasets", at)?;
+        Ok(state
+            .replica_sets
+            .iter()
+            .filter(|((c, ns, _), rs)| {
+                c == at.cluster && ns == at.namespace && selected(selector, rs)
+            })
+            .map(|(_, rs)| rs.clone())
+            .collect())
     }
 
     async fn object(&self, resource: Resource, at: ObjectAt<'_>) -> Result<Option<Value>> {
-        let state = self.begin(&format!("get {}", resource.kind()), at)?;
-        Ok(state.objects.get(&(resource, key(at))).cloned())
+        let mut state = self.begin(&format!("get {}", resource.kind()), at)?;
+        Ok(state.slot(resource).get(&key(at)).cloned())
     }
 
     async fn patch_object(
@@ -286,11 +319,11 @@ impl Workloads for FakeWorkloads {
         let what = format!("patch {}", resource.kind());
         let mut state = self.begin(&what, at)?;
         let state = &mut *state;
-        let Some(current) = state.objects.get(&(resource, key(at))).cloned() else {
+        let Some(current) = state.slot(resource).get(&key(at)).cloned() else {
             return Ok(Patched::Gone);
         };
         let (patched, answer) = patched(state, current, patch, at, &what)?;
-        state.objects.insert((resource, key(at)), patched);
+        state.slot(resource).insert(key(at), patched);
         Ok(answer)
     }
 }

@@ -10,6 +10,11 @@ pub const REVISION: &str = "deployment.kubernetes.io/revision";
 pub const REVISION_HISTORY: &str = "deployment.kubernetes.io/revision-history";
 /// The label that tells a Deployment's ReplicaSets apart.
 pub const TEMPLATE_HASH: &str = "pod-template-hash";
+/// An Argo Rollout's revision annotation, on the Rollout and its ReplicaSets (Argo Rollouts,
+/// "Rollback Windows": a rollback is a new revision, as a Deployment's is).
+pub const ROLLOUT_REVISION: &str = "rollout.argoproj.io/revision";
+/// The label an Argo Rollout's ReplicaSets and pods carry instead of `pod-template-hash`.
+pub const ROLLOUT_TEMPLATE_HASH: &str = "rollouts-pod-template-hash";
 /// The annotation `kubectl rollout history` shows.
 pub const CHANGE_CAUSE: &str = "kubernetes.io/change-cause";
 
@@ -41,7 +46,8 @@ pub fn semantic(value: &Value) -> Value {
     }
 }
 
-/// A pod template without its `pod-template-hash` label.
+/// A pod template without its `pod-template-hash` label (or an Argo Rollout's
+/// `rollouts-pod-template-hash`).
 pub fn without_hash(template: &Value) -> Value {
     let mut t = template.clone();
     if let Some(labels) = t
@@ -49,8 +55,19 @@ pub fn without_hash(template: &Value) -> Value {
         .and_then(Value::as_object_mut)
     {
         labels.remove(TEMPLATE_HASH);
+        labels.remove(ROLLOUT_TEMPLATE_HASH);
     }
     t
+}
+
+/// A ReplicaSet's template hash: its `pod-template-hash` label, or an Argo Rollout's
+/// `rollouts-pod-template-hash`.
+pub fn hash_of(rs: &Value) -> &str {
+    let labels = &rs["metadata"]["labels"];
+    labels[TEMPLATE_HASH]
+        .as_str()
+        .or_else(|| labels[ROLLOUT_TEMPLATE_HASH].as_str())
+        .unwrap_or_default()
 }
 
 /// Whether two pod templates are equal ignoring `pod-template-hash` (`EqualIgnoreHash`).
@@ -58,10 +75,11 @@ pub fn equal_ignore_hash(a: &Value, b: &Value) -> bool {
     semantic(&without_hash(a)) == semantic(&without_hash(b))
 }
 
-/// An object's revision annotation (0 when absent or not a number).
+/// An object's revision annotation, a Deployment's or an Argo Rollout's (0 when absent or not a
+/// number).
 pub fn revision_of(obj: &Value) -> i64 {
     obj.pointer("/metadata/annotations")
-        .and_then(|a| a.get(REVISION))
+        .and_then(|a| a.get(REVISION).or_else(|| a.get(ROLLOUT_REVISION)))
         .and_then(Value::as_str)
         .and_then(|r| r.parse().ok())
         .unwrap_or(0)

@@ -55,10 +55,13 @@ pub struct DeploymentWithSets {
     pub replica_sets: Vec<Value>,
 }
 
-/// A custom resource a rollback reads or writes beside its workloads: a GitOps tool's object
-/// whose sync is suspended while a rollback holds, and the sources it follows.
+/// A custom resource a rollback reads or writes by JSON patch: an Argo Rollout's spec, a GitOps
+/// tool's object whose sync is suspended while a rollback holds, and the sources it follows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Resource {
+    /// `argoproj.io/v1alpha1` Rollout (Argo Rollouts): its spec patched by a rollback of a
+    /// fully promoted update.
+    ArgoRollout,
     /// `argoproj.io/v1alpha1` Application (Argo CD).
     ArgoApplication,
     /// `argoproj.io/v1alpha1` ApplicationSet (Argo CD): read to see whether it would overwrite
@@ -80,6 +83,7 @@ impl Resource {
     /// `(group, version, plural, Kind)`.
     pub fn api(self) -> (&'static str, &'static str, &'static str, &'static str) {
         match self {
+            Resource::ArgoRollout => ("argoproj.io", "v1alpha1", "rollouts", "Rollout"),
             Resource::ArgoApplication => ("argoproj.io", "v1alpha1", "applications", "Application"),
             Resource::ArgoApplicationSet => (
                 "argoproj.io",
@@ -171,6 +175,16 @@ pub trait Workloads: Send + Sync {
     fn rollout(&self, at: ObjectAt<'_>) -> impl Future<Output = Result<Option<Value>>> + Send;
     /// Aborts the Rollout as `kubectl argo rollouts abort` does (`status.abort = true`).
     fn abort_rollout(&self, at: ObjectAt<'_>) -> impl Future<Output = Result<Patched>> + Send;
+    /// Promotes the Rollout's update at once, skipping its remaining steps, as
+    /// `kubectl argo rollouts promote --full` does (`status.promoteFull = true`).
+    fn promote_rollout(&self, at: ObjectAt<'_>) -> impl Future<Output = Result<Patched>> + Send;
+    /// The ReplicaSets in `at`'s namespace that a workload's `spec.selector.matchLabels`
+    /// (`selector`) lists.
+    fn replica_sets(
+        &self,
+        at: ObjectAt<'_>,
+        selector: &Value,
+    ) -> impl Future<Output = Result<Vec<Value>>> + Send;
     /// A GitOps object (or a source it follows), `None` when it does not exist.
     fn object(
         &self,
@@ -209,6 +223,21 @@ impl<'a> KubeWorkloads<'a> {
         self.clients
             .client(self.aws, cluster, self.clock.now_ms())
             .await
+    }
+
+    async fn rollout_status(&self, at: ObjectAt<'_>, what: &str, status: Value) -> Result<Patched> {
+        let client = self.client(at.cluster).await?;
+        let what = format!("{what} {at}");
+        let answer = send_json(
+            &client,
+            Method::PATCH,
+            &format!("{}/status", rollout_path(at.namespace, at.name)),
+            "application/merge-patch+json",
+            Some(&json!({ "status": status })),
+            &what,
+        )
+        .await?;
+        classify(answer, &what)
     }
 }
 
@@ -251,7 +280,12 @@ fn classify(answer: Answer, what: &str) -> Result<Patched> {
 
 /// `k=v,k=v` of a Deployment's `spec.selector.matchLabels`.
 pub fn label_selector(deployment: &Value) -> String {
-    deployment["spec"]["selector"]["matchLabels"]
+    match_labels(&deployment["spec"]["selector"])
+}
+
+/// `k=v,k=v` of a selector's `matchLabels`.
+fn match_labels(selector: &Value) -> String {
+    selector["matchLabels"]
         .as_object()
         .map(|m| {
             m.iter()
@@ -280,8 +314,19 @@ impl Workloads for KubeWorkloads<'_> {
         else {
             return Ok(None);
         };
+        let replica_sets = self
+            .replica_sets(at, &deployment["spec"]["selector"])
+            .await?;
+        Ok(Some(DeploymentWithSets {
+            deployment,
+            replica_sets,
+        }))
+    }
+
+    async fn replica_sets(&self, at: ObjectAt<'_>, selector: &Value) -> Result<Vec<Value>> {
+        let client = self.client(at.cluster).await?;
         let query: String = form_urlencoded::Serializer::new(String::new())
-            .append_pair("labelSelector", &label_selector(&deployment))
+            .append_pair("labelSelector", &match_labels(selector))
             .finish();
         let what = format!("list replicasets of {at}");
         let path = format!(
@@ -291,11 +336,7 @@ impl Workloads for KubeWorkloads<'_> {
         let list = get(&client, &path, &what)
             .await?
             .ok_or_else(|| Error::NotFound(what.clone()))?;
-        let replica_sets = list["items"].as_array().cloned().unwrap_or_default();
-        Ok(Some(DeploymentWithSets {
-            deployment,
-            replica_sets,
-        }))
+        Ok(list["items"].as_array().cloned().unwrap_or_default())
     }
 
     async fn patch_deployment(&self, at: ObjectAt<'_>, patch: &Value) -> Result<Patched> {
@@ -322,18 +363,14 @@ impl Workloads for KubeWorkloads<'_> {
     /// A merge patch of the status subresource (Argo Rollouts, `kubectl argo rollouts abort`:
     /// the controller then sends traffic back to the stable ReplicaSet).
     async fn abort_rollout(&self, at: ObjectAt<'_>) -> Result<Patched> {
-        let client = self.client(at.cluster).await?;
-        let what = format!("abort rollout {at}");
-        let answer = send_json(
-            &client,
-            Method::PATCH,
-            &format!("{}/status", rollout_path(at.namespace, at.name)),
-            "application/merge-patch+json",
-            Some(&json!({"status": {"abort": true}})),
-            &what,
-        )
-        .await?;
-        classify(answer, &what)
+        self.rollout_status(at, "abort rollout", json!({"abort": true}))
+            .await
+    }
+
+    /// A merge patch of the status subresource, as `kubectl argo rollouts promote --full` sends.
+    async fn promote_rollout(&self, at: ObjectAt<'_>) -> Result<Patched> {
+        self.rollout_status(at, "promote rollout", json!({"promoteFull": true}))
+            .await
     }
 
     async fn object(&self, resource: Resource, at: ObjectAt<'_>) -> Result<Option<Value>> {

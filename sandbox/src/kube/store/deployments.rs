@@ -1,4 +1,4 @@
-//! The Deployment controller and the part of the Argo Rollouts controller that an abort touches.
+//! The Deployment controller (the Argo Rollouts controller is in `rollouts.rs`).
 //!
 //! Deployments behave as `kube-controller-manager`'s controller does for what rollbacks read:
 //! the ReplicaSet whose template equals the Deployment's (ignoring `pod-template-hash`) is the new
@@ -45,13 +45,13 @@ pub fn template_hash(template: &Value, collision_count: i64) -> String {
         .collect()
 }
 
-fn int_at(obj: &Value, pointer: &str, default: i64) -> i64 {
+pub(super) fn int_at(obj: &Value, pointer: &str, default: i64) -> i64 {
     obj.pointer(pointer)
         .and_then(Value::as_i64)
         .unwrap_or(default)
 }
 
-fn replica_sets_kind() -> &'static super::ResourceKind {
+pub(super) fn replica_sets_kind() -> &'static super::ResourceKind {
     find_kind("apps", "v1", "replicasets").unwrap_or(&KINDS[7])
 }
 
@@ -372,45 +372,6 @@ impl Cluster {
             d["metadata"]["resourceVersion"] = json!(rv);
         }
         true
-    }
-
-    /// Argo Rollouts: an abort (`status.abort: true`) sends the traffic back to the stable
-    /// ReplicaSet and leaves the rollout `Degraded` with `RolloutAborted`.
-    fn sync_rollouts(&mut self) -> bool {
-        let aborted: Vec<Key> = self
-            .objects
-            .iter()
-            .filter(|((plural, _, _), r)| {
-                plural == "rollouts"
-                    && r.pointer("/status/abort") == Some(&json!(true))
-                    && r.pointer("/status/phase") != Some(&json!("Degraded"))
-            })
-            .map(|(k, _)| k.clone())
-            .collect();
-        let changed = !aborted.is_empty();
-        for k in aborted {
-            let rv = self.next_rv();
-            let now = breakwater::clock::rfc3339(self.now_ms);
-            if let Some(r) = self.objects.get_mut(&k) {
-                let revision = r
-                    .pointer("/metadata/annotations/rollout.argoproj.io~1revision")
-                    .and_then(Value::as_str)
-                    .unwrap_or("?")
-                    .to_string();
-                r["status"]["phase"] = json!("Degraded");
-                r["status"]["message"] = json!(format!(
-                    "RolloutAborted: Rollout aborted update to revision {revision}"
-                ));
-                r["status"]["abortedAt"] = json!(now);
-                r["status"]["currentStepIndex"] = json!(0);
-                r["status"]["canary"]["weights"] = json!({
-                    "canary": {"weight": 0, "podTemplateHash": r.pointer("/status/currentPodHash").cloned().unwrap_or(Value::Null)},
-                    "stable": {"weight": 100, "podTemplateHash": r.pointer("/status/stableRS").cloned().unwrap_or(Value::Null)},
-                });
-                r["metadata"]["resourceVersion"] = json!(rv);
-            }
-        }
-        changed
     }
 }
 
