@@ -1993,6 +1993,40 @@ async fn an_argo_cd_owned_deployment_is_rolled_back_against_self_heal_and_resume
     // WHEN the schedule ticks and Git has not moved THEN it stays suspended
     let r = w.handle(w.tick()).await;
     assert_eq!(r["gitops"][0]["outcome"], "suspended", "{r}");
+    // WHEN a commit that does not touch web lands (Git moves, but still holds web:2): the tick
+    // resumes, and the resumed sync puts web:2 back
+    let same = web_manifest(&w, "web:2");
+    let unrelated = w.emu.with(|c| c.git_push(SHOP_REPO, vec![same]));
+    pass(&w, 1_000);
+    let r = w.handle(w.tick()).await;
+    assert_eq!(r["gitops"][0]["outcome"], "sync-resumed", "{r}");
+    pass(&w, 1_000);
+    assert_eq!(
+        w.image(),
+        "web:2",
+        "the resumed sync put the bad revision back"
+    );
+    // THEN the guard's next tick rolls it back again at once (no alarm, no cool-down wait) and
+    // suspends the owners again, now until Git moves past the unrelated commit
+    let r = w.handle(w.tick()).await;
+    let again = &r["gitops"][0];
+    assert_eq!(again["outcome"], "rolled-back", "{r}");
+    assert!(
+        again["trigger"]
+            .as_str()
+            .unwrap()
+            .starts_with("breakwater guard: the resumed GitOps sync put back revision"),
+        "{r}"
+    );
+    assert!(
+        again["reason"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("until Git moves past {unrelated}")),
+        "{r}"
+    );
+    pass(&w, 5_000);
+    assert_eq!(w.image(), "web:1", "rolled back again, and it holds");
     // WHEN the fix is pushed: Argo CD compares with it, but does not sync by itself
     let fix = web_manifest(&w, "web:3");
     let fix_sha = w.emu.with(|c| c.git_push(SHOP_REPO, vec![fix]));
@@ -2058,7 +2092,12 @@ async fn an_argo_cd_owned_deployment_is_rolled_back_against_self_heal_and_resume
             json!({"prune": true, "selfHeal": true})
         );
     }
-    // The next tick has nothing left to resume.
+    // The guard watches the fix for a bake window, then lets the workload go.
+    let r = w.handle(w.tick()).await;
+    assert_eq!(r["gitops"][0]["outcome"], "guarding", "{r}");
+    pass(&w, 11 * MINUTE);
+    let r = w.handle(w.tick()).await;
+    assert_eq!(r["gitops"][0]["outcome"], "nothing-suspended", "{r}");
     let r = w.handle(w.tick()).await;
     assert_eq!(r["gitops"], json!([]), "{r}");
 }

@@ -344,7 +344,9 @@ where
         &mut suspended_here,
     )
     .await;
-    if suspended_here && !matches!(verdict, Ok((Outcome::RolledBack, _))) {
+    // Resumed at once when nothing was rolled back; not after an error, which may have come
+    // after the patch was applied (the retry's intent finds out).
+    if suspended_here && matches!(verdict, Ok((outcome, _)) if outcome != Outcome::RolledBack) {
         if let Some(s) = record.gitops.take() {
             let said = gitops::resume_all(workloads, &s.chain).await?;
             persist(record.clone()).await?;
@@ -397,6 +399,20 @@ where
                 Step::Done(outcome, reason) => return Ok((outcome, reason)),
                 Step::Patch { target, patch, why } => (*target, patch, why),
             };
+        // A suspension recorded earlier holds only while its owner still does not sync (a person
+        // may have turned it back on): otherwise it is made again.
+        if let Some(s) = record.gitops.clone().filter(|_| !*suspended_here) {
+            if gitops::still_suspended(workloads, &s).await? {
+                gitops_note = format!(
+                    "; {} stays suspended (since {})",
+                    s.describe(),
+                    rfc3339(s.owner().at_ms)
+                );
+            } else {
+                tracing::warn!(owner = %s.describe(), "the recorded suspension no longer holds; suspending again");
+                record.gitops = None;
+            }
+        }
         // A GitOps owner's sync is suspended first, or its next sync puts the bad revision back.
         if let (None, Some(owner)) = (
             &record.gitops,
@@ -424,12 +440,6 @@ where
                     )))
                 }
             }
-        } else if let Some(s) = record.gitops.as_ref().filter(|_| !*suspended_here) {
-            gitops_note = format!(
-                "; {} stays suspended (since {})",
-                s.describe(),
-                rfc3339(s.owner().at_ms)
-            );
         }
         record.intent = Some(Intent {
             decision: decision.id.clone(),
@@ -721,8 +731,12 @@ impl<A: Alarms> RollbackFunction<A> {
     ) -> Result<(Outcome, String)> {
         let rules = Rules::of(&self.settings, self.toolkit.dry_run());
         let frozen = self.settings.frozen.contains(&request.workload);
+        // The guard's request is about a revision already judged bad: no cool-down for it.
+        let guard = matches!(request.asker, Asker::Guard(_));
         if let Some(verdict) = before_reading(frozen, record, now, &rules) {
-            return Ok(verdict);
+            if !guard || frozen {
+                return Ok(verdict);
+            }
         }
         // The cluster's endpoint and CA (eks:DescribeCluster, once per container), where the
         // Kubernetes client was made before the workloads port: an unknown cluster fails here.

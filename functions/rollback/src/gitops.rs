@@ -24,16 +24,21 @@
 //!   `helm.toolkit.fluxcd.io/name`/`namespace`). A parent Kustomization applying the child with
 //!   server-side apply leaves a field its manifest does not set.
 //!
-//! **Past the bad revision.** What was deployed is the owner's last applied revision (Argo CD:
-//! `status.operationState.syncResult.revision(s)`; a Kustomization: `status.lastAppliedRevision`;
-//! a HelmRelease: its `metadata.generation`, the values and chart it was given). What Git says
-//! now is the Application's `status.sync.revision(s)` (Argo CD keeps comparing with Git while
-//! automated sync is off), the Kustomization's source's `status.artifact.revision`, the
-//! HelmRelease's generation. The schedule's tick resumes a suspension once they differ.
+//! **Past the bad revision.** What the owner had applied is recorded as the revision rolled back
+//! (Argo CD: `status.operationState.syncResult.revision(s)`; a Kustomization:
+//! `status.lastAppliedRevision`; a HelmRelease: its `metadata.generation`), and what Git said at
+//! the suspension as its baseline: the Application's `status.sync.revision(s)` (Argo CD keeps
+//! comparing with Git while automated sync is off), the Kustomization's source's
+//! `status.artifact.revision`, the HelmRelease's generation after the suspension. The schedule's
+//! tick resumes the owner once Git says something else. A commit need not touch the workload:
+//! for a bake window after a resume, the tick's guard rolls the workload back again at once (and
+//! suspends its owner again) when the resumed sync put back a revision that tripped an alarm.
 //!
-//! The suspension leaves an annotation on the owner ([`SUSPENDED`]) saying who suspended it, why
-//! and until when; resuming removes it. An owner whose sync a person turned back on meanwhile
-//! is left as it is.
+//! The suspension leaves an annotation on each owner ([`SUSPENDED`]): JSON saying who suspended
+//! it and why, the revision rolled back, Git's baseline and the policy to put back. A decision
+//! that finds an owner off with that note and no record of it (the decision that wrote it did not
+//! live to record it) takes it over. Resuming removes the note; an owner whose sync a person
+//! turned back on meanwhile is left as it is.
 
 use std::fmt;
 
@@ -41,9 +46,9 @@ use breakwater::kube::workloads::{ObjectAt, Patched, Resource, Workloads};
 use breakwater::ports::Alarms;
 use breakwater::Result;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
-use crate::record::{record_key, BakingIndex, Decision, Outcome, SUSPENDED_KEY};
+use crate::record::{record_key, BakingIndex, Decision, Outcome, WorkloadRecord, SUSPENDED_KEY};
 use crate::workload::Workload;
 use crate::RollbackFunction;
 
@@ -148,11 +153,28 @@ fn argo_app(app: &str, argo: &ArgoCd, cluster: &str, by: String) -> Owner {
     }
 }
 
+/// Whether a tracking id `<app>:<group>/<Kind>:<namespace>/<name>` names `obj` (an object that
+/// does not say its kind and name, as a fake's may not, is taken at its word).
+fn tracks(id: &str, obj: &Value) -> bool {
+    let (Some(kind), Some(name)) = (obj["kind"].as_str(), obj["metadata"]["name"].as_str()) else {
+        return true;
+    };
+    let group = obj["apiVersion"]
+        .as_str()
+        .and_then(|v| v.split_once('/'))
+        .map_or("", |(g, _)| g);
+    let namespace = obj["metadata"]["namespace"].as_str().unwrap_or_default();
+    id.split_once(':')
+        .is_some_and(|(_, object)| object == format!("{group}/{kind}:{namespace}/{name}"))
+}
+
 /// Which GitOps object owns `obj` (in `cluster`), from its labels and annotations.
 pub fn owner(obj: &Value, cluster: &str, argo: &ArgoCd) -> Option<Owner> {
     let label = |k: &str| obj["metadata"]["labels"][k].as_str();
     let annotation = |k: &str| obj["metadata"]["annotations"][k].as_str();
-    if let Some(id) = annotation(ARGO_CD_TRACKING_ID) {
+    // A tracking id names the object it is on; one copied onto another object is not Argo CD's
+    // (Argo CD ignores it too).
+    if let Some(id) = annotation(ARGO_CD_TRACKING_ID).filter(|id| tracks(id, obj)) {
         let app = id.split(':').next().unwrap_or(id);
         return Some(argo_app(
             app,
@@ -250,6 +272,9 @@ pub struct Suspended {
     pub owner: Owner,
     /// What it had applied when suspended: the revision rolled back.
     pub revision: String,
+    /// What Git said when it was suspended: it is resumed once Git says something else.
+    #[serde(default)]
+    pub git: String,
     /// What was turned off, to put back as it was (Argo CD's `automated` policy; Flux: null).
     pub saved: Value,
     /// When (ms).
@@ -296,56 +321,90 @@ pub enum Suspend {
     Refused(String),
 }
 
-fn annotations_with(obj: &Value, key: &str, value: Option<&str>) -> Value {
-    let mut annotations: Map<String, Value> = obj["metadata"]["annotations"]
-        .as_object()
-        .cloned()
-        .unwrap_or_default();
+/// The operation that sets (`Some`) or removes (`None`) the note on `obj`, by its key, so that
+/// another annotation written meanwhile is kept.
+fn note_op(obj: &Value, value: Option<&Value>) -> Option<Value> {
+    let path = format!("/metadata/annotations/{}", SUSPENDED.replace('/', "~1"));
+    let annotations = &obj["metadata"]["annotations"];
     match value {
-        Some(v) => annotations.insert(key.into(), json!(v)),
-        None => annotations.remove(key),
-    };
-    Value::Object(annotations)
+        Some(v) if annotations.is_object() => Some(json!({"op": "add", "path": path, "value": v})),
+        Some(v) => Some(json!([
+            {"op": "test", "path": "/metadata/resourceVersion",
+                "value": obj["metadata"]["resourceVersion"]},
+            {"op": "add", "path": "/metadata/annotations", "value": {SUSPENDED: v}},
+        ])),
+        None => annotations
+            .get(SUSPENDED)
+            .map(|_| json!({"op": "remove", "path": path})),
+    }
 }
 
-/// The JSON patch that suspends `obj`'s sync (its resourceVersion tested), with `note` left.
-pub fn suspend_patch(resource: Resource, obj: &Value, note: &str) -> Value {
-    let off = match resource {
-        Resource::ArgoApplication => json!({"op": "remove", "path": "/spec/syncPolicy/automated"}),
-        _ => json!({"op": "add", "path": "/spec/suspend", "value": true}),
+fn flatten(ops: Vec<Value>) -> Value {
+    Value::Array(
+        ops.into_iter()
+            .flat_map(|op| match op {
+                Value::Array(many) => many,
+                one => vec![one],
+            })
+            .collect(),
+    )
+}
+
+/// The JSON patch that suspends `obj`'s sync and leaves `note`. Argo CD's policy is `test`ed as
+/// read, so a policy changed meanwhile fails the patch (an Application has no status
+/// subresource: its resourceVersion moves with every refresh, so it is not what is tested).
+pub fn suspend_patch(resource: Resource, obj: &Value, note: &Value) -> Value {
+    let mut ops = match resource {
+        Resource::ArgoApplication => vec![
+            json!({"op": "test", "path": "/spec/syncPolicy/automated",
+                "value": obj["spec"]["syncPolicy"]["automated"]}),
+            json!({"op": "remove", "path": "/spec/syncPolicy/automated"}),
+        ],
+        _ => vec![json!({"op": "add", "path": "/spec/suspend", "value": true})],
     };
-    json!([
-        {"op": "test", "path": "/metadata/resourceVersion",
-            "value": obj["metadata"]["resourceVersion"]},
-        off,
-        {"op": "add", "path": "/metadata/annotations",
-            "value": annotations_with(obj, SUSPENDED, Some(note))},
-    ])
+    ops.extend(note_op(obj, Some(note)));
+    flatten(ops)
 }
 
 /// The JSON patch that resumes `obj`'s sync as it was (`saved`) and removes the note. The
 /// policy is put back only where it is still off: one a person turned on meanwhile is theirs.
 pub fn resume_patch(resource: Resource, obj: &Value, saved: &Value) -> Value {
-    let mut ops = vec![json!({"op": "test", "path": "/metadata/resourceVersion",
-        "value": obj["metadata"]["resourceVersion"]})];
+    let mut ops = Vec::new();
     if !syncing(resource, obj) {
         ops.push(match resource {
+            Resource::ArgoApplication if obj["spec"]["syncPolicy"].is_object() => {
+                json!({"op": "add", "path": "/spec/syncPolicy/automated", "value": saved})
+            }
             Resource::ArgoApplication => {
-                let mut policy = obj["spec"]["syncPolicy"]
-                    .as_object()
-                    .cloned()
-                    .unwrap_or_default();
-                policy.insert("automated".into(), saved.clone());
-                json!({"op": "add", "path": "/spec/syncPolicy", "value": policy})
+                json!({"op": "add", "path": "/spec/syncPolicy", "value": {"automated": saved}})
             }
             _ => json!({"op": "add", "path": "/spec/suspend", "value": false}),
         });
     }
-    if obj["metadata"]["annotations"].get(SUSPENDED).is_some() {
-        ops.push(json!({"op": "add", "path": "/metadata/annotations",
-            "value": annotations_with(obj, SUSPENDED, None)}));
-    }
-    Value::Array(ops)
+    ops.extend(note_op(obj, None));
+    flatten(ops)
+}
+
+/// The note left on a suspended owner: who and why, what was rolled back, and what it takes to
+/// put it back (read again if the decision that wrote it did not live to record it).
+fn note(why: &str, revision: &str, git: &str, saved: &Value) -> Value {
+    json!({"reason": why, "revision": revision, "git": git, "automated": saved,
+        "resume": "when Git moves past the revision rolled back"})
+    .to_string()
+    .into()
+}
+
+/// A suspension found on an owner by its note (left by a decision that did not record it).
+fn adopted(owner: &Owner, obj: &Value, now: u64) -> Option<Suspended> {
+    let note: Value =
+        serde_json::from_str(obj["metadata"]["annotations"][SUSPENDED].as_str()?).ok()?;
+    Some(Suspended {
+        owner: owner.clone(),
+        revision: note["revision"].as_str()?.to_string(),
+        git: note["git"].as_str().unwrap_or_default().to_string(),
+        saved: note["automated"].clone(),
+        at_ms: now,
+    })
 }
 
 /// Whether an ApplicationSet leaves its Applications' sync policy to others
@@ -380,6 +439,8 @@ fn appset_of(app: &Value) -> Option<String> {
 /// that would give it its policy back — noting `why` on each. Everything is read and checked
 /// before anything is written, and the parents are suspended before their child (a parent
 /// still syncing would put back the child's policy at once); nothing is left half suspended.
+/// An owner that carries the note of a suspension nobody recorded (its decision did not finish)
+/// is taken over as it is.
 pub async fn suspend<W: Workloads>(
     workloads: &W,
     owner: Owner,
@@ -397,24 +458,33 @@ pub async fn suspend<W: Workloads>(
             Ok(obj) => obj,
             Err(answer) => return Ok(answer),
         };
-        if first && !syncing(owner.resource, &obj) {
+        if first && !syncing(owner.resource, &obj) && adopted(&owner, &obj, now).is_none() {
             return Ok(Suspend::NotNeeded(format!(
                 "{owner}'s automated sync is off already"
             )));
         }
-        if owner.resource == Resource::ArgoApplication && found.len() < MAX_PARENTS {
+        if owner.resource == Resource::ArgoApplication {
             // An Application that a parent Application syncs (app of apps); an Application
             // that tracks itself is not its own parent.
             let known =
                 |p: &Owner| found.iter().any(|(o, _)| o.at() == p.at()) || owner.at() == p.at();
             next = self::owner(&obj, &owner.cluster, argo)
                 .filter(|p| p.resource == Resource::ArgoApplication && !known(p));
+            if next.is_some() && found.len() == MAX_PARENTS {
+                return Ok(Suspend::Refused(format!(
+                    "{owner} is synced by Applications more than {MAX_PARENTS} levels deep; Breakwater suspends at most that many"
+                )));
+            }
         }
         found.push((owner, obj));
     }
     let mut chain: Vec<Suspended> = Vec::new();
     for (owner, obj) in found.into_iter().rev() {
         if !syncing(owner.resource, &obj) {
+            if let Some(s) = adopted(&owner, &obj, now) {
+                tracing::warn!(%owner, "taking over a suspension that was not recorded");
+                chain.insert(0, s);
+            }
             continue;
         }
         match switch_off(workloads, &owner, obj, why, now).await {
@@ -486,17 +556,24 @@ async fn switch_off<W: Workloads>(
             _ => Value::Null,
         };
         let revision = applied(owner.resource, &obj);
-        let note = format!("{why}; resumed when Git moves past {revision}");
+        let git = git_now(workloads, owner, &obj).await?;
+        let note = note(why, &revision, &git, &saved);
         let patch = suspend_patch(owner.resource, &obj, &note);
         match workloads
             .patch_object(owner.resource, owner.at(), &patch)
             .await?
         {
-            Patched::Applied(_) => {
-                tracing::warn!(%owner, %revision, "automated sync suspended for the rollback");
+            Patched::Applied(after) => {
+                // A HelmRelease's revision is its generation, which the suspension itself moved.
+                let (revision, git) = match owner.resource {
+                    Resource::FluxHelmRelease => (generation(&after), generation(&after)),
+                    _ => (revision, git),
+                };
+                tracing::warn!(%owner, %revision, %git, "automated sync suspended for the rollback");
                 return Ok(Ok(Some(Suspended {
                     owner: owner.clone(),
                     revision,
+                    git,
                     saved,
                     at_ms: now,
                 })));
@@ -534,7 +611,7 @@ async fn resume_one<W: Workloads>(workloads: &W, s: &Suspended) -> Result<String
         };
         let on_already = syncing(owner.resource, &obj);
         let patch = resume_patch(owner.resource, &obj, &s.saved);
-        if patch.as_array().is_some_and(|ops| ops.len() == 1) {
+        if patch.as_array().is_some_and(Vec::is_empty) {
             return Ok(format!("{owner}'s sync had been turned back on"));
         }
         match workloads
@@ -559,15 +636,12 @@ async fn resume_one<W: Workloads>(workloads: &W, s: &Suspended) -> Result<String
     )))
 }
 
-/// What Git says now for the owner that applies the workload, when it is no longer the revision
-/// rolled back; `None` while it still is (or cannot be read: the owner is gone, a source not
-/// ready).
-pub async fn moved<W: Workloads>(workloads: &W, s: &Suspended) -> Result<Option<String>> {
-    let owner = &s.owner;
-    let Some(obj) = workloads.object(owner.resource, owner.at()).await? else {
-        return Ok(Some(format!("{owner} is gone")));
-    };
-    let now = match owner.resource {
+/// What Git says now for `obj` (the owner `owner`): Argo CD's `status.sync.revision(s)` (kept
+/// up to date while automated sync is off), a Kustomization's source's
+/// `status.artifact.revision`, a HelmRelease's generation; empty when it cannot be read (a
+/// source not found: older Flux serves OCIRepository and Bucket as v1beta2 only).
+async fn git_now<W: Workloads>(workloads: &W, owner: &Owner, obj: &Value) -> Result<String> {
+    Ok(match owner.resource {
         Resource::ArgoApplication => {
             let sync = &obj["status"]["sync"];
             revisions(&sync["revision"], &sync["revisions"])
@@ -575,7 +649,7 @@ pub async fn moved<W: Workloads>(workloads: &W, s: &Suspended) -> Result<Option<
         Resource::FluxKustomization => {
             let source = &obj["spec"]["sourceRef"];
             let Some(resource) = source["kind"].as_str().and_then(Resource::flux_source) else {
-                return Ok(None);
+                return Ok(String::new());
             };
             let at = ObjectAt {
                 cluster: &owner.cluster,
@@ -587,12 +661,40 @@ pub async fn moved<W: Workloads>(workloads: &W, s: &Suspended) -> Result<Option<
                     .as_str()
                     .unwrap_or_default()
                     .to_string(),
-                None => String::new(),
+                None => {
+                    tracing::warn!(%owner, source = %source, "the Kustomization's source was not found; it is resumed only by hand");
+                    String::new()
+                }
             }
         }
-        _ => generation(&obj),
+        _ => generation(obj),
+    })
+}
+
+/// Whether the owner that applies the workload still does not sync.
+pub async fn still_suspended<W: Workloads>(workloads: &W, s: &Suspension) -> Result<bool> {
+    let owner = &s.owner().owner;
+    Ok(workloads
+        .object(owner.resource, owner.at())
+        .await?
+        .is_some_and(|obj| !syncing(owner.resource, &obj)))
+}
+
+/// What Git says now for the owner that applies the workload, when it is no longer what it said
+/// when the owner was suspended; `None` while it is (or cannot be read).
+pub async fn moved<W: Workloads>(workloads: &W, s: &Suspended) -> Result<Option<String>> {
+    let owner = &s.owner;
+    let Some(obj) = workloads.object(owner.resource, owner.at()).await? else {
+        return Ok(Some(format!("{owner} is gone")));
     };
-    Ok((!now.is_empty() && now != s.revision).then_some(now))
+    let now = git_now(workloads, owner, &obj).await?;
+    // Records made before `git` was kept compare with the revision applied.
+    let then = if s.git.is_empty() {
+        &s.revision
+    } else {
+        &s.git
+    };
+    Ok((!now.is_empty() && &now != then).then_some(now))
 }
 
 impl<A: Alarms> RollbackFunction<A> {
@@ -612,10 +714,15 @@ impl<A: Alarms> RollbackFunction<A> {
                 self.unindex_suspended(name).await?;
                 continue;
             };
+            // One workload whose owner cannot be read (a cluster unreachable, RBAC) does not
+            // hold up the others.
             let result = self
                 .under_lease(&workload, owner, || self.resume_one_workload(&workload))
-                .await?;
-            results.push(result);
+                .await;
+            results.push(result.unwrap_or_else(|e| {
+                tracing::error!(workload = %name, error = %e, "the suspended GitOps owner could not be checked");
+                json!({"workload": name, "outcome": "error", "reason": e.to_string()})
+            }));
         }
         Ok(results)
     }
@@ -634,8 +741,7 @@ impl<A: Alarms> RollbackFunction<A> {
         let name = workload.to_string();
         let mut record = self.load_record(workload).await?;
         let Some(suspension) = record.gitops.clone() else {
-            self.unindex_suspended(&name).await?;
-            return Ok(json!({"workload": name, "outcome": "nothing-suspended"}));
+            return self.guard(workload, record).await;
         };
         let workloads = self.workloads();
         let first = suspension.owner();
@@ -664,13 +770,71 @@ impl<A: Alarms> RollbackFunction<A> {
             patched_after_ms: None,
         };
         record.gitops = None;
+        // The workload stays listed while the guard watches it.
+        record.guarded_until_ms = Some(now + self.settings.bake_ms);
         self.remember(&mut record, &decision);
         self.toolkit
             .store
             .put(&record_key(workload), &record)
             .await?;
         self.audit(&decision, None).await?;
-        self.unindex_suspended(&name).await?;
+        serde_json::to_value(&decision)
+            .map_err(|e| breakwater::Error::Internal(format!("encode decision: {e}")))
+    }
+
+    /// The guard after a resume, for one bake window: when the resumed sync put back a revision
+    /// that tripped an alarm (Git moved, but not past it: a commit that did not touch the
+    /// workload), the workload is rolled back again at once — its owner suspended again — rather
+    /// than after the alarm fires again and the cool-down ends.
+    async fn guard(&self, workload: &Workload, mut record: WorkloadRecord) -> Result<Value> {
+        let name = workload.to_string();
+        let now = self.now_ms();
+        let watching = record.guarded_until_ms.filter(|until| *until > now);
+        let Some(until) = watching else {
+            if record.guarded_until_ms.take().is_some() {
+                self.toolkit
+                    .store
+                    .put(&record_key(workload), &record)
+                    .await?;
+            }
+            self.unindex_suspended(&name).await?;
+            return Ok(json!({"workload": name, "outcome": "nothing-suspended"}));
+        };
+        let running = match self.workloads().deployment(workload.at()).await? {
+            Some(read) => {
+                let history = crate::undo::history(&read.deployment, &read.replica_sets);
+                crate::undo::current(&read.deployment, &history).cloned()
+            }
+            None => None,
+        };
+        let Some((running, marked)) = running.and_then(|r| {
+            let m = record.bad.iter().find(|m| m.hash == r.hash).cloned()?;
+            Some((r, m))
+        }) else {
+            return Ok(json!({"workload": name, "outcome": "guarding",
+                "until": breakwater::clock::rfc3339(until)}));
+        };
+        record.guarded_until_ms = None;
+        self.toolkit
+            .store
+            .put(&record_key(workload), &record)
+            .await?;
+        let request = crate::request::Request {
+            workload: workload.clone(),
+            asker: crate::request::Asker::Guard(format!(
+                "breakwater guard: the resumed GitOps sync put back revision {} ({}), which tripped alarm {} at {}",
+                running.number,
+                running.replica_set,
+                marked.alarm,
+                breakwater::clock::rfc3339(marked.at_ms)
+            )),
+            to_revision: None,
+            event_id: format!("guard:{}:{now}", running.hash),
+        };
+        let id = format!("{}@{}", request.event_id, request.workload);
+        let decision = self
+            .decide_and_record(&request, &id, std::time::Instant::now())
+            .await?;
         serde_json::to_value(&decision)
             .map_err(|e| breakwater::Error::Internal(format!("encode decision: {e}")))
     }
@@ -735,51 +899,104 @@ mod tests {
 
     #[test]
     fn argo_cds_policy_is_removed_and_put_back_as_it_was_and_fluxs_suspend_set_and_cleared() {
+        let note_path = "/metadata/annotations/breakwater.io~1sync-suspended";
+        let policy = json!({"prune": true, "selfHeal": true});
         let app = json!({"metadata": {"resourceVersion": "7", "annotations": {"team": "shop"}},
-            "spec": {"syncPolicy": {"automated": {"prune": true, "selfHeal": true},
-                "syncOptions": ["CreateNamespace=true"]}}});
+            "spec": {"syncPolicy": {"automated": policy, "syncOptions": ["CreateNamespace=true"]}}});
         assert!(syncing(Resource::ArgoApplication, &app));
-        let patch = suspend_patch(Resource::ArgoApplication, &app, "why");
+        // The policy is tested as read (not the resourceVersion, which every refresh moves),
+        // removed, and the note added by its key (other annotations kept).
+        let patch = suspend_patch(Resource::ArgoApplication, &app, &json!("why"));
         assert_eq!(
-            patch[1],
-            json!({"op": "remove", "path": "/spec/syncPolicy/automated"})
+            patch,
+            json!([{"op": "test", "path": "/spec/syncPolicy/automated", "value": policy},
+                {"op": "remove", "path": "/spec/syncPolicy/automated"},
+                {"op": "add", "path": note_path, "value": "why"}])
         );
-        assert_eq!(patch[2]["value"], json!({"team": "shop", SUSPENDED: "why"}));
+        // Without annotations, the map is added behind a resourceVersion test.
+        let bare = json!({"metadata": {"resourceVersion": "7"},
+            "spec": {"syncPolicy": {"automated": {}}}});
+        let patch = suspend_patch(Resource::ArgoApplication, &bare, &json!("why"));
+        assert_eq!(
+            patch[2],
+            json!({"op": "test", "path": "/metadata/resourceVersion", "value": "7"})
+        );
+        assert_eq!(patch[3]["value"], json!({SUSPENDED: "why"}));
         let off = json!({"metadata": {"resourceVersion": "8", "annotations": {"team": "shop", SUSPENDED: "why"}},
             "spec": {"syncPolicy": {"syncOptions": ["CreateNamespace=true"]}}});
         assert!(!syncing(Resource::ArgoApplication, &off));
-        let saved = json!({"prune": true, "selfHeal": true});
-        let patch = resume_patch(Resource::ArgoApplication, &off, &saved);
         assert_eq!(
-            patch[1]["value"],
-            json!({"automated": saved, "syncOptions": ["CreateNamespace=true"]})
+            resume_patch(Resource::ArgoApplication, &off, &policy),
+            json!([{"op": "add", "path": "/spec/syncPolicy/automated", "value": policy},
+                {"op": "remove", "path": note_path}])
         );
-        assert_eq!(patch[2]["value"], json!({"team": "shop"}));
-        // Argo CD 3.x: `enabled: false` is off; `automated: null` is off.
+        // Argo CD 3.x: `enabled: false` is off.
         let disabled = json!({"spec": {"syncPolicy": {"automated": {"enabled": false}}}});
         assert!(!syncing(Resource::ArgoApplication, &disabled));
-        // A person turned it back on: only the note goes.
+        // A person turned it back on: only the note goes; nothing at all once it is gone too.
         let on = json!({"metadata": {"resourceVersion": "9", "annotations": {SUSPENDED: "why"}},
             "spec": {"syncPolicy": {"automated": {}}}});
         assert_eq!(
-            resume_patch(Resource::ArgoApplication, &on, &saved)
-                .as_array()
-                .unwrap()
-                .len(),
-            2
+            resume_patch(Resource::ArgoApplication, &on, &policy),
+            json!([{"op": "remove", "path": note_path}])
+        );
+        let clean = json!({"spec": {"syncPolicy": {"automated": {}}}});
+        assert_eq!(
+            resume_patch(Resource::ArgoApplication, &clean, &policy),
+            json!([])
         );
         // Flux.
-        let ks = json!({"metadata": {"resourceVersion": "3"}, "spec": {"interval": "5m"}});
-        let patch = suspend_patch(Resource::FluxKustomization, &ks, "why");
+        let ks = json!({"metadata": {"resourceVersion": "3", "annotations": {}}, "spec": {"interval": "5m"}});
+        let patch = suspend_patch(Resource::FluxKustomization, &ks, &json!("why"));
         assert_eq!(
-            patch[1],
+            patch[0],
             json!({"op": "add", "path": "/spec/suspend", "value": true})
         );
         let suspended = json!({"metadata": {"resourceVersion": "4", "annotations": {SUSPENDED: "why"}},
             "spec": {"suspend": true}});
         assert_eq!(
-            resume_patch(Resource::FluxKustomization, &suspended, &Value::Null)[1],
+            resume_patch(Resource::FluxKustomization, &suspended, &Value::Null)[0],
             json!({"op": "add", "path": "/spec/suspend", "value": false})
+        );
+    }
+
+    #[test]
+    fn a_suspension_nobody_recorded_is_taken_over_from_its_note() {
+        let owner = Owner {
+            resource: Resource::ArgoApplication,
+            cluster: "prod".into(),
+            namespace: "argocd".into(),
+            name: "shop".into(),
+            by: "test".into(),
+        };
+        let policy = json!({"selfHeal": true});
+        let app =
+            json!({"metadata": {"annotations": {SUSPENDED: note("why", "bad1", "bad1", &policy)}}});
+        let s = adopted(&owner, &app, 5).unwrap();
+        assert_eq!(
+            (s.revision.as_str(), s.git.as_str(), &s.saved),
+            ("bad1", "bad1", &policy)
+        );
+        assert_eq!(
+            adopted(
+                &owner,
+                &json!({"metadata": {"annotations": {SUSPENDED: "not json"}}}),
+                5
+            ),
+            None
+        );
+    }
+
+    #[test]
+    fn a_tracking_id_copied_onto_another_object_is_not_argo_cds() {
+        let d = |id: &str| {
+            json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web", "namespace": "shop", "annotations": {ARGO_CD_TRACKING_ID: id}}})
+        };
+        assert!(owner(&d("shop:apps/Deployment:shop/web"), PROD, &argo()).is_some());
+        assert_eq!(
+            owner(&d("shop:apps/Deployment:shop/api"), PROD, &argo()),
+            None
         );
     }
 

@@ -147,6 +147,10 @@ pub struct WorkloadRecord {
     /// revision rolled back.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gitops: Option<Suspension>,
+    /// After a GitOps owner was resumed, until when the guard watches the workload: a sync that
+    /// puts back a revision that alarmed is rolled back again at once (ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guarded_until_ms: Option<u64>,
 }
 
 /// What a rollback was about to do.
@@ -221,7 +225,9 @@ impl<A: Alarms> RollbackFunction<A> {
                 })
                 .await?;
         }
-        if let Some(s) = record.gitops.as_ref().filter(|s| s.decision == id) {
+        // Listed whenever a suspension is recorded (the insert is idempotent): one listing
+        // missed by an earlier decision is made good.
+        if let Some(s) = &record.gitops {
             let (name, since) = (request.workload.to_string(), s.owner().at_ms);
             store
                 .update::<BakingIndex, _>(SUSPENDED_KEY, |index| {

@@ -15,6 +15,10 @@ pub enum Asker {
     },
     /// A person or a system, by name (`slack:U123 (alice)`).
     Person(String),
+    /// Breakwater's own guard after a GitOps owner's sync was resumed: the sync put back a
+    /// revision that tripped an alarm (what it says). The cool-down does not hold it back: the
+    /// verdict on that revision is already in.
+    Guard(String),
 }
 
 impl Asker {
@@ -22,7 +26,7 @@ impl Asker {
     pub fn describe(&self) -> String {
         match self {
             Asker::Alarm { name, .. } => format!("alarm {name}"),
-            Asker::Person(who) => who.clone(),
+            Asker::Person(who) | Asker::Guard(who) => who.clone(),
         }
     }
 
@@ -30,7 +34,7 @@ impl Asker {
     pub fn alarm(&self) -> Option<&str> {
         match self {
             Asker::Alarm { name, .. } => Some(name),
-            Asker::Person(_) => None,
+            Asker::Person(_) | Asker::Guard(_) => None,
         }
     }
 }
