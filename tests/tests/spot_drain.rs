@@ -1249,3 +1249,146 @@ async fn a_warning_waits_for_the_schedules_short_hold_instead_of_being_dropped()
     // THEN it is handled once the schedule lets go, not answered "in progress" and lost
     assert_eq!(r["outcome"], "drained", "{r}");
 }
+
+/// An AWS Health scheduled change of `instances` (the schema's shape: "Reference: AWS Health
+/// events Amazon EventBridge schema"), starting at `start_ms`.
+fn health_event(w: &World, id: &str, instances: &[&str], start_ms: u64) -> Value {
+    let start = breakwater::clock::rfc3339(start_ms);
+    // RFC 1123, as the schema's samples write `startTime`: `Sat, 05 Jun 2016 15:10:09 GMT`.
+    let (date, time) = (&start[..10], &start[11..19]);
+    let (y, m, d) = (&date[..4], &date[5..7], &date[8..10]);
+    let month = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ][m.parse::<usize>().unwrap() - 1];
+    let entities: Vec<Value> = instances
+        .iter()
+        .map(|i| json!({"entityValue": i}))
+        .collect();
+    json!({"version": "0", "id": id, "detail-type": "AWS Health Event", "source": "aws.health",
+        "account": "123456789012", "time": breakwater::clock::rfc3339(SystemClock.now_ms()),
+        "region": w.region, "resources": instances,
+        "detail": {"eventArn": format!("arn:aws:health:{}::event/EC2/AWS_EC2_INSTANCE_RETIREMENT_SCHEDULED/{id}", w.region),
+            "service": "EC2", "eventTypeCode": "AWS_EC2_INSTANCE_RETIREMENT_SCHEDULED",
+            "eventTypeCategory": "scheduledChange", "startTime": format!("Mon, {d} {month} {y} {time} GMT"),
+            "eventDescription": [{"language": "en_US", "latestDescription": "retirement"}],
+            "affectedEntities": entities}})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_aws_health_scheduled_change_drains_at_once_and_forces_nothing_until_the_change_is_near()
+{
+    // A scheduled change's drain runs 6 s here (110 s by default), with the default 10-s margin.
+    let w = world(
+        "eu-west-2",
+        2,
+        4.0,
+        Arc::new(SystemClock),
+        &[("BREAKWATER_SPOT_SCHEDULED_DRAIN_SECONDS", "6")],
+    )
+    .await;
+    // On each node: a ledger pod whose budget never allows (forced at the deadline by the
+    // default policy), and a pod with no budget.
+    w.emu.with(|c| c.pause_replication(true));
+    for (i, node) in w.nodes.iter().enumerate() {
+        let ns = format!("money-{i}");
+        w.emu
+            .create("pods", &ns, pod("ledger-0", node, "ledger", None, 2))
+            .unwrap();
+        w.emu
+            .create(
+                "poddisruptionbudgets",
+                &ns,
+                pdb("ledger", "ledger", Some(json!(1)), None),
+            )
+            .unwrap();
+        w.emu
+            .create("pods", &ns, pod("batch-0", node, "batch", None, 1))
+            .unwrap();
+    }
+    w.emu.with(|c| c.pause_replication(false));
+    let now = SystemClock.now_ms();
+    // WHEN AWS Health schedules the first instance's retirement in three days
+    let far = health_event(&w, "h-1", &[&w.scene.instances[0]], now + 3 * 86_400_000);
+    let r = w.handle(far.clone()).await;
+    // THEN its node is cordoned and drained at once; the blocked pod is reported, not forced
+    let one = &r["instances"][0];
+    assert_eq!(one["outcome"], "drained", "{r}");
+    let node = &w.nodes[0];
+    assert_eq!(
+        w.emu.get("nodes", "", node).unwrap()["spec"]["unschedulable"],
+        true
+    );
+    let pods = one["report"]["pods"].as_array().unwrap();
+    let outcome = |name: &str| pods.iter().find(|p| p["pod"] == name).unwrap()["outcome"].clone();
+    assert_eq!(outcome("money-0/batch-0"), "evicted", "{one}");
+    assert_eq!(
+        outcome("money-0/ledger-0"),
+        "blocked",
+        "not forced days before the change: {one}"
+    );
+    assert!(
+        w.emu.get("pods", "money-0", "ledger-0").unwrap()["metadata"]["deletionTimestamp"]
+            .is_null()
+    );
+    assert!(
+        one["report"]["scheduled"]
+            .as_str()
+            .unwrap()
+            .starts_with("AWS_EC2_INSTANCE_RETIREMENT_SCHEDULED, from "),
+        "{one}"
+    );
+    // … with an Event on the node that says why
+    let events = w.emu.list("events");
+    assert!(
+        events
+            .iter()
+            .any(|e| e["reason"] == "ScheduledChange"
+                && e["involvedObject"]["name"] == node.as_str()),
+        "{events:?}"
+    );
+    // WHEN the same Health event is delivered again THEN nothing more happens
+    let again = w.handle(far).await;
+    assert_eq!(again["instances"][0]["repeat"], true, "{again}");
+    // WHEN the second instance's change starts in 15 s (5 s past the margin) THEN its deadline
+    // is the change's, and the blocked pod is forced before it, as for a warning
+    let near = health_event(
+        &w,
+        "h-2",
+        &[&w.scene.instances[1]],
+        SystemClock.now_ms() + 15_000,
+    );
+    let r = w.handle(near).await;
+    let two = &r["instances"][0];
+    let pods = two["report"]["pods"].as_array().unwrap();
+    let ledger = pods
+        .iter()
+        .find(|p| p["pod"] == "money-1/ledger-0")
+        .unwrap();
+    assert_eq!(ledger["outcome"], "forced", "{two}");
+    // AND a notification for each says it is a scheduled change, not a reclaim
+    let notes = read_notifications(
+        w.direct.config(),
+        &w.estate.primary.region,
+        &w.estate.primary.queue_url,
+        2,
+    )
+    .await
+    .unwrap();
+    assert_eq!(notes.len(), 2, "{notes:?}");
+    for n in &notes {
+        assert!(
+            n.message.contains(
+                "has an AWS Health scheduled change (AWS_EC2_INSTANCE_RETIREMENT_SCHEDULED"
+            ),
+            "{}",
+            n.message
+        );
+    }
+    // A Health event that is not an EC2 scheduled change is not ours; one naming only a
+    // Dedicated Host names no node.
+    let mut issue = health_event(&w, "h-3", &[&w.scene.instances[0]], now);
+    issue["detail"]["eventTypeCategory"] = json!("issue");
+    assert_eq!(w.handle(issue).await["outcome"], "not-a-scheduled-change");
+    let host = health_event(&w, "h-4", &["h-0123456789abcdef0"], now);
+    assert_eq!(w.handle(host).await["instances"], json!([]));
+}

@@ -1,5 +1,8 @@
-//! The three EC2 events spot handling reacts to (`aws_lambda_events` has no type for the first
-//! two), parsed from an EventBridge event's `detail`, with the instance id checked.
+//! The EC2 events spot handling reacts to (`aws_lambda_events` has no type for them), parsed
+//! from an EventBridge event's `detail`, with the instance id checked: the interruption warning,
+//! the rebalance recommendation, the state change, and AWS Health's scheduled changes of EC2
+//! instances (retirement, stop, reboot and other maintenance), which aws-node-termination-handler
+//! drains at once too.
 
 use breakwater::{Error, Result};
 use serde_json::Value;
@@ -10,6 +13,10 @@ pub const WARNING: &str = "EC2 Spot Instance Interruption Warning";
 pub const REBALANCE: &str = "EC2 Instance Rebalance Recommendation";
 /// `EC2 Instance State-change Notification`.
 pub const STATE_CHANGE: &str = "EC2 Instance State-change Notification";
+
+/// `AWS Health Event` (source `aws.health`; "Reference: AWS Health events Amazon EventBridge
+/// schema", <https://docs.aws.amazon.com/health/latest/ug/aws-health-events-eventbridge-schema.html>).
+pub const HEALTH: &str = "AWS Health Event";
 
 /// What happened to an instance.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,6 +33,17 @@ pub enum SpotEvent {
         /// The instance.
         instance_id: String,
     },
+    /// An AWS Health scheduled change of the instance (`eventTypeCategory: scheduledChange`):
+    /// drained at once, as aws-node-termination-handler does, without forcing anything before
+    /// the change is near.
+    Scheduled {
+        /// The instance.
+        instance_id: String,
+        /// `eventTypeCode`, e.g. `AWS_EC2_INSTANCE_RETIREMENT_SCHEDULED`.
+        code: String,
+        /// `startTime` (ms), when the change begins.
+        start_ms: Option<u64>,
+    },
     /// The instance changed state.
     StateChange {
         /// The instance.
@@ -41,6 +59,7 @@ impl SpotEvent {
         match self {
             SpotEvent::Warning { instance_id, .. }
             | SpotEvent::Rebalance { instance_id }
+            | SpotEvent::Scheduled { instance_id, .. }
             | SpotEvent::StateChange { instance_id, .. } => instance_id,
         }
     }
@@ -62,6 +81,63 @@ pub fn check_instance_id(id: &str) -> Result<()> {
             "{id:?} is not an EC2 instance id"
         )))
     }
+}
+
+/// A Health event's `startTime`, `Sat, 05 Jun 2016 15:10:09 GMT` (RFC 1123, as the schema's
+/// samples show it), or RFC 3339.
+pub fn parse_start_time(text: &str) -> Option<u64> {
+    if let Some(ms) = breakwater::clock::parse_rfc3339(text) {
+        return Some(ms);
+    }
+    let parts: Vec<&str> = text.split_whitespace().collect();
+    let [_, day, month, year, time, "GMT"] = parts.as_slice() else {
+        return None;
+    };
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let month = MONTHS.iter().position(|m| m == month)? + 1;
+    let day: u32 = day.parse().ok()?;
+    breakwater::clock::parse_rfc3339(&format!("{year}-{month:02}-{day:02}T{time}Z"))
+}
+
+/// What an AWS Health event asks of spot handling: `Ok(Ok(events))`, one per affected instance,
+/// for an EC2 scheduled change; `Ok(Err(why))` for any other Health event (not ours, dropped);
+/// `Err(InvalidEvent)` for a malformed one.
+pub fn parse_health(detail: &Value) -> Result<std::result::Result<Vec<SpotEvent>, String>> {
+    let text = |name: &str| detail[name].as_str().unwrap_or_default();
+    if text("service") != "EC2" || text("eventTypeCategory") != "scheduledChange" {
+        return Ok(Err(format!(
+            "a Health event of service {:?}, category {:?}: only EC2 scheduled changes are drained",
+            text("service"),
+            text("eventTypeCategory")
+        )));
+    }
+    let code = text("eventTypeCode");
+    if code.is_empty() {
+        return Err(Error::InvalidEvent(
+            "AWS Health Event without detail.eventTypeCode".into(),
+        ));
+    }
+    let start_ms = detail["startTime"].as_str().and_then(parse_start_time);
+    let entities = detail["affectedEntities"].as_array().ok_or_else(|| {
+        Error::InvalidEvent("AWS Health scheduled change without detail.affectedEntities".into())
+    })?;
+    let mut events = Vec::new();
+    for entity in entities {
+        let value = entity["entityValue"].as_str().unwrap_or_default();
+        // A Dedicated Host (`h-…`) or another entity is no node of ours.
+        if !value.starts_with("i-") {
+            continue;
+        }
+        check_instance_id(value)?;
+        events.push(SpotEvent::Scheduled {
+            instance_id: value.to_string(),
+            code: code.to_string(),
+            start_ms,
+        });
+    }
+    Ok(Ok(events))
 }
 
 /// Parses the `detail` of an event of `detail_type`.
@@ -102,6 +178,34 @@ pub fn parse(detail_type: &str, detail: &Value) -> Result<SpotEvent> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_health_scheduled_change_names_its_instances_and_its_start() {
+        // The schema's sample, as aws-node-termination-handler also quotes it.
+        let detail = json!({"eventArn": "arn:aws:health:us-east-1::event/EC2/AWS_EC2_INSTANCE_RETIREMENT_SCHEDULED/x",
+            "service": "EC2", "eventTypeCode": "AWS_EC2_INSTANCE_RETIREMENT_SCHEDULED",
+            "eventTypeCategory": "scheduledChange", "startTime": "Sat, 05 Jun 2016 15:10:09 GMT",
+            "affectedEntities": [{"entityValue": "i-1234567890abcdef0", "tags": {"stage": "prod"}},
+                {"entityValue": "h-0123456789abcdef0"}]});
+        let events = parse_health(&detail).unwrap().unwrap();
+        assert_eq!(
+            events,
+            [SpotEvent::Scheduled {
+                instance_id: "i-1234567890abcdef0".into(),
+                code: "AWS_EC2_INSTANCE_RETIREMENT_SCHEDULED".into(),
+                start_ms: breakwater::clock::parse_rfc3339("2016-06-05T15:10:09Z"),
+            }]
+        );
+        // Not an EC2 scheduled change: not ours. Malformed: refused.
+        let issue = json!({"service": "EC2", "eventTypeCategory": "issue", "eventTypeCode": "AWS_EC2_OPERATIONAL_ISSUE"});
+        assert!(parse_health(&issue).unwrap().is_err());
+        let rds = json!({"service": "RDS", "eventTypeCategory": "scheduledChange"});
+        assert!(parse_health(&rds).unwrap().is_err());
+        let forged = json!({"service": "EC2", "eventTypeCategory": "scheduledChange",
+            "eventTypeCode": "X", "affectedEntities": [{"entityValue": "i-../../etc"}]});
+        assert!(matches!(parse_health(&forged), Err(Error::InvalidEvent(_))));
+        assert_eq!(parse_start_time("Sat, 05 Jun 2016 25:10:09 GMT"), None);
+    }
 
     #[test]
     fn parses_the_three_events_and_refuses_the_rest() {

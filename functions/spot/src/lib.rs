@@ -1,7 +1,8 @@
-//! `spot`: drain interrupted spot nodes inside the 2-minute warning, and fail over to on-demand.
+//! `spot`: drain interrupted spot nodes inside the 2-minute warning, and fail over to on-demand;
+//! drain nodes whose instances AWS Health schedules for retirement or maintenance.
 //!
-//! EventBridge delivers the interruption warning, the rebalance recommendation and the state
-//! change (at least once, in any order). One record per instance in the state store, a lease per
+//! EventBridge delivers the interruption warning, the rebalance recommendation, the state
+//! change and AWS Health's scheduled changes (at least once, in any order). One record per instance in the state store, a lease per
 //! instance and idempotency on the event id merge them into one handling: find the node by its
 //! `providerID`, cordon it at once (taint, unschedulable, out of load balancers), deregister its
 //! ELBv2 targets and wait for them to drain (bounded), drain it by
@@ -45,6 +46,7 @@ const EVENTBRIDGE: &[(&str, &str)] = &[
     ("aws.ec2", events::WARNING),
     ("aws.ec2", events::REBALANCE),
     ("aws.ec2", events::STATE_CHANGE),
+    ("aws.health", events::HEALTH),
     ("aws.events", "Scheduled Event"),
 ];
 const COMMANDS: &[&str] = &["status"];
@@ -102,6 +104,22 @@ impl<I: Instances, G: NodeGroups, K: Clusters, T: TargetGroups> SpotFunction<I, 
             Trigger::EventBridge(e) if e.detail_type == "Scheduled Event" => {
                 self.on_schedule(owner).await
             }
+            Trigger::EventBridge(e) if e.detail_type == events::HEALTH => {
+                let id = e.id.clone().unwrap_or_else(|| owner.to_string());
+                let time_ms = e
+                    .time
+                    .and_then(|t| u64::try_from(t.timestamp_millis()).ok())
+                    .unwrap_or_else(|| self.toolkit.store.clock().now_ms());
+                match events::parse_health(&e.detail) {
+                    Ok(Ok(scheduled)) => {
+                        self.on_scheduled(scheduled, &id, time_ms, owner, started)
+                            .await
+                    }
+                    Ok(Err(why)) => Ok(self.dropped("not-a-scheduled-change", why)),
+                    Err(Error::InvalidEvent(reason)) => Err(self.rejected(&reason)),
+                    Err(other) => Err(other),
+                }
+            }
             Trigger::EventBridge(e) => {
                 let parsed = match events::parse(&e.detail_type, &e.detail) {
                     Ok(p) => p,
@@ -113,29 +131,7 @@ impl<I: Instances, G: NodeGroups, K: Clusters, T: TargetGroups> SpotFunction<I, 
                     .and_then(|t| u64::try_from(t.timestamp_millis()).ok())
                     .unwrap_or_else(|| self.toolkit.store.clock().now_ms());
                 let id = e.id.clone().unwrap_or_else(|| owner.to_string());
-                // The invocation span already carries the event id; this one adds the instance.
-                let span = tracing::info_span!("spot", instance = parsed.instance_id());
-                let ttl = self.toolkit.settings.idempotency_ttl;
-                // The span follows the future (`.instrument`), not the thread: a guard held
-                // across an `.await` would tag other tasks' lines and miss this one's.
-                match self
-                    .toolkit
-                    .store
-                    .once("spot", &id, owner, ttl, || {
-                        // Boxed: the handling's future is large, and debug builds copy it on
-                        // the stack of every caller.
-                        Box::pin(self.on_event(parsed, time_ms, owner, started))
-                    })
-                    .instrument(span)
-                    .await
-                {
-                    Ok(done) => Ok(invocation::mark_repeat(done)),
-                    Err(Error::Conflict(why)) => {
-                        tracing::info!(%why, "the same event is being handled by another invocation");
-                        Ok(json!({"outcome": "in-progress", "reason": why}))
-                    }
-                    Err(e) => Err(e),
-                }
+                self.once(parsed, &id, time_ms, owner, started).await
             }
             Trigger::Command { body, .. } => {
                 let instance = body["instance_id"].as_str().unwrap_or_default();
@@ -149,6 +145,61 @@ impl<I: Instances, G: NodeGroups, K: Clusters, T: TargetGroups> SpotFunction<I, 
             }
             _ => Err(self.rejected("not a spot event")),
         }
+    }
+
+    /// One instance's event, handled once per delivery id (`id`).
+    async fn once(
+        &self,
+        parsed: SpotEvent,
+        id: &str,
+        time_ms: u64,
+        owner: &str,
+        started: Instant,
+    ) -> Result<Value> {
+        // The invocation span already carries the event id; this one adds the instance.
+        let span = tracing::info_span!("spot", instance = parsed.instance_id());
+        let ttl = self.toolkit.settings.idempotency_ttl;
+        // The span follows the future (`.instrument`), not the thread: a guard held across an
+        // `.await` would tag other tasks' lines and miss this one's.
+        match self
+            .toolkit
+            .store
+            .once("spot", id, owner, ttl, || {
+                // Boxed: the handling's future is large, and debug builds copy it on the stack
+                // of every caller.
+                Box::pin(self.on_event(parsed, time_ms, owner, started))
+            })
+            .instrument(span)
+            .await
+        {
+            Ok(done) => Ok(invocation::mark_repeat(done)),
+            Err(Error::Conflict(why)) => {
+                tracing::info!(%why, "the same event is being handled by another invocation");
+                Ok(json!({"outcome": "in-progress", "reason": why}))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// An AWS Health scheduled change: each affected instance handled once, in turn (one
+    /// Health event can name several), under an id of its own.
+    async fn on_scheduled(
+        &self,
+        scheduled: Vec<SpotEvent>,
+        id: &str,
+        time_ms: u64,
+        owner: &str,
+        started: Instant,
+    ) -> Result<Value> {
+        let mut answers = Vec::new();
+        for event in scheduled {
+            let instance_id = format!("{id}:{}", event.instance_id());
+            answers.push(
+                self.once(event, &instance_id, time_ms, owner, started)
+                    .await?,
+            );
+        }
+        Ok(json!({"outcome": "scheduled-change", "instances": answers}))
     }
 
     /// Bad input: logged, counted (`EventsRejected`) and answered with an `InvalidEvent` error;
@@ -207,7 +258,10 @@ impl<I: Instances, G: NodeGroups, K: Clusters, T: TargetGroups> SpotFunction<I, 
                 (
                     Phase::Cordoned { .. } | Phase::Draining | Phase::Drained,
                     SpotEvent::Rebalance { .. },
-                ) => return Ok(json!({"outcome": "already-handled", "instance": instance})),
+                )
+                | (Phase::Draining | Phase::Drained, SpotEvent::Scheduled { .. }) => {
+                    return Ok(json!({"outcome": "already-handled", "instance": instance}))
+                }
                 _ => {}
             }
         }
@@ -260,6 +314,7 @@ fn state_of(event: &SpotEvent) -> &str {
 pub(crate) fn reason_of(event: &SpotEvent) -> &'static str {
     match event {
         SpotEvent::Warning { .. } => "spot-interruption",
+        SpotEvent::Scheduled { .. } => "scheduled-change",
         _ => "rebalance-recommendation",
     }
 }

@@ -10,7 +10,7 @@ use breakwater::ports::{InstanceInfo, Instances, NodeGroups, TargetGroups};
 use breakwater::Result;
 use serde_json::{json, Value};
 
-use crate::drain::{choose, namespace_policies, namespaces_of, pods_on, Drainer};
+use crate::drain::{choose, namespace_policies, namespaces_of, pods_on, Drainer, Policy};
 use crate::events::SpotEvent;
 use crate::on_demand::{self as failover, FailoverAction, Pool};
 use crate::record::{record_key, InstanceRecord, Phase};
@@ -103,10 +103,26 @@ impl<I: Instances, G: NodeGroups, K: Clusters, T: TargetGroups> SpotFunction<I, 
                     Some(policy),
                 )
             }
+            // A scheduled change is drained at once (aws-node-termination-handler does the
+            // same: "Begin drain immediately for scheduled change events to avoid disruptions in
+            // cases such as degraded hardware"), for `scheduled_drain_ms`; its deadline is the
+            // change's start, less the margin, when that is sooner.
+            SpotEvent::Scheduled { start_ms, .. } => {
+                let window = now + self.settings.scheduled_drain_ms;
+                let start = start_ms
+                    .map(|s| s.saturating_sub(self.settings.safety_margin_s * 1000))
+                    .unwrap_or(u64::MAX);
+                (window.min(start), None)
+            }
             SpotEvent::StateChange { .. } => {
                 return Ok(json!({"outcome": "ignored", "instance": info.id}))
             }
         };
+        // Nothing is forced over its budget before a scheduled change is near: the window ends
+        // long before the instance goes, and what is still blocked then is reported (the node
+        // stays cordoned).
+        let far = matches!(&event, SpotEvent::Scheduled { start_ms, .. }
+            if start_ms.is_none_or(|s| s.saturating_sub(self.settings.safety_margin_s * 1000) > deadline_ms));
         if rebalance == Some(RebalancePolicy::Ignore) {
             return Ok(
                 json!({"outcome": "ignored", "instance": info.id, "reason": "rebalance policy ignore"}),
@@ -189,7 +205,14 @@ impl<I: Instances, G: NodeGroups, K: Clusters, T: TargetGroups> SpotFunction<I, 
         // 3. The pods, read after the cordon so that none lands in between.
         let pods = pods_on(&client, &node).await?;
         let policies = namespace_policies(&client, &namespaces_of(&pods)).await;
-        let (candidates, left_alone) = choose(&pods, &policies, self.settings.default_policy);
+        let (mut candidates, left_alone) = choose(&pods, &policies, self.settings.default_policy);
+        if far {
+            for c in &mut candidates {
+                if c.policy == Policy::OverrideAtDeadline {
+                    c.policy = Policy::RespectPdb;
+                }
+            }
+        }
         // 4. Drain, the lease renewed while it runs. The on-demand accounting (a warning only)
         // runs beside it and never holds it up: its errors are reported, not raised.
         let drainer = Drainer {
@@ -208,6 +231,12 @@ impl<I: Instances, G: NodeGroups, K: Clusters, T: TargetGroups> SpotFunction<I, 
         let (report, (failover, failover_error)) = tokio::join!(drain, accounting);
         let mut report = report?;
         report.rebalance = rebalance.is_some();
+        if let SpotEvent::Scheduled { code, start_ms, .. } = &event {
+            report.scheduled = Some(format!(
+                "{code}, from {}",
+                start_ms.map_or("an unknown time".into(), breakwater::clock::rfc3339)
+            ));
+        }
         report.load_balancers = load_balancers;
         record.phase = Phase::Drained;
         record.history.push(format!(
@@ -340,6 +369,11 @@ async fn node_event<N: Nodes>(
             "SpotInterruption",
             format!("Breakwater: spot instance {instance} gets {action} at about {}; cordoned, draining until {}",
                 breakwater::clock::rfc3339(deadline_ms + 10_000), breakwater::clock::rfc3339(deadline_ms)),
+        ),
+        SpotEvent::Scheduled { code, start_ms, .. } => (
+            "ScheduledChange",
+            format!("Breakwater: AWS Health scheduled change {code} for {instance} from {}; cordoned, draining until {}",
+                start_ms.map_or("an unknown time".into(), breakwater::clock::rfc3339), breakwater::clock::rfc3339(deadline_ms)),
         ),
         _ => ("RebalanceRecommendation", format!("Breakwater: rebalance recommendation for {instance}; cordoned")),
     };

@@ -39,8 +39,13 @@ impl<I: Instances, G: NodeGroups, K: Clusters, T: TargetGroups> SpotFunction<I, 
                 None
             }
         };
+        let cause = match &report.scheduled {
+            Some(change) => format!("has an AWS Health scheduled change ({change})"),
+            None => "is being reclaimed".into(),
+        };
         let mut text = format!(
-            "Spot instance {} ({}, {}, node group {}) is being reclaimed. Node {node} was cordoned and drained in {:.1} s: {} pods evicted, {} forced past their budgets{}.\n",
+            "{} instance {} ({}, {}, node group {}) {cause}. Node {node} was cordoned and drained in {:.1} s: {} pods evicted, {} forced past their budgets{}.\n",
+            if report.scheduled.is_some() { "EC2" } else { "Spot" },
             info.id,
             info.instance_type,
             info.az,
@@ -146,7 +151,8 @@ impl<I: Instances, G: NodeGroups, K: Clusters, T: TargetGroups> SpotFunction<I, 
         // same way from when it was handled, with no reclaim to come.
         let margin_ms = self.settings.safety_margin_s * 1000;
         let warned_ms = (d.deadline_ms + margin_ms).saturating_sub(120_000);
-        let reclaimed_ms = (!d.rebalance).then_some(d.deadline_ms + margin_ms);
+        let reclaimed_ms =
+            (!d.rebalance && d.scheduled.is_none()).then_some(d.deadline_ms + margin_ms);
         let blocked = d
             .pods
             .iter()
@@ -164,7 +170,9 @@ impl<I: Instances, G: NodeGroups, K: Clusters, T: TargetGroups> SpotFunction<I, 
             outcome,
         );
         report.phases.push(Phase {
-            name: if d.rebalance {
+            name: if d.scheduled.is_some() {
+                "scheduled change → drain".into()
+            } else if d.rebalance {
                 "rebalance recommendation → drain".into()
             } else {
                 "warning → drain".into()

@@ -26,6 +26,10 @@ pub struct SpotSettings {
     pub safety_margin_s: u64,
     /// `BREAKWATER_SPOT_DRAIN_POLICY`: `respect-pdb` | `override-at-deadline` (default) | `delete-now`.
     pub default_policy: Policy,
+    /// `BREAKWATER_SPOT_SCHEDULED_DRAIN_SECONDS`: how long an AWS Health scheduled change's
+    /// drain runs (default 110, a warning's time less the default margin; at most 150, inside
+    /// the function's 180-s timeout). Earlier when the change itself is nearer.
+    pub scheduled_drain_ms: u64,
     /// `BREAKWATER_SPOT_REBALANCE`: `cordon` (default), `ignore`, `drain`, and per node group
     /// `cluster/nodegroup=drain` entries after a comma.
     pub rebalance_default: RebalancePolicy,
@@ -127,6 +131,12 @@ impl SpotSettings {
                 0..=60,
             )? as u64,
             default_policy,
+            scheduled_drain_ms: env.whole_number(
+                "BREAKWATER_SPOT_SCHEDULED_DRAIN_SECONDS",
+                110,
+                1..=150,
+            )? as u64
+                * 1000,
             rebalance_default,
             rebalance,
             uncordon_after_ms: minutes("BREAKWATER_SPOT_UNCORDON_MINUTES", 10)?,

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use spot::events::{parse, SpotEvent};
+use spot::events::{parse, parse_health, SpotEvent, HEALTH};
 
 #[test]
 fn every_event_file_parses_or_is_refused_as_its_name_says() {
@@ -20,6 +20,16 @@ fn every_event_file_parses_or_is_refused_as_its_name_says() {
         if detail_type == "Scheduled Event" {
             continue;
         }
+        if detail_type == HEALTH {
+            assert_eq!(name, "health-scheduled-change.json");
+            let events = parse_health(&event["detail"]).unwrap().unwrap();
+            assert!(
+                matches!(&events[..], [SpotEvent::Scheduled { start_ms: Some(_), .. }]),
+                "{events:?}"
+            );
+            checked += 1;
+            continue;
+        }
         let parsed = parse(detail_type, &event["detail"]);
         match name.as_str() {
             "interruption-warning.json" => assert!(matches!(parsed, Ok(SpotEvent::Warning { .. }))),
@@ -32,5 +42,5 @@ fn every_event_file_parses_or_is_refused_as_its_name_says() {
         }
         checked += 1;
     }
-    assert_eq!(checked, 4);
+    assert_eq!(checked, 5);
 }
