@@ -524,6 +524,32 @@ pub fn judge_rollout(
             "owned by {owner}: an abort or a rollback here may be undone by the next sync; act in Git (reported only)"
         ));
     }
+    if let Some(workload) = rollout["spec"]["workloadRef"]["name"].as_str() {
+        return stop(Outcome::Refused, format!(
+            "the rollout's template is Deployment {workload}'s (spec.workloadRef): roll that one back instead"
+        ));
+    }
+    if rollout["spec"]["paused"] == true {
+        return stop(Outcome::Refused, format!(
+            "the rollout is paused (spec.paused); resume it first (kubectl argo rollouts resume {}) — a paused rollout is not rolled back",
+            request.workload.name
+        ));
+    }
+    // A new spec the controller has not taken yet: its status still describes the old one (and
+    // the controller's reset of it would drop an abort sent now). Argo Rollouts writes
+    // `observedGeneration` as a string.
+    let generation = rollout["metadata"]["generation"].as_i64();
+    let observed = match &rollout["status"]["observedGeneration"] {
+        Value::String(s) => s.parse::<i64>().ok(),
+        v => v.as_i64(),
+    };
+    if let (Some(generation), Some(observed)) = (generation, observed) {
+        if observed < generation {
+            return stop(Outcome::NotActing, format!(
+                "the controller has not taken the rollout's new spec yet (generation {generation}, observed {observed}): a deploy is starting, not the revision's alarm to judge"
+            ));
+        }
+    }
     decision.from_revision = Some(revision_of(rollout)).filter(|n| *n > 0);
     if rollout["status"]["abort"] == true {
         return stop(
@@ -540,22 +566,30 @@ pub fn judge_rollout(
     let current = rollout["status"]["currentPodHash"]
         .as_str()
         .unwrap_or_default();
-    if stable != current && request.to_revision.is_none() {
-        if let Asker::Alarm { name, .. } = &request.asker {
-            mark_bad(
-                record,
-                current,
-                decision.from_revision.unwrap_or(0),
-                name,
-                now,
-            );
+    let history = undo::history(rollout, replica_sets);
+    let in_progress = stable != current;
+    if in_progress && request.to_revision.is_none() {
+        // The canary is remembered bad when the alarm began after it started.
+        let began = history
+            .iter()
+            .find(|r| r.hash == current)
+            .map(|r| r.created_ms);
+        if let Asker::Alarm { name, since_ms } = &request.asker {
+            if began.is_none_or(|b| *since_ms >= b) {
+                mark_bad(
+                    record,
+                    current,
+                    decision.from_revision.unwrap_or(0),
+                    name,
+                    now,
+                );
+            }
         }
         if rules.dry_run {
             return stop(Outcome::NoOp, "dry run: would abort the rollout".into());
         }
         return RolloutStep::Abort;
     }
-    let history = undo::history(rollout, replica_sets);
     let running = history.iter().find(|r| r.hash == stable).cloned();
     if let Some(Step::Done(outcome, reason)) = blame(request, running.as_ref(), record, now, rules)
     {
@@ -572,6 +606,19 @@ pub fn judge_rollout(
         Err((outcome, why)) => return stop(outcome, why),
     };
     decision.to_revision = Some(target.number);
+    if in_progress && target.hash == current {
+        return stop(Outcome::Refused, format!(
+            "revision {} is the canary in progress: a rollback does not promote it (kubectl argo rollouts promote does)",
+            target.number
+        ));
+    }
+    if in_progress && target.hash == stable {
+        // Back to the stable ReplicaSet while an update is in progress: the abort.
+        if rules.dry_run {
+            return stop(Outcome::NoOp, "dry run: would abort the rollout".into());
+        }
+        return RolloutStep::Abort;
+    }
     if target.hash == stable {
         return stop(
             Outcome::NoOp,
@@ -636,38 +683,53 @@ pub async fn rollout<W: Workloads>(
                 }
                 RolloutStep::Undo { target, patch, why } => (*target, patch, why),
             };
-        match workloads
+        let patched = match workloads
             .patch_object(Resource::ArgoRollout, w.at(), &patch)
             .await?
         {
-            Patched::Applied(_) => {}
+            Patched::Applied(obj) => obj,
             Patched::Gone => return Ok((Outcome::Refused, "the rollout was deleted".into())),
             Patched::Changed(why) => {
                 tracing::warn!(%why, "the rollout changed between read and patch; deciding again");
                 last_change = why;
                 continue;
             }
-        }
+        };
         decision.to_hash = Some(target.hash.clone());
         decision.patched_after_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
+        // Promoted only once the controller has taken this template (the new generation
+        // observed, the target current): it clears `promoteFull` when it first sees a new
+        // template, and a template someone else sent meanwhile is not ours to promote. The
+        // promotion carries the resourceVersion read, so that such a change fails it (409).
+        let generation = patched["metadata"]["generation"].as_i64().unwrap_or(0);
         let waited = tokio::time::Instant::now();
-        let mut after = Value::Null;
+        let mut taken = None;
         while waited.elapsed() < OBSERVED_WAIT {
-            after = workloads.rollout(w.at()).await?.unwrap_or_default();
-            if after["status"]["currentPodHash"] == target.hash.as_str() {
+            let now = workloads.rollout(w.at()).await?.unwrap_or_default();
+            let observed = match &now["status"]["observedGeneration"] {
+                Value::String(s) => s.parse::<i64>().unwrap_or(0),
+                v => v.as_i64().unwrap_or(0),
+            };
+            if observed >= generation && now["status"]["currentPodHash"] == target.hash.as_str() {
+                taken = Some(now);
                 break;
             }
             tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         }
-        let promoted = match workloads.promote_rollout(w.at()).await? {
-            Patched::Applied(_) => "promoted fully",
-            _ => "NOT promoted (the rollout changed or went away): its canary steps run",
+        let promoted = match &taken {
+            Some(now) => {
+                let rv = now["metadata"]["resourceVersion"].as_str().unwrap_or_default();
+                match workloads.promote_rollout(w.at(), rv).await? {
+                    Patched::Applied(_) => "promoted fully".to_string(),
+                    Patched::Changed(why) => format!("NOT promoted: the rollout changed meanwhile ({why}); its canary steps run"),
+                    Patched::Gone => "NOT promoted: the rollout was deleted".to_string(),
+                }
+            }
+            None => format!(
+                "NOT promoted: the controller had not taken the template within {} s; its canary steps run (kubectl argo rollouts promote --full)",
+                OBSERVED_WAIT.as_secs()
+            ),
         };
-        if after["status"]["currentPodHash"] != target.hash.as_str() {
-            tracing::warn!(
-                "the controller had not taken the new template when the rollout was promoted"
-            );
-        }
         let after = workloads.rollout(w.at()).await?.unwrap_or_default();
         return Ok((
             Outcome::RolledBack,

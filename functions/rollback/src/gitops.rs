@@ -814,11 +814,9 @@ impl<A: Alarms> RollbackFunction<A> {
             return Ok(json!({"workload": name, "outcome": "guarding",
                 "until": breakwater::clock::rfc3339(until)}));
         };
-        record.guarded_until_ms = None;
-        self.toolkit
-            .store
-            .put(&record_key(workload), &record)
-            .await?;
+        // The guard stays armed until a decision is recorded: one that did not roll back (or
+        // failed) is tried again at the next tick, under the same id (a crash after its patch
+        // finds its intent).
         let request = crate::request::Request {
             workload: workload.clone(),
             asker: crate::request::Asker::Guard(format!(
@@ -829,7 +827,7 @@ impl<A: Alarms> RollbackFunction<A> {
                 breakwater::clock::rfc3339(marked.at_ms)
             )),
             to_revision: None,
-            event_id: format!("guard:{}:{now}", running.hash),
+            event_id: format!("guard:{}:{until}", running.hash),
         };
         let id = format!("{}@{}", request.event_id, request.workload);
         let decision = self

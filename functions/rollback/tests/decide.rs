@@ -335,10 +335,32 @@ async fn a_fully_promoted_rollout_is_rolled_back_past_revisions_that_alarmed_and
         bad: vec![marked("r2", 2)],
         ..WorkloadRecord::default()
     };
+    // AND the Argo Rollouts controller, which takes a new template a moment later (its new
+    // revision's hash current, the generation observed)
+    let controller = fake.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            let mut r = controller
+                .rollout_now(
+                    Workload::new("prod", "shop", Kind::Rollout, "web")
+                        .unwrap()
+                        .at(),
+                )
+                .unwrap();
+            if r["spec"]["template"] == template("web:1", None) {
+                r["status"]["currentPodHash"] = json!("r1");
+                r["status"]["observedGeneration"] = json!(r["metadata"]["generation"].to_string());
+                controller.put_rollout("prod", r);
+                break;
+            }
+        }
+    });
     // WHEN its alarm fires
     let request = request(rollout.clone(), alarm(promoted_at + MINUTE), None);
     let (outcome, reason, d) =
         decide_rollout(&fake, &request, &mut record, promoted_at + 5 * MINUTE).await;
+
     // THEN it goes back to web:1 (web:2 alarmed), as `kubectl argo rollouts undo --to-revision`
     // would, and is promoted at once instead of walking the canary steps again (#2168)
     assert_eq!(outcome, Outcome::RolledBack, "{reason}");
@@ -763,4 +785,85 @@ async fn a_flux_kustomization_is_suspended_and_resumed_when_its_source_moves_pas
     let ks = fake.object_now(Resource::FluxKustomization, at).unwrap();
     assert_eq!(ks["spec"]["suspend"], false);
     assert!(ks["metadata"]["annotations"].get(SUSPENDED).is_none());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_rollback_the_controller_does_not_take_is_not_promoted_and_a_persons_revision_is_checked_against_the_canary(
+) {
+    let promoted_at = T0 + 4 * HOUR;
+    let rollout = Workload::new("prod", "shop", Kind::Rollout, "web").unwrap();
+    // GIVEN no controller takes the new template (it is down, or slow)
+    let fake = FakeWorkloads::default();
+    promoted_rollout(&fake, &[("web:1", T0), ("web:2", promoted_at)]);
+    let alarmed = request(rollout.clone(), alarm(promoted_at + MINUTE), None);
+    let (outcome, reason, _) = decide_rollout(
+        &fake,
+        &alarmed,
+        &mut WorkloadRecord::default(),
+        promoted_at + 5 * MINUTE,
+    )
+    .await;
+    // THEN the template is rolled back, but nothing is promoted that the controller has not taken
+    assert_eq!(outcome, Outcome::RolledBack, "{reason}");
+    assert!(reason.contains("NOT promoted"), "{reason}");
+    assert_eq!(fake.writes(), ["patch Rollout shop/web"]);
+    assert!(fake.rollout_now(rollout.at()).unwrap()["status"]
+        .get("promoteFull")
+        .is_none());
+
+    // GIVEN web:3 at its canary step over stable web:2
+    let fake = FakeWorkloads::default();
+    promoted_rollout(
+        &fake,
+        &[("web:1", T0), ("web:2", T0 + HOUR), ("web:3", promoted_at)],
+    );
+    let mut canary = fake.rollout_now(rollout.at()).unwrap();
+    canary["status"] = json!({"phase": "Paused", "currentPodHash": "r3", "stableRS": "r2"});
+    fake.put_rollout("prod", canary);
+    let person = |revision| {
+        request(
+            rollout.clone(),
+            Asker::Person("slack:U1".into()),
+            Some(revision),
+        )
+    };
+    // WHEN a person asks for the canary's own revision THEN it is refused (a rollback is no promotion)
+    let (outcome, reason, _) = decide_rollout(
+        &fake,
+        &person(3),
+        &mut WorkloadRecord::default(),
+        promoted_at + MINUTE,
+    )
+    .await;
+    assert_eq!(outcome, Outcome::Refused, "{reason}");
+    assert!(reason.contains("the canary in progress"), "{reason}");
+    assert!(fake.writes().is_empty());
+    // WHEN a person asks for the stable revision THEN the canary is aborted (back to stable)
+    let (outcome, reason, _) = decide_rollout(
+        &fake,
+        &person(2),
+        &mut WorkloadRecord::default(),
+        promoted_at + MINUTE,
+    )
+    .await;
+    assert_eq!(outcome, Outcome::Aborted, "{reason}");
+    // GIVEN a new template the controller has not observed yet THEN nothing is judged
+    let fake = FakeWorkloads::default();
+    promoted_rollout(&fake, &[("web:1", T0), ("web:2", promoted_at)]);
+    let mut fresh = fake.rollout_now(rollout.at()).unwrap();
+    fresh["metadata"]["generation"] = json!(5);
+    fresh["status"]["observedGeneration"] = json!("4");
+    fake.put_rollout("prod", fresh);
+    let (outcome, reason, _) = decide_rollout(
+        &fake,
+        &alarmed,
+        &mut WorkloadRecord::default(),
+        promoted_at + 5 * MINUTE,
+    )
+    .await;
+    assert_eq!(outcome, Outcome::NotActing, "{reason}");
+    assert!(
+        reason.contains("has not taken the rollout's new spec"),
+        "{reason}"
+    );
 }

@@ -24,7 +24,13 @@ fn every_event_file_parses_or_is_refused_as_its_name_says() {
             assert_eq!(name, "health-scheduled-change.json");
             let events = parse_health(&event["detail"]).unwrap().unwrap();
             assert!(
-                matches!(&events[..], [SpotEvent::Scheduled { start_ms: Some(_), .. }]),
+                matches!(
+                    &events[..],
+                    [SpotEvent::Scheduled {
+                        start_ms: Some(_),
+                        ..
+                    }]
+                ),
                 "{events:?}"
             );
             checked += 1;

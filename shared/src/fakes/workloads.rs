@@ -289,7 +289,14 @@ impl Workloads for FakeWorkloads {
         self.rollout_status(at, "abort", "abort")
     }
 
-    async fn promote_rollout(&self, at: ObjectAt<'_>) -> Result<Patched> {
+    async fn promote_rollout(&self, at: ObjectAt<'_>, resource_version: &str) -> Result<Patched> {
+        let read = self.rollout_now(at);
+        if read.is_some_and(|r| r["metadata"]["resourceVersion"] != resource_version) {
+            self.state().calls.push(format!("promote {at}"));
+            return Ok(Patched::Changed(format!(
+                "the object has been modified (resourceVersion {resource_version} is not the latest)"
+            )));
+        }
         self.rollout_status(at, "promote", "promoteFull")
     }
 

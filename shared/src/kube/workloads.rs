@@ -176,8 +176,13 @@ pub trait Workloads: Send + Sync {
     /// Aborts the Rollout as `kubectl argo rollouts abort` does (`status.abort = true`).
     fn abort_rollout(&self, at: ObjectAt<'_>) -> impl Future<Output = Result<Patched>> + Send;
     /// Promotes the Rollout's update at once, skipping its remaining steps, as
-    /// `kubectl argo rollouts promote --full` does (`status.promoteFull = true`).
-    fn promote_rollout(&self, at: ObjectAt<'_>) -> impl Future<Output = Result<Patched>> + Send;
+    /// `kubectl argo rollouts promote --full` does (`status.promoteFull = true`), if it is still
+    /// at `resource_version` (otherwise [`Patched::Changed`]).
+    fn promote_rollout(
+        &self,
+        at: ObjectAt<'_>,
+        resource_version: &str,
+    ) -> impl Future<Output = Result<Patched>> + Send;
     /// The ReplicaSets in `at`'s namespace that a workload's `spec.selector.matchLabels`
     /// (`selector`) lists.
     fn replica_sets(
@@ -225,7 +230,7 @@ impl<'a> KubeWorkloads<'a> {
             .await
     }
 
-    async fn rollout_status(&self, at: ObjectAt<'_>, what: &str, status: Value) -> Result<Patched> {
+    async fn rollout_status(&self, at: ObjectAt<'_>, what: &str, body: Value) -> Result<Patched> {
         let client = self.client(at.cluster).await?;
         let what = format!("{what} {at}");
         let answer = send_json(
@@ -233,7 +238,7 @@ impl<'a> KubeWorkloads<'a> {
             Method::PATCH,
             &format!("{}/status", rollout_path(at.namespace, at.name)),
             "application/merge-patch+json",
-            Some(&json!({ "status": status })),
+            Some(&body),
             &what,
         )
         .await?;
@@ -363,14 +368,17 @@ impl Workloads for KubeWorkloads<'_> {
     /// A merge patch of the status subresource (Argo Rollouts, `kubectl argo rollouts abort`:
     /// the controller then sends traffic back to the stable ReplicaSet).
     async fn abort_rollout(&self, at: ObjectAt<'_>) -> Result<Patched> {
-        self.rollout_status(at, "abort rollout", json!({"abort": true}))
+        self.rollout_status(at, "abort rollout", json!({"status": {"abort": true}}))
             .await
     }
 
-    /// A merge patch of the status subresource, as `kubectl argo rollouts promote --full` sends.
-    async fn promote_rollout(&self, at: ObjectAt<'_>) -> Result<Patched> {
-        self.rollout_status(at, "promote rollout", json!({"promoteFull": true}))
-            .await
+    /// A merge patch of the status subresource, as `kubectl argo rollouts promote --full` sends,
+    /// with the resourceVersion read: a `metadata.resourceVersion` in a patch is a precondition
+    /// (409 when the object moved on).
+    async fn promote_rollout(&self, at: ObjectAt<'_>, resource_version: &str) -> Result<Patched> {
+        let body = json!({"metadata": {"resourceVersion": resource_version},
+            "status": {"promoteFull": true}});
+        self.rollout_status(at, "promote rollout", body).await
     }
 
     async fn object(&self, resource: Resource, at: ObjectAt<'_>) -> Result<Option<Value>> {

@@ -8,9 +8,11 @@
 //!   as a Deployment's is), and the Rollout carries that revision;
 //! - the first revision is stable at once; a new one walks the canary steps (`setWeight`, and
 //!   stops at the first `pause`: `Paused`), unless it is the stable ReplicaSet already (the
-//!   fast-tracked rollback of an update not yet completed) or `status.promoteFull` is set
-//!   (`kubectl argo rollouts promote --full`): then it is promoted at once, `Healthy`;
-//! - `status.promoteFull` on a paused update promotes it;
+//!   fast-tracked rollback of an update not yet completed): then it is promoted at once,
+//!   `Healthy`; a `status.promoteFull` set before the new template was taken is dropped (the
+//!   controller's reset), and one left when nothing is in progress too;
+//! - `status.promoteFull` on an update in progress (`kubectl argo rollouts promote --full`)
+//!   promotes it;
 //! - an abort (`status.abort: true`) sends the traffic back to the stable ReplicaSet and leaves
 //!   the rollout `Degraded` with `RolloutAborted`; a new spec clears it.
 //!
@@ -113,16 +115,22 @@ impl Cluster {
             status.insert("observedGeneration".into(), json!(generation.to_string()));
             status.remove("abort");
             status.remove("abortedAt");
+            // The controller's reset for a new template drops a `promoteFull` set before it
+            // (`resetRolloutStatus`): a promotion must come after the template is taken.
+            status.remove("promoteFull");
             let stable = status
                 .get("stableRS")
                 .and_then(Value::as_str)
                 .map(str::to_string);
-            let fast = stable.is_none() || stable.as_deref() == Some(hash.as_str());
-            if fast || status.get("promoteFull") == Some(&json!(true)) {
+            if stable.is_none() || stable.as_deref() == Some(hash.as_str()) {
                 promoted(&mut status, steps.len());
             } else {
                 walk(&mut status, &steps);
             }
+        }
+        // Kept only while an update is in progress (`calculateBaseStatus`).
+        if status.get("currentPodHash") == status.get("stableRS") {
+            status.remove("promoteFull");
         }
         let aborted = status.get("abort") == Some(&json!(true));
         if !aborted
