@@ -438,3 +438,4 @@ def apply():
     __import__("moto_s3_fidelity").apply()  # S3 refusals and regions: sandbox/moto_s3_fidelity.py
     __import__("moto_rds_fidelity").apply()  # StopDBInstance refuses a replica's source: sandbox/moto_rds_fidelity.py
     __import__("moto_elbv2_fidelity").apply()  # deregistered targets drain for the delay: sandbox/moto_elbv2_fidelity.py
+    __import__("moto_autoscaling_lifecycle").apply()  # termination hooks wait; CompleteLifecycleAction: sandbox/moto_autoscaling_lifecycle.py

@@ -123,6 +123,32 @@ impl Moto {
         }
     }
 
+    /// The termination lifecycle actions Auto Scaling holds open (`sandbox/moto_autoscaling_lifecycle.py`:
+    /// the sandbox's stand-in for the events that carry their tokens): `{account, region,
+    /// group, hook, instance, token}` each.
+    pub fn lifecycle_actions(&self) -> Result<Vec<serde_json::Value>, SandboxError> {
+        use std::io::{Read, Write};
+        let port = self.port;
+        let mut stream = std::net::TcpStream::connect_timeout(
+            &([127, 0, 0, 1], port).into(),
+            Duration::from_secs(2),
+        )
+        .map_err(|e| SandboxError::Io(format!("connect 127.0.0.1:{port}: {e}")))?;
+        stream.set_read_timeout(Some(Duration::from_secs(30))).ok();
+        write!(stream, "GET /_sandbox/autoscaling/lifecycle-actions HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n")
+            .map_err(|e| SandboxError::Io(e.to_string()))?;
+        let mut answer = String::new();
+        stream
+            .read_to_string(&mut answer)
+            .map_err(|e| SandboxError::Io(format!("read from 127.0.0.1:{port}: {e}")))?;
+        let body = answer
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b)
+            .unwrap_or_default();
+        serde_json::from_str(body)
+            .map_err(|e| SandboxError::Moto(format!("lifecycle actions: {e}: {body:?}")))
+    }
+
     /// Leaves the server running after this handle is dropped (for `sandbox up`).
     pub fn detach(mut self) -> u32 {
         self.child.take().map(|c| c.id()).unwrap_or_default()

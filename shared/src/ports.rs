@@ -268,6 +268,27 @@ pub trait RolePolicies: Send + Sync {
     fn delete(&self, role: &str, name: &str) -> impl Future<Output = Result<()>> + Send;
 }
 
+/// An Auto Scaling lifecycle action waiting on an instance (from an `EC2 Instance-terminate
+/// Lifecycle Action` event).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LifecycleAction {
+    /// `AutoScalingGroupName`.
+    pub group: String,
+    /// `LifecycleHookName`.
+    pub hook: String,
+    /// `LifecycleActionToken`.
+    pub token: String,
+    /// `EC2InstanceId`.
+    pub instance_id: String,
+}
+
+/// Amazon EC2 Auto Scaling's lifecycle actions.
+pub trait LifecycleHooks: Send + Sync {
+    /// Lets the instance go on (`CONTINUE`): `false` when the action is no longer waiting
+    /// (completed already, or its heartbeat timeout passed).
+    fn complete(&self, action: &LifecycleAction) -> impl Future<Output = Result<bool>> + Send;
+}
+
 /// An EC2 instance as far as spot handling needs it (from its tags and placement).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InstanceInfo {

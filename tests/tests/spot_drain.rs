@@ -7,6 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use breakwater::aws::autoscaling::AsgLifecycle;
 use breakwater::aws::ec2::Ec2Instances;
 use breakwater::aws::eks::EksNodeGroups;
 use breakwater::aws::elbv2::ElbTargetGroups;
@@ -105,6 +106,7 @@ async fn world_with_lease(
         instances: Ec2Instances::new(aws.ec2()),
         node_groups: EksNodeGroups::new(aws.eks()),
         target_groups: ElbTargetGroups::new(aws.elbv2()),
+        lifecycle: AsgLifecycle::new(aws.autoscaling()),
         kube: KubeClients::new(Some(emu.endpoint())).unwrap(),
         toolkit: Toolkit::with_aws(settings, aws.clone(), clock),
         settings: spot_settings,
@@ -857,6 +859,7 @@ async fn a_failing_on_demand_accounting_never_stops_the_drain() {
             instances: Ec2Instances::new(w.function.toolkit.aws.ec2()),
             node_groups: EksNodeGroups::new(w.function.toolkit.aws.eks()),
             target_groups: ElbTargetGroups::new(w.function.toolkit.aws.elbv2()),
+            lifecycle: AsgLifecycle::new(w.function.toolkit.aws.autoscaling()),
             kube: KubeClients::new(Some(w.emu.endpoint())).unwrap(),
             toolkit: w.function.toolkit.clone(),
             settings: SpotSettings::from_env(&Env::from_pairs([
@@ -1331,10 +1334,9 @@ async fn an_aws_health_scheduled_change_drains_at_once_and_forces_nothing_until_
             .is_null()
     );
     assert!(
-        one["report"]["scheduled"]
-            .as_str()
-            .unwrap()
-            .starts_with("AWS_EC2_INSTANCE_RETIREMENT_SCHEDULED, from "),
+        one["report"]["cause"].as_str().unwrap().starts_with(
+            "has an AWS Health scheduled change (AWS_EC2_INSTANCE_RETIREMENT_SCHEDULED, from "
+        ),
         "{one}"
     );
     // … with an Event on the node that says why
@@ -1391,4 +1393,184 @@ async fn an_aws_health_scheduled_change_drains_at_once_and_forces_nothing_until_
     assert_eq!(w.handle(issue).await["outcome"], "not-a-scheduled-change");
     let host = health_event(&w, "h-4", &["h-0123456789abcdef0"], now);
     assert_eq!(w.handle(host).await["instances"], json!([]));
+}
+
+/// An `EC2 Instance-terminate Lifecycle Action` event for `action` (Amazon EC2 Auto Scaling User
+/// Guide, "Auto Scaling events"; aws-node-termination-handler quotes the same shape).
+fn lifecycle_event(w: &World, id: &str, action: &Value) -> Value {
+    json!({"version": "0", "id": id, "detail-type": "EC2 Instance-terminate Lifecycle Action",
+        "source": "aws.autoscaling", "account": "123456789012",
+        "time": breakwater::clock::rfc3339(SystemClock.now_ms()), "region": w.region,
+        "resources": [format!("arn:aws:autoscaling:{}:123456789012:autoScalingGroup:1:autoScalingGroupName/{}", w.region, action["group"].as_str().unwrap())],
+        "detail": {"LifecycleActionToken": action["token"], "AutoScalingGroupName": action["group"],
+            "LifecycleHookName": action["hook"], "EC2InstanceId": action["instance"],
+            "LifecycleTransition": "autoscaling:EC2_INSTANCE_TERMINATING"}})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_auto_scaling_termination_hook_waits_for_the_drain_and_is_completed_once() {
+    use breakwater::aws::autoscaling::aws_sdk_autoscaling as asg;
+    let w = world(
+        "ca-west-1",
+        1,
+        4.0,
+        Arc::new(SystemClock),
+        &[("BREAKWATER_SPOT_SCHEDULED_DRAIN_SECONDS", "6")],
+    )
+    .await;
+    // GIVEN a self-managed node group: an Auto Scaling group with a termination lifecycle hook,
+    // its instance a node of the cluster (found by its providerID), running a pod
+    let auto = w.direct.autoscaling();
+    let group = unique("nodes");
+    let image = w
+        .direct
+        .ec2()
+        .describe_images()
+        .send()
+        .await
+        .unwrap()
+        .images()[0]
+        .image_id()
+        .unwrap()
+        .to_string();
+    auto.create_launch_configuration()
+        .launch_configuration_name(&group)
+        .image_id(image)
+        .instance_type("m5.large")
+        .send()
+        .await
+        .unwrap();
+    auto.create_auto_scaling_group()
+        .auto_scaling_group_name(&group)
+        .launch_configuration_name(&group)
+        .min_size(0)
+        .max_size(3)
+        .desired_capacity(1)
+        .availability_zones(&w.scene.az)
+        .send()
+        .await
+        .unwrap();
+    auto.put_lifecycle_hook()
+        .auto_scaling_group_name(&group)
+        .lifecycle_hook_name("drain")
+        .lifecycle_transition("autoscaling:EC2_INSTANCE_TERMINATING")
+        .heartbeat_timeout(300)
+        .send()
+        .await
+        .unwrap();
+    let groups = auto
+        .describe_auto_scaling_groups()
+        .auto_scaling_group_names(&group)
+        .send()
+        .await
+        .unwrap();
+    let instance = groups.auto_scaling_groups()[0].instances()[0]
+        .instance_id()
+        .unwrap()
+        .to_string();
+    let node = "ip-10-9-0-1.ec2.internal";
+    w.emu
+        .create(
+            "nodes",
+            "",
+            breakwater_sandbox::kube::fixtures::node(
+                node,
+                &instance,
+                &w.scene.az,
+                "self-managed",
+                "ON_DEMAND",
+            ),
+        )
+        .unwrap();
+    w.emu
+        .create("pods", "jobs", pod("report-0", node, "report", None, 1))
+        .unwrap();
+    // WHEN the group scales in: the instance waits on the hook (Terminating:Wait)
+    auto.terminate_instance_in_auto_scaling_group()
+        .instance_id(&instance)
+        .should_decrement_desired_capacity(true)
+        .send()
+        .await
+        .unwrap();
+    let state = |auto: asg::Client, instance: String| async move {
+        auto.describe_auto_scaling_instances()
+            .instance_ids(instance)
+            .send()
+            .await
+            .unwrap()
+            .auto_scaling_instances()
+            .first()
+            .and_then(|i| i.lifecycle_state().map(str::to_string))
+    };
+    assert_eq!(
+        state(auto.clone(), instance.clone()).await.as_deref(),
+        Some("Terminating:Wait")
+    );
+    let action = moto()
+        .lifecycle_actions()
+        .unwrap()
+        .into_iter()
+        .find(|a| a["instance"] == instance.as_str())
+        .expect("the hook holds an action open");
+    // AND its event arrives
+    let r = w.handle(lifecycle_event(&w, "asg-1", &action)).await;
+    // THEN the node is cordoned and drained, and only then is the action completed (CONTINUE):
+    // the instance leaves the group and terminates
+    assert_eq!(r["outcome"], "drained", "{r}");
+    assert_eq!(r["lifecycle"], "continued", "{r}");
+    assert_eq!(
+        w.emu.get("nodes", "", node).unwrap()["spec"]["unschedulable"],
+        true
+    );
+    let pods = r["report"]["pods"].as_array().unwrap();
+    assert_eq!(pods[0]["outcome"], "evicted", "{r}");
+    assert!(
+        r["report"]["cause"].as_str().unwrap().contains(&format!(
+            "Auto Scaling group {group} (lifecycle hook drain)"
+        )),
+        "{r}"
+    );
+    assert_eq!(
+        state(auto.clone(), instance.clone()).await,
+        None,
+        "gone from the group"
+    );
+    let ec2 = w
+        .direct
+        .ec2()
+        .describe_instances()
+        .instance_ids(&instance)
+        .send()
+        .await
+        .unwrap();
+    let ran = &ec2.reservations()[0].instances()[0];
+    assert_eq!(
+        ran.state().and_then(|s| s.name()).map(|n| n.as_str()),
+        Some("terminated")
+    );
+    assert!(moto()
+        .lifecycle_actions()
+        .unwrap()
+        .iter()
+        .all(|a| a["instance"] != instance.as_str()));
+    // WHEN the event is delivered again, or retried under another id THEN nothing more is
+    // drained, and the action is no longer waiting
+    let again = w.handle(lifecycle_event(&w, "asg-1", &action)).await;
+    assert_eq!(
+        (again["repeat"].clone(), again["lifecycle"].clone()),
+        (json!(true), json!("no-longer-waiting")),
+        "{again}"
+    );
+    let retried = w.handle(lifecycle_event(&w, "asg-1-retry", &action)).await;
+    assert_eq!(retried["lifecycle"], "no-longer-waiting", "{retried}");
+    // AND the hook's test notification, and an instance of another cluster, are left alone
+    let mut test = lifecycle_event(&w, "asg-2", &action);
+    test["detail"] =
+        json!({"Event": "autoscaling:TEST_NOTIFICATION", "AutoScalingGroupName": group});
+    assert_eq!(w.handle(test).await["outcome"], "not-a-termination");
+    let mut foreign = action.clone();
+    foreign["instance"] = json!(w.scene.foreign_instance);
+    let r = w.handle(lifecycle_event(&w, "asg-3", &foreign)).await;
+    assert_eq!(r["outcome"], "foreign-instance", "{r}");
+    assert!(r.get("lifecycle").is_none(), "not ours to complete: {r}");
 }

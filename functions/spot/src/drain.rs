@@ -200,10 +200,11 @@ pub struct DrainReport {
     /// Per pod, in the order they settled: when it was asked, settled, and read back gone.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub timings: Vec<PodTiming>,
-    /// Drained on an AWS Health scheduled change: its event type and start (no instance is
-    /// reclaimed at the deadline).
+    /// Drained for another cause than a spot reclaim (no instance is reclaimed at the deadline):
+    /// what the notification says of the instance, e.g. "has an AWS Health scheduled change
+    /// (AWS_EC2_INSTANCE_RETIREMENT_SCHEDULED, from …)".
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub scheduled: Option<String>,
+    pub cause: Option<String>,
     /// Drained on a rebalance recommendation (no instance is reclaimed at the deadline).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub rebalance: bool,

@@ -18,6 +18,12 @@ pub const STATE_CHANGE: &str = "EC2 Instance State-change Notification";
 /// schema", <https://docs.aws.amazon.com/health/latest/ug/aws-health-events-eventbridge-schema.html>).
 pub const HEALTH: &str = "AWS Health Event";
 
+/// `EC2 Instance-terminate Lifecycle Action` (source `aws.autoscaling`; Amazon EC2 Auto Scaling
+/// User Guide, "Auto Scaling events": the event of a termination lifecycle hook).
+pub const LIFECYCLE: &str = "EC2 Instance-terminate Lifecycle Action";
+/// The transition of a termination hook.
+pub const TERMINATING: &str = "autoscaling:EC2_INSTANCE_TERMINATING";
+
 /// What happened to an instance.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SpotEvent {
@@ -44,6 +50,15 @@ pub enum SpotEvent {
         /// `startTime` (ms), when the change begins.
         start_ms: Option<u64>,
     },
+    /// An Auto Scaling group holds the instance in `Terminating:Wait` on a termination lifecycle
+    /// hook: drained at once, then the action completed (`CONTINUE`), as
+    /// aws-node-termination-handler does.
+    Lifecycle {
+        /// The instance.
+        instance_id: String,
+        /// The action to complete.
+        action: breakwater::ports::LifecycleAction,
+    },
     /// The instance changed state.
     StateChange {
         /// The instance.
@@ -60,6 +75,7 @@ impl SpotEvent {
             SpotEvent::Warning { instance_id, .. }
             | SpotEvent::Rebalance { instance_id }
             | SpotEvent::Scheduled { instance_id, .. }
+            | SpotEvent::Lifecycle { instance_id, .. }
             | SpotEvent::StateChange { instance_id, .. } => instance_id,
         }
     }
@@ -140,6 +156,37 @@ pub fn parse_health(detail: &Value) -> Result<std::result::Result<Vec<SpotEvent>
     Ok(Ok(events))
 }
 
+/// What a termination lifecycle event asks: `Ok(Ok(event))`; `Ok(Err(why))` for the test
+/// notification Auto Scaling sends when a hook is created, or another transition (not ours);
+/// `Err(InvalidEvent)` for a malformed one.
+pub fn parse_lifecycle(detail: &Value) -> Result<std::result::Result<SpotEvent, String>> {
+    let text = |name: &str| detail[name].as_str().unwrap_or_default();
+    let transition = text("LifecycleTransition");
+    if transition != TERMINATING || text("Event") == "autoscaling:TEST_NOTIFICATION" {
+        return Ok(Err(format!(
+            "lifecycle transition {transition:?}: only {TERMINATING} is handled"
+        )));
+    }
+    let field = |name: &str| {
+        Some(text(name))
+            .filter(|v| !v.is_empty())
+            .map(str::to_string)
+            .ok_or_else(|| Error::InvalidEvent(format!("{LIFECYCLE} without detail.{name}")))
+    };
+    let instance_id = field("EC2InstanceId")?;
+    check_instance_id(&instance_id)?;
+    let action = breakwater::ports::LifecycleAction {
+        group: field("AutoScalingGroupName")?,
+        hook: field("LifecycleHookName")?,
+        token: field("LifecycleActionToken")?,
+        instance_id: instance_id.clone(),
+    };
+    Ok(Ok(SpotEvent::Lifecycle {
+        instance_id,
+        action,
+    }))
+}
+
 /// Parses the `detail` of an event of `detail_type`.
 pub fn parse(detail_type: &str, detail: &Value) -> Result<SpotEvent> {
     let field = |name: &str| {
@@ -205,6 +252,35 @@ mod tests {
             "eventTypeCode": "X", "affectedEntities": [{"entityValue": "i-../../etc"}]});
         assert!(matches!(parse_health(&forged), Err(Error::InvalidEvent(_))));
         assert_eq!(parse_start_time("Sat, 05 Jun 2016 25:10:09 GMT"), None);
+    }
+
+    #[test]
+    fn a_termination_lifecycle_action_names_its_group_hook_token_and_instance() {
+        // aws-node-termination-handler's sample (pkg/monitor/sqsevent/asg-lifecycle-event.go).
+        let detail = json!({"LifecycleActionToken": "0befcbdb-6ecd-498a-9ff7-ae9b54447cd6",
+            "AutoScalingGroupName": "nodes-a", "LifecycleHookName": "cluster-termination-handler",
+            "EC2InstanceId": "i-0633ac2b0d9769723", "LifecycleTransition": TERMINATING});
+        let Ok(Ok(SpotEvent::Lifecycle {
+            instance_id,
+            action,
+        })) = parse_lifecycle(&detail)
+        else {
+            panic!("not a lifecycle event");
+        };
+        assert_eq!(instance_id, "i-0633ac2b0d9769723");
+        assert_eq!(
+            (action.group.as_str(), action.hook.as_str()),
+            ("nodes-a", "cluster-termination-handler")
+        );
+        let test =
+            json!({"Event": "autoscaling:TEST_NOTIFICATION", "AutoScalingGroupName": "nodes-a"});
+        assert!(parse_lifecycle(&test).unwrap().is_err());
+        let mut no_token = detail.clone();
+        no_token["LifecycleActionToken"] = json!("");
+        assert!(matches!(
+            parse_lifecycle(&no_token),
+            Err(Error::InvalidEvent(_))
+        ));
     }
 
     #[test]

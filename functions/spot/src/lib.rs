@@ -24,13 +24,14 @@ pub mod targets;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use breakwater::aws::autoscaling::AsgLifecycle;
 use breakwater::aws::elbv2::ElbTargetGroups;
 use breakwater::events::{Routes, Trigger};
 use breakwater::invocation::{self, LeaseTerms, Leased, Patience};
 use breakwater::kube::nodes::Clusters;
 use breakwater::kube::KubeClients;
 use breakwater::metrics::{Metrics, Unit};
-use breakwater::ports::{Instances, NodeGroups, TargetGroups};
+use breakwater::ports::{Instances, LifecycleHooks, NodeGroups, TargetGroups};
 use breakwater::state::KeptLease;
 use breakwater::{Error, Result, Toolkit};
 use serde_json::{json, Value};
@@ -47,13 +48,14 @@ const EVENTBRIDGE: &[(&str, &str)] = &[
     ("aws.ec2", events::REBALANCE),
     ("aws.ec2", events::STATE_CHANGE),
     ("aws.health", events::HEALTH),
+    ("aws.autoscaling", events::LIFECYCLE),
     ("aws.events", "Scheduled Event"),
 ];
 const COMMANDS: &[&str] = &["status"];
 
 /// The function: its toolkit, settings, ports and Kubernetes access.
 #[derive(Debug)]
-pub struct SpotFunction<I, G, K = KubeClients, T = ElbTargetGroups> {
+pub struct SpotFunction<I, G, K = KubeClients, T = ElbTargetGroups, L = AsgLifecycle> {
     /// Shared settings, store, notifier.
     pub toolkit: Toolkit,
     /// The spot settings.
@@ -66,9 +68,13 @@ pub struct SpotFunction<I, G, K = KubeClients, T = ElbTargetGroups> {
     pub kube: K,
     /// The load balancers' target groups (the node leaves them before the first eviction).
     pub target_groups: T,
+    /// Auto Scaling's lifecycle actions (completed once a terminating node is drained).
+    pub lifecycle: L,
 }
 
-impl<I: Instances, G: NodeGroups, K: Clusters, T: TargetGroups> SpotFunction<I, G, K, T> {
+impl<I: Instances, G: NodeGroups, K: Clusters, T: TargetGroups, L: LifecycleHooks>
+    SpotFunction<I, G, K, T, L>
+{
     fn routes(&self) -> Routes {
         Routes {
             function: "spot",
@@ -116,6 +122,19 @@ impl<I: Instances, G: NodeGroups, K: Clusters, T: TargetGroups> SpotFunction<I, 
                             .await
                     }
                     Ok(Err(why)) => Ok(self.dropped("not-a-scheduled-change", why)),
+                    Err(Error::InvalidEvent(reason)) => Err(self.rejected(&reason)),
+                    Err(other) => Err(other),
+                }
+            }
+            Trigger::EventBridge(e) if e.detail_type == events::LIFECYCLE => {
+                let id = e.id.clone().unwrap_or_else(|| owner.to_string());
+                let time_ms = e
+                    .time
+                    .and_then(|t| u64::try_from(t.timestamp_millis()).ok())
+                    .unwrap_or_else(|| self.toolkit.store.clock().now_ms());
+                match events::parse_lifecycle(&e.detail) {
+                    Ok(Ok(event)) => self.on_lifecycle(event, &id, time_ms, owner, started).await,
+                    Ok(Err(why)) => Ok(self.dropped("not-a-termination", why)),
                     Err(Error::InvalidEvent(reason)) => Err(self.rejected(&reason)),
                     Err(other) => Err(other),
                 }
@@ -202,6 +221,42 @@ impl<I: Instances, G: NodeGroups, K: Clusters, T: TargetGroups> SpotFunction<I, 
         Ok(json!({"outcome": "scheduled-change", "instances": answers}))
     }
 
+    /// A termination lifecycle action: the node drained (once per delivery), then the action
+    /// completed with `CONTINUE` — also when the drain was done by an earlier delivery or the
+    /// node is gone, so that a retry after a failed completion still lets the instance go. An
+    /// instance this deployment does not manage is left to whoever does (its action is not
+    /// completed).
+    async fn on_lifecycle(
+        &self,
+        event: SpotEvent,
+        id: &str,
+        time_ms: u64,
+        owner: &str,
+        started: Instant,
+    ) -> Result<Value> {
+        let SpotEvent::Lifecycle { action, .. } = &event else {
+            return Err(Error::Internal("not a lifecycle event".into()));
+        };
+        let action = action.clone();
+        let mut answer = self.once(event, id, time_ms, owner, started).await?;
+        let outcome = answer["outcome"].as_str().unwrap_or_default();
+        if matches!(
+            outcome,
+            "foreign-instance" | "unknown-instance" | "in-progress" | "dry-run"
+        ) {
+            return Ok(answer);
+        }
+        let waiting = self.lifecycle.complete(&action).await?;
+        tracing::info!(group = %action.group, hook = %action.hook, instance = %action.instance_id,
+            waiting, "lifecycle action completed (CONTINUE)");
+        answer["lifecycle"] = json!(if waiting {
+            "continued"
+        } else {
+            "no-longer-waiting"
+        });
+        Ok(answer)
+    }
+
     /// Bad input: logged, counted (`EventsRejected`) and answered with an `InvalidEvent` error;
     /// nothing was changed.
     fn rejected(&self, reason: &str) -> Error {
@@ -259,7 +314,9 @@ impl<I: Instances, G: NodeGroups, K: Clusters, T: TargetGroups> SpotFunction<I, 
                     Phase::Cordoned { .. } | Phase::Draining | Phase::Drained,
                     SpotEvent::Rebalance { .. },
                 )
-                | (Phase::Draining | Phase::Drained, SpotEvent::Scheduled { .. }) => {
+                | (Phase::Draining | Phase::Drained, SpotEvent::Scheduled { .. })
+                // A drain that did not finish is taken up again before the instance is let go.
+                | (Phase::Drained, SpotEvent::Lifecycle { .. }) => {
                     return Ok(json!({"outcome": "already-handled", "instance": instance}))
                 }
                 _ => {}
@@ -315,6 +372,7 @@ pub(crate) fn reason_of(event: &SpotEvent) -> &'static str {
     match event {
         SpotEvent::Warning { .. } => "spot-interruption",
         SpotEvent::Scheduled { .. } => "scheduled-change",
+        SpotEvent::Lifecycle { .. } => "asg-termination",
         _ => "rebalance-recommendation",
     }
 }

@@ -1,5 +1,6 @@
 //! The spot Lambda: wiring only.
 
+use breakwater::aws::autoscaling::AsgLifecycle;
 use breakwater::aws::ec2::Ec2Instances;
 use breakwater::aws::eks::EksNodeGroups;
 use breakwater::aws::elbv2::ElbTargetGroups;
@@ -22,6 +23,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         instances: Ec2Instances::new(toolkit.aws.ec2()),
         node_groups: EksNodeGroups::new(toolkit.aws.eks()),
         target_groups: ElbTargetGroups::new(toolkit.aws.elbv2()),
+        lifecycle: AsgLifecycle::new(toolkit.aws.autoscaling()),
         kube,
         toolkit,
         settings,

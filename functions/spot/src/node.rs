@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use breakwater::kube::nodes::{Clusters, NodeEvent, NodeWrite, Nodes};
 use breakwater::metrics::{Metrics, Unit};
-use breakwater::ports::{InstanceInfo, Instances, NodeGroups, TargetGroups};
+use breakwater::ports::{InstanceInfo, Instances, LifecycleHooks, NodeGroups, TargetGroups};
 use breakwater::Result;
 use serde_json::{json, Value};
 
@@ -18,7 +18,9 @@ use crate::settings::RebalancePolicy;
 use crate::{reason_of, SpotFunction};
 use breakwater::state::KeptLease;
 
-impl<I: Instances, G: NodeGroups, K: Clusters, T: TargetGroups> SpotFunction<I, G, K, T> {
+impl<I: Instances, G: NodeGroups, K: Clusters, T: TargetGroups, L: LifecycleHooks>
+    SpotFunction<I, G, K, T, L>
+{
     /// The managed cluster an instance belongs to: its `eks:cluster-name` tag (managed node
     /// groups), or — for a node without it — the managed cluster whose API server has a node
     /// with the instance's `providerID`. Karpenter v1 tags its instances
@@ -114,6 +116,10 @@ impl<I: Instances, G: NodeGroups, K: Clusters, T: TargetGroups> SpotFunction<I, 
                     .unwrap_or(u64::MAX);
                 (window.min(start), None)
             }
+            // An Auto Scaling termination waits on its hook until the action is completed (or
+            // the hook's heartbeat timeout passes): the drain runs as a scheduled change's does,
+            // and the instance goes right after it, so the policies act at its deadline.
+            SpotEvent::Lifecycle { .. } => (now + self.settings.scheduled_drain_ms, None),
             SpotEvent::StateChange { .. } => {
                 return Ok(json!({"outcome": "ignored", "instance": info.id}))
             }
@@ -231,12 +237,17 @@ impl<I: Instances, G: NodeGroups, K: Clusters, T: TargetGroups> SpotFunction<I, 
         let (report, (failover, failover_error)) = tokio::join!(drain, accounting);
         let mut report = report?;
         report.rebalance = rebalance.is_some();
-        if let SpotEvent::Scheduled { code, start_ms, .. } = &event {
-            report.scheduled = Some(format!(
-                "{code}, from {}",
+        report.cause = match &event {
+            SpotEvent::Scheduled { code, start_ms, .. } => Some(format!(
+                "has an AWS Health scheduled change ({code}, from {})",
                 start_ms.map_or("an unknown time".into(), breakwater::clock::rfc3339)
-            ));
-        }
+            )),
+            SpotEvent::Lifecycle { action, .. } => Some(format!(
+                "is being terminated by Auto Scaling group {} (lifecycle hook {})",
+                action.group, action.hook
+            )),
+            _ => None,
+        };
         report.load_balancers = load_balancers;
         record.phase = Phase::Drained;
         record.history.push(format!(
@@ -374,6 +385,11 @@ async fn node_event<N: Nodes>(
             "ScheduledChange",
             format!("Breakwater: AWS Health scheduled change {code} for {instance} from {}; cordoned, draining until {}",
                 start_ms.map_or("an unknown time".into(), breakwater::clock::rfc3339), breakwater::clock::rfc3339(deadline_ms)),
+        ),
+        SpotEvent::Lifecycle { action, .. } => (
+            "AutoScalingTermination",
+            format!("Breakwater: Auto Scaling group {} terminates {instance} (lifecycle hook {}); cordoned, draining until {}",
+                action.group, action.hook, breakwater::clock::rfc3339(deadline_ms)),
         ),
         _ => ("RebalanceRecommendation", format!("Breakwater: rebalance recommendation for {instance}; cordoned")),
     };

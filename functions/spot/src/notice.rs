@@ -3,7 +3,7 @@
 
 use breakwater::kube::nodes::Clusters;
 use breakwater::notify::Notification;
-use breakwater::ports::{InstanceInfo, Instances, NodeGroups, TargetGroups};
+use breakwater::ports::{InstanceInfo, Instances, LifecycleHooks, NodeGroups, TargetGroups};
 use breakwater::Result;
 use serde_json::Value;
 
@@ -15,7 +15,9 @@ use crate::on_demand::{FailoverAction, Pool};
 use crate::record::InstanceRecord;
 use crate::SpotFunction;
 
-impl<I: Instances, G: NodeGroups, K: Clusters, T: TargetGroups> SpotFunction<I, G, K, T> {
+impl<I: Instances, G: NodeGroups, K: Clusters, T: TargetGroups, L: LifecycleHooks>
+    SpotFunction<I, G, K, T, L>
+{
     pub(crate) async fn notify_drain(
         &self,
         record: &InstanceRecord,
@@ -39,13 +41,10 @@ impl<I: Instances, G: NodeGroups, K: Clusters, T: TargetGroups> SpotFunction<I, 
                 None
             }
         };
-        let cause = match &report.scheduled {
-            Some(change) => format!("has an AWS Health scheduled change ({change})"),
-            None => "is being reclaimed".into(),
-        };
+        let cause = report.cause.as_deref().unwrap_or("is being reclaimed");
         let mut text = format!(
             "{} instance {} ({}, {}, node group {}) {cause}. Node {node} was cordoned and drained in {:.1} s: {} pods evicted, {} forced past their budgets{}.\n",
-            if report.scheduled.is_some() { "EC2" } else { "Spot" },
+            if report.cause.is_some() { "EC2" } else { "Spot" },
             info.id,
             info.instance_type,
             info.az,
@@ -151,8 +150,7 @@ impl<I: Instances, G: NodeGroups, K: Clusters, T: TargetGroups> SpotFunction<I, 
         // same way from when it was handled, with no reclaim to come.
         let margin_ms = self.settings.safety_margin_s * 1000;
         let warned_ms = (d.deadline_ms + margin_ms).saturating_sub(120_000);
-        let reclaimed_ms =
-            (!d.rebalance && d.scheduled.is_none()).then_some(d.deadline_ms + margin_ms);
+        let reclaimed_ms = (!d.rebalance && d.cause.is_none()).then_some(d.deadline_ms + margin_ms);
         let blocked = d
             .pods
             .iter()
@@ -170,8 +168,8 @@ impl<I: Instances, G: NodeGroups, K: Clusters, T: TargetGroups> SpotFunction<I, 
             outcome,
         );
         report.phases.push(Phase {
-            name: if d.scheduled.is_some() {
-                "scheduled change → drain".into()
+            name: if d.cause.is_some() {
+                "notice → drain".into()
             } else if d.rebalance {
                 "rebalance recommendation → drain".into()
             } else {

@@ -3,7 +3,7 @@
 //! cordoned on a rebalance, which the schedule uncordons from.
 
 use breakwater::kube::nodes::Clusters;
-use breakwater::ports::{Instances, NodeGroups, TargetGroups};
+use breakwater::ports::{Instances, LifecycleHooks, NodeGroups, TargetGroups};
 use breakwater::state::key_segment;
 use breakwater::Result;
 use serde::{Deserialize, Serialize};
@@ -61,7 +61,9 @@ pub(crate) fn record_key(instance: &str) -> String {
     format!("spot/instances/{}.json", key_segment(instance))
 }
 
-impl<I: Instances, G: NodeGroups, K: Clusters, T: TargetGroups> SpotFunction<I, G, K, T> {
+impl<I: Instances, G: NodeGroups, K: Clusters, T: TargetGroups, L: LifecycleHooks>
+    SpotFunction<I, G, K, T, L>
+{
     /// Writes the instance record while holding its lease (checked, renewed if low, first).
     pub(crate) async fn save(
         &self,

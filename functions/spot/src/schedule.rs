@@ -7,7 +7,7 @@ use std::sync::Arc;
 use breakwater::invocation::{self, LeaseTerms, Leased, Patience};
 use breakwater::kube::nodes::{Clusters, Nodes};
 use breakwater::notify::Notification;
-use breakwater::ports::{Instances, NodeGroups, TargetGroups};
+use breakwater::ports::{Instances, LifecycleHooks, NodeGroups, TargetGroups};
 use breakwater::state::KeptLease;
 use breakwater::Result;
 use serde_json::{json, Value};
@@ -22,7 +22,9 @@ pub(crate) const SCHEDULE_OWNER: &str = "schedule:";
 /// How long a warning waits for an instance lease the schedule holds.
 pub(crate) const SCHEDULE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
-impl<I: Instances, G: NodeGroups, K: Clusters, T: TargetGroups> SpotFunction<I, G, K, T> {
+impl<I: Instances, G: NodeGroups, K: Clusters, T: TargetGroups, L: LifecycleHooks>
+    SpotFunction<I, G, K, T, L>
+{
     /// The schedule: uncordon nodes whose rebalance came to nothing, return stable failovers.
     /// Each uncordon holds the instance's lease and re-reads the record under it, so that a node
     /// a warning has started to drain is never uncordoned.

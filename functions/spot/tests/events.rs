@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use spot::events::{parse, parse_health, SpotEvent, HEALTH};
+use spot::events::{parse, parse_health, parse_lifecycle, SpotEvent, HEALTH, LIFECYCLE};
 
 #[test]
 fn every_event_file_parses_or_is_refused_as_its_name_says() {
@@ -18,6 +18,13 @@ fn every_event_file_parses_or_is_refused_as_its_name_says() {
             continue;
         };
         if detail_type == "Scheduled Event" {
+            continue;
+        }
+        if detail_type == LIFECYCLE {
+            assert_eq!(name, "asg-termination-lifecycle.json");
+            let event = parse_lifecycle(&event["detail"]).unwrap().unwrap();
+            assert!(matches!(event, SpotEvent::Lifecycle { .. }), "{event:?}");
+            checked += 1;
             continue;
         }
         if detail_type == HEALTH {
@@ -48,5 +55,5 @@ fn every_event_file_parses_or_is_refused_as_its_name_says() {
         }
         checked += 1;
     }
-    assert_eq!(checked, 5);
+    assert_eq!(checked, 6);
 }

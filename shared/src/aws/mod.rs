@@ -2,6 +2,7 @@
 //! on demand. It honours `AWS_ENDPOINT_URL` (and the service-specific variants) through aws-config.
 
 pub mod arc;
+pub mod autoscaling;
 pub mod buckets;
 pub mod budgets;
 pub mod cloudwatch;
@@ -215,6 +216,11 @@ impl Aws {
     /// The EC2 client of the home region.
     pub fn ec2(&self) -> aws_sdk_ec2::Client {
         aws_sdk_ec2::Client::new(&self.config)
+    }
+
+    /// The Amazon EC2 Auto Scaling client of the home region.
+    pub fn autoscaling(&self) -> aws_sdk_autoscaling::Client {
+        aws_sdk_autoscaling::Client::new(&self.config)
     }
 
     /// The Elastic Load Balancing (v2) client of the home region.

@@ -124,6 +124,7 @@ pub async fn run(
         instances: breakwater::aws::ec2::Ec2Instances::new(aws.ec2()),
         node_groups: breakwater::aws::eks::EksNodeGroups::new(aws.eks()),
         target_groups: breakwater::aws::elbv2::ElbTargetGroups::new(aws.elbv2()),
+        lifecycle: breakwater::aws::autoscaling::AsgLifecycle::new(aws.autoscaling()),
         kube: KubeClients::new(Some(emulator.endpoint()))
             .map_err(|e| SandboxError::Function(e.to_string()))?,
         toolkit: Toolkit::with_aws(settings, aws.clone(), Arc::new(SystemClock)),
