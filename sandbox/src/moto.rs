@@ -129,12 +129,7 @@ impl Moto {
     pub fn lifecycle_actions(&self) -> Result<Vec<serde_json::Value>, SandboxError> {
         use std::io::{Read, Write};
         let port = self.port;
-        let mut stream = std::net::TcpStream::connect_timeout(
-            &([127, 0, 0, 1], port).into(),
-            Duration::from_secs(2),
-        )
-        .map_err(|e| SandboxError::Io(format!("connect 127.0.0.1:{port}: {e}")))?;
-        stream.set_read_timeout(Some(Duration::from_secs(30))).ok();
+        let mut stream = connect(port)?;
         write!(stream, "GET /_sandbox/autoscaling/lifecycle-actions HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n")
             .map_err(|e| SandboxError::Io(e.to_string()))?;
         let mut answer = String::new();
@@ -212,14 +207,20 @@ pub use crate::loopback::free_port;
 
 /// A minimal blocking HTTP/1.1 request to 127.0.0.1 returning the status code (readiness and reset
 /// must not need an async runtime).
-fn http_request(port: u16, method: &str, path: &str) -> Result<u16, SandboxError> {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect_timeout(
+/// A connection to the server on loopback (2-s connect, 30-s read timeouts).
+fn connect(port: u16) -> Result<std::net::TcpStream, SandboxError> {
+    let stream = std::net::TcpStream::connect_timeout(
         &([127, 0, 0, 1], port).into(),
         Duration::from_secs(2),
     )
     .map_err(|e| SandboxError::Io(format!("connect 127.0.0.1:{port}: {e}")))?;
     stream.set_read_timeout(Some(Duration::from_secs(30))).ok();
+    Ok(stream)
+}
+
+fn http_request(port: u16, method: &str, path: &str) -> Result<u16, SandboxError> {
+    use std::io::{Read, Write};
+    let mut stream = connect(port)?;
     write!(stream, "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
         .map_err(|e| SandboxError::Io(e.to_string()))?;
     let mut head = [0u8; 16];

@@ -110,47 +110,38 @@ impl<I: Instances, G: NodeGroups, K: Clusters, T: TargetGroups, L: LifecycleHook
             Trigger::EventBridge(e) if e.detail_type == "Scheduled Event" => {
                 self.on_schedule(owner).await
             }
-            Trigger::EventBridge(e) if e.detail_type == events::HEALTH => {
-                let id = e.id.clone().unwrap_or_else(|| owner.to_string());
-                let time_ms = e
-                    .time
-                    .and_then(|t| u64::try_from(t.timestamp_millis()).ok())
-                    .unwrap_or_else(|| self.toolkit.store.clock().now_ms());
-                match events::parse_health(&e.detail) {
-                    Ok(Ok(scheduled)) => {
-                        self.on_scheduled(scheduled, &id, time_ms, owner, started)
-                            .await
-                    }
-                    Ok(Err(why)) => Ok(self.dropped("not-a-scheduled-change", why)),
-                    Err(Error::InvalidEvent(reason)) => Err(self.rejected(&reason)),
-                    Err(other) => Err(other),
-                }
-            }
-            Trigger::EventBridge(e) if e.detail_type == events::LIFECYCLE => {
-                let id = e.id.clone().unwrap_or_else(|| owner.to_string());
-                let time_ms = e
-                    .time
-                    .and_then(|t| u64::try_from(t.timestamp_millis()).ok())
-                    .unwrap_or_else(|| self.toolkit.store.clock().now_ms());
-                match events::parse_lifecycle(&e.detail) {
-                    Ok(Ok(event)) => self.on_lifecycle(event, &id, time_ms, owner, started).await,
-                    Ok(Err(why)) => Ok(self.dropped("not-a-termination", why)),
-                    Err(Error::InvalidEvent(reason)) => Err(self.rejected(&reason)),
-                    Err(other) => Err(other),
-                }
-            }
             Trigger::EventBridge(e) => {
-                let parsed = match events::parse(&e.detail_type, &e.detail) {
-                    Ok(p) => p,
-                    Err(Error::InvalidEvent(reason)) => return Err(self.rejected(&reason)),
-                    Err(other) => return Err(other),
-                };
+                // The delivery's id and time (the handling's clock when the event has none).
+                let id = e.id.clone().unwrap_or_else(|| owner.to_string());
                 let time_ms = e
                     .time
                     .and_then(|t| u64::try_from(t.timestamp_millis()).ok())
                     .unwrap_or_else(|| self.toolkit.store.clock().now_ms());
-                let id = e.id.clone().unwrap_or_else(|| owner.to_string());
-                self.once(parsed, &id, time_ms, owner, started).await
+                let answer = match e.detail_type.as_str() {
+                    events::HEALTH => match events::parse_health(&e.detail) {
+                        Ok(Ok(scheduled)) => {
+                            self.on_scheduled(scheduled, &id, time_ms, owner, started)
+                                .await
+                        }
+                        Ok(Err(why)) => Ok(self.dropped("not-a-scheduled-change", why)),
+                        Err(e) => Err(e),
+                    },
+                    events::LIFECYCLE => match events::parse_lifecycle(&e.detail) {
+                        Ok(Ok(event)) => {
+                            self.on_lifecycle(event, &id, time_ms, owner, started).await
+                        }
+                        Ok(Err(why)) => Ok(self.dropped("not-a-termination", why)),
+                        Err(e) => Err(e),
+                    },
+                    detail_type => match events::parse(detail_type, &e.detail) {
+                        Ok(parsed) => self.once(parsed, &id, time_ms, owner, started).await,
+                        Err(e) => Err(e),
+                    },
+                };
+                match answer {
+                    Err(Error::InvalidEvent(reason)) => Err(self.rejected(&reason)),
+                    other => other,
+                }
             }
             Trigger::Command { body, .. } => {
                 let instance = body["instance_id"].as_str().unwrap_or_default();
