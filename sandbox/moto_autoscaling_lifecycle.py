@@ -7,7 +7,8 @@ and stays there until the action is completed (or its heartbeat timeout passes);
 `EC2 Instance-terminate Lifecycle Action` event carries a `LifecycleActionToken`.
 CompleteLifecycleAction (API Reference): the action is named by the group, the hook, and the
 `LifecycleActionToken` or the `InstanceId`; `LifecycleActionResult` is `CONTINUE` or `ABANDON`
-(for a terminating instance both let it terminate); an action that is not waiting is a
+(for a terminating instance both let it terminate; ABANDON also ends its other hooks' actions);
+an action that is not waiting is a
 `ValidationError` ("No active Lifecycle Action found with instance ID i-…" / "… with token …").
 
 The patch:
@@ -87,6 +88,15 @@ def _complete_lifecycle_action(self):
     if not token and not instance_id:
         raise ValidationError("Either LifecycleActionToken or InstanceId must be specified")
     actions = _open(backend)
+    # Actions of instances no longer in a group (a reset of the server) are not waiting.
+    waiting = {
+        s.instance.id
+        for g in backend.autoscaling_groups.values()
+        for s in g.instance_states
+        if s.lifecycle_state == "Terminating:Wait"
+    }
+    for key in [k for k in actions if k[2] not in waiting]:
+        del actions[key]
     found = [
         (key, t)
         for key, t in actions.items()
@@ -100,6 +110,10 @@ def _complete_lifecycle_action(self):
         raise ValidationError(f"No active Lifecycle Action found with {what}")
     (key, _), = found
     del actions[key]
+    if result == "ABANDON":
+        # ABANDON ends the instance's other actions too: it terminates at once.
+        for other in [k for k in actions if k[0] == group and k[2] == key[2]]:
+            del actions[other]
     # The instance goes once no other hook of its group waits on it.
     if not any(k[0] == group and k[2] == key[2] for k in actions):
         state = next(

@@ -205,8 +205,6 @@ pub fn python() -> Result<PathBuf, SandboxError> {
 
 pub use crate::loopback::free_port;
 
-/// A minimal blocking HTTP/1.1 request to 127.0.0.1 returning the status code (readiness and reset
-/// must not need an async runtime).
 /// A connection to the server on loopback (2-s connect, 30-s read timeouts).
 fn connect(port: u16) -> Result<std::net::TcpStream, SandboxError> {
     let stream = std::net::TcpStream::connect_timeout(
@@ -218,6 +216,8 @@ fn connect(port: u16) -> Result<std::net::TcpStream, SandboxError> {
     Ok(stream)
 }
 
+/// A minimal blocking HTTP/1.1 request to 127.0.0.1 returning the status code (readiness and reset
+/// must not need an async runtime).
 fn http_request(port: u16, method: &str, path: &str) -> Result<u16, SandboxError> {
     use std::io::{Read, Write};
     let mut stream = connect(port)?;

@@ -1415,7 +1415,10 @@ async fn an_auto_scaling_termination_hook_waits_for_the_drain_and_is_completed_o
         1,
         4.0,
         Arc::new(SystemClock),
-        &[("BREAKWATER_SPOT_SCHEDULED_DRAIN_SECONDS", "6")],
+        &[
+            ("BREAKWATER_SPOT_SCHEDULED_DRAIN_SECONDS", "6"),
+            ("BREAKWATER_SPOT_LIFECYCLE_HOOKS", "drain"),
+        ],
     )
     .await;
     // GIVEN a self-managed node group: an Auto Scaling group with a termination lifecycle hook,
@@ -1563,7 +1566,12 @@ async fn an_auto_scaling_termination_hook_waits_for_the_drain_and_is_completed_o
     );
     let retried = w.handle(lifecycle_event(&w, "asg-1-retry", &action)).await;
     assert_eq!(retried["lifecycle"], "no-longer-waiting", "{retried}");
-    // AND the hook's test notification, and an instance of another cluster, are left alone
+    // AND another hook (EKS managed node groups' own), the hook's test notification, and an
+    // instance of another cluster, are left alone
+    let mut eks = action.clone();
+    eks["hook"] = json!("Terminate-LC-Hook");
+    let r = w.handle(lifecycle_event(&w, "asg-4", &eks)).await;
+    assert_eq!(r["outcome"], "not-our-hook", "{r}");
     let mut test = lifecycle_event(&w, "asg-2", &action);
     test["detail"] =
         json!({"Event": "autoscaling:TEST_NOTIFICATION", "AutoScalingGroupName": group});

@@ -129,6 +129,13 @@ pub fn parse_health(detail: &Value) -> Result<std::result::Result<Vec<SpotEvent>
             text("eventTypeCategory")
         )));
     }
+    // A change already over is nothing to drain for (`statusCode`: upcoming, open, closed).
+    if text("statusCode") == "closed" {
+        return Ok(Err(format!(
+            "the scheduled change {} is closed",
+            text("eventTypeCode")
+        )));
+    }
     let code = text("eventTypeCode");
     if code.is_empty() {
         return Err(Error::InvalidEvent(
@@ -246,6 +253,9 @@ mod tests {
         // Not an EC2 scheduled change: not ours. Malformed: refused.
         let issue = json!({"service": "EC2", "eventTypeCategory": "issue", "eventTypeCode": "AWS_EC2_OPERATIONAL_ISSUE"});
         assert!(parse_health(&issue).unwrap().is_err());
+        let mut closed = detail.clone();
+        closed["statusCode"] = json!("closed");
+        assert!(parse_health(&closed).unwrap().is_err());
         let rds = json!({"service": "RDS", "eventTypeCategory": "scheduledChange"});
         assert!(parse_health(&rds).unwrap().is_err());
         let forged = json!({"service": "EC2", "eventTypeCategory": "scheduledChange",

@@ -52,6 +52,8 @@ const EVENTBRIDGE: &[(&str, &str)] = &[
     ("aws.events", "Scheduled Event"),
 ];
 const COMMANDS: &[&str] = &["status"];
+/// How long a termination hook's event waits for another drain of its instance.
+const LIFECYCLE_LEASE_WAIT: Duration = Duration::from_secs(120);
 
 /// The function: its toolkit, settings, ports and Kubernetes access.
 #[derive(Debug)]
@@ -127,6 +129,14 @@ impl<I: Instances, G: NodeGroups, K: Clusters, T: TargetGroups, L: LifecycleHook
                         Err(e) => Err(e),
                     },
                     events::LIFECYCLE => match events::parse_lifecycle(&e.detail) {
+                        Ok(Ok(SpotEvent::Lifecycle { action, .. }))
+                            if !self.settings.lifecycle_hooks.contains(&action.hook) =>
+                        {
+                            Ok(self.dropped("not-our-hook", format!(
+                                "lifecycle hook {} of group {} is not one of BREAKWATER_SPOT_LIFECYCLE_HOOKS ({}): another handler's (EKS managed node groups have their own)",
+                                action.hook, action.group, self.settings.lifecycle_hooks.join(", ")
+                            )))
+                        }
                         Ok(Ok(event)) => {
                             self.on_lifecycle(event, &id, time_ms, owner, started).await
                         }
@@ -201,14 +211,20 @@ impl<I: Instances, G: NodeGroups, K: Clusters, T: TargetGroups, L: LifecycleHook
         owner: &str,
         started: Instant,
     ) -> Result<Value> {
-        let mut answers = Vec::new();
-        for event in scheduled {
-            let instance_id = format!("{id}:{}", event.instance_id());
-            answers.push(
-                self.once(event, &instance_id, time_ms, owner, started)
-                    .await?,
-            );
-        }
+        // At once, side by side: one after another, a few instances would outlast the
+        // function's timeout, and the retry comes too late to be delivered.
+        let ids: Vec<String> = scheduled
+            .iter()
+            .map(|e| format!("{id}:{}", e.instance_id()))
+            .collect();
+        let answers = futures_util::future::join_all(
+            scheduled
+                .into_iter()
+                .zip(&ids)
+                .map(|(event, id)| self.once(event, id, time_ms, owner, started)),
+        )
+        .await;
+        let answers: Vec<Value> = answers.into_iter().collect::<Result<_>>()?;
         Ok(json!({"outcome": "scheduled-change", "instances": answers}))
     }
 
@@ -291,7 +307,18 @@ impl<I: Instances, G: NodeGroups, K: Clusters, T: TargetGroups, L: LifecycleHook
                 json!({"outcome": "ignored", "instance": instance, "reason": format!("state {state}")}),
             );
         }
-        if let Some(existing) = store.get::<InstanceRecord>(&key).await? {
+        // A scheduled change or a termination hook always drains (the cordon and the drain are
+        // idempotent): an earlier drain may have been cut short, run far from the change, or
+        // belong to an earlier life of the instance (rebooted, stopped and started).
+        let drains_anew = matches!(
+            event,
+            SpotEvent::Scheduled { .. } | SpotEvent::Lifecycle { .. }
+        );
+        if let Some(existing) = store
+            .get::<InstanceRecord>(&key)
+            .await?
+            .filter(|_| !drains_anew)
+        {
             match (&existing.value.phase, &event) {
                 (Phase::Ended { why }, _) => {
                     return Ok(
@@ -304,12 +331,7 @@ impl<I: Instances, G: NodeGroups, K: Clusters, T: TargetGroups, L: LifecycleHook
                 (
                     Phase::Cordoned { .. } | Phase::Draining | Phase::Drained,
                     SpotEvent::Rebalance { .. },
-                )
-                | (Phase::Draining | Phase::Drained, SpotEvent::Scheduled { .. })
-                // A drain that did not finish is taken up again before the instance is let go.
-                | (Phase::Drained, SpotEvent::Lifecycle { .. }) => {
-                    return Ok(json!({"outcome": "already-handled", "instance": instance}))
-                }
+                ) => return Ok(json!({"outcome": "already-handled", "instance": instance})),
                 _ => {}
             }
         }
@@ -331,6 +353,12 @@ impl<I: Instances, G: NodeGroups, K: Clusters, T: TargetGroups, L: LifecycleHook
         let patience = match event {
             SpotEvent::Warning { .. } => Patience::up_to(SCHEDULE_WAIT, Duration::from_millis(200))
                 .for_holders(SCHEDULE_OWNER),
+            // A termination hook's action must be completed by this delivery: it waits for
+            // another drain of the instance (a warning's, a scheduled change's) to end, then
+            // drains what is left.
+            SpotEvent::Lifecycle { .. } => {
+                Patience::up_to(LIFECYCLE_LEASE_WAIT, Duration::from_millis(500))
+            }
             _ => Patience::NONE,
         };
         let terms = LeaseTerms {

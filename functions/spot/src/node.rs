@@ -18,6 +18,9 @@ use crate::settings::RebalancePolicy;
 use crate::{reason_of, SpotFunction};
 use breakwater::state::KeptLease;
 
+/// The least a scheduled change's drain is given, when the change has begun or is about to.
+const SCHEDULED_LEAST_MS: u64 = 30_000;
+
 impl<I: Instances, G: NodeGroups, K: Clusters, T: TargetGroups, L: LifecycleHooks>
     SpotFunction<I, G, K, T, L>
 {
@@ -69,9 +72,14 @@ impl<I: Instances, G: NodeGroups, K: Clusters, T: TargetGroups, L: LifecycleHook
         let clock = store.clock().clone();
         let now = clock.now_ms();
         let key = record_key(&info.id);
-        // Re-read under the lease: a concurrent invocation may have finished the work.
+        // Re-read under the lease: a concurrent invocation may have finished the work (a
+        // scheduled change or a termination hook drains again: see `on_event`).
         let existing = store.get::<InstanceRecord>(&key).await?;
-        if let Some(r) = &existing {
+        let drains_anew = matches!(
+            event,
+            SpotEvent::Scheduled { .. } | SpotEvent::Lifecycle { .. }
+        );
+        if let Some(r) = existing.as_ref().filter(|_| !drains_anew) {
             if matches!(r.value.phase, Phase::Drained) {
                 if !r.value.notified {
                     self.notify_drain(&r.value, info, None).await?;
@@ -114,7 +122,9 @@ impl<I: Instances, G: NodeGroups, K: Clusters, T: TargetGroups, L: LifecycleHook
                 let start = start_ms
                     .map(|s| s.saturating_sub(self.settings.safety_margin_s * 1000))
                     .unwrap_or(u64::MAX);
-                (window.min(start), None)
+                // A change that has begun (or is about to) still gets a short drain, not none.
+                let least = now + SCHEDULED_LEAST_MS.min(self.settings.scheduled_drain_ms);
+                (window.min(start).max(least), None)
             }
             // An Auto Scaling termination waits on its hook until the action is completed (or
             // the hook's heartbeat timeout passes): the drain runs as a scheduled change's does,

@@ -52,7 +52,12 @@ impl<I: Instances, G: NodeGroups, K: Clusters, T: TargetGroups, L: LifecycleHook
             report.took_ms as f64 / 1000.0,
             report.evicted(),
             report.forced(),
-            if report.deadline_missed { " — THE DEADLINE WAS MISSED" } else { "" }
+            match (report.deadline_missed, report.cause.is_some()) {
+                (true, false) => " — THE DEADLINE WAS MISSED",
+                // A scheduled change's or a termination hook's drain ends at its own window.
+                (true, true) => " — pods still blocked at the end of the drain (the node stays cordoned)",
+                _ => "",
+            }
         );
         let mut blocking = Vec::new();
         for p in &report.pods {
@@ -117,7 +122,12 @@ impl<I: Instances, G: NodeGroups, K: Clusters, T: TargetGroups, L: LifecycleHook
         }
         let note = Notification::new(
             format!(
-                "Spot: drained {node} ({}) — {} evicted, {} forced",
+                "{}: drained {node} ({}) — {} evicted, {} forced",
+                if report.cause.is_some() {
+                    "EC2"
+                } else {
+                    "Spot"
+                },
                 info.id,
                 report.evicted(),
                 report.forced()

@@ -26,6 +26,10 @@ pub struct SpotSettings {
     pub safety_margin_s: u64,
     /// `BREAKWATER_SPOT_DRAIN_POLICY`: `respect-pdb` | `override-at-deadline` (default) | `delete-now`.
     pub default_policy: Policy,
+    /// `BREAKWATER_SPOT_LIFECYCLE_HOOKS`: the names of the Auto Scaling termination lifecycle
+    /// hooks this deployment completes (none by default: another hook — EKS managed node
+    /// groups' own, another team's — is left to its owner).
+    pub lifecycle_hooks: Vec<String>,
     /// `BREAKWATER_SPOT_SCHEDULED_DRAIN_SECONDS`: how long an AWS Health scheduled change's
     /// drain runs (default 110, a warning's time less the default margin; at most 150, inside
     /// the function's 180-s timeout). Earlier when the change itself is nearer.
@@ -131,6 +135,7 @@ impl SpotSettings {
                 0..=60,
             )? as u64,
             default_policy,
+            lifecycle_hooks: env.list("BREAKWATER_SPOT_LIFECYCLE_HOOKS"),
             scheduled_drain_ms: env.whole_number(
                 "BREAKWATER_SPOT_SCHEDULED_DRAIN_SECONDS",
                 110,
